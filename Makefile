@@ -1,0 +1,42 @@
+# tuntcp: `make test` (the suite) and `make storm` (the main job). Each creates/updates .venv.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+PYTEST_ARGS ?=
+ARGS    ?=
+
+.PHONY: venv tools test test-unit test-netns serve storm bench fuzz clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(STAMP)
+
+# Debian tools the netns tests and scenarios drive (curl, socat, ab, wrk, hping3, tshark, tcpdump).
+tools:
+	@scripts/install-tools.sh
+
+test: venv tools
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-unit: venv
+	$(BIN)/python -m pytest -q -m "not netns" $(PYTEST_ARGS)
+
+test-netns: venv tools
+	$(BIN)/python -m pytest -q -m netns $(PYTEST_ARGS)
+
+serve: venv tools
+	$(BIN)/tuntcp serve $(ARGS)
+
+storm: venv tools
+	$(BIN)/tuntcp storm $(ARGS)
+
+bench: venv tools
+	$(BIN)/tuntcp bench $(ARGS)
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .hypothesis *.egg-info

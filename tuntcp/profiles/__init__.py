@@ -1,0 +1,115 @@
+"""Named kernel profiles: every behaviour that differs between kernel versions is read from here.
+
+A profile is an immutable mapping of knob name -> value. Knobs that exist as sysctls carry the
+sysctl's name (``net.core.somaxconn``, ``net.ipv4.tcp_rmem``...). Behaviour switches that are not
+sysctls (a comparison that changed in a commit, a bug that was fixed) carry a ``model.`` prefix and
+name the commit in linux.py / freebsd.py. The host's own sysctls are never read.
+
+    p = get_profile("linux-5.4", ["net.ipv4.tcp_syncookies=2"])
+    p["net.core.somaxconn"]  -> 4096
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+
+class ProfileError(ValueError):
+    """A user mistake in a profile name or a --sysctl override (reported without a traceback)."""
+
+
+class Profile(Mapping):
+    __slots__ = ("name", "family", "_knobs")
+
+    def __init__(self, name: str, family: str, knobs: Mapping[str, Any]):
+        self.name = name
+        self.family = family  # "linux" or "freebsd"
+        self._knobs = MappingProxyType(dict(knobs))
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._knobs[key]
+        except KeyError:
+            raise KeyError(f"profile {self.name} has no knob {key!r}") from None
+
+    def __iter__(self):
+        return iter(self._knobs)
+
+    def __len__(self) -> int:
+        return len(self._knobs)
+
+    def __repr__(self) -> str:
+        return f"Profile({self.name!r})"
+
+    def with_overrides(self, overrides: Mapping[str, Any] | Iterable[str] | None) -> "Profile":
+        """New profile with knobs replaced. Accepts a mapping or ``name=value`` strings.
+
+        String values are parsed like the sysctl would take them: ints, space- or
+        comma-separated int vectors (``tcp_rmem``), ``true``/``false`` for model switches.
+        """
+        if not overrides:
+            return self
+        items = overrides.items() if isinstance(overrides, Mapping) else (_split(s) for s in overrides)
+        knobs = dict(self._knobs)
+        for name, value in items:
+            if name not in knobs:
+                close = [k for k in knobs if k.split(".")[-1] == name.split(".")[-1]]
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise ProfileError(f"unknown knob {name!r} for profile {self.name}{hint}")
+            knobs[name] = _coerce(name, value, knobs[name])
+        return Profile(self.name, self.family, knobs)
+
+
+def _split(s: str) -> tuple[str, str]:
+    if "=" not in s:
+        raise ProfileError(f"--sysctl wants name=value, got {s!r}")
+    name, _, value = s.partition("=")
+    return name.strip(), value.strip()
+
+
+def _coerce(name: str, value: Any, old: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        if isinstance(old, bool):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if isinstance(old, tuple):
+            parts = tuple(int(x) for x in value.replace(",", " ").split())
+            if len(parts) != len(old):
+                raise ValueError
+            return parts
+        if isinstance(old, int):
+            return int(value, 0)
+        if isinstance(old, float):
+            return float(value)
+        return value
+    except ValueError:
+        raise ProfileError(f"bad value {value!r} for {name} (current value {old!r})") from None
+
+
+REGISTRY: dict[str, Profile] = {}
+
+
+def register(profile: Profile) -> None:
+    REGISTRY[profile.name] = profile
+
+
+def get_profile(name: str, overrides: Mapping[str, Any] | Iterable[str] | None = None) -> Profile:
+    try:
+        base = REGISTRY[name]
+    except KeyError:
+        raise ProfileError(f"unknown profile {name!r}; known: {', '.join(sorted(REGISTRY))}") from None
+    return base.with_overrides(overrides)
+
+
+def names() -> list[str]:
+    return sorted(REGISTRY)
+
+
+from . import linux as _linux  # noqa: E402  (registers the Linux profiles)
+from . import freebsd as _freebsd  # noqa: E402  (registers the FreeBSD profiles)

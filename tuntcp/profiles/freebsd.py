@@ -1,0 +1,1 @@
+"""FreeBSD profiles (freebsd-9, freebsd-14): filled by the FreeBSD personality work."""

@@ -1,0 +1,134 @@
+"""Linux kernel profiles.
+
+Each profile is the defaults a fresh network namespace of that kernel series would show, plus
+``model.*`` switches for behaviour that changed in a commit rather than through a sysctl. Values
+marked [mem] in shared/reference/linux-freebsd-passive-open.md are noted as such here.
+
+model.* switches:
+  model.synq_full_cmp        how ``inet_csk_reqsk_queue_is_full`` compares qlen to the backlog:
+                             "pow2" (pre-4.4 ``max_qlen_log``: qlen >= roundup_pow_of_two(
+                             max(8, min(backlog, tcp_max_syn_backlog)) + 1)), ">=" (4.4 .. early
+                             2025), ">" (3479c7549fb1, 2025, backported to stable)
+  model.acceptq_syn_drop     "young": pre-4.10 drops a SYN on a full accept queue only when
+                             young > 1; "full": 5ea8ea2cb7f1 drops whenever it is full
+  model.cookie_wscale_clamp  False: cookie_v4_check recomputes rcv_wscale without the SO_RCVBUF
+                             clamp (the bug); True: 909172a14974 (v5.10 and stable backports)
+  model.cookie_wscale_mode   "linux" (wscale in TSval) or "gvisor" (no window scaling on cookie
+                             connections; teaching contrast)
+  model.win_from_space       "adv_win_scale" (<= 6.5), "scaling_ratio" (>= 6.6)
+  model.scaling_ratio        /256, used with "scaling_ratio": ~25-30 % in 6.6-6.9, 50 % from 6.10
+  model.init_rcv_wnd_segs    cap of the initial receive window in segments when mss > 1<<ws
+                             (3.10: 10, 4.9: 20 [mem]); 0 = only the 65535 cap (>= 4.19)
+  model.synflood_msg         "old": "Possible SYN flooding on port P. Sending cookies.  Check SNMP
+                             counters."; "new": "... on port A:P. Sending cookies."
+  model.synflood_proto       the prefix in the log line ("TCP", "request_sock_TCP")
+  model.rto_initial / rto_min / rto_max  seconds (TCP_TIMEOUT_INIT, TCP_RTO_MIN, TCP_RTO_MAX)
+  model.delack_min / delack_max          seconds (TCP_DELACK_MIN, TCP_DELACK_MAX)
+  model.timewait_len         seconds (TCP_TIMEWAIT_LEN)
+"""
+from __future__ import annotations
+
+from . import Profile, register
+
+_BASE = {
+    "net.core.somaxconn": 4096,
+    "net.core.rmem_max": 212992,
+    "net.core.wmem_max": 212992,
+    "net.core.rmem_default": 212992,
+    "net.core.wmem_default": 212992,
+    "net.ipv4.tcp_max_syn_backlog": 2048,
+    "net.ipv4.tcp_syncookies": 1,
+    "net.ipv4.tcp_synack_retries": 5,
+    "net.ipv4.tcp_syn_retries": 6,
+    "net.ipv4.tcp_syn_linear_timeouts": 0,
+    "net.ipv4.tcp_timestamps": 1,
+    "net.ipv4.tcp_sack": 1,
+    "net.ipv4.tcp_window_scaling": 1,
+    "net.ipv4.tcp_ecn": 2,
+    "net.ipv4.tcp_rmem": (4096, 131072, 6291456),
+    "net.ipv4.tcp_wmem": (4096, 16384, 4194304),
+    "net.ipv4.tcp_adv_win_scale": 1,
+    "net.ipv4.tcp_app_win": 31,
+    "net.ipv4.tcp_abort_on_overflow": 0,
+    "net.ipv4.tcp_fin_timeout": 60,
+    "net.ipv4.tcp_max_tw_buckets": 262144,
+    "net.ipv4.tcp_invalid_ratelimit": 500,
+    "net.ipv4.tcp_challenge_ack_limit": 1000,
+    "net.ipv4.tcp_pingpong_thresh": 3,
+    "net.ipv4.tcp_congestion_control": "cubic",
+    "net.ipv4.tcp_retries2": 15,
+    "net.ipv4.tcp_orphan_retries": 0,
+    "net.ipv4.tcp_moderate_rcvbuf": 1,
+    "net.ipv4.ip_default_ttl": 64,
+    "model.synq_full_cmp": ">=",
+    "model.acceptq_syn_drop": "full",
+    "model.cookie_wscale_clamp": True,
+    "model.cookie_wscale_mode": "linux",
+    "model.win_from_space": "adv_win_scale",
+    "model.scaling_ratio": 128,
+    "model.init_rcv_wnd_segs": 0,
+    "model.synflood_msg": "old",
+    "model.synflood_proto": "request_sock_TCP",
+    "model.rto_initial": 1.0,
+    "model.rto_min": 0.2,
+    "model.rto_max": 120.0,
+    "model.delack_min": 0.04,
+    "model.delack_max": 0.2,
+    "model.timewait_len": 60.0,
+}
+
+
+def _linux(name: str, **changes) -> None:
+    knobs = dict(_BASE)
+    for k, v in changes.items():
+        knob = k.replace("__", ".")
+        if knob not in knobs:
+            raise KeyError(knob)
+        knobs[knob] = v
+    register(Profile(name, "linux", knobs))
+
+
+# CentOS 7 era. somaxconn 128 (19f92a030ca6 raised it in 5.4); tcp_rmem[1] 87380 before 4.20;
+# pre-4.4 SYN queue sizing; pre-4.10 accept-queue SYN test; the cookie wscale bug.
+_linux(
+    "linux-3.10",
+    net__core__somaxconn=128,
+    net__ipv4__tcp_max_syn_backlog=1024,
+    net__ipv4__tcp_rmem=(4096, 87380, 6291456),
+    net__ipv4__tcp_challenge_ack_limit=100,
+    net__ipv4__tcp_pingpong_thresh=1,
+    model__synq_full_cmp="pow2",
+    model__acceptq_syn_drop="young",
+    model__cookie_wscale_clamp=False,
+    model__init_rcv_wnd_segs=10,
+    model__synflood_proto="TCP",
+)
+_linux(
+    "linux-4.9",
+    net__core__somaxconn=128,
+    net__ipv4__tcp_max_syn_backlog=1024,
+    net__ipv4__tcp_rmem=(4096, 87380, 6291456),
+    net__ipv4__tcp_pingpong_thresh=1,
+    model__acceptq_syn_drop="young",
+    model__cookie_wscale_clamp=False,
+    model__init_rcv_wnd_segs=20,
+)
+_linux(
+    "linux-5.4",
+    net__ipv4__tcp_max_syn_backlog=1024,
+    model__cookie_wscale_clamp=False,
+)
+_linux("linux-5.10")
+_linux("linux-6.1")
+# 6.12: no tcp_adv_win_scale any more (dfa2f0483360, 6.6), 50 % ratio (697a6c8cec03, 6.10),
+# linear SYN timeouts (6.5), SYN queue '>' (3479c7549fb1 in stable), new flood message (>= 6.2).
+_linux(
+    "linux-6.12",
+    net__ipv4__tcp_syn_linear_timeouts=4,
+    net__ipv4__tcp_challenge_ack_limit=2147483647,
+    net__ipv4__tcp_pingpong_thresh=1,
+    model__win_from_space="scaling_ratio",
+    model__scaling_ratio=128,
+    model__synq_full_cmp=">",
+    model__synflood_msg="new",
+)
