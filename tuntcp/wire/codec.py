@@ -1,0 +1,283 @@
+"""IPv4/TCP packet codec: ``parse(buf) -> Segment`` and ``build(seg) -> bytes``.
+
+Hand-written ``struct`` code for the hot path (scapy is 100x slower and stays in the tests).
+Receive checks follow the order of the Linux receive path: ``ip_rcv_core`` (version, IHL,
+header checksum, total length), ``ip_local_deliver`` (fragments: we do not reassemble),
+``ip_protocol_deliver_rcu`` (protocol), then ``tcp_v4_rcv`` (header size, data offset,
+checksum) and ``tcp_parse_options``.
+"""
+from __future__ import annotations
+
+import ipaddress
+import struct
+
+from .checksum import IPPROTO_TCP
+from .segment import Segment, TcpOptions
+
+# Counter names used as Malformed.reason (see obs/counters.py).
+IP_HDR_ERRORS = "IpInHdrErrors"
+IP_REASM_FAILS = "IpReasmFails"
+IP_UNKNOWN_PROTOS = "IpInUnknownProtos"
+TCP_IN_ERRS = "TcpInErrs"
+TCP_CSUM_ERRORS = "TcpInCsumErrors"
+
+TCP_MAX_WSCALE = 14  # RFC 7323 §2.3; both Linux and FreeBSD clamp larger shifts to 14
+MAX_OPTION_SPACE = 40
+
+_IP = struct.Struct("!BBHHHBBHII")  # ver/ihl tos len id frag ttl proto csum src dst
+_TCP = struct.Struct("!HHIIBBHHH")  # sport dport seq ack off flags win csum urg
+_HDR = struct.Struct("!BBHHHBBHIIHHIIBBHHH")  # both, for build: 40 bytes
+_H = struct.Struct("!H")
+_II = struct.Struct("!II")
+_I = struct.Struct("!I")
+_TS_ONLY = struct.Struct("!III")  # nop nop TS: the data/ACK layout, also parsed on a fast path
+_SYN_OPTS = struct.Struct("!IIIII")  # 02 04 mss | 04 02 08 0a | tsval | tsecr | 01 03 03 ws
+_TS_WORD = 0x0101080A
+_SACKOK_TS_WORD = 0x0402080A
+
+_from_bytes = int.from_bytes
+
+
+class Malformed(ValueError):
+    """A packet the receive path drops. ``reason`` is the MIB counter the caller increments.
+
+    Linux counts a bad TCP checksum in both ``TcpInCsumErrors`` and ``TcpInErrs``
+    (``tcp_v4_rcv``: csum_error falls through to bad_packet); the caller does the second one.
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def ip_str(addr: int) -> str:
+    """198.18.0.1 from 0xC6120001."""
+    return str(ipaddress.IPv4Address(addr))
+
+
+def ip_int(addr: str) -> int:
+    """0xC6120001 from '198.18.0.1'; ValueError (with the bad text) for anything else."""
+    try:
+        return int(ipaddress.IPv4Address(addr))
+    except (ipaddress.AddressValueError, ValueError, TypeError) as e:
+        raise ValueError(f"not an IPv4 address: {addr!r}") from e
+
+
+# ---------------------------------------------------------------- parse
+
+
+def parse(buf: bytes | bytearray | memoryview, verify: bool = True) -> Segment:
+    """Parse one IPv4 packet carrying TCP. Raises ``Malformed(reason)`` and nothing else.
+
+    ``verify=False`` skips the TCP checksum (the kernel already checked it: vnet offload). The
+    IPv4 header checksum is always checked, as ``ip_rcv_core`` does; it costs a few additions.
+    The payload is a ``memoryview`` slice of ``buf`` (no copy), or ``b""`` when empty. Bytes
+    after the IP total length (link padding) are ignored, like ``pskb_trim_rcsum``.
+    """
+    try:
+        n = len(buf)
+    except TypeError:
+        raise Malformed(IP_HDR_ERRORS, f"not a bytes-like object: {type(buf).__name__}") from None
+    if n < 20:
+        raise Malformed(IP_HDR_ERRORS, f"truncated IP header ({n} bytes)")
+    try:
+        vihl, tos, tot, ip_id, frag, ttl, proto, ipc, saddr, daddr = _IP.unpack_from(buf)
+    except TypeError:
+        raise Malformed(IP_HDR_ERRORS, f"not a bytes-like object: {type(buf).__name__}") from None
+    # ip_rcv_core: version, IHL, header checksum, then the length checks.
+    if vihl == 0x45:
+        ihl = 20
+        extra = 0
+    else:
+        if vihl >> 4 != 4:
+            raise Malformed(IP_HDR_ERRORS, f"IP version {vihl >> 4}")
+        ihl = (vihl & 15) * 4
+        if ihl < 20:
+            raise Malformed(IP_HDR_ERRORS, f"IHL {ihl >> 2} < 5")
+        if ihl > n:
+            raise Malformed(IP_HDR_ERRORS, f"truncated IP header ({n} < IHL {ihl} bytes)")
+        # IP options are allowed and skipped; they still count in the header checksum.
+        extra = _from_bytes(buf[20:ihl], "big")
+    # One's-complement sum of the header words from the unpacked fields: a 32-bit address is
+    # hi*2^16+lo, i.e. hi+lo modulo 0xffff. A valid header sums to 0xffff (residue 0).
+    if ((vihl << 8) + tos + tot + ip_id + frag + (ttl << 8) + proto + ipc + saddr + daddr + extra) % 0xFFFF:
+        raise Malformed(IP_HDR_ERRORS, "bad IP header checksum")
+    if tot > n:
+        raise Malformed(IP_HDR_ERRORS, f"total length {tot} > {n} bytes received")
+    if tot < ihl:
+        raise Malformed(IP_HDR_ERRORS, f"total length {tot} < IHL {ihl}")
+    if frag & 0x3FFF:  # MF or a fragment offset: we keep no reassembly queue
+        raise Malformed(IP_REASM_FAILS, "IP fragment")
+    if proto != IPPROTO_TCP:
+        raise Malformed(IP_UNKNOWN_PROTOS, f"IP protocol {proto}")
+
+    tlen = tot - ihl
+    if tlen < 20:
+        raise Malformed(IP_HDR_ERRORS, f"truncated TCP header ({tlen} bytes)")
+    sport, dport, seq, ack, off, flags, window, _csum, urg = _TCP.unpack_from(buf, ihl)
+    doff = (off >> 4) << 2
+    if doff < 20:  # tcp_v4_rcv: doff < sizeof(tcphdr)/4 -> bad_packet (TcpInErrs)
+        raise Malformed(TCP_IN_ERRS, f"TCP data offset {doff >> 2} < 5")
+    if doff > tlen:
+        raise Malformed(TCP_IN_ERRS, f"TCP data offset {doff} > segment length {tlen}")
+    if verify:
+        # The IP header has residue 0 (checked above), so the residue of the whole packet up to
+        # `tot` is the TCP segment's own. IP header lengths are multiples of 4, so the parity
+        # of `tot` is the parity of the segment.
+        x = _from_bytes(buf if tot == n else memoryview(buf)[:tot], "big")
+        if tot & 1:
+            x <<= 8
+        if (x % 0xFFFF + saddr + daddr + IPPROTO_TCP + tlen) % 0xFFFF:
+            raise Malformed(TCP_CSUM_ERRORS, "bad TCP checksum")
+
+    ostart = ihl + 20
+    pstart = ihl + doff
+    if pstart == ostart:
+        opts = TcpOptions()
+    elif doff == 32 and _TS_ONLY.unpack_from(buf, ostart)[0] == _TS_WORD:
+        # nop nop TS: what Linux puts on every data segment and ACK.
+        _, tsval, tsecr = _TS_ONLY.unpack_from(buf, ostart)
+        opts = TcpOptions(None, None, False, (tsval, tsecr))
+    elif doff == 40 and (w := _SYN_OPTS.unpack_from(buf, ostart))[1] == _SACKOK_TS_WORD and (
+        w[0] >> 16 == 0x0204 and w[4] >> 8 == 0x010303
+    ):
+        # mss, sackOK+TS, nop wscale: every SYN and SYN-ACK of a Linux peer with default sysctls.
+        ws = w[4] & 0xFF
+        opts = TcpOptions(w[0] & 0xFFFF, ws if ws <= TCP_MAX_WSCALE else TCP_MAX_WSCALE, True, (w[2], w[3]))
+    else:
+        opts = _parse_options(buf, ostart, pstart)
+    payload = memoryview(buf)[pstart:tot] if tot > pstart else b""
+    return Segment(saddr, daddr, sport, dport, seq, ack, flags, window, opts, payload, urg, ttl, tos, ip_id)
+
+
+def _parse_options(buf, i: int, end: int) -> TcpOptions:
+    """Walk the option list the way ``tcp_parse_options`` does.
+
+    EOL ends the list. A truncated or "silly" length (< 2, or running past the header) stops
+    the walk and keeps what was parsed so far: Linux does not drop the segment for it (nor does
+    FreeBSD ``tcp_dooptions``). Options with a wrong fixed length are skipped, and kept in
+    ``unknown`` with the other kinds we do not use. Values are reported whatever the SYN flag:
+    ignoring MSS/wscale/sackOK outside a SYN is the state machine's job. A window shift above
+    14 is clamped to 14, as both kernels do.
+    """
+    mss = wscale = ts = None
+    sack_ok = False
+    blocks: tuple = ()
+    unknown: tuple = ()
+    while i < end:
+        kind = buf[i]
+        if kind == 1:  # NOP
+            i += 1
+            continue
+        if kind == 0:  # EOL
+            break
+        if end - i < 2:
+            break
+        size = buf[i + 1]
+        if size < 2 or size > end - i:
+            break
+        if kind == 8 and size == 10:
+            ts = _II.unpack_from(buf, i + 2)
+        elif kind == 2 and size == 4:
+            mss = _H.unpack_from(buf, i + 2)[0]
+        elif kind == 3 and size == 3:
+            wscale = buf[i + 2]
+            if wscale > TCP_MAX_WSCALE:
+                wscale = TCP_MAX_WSCALE
+        elif kind == 4 and size == 2:
+            sack_ok = True
+        elif kind == 5 and size >= 10 and (size - 2) % 8 == 0:
+            nb = (size - 2) >> 3
+            edges = struct.unpack_from(f"!{2 * nb}I", buf, i + 2)
+            blocks = tuple(zip(edges[0::2], edges[1::2]))
+        else:
+            unknown += ((kind, bytes(buf[i + 2 : i + size])),)
+        i += size
+    return TcpOptions(mss, wscale, sack_ok, ts, blocks, unknown)
+
+
+# ---------------------------------------------------------------- build
+
+
+def build_options(o: TcpOptions) -> bytes:
+    """Options in the layout of Linux ``tcp_options_write``, padded to a multiple of 4.
+
+    ``mss`` (02 04 mss); TS as ``04 02 08 0a`` (sackOK folded into the TS word) or
+    ``01 01 08 0a``; sackOK alone as ``01 01 04 02``; wscale as ``01 03 03 ws``; SACK blocks as
+    ``01 01 05 len`` + edges. Unknown options go last, then EOL padding.
+    """
+    ts = o.ts
+    if o.mss is None and o.wscale is None and not o.sack_blocks and not o.unknown:
+        # The common cases: nothing, or the TS word of every data segment and ACK.
+        if ts is None:
+            return b"\x01\x01\x04\x02" if o.sack_ok else b""
+        return _TS_ONLY.pack(_SACKOK_TS_WORD if o.sack_ok else _TS_WORD, ts[0], ts[1])
+    parts = []
+    if o.mss is not None:
+        if not 0 <= o.mss <= 0xFFFF:
+            raise ValueError(f"mss {o.mss} does not fit 16 bits")
+        parts.append(_I.pack(0x02040000 | o.mss))
+    if ts is not None:
+        parts.append(_TS_ONLY.pack(_SACKOK_TS_WORD if o.sack_ok else _TS_WORD, ts[0], ts[1]))
+    elif o.sack_ok:
+        parts.append(b"\x01\x01\x04\x02")
+    if o.wscale is not None:
+        if not 0 <= o.wscale <= 0xFF:  # > 14 is allowed on purpose: tests send it to see the clamp
+            raise ValueError(f"wscale {o.wscale} does not fit 8 bits")
+        parts.append(_I.pack(0x01030300 | o.wscale))
+    if o.sack_blocks:
+        nb = len(o.sack_blocks)
+        parts.append(_I.pack(0x01010500 | (2 + 8 * nb)))
+        for left, right in o.sack_blocks:
+            parts.append(_II.pack(left, right))
+    for kind, data in o.unknown:
+        parts.append(bytes((kind, len(data) + 2)) + bytes(data))
+    out = b"".join(parts)
+    if len(out) & 3:
+        out += b"\x00" * (4 - (len(out) & 3))
+    return out
+
+
+def build(seg: Segment) -> bytes:
+    """One IPv4 packet for ``seg``: DF set, TTL ``seg.ttl``, both checksums filled in.
+
+    Raises ``ValueError`` naming the field when a value does not fit the header or the options
+    exceed 40 bytes (a programming error upstream, not a wire condition).
+    """
+    try:
+        opts = build_options(seg.options)
+    except (struct.error, TypeError, ValueError, OverflowError) as e:
+        raise ValueError(f"cannot encode TCP options {seg.options!r}: {e}") from None
+    olen = len(opts)
+    if olen > MAX_OPTION_SPACE:
+        raise ValueError(f"TCP options need {olen} bytes, more than {MAX_OPTION_SPACE}: {seg}")
+    payload = seg.payload
+    plen = len(payload)
+    tlen = 20 + olen + plen
+    if tlen + 20 > 0xFFFF:
+        raise ValueError(f"packet of {tlen + 20} bytes exceeds the IPv4 maximum of 65535")
+    saddr = seg.saddr
+    daddr = seg.daddr
+    try:
+        hdr = _HDR.pack(
+            0x45, seg.tos, tlen + 20, seg.ip_id, 0x4000, seg.ttl, IPPROTO_TCP, 0, saddr, daddr,
+            seg.sport, seg.dport, seg.seq, seg.ack, (20 + olen) << 2, seg.flags, seg.window, 0, seg.urg,
+        )
+    except struct.error as e:
+        raise ValueError(f"cannot encode segment {seg}: {e}") from None
+    x = _from_bytes(hdr, "big")
+    # The IP checksum is the negated residue of its header; with it in place the header's
+    # residue is 0, so x's residue plus the IP checksum is the TCP header's residue.
+    ipc = -(x >> 160) % 0xFFFF
+    total = x + ipc + saddr + daddr + IPPROTO_TCP + tlen
+    if olen:
+        total += _from_bytes(opts, "big")
+    if plen:
+        p = _from_bytes(payload, "big")
+        total += (p << 8) if plen & 1 else p
+    tcpc = -total % 0xFFFF
+    hdr = (x + (ipc << 224) + (tcpc << 16)).to_bytes(40, "big")
+    if plen:
+        return b"".join((hdr, opts, payload))
+    return hdr + opts if olen else hdr
