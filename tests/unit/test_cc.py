@@ -1,0 +1,146 @@
+"""Congestion control in segments: Reno/NewReno (RFC 5681/6582) and CUBIC (RFC 9438, Linux)."""
+import pytest
+
+from tuntcp.core.cc import BETA, BETA_SCALE, CUBE_C, INFINITE_SSTHRESH, make_cc
+
+
+def one_rtt(cc, now, rtt):
+    """Every segment of the current window is ACKed, one ACK each, spread over one RTT."""
+    w = cc.cwnd
+    for i in range(w):
+        cc.on_ack(1, now + rtt * (i + 1) / w, rtt)
+    return now + rtt
+
+
+@pytest.mark.parametrize("name", ["reno", "newreno", "cubic"])
+def test_initial_window_and_slow_start_doubles_per_rtt(name):
+    cc = make_cc(name, 1460)
+    assert cc.name == name
+    assert (cc.cwnd, cc.ssthresh) == (10, INFINITE_SSTHRESH)
+    assert cc.in_slow_start()
+    now, seen = 0.0, []
+    for _ in range(4):
+        now = one_rtt(cc, now, 0.1)
+        seen.append(cc.cwnd)
+    assert seen == [20, 40, 80, 160]
+
+
+def test_slow_start_stops_at_ssthresh_and_carries_leftover():
+    cc = make_cc("reno", 1460)
+    cc.ssthresh = 12
+    cc.on_ack(5, 0.0)             # 10 -> 12, 3 ACKed segments left for congestion avoidance
+    assert cc.cwnd == 12 and not cc.in_slow_start()
+    assert cc.cwnd_cnt == 3
+
+
+def test_reno_congestion_avoidance_one_segment_per_rtt():
+    cc = make_cc("reno", 1460)
+    cc.ssthresh = 10
+    now, seen = 0.0, []
+    for _ in range(5):
+        now = one_rtt(cc, now, 0.1)
+        seen.append(cc.cwnd)
+    assert seen == [11, 12, 13, 14, 15]
+
+
+def test_app_limited_acks_do_not_grow_cwnd():
+    cc = make_cc("reno", 1460)
+    cc.on_ack(10, 0.0, cwnd_limited=False)
+    assert cc.cwnd == 10
+
+
+def test_reno_recovery_and_exit():
+    cc = make_cc("newreno", 1460)
+    cc.cwnd = 40
+    cc.on_enter_recovery(1.0, inflight_segs=30)     # RFC 5681 eq. 4 uses FlightSize
+    assert (cc.ssthresh, cc.cwnd) == (15, 15)
+    cc.on_ack(5, 1.1)                               # no growth during recovery
+    assert cc.cwnd == 15
+    cc.on_exit_recovery()
+    assert cc.cwnd == 15 and not cc.in_slow_start()
+    cc.on_enter_recovery(2.0, inflight_segs=3)
+    assert cc.ssthresh == 2                         # floor of 2 segments
+
+
+def test_reno_timeout_and_repeated_timeout_holds_ssthresh():
+    cc = make_cc("reno", 1460)
+    cc.cwnd = 50
+    cc.on_timeout(inflight_segs=50)
+    assert (cc.cwnd, cc.ssthresh) == (1, 25)
+    cc.on_timeout(inflight_segs=1, repeat=True)
+    assert (cc.cwnd, cc.ssthresh) == (1, 25)
+    now = 0.0
+    for _ in range(5):                              # 1, 2, 4, 8, 16, then capped at 25
+        now = one_rtt(cc, now, 0.1)
+    assert cc.cwnd == 25
+
+
+def test_cubic_loss_uses_beta_and_fast_convergence():
+    cc = make_cc("cubic", 1460)
+    cc.cwnd = 100
+    cc.on_enter_recovery(0.0, inflight_segs=100)
+    assert cc.ssthresh == 100 * BETA // BETA_SCALE == 70
+    assert cc.cwnd == 70 and cc.last_max_cwnd == 100
+    cc.on_exit_recovery()
+    cc.on_enter_recovery(1.0, inflight_segs=70)     # lost again below W_max: release faster
+    assert cc.last_max_cwnd == 70 * (BETA_SCALE + BETA) // (2 * BETA_SCALE) == 59
+    assert cc.ssthresh == 49
+
+
+def test_cubic_timeout_forgets_wmax():
+    cc = make_cc("cubic", 1460)
+    cc.cwnd = 100
+    cc.on_timeout(inflight_segs=100)
+    assert (cc.cwnd, cc.ssthresh, cc.last_max_cwnd, cc.epoch_start) == (1, 70, 0, None)
+
+
+def test_cubic_growth_follows_the_cubic_curve():
+    """After a loss at W_max = 1000, cwnd follows W(t) = C (t - K)^3 + W_max (RFC 9438 eq. 1),
+    K = cbrt(W_max (1 - beta) / C), concave up to K, plateau at W_max, convex after."""
+    rtt = 0.1
+    cc = make_cc("cubic", 1460)
+    cc.cwnd = 1000
+    cc.on_ack(0, 0.0, rtt)        # an RTT sample only: seeds delay_min
+    cc.on_enter_recovery(0.0, 1000)
+    cc.on_exit_recovery()
+    assert cc.cwnd == 700
+    beta = BETA / BETA_SCALE
+    K = (1000 * (1 - beta) / CUBE_C) ** (1 / 3)      # ~9.1 s
+    now, t0, trace = 0.0, None, []
+    while now < 2 * K:
+        if t0 is None:
+            t0 = now
+        now = one_rtt(cc, now, rtt)
+        trace.append((now - t0, cc.cwnd))
+    # Linux aims one delay_min ahead: compare with W(t + rtt) within a few segments.
+    for t, w in trace:
+        expect = CUBE_C * (t + rtt - K) ** 3 + 1000
+        assert abs(w - expect) <= 0.02 * expect + 3, (t, w, expect)
+    assert cc.k == pytest.approx(((1000 - 700) / CUBE_C) ** (1 / 3))   # integer ssthresh
+    assert cc.k == pytest.approx(K, rel=0.01)
+    incs = [b[1] - a[1] for a, b in zip(trace, trace[1:])]
+    n = len(incs)
+    early, mid, late = sum(incs[: n // 5]), sum(incs[2 * n // 5: 3 * n // 5]), sum(incs[-n // 5:])
+    assert early > mid and late > mid                # concave then convex
+    plateau = [w for t, w in trace if abs(t - K) < 0.5]
+    assert all(abs(w - 1000) <= 5 for w in plateau)
+
+
+def test_cubic_reno_friendly_region_on_short_rtt():
+    """With a tiny RTT and small W_max the cubic curve is flat; the Reno estimate (W_est,
+    Linux tcp_friendliness) keeps growth at least Reno-like."""
+    cc = make_cc("cubic", 1460)
+    cc.cwnd = 20
+    cc.on_enter_recovery(0.0, 20)
+    cc.on_exit_recovery()
+    start = cc.cwnd
+    now = 0.0
+    for _ in range(40):
+        now = one_rtt(cc, now, 0.001)                # 40 ms total: cubic term ~ 0
+    assert cc.cwnd >= start + 40 * 0.25
+    assert now < 0.1
+
+
+def test_unknown_algorithm_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown congestion control 'bbr'"):
+        make_cc("bbr", 1460)

@@ -1,0 +1,145 @@
+"""Out-of-order queue (receiver) and SACK scoreboard (sender), mod 2^32."""
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from tuntcp.core.reasm import Reassembly, Scoreboard
+from tuntcp.core.seq import seq_add
+
+PAYLOAD = bytes(range(256)) * 40
+
+
+@pytest.fixture(params=[1000, 0xFFFFFF00])        # plain and across the wrap
+def isn(request):
+    return request.param
+
+
+def seg(isn, a, b):
+    """(seq, bytes) for stream offsets [a, b)."""
+    return seq_add(isn, a), PAYLOAD[a:b]
+
+
+def test_in_order_passes_straight_through(isn):
+    r = Reassembly()
+    out, nxt = r.insert(*seg(isn, 0, 100), isn)
+    assert out == PAYLOAD[:100] and nxt == seq_add(isn, 100)
+    assert r.ooo_bytes == 0 and r.sack_blocks() == []
+
+
+def test_hole_then_fill_delivers_everything(isn):
+    r = Reassembly()
+    assert r.insert(*seg(isn, 100, 200), isn) == (b"", isn)
+    assert r.insert(*seg(isn, 300, 400), isn) == (b"", isn)
+    assert r.ooo_bytes == 200
+    assert r.sack_blocks() == [(seq_add(isn, 300), seq_add(isn, 400)), (seq_add(isn, 100), seq_add(isn, 200))]
+    out, nxt = r.insert(*seg(isn, 0, 100), isn)
+    assert out == PAYLOAD[:200] and nxt == seq_add(isn, 200)
+    assert r.sack_blocks() == [(seq_add(isn, 300), seq_add(isn, 400))]
+    out, nxt = r.insert(*seg(isn, 200, 300), nxt)
+    assert out == PAYLOAD[200:400] and nxt == seq_add(isn, 400)
+    assert r.ooo_bytes == 0 and r.sack_blocks() == []
+
+
+def test_old_and_overlapping_data_is_trimmed(isn):
+    r = Reassembly()
+    nxt = seq_add(isn, 100)
+    assert r.insert(*seg(isn, 0, 100), nxt) == (b"", nxt)          # pure duplicate
+    out, nxt2 = r.insert(*seg(isn, 50, 150), nxt)                   # half old
+    assert out == PAYLOAD[100:150] and nxt2 == seq_add(isn, 150)
+
+
+def test_first_arrived_bytes_win():
+    r = Reassembly()
+    r.insert(110, b"AAAAAAAAAA", 100)                  # [110, 120)
+    r.insert(115, b"bbbbbbbbbb", 100)                  # [115, 125): only 120..125 is new
+    assert r.ooo_bytes == 15
+    out, nxt = r.insert(100, b"x" * 10, 100)
+    assert out == b"x" * 10 + b"A" * 10 + b"b" * 5 and nxt == 125
+
+
+def test_segment_bridging_two_blocks_merges_them(isn):
+    r = Reassembly()
+    r.insert(*seg(isn, 100, 200), isn)
+    r.insert(*seg(isn, 300, 400), isn)
+    r.insert(*seg(isn, 150, 350), isn)
+    assert r.sack_blocks() == [(seq_add(isn, 100), seq_add(isn, 400))]
+    assert r.ooo_bytes == 300
+    out, nxt = r.insert(*seg(isn, 0, 100), isn)
+    assert out == PAYLOAD[:400]
+
+
+def test_sack_order_most_recent_first_and_limit():
+    r = Reassembly()
+    for a in (100, 300, 500, 700, 900):
+        r.insert(a, b"z" * 50, 0)
+    assert [b[0] for b in r.sack_blocks()] == [900, 700, 500, 300]
+    assert [b[0] for b in r.sack_blocks(limit=3)] == [900, 700, 500]
+    r.insert(340, b"z" * 20, 0)                        # extends 300's block: it becomes first
+    assert r.sack_blocks()[0] == (300, 360)
+    r.insert(500, b"z" * 50, 0)                        # a duplicate refreshes recency too
+    assert r.sack_blocks()[0] == (500, 550)
+
+
+def test_limit_prunes_far_right_then_drops():
+    r = Reassembly(limit_bytes=250)
+    r.insert(100, b"a" * 100, 0)
+    r.insert(400, b"b" * 100, 0)
+    r.insert(250, b"c" * 100, 0)                       # prunes [400, 500) to fit
+    assert r.pruned == 1 and r.ooo_bytes == 200
+    assert sorted(r.sack_blocks()) == [(100, 200), (250, 350)]
+    r.insert(600, b"d" * 100, 0)                       # beyond everything: dropped
+    assert r.drops == 1 and r.ooo_bytes == 200
+    out, nxt = r.insert(0, b"x" * 100, 0)              # in-order data is never limited
+    assert out == b"x" * 100 + b"a" * 100 and nxt == 200
+
+
+def test_clear():
+    r = Reassembly()
+    r.insert(10, b"q", 0)
+    r.clear()
+    assert r.ooo_bytes == 0 and r.sack_blocks() == []
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(st.integers(0, 900), st.integers(1, 120)), min_size=1, max_size=30),
+       st.sampled_from([0, 0xFFFFFC00]))
+def test_any_arrival_order_reassembles_the_stream(pieces, isn):
+    r = Reassembly()
+    nxt, got = isn, b""
+    for a, n in pieces + [(0, 1024)]:                  # a final full copy closes every hole
+        out, nxt = r.insert(seq_add(isn, a), PAYLOAD[a:a + n], nxt)
+        got += out
+    assert got == PAYLOAD[:1024] and nxt == seq_add(isn, 1024)
+    assert r.ooo_bytes == 0
+
+
+def test_scoreboard_records_and_coalesces(isn):
+    sb = Scoreboard()
+    una, nxt = isn, seq_add(isn, 10000)
+    s = lambda a, b: (seq_add(isn, a), seq_add(isn, b))
+    assert sb.on_sack([s(1000, 2000)], una, nxt) == 1000
+    assert sb.on_sack([s(3000, 4000), s(1500, 2500)], una, nxt) == 1500
+    assert sb.sacked_bytes == 2500
+    assert sb.is_sacked(*s(1000, 2500)) and not sb.is_sacked(*s(2000, 3500))
+    assert sb.holes(una, nxt) == [s(0, 1000), s(2500, 3000)]
+    sb.on_sack([s(2500, 3000)], una, nxt)
+    assert sb.holes(una, nxt) == [s(0, 1000)] and sb.sacked_bytes == 3000
+    sb.clear_below(seq_add(isn, 2000))
+    assert sb.sacked_bytes == 2000 and sb.holes(seq_add(isn, 2000), nxt) == []
+
+
+def test_scoreboard_rejects_bogus_blocks(isn):
+    sb = Scoreboard()
+    una, nxt = seq_add(isn, 1000), seq_add(isn, 5000)
+    s = lambda a, b: (seq_add(isn, a), seq_add(isn, b))
+    sb.on_sack([s(500, 900)], una, nxt)                # D-SACK below snd_una
+    sb.on_sack([s(4000, 6000), s(2000, 1500), s(1000, 2000), s(800, 1500)], una, nxt)
+    assert sb.dsacks == 1 and sb.invalid == 4 and sb.sacked_bytes == 0
+
+
+def test_is_lost_rfc6675():
+    sb = Scoreboard()
+    sb.on_sack([(2000, 3000), (4000, 4500)], 0, 10000)
+    assert sb.is_lost(0, mss=1000) is False            # 1500 SACKed above: not > 2 * 1000
+    sb.on_sack([(6000, 6100)], 0, 10000)
+    assert sb.is_lost(0, mss=1000) is True             # three discontiguous ranges above
+    assert sb.is_lost(5000, mss=1000) is False

@@ -1,0 +1,228 @@
+"""Congestion control, in segments, with time passed in.
+
+``make_cc(name, mss)`` returns Reno/NewReno (RFC 5681, RFC 6582; Linux ``tcp_reno_cong_avoid``)
+or CUBIC (RFC 9438; Linux ``tcp_cubic.c``, the ``bictcp_*`` functions). Both start with
+cwnd = 10 (``TCP_INIT_CWND``, RFC 6928) and ssthresh = 0x7fffffff (``TCP_INFINITE_SSTHRESH``).
+
+The connection owns loss detection and tells the controller what happened:
+``on_ack`` for newly acknowledged segments outside recovery, ``on_enter_recovery`` on fast
+retransmit, ``on_exit_recovery`` when recovery ends, ``on_timeout`` on RTO. Like Linux
+(``tcp_is_cwnd_limited``), the window only grows when the sender was cwnd-limited: pass
+``cwnd_limited=False`` for application-limited ACKs.
+"""
+from __future__ import annotations
+
+INIT_CWND = 10
+INFINITE_SSTHRESH = 0x7FFFFFFF
+
+
+class _Cc:
+    __slots__ = ("name", "mss", "cwnd", "ssthresh", "cwnd_cnt", "in_recovery")
+
+    def __init__(self, name: str, mss: int):
+        self.name = name
+        self.mss = mss
+        self.cwnd = INIT_CWND
+        self.ssthresh = INFINITE_SSTHRESH
+        self.cwnd_cnt = 0          # snd_cwnd_cnt: ACKed segments toward the next +1
+        self.in_recovery = False
+
+    def in_slow_start(self) -> bool:
+        """``tcp_in_slow_start``: cwnd < ssthresh."""
+        return self.cwnd < self.ssthresh
+
+    def _slow_start(self, acked: int) -> int:
+        """``tcp_slow_start`` (RFC 5681 3.1, no ABC limit): grow by acked, not past ssthresh.
+        Returns the ACKed segments left over for congestion avoidance."""
+        cwnd = min(self.cwnd + acked, self.ssthresh)
+        acked -= cwnd - self.cwnd
+        self.cwnd = cwnd
+        return acked
+
+    def _cong_avoid_ai(self, w: int, acked: int) -> None:
+        """``tcp_cong_avoid_ai``: +1 segment per w ACKed segments, with carry."""
+        if self.cwnd_cnt >= w:
+            self.cwnd_cnt = 0
+            self.cwnd += 1
+        self.cwnd_cnt += acked
+        if self.cwnd_cnt >= w:
+            delta = self.cwnd_cnt // w
+            self.cwnd_cnt -= delta * w
+            self.cwnd += delta
+
+    def on_exit_recovery(self) -> None:
+        """Recovery finished: cwnd = ssthresh (``tcp_end_cwnd_reduction``, RFC 6582 full ACK)."""
+        if self.in_recovery and self.ssthresh < INFINITE_SSTHRESH:
+            self.cwnd = self.ssthresh
+        self.in_recovery = False
+
+    def __repr__(self) -> str:
+        return f"<{self.name} cwnd={self.cwnd} ssthresh={self.ssthresh}>"
+
+
+class Reno(_Cc):
+    """RFC 5681 / RFC 6582 NewReno window arithmetic (Linux ``tcp_reno_cong_avoid``)."""
+
+    __slots__ = ()
+
+    def on_ack(self, acked_segs: int, now: float, rtt: float | None = None, cwnd_limited: bool = True) -> None:
+        """Slow start then +1 per cwnd ACKed segments (``tcp_reno_cong_avoid``)."""
+        if self.in_recovery or not cwnd_limited or acked_segs <= 0:
+            return
+        if self.cwnd < self.ssthresh:
+            acked_segs = self._slow_start(acked_segs)
+            if not acked_segs:
+                return
+        self._cong_avoid_ai(self.cwnd, acked_segs)
+
+    def _ssthresh(self, inflight_segs: int) -> int:
+        # RFC 5681 eq. (4): max(FlightSize / 2, 2 * SMSS). Linux's tcp_reno_ssthresh halves
+        # cwnd instead; the two agree for a cwnd-limited flow.
+        return max(inflight_segs // 2, 2)
+
+    def on_enter_recovery(self, now: float, inflight_segs: int) -> None:
+        """Fast retransmit: ssthresh = max(FlightSize/2, 2); cwnd = ssthresh (RFC 6675 5,
+        which is where Linux's PRR ends up)."""
+        self.ssthresh = self._ssthresh(inflight_segs)
+        self.cwnd = self.ssthresh
+        self.cwnd_cnt = 0
+        self.in_recovery = True
+
+    def on_timeout(self, inflight_segs: int, repeat: bool = False) -> None:
+        """RTO (RFC 5681 eq. 4, ``tcp_enter_loss``): ssthresh = max(FlightSize/2, 2), cwnd = 1.
+        ``repeat``: the same data timed out again; ssthresh is held (RFC 5681 3.1)."""
+        if not repeat:
+            self.ssthresh = self._ssthresh(inflight_segs)
+        self.cwnd = 1
+        self.cwnd_cnt = 0
+        self.in_recovery = False
+
+
+# CUBIC constants as Linux has them: beta = 717/1024, C = bic_scale 41 * 10 / 1024.
+BETA = 717
+BETA_SCALE = 1024
+CUBE_C = 41 * 10 / 1024
+# tcp_friendliness scale (cubictcp_register): 8*(1024 + 3*beta) / 3 / (1024 - beta), integer.
+_FRIENDLY_SCALE = 8 * (BETA_SCALE + 3 * BETA) // 3 // (BETA_SCALE - BETA)
+
+
+class Cubic(_Cc):
+    """CUBIC (RFC 9438) in Linux's ``tcp_cubic.c`` form: fast convergence and TCP
+    friendliness on, target computed one ``delay_min`` ahead (``bictcp_update``).
+
+    Not modelled: HyStart (slow start ends only at ssthresh), the idle-restart epoch shift
+    (``bictcp_cwnd_event``), and the 31 ms cache of ``cnt`` in ``bictcp_update``.
+    """
+
+    __slots__ = ("last_max_cwnd", "epoch_start", "origin", "k", "delay_min", "ack_cnt", "tcp_cwnd", "cnt")
+
+    def __init__(self, name: str, mss: int):
+        super().__init__(name, mss)
+        self._reset()
+
+    def _reset(self) -> None:
+        """``bictcp_reset``: forget the epoch, W_max and delay_min."""
+        self.last_max_cwnd = 0      # W_max
+        self.epoch_start: float | None = None
+        self.origin = 0
+        self.k = 0.0
+        self.delay_min = 0.0
+        self.ack_cnt = 0
+        self.tcp_cwnd = 0           # Reno-friendly estimate W_est
+        self.cnt = 0
+
+    def target(self, t: float) -> int:
+        """W_cubic at t seconds after the epoch start: origin + C (t - K)^3 (RFC 9438 eq. 1),
+        truncated toward the origin like Linux's fixed-point delta."""
+        offs = t - self.k
+        delta = int(CUBE_C * abs(offs) ** 3)
+        return self.origin + delta if offs >= 0 else self.origin - delta
+
+    def _update(self, acked: int, now: float) -> None:
+        """``bictcp_update``: how many ACKed segments per +1 (``cnt``)."""
+        cwnd = self.cwnd
+        self.ack_cnt += acked
+        if self.epoch_start is None:
+            self.epoch_start = now
+            self.ack_cnt = acked
+            self.tcp_cwnd = cwnd
+            if self.last_max_cwnd <= cwnd:
+                self.k = 0.0
+                self.origin = cwnd
+            else:
+                self.k = ((self.last_max_cwnd - cwnd) / CUBE_C) ** (1 / 3)
+                self.origin = self.last_max_cwnd
+        target = self.target(now - self.epoch_start + self.delay_min)
+        if target > cwnd:
+            cnt = cwnd // (target - cwnd)
+        else:
+            cnt = 100 * cwnd        # tiny growth in the plateau
+        if self.last_max_cwnd == 0 and cnt > 20:
+            cnt = 20                # no W_max yet: at least +5 % per RTT
+        # TCP friendliness: never slower than Reno with the same beta.
+        delta = (cwnd * _FRIENDLY_SCALE) >> 3
+        if delta > 0:
+            while self.ack_cnt > delta:
+                self.ack_cnt -= delta
+                self.tcp_cwnd += 1
+        if self.tcp_cwnd > cwnd:
+            max_cnt = cwnd // (self.tcp_cwnd - cwnd)
+            if cnt > max_cnt:
+                cnt = max_cnt
+        self.cnt = max(cnt, 2)
+
+    def on_ack(self, acked_segs: int, now: float, rtt: float | None = None, cwnd_limited: bool = True) -> None:
+        """``bictcp_acked`` (delay_min) then ``bictcp_cong_avoid``."""
+        if rtt is not None and rtt > 0:
+            # bictcp_acked discards samples for 1 s after an epoch starts (post-recovery noise).
+            if self.epoch_start is None or now - self.epoch_start >= 1.0:
+                if self.delay_min == 0 or rtt < self.delay_min:
+                    self.delay_min = rtt
+        if self.in_recovery or not cwnd_limited or acked_segs <= 0:
+            return
+        if self.cwnd < self.ssthresh:
+            acked_segs = self._slow_start(acked_segs)
+            if not acked_segs:
+                return
+        self._update(acked_segs, now)
+        self._cong_avoid_ai(self.cnt, acked_segs)
+
+    def _recalc_ssthresh(self) -> int:
+        """``bictcp_recalc_ssthresh``: W_max with fast convergence, ssthresh = cwnd * beta."""
+        self.epoch_start = None
+        cwnd = self.cwnd
+        if cwnd < self.last_max_cwnd:
+            self.last_max_cwnd = cwnd * (BETA_SCALE + BETA) // (2 * BETA_SCALE)
+        else:
+            self.last_max_cwnd = cwnd
+        return max(cwnd * BETA // BETA_SCALE, 2)
+
+    def on_enter_recovery(self, now: float, inflight_segs: int) -> None:
+        """Fast retransmit: ssthresh = 0.7 cwnd, cwnd = ssthresh (PRR's end point).
+        Linux's CUBIC uses cwnd, not FlightSize; ``inflight_segs`` is unused."""
+        self.ssthresh = self._recalc_ssthresh()
+        self.cwnd = self.ssthresh
+        self.cwnd_cnt = 0
+        self.in_recovery = True
+
+    def on_timeout(self, inflight_segs: int, repeat: bool = False) -> None:
+        """RTO (``tcp_enter_loss``): ssthresh from ``bictcp_recalc_ssthresh`` (held when
+        ``repeat``), cwnd = 1, then ``bictcp_state(TCP_CA_Loss)`` resets W_max and the epoch."""
+        if not repeat:
+            self.ssthresh = self._recalc_ssthresh()
+        self._reset()
+        self.cwnd = 1
+        self.cwnd_cnt = 0
+        self.in_recovery = False
+
+
+_ALGOS = {"reno": Reno, "newreno": Reno, "cubic": Cubic}
+
+
+def make_cc(name: str, mss: int) -> Reno | Cubic:
+    """A fresh controller by name ("reno", "newreno", "cubic")."""
+    try:
+        cls = _ALGOS[name]
+    except KeyError:
+        raise ValueError(f"unknown congestion control {name!r}; choose one of {', '.join(_ALGOS)}") from None
+    return cls(name, mss)

@@ -1,0 +1,228 @@
+"""Out-of-order data: the receiver's queue (Linux ``tcp_data_queue_ofo``) and the sender's
+SACK scoreboard (``tcp_sacktag_write_queue``, RFC 6675 simplified). All sequence numbers are
+mod 2^32 (``tuntcp.core.seq``).
+"""
+from __future__ import annotations
+
+from .seq import MASK, seq_diff, seq_ge, seq_gt, seq_le, seq_lt
+
+
+class Reassembly:
+    """Receive-side out-of-order queue.
+
+    Blocks are kept coalesced and sorted as ``[left_seq, bytearray, stamp]``; ``stamp`` orders
+    them by most recent arrival for the SACK option (RFC 2018 §4, Linux ``tcp_sack_new_ofo_skb``
+    moves the block to the front). Bytes already queued win over later copies of the same
+    sequence space, as in Linux's ofo queue, which trims or drops the newcomer.
+
+    ``limit_bytes`` bounds what is held out of order. Over the limit, blocks that lie entirely
+    beyond the new segment are pruned from the right end first (``tcp_prune_ofo_queue``); if
+    that is not enough the new segment is dropped. ``drops`` counts dropped segments,
+    ``pruned`` pruned blocks.
+    """
+
+    __slots__ = ("blocks", "ooo_bytes", "limit_bytes", "drops", "pruned", "_stamp")
+
+    def __init__(self, limit_bytes: int = 1 << 22):
+        self.blocks: list[list] = []
+        self.ooo_bytes = 0
+        self.limit_bytes = limit_bytes
+        self.drops = 0
+        self.pruned = 0
+        self._stamp = 0
+
+    def insert(self, seq: int, data, rcv_nxt: int) -> tuple[bytes, int]:
+        """Queue one segment's payload; return (bytes now deliverable in order, new rcv_nxt)."""
+        n = len(data)
+        off = seq_diff(seq, rcv_nxt)
+        if off < 0:                     # partly or wholly old: trim the left
+            if off + n <= 0:
+                return b"", rcv_nxt
+            data = data[-off:]
+            n += off
+            off = 0
+        if not n:
+            return b"", rcv_nxt
+        blocks = self.blocks
+        if not blocks:
+            if off == 0:                # the common in-order case
+                return bytes(data), (rcv_nxt + n) & MASK
+            if n > self.limit_bytes:
+                self.drops += 1
+                return b"", rcv_nxt
+            self._stamp += 1
+            blocks.append([(rcv_nxt + off) & MASK, bytearray(data), self._stamp])
+            self.ooo_bytes = n
+            return b"", rcv_nxt
+        self._add(off, data, rcv_nxt)
+        blocks = self.blocks            # _add rebuilds the list
+        if blocks and blocks[0][0] == rcv_nxt:
+            first = blocks.pop(0)
+            self.ooo_bytes -= len(first[1])
+            return bytes(first[1]), (rcv_nxt + len(first[1])) & MASK
+        return b"", rcv_nxt
+
+    def _add(self, off: int, data, rcv_nxt: int) -> None:
+        end = off + len(data)
+        # Offsets of existing blocks relative to rcv_nxt (all within the window, < 2^31).
+        spans = [(seq_diff(b[0], rcv_nxt), b) for b in self.blocks]
+        new_bytes = end - off
+        for s, b in spans:
+            e = s + len(b[1])
+            if s < end and e > off:
+                new_bytes -= min(e, end) - max(s, off)
+        if new_bytes == 0:              # full duplicate: refresh its SACK recency only
+            for s, b in spans:
+                if s <= off and s + len(b[1]) >= end:
+                    self._stamp += 1
+                    b[2] = self._stamp
+            return
+        if off > 0 and self.ooo_bytes + new_bytes > self.limit_bytes:
+            while spans and spans[-1][0] >= end and self.ooo_bytes + new_bytes > self.limit_bytes:
+                _, b = spans.pop()
+                self.ooo_bytes -= len(b[1])
+                self.pruned += 1
+            if self.ooo_bytes + new_bytes > self.limit_bytes:
+                self.drops += 1
+                self.blocks = [b for _, b in spans]
+                return
+        self._stamp += 1
+        # Build the merged block: existing blocks touching [off, end] plus new bytes in gaps.
+        lo, hi = off, end
+        keep: list[list] = []
+        touching: list[tuple[int, list]] = []
+        for s, b in spans:
+            e = s + len(b[1])
+            if e < off or s > end:
+                keep.append(b)
+            else:
+                touching.append((s, b))
+                lo = min(lo, s)
+                hi = max(hi, e)
+        buf = bytearray()
+        pos = lo
+        for s, b in touching:
+            if s > pos:                 # gap before this block: fill from the new data
+                buf += data[pos - off:s - off]
+            buf += b[1]
+            pos = s + len(b[1])
+        if hi > pos:
+            buf += data[pos - off:hi - off]
+        self.ooo_bytes += new_bytes
+        merged = [(rcv_nxt + lo) & MASK, buf, self._stamp]
+        keep.append(merged)
+        keep.sort(key=lambda b: seq_diff(b[0], rcv_nxt))
+        self.blocks = keep
+
+    def sack_blocks(self, limit: int = 4) -> list[tuple[int, int]]:
+        """(left, right) edges, the block with the latest arrival first (RFC 2018 §4)."""
+        order = sorted(self.blocks, key=lambda b: -b[2])[:limit]
+        return [(b[0], (b[0] + len(b[1])) & MASK) for b in order]
+
+    def clear(self) -> None:
+        self.blocks = []
+        self.ooo_bytes = 0
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+
+class Scoreboard:
+    """Sender-side record of SACKed ranges, sorted, coalesced, all inside [snd_una, snd_nxt]."""
+
+    __slots__ = ("ranges", "sacked_bytes", "invalid", "dsacks")
+
+    def __init__(self):
+        self.ranges: list[list[int]] = []    # [left, right), sorted from snd_una
+        self.sacked_bytes = 0
+        self.invalid = 0                     # blocks ignored as bogus (TCPSACKDiscard)
+        self.dsacks = 0                      # blocks below snd_una (D-SACK, RFC 2883)
+
+    def on_sack(self, blocks, snd_una: int, snd_nxt: int) -> int:
+        """Record the SACK blocks of an ACK; returns newly SACKed bytes.
+
+        A block is used only when ``snd_una < left < right <= snd_nxt`` (Linux
+        ``tcp_is_sackblock_valid``: a block starting at or below snd_una would have been
+        cumulatively ACKed). Blocks ending at or below snd_una are D-SACKs (RFC 2883) and
+        are counted, not recorded; other bad blocks are counted in ``invalid``.
+        """
+        self.clear_below(snd_una)
+        before = self.sacked_bytes
+        for l, r in blocks:
+            if seq_le(r, snd_una) and seq_lt(l, r):
+                self.dsacks += 1
+                continue
+            if not (seq_lt(l, r) and seq_gt(l, snd_una) and seq_le(r, snd_nxt)):
+                self.invalid += 1
+                continue
+            self._add(seq_diff(l, snd_una), seq_diff(r, snd_una), snd_una)
+        return self.sacked_bytes - before
+
+    def _add(self, lo: int, hi: int, base: int) -> None:
+        out: list[list[int]] = []
+        placed = False
+        for rl, rr in self.ranges:
+            s, e = seq_diff(rl, base), seq_diff(rr, base)
+            if e < lo:
+                out.append([rl, rr])
+            elif s > hi:
+                if not placed:
+                    out.append([(base + lo) & MASK, (base + hi) & MASK])
+                    placed = True
+                out.append([rl, rr])
+            else:
+                lo, hi = min(lo, s), max(hi, e)
+        if not placed:
+            out.append([(base + lo) & MASK, (base + hi) & MASK])
+        self.ranges = out
+        self.sacked_bytes = sum((r - l) & MASK for l, r in out)
+
+    def is_sacked(self, seq: int, end: int) -> bool:
+        """True when all of [seq, end) lies inside one SACKed range."""
+        for l, r in self.ranges:
+            if seq_ge(seq, l) and seq_le(end, r):
+                return True
+        return False
+
+    def clear_below(self, snd_una: int) -> None:
+        """Forget what the cumulative ACK now covers."""
+        out = []
+        for l, r in self.ranges:
+            if seq_le(r, snd_una):
+                continue
+            if seq_lt(l, snd_una):
+                l = snd_una
+            out.append([l, r])
+        if len(out) != len(self.ranges) or (out and out[0][0] != self.ranges[0][0]):
+            self.ranges = out
+            self.sacked_bytes = sum((r - l) & MASK for l, r in out)
+
+    def highest_sacked(self) -> int | None:
+        return self.ranges[-1][1] if self.ranges else None
+
+    def holes(self, snd_una: int, snd_nxt: int) -> list[tuple[int, int]]:
+        """Un-SACKed gaps between snd_una and the highest SACKed byte (RFC 6675 style):
+        data above the highest SACK is not presumed lost."""
+        out = []
+        pos = snd_una
+        for l, r in self.ranges:
+            if seq_gt(l, pos):
+                out.append((pos, l))
+            if seq_gt(r, pos):
+                pos = r
+        return out
+
+    def is_lost(self, seq: int, mss: int, dupthresh: int = 3) -> bool:
+        """RFC 6675 IsLost(seq): dupthresh discontiguous SACKed ranges above seq, or more than
+        (dupthresh - 1) * mss SACKed bytes above it."""
+        ranges = 0
+        above = 0
+        for l, r in self.ranges:
+            if seq_gt(r, seq):
+                ranges += 1
+                above += seq_diff(r, seq if seq_gt(seq, l) else l)
+        return ranges >= dupthresh or above > (dupthresh - 1) * mss
+
+    def clear(self) -> None:
+        self.ranges = []
+        self.sacked_bytes = 0

@@ -1,0 +1,86 @@
+"""Retransmission timeout estimator: RFC 6298 with Linux's arithmetic.
+
+Modelled on ``tcp_rtt_estimator`` and ``__tcp_set_rto``/``tcp_bound_rto`` (net/ipv4/tcp_input.c):
+
+* srtt gain 1/8, mdev gain 1/4 (RFC 6298 alpha/beta), first sample srtt = R, mdev = R/2;
+* Linux's Eifel-like tweak: when the sample is *below* srtt and |err| exceeds mdev, mdev grows
+  with gain 1/32 instead of 1/4, so a falling RTT does not inflate the RTO;
+* RTO = srtt + max(4 * mdev, rto_min). The 200 ms floor applies to the variance term (Linux's
+  ``rttvar_us`` is ``mdev_max_us``, floored at ``tcp_rto_min``), not to the whole RTO as in RFC
+  6298 2.4: a 1 ms path gets RTO 201 ms, which is what ``ss -ti`` shows on loopback.
+
+Approximation: Linux lets ``mdev_max`` decay once per round trip (tracked with ``rtt_seq``);
+here the variance term follows mdev sample by sample, with the same floor.
+Backoff (``inet_csk_rto_backoff``): rto << backoffs, capped at rto_max.
+"""
+from __future__ import annotations
+
+TIMEOUT_FALLBACK = 3.0   # TCP_TIMEOUT_FALLBACK, RFC 6298 5.7
+
+
+class RtoEstimator:
+    __slots__ = ("rto_initial", "rto_min", "rto_max", "srtt", "rttvar", "backoffs", "_base", "samples")
+
+    def __init__(self, rto_initial: float = 1.0, rto_min: float = 0.2, rto_max: float = 120.0):
+        if not 0 < rto_min <= rto_max or not 0 < rto_initial:
+            raise ValueError(f"bad RTO bounds: initial={rto_initial} min={rto_min} max={rto_max}")
+        self.rto_initial = rto_initial
+        self.rto_min = rto_min
+        self.rto_max = rto_max
+        self.srtt: float | None = None     # seconds, None until the first sample
+        self.rttvar: float | None = None   # mdev (RFC 6298 RTTVAR), seconds
+        self.backoffs = 0
+        self.samples = 0
+        self._base = min(rto_initial, rto_max)
+
+    @property
+    def rto(self) -> float:
+        """Current timeout with exponential backoff applied, capped at rto_max."""
+        return min(self._base * (1 << min(self.backoffs, 31)), self.rto_max)
+
+    @property
+    def base_rto(self) -> float:
+        """Timeout without backoff (what ``tcp_set_rto`` last computed)."""
+        return self._base
+
+    def sample(self, rtt: float) -> None:
+        """Feed one valid RTT measurement in seconds (Karn's rule is the caller's job).
+
+        ``tcp_rtt_estimator`` then ``tcp_set_rto``; a new sample does not clear backoff: Linux
+        resets ``icsk_backoff`` when an ACK acknowledges new data (see ``reset_backoff``).
+        """
+        if rtt <= 0:
+            rtt = 1e-6    # Linux clamps m to 1 us
+        if self.srtt is None:
+            self.srtt = rtt
+            self.rttvar = rtt / 2
+        else:
+            err = rtt - self.srtt
+            self.srtt += err / 8
+            if err < 0:
+                d = -err - self.rttvar
+                if d > 0:
+                    d /= 8          # gain 1/32 when the RTT falls (tcp_rtt_estimator)
+            else:
+                d = err - self.rttvar
+            self.rttvar += d / 4
+        self.samples += 1
+        self._base = min(self.srtt + max(4 * self.rttvar, self.rto_min), self.rto_max)
+
+    def backoff(self) -> None:
+        """The retransmission timer fired: double the timeout (``icsk_backoff++``)."""
+        self.backoffs += 1    # keeps counting past the cap: callers use it as retry count
+
+    def reset_backoff(self) -> None:
+        """New data acknowledged: back to the computed RTO (``icsk_backoff = 0``)."""
+        self.backoffs = 0
+
+    def fallback(self) -> None:
+        """No RTT sample from the handshake: RTO 3 s (``tcp_init_metrics``, RFC 6298 5.7).
+
+        Linux applies this when srtt is still 0 once the connection is established, which
+        happens when the SYN or SYN-ACK was retransmitted (Karn forbids the sample).
+        """
+        if self.srtt is None:
+            self.rttvar = TIMEOUT_FALLBACK / 4   # mdev_us = 3 s is 4x the RFC RTTVAR
+            self._base = min(TIMEOUT_FALLBACK, self.rto_max)
