@@ -1,0 +1,438 @@
+"""Receive-window arithmetic of Linux TCP: buffer sizes, window scale choice, the advertised window.
+
+Everything here is pure: the profile (``tuntcp.profiles``) is passed in and supplies every
+version difference. Each function names the kernel function whose *behaviour* it reproduces;
+the formulas were checked against kernel sources found with the project's code search
+(``tcp_select_initial_window`` in 3.x, 4.9, >= 4.19 and the 2024 form; ``__tcp_select_window``,
+``tcp_select_window``, ``tcp_grow_window``/``__tcp_grow_window``, ``tcp_init_buffer_space``
+in 3.x, 5.x and 6.x copies; ``SOCK_MIN_RCVBUF`` in include/net/sock.h).
+
+Units: every window and buffer is in bytes; the only scaled value is the 16-bit header field
+that :meth:`RecvWindow.select` returns.
+"""
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+
+from .seq import HALF, MASK
+
+TCP_MAX_WSCALE = 14            # RFC 7323 limit, include/net/tcp.h
+MAX_TCP_WINDOW = 32767         # tcp_workaround_signed_windows cap
+TCPOLEN_TSTAMP_ALIGNED = 12    # the timestamp option as sent on every segment
+TCP_MSS_DEFAULT = 536
+TCP_MIN_MSS = 88
+TCP_DEFAULT_INIT_RCVWND_MSS = 1460   # the "mss > 1460" cut-off of the old initial-window caps
+
+# x86-64 sizes: SKB_DATA_ALIGN(sizeof(struct sk_buff)) = 256,
+# SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) = 320, NET_SKB_PAD = 64.
+_SKB_STRUCT = 256
+_SKB_SHINFO = 320
+_NET_SKB_PAD = 64
+_IP_TCP_TS_HDR = 20 + 32       # IPv4 + TCP with the timestamp option: what sits in the head
+# include/net/sock.h (>= 3.12): TCP_SKB_MIN_TRUESIZE = 2048 + SKB_DATA_ALIGN(sizeof(sk_buff)).
+# 3.10 used 256 / 2048; the difference only matters for absurd SO_RCVBUF values.
+TCP_SKB_MIN_TRUESIZE = 2048 + _SKB_STRUCT
+SOCK_MIN_RCVBUF = TCP_SKB_MIN_TRUESIZE          # 2304
+SOCK_MIN_SNDBUF = 2 * TCP_SKB_MIN_TRUESIZE      # 4608
+_INT_MAX = (1 << 31) - 1
+
+
+class WindowError(ValueError):
+    """A user mistake in a buffer size (reported without a traceback)."""
+
+
+def _int_arg(name: str, val) -> int:
+    if isinstance(val, bool) or not isinstance(val, int):
+        raise WindowError(f"{name} wants an integer number of bytes, got {val!r}")
+    return val
+
+
+def _set_buf(val: int, limit: int, force: bool, floor: int) -> int:
+    if force:
+        val = max(val, 0)                      # SO_*BUFFORCE: no sysctl limit, negatives -> 0
+    elif val < 0 or val > limit:
+        val = limit                            # min_t(u32, val, max): a negative int is huge
+    val = min(val, _INT_MAX // 2)              # val * 2 must fit an int
+    return max(2 * val, floor)
+
+
+def sock_set_rcvbuf(profile: Mapping, val: int, force: bool = False) -> int:
+    """``setsockopt(SO_RCVBUF / SO_RCVBUFFORCE)`` -> the new ``sk_rcvbuf``.
+
+    Mirrors ``sock_setsockopt`` + ``__sock_set_rcvbuf`` (net/core/sock.c): the value is first
+    limited to ``net.core.rmem_max`` (unless forced), then doubled to leave room for skb
+    overhead, and never below ``SOCK_MIN_RCVBUF``. The caller also sets SOCK_RCVBUF_LOCK.
+    """
+    val = _int_arg("SO_RCVBUF", val)
+    return _set_buf(val, profile["net.core.rmem_max"], force, SOCK_MIN_RCVBUF)
+
+
+def sock_set_sndbuf(profile: Mapping, val: int, force: bool = False) -> int:
+    """``setsockopt(SO_SNDBUF / SO_SNDBUFFORCE)`` -> the new ``sk_sndbuf``.
+
+    ``sock_setsockopt`` + ``__sock_set_sndbuf``: limited by ``net.core.wmem_max`` unless forced,
+    doubled, floor ``SOCK_MIN_SNDBUF``. The caller also sets SOCK_SNDBUF_LOCK.
+    """
+    val = _int_arg("SO_SNDBUF", val)
+    return _set_buf(val, profile["net.core.wmem_max"], force, SOCK_MIN_SNDBUF)
+
+
+def win_from_space(profile: Mapping, space: int) -> int:
+    """How much of ``space`` buffer bytes may be offered as window (``tcp_win_from_space``).
+
+    ``model.win_from_space == "adv_win_scale"`` (<= 6.5): with s = ``tcp_adv_win_scale``,
+    ``space - (space >> s)`` for s > 0 and ``space >> -s`` otherwise (s = 1: half the buffer).
+    ``"scaling_ratio"`` (>= 6.6, dfa2f0483360): ``space * ratio >> 8`` with the profile's static
+    ``model.scaling_ratio`` (the kernel adapts the ratio per socket from len/truesize; we do not).
+    """
+    mode = profile["model.win_from_space"]
+    if mode == "scaling_ratio":
+        return (space * profile["model.scaling_ratio"]) >> 8
+    s = profile["net.ipv4.tcp_adv_win_scale"]
+    return space >> -s if s <= 0 else space - (space >> s)
+
+
+def full_space(profile: Mapping, rcvbuf: int) -> int:
+    """``tcp_full_space``: the window the whole receive buffer is worth."""
+    return win_from_space(profile, rcvbuf)
+
+
+def synack_window_field(rcv_wnd: int) -> int:
+    """The SYN-ACK's window field: never scaled, so ``min(rcv_wnd, 65535)`` (``tcp_make_synack``)."""
+    return min(rcv_wnd, 65535)
+
+
+def select_initial_window(profile: Mapping, space: int, mss: int, window_clamp: int,
+                          wscale_ok: bool, init_rcv_wnd: int = 0) -> tuple[int, int, int]:
+    """``tcp_select_initial_window`` -> ``(rcv_wnd, window_clamp, rcv_wscale)``.
+
+    * ``window_clamp == 0`` means "no clamp", i.e. the largest scaled window 65535 << 14.
+    * The offer is ``min(clamp, space)`` rounded down to a multiple of ``mss``.
+    * Initial ``rcv_wnd`` by version (``model.init_rcv_wnd_segs``):
+      - 10 (3.10) / 20 (4.9): no 64 KiB cap, but when ``mss > 1 << rcv_wscale`` it is limited
+        to ``init_rcv_wnd`` (route ``initrwnd``) or that many segments
+        (``max(1460 * segs // mss, 2)`` segments when mss > 1460; TCP_DEFAULT_INIT_RCVWND in
+        3.10, ``tcp_default_init_rwnd`` in 4.9 - verified in 3.x/4.9 sources).
+      - 0 (>= 4.19, a337531b942b): ``min(space, 65535)``, and ``init_rcv_wnd * mss`` if set.
+        The 64 KiB cap was removed again in 2024 ("tcp: remove 64 KByte limit for initial
+        tp->rcv_wnd value", Jason Xing, Fixes a337531b942b, also sent to stable); profiles
+        select that with ``model.init_rcv_wnd_u16_cap = False`` (absent = capped).
+      ``net.ipv4.tcp_workaround_signed_windows`` (absent = 0) caps the offer at 32767.
+    * Window scale (only if ``wscale_ok`` and ``net.ipv4.tcp_window_scaling``): from
+      ``min(max(space, tcp_rmem[2], rmem_max), clamp)`` the shift ``ilog2 - 15`` clamped to
+      0..14 (the same as the pre-4.19 "halve until <= 65535" loop). 3.10 left ``space`` out of
+      the max; that only differs when SO_RCVBUFFORCE exceeds both sysctls.
+    * The clamp is lowered to ``65535 << rcv_wscale``.
+    """
+    space = max(space, 0)
+    if window_clamp == 0:
+        window_clamp = 65535 << TCP_MAX_WSCALE
+    space = min(window_clamp, space)
+    if space > mss:
+        space = (space // mss) * mss
+
+    segs = profile["model.init_rcv_wnd_segs"]
+    if profile.get("net.ipv4.tcp_workaround_signed_windows", 0):
+        rcv_wnd = min(space, MAX_TCP_WINDOW)
+    elif segs == 0 and profile.get("model.init_rcv_wnd_u16_cap", True):
+        rcv_wnd = min(space, 65535)
+    else:
+        rcv_wnd = space
+    if segs == 0 and init_rcv_wnd:
+        rcv_wnd = min(rcv_wnd, init_rcv_wnd * mss)
+
+    rcv_wscale = 0
+    if wscale_ok and profile["net.ipv4.tcp_window_scaling"]:
+        s = max(space, profile["net.ipv4.tcp_rmem"][2], profile["net.core.rmem_max"])
+        s = min(s, window_clamp)
+        if s > 0:
+            rcv_wscale = min(max(s.bit_length() - 1 - 15, 0), TCP_MAX_WSCALE)
+
+    if segs and mss > (1 << rcv_wscale):
+        if not init_rcv_wnd:
+            init_rcv_wnd = segs if mss <= TCP_DEFAULT_INIT_RCVWND_MSS else max(
+                TCP_DEFAULT_INIT_RCVWND_MSS * segs // mss, 2)
+        rcv_wnd = min(rcv_wnd, init_rcv_wnd * mss)
+
+    window_clamp = min(65535 << rcv_wscale, window_clamp)
+    return rcv_wnd, window_clamp, rcv_wscale
+
+
+def _rcvbuf_clamp(profile: Mapping, listener_rcvbuf: int, rcvbuf_locked: bool,
+                  listener_window_clamp: int) -> tuple[int, int]:
+    full = full_space(profile, listener_rcvbuf)
+    clamp = listener_window_clamp
+    if rcvbuf_locked and (clamp > full or clamp == 0):
+        clamp = full
+    return full, clamp
+
+
+def openreq_init_rwin(profile: Mapping, *, listener_rcvbuf: int, rcvbuf_locked: bool,
+                      listener_window_clamp: int, mss_clamp: int, tstamp_ok: bool,
+                      wscale_ok: bool) -> tuple[int, int, int]:
+    """The SYN-ACK path (``tcp_openreq_init_rwin``; inline in ``tcp_make_synack`` in 3.x).
+
+    ``listener_window_clamp`` is the listener's TCP_WINDOW_CLAMP (0 unless set; there is no
+    route ``window`` metric here). If the listener's receive buffer is locked by SO_RCVBUF, the
+    clamp becomes ``tcp_full_space`` of the listener whenever it is 0 or larger (e88c64f0a425)
+    - this is what keeps the announced shift small. ``mss_clamp`` is the MSS we advertise; the
+    12 timestamp bytes are taken off when the peer uses timestamps.
+    """
+    full, clamp = _rcvbuf_clamp(profile, listener_rcvbuf, rcvbuf_locked, listener_window_clamp)
+    mss = mss_clamp - (TCPOLEN_TSTAMP_ALIGNED if tstamp_ok else 0)
+    return select_initial_window(profile, full, mss, clamp, wscale_ok)
+
+
+def cookie_init_rwin(profile: Mapping, *, listener_rcvbuf: int, rcvbuf_locked: bool,
+                     listener_window_clamp: int, cookie_mss: int,
+                     wscale_ok: bool) -> tuple[int, int, int]:
+    """The cookie-ACK path: ``cookie_v4_check`` redoing the SYN-ACK computation.
+
+    Differences from :func:`openreq_init_rwin`, both verified in syncookies.c:
+    * the MSS is the cookie table value (``req->mss``), with no timestamp deduction;
+    * the SO_RCVBUF clamp is applied only when ``model.cookie_wscale_clamp`` is true
+      (909172a14974 "net: Update window_clamp if SOCK_RCVBUF is set", v5.10 and stable).
+      Without it the clamp stays 0 = unlimited and the shift comes from
+      ``max(tcp_rmem[2], rmem_max)``: the pre-5.10 bug (wscale 7 against an announced 1).
+    ``model.cookie_wscale_mode == "gvisor"`` is a teaching contrast, not Linux: cookie
+    connections run without window scaling (shift 0 here; the listener must not offer the
+    option on cookie SYN-ACKs and :func:`tuntcp.listen.cookies.decode_ts` drops the peer's).
+    """
+    if profile["model.cookie_wscale_mode"] == "gvisor":
+        full, clamp = _rcvbuf_clamp(profile, listener_rcvbuf, rcvbuf_locked, listener_window_clamp)
+        return select_initial_window(profile, full, cookie_mss, clamp, False)
+    if profile["model.cookie_wscale_clamp"]:
+        full, clamp = _rcvbuf_clamp(profile, listener_rcvbuf, rcvbuf_locked, listener_window_clamp)
+    else:
+        full, clamp = full_space(profile, listener_rcvbuf), listener_window_clamp
+    return select_initial_window(profile, full, cookie_mss, clamp, wscale_ok)
+
+
+def init_buffer_space(profile: Mapping, *, rcvbuf: int, window_clamp: int, advmss: int,
+                      rcv_wnd: int) -> tuple[int, int]:
+    """``tcp_init_buffer_space`` for a new ESTABLISHED socket -> ``(window_clamp, rcv_ssthresh)``.
+
+    ``maxwin = tcp_full_space``; a clamp at or above it becomes ``maxwin`` less the
+    ``tcp_app_win`` reserve (``maxwin >> tcp_app_win``, at least 4 segments; 0 for the default
+    31). Then one segment is always reserved: if the clamp exceeds 2 * advmss and
+    clamp + advmss > maxwin, clamp = max(2 * advmss, maxwin - advmss). ``rcv_ssthresh`` starts
+    at the initial ``rcv_wnd`` (``tcp_create_openreq_child``) and is limited to the clamp.
+    ``advmss`` is the MSS we advertised less 12 with timestamps (ss -ti shows advmss:1448).
+    Not modelled: ``tcp_fixup_rcvbuf`` (< 4.19 grew an unlocked sk_rcvbuf here).
+    """
+    app_win = profile["net.ipv4.tcp_app_win"]
+    maxwin = full_space(profile, rcvbuf)
+    if window_clamp >= maxwin:
+        window_clamp = maxwin
+        if app_win and maxwin > 4 * advmss:
+            window_clamp = max(maxwin - (maxwin >> app_win), 4 * advmss)
+    if app_win and window_clamp > 2 * advmss and window_clamp + advmss > maxwin:
+        window_clamp = max(2 * advmss, maxwin - advmss)
+    return window_clamp, min(rcv_wnd, window_clamp)
+
+
+def skb_truesize(seg_len: int) -> int:
+    """Memory charged for one received segment of ``seg_len`` payload bytes (``skb->truesize``).
+
+    Model of a linear skb as a TUN device builds it: a kmalloc'd head holding NET_SKB_PAD,
+    the IPv4+TCP(+timestamp) headers, the payload and ``skb_shared_info``, rounded up to a
+    power of two by the slab allocator, plus the ``struct sk_buff`` itself (x86-64 sizes).
+    A 1448-byte segment costs 2304 bytes (the familiar 1500-MTU truesize); 100 bytes cost 1280.
+    """
+    head = (_NET_SKB_PAD + _IP_TCP_TS_HDR + seg_len + 63) & ~63
+    alloc = 1 << (head + _SKB_SHINFO - 1).bit_length()
+    return alloc + _SKB_STRUCT
+
+
+class RecvWindow:
+    """The receive-window state of one connection (Linux ``tcp_sock`` window fields).
+
+    Accounting model (documented because the kernel's is per-skb): every in-order segment the
+    connection reports through :meth:`on_data` is queued with its :func:`skb_truesize`; when a
+    later call reports fewer ``unread`` bytes, the oldest segments that were read completely
+    are released (a partly read segment stays charged in full, as the kernel frees an skb only
+    when it is consumed). Unread bytes never reported through ``on_data`` are charged as if
+    packed in ``advmss``-sized segments. Free space (``tcp_space``) is then
+    ``win_from_space(rcvbuf - charged)``, floored at 0. Out-of-order data, memory pressure,
+    ``tcp_clamp_window``/pruning and receive-buffer autotuning (``tcp_rcv_space_adjust``) are
+    not modelled.
+    """
+
+    __slots__ = ("profile", "rcvbuf", "rcvbuf_locked", "rcv_wscale", "window_clamp",
+                 "rcv_ssthresh", "rcv_wnd", "rcv_wup", "advmss", "rcv_mss",
+                 "_q", "_q_bytes", "_q_true")
+
+    def __init__(self, profile: Mapping, *, rcvbuf: int, rcvbuf_locked: bool, rcv_wscale: int,
+                 window_clamp: int, rcv_wnd: int, advmss: int, rcv_nxt: int):
+        self.profile = profile
+        self.rcvbuf = rcvbuf
+        self.rcvbuf_locked = rcvbuf_locked
+        self.rcv_wscale = rcv_wscale
+        self.advmss = advmss
+        self.window_clamp, self.rcv_ssthresh = init_buffer_space(
+            profile, rcvbuf=rcvbuf, window_clamp=window_clamp, advmss=advmss, rcv_wnd=rcv_wnd)
+        self.rcv_wnd = rcv_wnd
+        self.rcv_wup = rcv_nxt & MASK
+        # tcp_initialize_rcv_mss: a guess of the peer's MSS, at most 536 until measured
+        self.rcv_mss = max(min(advmss, rcv_wnd // 2, TCP_MSS_DEFAULT), TCP_MIN_MSS)
+        self._q: deque[list[int]] = deque()
+        self._q_bytes = 0
+        self._q_true = 0
+
+    # -- memory accounting -------------------------------------------------------------------
+
+    def _charge(self, unread: int) -> int:
+        """Bring the queue in line with ``unread`` and return the bytes charged (sk_rmem_alloc)."""
+        q = self._q
+        while q and self._q_bytes - q[0][0] >= unread:
+            nbytes, true = q.popleft()
+            self._q_bytes -= nbytes
+            self._q_true -= true
+        extra = unread - self._q_bytes
+        if extra > 0:
+            full, rest = divmod(extra, self.advmss)
+            true = full * skb_truesize(self.advmss) + (skb_truesize(rest) if rest else 0)
+            q.append([extra, true])
+            self._q_bytes += extra
+            self._q_true += true
+        return self._q_true
+
+    def space(self, unread: int) -> int:
+        """``tcp_space``: window worth of the receive buffer still free."""
+        return max(win_from_space(self.profile, self.rcvbuf - self._charge(unread)), 0)
+
+    # -- events ------------------------------------------------------------------------------
+
+    def on_data(self, seg_len: int, unread: int) -> None:
+        """An in-order segment of ``seg_len`` bytes was queued; ``unread`` includes it.
+
+        ``tcp_event_data_recv``: ``tcp_measure_rcv_mss`` (rcv_mss follows full-sized segments,
+        capped by advmss), then for segments of >= 128 bytes ``tcp_grow_window``: with
+        ``room = min(window_clamp, tcp_space) - rcv_ssthresh > 0``, rcv_ssthresh grows by
+        ``min(room, max(incr, 2 * seg_len))`` where incr is 2 * advmss when the segment's
+        truesize is "cheap" (``win_from_space(truesize) <= len``), else ``__tcp_grow_window``'s
+        2 * rcv_mss if a halving search of truesize vs ``win_from_space(tcp_rmem[2]) / 2``
+        finds the segment acceptable for the current threshold, else 0 (≈ 5.x/6.x form;
+        3.x grew by ``incr`` up to window_clamp without the ``2 * len`` floor).
+        """
+        if seg_len <= 0:
+            return
+        self._charge(max(unread - seg_len, 0))
+        true = skb_truesize(seg_len)
+        self._q.append([seg_len, true])
+        self._q_bytes += seg_len
+        self._q_true += true
+        if seg_len >= self.rcv_mss:
+            self.rcv_mss = min(seg_len, self.advmss)
+        if seg_len < 128:
+            return
+        room = min(self.window_clamp, self.space(unread)) - self.rcv_ssthresh
+        if room <= 0:
+            return
+        p = self.profile
+        if win_from_space(p, true) <= seg_len:
+            incr = 2 * self.advmss
+        else:
+            incr = 0
+            truesize = win_from_space(p, true) >> 1
+            window = win_from_space(p, p["net.ipv4.tcp_rmem"][2]) >> 1
+            while self.rcv_ssthresh <= window:
+                if truesize <= seg_len:
+                    incr = 2 * self.rcv_mss
+                    break
+                truesize >>= 1
+                window >>= 1
+        if incr:
+            self.rcv_ssthresh += min(room, max(incr, 2 * seg_len))
+
+    def set_rcvbuf(self, n: int) -> None:
+        """``setsockopt(SO_RCVBUF, n)`` on an established socket: ``sk_rcvbuf`` becomes
+        :func:`sock_set_rcvbuf` of ``n`` (limited, doubled) and is locked. ``window_clamp`` and
+        ``rcv_ssthresh`` are left alone (as before b025461303d8, 2026); the smaller
+        ``tcp_full_space`` still bounds every later :meth:`select`."""
+        self.rcvbuf = sock_set_rcvbuf(self.profile, n)
+        self.rcvbuf_locked = True
+
+    # -- the window we advertise -------------------------------------------------------------
+
+    def current(self, rcv_nxt: int) -> int:
+        """``tcp_receive_window``: what is left of the last advertised window, floored at 0."""
+        win = (self.rcv_wup + self.rcv_wnd - rcv_nxt) & MASK
+        return 0 if win >= HALF else win
+
+    def peek(self, unread: int, rcv_mss: int) -> int:
+        """``__tcp_select_window``: the window (bytes) we would offer now, without committing.
+
+        * ``full = min(window_clamp, tcp_full_space)``; the MSS used is ``rcv_mss`` capped by it.
+        * Free space below half of ``full``: round it down to the scale unit, and offer 0 when
+          it is below 1/16 of the full space or below one MSS (silly-window avoidance).
+        * Offer at most ``rcv_ssthresh``.
+        * With a shift: round UP to a multiple of 2^rcv_wscale (``ALIGN``), so no window is
+          lost to truncation. Without: keep the last window if it is within one MSS below the
+          free space, else a whole number of MSS; in the "mss == full" corner offer all.
+        """
+        free = self.space(unread)
+        allowed = full_space(self.profile, self.rcvbuf)
+        full = min(self.window_clamp, allowed)
+        mss = rcv_mss
+        if mss > full:
+            mss = full
+            if mss <= 0:
+                return 0
+        ws = self.rcv_wscale
+        if free < (full >> 1):
+            free = (free >> ws) << ws
+            if free < (allowed >> 4) or free < mss:
+                return 0
+        if free > self.rcv_ssthresh:
+            free = self.rcv_ssthresh
+        if ws:
+            unit = 1 << ws
+            return (free + unit - 1) & ~(unit - 1)
+        window = self.rcv_wnd
+        if window <= free - mss or window > free:
+            window = (free // mss) * mss
+        elif mss == full and free > window + (full >> 1):
+            window = free
+        return window
+
+    def select(self, rcv_nxt: int, unread: int, rcv_mss: int) -> int:
+        """``tcp_select_window``: commit the window for an outgoing segment, return the field.
+
+        The offer never pulls the right edge back: if :meth:`peek` is below what is left of the
+        last window, that remainder is re-offered, rounded up to the scale unit. ``rcv_wnd`` and
+        ``rcv_wup`` (= ``rcv_nxt``) are updated; the returned header field is the byte window
+        capped at ``65535 << rcv_wscale`` (32767 unscaled with
+        ``tcp_workaround_signed_windows``) and shifted right by ``rcv_wscale``.
+        """
+        ws = self.rcv_wscale
+        cur = self.current(rcv_nxt)
+        new = self.peek(unread, rcv_mss)
+        if new < cur:
+            unit = 1 << ws
+            new = (cur + unit - 1) & ~(unit - 1)
+        self.rcv_wnd = new
+        self.rcv_wup = rcv_nxt & MASK
+        if not ws and self.profile.get("net.ipv4.tcp_workaround_signed_windows", 0):
+            new = min(new, MAX_TCP_WINDOW)
+        else:
+            new = min(new, 65535 << ws)
+        return new >> ws
+
+    def would_advance(self, rcv_nxt: int, unread: int, rcv_mss: int) -> bool:
+        """The window half of ``__tcp_ack_snd_check``'s "more than one segment" rule: would the
+        window offered now be at least the last one (``__tcp_select_window >= rcv_wnd``)? As
+        ``rcv_nxt`` is past ``rcv_wup`` whenever the rule is asked, that means the right edge
+        moves. The connection checks ``rcv_nxt - rcv_wup > rcv_mss`` itself."""
+        return self.peek(unread, rcv_mss) >= self.rcv_wnd
+
+    def window_update_due(self, rcv_nxt: int, unread: int, rcv_mss: int) -> bool:
+        """``tcp_cleanup_rbuf``'s window-update rule after the application read: when what is
+        left of the advertised window is at most half the clamp, send an ACK if the window
+        offered now is non-zero and at least twice what is left."""
+        cur = self.current(rcv_nxt)
+        if 2 * cur > self.window_clamp:
+            return False
+        new = self.peek(unread, rcv_mss)
+        return new != 0 and new >= 2 * cur
