@@ -1,0 +1,174 @@
+"""Runs a sans-IO Stack on a TUN fd (or an in-memory pipe) inside trio.
+
+One task per TUN (``await endpoint.run()``), each pass of its loop being one batch:
+
+    wait_readable -> read until EAGAIN -> stack.receive(pkt, now) for each
+    -> stack.on_timers(now) if a deadline is due -> write stack.take_packets()
+    -> pcap flush -> wake the app tasks of stack.dirty -> sleep until the earliest of
+       (stack.next_deadline(), link deadlines, readable)
+
+There is no checkpoint per packet and no periodic tick: the sleep is a cancel-scope deadline
+taken from the stack's timer heap. Time is ``trio.current_time()`` (so MockClock drives tests)
+and is handed to the stack, which never reads a clock.
+
+App tasks (TcpStream, TcpListener) call into the stack directly and then ``kick()``, which
+writes whatever the call produced and pulls the loop's wake-up earlier if a timer moved.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import trio
+
+from .tun import FdIO, PacketIO
+
+TX_DROP = "TuntcpTunTxDrops"   # packets the TUN (or pipe) refused: EAGAIN/ENOBUFS on write
+
+
+class Endpoint:
+    def __init__(self, stack, tun, *, pcap=None, link_in=None, link_out=None,
+                 clock=trio.current_time, max_batch: int = 4096):
+        self.stack = stack
+        self.io: PacketIO = FdIO(tun) if isinstance(tun, int) else tun
+        self.pcap = pcap
+        self.link_in = link_in      # models the path client -> endpoint (applied on read)
+        self.link_out = link_out    # models the path endpoint -> client (applied on write)
+        self.clock = clock
+        self.max_batch = max_batch
+        self._lots: dict[int, tuple[object, trio.lowlevel.ParkingLot]] = {}
+        self._sleep: trio.CancelScope | None = None
+        self._pcap_off: float | None = None
+        self.stats = {"batches": 0, "rx": 0, "tx": 0, "tx_drops": 0, "max_batch": 0}
+        self.running = False
+
+    # ---- the loop --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        if self.running:
+            raise RuntimeError("Endpoint.run() is already running")
+        self.running = True
+        stack, io, stats = self.stack, self.io, self.stats
+        try:
+            while True:
+                now = self.clock()
+                pkts = io.read_batch(self.max_batch)
+                full = len(pkts) >= self.max_batch
+                if self.link_in is not None:
+                    for p in pkts:
+                        self.link_in.push(p, now)
+                    pkts = self.link_in.pop_due(now)
+                if pkts:
+                    stats["batches"] += 1
+                    stats["rx"] += len(pkts)
+                    if len(pkts) > stats["max_batch"]:
+                        stats["max_batch"] = len(pkts)
+                    if self.pcap is not None:
+                        ts = now + self._pcap_offset(now)
+                        for p in pkts:
+                            self.pcap.write(p, ts)
+                    receive = stack.receive
+                    for p in pkts:
+                        receive(p, now)
+                dl = stack.next_deadline()
+                if dl is not None and dl <= now:
+                    stack.on_timers(now)
+                self._flush(now)
+                if full:
+                    # the cap on a batch keeps app tasks fed under a flood; go round again
+                    await trio.lowlevel.checkpoint()
+                    continue
+                with trio.CancelScope(deadline=self._deadline()) as scope:
+                    self._sleep = scope
+                    await io.wait_readable()
+                self._sleep = None
+        finally:
+            self._sleep = None
+            self.running = False
+            if self.pcap is not None:
+                self.pcap.flush()
+
+    def _deadline(self) -> float:
+        d = self.stack.next_deadline()
+        d = math.inf if d is None else d
+        for link in (self.link_in, self.link_out):
+            if link is not None:
+                ld = link.next_deadline()
+                if ld is not None and ld < d:
+                    d = ld
+        return d
+
+    def _pcap_offset(self, now: float) -> float:
+        # pcap wants wall-clock seconds; trio time is monotonic, so fix the offset once
+        if self._pcap_off is None:
+            self._pcap_off = time.time() - now if self.clock is trio.current_time else 0.0
+        return self._pcap_off
+
+    def _flush(self, now: float) -> None:
+        """Write what the stack produced (through link_out), flush pcap, wake dirty tasks."""
+        out = self.stack.take_packets()
+        if self.link_out is not None:
+            for p in out:
+                self.link_out.push(p, now)
+            out = self.link_out.pop_due(now)
+        if out:
+            write = self.io.write
+            sent = 0
+            for p in out:
+                if write(p):
+                    sent += 1
+            drops = len(out) - sent
+            self.stats["tx"] += sent
+            if drops:
+                self.stats["tx_drops"] += drops
+                self.stack.counters.inc(TX_DROP, drops)
+            if self.pcap is not None:
+                ts = now + self._pcap_offset(now)
+                for p in out:
+                    self.pcap.write(p, ts)
+        if self.pcap is not None:
+            self.pcap.flush()
+        dirty = self.stack.dirty
+        if dirty:
+            lots = self._lots
+            for obj in dirty:
+                entry = lots.get(id(obj))
+                if entry is not None and entry[0] is obj:
+                    entry[1].unpark_all()
+            dirty.clear()
+
+    # ---- used by app tasks -----------------------------------------------------------------
+
+    def now(self) -> float:
+        return self.clock()
+
+    def kick(self) -> None:
+        """After an app call into the stack: send its output and move the loop's wake-up if a
+        timer is now earlier than the one it sleeps for."""
+        self._flush(self.clock())
+        scope = self._sleep
+        if scope is not None:
+            d = self._deadline()
+            if d < scope.deadline:
+                scope.deadline = d
+
+    async def wait(self, obj) -> None:
+        """Park until ``obj`` (a Connection or listener) shows up in ``stack.dirty`` or
+        ``wake(obj)`` is called. Callers re-check their condition after waking."""
+        entry = self._lots.get(id(obj))
+        if entry is None or entry[0] is not obj:
+            entry = (obj, trio.lowlevel.ParkingLot())
+            self._lots[id(obj)] = entry
+        await entry[1].park()
+
+    def wake(self, obj) -> None:
+        entry = self._lots.get(id(obj))
+        if entry is not None and entry[0] is obj:
+            entry[1].unpark_all()
+
+    def forget(self, obj) -> None:
+        """Drop the wait slot of an object nobody will wait on again (after waking it)."""
+        entry = self._lots.get(id(obj))
+        if entry is not None and entry[0] is obj:
+            entry[1].unpark_all()
+            del self._lots[id(obj)]
