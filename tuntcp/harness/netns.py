@@ -1,0 +1,515 @@
+"""A lab: one network namespace holding real kernel TCP clients, wired to our endpoint by a TUN.
+
+The process that builds a `Lab` keeps the TUN *fd* (in the root namespace); the TUN *interface* is
+moved into a fresh namespace `tuntcp-<pid>-<n>`, where it carries the client address(es) and a route
+to the endpoint prefix.  Everything the kernel clients send to the endpoint comes out of `tun_fd`.
+
+Addresses come from the RFC 2544 benchmarking range 198.18.0.0/15, so nothing can leak to a real
+network:
+
+    198.18.0.1/32        client address (on the TUN, preferred source of the endpoint route)
+    198.18.1.0/24        endpoint prefix, routed into the TUN; the endpoint is 198.18.1.1
+    198.19.0.0/16        extra client addresses for storms (`add_client_addrs`)
+
+Host safety: namespace sysctls are written only from a worker thread that has joined the lab's
+namespace (`/proc/sys/net` resolves against the calling *thread's* namespace), so the root
+namespace is never touched.  Every namespace, TUN fd, socket and child process is released by
+`close()`, which runs on `with` exit, on atexit, and - because SIGTERM is turned into the SIGINT
+path (KeyboardInterrupt, or trio's KI handling) - on SIGTERM too.  `sweep_stale()` removes
+namespaces left by killed (SIGKILL) runs.
+"""
+from __future__ import annotations
+
+import atexit
+import ctypes
+import errno
+import ipaddress
+import itertools
+import os
+import queue
+import signal
+import socket
+import subprocess
+import threading
+import weakref
+
+CLONE_NEWNET = 0x40000000
+NETNS_RUN_DIR = "/var/run/netns"
+PREFIX = "tuntcp-"
+CAP_NET_ADMIN = 12
+CAP_SYS_ADMIN = 21
+
+CLIENT_ADDR = "198.18.0.1"
+ENDPOINT_ADDR = "198.18.1.1"
+ENDPOINT_PREFIXLEN = 24
+EXTRA_CLIENT_NET = ipaddress.IPv4Network("198.19.0.0/16")
+
+# Sysctls that are per network namespace on current kernels (reference §6.4), i.e. safe to change
+# inside a lab.  net.core.rmem_max / wmem_max are global (read-only mirrors in a child netns) and
+# are deliberately absent.  net.ipv4.conf.* / net.ipv6.conf.* are per-netns as well.
+PER_NETNS_SYSCTLS = frozenset({
+    "net.ipv4.tcp_syncookies", "net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog",
+    "net.ipv4.tcp_syn_retries", "net.ipv4.tcp_synack_retries", "net.ipv4.tcp_syn_linear_timeouts",
+    "net.ipv4.tcp_timestamps", "net.ipv4.tcp_sack", "net.ipv4.tcp_window_scaling",
+    "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem", "net.ipv4.tcp_adv_win_scale", "net.ipv4.tcp_app_win",
+    "net.ipv4.tcp_abort_on_overflow", "net.ipv4.tcp_ecn", "net.ipv4.ip_local_port_range",
+    "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_tw_reuse", "net.ipv4.tcp_no_metrics_save",
+    "net.ipv4.tcp_moderate_rcvbuf", "net.ipv4.tcp_retries2", "net.ipv4.tcp_orphan_retries",
+    "net.ipv4.tcp_fastopen", "net.ipv4.tcp_mtu_probing", "net.ipv4.tcp_congestion_control",
+})
+PER_NETNS_PREFIXES = ("net.ipv4.conf.", "net.ipv6.conf.", "net.ipv4.neigh.", "net.ipv6.neigh.")
+
+NEEDS_PRIVILEGE = (
+    "tuntcp needs CAP_NET_ADMIN (run as root) or unprivileged user namespaces "
+    "(sysctl kernel.unprivileged_userns_clone=1 and user.max_user_namespaces > 0, then run under "
+    "`unshare --user --map-root-user --net --mount`)"
+)
+
+
+class LabError(RuntimeError):
+    """A lab cannot be built or used here; the message is one line meant for the user."""
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_counter = itertools.count()
+_labs: "weakref.WeakSet[Lab]" = weakref.WeakSet()
+_installed = False
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+def _cap_effective() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                return int(line.split()[1], 16)
+    return 0
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def privilege_problem() -> str | None:
+    """None when we can build labs (CAP_NET_ADMIN + CAP_SYS_ADMIN), else the one-line reason.
+
+    The rootless path (user namespaces) is detected for the message but not implemented: a
+    process that already runs as root inside its own user+net+mount namespace passes this check.
+    """
+    caps = _cap_effective()
+    if caps >> CAP_NET_ADMIN & 1 and caps >> CAP_SYS_ADMIN & 1:
+        return None
+    userns = _read_int("/proc/sys/kernel/unprivileged_userns_clone")
+    max_ns = _read_int("/proc/sys/user/max_user_namespaces")
+    allowed = userns != 0 and (max_ns or 0) > 0
+    detail = ("unprivileged user namespaces are allowed here, but rootless labs are not implemented "
+              "yet" if allowed else "unprivileged user namespaces are disabled here")
+    return f"{NEEDS_PRIVILEGE}; {detail}"
+
+
+def _ns_path(name: str) -> str:
+    return os.path.join(NETNS_RUN_DIR, name)
+
+
+def list_namespaces() -> list[str]:
+    try:
+        return sorted(os.listdir(NETNS_RUN_DIR))
+    except FileNotFoundError:
+        return []
+
+
+def _remove_namespace(name: str) -> None:
+    from pyroute2 import netns
+    try:
+        netns.remove(name)
+    except FileNotFoundError:
+        pass
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale() -> list[str]:
+    """Remove `tuntcp-<pid>-<n>` namespaces whose owning process is dead; returns their names.
+
+    Safe while other runs are active: a namespace whose pid is alive is left alone.
+    """
+    removed = []
+    for name in list_namespaces():
+        if not name.startswith(PREFIX):
+            continue
+        parts = name[len(PREFIX):].split("-")
+        if len(parts) != 2 or not parts[0].isdigit():
+            continue
+        pid = int(parts[0])
+        if pid == os.getpid() or _pid_alive(pid):
+            continue
+        _remove_namespace(name)
+        removed.append(name)
+    return removed
+
+
+def _close_all() -> None:
+    for lab in list(_labs):
+        lab.close()
+
+
+def _on_sigterm(signum, frame):
+    # Take the SIGINT path so `with` blocks (and trio's KI protection) unwind as for Ctrl-C.
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler) and handler is not _on_sigterm:
+        handler(signal.SIGINT, frame)  # default_int_handler raises; trio's may defer
+        return
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _install_handlers() -> None:
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    atexit.register(_close_all)
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            signal.signal(sig, _on_sigterm)
+
+
+class _NsWorker:
+    """A daemon thread that lives in the namespace and runs callables there.
+
+    Signals are delivered to the main thread only, so a Ctrl-C can never leave this thread (or
+    the main thread) half-way between namespaces.
+    """
+
+    def __init__(self, ns_fd: int):
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        ready: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, args=(ns_fd, ready), daemon=True,
+                                        name="tuntcp-netns")
+        self._thread.start()
+        err = ready.get()
+        if err is not None:
+            raise err
+
+    def _run(self, ns_fd, ready):
+        try:
+            _setns(ns_fd)
+        except OSError as e:
+            ready.put(e)
+            return
+        ready.put(None)
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            fn, args, box, done = job
+            try:
+                box.append((True, fn(*args)))
+            except BaseException as e:  # handed back to the caller
+                box.append((False, e))
+            done.set()
+
+    def call(self, fn, *args):
+        box: list = []
+        done = threading.Event()
+        self._jobs.put((fn, args, box, done))
+        done.wait()
+        ok, value = box[0]
+        if not ok:
+            raise value
+        return value
+
+    def stop(self):
+        self._jobs.put(None)
+        self._thread.join(timeout=5)
+
+
+def _sysctl_path(name: str) -> str:
+    if not name.startswith("net.") or ".." in name or "/" in name:
+        raise LabError(f"not a network sysctl: {name!r}")
+    return "/proc/sys/" + name.replace(".", "/")
+
+
+def _write_sysctl(name: str, value) -> None:
+    if isinstance(value, (tuple, list)):
+        value = " ".join(str(v) for v in value)
+    with open(_sysctl_path(name), "w") as f:
+        f.write(f"{value}\n")
+
+
+def _read_sysctl(name: str) -> str:
+    with open(_sysctl_path(name)) as f:
+        return f.read().strip()
+
+
+class Lab:
+    """One namespace + one TUN.  Use as a context manager (setup is synchronous, so it is fine
+    to build one from trio code too); `close()` is idempotent.
+
+    lab.tun_fd          non-blocking TUN fd (raw IPv4 packets; with vnet_hdr=True each packet is
+                        preceded by a 10-byte virtio_net_hdr)
+    lab.tun_name        interface name (inside lab.ns_name)
+    lab.endpoint_addr   "198.18.1.1"; lab.endpoint_ip is the int (as Stack(addrs=...) wants)
+    lab.client_addr     "198.18.0.1"; lab.client_ip is the int
+    """
+
+    def __init__(self, *, mtu: int = 1500, txqueuelen: int = 20000, vnet_hdr: bool = False,
+                 endpoint_addr: str = ENDPOINT_ADDR, client_addr: str = CLIENT_ADDR,
+                 endpoint_prefixlen: int = ENDPOINT_PREFIXLEN, sysctls: dict | None = None):
+        problem = privilege_problem()
+        if problem:
+            raise LabError(problem)
+        if not os.path.exists("/dev/net/tun"):
+            raise LabError("tuntcp needs /dev/net/tun (load the tun module or pass the device "
+                           "to the container)")
+        for a in (endpoint_addr, client_addr):
+            if ipaddress.IPv4Address(a) not in ipaddress.IPv4Network("198.18.0.0/15"):
+                raise LabError(f"{a} is outside 198.18.0.0/15; labs use only the benchmarking "
+                               "range")
+        net = ipaddress.IPv4Network(f"{endpoint_addr}/{endpoint_prefixlen}", strict=False)
+        if ipaddress.IPv4Address(client_addr) in net:
+            raise LabError(f"client address {client_addr} lies inside the endpoint prefix {net}")
+        _install_handlers()
+        self.endpoint_addr = endpoint_addr
+        self.endpoint_ip = int(ipaddress.IPv4Address(endpoint_addr))
+        self.endpoint_net = net
+        self.client_addr = client_addr
+        self.client_ip = int(ipaddress.IPv4Address(client_addr))
+        self.extra_client_addrs: list[str] = []
+        self.mtu = mtu
+        self.txqueuelen = txqueuelen
+        self.vnet_hdr = vnet_hdr
+        n = next(_counter)
+        self.ns_name = f"{PREFIX}{os.getpid()}-{n}"
+        self.tun_name = f"tt{os.getpid()}x{n}"[:15]
+        self.closed = False
+        self._ns_fd: int | None = None
+        self._worker: _NsWorker | None = None
+        self._ipr = None
+        self._tun = None
+        self.tun_fd = -1
+        self._children: list[subprocess.Popen] = []
+        self._sockets: "weakref.WeakSet[socket.socket]" = weakref.WeakSet()
+        _labs.add(self)
+        try:
+            self._build(sysctls or {})
+        except BaseException as e:
+            self.close()
+            if isinstance(e, OSError) and e.errno in (errno.EPERM, errno.EACCES):
+                raise LabError(f"{NEEDS_PRIVILEGE}: {e}") from e
+            raise
+
+    def _build(self, sysctls: dict) -> None:
+        from pyroute2 import IPRoute, netns
+        import pytun
+
+        netns.create(self.ns_name)
+        self._ns_fd = os.open(_ns_path(self.ns_name), os.O_RDONLY | os.O_CLOEXEC)
+        self._worker = _NsWorker(self._ns_fd)
+        # Before the TUN arrives, so it never gets an IPv6 link-local address (RS/MLD noise).
+        self.sysctl("net.ipv6.conf.all.disable_ipv6", 1)
+        self.sysctl("net.ipv6.conf.default.disable_ipv6", 1)
+        nl = self._worker.call(socket.socket, socket.AF_NETLINK, socket.SOCK_DGRAM,
+                               socket.NETLINK_ROUTE)
+        self._ipr = IPRoute(use_socket=nl)
+
+        flags = pytun.IFF_TUN | pytun.IFF_NO_PI | (pytun.IFF_VNET_HDR if self.vnet_hdr else 0)
+        self._tun = pytun.TunTapDevice(name=self.tun_name, flags=flags)
+        self.tun_fd = self._tun.fileno()
+        os.set_blocking(self.tun_fd, False)
+        with IPRoute() as root:
+            idx = root.link_lookup(ifname=self.tun_name)
+            if not idx:
+                raise LabError(f"TUN {self.tun_name} vanished before it could be moved")
+            root.link("set", index=idx[0], net_ns_fd=self._ns_fd)
+
+        ipr = self._ipr
+        lo = ipr.link_lookup(ifname="lo")[0]
+        ipr.link("set", index=lo, state="up")
+        (idx,) = ipr.link_lookup(ifname=self.tun_name)
+        self.tun_index = idx
+        ipr.link("set", index=idx, mtu=self.mtu, txqlen=self.txqueuelen)
+        ipr.addr("add", index=idx, address=self.client_addr, prefixlen=32)
+        ipr.link("set", index=idx, state="up")
+        ipr.route("add", dst=str(self.endpoint_net), oif=idx, prefsrc=self.client_addr,
+                  scope=253)  # RT_SCOPE_LINK: a point-to-point TUN has no gateway
+        for name, value in sysctls.items():
+            self.sysctl(name, value)
+
+    # -- namespace access -------------------------------------------------------------------
+
+    def _check_open(self):
+        if self.closed:
+            raise LabError(f"lab {self.ns_name} is closed")
+
+    def call_in_ns(self, fn, *args):
+        """Run `fn(*args)` in a thread that is inside the namespace; returns its result."""
+        self._check_open()
+        return self._worker.call(fn, *args)
+
+    def sysctl(self, name: str, value=None) -> str:
+        """Read (value=None) or write a sysctl *inside* the namespace; returns the value read.
+
+        Only per-namespace sysctls are meaningful here (see PER_NETNS_SYSCTLS and reference
+        §6.4); global ones (net.core.rmem_max, ...) are rejected so a lab never changes the host.
+        """
+        per_netns = name in PER_NETNS_SYSCTLS or name.startswith(PER_NETNS_PREFIXES)
+        if value is not None and not per_netns:
+            raise LabError(f"{name} is not a known per-namespace sysctl; refusing to write it "
+                           "from a lab (it might be global)")
+        self._check_open()
+        if value is not None:
+            self._worker.call(_write_sysctl, name, value)
+        return self._worker.call(_read_sysctl, name)
+
+    def socket_in_ns(self, family=socket.AF_INET, type=socket.SOCK_STREAM, proto=0):
+        """A socket created inside the namespace (sockets keep their namespace for life)."""
+        self._check_open()
+        s = self._worker.call(socket.socket, family, type, proto)
+        self._sockets.add(s)
+        return s
+
+    def sockets_in_ns(self, n, family=socket.AF_INET, type=socket.SOCK_STREAM, proto=0):
+        """`n` sockets in one round trip to the namespace thread (for storms)."""
+        self._check_open()
+        socks = self._worker.call(lambda: [socket.socket(family, type, proto) for _ in range(n)])
+        for s in socks:
+            self._sockets.add(s)
+        return socks
+
+    def run_in_ns(self, argv, **popen_kwargs) -> subprocess.Popen:
+        """Start `argv` inside the namespace (via `ip netns exec`, which also gives it a matching
+        /sys); the child is tracked and killed by close()."""
+        self._check_open()
+        popen_kwargs.setdefault("start_new_session", True)
+        p = subprocess.Popen(["ip", "netns", "exec", self.ns_name, *argv], **popen_kwargs)
+        self._children.append(p)
+        return p
+
+    def add_client_addrs(self, n: int) -> list[str]:
+        """Add `n` more client addresses (198.19.0.1, 198.19.0.2, ...) on the TUN; returns all
+        extra addresses.  At most a /16 worth (65534)."""
+        self._check_open()
+        have = len(self.extra_client_addrs)
+        if have + n > EXTRA_CLIENT_NET.num_addresses - 2:
+            raise LabError(f"at most {EXTRA_CLIENT_NET.num_addresses - 2} extra client addresses")
+        base = int(EXTRA_CLIENT_NET.network_address) + 1
+        for i in range(have, have + n):
+            a = str(ipaddress.IPv4Address(base + i))
+            self._ipr.addr("add", index=self.tun_index, address=a, prefixlen=32)
+            self.extra_client_addrs.append(a)
+        return list(self.extra_client_addrs)
+
+    def tun_stats(self) -> dict:
+        """The TUN interface's counters (tx_* = towards us, rx_* = from us into the namespace)."""
+        self._check_open()
+        link = self._ipr.get_links(self.tun_index)[0]
+        stats = link.get_attr("IFLA_STATS64") or {}
+        return dict(stats)
+
+    # -- cleanup ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Kill children, close sockets and the TUN fd, delete the namespace.  Idempotent; every
+        step runs even if an earlier one fails."""
+        if self.closed:
+            return
+        self.closed = True
+        _labs.discard(self)
+        for p in self._children:
+            _kill_child(p)
+        self._children.clear()
+        for s in list(self._sockets):
+            try:
+                s.close()
+            except OSError:
+                pass
+        if self._ipr is not None:
+            try:
+                self._ipr.close()
+            except Exception:
+                pass
+        if self._worker is not None:
+            self._worker.stop()
+        if self._tun is not None:
+            try:
+                self._tun.close()
+            except OSError:
+                pass
+            self.tun_fd = -1
+        if self._ns_fd is not None:
+            os.close(self._ns_fd)
+            self._ns_fd = None
+        _remove_namespace(self.ns_name)
+
+    def __enter__(self) -> "Lab":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        # Last resort only; close() or `with` is the contract.
+        if not getattr(self, "closed", True):
+            self.close()
+
+    def __repr__(self):
+        state = "closed" if self.closed else "open"
+        return f"<Lab {self.ns_name} tun={self.tun_name} {state}>"
+
+
+def _kill_child(p: subprocess.Popen) -> None:
+    if p.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, 1.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(p.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            try:
+                p.send_signal(sig)
+            except ProcessLookupError:
+                pass
+        try:
+            p.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def probe() -> str | None:
+    """None if namespaces + TUN work here, else a one-line reason (tests skip with it)."""
+    global _probe_result
+    if _probe_result is not _UNSET:
+        return _probe_result
+    problem = privilege_problem()
+    if problem is None and not os.path.exists("/dev/net/tun"):
+        problem = "no /dev/net/tun"
+    if problem is None:
+        try:
+            with Lab():
+                pass
+        except (LabError, OSError) as e:
+            problem = f"cannot build a lab: {e}"
+    _probe_result = problem
+    return problem
+
+
+_UNSET = object()
+_probe_result = _UNSET
