@@ -1,0 +1,485 @@
+"""The Linux listener: request socks, ``tcp_conn_request``, ``tcp_check_req``, SYN cookies.
+
+Semantics from shared/reference/linux-freebsd-passive-open.md §1-§3, §6.2; the pure rules live in
+``linux_rules.py`` (with what was checked against kernel text). One listener = one LISTEN socket
+with its SYN queue (request socks keyed by 4-tuple) and accept queue (established children).
+
+All request-sock timers share ONE stack deadline: a small heap of (expires, n, req) entries with
+lazy deletion, so a SYN flood costs a heap push per SYN and nothing walks the queue.
+
+Approximations (documented, deliberate):
+  * "proven" peers (``tcp_peer_is_proven``): an address we completed a handshake with on this
+    listener; Linux asks the route's TCP metrics cache for an RTT, kept across sockets.
+  * pre-4.4 kernels ran the SYN-ACK timer from a 200 ms sweep; here every profile retransmits at
+    exactly 1, 3, 7, 15, 31 s.
+  * advmss is MTU 1500 - 40 unless the stack exposes ``mtu``.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from dataclasses import dataclass
+
+from ..core.params import HandshakeParams
+from ..core.seq import seq_gt
+from ..core.window import (TCP_MSS_DEFAULT, cookie_init_rwin, openreq_init_rwin, sock_set_rcvbuf,
+                           sock_set_sndbuf, synack_window_field)
+from ..wire.segment import ACK, CWR, ECE, FIN, RST, SYN, Segment, TcpOptions
+from . import linux_rules as R
+from .cookies import LinuxCookies, decode_ts, encode_ts
+
+TCP_MAX_WSCALE = 14
+
+
+@dataclass(slots=True, eq=False)
+class RequestSock:
+    """A TCP_NEW_SYN_RECV request sock (``struct tcp_request_sock``)."""
+
+    laddr: int
+    lport: int
+    raddr: int
+    rport: int
+    rcv_isn: int
+    snt_isn: int
+    mss: int               # peer's MSS option (mss_clamp), 536 if absent
+    wscale_ok: bool
+    snd_wscale: int
+    sack_ok: bool
+    tstamp_ok: bool
+    ts_recent: int
+    ts_off: int
+    ecn_ok: bool
+    rcv_wnd: int = 0
+    window_clamp: int = 0
+    rcv_wscale: int = 0
+    num_timeout: int = 0   # timer expiries (young while 0)
+    num_retrans: int = 0   # SYN-ACKs resent (timer or retransmitted SYN)
+    acked: bool = False
+    expires: float = 0.0
+    snt_synack: float = 0.0
+    last_oow: float | None = None
+    alive: bool = True
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        return (self.laddr, self.raddr, self.rport)
+
+
+def parse_syn_options(profile, opts: TcpOptions, want_cookie: bool) -> tuple:
+    """``tcp_parse_options`` on a SYN plus ``tcp_conn_request``'s cookie clearing.
+
+    Options are only honoured when their sysctl is on; the peer's shift is capped at 14. A
+    cookie without client timestamps can carry nothing, so SACK and window scaling are cleared.
+    -> (mss, tstamp_ok, tsval, wscale_ok, snd_wscale, sack_ok)
+    """
+    mss = opts.mss if opts.mss else TCP_MSS_DEFAULT
+    tstamp_ok = opts.ts is not None and profile["net.ipv4.tcp_timestamps"] != 0
+    tsval = opts.ts[0] if tstamp_ok else 0
+    wscale_ok = opts.wscale is not None and profile["net.ipv4.tcp_window_scaling"] != 0
+    snd_wscale = min(opts.wscale, TCP_MAX_WSCALE) if wscale_ok else 0
+    sack_ok = opts.sack_ok and profile["net.ipv4.tcp_sack"] != 0
+    if want_cookie and not tstamp_ok:
+        wscale_ok, snd_wscale, sack_ok = False, 0, False
+    return mss, tstamp_ok, tsval, wscale_ok, snd_wscale, sack_ok
+
+
+class LinuxListener:
+    """A LISTEN socket with Linux semantics (interface: docs/design.md, "A listener object")."""
+
+    def __init__(self, stack, *, port: int, backlog: int, addr: int = 0, rcvbuf=None, sndbuf=None,
+                 defer_accept: int = 0, synack_retries=None):
+        p = stack.profile
+        self.stack = stack
+        self.profile = p
+        self.port = port
+        self.addr = addr
+        self.deadline = None
+        self.closed = False
+        # SO_RCVBUF / SO_SNDBUF set before listen(): doubled, clamped, and locked
+        self.rcvbuf_locked = rcvbuf is not None
+        self.rcvbuf = sock_set_rcvbuf(p, rcvbuf) if rcvbuf is not None else p["net.ipv4.tcp_rmem"][1]
+        self.sndbuf_locked = sndbuf is not None
+        self.sndbuf = sock_set_sndbuf(p, sndbuf) if sndbuf is not None else p["net.ipv4.tcp_wmem"][1]
+        self.window_clamp = 0                     # TCP_WINDOW_CLAMP not set
+        self.advmss = getattr(stack, "mtu", 1500) - 40
+        self.rto_init = p["model.rto_initial"]
+        self.rto_max = p["model.rto_max"]
+        # TCP_DEFER_ACCEPT (seconds -> SYN-ACK rounds) and TCP_SYNCNT on the listener
+        if defer_accept < 0 or (synack_retries is not None and not 1 <= synack_retries <= 255):
+            raise ValueError("defer_accept must be >= 0 and synack_retries in 1..255")
+        self.defer_rounds = R.secs_to_retrans(defer_accept, self.rto_init, self.rto_max)
+        self.synack_retries = synack_retries
+        self.backlog = R.listen_backlog(backlog, p["net.core.somaxconn"])
+        # pre-4.4: the SYN table is sized once, at the first listen()
+        self.pow2_size = R.pow2_synq_size(self.backlog, p["net.ipv4.tcp_max_syn_backlog"])
+        self.accept_q: deque = deque()
+        self.reqs: dict[tuple[int, int, int], RequestSock] = {}
+        self.young = 0
+        self._heap: list = []
+        self._tick = itertools.count()
+        self.synflood_warned = False              # reset only by a fresh listen (inet_csk_listen_start)
+        self.last_overflow: float | None = None   # tcp_synq_overflow stamp
+        self.proven: set[int] = set()
+        self.cookies = LinuxCookies(stack.secret)
+
+    # ---- listen(2) / close(2) / accept(2) -----------------------------------------------
+
+    def relisten(self, backlog: int) -> None:
+        """``inet_listen`` on a LISTEN socket: only the accept backlog changes."""
+        self.backlog = R.listen_backlog(backlog, self.profile["net.core.somaxconn"])
+
+    def accept(self):
+        """``inet_csk_accept``: the oldest child (``sk_acceptq_removed``), or None."""
+        return self.accept_q.popleft() if self.accept_q else None
+
+    def close(self, now: float) -> None:
+        """``inet_csk_listen_stop``: requests vanish silently, unaccepted children are reset."""
+        self.closed = True
+        self.reqs.clear()
+        self._heap.clear()
+        self.young = 0
+        self.deadline = None
+        while self.accept_q:
+            self.accept_q.popleft().abort(now)
+        self.stack.unlisten(self)
+
+    def queue_lengths(self) -> dict:
+        reqs = [(r.raddr, r.rport, r.num_timeout, r.acked, r.expires) for r in self.reqs.values()]
+        return {"accept": len(self.accept_q), "syn": len(self.reqs), "young": self.young,
+                "backlog": self.backlog, "requests": reqs}
+
+    # ---- queue tests --------------------------------------------------------------------
+
+    def synq_full(self) -> bool:
+        return R.synq_is_full(self.profile["model.synq_full_cmp"], len(self.reqs), self.backlog,
+                              self.pow2_size)
+
+    def acceptq_full(self) -> bool:
+        return R.acceptq_is_full(len(self.accept_q), self.backlog)
+
+    def _listendrop(self) -> None:
+        """``tcp_listendrop``."""
+        self.stack.counters.inc("TcpExtListenDrops")
+
+    def _overflow_drop(self) -> None:
+        """``tcp_v4_syn_recv_sock``/``tcp_conn_request`` on a full accept queue."""
+        self.stack.counters.inc("TcpExtListenOverflows")
+        self._listendrop()
+
+    # ---- input --------------------------------------------------------------------------
+
+    def on_segment(self, seg: Segment, now: float) -> None:
+        """Everything for this port that matched no connection (``tcp_v4_rcv`` for a listener)."""
+        if self.closed:
+            self.stack.reset_for(seg)
+            return
+        req = self.reqs.get((seg.daddr, seg.saddr, seg.sport))
+        if req is not None and not self.check_req(req, seg, now):
+            return
+        self._listen_input(seg, now)
+
+    def _listen_input(self, seg: Segment, now: float) -> None:
+        """``tcp_v4_do_rcv`` on LISTEN: cookie check for non-SYNs, then ``tcp_rcv_state_process``."""
+        fl = seg.flags
+        if not fl & SYN and self._cookie_check(seg, now):
+            return
+        if fl & ACK:
+            self.stack.reset_for(seg)          # LISTEN + ACK: "return 1", caller resets
+        elif fl & RST:
+            return
+        elif fl & SYN:
+            if not fl & FIN:
+                self.conn_request(seg, now)
+
+    # ---- tcp_conn_request ---------------------------------------------------------------
+
+    def syn_flood_action(self, laddr: int) -> bool:
+        """``tcp_syn_flood_action``: count, warn once per listener, say whether to send a cookie."""
+        p, c = self.profile, self.stack.counters
+        syncookies = p["net.ipv4.tcp_syncookies"]
+        want = syncookies != 0
+        c.inc("TcpExtTCPReqQFullDoCookies" if want else "TcpExtTCPReqQFullDrop")
+        if not self.synflood_warned and syncookies != 2:
+            self.synflood_warned = True
+            line = R.synflood_line(p["model.synflood_msg"], p["model.synflood_proto"],
+                                   laddr or self.addr, self.port, want)
+            self.stack.log("kernel_log", line=line)
+        return want
+
+    def conn_request(self, syn: Segment, now: float) -> None:
+        """``tcp_v4_conn_request`` + ``tcp_conn_request`` in the kernel's order (reference §2.2)."""
+        p, c, st = self.profile, self.stack.counters, self.stack
+        if R.is_bcast_or_mcast(syn.daddr):
+            self._listendrop()
+            return
+        syncookies = p["net.ipv4.tcp_syncookies"]
+        want_cookie = False
+        if syncookies == 2 or self.synq_full():
+            want_cookie = self.syn_flood_action(syn.daddr)
+            if not want_cookie:
+                self._listendrop()
+                return
+        if R.acceptq_drops_syn(p["model.acceptq_syn_drop"], len(self.accept_q), self.backlog,
+                               self.young):
+            self._overflow_drop()
+            return
+        mss, tstamp_ok, tsval, wscale_ok, snd_wscale, sack_ok = parse_syn_options(
+            p, syn.options, want_cookie)
+        laddr, raddr = syn.daddr, syn.saddr
+        ts_off = st.ts_offset(laddr, raddr) if tstamp_ok else 0
+        if not want_cookie:
+            if R.three_quarter_drop(syncookies, p["net.ipv4.tcp_max_syn_backlog"], len(self.reqs),
+                                    raddr in self.proven):
+                self._listendrop()
+                return
+            isn = st.isn(laddr, syn.dport, raddr, syn.sport)
+        # tcp_ecn_create_request: the client asked (ECE+CWR on the SYN) and tcp_ecn allows it
+        ecn_ok = bool(syn.flags & ECE and syn.flags & CWR) and p["net.ipv4.tcp_ecn"] != 0
+        if want_cookie:
+            isn, mss = self.cookies.init_sequence(raddr, syn.sport, laddr, syn.dport, syn.seq,
+                                                  mss, now)
+            self.last_overflow = R.synq_overflow_stamp(self.last_overflow, now)
+            c.inc("TcpExtSyncookiesSent")
+            if not tstamp_ok:
+                ecn_ok = False
+        req = RequestSock(laddr, syn.dport, raddr, syn.sport, syn.seq, isn, mss, wscale_ok,
+                          snd_wscale, sack_ok, tstamp_ok, tsval, ts_off, ecn_ok)
+        req.rcv_wnd, req.window_clamp, req.rcv_wscale = openreq_init_rwin(
+            p, listener_rcvbuf=self.rcvbuf, rcvbuf_locked=self.rcvbuf_locked,
+            listener_window_clamp=self.window_clamp, mss_clamp=self.advmss, tstamp_ok=tstamp_ok,
+            wscale_ok=wscale_ok)
+        if want_cookie:
+            st.emit(self._synack(req, cookie=True))   # stateless: nothing is kept
+            return
+        req.snt_synack = now
+        self.reqs[req.key] = req                      # inet_csk_reqsk_queue_hash_add
+        self.young += 1
+        self._arm(req, now + self.rto_init)
+        st.emit(self._synack(req))
+
+    def _synack(self, req: RequestSock, cookie: bool = False) -> Segment:
+        """``tcp_make_synack``: Linux's SYN-ACK options; the window field is never scaled."""
+        st = self.stack
+        wscale_ok = req.wscale_ok
+        if cookie and self.profile["model.cookie_wscale_mode"] == "gvisor":
+            wscale_ok = False
+        ts = None
+        if req.tstamp_ok:
+            if cookie:
+                raw = encode_ts(st.ts_now(0), req.wscale_ok, req.snd_wscale, req.sack_ok, req.ecn_ok)
+                tsval = (raw + req.ts_off) & 0xFFFFFFFF
+            else:
+                tsval = st.ts_now(req.ts_off)
+            ts = (tsval, req.ts_recent)
+        opts = TcpOptions(mss=self.advmss, wscale=req.rcv_wscale if wscale_ok else None,
+                          sack_ok=req.sack_ok, ts=ts)
+        flags = SYN | ACK | (ECE if req.ecn_ok else 0)
+        return Segment(req.laddr, req.raddr, req.lport, req.rport, seq=req.snt_isn,
+                       ack=(req.rcv_isn + 1) & 0xFFFFFFFF, flags=flags,
+                       window=synack_window_field(req.rcv_wnd), options=opts)
+
+    def _rtx_synack(self, req: RequestSock) -> None:
+        """``tcp_rtx_synack``: resend, counting TcpRetransSegs and TCPSynRetrans."""
+        c = self.stack.counters
+        c.inc("TcpRetransSegs")
+        c.inc("TcpExtTCPSynRetrans")
+        req.num_retrans += 1
+        self.stack.emit(self._synack(req))
+
+    def _send_ack(self, req: RequestSock) -> None:
+        """``tcp_v4_reqsk_send_ack``: an ACK from SYN-RECV (window scaled by our shift)."""
+        st = self.stack
+        ts = (st.ts_now(req.ts_off), req.ts_recent) if req.tstamp_ok else None
+        st.emit(Segment(req.laddr, req.raddr, req.lport, req.rport,
+                        seq=(req.snt_isn + 1) & 0xFFFFFFFF, ack=(req.rcv_isn + 1) & 0xFFFFFFFF,
+                        flags=ACK, window=min(req.rcv_wnd >> req.rcv_wscale, 65535),
+                        options=TcpOptions(ts=ts)))
+
+    # ---- tcp_check_req ------------------------------------------------------------------
+
+    def check_req(self, req: RequestSock, seg: Segment, now: float) -> bool:
+        """``tcp_check_req`` for a segment matching a request sock (reference §3.1).
+
+        Returns True when the listener must process the segment (wrong ACK -> RST).
+        """
+        p, c = self.profile, self.stack.counters
+        fl = seg.flags & (RST | SYN | ACK)
+        rcv_nxt = (req.rcv_isn + 1) & 0xFFFFFFFF
+        ts = seg.options.ts if req.tstamp_ok else None
+        paws_reject = ts is not None and R.req_paws_reject(
+            req.ts_recent, ts[0], bool(fl & RST), self.rto_init * (1 << req.num_timeout))
+        ratelimit = p["net.ipv4.tcp_invalid_ratelimit"]
+        # (a) a retransmitted SYN: answer it again, without counting a timeout
+        if seg.seq == req.rcv_isn and fl == SYN and not paws_reject:
+            if not self._oow_limited(req, seg, now, ratelimit):
+                self._rtx_synack(req)
+                self._arm(req, now + min(self.rto_init * (1 << req.num_timeout), self.rto_max))
+            return False
+        # (b) an ACK that does not acknowledge our SYN: the listener answers with a RST
+        if fl & ACK and seg.ack != (req.snt_isn + 1) & 0xFFFFFFFF:
+            return True
+        # (c) PAWS and the receive window announced in the SYN-ACK
+        end_seq = (seg.seq + seg.seg_len) & 0xFFFFFFFF
+        if paws_reject or not R.tcp_in_window(seg.seq, end_seq, rcv_nxt,
+                                              (rcv_nxt + req.rcv_wnd) & 0xFFFFFFFF):
+            if not fl & RST and not self._oow_limited(req, seg, now, ratelimit):
+                self._send_ack(req)
+            if paws_reject:
+                c.inc("TcpExtPAWSEstab")
+            return False
+        if ts is not None and not seq_gt(seg.seq, rcv_nxt):
+            req.ts_recent = ts[0]
+        if seg.seq == req.rcv_isn:
+            fl &= ~SYN            # the SYN bit is outside the window: ignore it
+        # (d) RST or an in-window SYN kills the embryo
+        if fl & (RST | SYN):
+            c.inc("TcpAttemptFails")
+            self._embryonic_reset(req, seg)
+            return False
+        if not fl & ACK:
+            return False
+        # (e) TCP_DEFER_ACCEPT: swallow a bare ACK while the defer rounds last
+        if req.num_timeout < self.defer_rounds and end_seq == rcv_nxt:
+            req.acked = True
+            c.inc("TcpExtTCPDeferAcceptDrop")
+            return False
+        # (f) the child, if the accept queue has room (tcp_v4_syn_recv_sock)
+        if self.acceptq_full():
+            self._overflow_drop()
+            if not p["net.ipv4.tcp_abort_on_overflow"]:
+                req.acked = True  # ACK dropped; the timer keeps resending the SYN-ACK
+                return False
+            self._embryonic_reset(req, seg)
+            return False
+        self._unlink(req)
+        rtt = now - req.snt_synack if req.num_retrans == 0 else None
+        self._make_child(seg, now, req.mss, req.rcv_isn, req.snt_isn, req.wscale_ok,
+                         req.snd_wscale, req.rcv_wscale, req.sack_ok, req.tstamp_ok,
+                         req.ts_recent, req.ts_off, req.rcv_wnd, req.window_clamp, req.ecn_ok,
+                         "synq", req.num_retrans > 0, rtt)
+        return False
+
+    def _oow_limited(self, req: RequestSock, seg: Segment, now: float, ratelimit: int) -> bool:
+        has_data = len(seg.payload) > 0 or bool(seg.flags & FIN)
+        syn = bool(seg.flags & SYN)
+        if R.oow_rate_limited(req.last_oow, now, ratelimit, has_data, syn):
+            self.stack.counters.inc("TcpExtTCPACKSkippedSynRecv")
+            return True
+        if syn or not has_data:
+            req.last_oow = now
+        return False
+
+    def _embryonic_reset(self, req: RequestSock, seg: Segment) -> None:
+        """``tcp_check_req`` embryonic_reset: RST unless the segment was one; EmbryonicRsts."""
+        if not seg.flags & RST:
+            self.stack.reset_for(seg)
+        if req.alive:
+            self._unlink(req)
+            self.stack.counters.inc("TcpExtEmbryonicRsts")
+
+    # ---- the cookie ACK -----------------------------------------------------------------
+
+    def _cookie_check(self, seg: Segment, now: float) -> bool:
+        """``cookie_v4_check`` (reference §3.4). True when the segment was consumed."""
+        p, c, st = self.profile, self.stack.counters, self.stack
+        fl = seg.flags
+        if p["net.ipv4.tcp_syncookies"] == 0 or not fl & ACK or fl & RST:
+            return False
+        if R.synq_no_recent_overflow(self.last_overflow, now):
+            return False
+        laddr, raddr = seg.daddr, seg.saddr
+        mss = self.cookies.check(raddr, seg.sport, laddr, seg.dport, seg.ack, seg.seq, now)
+        if not mss:
+            c.inc("TcpExtSyncookiesFailed")
+            return False
+        c.inc("TcpExtSyncookiesRecv")
+        saw_ts = seg.options.ts is not None and p["net.ipv4.tcp_timestamps"] != 0
+        ts_off = st.ts_offset(laddr, raddr) if saw_ts else 0
+        tsecr = (seg.options.ts[1] - ts_off) & 0xFFFFFFFF if saw_ts else 0
+        opts = decode_ts(p, tsecr, saw_ts)
+        if opts is None:
+            return False
+        wscale_ok, snd_wscale, ecn_ok = opts.wscale_ok, opts.snd_wscale, opts.ecn_ok
+        rcv_wnd, clamp, rcv_wscale = cookie_init_rwin(
+            p, listener_rcvbuf=self.rcvbuf, rcvbuf_locked=self.rcvbuf_locked,
+            listener_window_clamp=self.window_clamp, cookie_mss=mss, wscale_ok=wscale_ok)
+        if self.acceptq_full():
+            self._overflow_drop()
+            return True           # dropped silently: no RST, no state
+        self._make_child(seg, now, mss, (seg.seq - 1) & 0xFFFFFFFF, (seg.ack - 1) & 0xFFFFFFFF,
+                         wscale_ok, snd_wscale, rcv_wscale, opts.sack_ok, saw_ts,
+                         seg.options.ts[0] if saw_ts else 0, ts_off, rcv_wnd, clamp, ecn_ok,
+                         "cookie", False, None)
+        return True
+
+    # ---- the child ----------------------------------------------------------------------
+
+    def _make_child(self, seg, now, mss, irs, iss, wscale_ok, snd_wscale, rcv_wscale, sack_ok,
+                    tstamp_ok, ts_recent, ts_off, rcv_wnd, window_clamp, ecn_ok, path,
+                    retransmitted, rtt) -> None:
+        """``tcp_create_openreq_child`` + ``inet_csk_complete_hashdance`` + ``tcp_child_process``."""
+        from ..core.conn import Connection
+        st = self.stack
+        params = HandshakeParams(
+            laddr=seg.daddr, lport=seg.dport, raddr=seg.saddr, rport=seg.sport, iss=iss, irs=irs,
+            mss=min(mss, self.advmss), advmss=self.advmss, wscale_ok=wscale_ok,
+            snd_wscale=snd_wscale if wscale_ok else 0, rcv_wscale=rcv_wscale if wscale_ok else 0,
+            sack_ok=sack_ok, tstamp_ok=tstamp_ok, ts_recent=ts_recent, ts_off=ts_off,
+            rcv_wnd=rcv_wnd, window_clamp=window_clamp,
+            snd_wnd=seg.window << (snd_wscale if wscale_ok else 0), rcvbuf=self.rcvbuf,
+            rcvbuf_locked=self.rcvbuf_locked, sndbuf=self.sndbuf, sndbuf_locked=self.sndbuf_locked,
+            ecn_ok=ecn_ok, path=path, synack_retransmitted=retransmitted, rtt_sample=rtt)
+        child = Connection.from_handshake(st, params, now, listener=self)
+        st.counters.inc("TcpPassiveOpens")
+        self.proven.add(seg.saddr)
+        self.accept_q.append(child)
+        st.dirty.add(self)
+        if len(seg.payload) or seg.flags & FIN:
+            child.on_segment(seg, now)       # data on the completing ACK belongs to the child
+
+    # ---- request-sock timers ------------------------------------------------------------
+
+    def _arm(self, req: RequestSock, when: float) -> None:
+        req.expires = when
+        heapq.heappush(self._heap, (when, next(self._tick), req))
+        if self.deadline is None or when < self.deadline:
+            self.stack.schedule(self, when)
+
+    def _unlink(self, req: RequestSock) -> None:
+        """``reqsk_queue_removed``: leave the SYN queue (its heap entry goes stale)."""
+        if req.alive:
+            req.alive = False
+            del self.reqs[req.key]
+            if req.num_timeout == 0:
+                self.young -= 1
+
+    def on_timer(self, now: float) -> None:
+        """Fire every due request timer, then re-arm the listener's one deadline."""
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            when, _, req = heapq.heappop(heap)
+            if req.alive and req.expires == when:
+                self.reqsk_timer(req, now)
+        while heap and not (heap[0][2].alive and heap[0][2].expires == heap[0][0]):
+            heapq.heappop(heap)
+        if heap:
+            self.stack.schedule(self, heap[0][0])
+
+    def reqsk_timer(self, req: RequestSock, now: float) -> None:
+        """``reqsk_timer_handler``: TCPTimeouts, resend or expire silently (reference §6.2)."""
+        p = self.profile
+        max_retries = self.synack_retries or p["net.ipv4.tcp_synack_retries"]
+        pow2 = self.pow2_size if p["model.synq_full_cmp"] == "pow2" else None
+        thresh = R.synack_thresh(max_retries, len(self.reqs), self.young, self.backlog, pow2)
+        expire, resend = R.syn_ack_recalc(req.num_timeout, thresh, self.defer_rounds, req.acked)
+        self.stack.counters.inc("TcpExtTCPTimeouts")     # tcp_syn_ack_timeout
+        if expire:
+            self._unlink(req)
+            return
+        if resend:
+            self._rtx_synack(req)
+        if req.num_timeout == 0:
+            self.young -= 1
+        req.num_timeout += 1
+        self._arm(req, now + min(self.rto_init * (1 << req.num_timeout), self.rto_max))
