@@ -19,6 +19,8 @@ def cases():
     synack = Segment(A, B, 80, 40000, 777, 12346, SYN | ACK, 65160, TcpOptions(1460, 7, True, (222, 111)))
     ack = Segment(A, B, 80, 40000, 778, 2, ACK, 502, TcpOptions(ts=(223, 5)))
     bare = Segment(A, B, 80, 40000, 778, 2, ACK, 502)
+    datas = Segment(A, B, 80, 40000, 1, 1, ACK | PSH, 502, TcpOptions(ts=(5, 6)), b"y" * 1448)
+    tmpl = codec.AckTemplate(A, B, 80, 40000)
     kb = bytes(range(256)) * 6
     payload1500 = kb[:1500]
     return {
@@ -28,6 +30,9 @@ def cases():
         "build SYN-ACK 60 B": lambda: codec.build(synack),
         "build ACK+TS 52 B": lambda: codec.build(ack),
         "build bare ACK 40 B": lambda: codec.build(bare),
+        "AckTemplate ACK+TS 52 B": lambda: tmpl.build(778, 2, ACK, 502, (223, 5)),
+        "AckTemplate bare ACK 40 B": lambda: tmpl.build(778, 2, ACK, 502),
+        "build data 1500 B": lambda: codec.build(datas),
         "ones_sum 1500 B": lambda: checksum.ones_sum(payload1500),
         "tcp_checksum 1500 B": lambda: checksum.tcp_checksum(A, B, payload1500),
     }

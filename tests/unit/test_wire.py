@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from scapy.layers.inet import IP, TCP
 from scapy.packet import Raw
 
-from tuntcp.wire.codec import Malformed, build, build_options, ip_int, ip_str, parse
+from tuntcp.wire.codec import AckTemplate, Malformed, build, build_options, ip_int, ip_str, parse
 from tuntcp.wire.segment import ACK, PSH, SYN, Segment, TcpOptions
 
 A = ip_int("198.18.0.1")
@@ -461,3 +461,36 @@ def test_mutated_valid_packets_never_raise_anything_but_malformed(seg, edits, re
             parse(bytes(pkt), verify)
         except Malformed:
             pass
+
+
+# ---------------------------------------------------------------- AckTemplate
+
+
+@settings(max_examples=300, deadline=None)
+@given(u32, u32, u16, u16, u8, u8, u32, u32, u8, u16, st.none() | st.tuples(u32, u32), u16)
+def test_ack_template_equals_generic_build(saddr, daddr, sport, dport, ttl, tos, seq, ack, flags, win, ts, ip_id):
+    t = AckTemplate(saddr, daddr, sport, dport, ttl=ttl, tos=tos)
+    seg = Segment(saddr, daddr, sport, dport, seq, ack, flags, win, TcpOptions(ts=ts), b"", 0, ttl, tos, ip_id)
+    pkt = t.build(seq, ack, flags, win, ts, ip_id)
+    assert pkt == build(seg)
+    assert parse(pkt) == seg
+    assert t.segment(seg) == pkt
+
+
+def test_ack_template_falls_back_for_segments_it_cannot_make():
+    t = AckTemplate(A, B, 80, 40000)
+    for seg in (
+        Segment(A, B, 80, 40000, 1, 2, ACK | PSH, 10, TcpOptions(ts=(1, 2)), b"data"),
+        Segment(A, B, 80, 40000, 1, 2, ACK, 10, TcpOptions(ts=(1, 2), sack_blocks=((5, 9),))),
+        Segment(A, B, 80, 40001, 1, 2, ACK, 10),
+        Segment(A, B, 80, 40000, 1, 2, SYN | ACK, 10, TcpOptions(mss=1460)),
+        Segment(A, B, 80, 40000, 1, 2, ACK, 10, ttl=1),
+    ):
+        assert t.segment(seg) == build(seg)
+
+
+def test_ack_template_rejects_bad_values():
+    with pytest.raises(ValueError, match="sport"):
+        AckTemplate(A, B, 70000, 1)
+    with pytest.raises(ValueError, match="seq"):
+        AckTemplate(A, B, 80, 1).build(1 << 32, 0, ACK, 0)

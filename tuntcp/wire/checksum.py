@@ -59,7 +59,7 @@ def tcp_checksum(saddr: int, daddr: int, tcp: bytes | bytearray | memoryview) ->
         x <<= 8
     # The pseudo-header always contributes proto 6, so the total is never zero: a residue of 0
     # means the sum is 0xffff and the checksum 0.
-    return 0xFFFF - ((x + saddr + daddr + IPPROTO_TCP + n) % 0xFFFF or 0xFFFF)
+    return 0xFFFF - ((x % 0xFFFF + saddr + daddr + IPPROTO_TCP + n) % 0xFFFF or 0xFFFF)
 
 
 def tcp_checksum_ok(saddr: int, daddr: int, tcp: bytes | bytearray | memoryview) -> bool:
@@ -72,7 +72,7 @@ def tcp_checksum_ok(saddr: int, daddr: int, tcp: bytes | bytearray | memoryview)
     x = _from_bytes(tcp, "big")
     if n & 1:
         x <<= 8
-    return (x + saddr + daddr + IPPROTO_TCP + n) % 0xFFFF == 0
+    return (x % 0xFFFF + saddr + daddr + IPPROTO_TCP + n) % 0xFFFF == 0
 
 
 def ip_header_checksum_ok(hdr: bytes | bytearray | memoryview) -> bool:

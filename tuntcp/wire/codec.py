@@ -259,25 +259,94 @@ def build(seg: Segment) -> bytes:
         raise ValueError(f"packet of {tlen + 20} bytes exceeds the IPv4 maximum of 65535")
     saddr = seg.saddr
     daddr = seg.daddr
-    try:
-        hdr = _HDR.pack(
-            0x45, seg.tos, tlen + 20, seg.ip_id, 0x4000, seg.ttl, IPPROTO_TCP, 0, saddr, daddr,
-            seg.sport, seg.dport, seg.seq, seg.ack, (20 + olen) << 2, seg.flags, seg.window, 0, seg.urg,
-        )
-    except struct.error as e:
-        raise ValueError(f"cannot encode segment {seg}: {e}") from None
-    x = _from_bytes(hdr, "big")
-    # The IP checksum is the negated residue of its header; with it in place the header's
-    # residue is 0, so x's residue plus the IP checksum is the TCP header's residue.
-    ipc = -(x >> 160) % 0xFFFF
-    total = x + ipc + saddr + daddr + IPPROTO_TCP + tlen
+    tos = seg.tos
+    ip_id = seg.ip_id
+    ttl = seg.ttl
+    seq = seg.seq
+    ack = seg.ack
+    flags = seg.flags
+    window = seg.window
+    urg = seg.urg
+    # Checksums from the field values (a 32-bit value is hi*2^16+lo = hi+lo modulo 0xffff), so
+    # the header is packed once; struct still range-checks every field.
+    ipc = -((0x4500 | tos) + tlen + 20 + ip_id + 0x4000 + (ttl << 8) + IPPROTO_TCP + saddr + daddr) % 0xFFFF
+    total = (seg.sport + seg.dport + seq + ack + ((20 + olen) << 10) + flags + window + urg
+             + saddr + daddr + IPPROTO_TCP + tlen)
     if olen:
         total += _from_bytes(opts, "big")
     if plen:
         p = _from_bytes(payload, "big")
         total += (p << 8) if plen & 1 else p
-    tcpc = -total % 0xFFFF
-    hdr = (x + (ipc << 224) + (tcpc << 16)).to_bytes(40, "big")
+    try:
+        hdr = _HDR.pack(
+            0x45, tos, tlen + 20, ip_id, 0x4000, ttl, IPPROTO_TCP, ipc, saddr, daddr,
+            seg.sport, seg.dport, seq, ack, (20 + olen) << 2, flags, window, -total % 0xFFFF, urg,
+        )
+    except (struct.error, TypeError) as e:
+        raise ValueError(f"cannot encode segment {seg}: {e}") from None
     if plen:
         return b"".join((hdr, opts, payload))
     return hdr + opts if olen else hdr
+
+
+# ---------------------------------------------------------------- per-flow template for ACKs
+
+_ACK_TS = struct.Struct("!BBHHHBBHIIHHIIBBHHHIII")  # 52 bytes: headers + nop nop TS
+_ACK_BARE = _HDR
+
+
+class AckTemplate:
+    """Fast builder for one flow's segments without payload: ACKs, window updates, RSTs, FINs.
+
+    The constant parts of both checksums (addresses, ports, TTL, lengths, the TS option word)
+    are summed once; each packet adds only the changing fields and packs once. The output is
+    byte-for-byte what ``build()`` makes for the same Segment (options: nothing or TS only).
+    """
+
+    __slots__ = ("saddr", "daddr", "sport", "dport", "ttl", "tos", "_ip_ts", "_ip_bare", "_tcp_ts", "_tcp_bare")
+
+    def __init__(self, saddr: int, daddr: int, sport: int, dport: int, ttl: int = 64, tos: int = 0) -> None:
+        for name, value, bits in (("saddr", saddr, 32), ("daddr", daddr, 32), ("sport", sport, 16),
+                                  ("dport", dport, 16), ("ttl", ttl, 8), ("tos", tos, 8)):
+            if not isinstance(value, int) or not 0 <= value < (1 << bits):
+                raise ValueError(f"{name} {value!r} does not fit {bits} bits")
+        self.saddr, self.daddr, self.sport, self.dport, self.ttl, self.tos = saddr, daddr, sport, dport, ttl, tos
+        ip_const = (0x4500 | tos) + 0x4000 + ((ttl << 8) | IPPROTO_TCP) + saddr + daddr
+        self._ip_ts = ip_const + 52
+        self._ip_bare = ip_const + 40
+        tcp_const = sport + dport + saddr + daddr + IPPROTO_TCP  # ports, pseudo-header
+        self._tcp_ts = tcp_const + 32 + (8 << 12) + 0x0101 + 0x080A  # TCP length, doff 8, TS word
+        self._tcp_bare = tcp_const + 20 + (5 << 12)
+
+    def build(self, seq: int, ack: int, flags: int, window: int, ts: tuple[int, int] | None = None,
+              ip_id: int = 0) -> bytes:
+        """The packet for these fields; ``ts`` is (TSval, TSecr) or None for no options."""
+        try:
+            if ts is None:
+                return _ACK_BARE.pack(
+                    0x45, self.tos, 40, ip_id, 0x4000, self.ttl, IPPROTO_TCP,
+                    -(self._ip_bare + ip_id) % 0xFFFF, self.saddr, self.daddr, self.sport, self.dport,
+                    seq, ack, 0x50, flags, window,
+                    -(self._tcp_bare + seq + ack + flags + window) % 0xFFFF, 0,
+                )
+            tsval, tsecr = ts
+            return _ACK_TS.pack(
+                0x45, self.tos, 52, ip_id, 0x4000, self.ttl, IPPROTO_TCP,
+                -(self._ip_ts + ip_id) % 0xFFFF, self.saddr, self.daddr, self.sport, self.dport,
+                seq, ack, 0x80, flags, window,
+                -(self._tcp_ts + seq + ack + flags + window + tsval + tsecr) % 0xFFFF, 0,
+                _TS_WORD, tsval, tsecr,
+            )
+        except struct.error as e:
+            raise ValueError(f"cannot encode seq={seq} ack={ack} flags={flags} window={window} ts={ts} "
+                             f"ip_id={ip_id}: {e}") from None
+
+    def segment(self, seg: Segment) -> bytes:
+        """``build(seg)`` via the template when ``seg`` fits it, else the generic builder."""
+        o = seg.options
+        if (seg.payload or seg.urg or o.mss is not None or o.wscale is not None or o.sack_ok
+                or o.sack_blocks or o.unknown or seg.ttl != self.ttl or seg.tos != self.tos
+                or seg.saddr != self.saddr or seg.daddr != self.daddr or seg.sport != self.sport
+                or seg.dport != self.dport):
+            return build(seg)
+        return self.build(seg.seq, seg.ack, seg.flags, seg.window, o.ts, seg.ip_id)
