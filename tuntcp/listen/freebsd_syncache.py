@@ -1,0 +1,193 @@
+"""The FreeBSD syncache: one per Stack (per vnet), shared by every FreeBSD listener.
+
+Semantics from freebsd/freebsd-src sys/netinet/tcp_syncache.c (read for this module; not copied):
+
+* ``syncache_hashbucket``: the bucket is a keyed hash of (foreign addr, foreign port, local port)
+  masked by hashsize; entries are matched on the full 4-tuple (``syncache_lookup``).
+* ``syncache_insert``: a full bucket (bucketlimit) loses its *oldest* entry, stamps the bucket's
+  last-overflow time and counts tcps_sc_bucketoverflow. Newest entries sit at the head.
+* cachelimit (the UMA zone limit): when it is reached a new SYN first evicts the oldest entry of
+  its own bucket (tcps_sc_zonefail; 6.x-9.x netstat also shows it as "cache overflow", we count
+  both names) and stamps the overflow; if that bucket was empty the SYN is answered with a
+  stateless cookie SYN-ACK (syncookies=1) or dropped.
+* ``syncache_timeout`` / ``syncache_timer``: first timeout rexmit_initial, then rexmit_initial *
+  tcp_backoff[n] (1, 2, 4, 8, 16, 32, 64...) clamped to [rexmit_min, 64 s]; the timer drops an
+  entry (tcps_sc_stale) once it has sent rexmtlimit + 1 SYN-ACKs and the next timeout expires:
+  rexmit_initial 3 s -> SYN-ACKs at 0, 3, 9, 21 s, gone at 45 s; 1 s -> 0, 1, 3, 7, gone at 15.
+* ``syncache_add`` duplicate SYN: tcps_sc_dupsyn, SYN-ACK resent with the same ISS, the
+  retransmit counter reset and the timer restarted (the SYN's sequence number is not checked).
+* ``syncache_chkrst``: a RST with SEQ = IRS+1 removes the entry (tcps_sc_reset); other in-window
+  RSTs get a challenge ACK; the rest are ignored.
+
+Not modelled: ``syncache_pause`` (FreeBSD 13+ switches to cookie-only for a while after a bucket
+overflow), ICMP unreachables (tcps_sc_unreach), ECN, TCP-MD5, TFO.
+"""
+from __future__ import annotations
+
+import hashlib
+import heapq
+import itertools
+import struct
+from collections import OrderedDict
+
+from .bsdcookies import SyncookieSecrets
+
+TCP_BACKOFF = (1, 2, 4, 8, 16, 32, 64, 64, 64, 64, 64, 64, 64)
+TCPTV_REXMTMAX = 64.0
+
+_BUCKET_IN = struct.Struct("!IHH")
+
+
+class SyncacheEntry:
+    """One embryonic connection (``struct syncache``)."""
+
+    __slots__ = ("key", "listener", "bucket", "irs", "iss", "peer_mss", "wscale_ok", "snd_wscale",
+                 "rcv_wscale", "sack_ok", "ts_ok", "ts_recent", "ts_off", "wnd", "rxmits",
+                 "rxttime", "rexmt_limit", "alive")
+
+    def __init__(self, key, listener, bucket):
+        self.key = key
+        self.listener = listener
+        self.bucket = bucket
+        self.rxmits = 0
+        self.rxttime = 0.0
+        self.alive = True
+
+
+class Syncache:
+    """Buckets, limits, the retransmit heap and the cookie secrets of one Stack."""
+
+    def __init__(self, stack):
+        p = stack.profile
+        self.stack = stack
+        self.hashsize = int(p["net.inet.tcp.syncache.hashsize"])
+        if self.hashsize <= 0 or self.hashsize & (self.hashsize - 1):
+            self.hashsize = 512          # syncache_init: "hash size is not a power of 2"
+        self.bucket_limit = int(p["net.inet.tcp.syncache.bucketlimit"])
+        self.cache_limit = int(p["net.inet.tcp.syncache.cachelimit"])
+        self.rto_initial = p["net.inet.tcp.rexmit_initial"] / 1000.0
+        self.rto_min = p["net.inet.tcp.rexmit_min"] / 1000.0
+        self.lifetime = float(p["model.syncookie_lifetime"])
+        self.secrets = SyncookieSecrets(hashlib.blake2s(stack.secret, person=b"bsdsc").digest(),
+                                        self.lifetime)
+        self._hkey = hashlib.blake2s(stack.secret, person=b"bsdhash").digest()
+        self.buckets: dict[int, OrderedDict] = {}    # oldest first
+        self.last_overflow: dict[int, float] = {}
+        self.count = 0
+        self._heap: list = []
+        self._n = itertools.count()
+        self.deadline: float | None = None
+
+    @classmethod
+    def of(cls, stack) -> "Syncache":
+        """The Stack's syncache, created on first use (FreeBSD has one per vnet)."""
+        sc = getattr(stack, "syncache", None)
+        if sc is None:
+            sc = cls(stack)
+            stack.syncache = sc
+        return sc
+
+    # ---- lookup ------------------------------------------------------------------------
+
+    def bucket_of(self, key) -> int:
+        laddr, lport, raddr, rport = key
+        h = hashlib.blake2s(_BUCKET_IN.pack(raddr, rport, lport), key=self._hkey, digest_size=4)
+        return int.from_bytes(h.digest(), "big") & (self.hashsize - 1)
+
+    def lookup(self, key) -> SyncacheEntry | None:
+        b = self.buckets.get(self.bucket_of(key))
+        return b.get(key) if b else None
+
+    def overflowed_recently(self, bucket: int, now: float) -> bool:
+        """``sch_last_overflow >= time_uptime - SYNCOOKIE_LIFETIME`` (syncache_expand)."""
+        t = self.last_overflow.get(bucket)
+        return t is not None and t >= now - self.lifetime
+
+    def entries_for(self, listener) -> int:
+        return listener.syn_count
+
+    # ---- insert / remove ---------------------------------------------------------------
+
+    def make_room(self, bucket: int, now: float) -> bool:
+        """cachelimit check before allocating: False if no entry can be stored."""
+        if self.count < self.cache_limit:
+            return True
+        c = self.stack.counters
+        c.inc("FreeBSDSyncacheCacheOverflow")
+        c.inc("FreeBSDSyncacheZoneFail")
+        b = self.buckets.get(bucket)
+        if b:
+            self.last_overflow[bucket] = now
+            self.remove(next(iter(b.values())))
+        return self.count < self.cache_limit
+
+    def insert(self, e: SyncacheEntry, now: float) -> None:
+        """``syncache_insert``: evict the bucket's oldest if full, add, start the timer."""
+        b = self.buckets.setdefault(e.bucket, OrderedDict())
+        if len(b) >= self.bucket_limit and b:
+            self.last_overflow[e.bucket] = now
+            self.stack.counters.inc("FreeBSDSyncacheBucketOverflow")
+            self.remove(next(iter(b.values())))
+        b[e.key] = e
+        self.count += 1
+        e.listener.syn_count += 1
+        self.stack.counters.inc("FreeBSDSyncacheAdded")
+        self.arm(e, now)
+
+    def remove(self, e: SyncacheEntry) -> None:
+        """``syncache_drop`` (the caller counts why)."""
+        if not e.alive:
+            return
+        e.alive = False
+        b = self.buckets.get(e.bucket)
+        if b is not None and b.get(e.key) is e:
+            del b[e.key]
+            if not b:
+                del self.buckets[e.bucket]
+        self.count -= 1
+        e.listener.syn_count -= 1
+
+    # ---- timers ------------------------------------------------------------------------
+
+    def arm(self, e: SyncacheEntry, now: float) -> None:
+        """``syncache_timeout``: next retransmission time; counts the transmission just made."""
+        if e.rxmits == 0:
+            rexmt = self.rto_initial
+        else:
+            back = TCP_BACKOFF[min(e.rxmits, len(TCP_BACKOFF) - 1)]
+            rexmt = min(max(self.rto_initial * back, self.rto_min), TCPTV_REXMTMAX)
+        e.rxttime = now + rexmt
+        e.rxmits += 1
+        heapq.heappush(self._heap, (e.rxttime, next(self._n), e))
+        if self.deadline is None or e.rxttime < self.deadline:
+            self.stack.schedule(self, e.rxttime)
+
+    def on_timer(self, now: float) -> None:
+        """``syncache_timer``: retransmit due SYN-ACKs, expire entries past rexmtlimit."""
+        heap = self._heap
+        c = self.stack.counters
+        while heap and heap[0][0] <= now:
+            when, _, e = heapq.heappop(heap)
+            if not e.alive or e.rxttime != when:
+                continue
+            if e.rxmits > e.rexmt_limit:
+                self.remove(e)
+                c.inc("FreeBSDSyncacheStale")
+                self.stack.log("syncache_expired", lport=e.key[1], raddr=e.key[2],
+                               rport=e.key[3], synacks=e.rxmits)
+                continue
+            e.listener.send_synack(e)
+            c.inc("FreeBSDSyncacheRetransmitted")
+            c.inc("TcpRetransSegs")
+            self.arm(e, now)
+        self._reschedule()
+
+    def _reschedule(self) -> None:
+        heap = self._heap
+        while heap and (not heap[0][2].alive or heap[0][2].rxttime != heap[0][0]):
+            heapq.heappop(heap)
+        if heap:
+            if self.deadline != heap[0][0]:
+                self.stack.schedule(self, heap[0][0])
+        else:
+            self.deadline = None
