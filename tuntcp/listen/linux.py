@@ -194,8 +194,11 @@ class LinuxListener:
 
     # ---- tcp_conn_request ---------------------------------------------------------------
 
-    def syn_flood_action(self, laddr: int) -> bool:
-        """``tcp_syn_flood_action``: count, warn once per listener, say whether to send a cookie."""
+    def syn_flood_action(self) -> bool:
+        """``tcp_syn_flood_action``: count, warn once per listener, say whether to send a cookie.
+
+        The "new" line prints the listener's bound address (0.0.0.0 for a wildcard listener).
+        """
         p, c = self.profile, self.stack.counters
         syncookies = p["net.ipv4.tcp_syncookies"]
         want = syncookies != 0
@@ -203,7 +206,7 @@ class LinuxListener:
         if not self.synflood_warned and syncookies != 2:
             self.synflood_warned = True
             line = R.synflood_line(p["model.synflood_msg"], p["model.synflood_proto"],
-                                   laddr or self.addr, self.port, want)
+                                   self.addr, self.port, want)
             self.stack.log("kernel_log", line=line)
         return want
 
@@ -216,7 +219,7 @@ class LinuxListener:
         syncookies = p["net.ipv4.tcp_syncookies"]
         want_cookie = False
         if syncookies == 2 or self.synq_full():
-            want_cookie = self.syn_flood_action(syn.daddr)
+            want_cookie = self.syn_flood_action()
             if not want_cookie:
                 self._listendrop()
                 return
