@@ -1,7 +1,210 @@
-"""`tuntcp` command line (filled by the shell work)."""
+"""`tuntcp` command line: serve an endpoint in a lab namespace, and look at it like ss/nstat.
+
+    tuntcp serve --app http --port 8080 --profile linux-5.4 --sysctl net.core.somaxconn=16
+    tuntcp ss -lnt            tuntcp ss -tni          tuntcp nstat -az        tuntcp profiles
+
+User mistakes (unknown profile or knob, bad value, no endpoint running, not root) print one
+line on stderr and exit 2; no tracebacks.
+"""
+from __future__ import annotations
+
+import argparse
+import os
 import sys
+
+DEFAULT_NAME = "tuntcp"
+DEFAULT_PROFILE = "linux-6.1"
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A user mistake: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not usage + line
+        raise UsageError(f"{message} (see `{self.prog} -h`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="tuntcp", description="A TCP endpoint on a TUN device that accepts "
+                "connections the way Linux or FreeBSD does.")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("serve", help="run an endpoint in a fresh network namespace")
+    s.add_argument("--name", default=DEFAULT_NAME, help="endpoint name for `ss`/`nstat` (--name)")
+    s.add_argument("--app", choices=("echo", "discard", "http"), default="http")
+    s.add_argument("--port", type=_port, default=8080)
+    s.add_argument("--backlog", type=_nonneg_int, default=4096,
+                   help="listen(2) backlog (clamped to net.core.somaxconn)")
+    s.add_argument("--profile", default=DEFAULT_PROFILE, help="kernel profile (see `tuntcp profiles`)")
+    s.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a profile knob; repeatable")
+    s.add_argument("--rcvbuf", type=_nonneg_int, help="SO_RCVBUF on the listener (before listen)")
+    s.add_argument("--pcap", metavar="FILE", help="write every packet (both directions) here")
+    s.add_argument("--events", metavar="FILE", help="JSON-lines event log")
+    s.add_argument("--delay", type=_seconds, default=0.0, help="one-way delay, seconds (each way)")
+    s.add_argument("--jitter", type=_seconds, default=0.0)
+    s.add_argument("--loss", type=_prob, default=0.0, help="loss probability per packet (each way)")
+    s.add_argument("--reorder", type=_prob, default=0.0)
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--duration", type=_seconds, default=None, help="stop after this many seconds")
+
+    s = sub.add_parser("ss", help="sockets of a running endpoint, printed like ss(8)")
+    s.add_argument("-l", "--listening", action="store_true")
+    s.add_argument("-a", "--all", action="store_true")
+    s.add_argument("-t", "--tcp", action="store_true", help="accepted for ss compatibility")
+    s.add_argument("-n", "--numeric", action="store_true", help="accepted; output is numeric")
+    s.add_argument("-i", "--info", action="store_true")
+    s.add_argument("--name", default=DEFAULT_NAME)
+
+    s = sub.add_parser("nstat", help="counters of a running endpoint, printed like nstat(8)")
+    s.add_argument("-a", "--absolute", action="store_true")
+    s.add_argument("-z", "--zeros", action="store_true")
+    s.add_argument("--name", default=DEFAULT_NAME)
+
+    s = sub.add_parser("profiles", help="list kernel profiles, or the knobs of one")
+    s.add_argument("profile", nargs="?")
+    return p
+
+
+def _port(s: str) -> int:
+    v = _int(s)
+    if not 0 < v < 65536:
+        raise argparse.ArgumentTypeError(f"port must be 1..65535, got {s}")
+    return v
+
+
+def _int(s: str) -> int:
+    try:
+        return int(s, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {s!r}") from None
+
+
+def _nonneg_int(s: str) -> int:
+    v = _int(s)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {s}")
+    return v
+
+
+def _seconds(s: str) -> float:
+    """Seconds, or with a unit like tc: 10ms, 1.5s, 200us."""
+    t = s.strip().lower()
+    scale = 1.0
+    for suffix, mul in (("ms", 1e-3), ("us", 1e-6), ("s", 1.0)):
+        if t.endswith(suffix):
+            t, scale = t[: -len(suffix)], mul
+            break
+    try:
+        v = float(t) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time: {s!r} (e.g. 0.01, 10ms)") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {s}")
+    return v
+
+
+def _prob(s: str) -> float:
+    t = s.strip()
+    try:
+        v = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a probability: {s!r} (e.g. 0.01 or 1%)") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"probability must be in [0, 1], got {s}")
+    return v
+
+
+# ---- commands -----------------------------------------------------------------------------
+
+def cmd_profiles(args) -> int:
+    from .profiles import REGISTRY, get_profile, names
+    if args.profile:
+        prof = get_profile(args.profile)
+        width = max(len(k) for k in prof)
+        for k in sorted(prof):
+            v = prof[k]
+            v = " ".join(str(x) for x in v) if isinstance(v, tuple) else v
+            print(f"{k:<{width}}  {v}")
+        return 0
+    for n in names():
+        prof = REGISTRY[n]
+        print(f"{n:<12} {prof.family:<8} somaxconn={prof.get('net.core.somaxconn', '-')}"
+              f" syncookies={prof.get('net.ipv4.tcp_syncookies', '-')}")
+    return 0
+
+
+def cmd_ss(args) -> int:
+    from .shell.control import request
+    reply = request(args.name, {"cmd": "ss", "listening": args.listening, "all": args.all,
+                                "info": args.info})
+    sys.stdout.write(reply["text"])
+    return 0
+
+
+def cmd_nstat(args) -> int:
+    from .shell.control import request
+    reply = request(args.name, {"cmd": "nstat", "absolute": args.absolute, "zeros": args.zeros})
+    sys.stdout.write(reply["text"])
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from .profiles import get_profile
+    from .harness import netns
+    from .harness.link import LinkModel
+    from .shell.control import socket_path
+
+    profile = get_profile(args.profile, args.sysctl)     # ProfileError -> exit 2
+    socket_path(args.name)                               # bad name -> exit 2
+    links = None
+    if args.delay or args.jitter or args.loss or args.reorder:
+        kw = dict(delay=args.delay, jitter=args.jitter, loss=args.loss, reorder=args.reorder)
+        links = (LinkModel(seed=args.seed, **kw), LinkModel(seed=args.seed + 1, **kw))
+    problem = netns.privilege_problem()
+    if problem:
+        raise UsageError(problem)
+    if not os.path.exists("/dev/net/tun"):
+        raise UsageError("no /dev/net/tun (load the tun module or pass the device to the container)")
+    from .shell import apps
+    import trio
+    try:
+        with netns.Lab() as lab:
+            trio.run(apps.serve, lab, profile, args, links)
+    except KeyboardInterrupt:
+        print("\ntuntcp: stopped", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"serve": cmd_serve, "ss": cmd_ss, "nstat": cmd_nstat, "profiles": cmd_profiles}
 
 
 def main(argv=None) -> int:
-    print("tuntcp: not yet implemented", file=sys.stderr)
-    return 2
+    from .profiles import ProfileError
+    from .shell.control import ControlError
+    try:
+        from .harness.netns import LabError
+    except ImportError:  # pragma: no cover - the harness is optional for ss/nstat/profiles
+        LabError = ()
+    try:
+        from .core.stack import StackError
+    except ImportError:  # pragma: no cover
+        StackError = ()
+    user_errors = (UsageError, ProfileError, ControlError, LabError, StackError, PermissionError)
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.cmd](args)
+    except user_errors as e:
+        msg = str(e) or type(e).__name__
+        print(f"tuntcp: error: {msg.splitlines()[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    except SystemExit as e:  # -h prints help and exits 0
+        return e.code if isinstance(e.code, int) else 0
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

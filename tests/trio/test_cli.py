@@ -1,0 +1,46 @@
+"""CLI user-error paths: one line on stderr, exit 2, never a traceback."""
+import subprocess
+import sys
+
+import pytest
+
+from tuntcp.cli import main
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["serve", "--profile", "linux-9.99"], "unknown profile 'linux-9.99'"),
+    (["serve", "--sysctl", "net.core.somaxconnn=5"], "unknown knob 'net.core.somaxconnn'"),
+    (["serve", "--sysctl", "net.core.somaxconn=lots"], "bad value 'lots' for net.core.somaxconn"),
+    (["serve", "--sysctl", "net.core.somaxconn"], "--sysctl wants name=value"),
+    (["serve", "--loss", "1.5"], "probability must be in [0, 1]"),
+    (["serve", "--port", "0"], "port must be 1..65535"),
+    (["serve", "--delay", "soon"], "not a time"),
+    (["profiles", "solaris-2"], "unknown profile 'solaris-2'"),
+    (["ss", "-lnt", "--name", "no-such-endpoint-here"], "no endpoint named 'no-such-endpoint-here'"),
+    (["nstat", "-az", "--name", "no-such-endpoint-here"], "no endpoint named"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_user_mistakes_are_one_line_exit_2(argv, needle, capsys):
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("tuntcp: error: ")
+    assert needle in err
+
+
+def test_no_traceback_from_the_real_entry_point():
+    p = subprocess.run([sys.executable, "-m", "tuntcp.cli", "serve", "--profile", "nope"],
+                       capture_output=True, text=True)
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr and p.stderr.count("\n") == 1
+
+
+def test_profiles_lists_every_profile_and_one_profiles_knobs(capsys):
+    from tuntcp.profiles import get_profile, names
+    assert main(["profiles"]) == 0
+    out = capsys.readouterr().out
+    assert [l.split()[0] for l in out.splitlines()] == names()
+    assert main(["profiles", "linux-3.10"]) == 0
+    knobs = dict(l.split(None, 1) for l in capsys.readouterr().out.splitlines())
+    assert knobs["net.core.somaxconn"] == str(get_profile("linux-3.10")["net.core.somaxconn"])
+    assert knobs["net.ipv4.tcp_rmem"] == "4096 87380 6291456"

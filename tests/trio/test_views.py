@@ -1,0 +1,85 @@
+"""ss / netstat views against a fake stack: what the tables must look like."""
+from tuntcp.obs import views
+from tuntcp.wire.codec import ip_int
+
+EP, CL = ip_int("198.18.1.1"), ip_int("198.18.0.1")
+
+
+class FakeListener:
+    def __init__(self, port, backlog, accept, reqs=(), addr=0):
+        self.port, self.addr, self.backlog = port, addr, backlog
+        self.q = {"accept": accept, "syn": len(reqs), "backlog": backlog, "requests": list(reqs)}
+
+    def queue_lengths(self):
+        return self.q
+
+
+class FakeConn:
+    def __init__(self, rport, state, recv_q, info):
+        self.key = (EP, 8080, CL, rport)
+        self.state, self._rq, self._info = state, recv_q, info
+
+    def readable(self):
+        return self._rq
+
+    def info(self):
+        return self._info
+
+
+class FakeStack:
+    def __init__(self, listeners=(), conns=()):
+        self.addrs = {EP}
+        self.listeners = {(l.addr, l.port): l for l in listeners}
+        self.conns = {c.key: c for c in conns}
+
+
+INFO = dict(tstamp_ok=True, sack_ok=True, wscale_ok=True, snd_wscale=7, rcv_wscale=9, rto=0.204,
+            rtt=0.0271, rttvar=0.0135, ato=0.04, mss=1448, pmtu=1500, rcv_mss=536, advmss=1460,
+            cwnd=10, ssthresh=2147483647, bytes_sent=100, bytes_acked=101, bytes_received=77,
+            segs_out=5, segs_in=6, unacked=2, retrans=0, total_retrans=3, rcv_space=14600,
+            rcv_ssthresh=64076, snd_wnd=64256, rcv_wnd=64256, send_q=1200)
+
+
+def test_ss_lnt_shows_accept_queue_and_clamped_backlog():
+    st = FakeStack([FakeListener(8080, 128, 3), FakeListener(22, 4096, 0)])
+    assert views.ss_lnt(st) == (
+        "State  Recv-Q Send-Q Local Address:Port Peer Address:Port\n"
+        "LISTEN 0      4096           0.0.0.0:22 0.0.0.0:*\n"
+        "LISTEN 3      128          0.0.0.0:8080 0.0.0.0:*\n")
+
+
+def test_ss_ti_prints_row_then_iproute2_info_line():
+    st = FakeStack(conns=[FakeConn(40001, "ESTABLISHED", 5, INFO)])
+    lines = views.ss_ti(st).splitlines()
+    assert lines[1].split() == ["ESTAB", "5", "1200", "198.18.1.1:8080", "198.18.0.1:40001"]
+    assert lines[2] == (
+        "\t ts sack cubic wscale:7,9 rto:204 rtt:27.1/13.5 ato:40 mss:1448 pmtu:1500 rcvmss:536"
+        " advmss:1460 cwnd:10 bytes_sent:100 bytes_acked:101 bytes_received:77 segs_out:5"
+        " segs_in:6 unacked:2 retrans:0/3 rcv_space:14600 rcv_ssthresh:64076 snd_wnd:64256"
+        " rcv_wnd:64256")
+
+
+def test_ss_ti_shows_finite_ssthresh_and_hides_absent_options():
+    info = dict(INFO, tstamp_ok=False, sack_ok=False, wscale_ok=False, ssthresh=7, unacked=0,
+                total_retrans=0)
+    line = views.info_line(info, cc="reno")
+    assert line.startswith("reno rto:204 ")
+    assert "ssthresh:7 " in line and "unacked" not in line and "retrans" not in line
+
+
+def test_syn_recv_rows_with_timer():
+    st = FakeStack([FakeListener(8080, 128, 0, reqs=[(CL, 40000, 1, False, 12.5)])])
+    text = views.syn_recv(st, now=11.0)
+    assert text.splitlines()[1].split() == [
+        "SYN-RECV", "0", "0", "198.18.1.1:8080", "198.18.0.1:40000", "timer:(on,1500ms,1)"]
+    assert text.splitlines()[2] == "# 0.0.0.0:8080 syn:1 accept:0 backlog:128"
+
+
+def test_netstat_lan_qlen_incqlen_maxqlen():
+    lst = FakeListener(8080, 128, 3)
+    lst.q["incomplete"] = 1
+    assert views.netstat_lan(FakeStack([lst])).splitlines() == [
+        "Current listen queue sizes (qlen/incqlen/maxqlen)",
+        "Proto Listen           Local Address",
+        "tcp4  3/1/128          *.8080",
+    ]
