@@ -6,7 +6,6 @@ from hypothesis import strategies as st
 from scapy.layers.inet import IP, TCP
 from scapy.utils import checksum as scapy_checksum
 
-from tuntcp.wire.codec import ip_str
 from tuntcp.wire.checksum import (
     checksum,
     csum_replace,
@@ -17,6 +16,7 @@ from tuntcp.wire.checksum import (
     tcp_checksum,
     tcp_checksum_ok,
 )
+from tuntcp.wire.codec import ip_str
 
 A, B = 0xC6120001, 0xC6120002
 

@@ -264,7 +264,8 @@ def test_bad_ihl():
 
 
 def test_bad_total_length():
-    assert reason(mutate(2, struct.pack("!H", len(GOOD) + 1))) == "IpInHdrErrors"
+    # ip_rcv_core: longer than what arrived -> InTruncatedPkts; shorter than the header -> hdr error
+    assert reason(mutate(2, struct.pack("!H", len(GOOD) + 1))) == "IpExtInTruncatedPkts"
     assert reason(mutate(2, struct.pack("!H", 19))) == "IpInHdrErrors"
 
 
@@ -289,15 +290,17 @@ def test_non_tcp_protocol():
 
 
 def test_truncated_tcp_header():
+    # tcp_v4_rcv discards it without a MIB counter; we name the drop ourselves.
     pkt = bytearray(GOOD[:30])
     struct.pack_into("!H", pkt, 2, 30)
-    assert reason(fix_ip_csum(pkt)) == "IpInHdrErrors"
+    assert reason(fix_ip_csum(pkt)) == "TuntcpTcpTruncated"
 
 
 def test_bad_data_offset():
     assert reason(mutate(32, b"\x40", fix_tcp=True)) == "TcpInErrs"  # doff 4 < 5
     assert reason(mutate(32, b"\x00", fix_tcp=True)) == "TcpInErrs"
-    assert reason(mutate(32, b"\xf0", fix_tcp=True)) == "TcpInErrs"  # 60 > 40 + 8 bytes of TCP
+    # 60 > 40 + 8 bytes of TCP: pskb_may_pull(doff * 4) fails, a silent discard in tcp_v4_rcv
+    assert reason(mutate(32, b"\xf0", fix_tcp=True)) == "TuntcpTcpTruncated"
 
 
 def test_bad_tcp_checksum_and_verify_false():
@@ -431,7 +434,10 @@ def test_arbitrary_bytes_never_raise_anything_but_malformed(data, verify):
     try:
         seg = parse(data, verify)
     except Malformed as e:
-        assert e.reason in {"IpInHdrErrors", "IpReasmFails", "IpInUnknownProtos", "TcpInErrs", "TcpInCsumErrors"}
+        assert e.reason in {
+            "IpInHdrErrors", "IpExtInTruncatedPkts", "IpReasmFails", "IpInUnknownProtos",
+            "TuntcpTcpTruncated", "TcpInErrs", "TcpInCsumErrors",
+        }
     else:
         assert len(seg.payload) <= len(data) - 40
 

@@ -14,8 +14,12 @@ import struct
 from .checksum import IPPROTO_TCP
 from .segment import Segment, TcpOptions
 
-# Counter names used as Malformed.reason (see obs/counters.py).
+# Counter names used as Malformed.reason (see obs/counters.py), as Linux counts each drop.
 IP_HDR_ERRORS = "IpInHdrErrors"
+IP_TRUNCATED = "IpExtInTruncatedPkts"  # ip_rcv_core: total length beyond the received bytes
+# tcp_v4_rcv drops a segment shorter than its TCP header (20 bytes, or the data offset) at
+# discard_it, with no MIB counter besides TcpInSegs; this is our own name for that drop.
+TCP_TRUNCATED = "TuntcpTcpTruncated"
 IP_REASM_FAILS = "IpReasmFails"
 IP_UNKNOWN_PROTOS = "IpInUnknownProtos"
 TCP_IN_ERRS = "TcpInErrs"
@@ -43,6 +47,12 @@ class Malformed(ValueError):
 
     Linux counts a bad TCP checksum in both ``TcpInCsumErrors`` and ``TcpInErrs``
     (``tcp_v4_rcv``: csum_error falls through to bad_packet); the caller does the second one.
+    ``tcp_v4_rcv`` also counts ``TcpInSegs`` for every TCP-level drop (``TcpInErrs``,
+    ``TcpInCsumErrors``, ``TuntcpTcpTruncated``): "count it even if it's bad".
+    Reasons: ``IpInHdrErrors`` (short or bad IPv4 header, bad header checksum, total length
+    below the header), ``IpExtInTruncatedPkts``, ``IpReasmFails`` (fragments: no reassembly),
+    ``IpInUnknownProtos``, ``TuntcpTcpTruncated``, ``TcpInErrs`` (data offset < 5),
+    ``TcpInCsumErrors``.
     """
 
     def __init__(self, reason: str, detail: str = "") -> None:
@@ -104,7 +114,7 @@ def parse(buf: bytes | bytearray | memoryview, verify: bool = True) -> Segment:
     if ((vihl << 8) + tos + tot + ip_id + frag + (ttl << 8) + proto + ipc + saddr + daddr + extra) % 0xFFFF:
         raise Malformed(IP_HDR_ERRORS, "bad IP header checksum")
     if tot > n:
-        raise Malformed(IP_HDR_ERRORS, f"total length {tot} > {n} bytes received")
+        raise Malformed(IP_TRUNCATED, f"total length {tot} > {n} bytes received")
     if tot < ihl:
         raise Malformed(IP_HDR_ERRORS, f"total length {tot} < IHL {ihl}")
     if frag & 0x3FFF:  # MF or a fragment offset: we keep no reassembly queue
@@ -114,13 +124,13 @@ def parse(buf: bytes | bytearray | memoryview, verify: bool = True) -> Segment:
 
     tlen = tot - ihl
     if tlen < 20:
-        raise Malformed(IP_HDR_ERRORS, f"truncated TCP header ({tlen} bytes)")
+        raise Malformed(TCP_TRUNCATED, f"truncated TCP header ({tlen} bytes)")
     sport, dport, seq, ack, off, flags, window, _csum, urg = _TCP.unpack_from(buf, ihl)
     doff = (off >> 4) << 2
     if doff < 20:  # tcp_v4_rcv: doff < sizeof(tcphdr)/4 -> bad_packet (TcpInErrs)
         raise Malformed(TCP_IN_ERRS, f"TCP data offset {doff >> 2} < 5")
     if doff > tlen:
-        raise Malformed(TCP_IN_ERRS, f"TCP data offset {doff} > segment length {tlen}")
+        raise Malformed(TCP_TRUNCATED, f"TCP data offset {doff} > segment length {tlen}")
     if verify:
         # The IP header has residue 0 (checked above), so the residue of the whole packet up to
         # `tot` is the TCP segment's own. IP header lengths are multiples of 4, so the parity
