@@ -143,3 +143,25 @@ def test_is_lost_rfc6675():
     sb.on_sack([(6000, 6100)], 0, 10000)
     assert sb.is_lost(0, mss=1000) is True             # three discontiguous ranges above
     assert sb.is_lost(5000, mss=1000) is False
+
+
+@settings(max_examples=200)
+@given(st.lists(st.lists(st.tuples(st.integers(-50, 1100), st.integers(-10, 200)), max_size=4), max_size=12),
+       st.sampled_from([0, 0xFFFFFE00]), st.integers(0, 300))
+def test_scoreboard_matches_a_byte_set_model(acks, isn, una_off):
+    """Against a plain set of SACKed stream offsets: validity rules, coalescing, holes, wrap."""
+    una, nxt = seq_add(isn, una_off), seq_add(isn, 1000)
+    sb, model = Scoreboard(), set()
+    for blocks in acks:
+        real = [(seq_add(isn, a), seq_add(isn, a + n)) for a, n in blocks]
+        sb.on_sack(real, una, nxt)
+        for a, n in blocks:
+            if n > 0 and una_off < a and a + n <= 1000:
+                model.update(range(a, a + n))
+    assert sb.sacked_bytes == len(model)
+    for a in range(una_off, 1000, 37):
+        assert sb.is_sacked(seq_add(isn, a), seq_add(isn, a + 5)) == all(x in model for x in range(a, a + 5))
+    top = max(model, default=None)
+    holes = [] if top is None else [x for x in range(una_off, top) if x not in model]
+    got = [x for l, r in sb.holes(una, nxt) for x in range((l - isn) % 2**32, (r - isn) % 2**32)]
+    assert got == holes

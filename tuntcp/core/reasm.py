@@ -4,7 +4,7 @@ mod 2^32 (``tuntcp.core.seq``).
 """
 from __future__ import annotations
 
-from .seq import MASK, seq_diff, seq_ge, seq_gt, seq_le, seq_lt
+from .seq import HALF, MASK, seq_diff, seq_ge, seq_gt, seq_le, seq_lt
 
 
 class Reassembly:
@@ -155,6 +155,8 @@ class Scoreboard:
             if not (seq_lt(l, r) and seq_gt(l, snd_una) and seq_le(r, snd_nxt)):
                 self.invalid += 1
                 continue
+            if self.is_sacked(l, r):    # most ACKs repeat blocks we already have
+                continue
             self._add(seq_diff(l, snd_una), seq_diff(r, snd_una), snd_una)
         return self.sacked_bytes - before
 
@@ -179,13 +181,18 @@ class Scoreboard:
 
     def is_sacked(self, seq: int, end: int) -> bool:
         """True when all of [seq, end) lies inside one SACKed range."""
-        for l, r in self.ranges:
-            if seq_ge(seq, l) and seq_le(end, r):
-                return True
+        # seq_ge(seq, l) and seq_le(end, r), inlined: per-ACK path. From the top: new SACK
+        # blocks are usually the highest.
+        for l, r in reversed(self.ranges):
+            if ((seq - l) & MASK) < HALF:
+                return ((r - end) & MASK) < HALF
         return False
 
     def clear_below(self, snd_una: int) -> None:
         """Forget what the cumulative ACK now covers."""
+        ranges = self.ranges
+        if not ranges or ((ranges[0][0] - snd_una) & MASK) < HALF:
+            return                      # nothing at or below snd_una (the usual case)
         out = []
         for l, r in self.ranges:
             if seq_le(r, snd_una):
