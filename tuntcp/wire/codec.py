@@ -145,10 +145,9 @@ def parse(buf: bytes | bytearray | memoryview, verify: bool = True) -> Segment:
     pstart = ihl + doff
     if pstart == ostart:
         opts = TcpOptions()
-    elif doff == 32 and _TS_ONLY.unpack_from(buf, ostart)[0] == _TS_WORD:
+    elif doff == 32 and (w := _TS_ONLY.unpack_from(buf, ostart))[0] == _TS_WORD:
         # nop nop TS: what Linux puts on every data segment and ACK.
-        _, tsval, tsecr = _TS_ONLY.unpack_from(buf, ostart)
-        opts = TcpOptions(None, None, False, (tsval, tsecr))
+        opts = TcpOptions(None, None, False, (w[1], w[2]))
     elif doff == 40 and (w := _SYN_OPTS.unpack_from(buf, ostart))[1] == _SACKOK_TS_WORD and (
         w[0] >> 16 == 0x0204 and w[4] >> 8 == 0x010303
     ):
@@ -168,7 +167,7 @@ def _parse_options(buf, i: int, end: int) -> TcpOptions:
     the walk and keeps what was parsed so far: Linux does not drop the segment for it (nor does
     FreeBSD ``tcp_dooptions``). Options with a wrong fixed length are skipped, and kept in
     ``unknown`` with the other kinds we do not use. Values are reported whatever the SYN flag:
-    ignoring MSS/wscale/sackOK outside a SYN is the state machine's job. A window shift above
+    ignoring MSS/wscale/sackOK outside a SYN (and an MSS of 0) is the state machine's job. A window shift above
     14 is clamped to 14, as both kernels do.
     """
     mss = wscale = ts = None
