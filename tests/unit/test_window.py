@@ -6,7 +6,8 @@ would show. The numbers were derived by hand from the kernel formulas in the ref
 import pytest
 
 from tuntcp.core.window import (
-    SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF, RecvWindow, WindowError, cookie_init_rwin, full_space,
+    SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF, RecvWindow, WindowError, connect_init_rwin,
+    cookie_init_rwin, full_space,
     init_buffer_space, openreq_init_rwin, select_initial_window, skb_truesize,
     sock_set_rcvbuf, sock_set_sndbuf, synack_window_field, win_from_space)
 from tuntcp.profiles import Profile, get_profile
@@ -442,3 +443,48 @@ def test_set_rcvbuf_on_established_socket_shrinks_offer():
     assert w.select(nxt, 0, 1448) << 1 >= 100952 - 1448
     nxt += 100952
     assert w.select(nxt, 0, 1448) == 16384 >> 1
+
+
+def test_zero_window_counters():
+    w, nxt = grown()
+    w.select(nxt, 0, 1448)
+    unread = 0
+    while w.current(nxt) >= 1448:          # the sender fills everything we offered
+        nxt += 1448
+        unread += 1448
+        w.on_data(1448, unread)
+        w.select(nxt, unread, 1448)
+    rest = w.current(nxt)
+    assert 0 < rest < 1448
+    w.select(nxt, unread, 1448)
+    assert w.events == ("TcpExtTCPWantZeroWindowAdv",)   # wanted 0, kept the old edge
+    nxt += rest
+    unread += rest
+    w.on_data(rest, unread)
+    assert w.select(nxt, unread, 1448) == 0
+    assert w.events == ("TcpExtTCPToZeroWindowAdv",)
+    assert w.select(nxt, unread, 1448) == 0 and w.events == ()
+    assert w.select(nxt, 0, 1448) == 50476
+    assert w.events == ("TcpExtTCPFromZeroWindowAdv",)
+
+
+def test_on_data_reports_growth_for_quickack():
+    p = prof("linux-5.4")
+    w = child(p, cookie(p))
+    assert w.on_data(1448, 1448) is True
+    assert w.on_data(100, 1548) is False
+    for _ in range(30):
+        w.on_data(1448, 1448)
+    assert w.rcv_ssthresh == w.window_clamp
+    assert w.on_data(1448, 1448) is False          # no room left
+
+
+def test_active_open_offers():
+    p = prof("linux-5.10")
+    # default buffer (tcp_rmem[1] = 131072, unlocked): full space 65536, shift from 6 MiB
+    assert connect_init_rwin(p, rcvbuf=131072, rcvbuf_locked=False, advmss=1460) == (
+        44 * 1460, 65535 << 7, 7)
+    assert connect_init_rwin(p, rcvbuf=204800, rcvbuf_locked=True, advmss=1460) == (
+        65535, 102400, 1)
+    off = prof("linux-5.10", net__ipv4__tcp_window_scaling=0)
+    assert connect_init_rwin(off, rcvbuf=204800, rcvbuf_locked=True, advmss=1460)[2] == 0

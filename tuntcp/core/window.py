@@ -209,6 +209,17 @@ def cookie_init_rwin(profile: Mapping, *, listener_rcvbuf: int, rcvbuf_locked: b
     return select_initial_window(profile, full, cookie_mss, clamp, wscale_ok)
 
 
+def connect_init_rwin(profile: Mapping, *, rcvbuf: int, rcvbuf_locked: bool, advmss: int,
+                      window_clamp: int = 0) -> tuple[int, int, int]:
+    """The active-open SYN (``tcp_connect_init``): the same SO_RCVBUF clamp as the SYN-ACK
+    path, window scaling offered iff ``net.ipv4.tcp_window_scaling``, and the MSS we
+    advertise as rounding unit (the timestamp bytes are only taken off when a cached peer
+    timestamp exists, which we never have)."""
+    full, clamp = _rcvbuf_clamp(profile, rcvbuf, rcvbuf_locked, window_clamp)
+    return select_initial_window(profile, full, advmss, clamp,
+                                 bool(profile["net.ipv4.tcp_window_scaling"]))
+
+
 def init_buffer_space(profile: Mapping, *, rcvbuf: int, window_clamp: int, advmss: int,
                       rcv_wnd: int) -> tuple[int, int]:
     """``tcp_init_buffer_space`` for a new ESTABLISHED socket -> ``(window_clamp, rcv_ssthresh)``.
@@ -260,7 +271,7 @@ class RecvWindow:
     """
 
     __slots__ = ("profile", "rcvbuf", "rcvbuf_locked", "rcv_wscale", "window_clamp",
-                 "rcv_ssthresh", "rcv_wnd", "rcv_wup", "advmss", "rcv_mss",
+                 "rcv_ssthresh", "rcv_wnd", "rcv_wup", "advmss", "rcv_mss", "events",
                  "_q", "_q_bytes", "_q_true")
 
     def __init__(self, profile: Mapping, *, rcvbuf: int, rcvbuf_locked: bool, rcv_wscale: int,
@@ -276,6 +287,8 @@ class RecvWindow:
         self.rcv_wup = rcv_nxt & MASK
         # tcp_initialize_rcv_mss: a guess of the peer's MSS, at most 536 until measured
         self.rcv_mss = max(min(advmss, rcv_wnd // 2, TCP_MSS_DEFAULT), TCP_MIN_MSS)
+        # MIB counters the last select() would bump (TcpExtTCPWantZeroWindowAdv, ...)
+        self.events: tuple[str, ...] = ()
         self._q: deque[list[int]] = deque()
         self._q_bytes = 0
         self._q_true = 0
@@ -304,8 +317,10 @@ class RecvWindow:
 
     # -- events ------------------------------------------------------------------------------
 
-    def on_data(self, seg_len: int, unread: int) -> None:
+    def on_data(self, seg_len: int, unread: int) -> bool:
         """An in-order segment of ``seg_len`` bytes was queued; ``unread`` includes it.
+        Returns True when rcv_ssthresh grew: the kernel then sets ``icsk_ack.quick |= 1``
+        (the next ACK goes out at once unless in ping-pong mode).
 
         ``tcp_event_data_recv``: ``tcp_measure_rcv_mss`` (rcv_mss follows full-sized segments,
         capped by advmss), then for segments of >= 128 bytes ``tcp_grow_window``: with
@@ -317,7 +332,7 @@ class RecvWindow:
         3.x grew by ``incr`` up to window_clamp without the ``2 * len`` floor).
         """
         if seg_len <= 0:
-            return
+            return False
         self._charge(max(unread - seg_len, 0))
         true = skb_truesize(seg_len)
         self._q.append([seg_len, true])
@@ -326,10 +341,10 @@ class RecvWindow:
         if seg_len >= self.rcv_mss:
             self.rcv_mss = min(seg_len, self.advmss)
         if seg_len < 128:
-            return
+            return False
         room = min(self.window_clamp, self.space(unread)) - self.rcv_ssthresh
         if room <= 0:
-            return
+            return False
         p = self.profile
         if win_from_space(p, true) <= seg_len:
             incr = 2 * self.advmss
@@ -343,8 +358,10 @@ class RecvWindow:
                     break
                 truesize >>= 1
                 window >>= 1
-        if incr:
-            self.rcv_ssthresh += min(room, max(incr, 2 * seg_len))
+        if not incr:
+            return False
+        self.rcv_ssthresh += min(room, max(incr, 2 * seg_len))
+        return True
 
     def set_rcvbuf(self, n: int) -> None:
         """``setsockopt(SO_RCVBUF, n)`` on an established socket: ``sk_rcvbuf`` becomes
@@ -405,11 +422,18 @@ class RecvWindow:
         ``rcv_wup`` (= ``rcv_nxt``) are updated; the returned header field is the byte window
         capped at ``65535 << rcv_wscale`` (32767 unscaled with
         ``tcp_workaround_signed_windows``) and shifted right by ``rcv_wscale``.
+        ``events`` names the MIB counters the kernel bumps here: TCPWantZeroWindowAdv (wanted
+        0 but had to keep the old edge), TCPToZeroWindowAdv / TCPFromZeroWindowAdv (field
+        becomes 0 / leaves 0).
         """
         ws = self.rcv_wscale
+        old = self.rcv_wnd
         cur = self.current(rcv_nxt)
         new = self.peek(unread, rcv_mss)
+        events = ()
         if new < cur:
+            if new == 0:
+                events = ("TcpExtTCPWantZeroWindowAdv",)
             unit = 1 << ws
             new = (cur + unit - 1) & ~(unit - 1)
         self.rcv_wnd = new
@@ -418,7 +442,13 @@ class RecvWindow:
             new = min(new, MAX_TCP_WINDOW)
         else:
             new = min(new, 65535 << ws)
-        return new >> ws
+        field = new >> ws
+        if field == 0 and old:
+            events += ("TcpExtTCPToZeroWindowAdv",)
+        elif field and not old:
+            events += ("TcpExtTCPFromZeroWindowAdv",)
+        self.events = events
+        return field
 
     def would_advance(self, rcv_nxt: int, unread: int, rcv_mss: int) -> bool:
         """The window half of ``__tcp_ack_snd_check``'s "more than one segment" rule: would the
