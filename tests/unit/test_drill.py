@@ -251,3 +251,63 @@ def test_strict_end_and_settle():
     Drill(FakeStack()).run(HANDSHAKE.split("+.1")[0], strict=True)     # SYN-ACK rtx is 1 s away
     msg = fail(HANDSHAKE.split("+.1")[0], settle=2.0)
     assert "(settle 2.0s)" in msg and "got      (t=1.000000): S." in msg
+
+
+# ---------------------------------------------------------------- the real stack
+
+def real_stack():
+    from tuntcp.core.stack import Stack
+    from tuntcp.profiles import get_profile
+    st = Stack(get_profile("linux-6.1"), addrs={0xC0000201}, secret=b"0123456789abcdef", build=False)
+    return st, st.listen(8080, 128)
+
+
+def test_real_stack_passive_open_data_and_close():
+    """Linux 6.1: SYN-ACK retransmitted at 1 s and 3 s (TCP_TIMEOUT_INIT doubling), quick ACK
+    for the first data (tcp_event_data_recv: quickack mode), FIN on close, ACK of the peer's
+    FIN; RTO falls back to 3 s because the SYN-ACK was retransmitted (RFC 6298 5.7)."""
+    st, lst = real_stack()
+    box = {}
+
+    def accept(d):
+        box["c"] = lst.accept()
+
+    def read(d, n):
+        box["data"] = box["c"].recv(int(n), d.now)
+
+    d = Drill(st).run("""
+0.000 < S 0:0(0) win 65535 <mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7>
++0    > S. 0:0(0) ack 1 win 65160 <mss 1460,sackOK,TS val * ecr 100,nop,wscale 7>
+1.000 > S. 0:0(0) ack 1 win 65160 <mss 1460,sackOK,TS val * ecr 100,nop,wscale 7>
+3.000 > S. 0:0(0) ack 1 win 65160 <...>
++.1   < . 1:1(0) ack 1 win 513 <nop,nop,TS val 200 ecr *>
++0    %accept
++0    < P. 1:1001(1000) ack 1 win 513 <nop,nop,TS val 300 ecr *>
++0    > . 1:1(0) ack 1001 win * <nop,nop,TS val * ecr 300>
++.01  %read 5000
++0    %close
++0    > F. 1:1(0) ack 1001 win * <nop,nop,TS val * ecr 300>
++.05  < F. 1001:1001(0) ack 2 win 513 <nop,nop,TS val 400 ecr *>
++0    > . 2:2(0) ack 1002 win * <nop,nop,TS val * ecr 400>
+""", actions={"accept": accept, "read": read, "close": lambda d: box["c"].close(d.now)}, settle=120.0)
+    assert box["data"] == payload(0, 1000)
+    assert box["c"].rto.rto == 3.0
+    synacks = [s for _, k, s in d.transcript if k == ">" and s.flags & SYN]
+    assert [s.options.ts[0] - synacks[0].options.ts[0] for s in synacks] == [0, 1000, 3000]   # ms TS clock
+
+
+@pytest.mark.parametrize("when, why", [
+    ("2.000", "time: emitted early at t=1.000000, scripted t=2.000000"),
+    ("0.500", "no segment at t=0.500000; the next one came later"),
+])
+def test_real_stack_wrong_timing_is_caught(when, why):
+    st, _ = real_stack()
+    with pytest.raises(DrillFailure) as ei:
+        Drill(st).run(f"""
+0.000 < S 0:0(0) win 65535 <mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7>
++0    > S. 0:0(0) ack 1 win 65160 <...>
+{when} > S. 0:0(0) ack 1 win 65160 <...>
+""")
+    msg = str(ei.value)
+    assert why in msg
+    assert "got      (t=1.000000): S." in msg
