@@ -12,6 +12,7 @@ that :meth:`RecvWindow.select` returns.
 """
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Mapping
 
@@ -91,6 +92,17 @@ def win_from_space(profile: Mapping, space: int) -> int:
         return (space * profile["model.scaling_ratio"]) >> 8
     s = profile["net.ipv4.tcp_adv_win_scale"]
     return space >> -s if s <= 0 else space - (space >> s)
+
+
+def _win_fn(profile: Mapping):
+    """win_from_space with the profile's knobs bound (RecvWindow runs it per segment)."""
+    if profile["model.win_from_space"] == "scaling_ratio":
+        ratio = profile["model.scaling_ratio"]
+        return lambda space: (space * ratio) >> 8
+    s = profile["net.ipv4.tcp_adv_win_scale"]
+    if s <= 0:
+        return lambda space: space >> -s
+    return lambda space: space - (space >> s)
 
 
 def full_space(profile: Mapping, rcvbuf: int) -> int:
@@ -243,6 +255,7 @@ def init_buffer_space(profile: Mapping, *, rcvbuf: int, window_clamp: int, advms
     return window_clamp, min(rcv_wnd, window_clamp)
 
 
+@functools.lru_cache(maxsize=4096)
 def skb_truesize(seg_len: int) -> int:
     """Memory charged for one received segment of ``seg_len`` payload bytes (``skb->truesize``).
 
@@ -272,11 +285,14 @@ class RecvWindow:
 
     __slots__ = ("profile", "rcvbuf", "rcvbuf_locked", "rcv_wscale", "window_clamp",
                  "rcv_ssthresh", "rcv_wnd", "rcv_wup", "advmss", "rcv_mss", "events",
-                 "_q", "_q_bytes", "_q_true")
+                 "_q", "_q_bytes", "_q_true", "_wfs", "_signed", "_grow_window")
 
     def __init__(self, profile: Mapping, *, rcvbuf: int, rcvbuf_locked: bool, rcv_wscale: int,
                  window_clamp: int, rcv_wnd: int, advmss: int, rcv_nxt: int):
         self.profile = profile
+        self._wfs = _win_fn(profile)
+        self._signed = bool(profile.get("net.ipv4.tcp_workaround_signed_windows", 0))
+        self._grow_window = self._wfs(profile["net.ipv4.tcp_rmem"][2]) >> 1
         self.rcvbuf = rcvbuf
         self.rcvbuf_locked = rcvbuf_locked
         self.rcv_wscale = rcv_wscale
@@ -313,7 +329,7 @@ class RecvWindow:
 
     def space(self, unread: int) -> int:
         """``tcp_space``: window worth of the receive buffer still free."""
-        return max(win_from_space(self.profile, self.rcvbuf - self._charge(unread)), 0)
+        return max(self._wfs(self.rcvbuf - self._charge(unread)), 0)
 
     # -- events ------------------------------------------------------------------------------
 
@@ -345,13 +361,13 @@ class RecvWindow:
         room = min(self.window_clamp, self.space(unread)) - self.rcv_ssthresh
         if room <= 0:
             return False
-        p = self.profile
-        if win_from_space(p, true) <= seg_len:
+        cost = self._wfs(true)
+        if cost <= seg_len:
             incr = 2 * self.advmss
         else:
             incr = 0
-            truesize = win_from_space(p, true) >> 1
-            window = win_from_space(p, p["net.ipv4.tcp_rmem"][2]) >> 1
+            truesize = cost >> 1
+            window = self._grow_window
             while self.rcv_ssthresh <= window:
                 if truesize <= seg_len:
                     incr = 2 * self.rcv_mss
@@ -390,7 +406,7 @@ class RecvWindow:
           free space, else a whole number of MSS; in the "mss == full" corner offer all.
         """
         free = self.space(unread)
-        allowed = full_space(self.profile, self.rcvbuf)
+        allowed = self._wfs(self.rcvbuf)
         full = min(self.window_clamp, allowed)
         mss = rcv_mss
         if mss > full:
@@ -438,7 +454,7 @@ class RecvWindow:
             new = (cur + unit - 1) & ~(unit - 1)
         self.rcv_wnd = new
         self.rcv_wup = rcv_nxt & MASK
-        if not ws and self.profile.get("net.ipv4.tcp_workaround_signed_windows", 0):
+        if not ws and self._signed:
             new = min(new, MAX_TCP_WINDOW)
         else:
             new = min(new, 65535 << ws)

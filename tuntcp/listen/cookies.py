@@ -42,18 +42,21 @@ class CookieError(ValueError):
 class LinuxCookies:
     """Linux-format SYN cookies for one endpoint (``syncookie_secret`` is per endpoint)."""
 
-    __slots__ = ("_k",)
+    __slots__ = ("_h0", "_h1")
 
     def __init__(self, secret: bytes):
         if not isinstance(secret, (bytes, bytearray)) or not 1 <= len(secret) <= 32:
             raise CookieError("the cookie secret must be 1 to 32 bytes")
-        self._k = bytes(secret)
+        # the two keyed states, copied per use (cheaper than re-keying)
+        self._h0 = hashlib.blake2s(digest_size=4, key=bytes(secret), person=b"tuntcpc0")
+        self._h1 = hashlib.blake2s(digest_size=4, key=bytes(secret), person=b"tuntcpc1")
 
-    def _hash(self, c: int, tuple_bytes: bytes, count: int) -> int:
-        # cookie_hash(): keyed PRF of (saddr, daddr, sport, dport, count) with key c
-        h = hashlib.blake2s(tuple_bytes + _COUNT.pack(count & M32), digest_size=4, key=self._k,
-                            person=b"tuntcpc0" if c == 0 else b"tuntcpc1")
-        return int.from_bytes(h.digest(), "big")
+    @staticmethod
+    def _hash(base, tuple_bytes: bytes, count: int) -> int:
+        # cookie_hash(): keyed PRF of (saddr, daddr, sport, dport, count)
+        h = base.copy()
+        h.update(tuple_bytes + _COUNT.pack(count & M32))
+        return _COUNT.unpack(h.digest())[0]
 
     @staticmethod
     def minute(now: float) -> int:
@@ -83,8 +86,8 @@ class LinuxCookies:
         idx, table_mss = self.mss_index(mss)
         t = _TUPLE.pack(saddr, daddr, sport, dport)
         count = self.minute(now)
-        isn = (self._hash(0, t, 0) + client_isn + (count << COOKIEBITS)
-               + ((self._hash(1, t, count) + idx) & COOKIEMASK)) & M32
+        isn = (self._hash(self._h0, t, 0) + client_isn + (count << COOKIEBITS)
+               + ((self._hash(self._h1, t, count) + idx) & COOKIEMASK)) & M32
         return isn, table_mss
 
     def check(self, saddr: int, sport: int, daddr: int, dport: int, ack_seq: int, seq: int,
@@ -100,11 +103,11 @@ class LinuxCookies:
         cookie = (ack_seq - 1) & M32
         sseq = (seq - 1) & M32
         count = self.minute(now)
-        c = (cookie - (self._hash(0, t, 0) + sseq)) & M32
+        c = (cookie - (self._hash(self._h0, t, 0) + sseq)) & M32
         diff = (count - (c >> COOKIEBITS)) & (M32 >> COOKIEBITS)
         if diff >= MAX_SYNCOOKIE_AGE:
             return 0
-        idx = (c - self._hash(1, t, count - diff)) & COOKIEMASK
+        idx = (c - self._hash(self._h1, t, count - diff)) & COOKIEMASK
         return MSSTAB[idx] if idx < len(MSSTAB) else 0
 
 
