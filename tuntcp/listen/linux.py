@@ -433,8 +433,7 @@ class LinuxListener:
             snd_wnd=seg.window << (snd_wscale if wscale_ok else 0), rcvbuf=self.rcvbuf,
             rcvbuf_locked=self.rcvbuf_locked, sndbuf=self.sndbuf, sndbuf_locked=self.sndbuf_locked,
             ecn_ok=ecn_ok, path=path, synack_retransmitted=retransmitted, rtt_sample=rtt)
-        child = Connection.from_handshake(st, params, now, listener=self)
-        st.counters.inc("TcpPassiveOpens")
+        child = Connection.from_handshake(st, params, now, listener=self)   # TcpPassiveOpens
         self.proven.add(seg.saddr)
         self.accept_q.append(child)
         st.dirty.add(self)
@@ -446,8 +445,18 @@ class LinuxListener:
     def _arm(self, req: RequestSock, when: float) -> None:
         req.expires = when
         heapq.heappush(self._heap, (when, next(self._tick), req))
-        if self.deadline is None or when < self.deadline:
-            self.stack.schedule(self, when)
+        self._resched()
+
+    def _resched(self) -> None:
+        """Keep the stack deadline equal to the earliest live request timer."""
+        heap = self._heap
+        while heap and not (heap[0][2].alive and heap[0][2].expires == heap[0][0]):
+            heapq.heappop(heap)
+        if heap:
+            if heap[0][0] != self.deadline:
+                self.stack.schedule(self, heap[0][0])
+        else:
+            self.deadline = None
 
     def _unlink(self, req: RequestSock) -> None:
         """``reqsk_queue_removed``: leave the SYN queue (its heap entry goes stale)."""
@@ -456,6 +465,7 @@ class LinuxListener:
             del self.reqs[req.key]
             if req.num_timeout == 0:
                 self.young -= 1
+            self._resched()
 
     def on_timer(self, now: float) -> None:
         """Fire every due request timer, then re-arm the listener's one deadline."""
@@ -464,10 +474,8 @@ class LinuxListener:
             when, _, req = heapq.heappop(heap)
             if req.alive and req.expires == when:
                 self.reqsk_timer(req, now)
-        while heap and not (heap[0][2].alive and heap[0][2].expires == heap[0][0]):
-            heapq.heappop(heap)
-        if heap:
-            self.stack.schedule(self, heap[0][0])
+        self.deadline = None
+        self._resched()
 
     def reqsk_timer(self, req: RequestSock, now: float) -> None:
         """``reqsk_timer_handler``: TCPTimeouts, resend or expire silently (reference §6.2)."""
