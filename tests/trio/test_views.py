@@ -33,8 +33,8 @@ class FakeStack:
         self.conns = {c.key: c for c in conns}
 
 
-INFO = dict(tstamp_ok=True, sack_ok=True, wscale_ok=True, snd_wscale=7, rcv_wscale=9, rto=0.204,
-            rtt=0.0271, rttvar=0.0135, ato=0.04, mss=1448, pmtu=1500, rcv_mss=536, advmss=1460,
+INFO = dict(ts=True, sack=True, wscale_ok=True, snd_wscale=7, rcv_wscale=9, rto=204,
+            rtt=27.1, rttvar=13.5, ato=40, cc="cubic", mss=1448, pmtu=1500, rcv_mss=536, advmss=1460,
             cwnd=10, ssthresh=2147483647, bytes_sent=100, bytes_acked=101, bytes_received=77,
             segs_out=5, segs_in=6, unacked=2, retrans=0, total_retrans=3, rcv_space=14600,
             rcv_ssthresh=64076, snd_wnd=64256, rcv_wnd=64256, send_q=1200)
@@ -60,9 +60,9 @@ def test_ss_ti_prints_row_then_iproute2_info_line():
 
 
 def test_ss_ti_shows_finite_ssthresh_and_hides_absent_options():
-    info = dict(INFO, tstamp_ok=False, sack_ok=False, wscale_ok=False, ssthresh=7, unacked=0,
-                total_retrans=0)
-    line = views.info_line(info, cc="reno")
+    info = dict(INFO, ts=False, sack=False, wscale_ok=False, ssthresh=7, unacked=0,
+                total_retrans=0, cc="reno")
+    line = views.info_line(info)
     assert line.startswith("reno rto:204 ")
     assert "ssthresh:7 " in line and "unacked" not in line and "retrans" not in line
 
@@ -83,3 +83,13 @@ def test_netstat_lan_qlen_incqlen_maxqlen():
         "Proto Listen           Local Address",
         "tcp4  3/1/128          *.8080",
     ]
+
+
+def test_nstat_text_nonzero_only_unless_zeros():
+    c = {"TcpPassiveOpens": 3, "TuntcpTunTxDrops": 2, "TcpInSegs": 0}
+    assert views.nstat_text(c) == (
+        "#kernel\n"
+        f"{'TcpPassiveOpens':<32}{3:>18}{0.0:>15.1f}\n"
+        f"{'TuntcpTunTxDrops':<32}{2:>18}{0.0:>15.1f}\n")
+    z = views.nstat_text(c, zeros=True).splitlines()
+    assert z[0] == "#kernel" and any(l.split()[:2] == ["TcpInSegs", "0"] for l in z)

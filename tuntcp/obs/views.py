@@ -53,9 +53,7 @@ def listen_rows(stack) -> list[tuple]:
 
 def send_queue(conn, info: dict) -> int:
     """Bytes written by the app and not yet acked (ss Send-Q for a connection)."""
-    if "send_q" in info:
-        return info["send_q"]
-    return info.get("notsent_bytes", 0) + info.get("unacked_bytes", 0)
+    return info.get("send_q", 0)
 
 
 def conn_row(conn, info: dict | None = None) -> tuple:
@@ -70,32 +68,32 @@ def ss_lnt(stack) -> str:
     return _table(listen_rows(stack))
 
 
-def _ms(seconds) -> str:
-    """tcp_info carries microseconds and ss prints them /1000 with %g."""
-    return f"{round(seconds * 1e6) / 1000:g}"
+def _g(ms) -> str:
+    return f"{ms:g}"
 
 
 def info_line(info: dict, cc: str = "cubic") -> str:
-    """The second line of ``ss -ti`` (iproute2 tcp_show_info field order; zero/absent fields
-    are left out as ss leaves them out). Times in ``info`` are seconds, ss prints ms."""
+    """The second line of ``ss -ti`` from ``conn.info()``, in iproute2's ``tcp_show_info`` field
+    order; zero or absent fields are left out as ss leaves them out. ``info`` times are ms
+    (like tcp_info's usec / 1000, which ss prints with %g)."""
     parts = []
-    if info.get("tstamp_ok"):
+    if info.get("ts"):
         parts.append("ts")
-    if info.get("sack_ok"):
+    if info.get("sack"):
         parts.append("sack")
-    if info.get("ecn_ok"):
+    if info.get("ecn"):
         parts.append("ecn")
-    parts.append(info.get("cc", cc))
-    if info.get("wscale_ok", "snd_wscale" in info):
+    parts.append(info.get("cc") or cc)
+    if info.get("wscale_ok"):
         parts.append(f"wscale:{info.get('snd_wscale', 0)},{info.get('rcv_wscale', 0)}")
     if info.get("rto"):
-        parts.append(f"rto:{_ms(info['rto'])}")
+        parts.append(f"rto:{_g(info['rto'])}")
     if info.get("backoff"):
         parts.append(f"backoff:{info['backoff']}")
     if info.get("rtt"):
-        parts.append(f"rtt:{_ms(info['rtt'])}/{_ms(info.get('rttvar', 0))}")
+        parts.append(f"rtt:{_g(info['rtt'])}/{_g(info.get('rttvar', 0))}")
     if info.get("ato"):
-        parts.append(f"ato:{_ms(info['ato'])}")
+        parts.append(f"ato:{_g(info['ato'])}")
     for k, name in (("mss", "mss"), ("pmtu", "pmtu"), ("rcv_mss", "rcvmss"), ("advmss", "advmss"),
                     ("cwnd", "cwnd")):
         if info.get(k):
@@ -194,3 +192,15 @@ def _cc(stack) -> str:
         return prof["net.ipv4.tcp_congestion_control"] if prof is not None else "cubic"
     except KeyError:
         return "cubic"
+
+
+def nstat_text(counters: dict, zeros: bool = False) -> str:
+    """``nstat`` output: ``#kernel`` then name, value, rate (always 0.0 here). Without
+    ``zeros`` only non-zero counters; with it every known name too (``nstat -z``)."""
+    from .counters import KNOWN
+    names = [n for n in KNOWN if zeros or counters.get(n, 0)]
+    names += sorted(k for k in counters if k not in KNOWN and (zeros or counters[k]))
+    lines = ["#kernel"]
+    for n in names:
+        lines.append(f"{n:<32}{counters.get(n, 0):>18}{0.0:>15.1f}")
+    return "\n".join(lines) + "\n"

@@ -19,7 +19,6 @@ import socket
 import trio
 
 from ..obs import views
-from ..obs.counters import Counters
 
 RUN_DIR = "/run/tuntcp"
 MAX_REQUEST = 64 * 1024
@@ -64,10 +63,8 @@ class ControlServer:
         """Like nstat(8): increments since the previous call unless ``absolute``."""
         counters = self.endpoint.stack.counters
         snap = counters.snapshot()
-        if absolute:
-            text = counters.nstat(zeros=zeros)
-        else:
-            text = Counters(counters.delta(self._nstat_last)).nstat(zeros=zeros)
+        values = snap if absolute else counters.delta(self._nstat_last)
+        text = views.nstat_text(values, zeros=zeros)
         self._nstat_last = snap
         return text
 
