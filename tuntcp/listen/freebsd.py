@@ -387,9 +387,13 @@ def _ip(a: int) -> str:
 
 
 def netstat_lan(stack) -> str:
-    """``netstat -Lan``: per listener qlen/incqlen/maxqlen (usr.bin/netstat/inet.c layout)."""
+    """``netstat -Lan``: per listener qlen/incqlen/maxqlen.
+
+    Layout from usr.bin/netstat/inet.c (verified: header "Current listen queue sizes
+    (qlen/incqlen/maxqlen)", columns "%-5.5s %-14.14s %-22.22s"); trailing blanks are trimmed.
+    """
     lines = ["Current listen queue sizes (qlen/incqlen/maxqlen)",
-             f"{'Proto':<5.5} {'Listen':<14.14} {'Local Address':<22.22}"]
+             f"{'Proto':<5.5} {'Listen':<14.14} {'Local Address':<22.22}".rstrip()]
     for (addr, port), lst in sorted(getattr(stack, "listeners", {}).items()):
         q = lst.queue_lengths()
         inc = q.get("incqlen", q.get("syn", 0) if stack.profile.family != "freebsd" else 0)

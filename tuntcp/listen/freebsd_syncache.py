@@ -135,7 +135,7 @@ class Syncache:
         self.arm(e, now)
 
     def remove(self, e: SyncacheEntry) -> None:
-        """``syncache_drop`` (the caller counts why)."""
+        """``syncache_drop`` (the caller counts why); its heap entry goes stale."""
         if not e.alive:
             return
         e.alive = False
@@ -159,8 +159,7 @@ class Syncache:
         e.rxttime = now + rexmt
         e.rxmits += 1
         heapq.heappush(self._heap, (e.rxttime, next(self._n), e))
-        if self.deadline is None or e.rxttime < self.deadline:
-            self.stack.schedule(self, e.rxttime)
+        self._reschedule()
 
     def on_timer(self, now: float) -> None:
         """``syncache_timer``: retransmit due SYN-ACKs, expire entries past rexmtlimit."""
