@@ -84,3 +84,24 @@ def test_backoff_applies_to_measured_rto():
 def test_bad_bounds_are_a_clear_error():
     with pytest.raises(ValueError, match="bad RTO bounds"):
         RtoEstimator(rto_min=1.0, rto_max=0.5)
+
+
+def test_variance_term_holds_the_round_maximum_and_decays_per_round():
+    """tcp_rtt_estimator: rttvar_us jumps to a new maximum at once, then moves a quarter of the
+    way down to the round's largest 4 * mdev when the round ends."""
+    r = RtoEstimator()
+    r.sample(0.1)
+    r.sample(0.5)                 # 4 * mdev = 0.55 > 0.2: var 0.55 at once
+    assert r.var == pytest.approx(0.55)
+    r.sample(0.1)                 # mdev 0.115625, 4 * mdev = 0.4625: var 0.55 - 0.0875 / 4
+    assert r.rttvar == pytest.approx(0.115625)
+    assert r.var == pytest.approx(0.528125)
+    assert r.rto == pytest.approx(0.14375 + 0.528125)
+    held = RtoEstimator()
+    for m in (0.1, 0.5):
+        held.sample(m)
+    held.sample(0.1, round_end=False)   # same round: no decay yet
+    assert held.var == pytest.approx(0.55)
+    for _ in range(200):          # a steady path converges to srtt + the 200 ms floor
+        r.sample(0.1)
+    assert r.rto == pytest.approx(0.3, abs=1e-3)

@@ -5,12 +5,15 @@ Modelled on ``tcp_rtt_estimator`` and ``__tcp_set_rto``/``tcp_bound_rto`` (net/i
 * srtt gain 1/8, mdev gain 1/4 (RFC 6298 alpha/beta), first sample srtt = R, mdev = R/2;
 * Linux's Eifel-like tweak: when the sample is *below* srtt and |err| exceeds mdev, mdev grows
   with gain 1/32 instead of 1/4, so a falling RTT does not inflate the RTO;
-* RTO = srtt + max(4 * mdev, rto_min). The 200 ms floor applies to the variance term (Linux's
-  ``rttvar_us`` is ``mdev_max_us``, floored at ``tcp_rto_min``), not to the whole RTO as in RFC
-  6298 2.4: a 1 ms path gets RTO 201 ms, which is what ``ss -ti`` shows on loopback.
+* RTO = srtt + var, where var (Linux ``rttvar_us``) follows the largest 4 * mdev seen in the
+  current round trip (``mdev_max_us``, floored at ``tcp_rto_min``): it rises at once and, at
+  the end of each round, decays a quarter of the way down to that round's maximum. The 200 ms
+  floor thus applies to the variance term, not to the whole RTO as in RFC 6298 2.4: a 1 ms
+  path gets RTO 201 ms, which is what ``ss -ti`` shows on loopback.
 
-Approximation: Linux lets ``mdev_max`` decay once per round trip (tracked with ``rtt_seq``);
-here the variance term follows mdev sample by sample, with the same floor.
+Linux ends a round when snd_una passes ``rtt_seq``; callers that take one sample per round
+trip (BSD-style timing of one segment) leave ``round_end=True``; callers sampling every ACK
+pass ``round_end`` themselves.
 Backoff (``inet_csk_rto_backoff``): rto << backoffs, capped at rto_max.
 """
 from __future__ import annotations
@@ -19,7 +22,8 @@ TIMEOUT_FALLBACK = 3.0   # TCP_TIMEOUT_FALLBACK, RFC 6298 5.7
 
 
 class RtoEstimator:
-    __slots__ = ("rto_initial", "rto_min", "rto_max", "srtt", "rttvar", "backoffs", "_base", "samples")
+    __slots__ = ("rto_initial", "rto_min", "rto_max", "srtt", "rttvar", "backoffs", "_base", "samples",
+                 "var", "mdev_max")
 
     def __init__(self, rto_initial: float = 1.0, rto_min: float = 0.2, rto_max: float = 120.0):
         if not 0 < rto_min <= rto_max or not 0 < rto_initial:
@@ -28,7 +32,9 @@ class RtoEstimator:
         self.rto_min = rto_min
         self.rto_max = rto_max
         self.srtt: float | None = None     # seconds, None until the first sample
-        self.rttvar: float | None = None   # mdev (RFC 6298 RTTVAR), seconds
+        self.rttvar: float | None = None   # mdev (RFC 6298 RTTVAR; tcpi_rttvar), seconds
+        self.var = 0.0                     # rttvar_us: the variance term of the RTO
+        self.mdev_max = 0.0                # mdev_max_us: largest 4 * mdev this round
         self.backoffs = 0
         self.samples = 0
         self._base = min(rto_initial, rto_max)
@@ -43,7 +49,7 @@ class RtoEstimator:
         """Timeout without backoff (what ``tcp_set_rto`` last computed)."""
         return self._base
 
-    def sample(self, rtt: float) -> None:
+    def sample(self, rtt: float, round_end: bool = True) -> None:
         """Feed one valid RTT measurement in seconds (Karn's rule is the caller's job).
 
         ``tcp_rtt_estimator`` then ``tcp_set_rto``; a new sample does not clear backoff: Linux
@@ -54,6 +60,7 @@ class RtoEstimator:
         if self.srtt is None:
             self.srtt = rtt
             self.rttvar = rtt / 2
+            self.var = self.mdev_max = max(2 * rtt, self.rto_min)
         else:
             err = rtt - self.srtt
             self.srtt += err / 8
@@ -64,8 +71,17 @@ class RtoEstimator:
             else:
                 d = err - self.rttvar
             self.rttvar += d / 4
+            v = 4 * self.rttvar
+            if v > self.mdev_max:
+                self.mdev_max = v
+                if v > self.var:
+                    self.var = v
+            if round_end:
+                if self.mdev_max < self.var:
+                    self.var -= (self.var - self.mdev_max) / 4
+                self.mdev_max = self.rto_min
         self.samples += 1
-        self._base = min(self.srtt + max(4 * self.rttvar, self.rto_min), self.rto_max)
+        self._base = min(self.srtt + self.var, self.rto_max)
 
     def backoff(self) -> None:
         """The retransmission timer fired: double the timeout (``icsk_backoff++``)."""
@@ -83,4 +99,5 @@ class RtoEstimator:
         """
         if self.srtt is None:
             self.rttvar = TIMEOUT_FALLBACK / 4   # mdev_us = 3 s is 4x the RFC RTTVAR
+            self.var = self.mdev_max = TIMEOUT_FALLBACK
             self._base = min(TIMEOUT_FALLBACK, self.rto_max)
