@@ -39,7 +39,7 @@ def test_mss_index_rounds_down_to_the_table(mss, expect):
 def test_round_trip_gives_the_table_mss(mss):
     c = LinuxCookies(SECRET)
     isn, table_mss = syn_ack(c, 0x12345678, mss, now=1000.0)
-    assert table_mss == LinuxCookies.mss_index(mss)[1]
+    assert table_mss == LinuxCookies.mss_index(mss)[1] and table_mss in MSSTAB
     assert third_ack(c, isn, 0x12345678, now=1000.5) == table_mss
 
 

@@ -111,7 +111,7 @@ def full_space(profile: Mapping, rcvbuf: int) -> int:
 
 
 def synack_window_field(rcv_wnd: int) -> int:
-    """The SYN-ACK's window field: never scaled, so ``min(rcv_wnd, 65535)`` (``tcp_make_synack``)."""
+    """The SYN-ACK window field, never scaled: ``min(rcv_wnd, 65535)`` (``tcp_make_synack``)."""
     return min(rcv_wnd, 65535)
 
 
@@ -284,7 +284,7 @@ class RecvWindow:
     """
 
     __slots__ = ("profile", "rcvbuf", "rcvbuf_locked", "rcv_wscale", "window_clamp",
-                 "rcv_ssthresh", "rcv_wnd", "rcv_wup", "advmss", "rcv_mss", "events",
+                 "rcv_ssthresh", "rcv_wnd", "rcv_wup", "advmss", "events", "_rcv_mss",
                  "_q", "_q_bytes", "_q_true", "_wfs", "_signed", "_grow_window")
 
     def __init__(self, profile: Mapping, *, rcvbuf: int, rcvbuf_locked: bool, rcv_wscale: int,
@@ -302,7 +302,7 @@ class RecvWindow:
         self.rcv_wnd = rcv_wnd
         self.rcv_wup = rcv_nxt & MASK
         # tcp_initialize_rcv_mss: a guess of the peer's MSS, at most 536 until measured
-        self.rcv_mss = max(min(advmss, rcv_wnd // 2, TCP_MSS_DEFAULT), TCP_MIN_MSS)
+        self._rcv_mss = max(min(advmss, rcv_wnd // 2, TCP_MSS_DEFAULT), TCP_MIN_MSS)
         # MIB counters the last select() would bump (TcpExtTCPWantZeroWindowAdv, ...)
         self.events: tuple[str, ...] = ()
         self._q: deque[list[int]] = deque()
@@ -354,8 +354,8 @@ class RecvWindow:
         self._q.append([seg_len, true])
         self._q_bytes += seg_len
         self._q_true += true
-        if seg_len >= self.rcv_mss:
-            self.rcv_mss = min(seg_len, self.advmss)
+        if seg_len >= self._rcv_mss:
+            self._rcv_mss = min(seg_len, self.advmss)
         if seg_len < 128:
             return False
         room = min(self.window_clamp, self.space(unread)) - self.rcv_ssthresh
@@ -370,7 +370,7 @@ class RecvWindow:
             window = self._grow_window
             while self.rcv_ssthresh <= window:
                 if truesize <= seg_len:
-                    incr = 2 * self.rcv_mss
+                    incr = 2 * self._rcv_mss
                     break
                 truesize >>= 1
                 window >>= 1
