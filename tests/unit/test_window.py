@@ -435,7 +435,7 @@ def test_window_update_needs_twice_the_remaining_window():
 
 def test_set_rcvbuf_on_established_socket_shrinks_offer():
     w, nxt = grown()
-    w.set_rcvbuf(16384)                           # -> sk_rcvbuf 32768, full space 16384
+    w.set_rcvbuf(sock_set_rcvbuf(w.profile, 16384))   # sk_rcvbuf 32768, full space 16384
     assert w.rcvbuf == 32768 and w.rcvbuf_locked
     nxt += 1448
     w.on_data(1448, 1448)

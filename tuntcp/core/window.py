@@ -380,11 +380,11 @@ class RecvWindow:
         return True
 
     def set_rcvbuf(self, n: int) -> None:
-        """``setsockopt(SO_RCVBUF, n)`` on an established socket: ``sk_rcvbuf`` becomes
-        :func:`sock_set_rcvbuf` of ``n`` (limited, doubled) and is locked. ``window_clamp`` and
-        ``rcv_ssthresh`` are left alone (as before b025461303d8, 2026); the smaller
-        ``tcp_full_space`` still bounds every later :meth:`select`."""
-        self.rcvbuf = sock_set_rcvbuf(self.profile, n)
+        """SO_RCVBUF on an established socket: ``n`` is the new ``sk_rcvbuf``, i.e. already
+        through :func:`sock_set_rcvbuf` (limited, doubled); the buffer becomes locked.
+        ``window_clamp`` and ``rcv_ssthresh`` are left alone (as before b025461303d8, 2026);
+        the new ``tcp_full_space`` bounds every later :meth:`select`."""
+        self.rcvbuf = n
         self.rcvbuf_locked = True
 
     # -- the window we advertise -------------------------------------------------------------
