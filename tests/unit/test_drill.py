@@ -311,3 +311,29 @@ def test_real_stack_wrong_timing_is_caught(when, why):
     msg = str(ei.value)
     assert why in msg
     assert "got      (t=1.000000): S." in msg
+
+
+def test_real_stack_out_of_order_data_is_sacked_most_recent_first():
+    """Out-of-order data is ACKed at once with SACK blocks, newest block first (RFC 2018 §4,
+    tcp_sack_new_ofo_skb); TS ecr stays at the last in-window TSval (tcp_replace_ts_recent)."""
+    st, _ = real_stack()
+    Drill(st).run("""
+0.000 < S 0:0(0) win 65535 <mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7>
++0    > S. 0:0(0) ack 1 win 65160 <...>
++.1   < . 1:1(0) ack 1 win 513 <nop,nop,TS val 200 ecr *>
++0    < P. 1001:2001(1000) ack 1 win 513 <nop,nop,TS val 300 ecr *>
++0    > . 1:1(0) ack 1 win * <nop,nop,TS val * ecr 200,nop,nop,sack 1001:2001>
++0    < P. 3001:4001(1000) ack 1 win 513 <nop,nop,TS val 301 ecr *>
++0    > . 1:1(0) ack 1 win * <nop,nop,TS val * ecr 200,nop,nop,sack 3001:4001 1001:2001>
++.01  < P. 1:1001(1000) ack 1 win 513 <nop,nop,TS val 302 ecr *>
++0    > . 1:1(0) ack 2001 win * <nop,nop,TS val * ecr 302,nop,nop,sack 3001:4001>
++.01  < P. 2001:3001(1000) ack 1 win 513 <nop,nop,TS val 303 ecr *>
++0    > . 1:1(0) ack 4001 win * <nop,nop,TS val * ecr 303>
+""", settle=5.0)
+
+
+def test_injected_sack_edges_are_relative_to_our_isn():
+    fake = FakeStack()
+    d = Drill(fake).run(HANDSHAKE + "+0 < . 1:1(0) ack 1 win 513 <nop,nop,TS val 201 ecr *,nop,nop,sack 1:1449 2897:4345>\n")
+    seg = d.transcript[-1][2]
+    assert seg.options.sack_blocks == ((0xFFFFFF81, 0x529), (0xAD1, 0x1079))   # ISN + edge, wrapped
