@@ -4,6 +4,8 @@ Each test states what goes in (profile, buffer, MSS, options) and the numbers a 
 would show. The numbers were derived by hand from the kernel formulas in the reference.
 """
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tuntcp.core.window import (
     SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF, RecvWindow, WindowError, connect_init_rwin,
@@ -488,3 +490,42 @@ def test_active_open_offers():
         65535, 102400, 1)
     off = prof("linux-5.10", net__ipv4__tcp_window_scaling=0)
     assert connect_init_rwin(off, rcvbuf=204800, rcvbuf_locked=True, advmss=1460)[2] == 0
+
+
+# ---- invariants under any arrival/read pattern ----------------------------------------------
+
+_ops = st.lists(st.tuples(st.sampled_from(["data", "read", "select"]),
+                          st.integers(min_value=1, max_value=1448)), max_size=150)
+
+
+@settings(max_examples=150, deadline=None)
+@given(name=st.sampled_from(["linux-3.10", "linux-5.4", "linux-5.10", "linux-6.12"]),
+       scaled=st.booleans(), ops=_ops)
+def test_receive_window_invariants(name, scaled, ops):
+    p = prof(name)
+    w = child(p, cookie(p, ws=scaled), rcv_nxt=0xFFFF0000)
+    ws = w.rcv_wscale
+    nxt = 0xFFFF0000
+    unread = 0
+    w.select(nxt, unread, 536)
+    edge = (w.rcv_wup + w.rcv_wnd) & 0xFFFFFFFF
+    for op, n in ops:
+        if op == "data":
+            n = min(n, w.current(nxt))          # a well-behaved sender stays in the window
+            if n == 0:
+                continue
+            nxt = (nxt + n) & 0xFFFFFFFF
+            unread += n
+            w.on_data(n, unread)
+        elif op == "read":
+            unread -= min(n, unread)
+        else:
+            field = w.select(nxt, unread, 1448)
+            assert 0 <= field <= 65535
+            if ws:
+                assert w.rcv_wnd % (1 << ws) == 0
+            new_edge = (w.rcv_wup + w.rcv_wnd) & 0xFFFFFFFF
+            assert (new_edge - edge) & 0xFFFFFFFF < 1 << 31     # the right edge never retreats
+            edge = new_edge
+        assert w.rcv_ssthresh <= w.window_clamp
+        assert w.space(unread) >= 0

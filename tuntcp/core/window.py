@@ -127,9 +127,10 @@ def select_initial_window(profile: Mapping, space: int, mss: int, window_clamp: 
         (``max(1460 * segs // mss, 2)`` segments when mss > 1460; TCP_DEFAULT_INIT_RCVWND in
         3.10, ``tcp_default_init_rwnd`` in 4.9 - verified in 3.x/4.9 sources).
       - 0 (>= 4.19, a337531b942b): ``min(space, 65535)``, and ``init_rcv_wnd * mss`` if set.
-        The 64 KiB cap was removed again in 2024 ("tcp: remove 64 KByte limit for initial
-        tp->rcv_wnd value", Jason Xing, Fixes a337531b942b, also sent to stable); profiles
-        select that with ``model.init_rcv_wnd_u16_cap = False`` (absent = capped).
+        The 64 KiB cap was removed again by 378979e94e95 ("tcp: remove 64 KByte limit for
+        initial tp->rcv_wnd value", May 2024, v6.10; stable 6.9/6.6/6.1 in June 2024);
+        profiles select that with ``model.init_rcv_wnd_u16_cap = False`` (absent = capped).
+        The SYN-ACK field stays at most 65535 (:func:`synack_window_field`).
       ``net.ipv4.tcp_workaround_signed_windows`` (absent = 0) caps the offer at 32767.
     * Window scale (only if ``wscale_ok`` and ``net.ipv4.tcp_window_scaling``): from
       ``min(max(space, tcp_rmem[2], rmem_max), clamp)`` the shift ``ilog2 - 15`` clamped to
