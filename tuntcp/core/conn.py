@@ -238,7 +238,8 @@ class Connection:
         else:
             c.rto.fallback()
         c.state = "ESTABLISHED"
-        stack.counters.inc("TcpCurrEstab")      # TcpPassiveOpens is the listener's count
+        stack.counters.inc("TcpPassiveOpens")   # tcp_create_openreq_child
+        stack.counters.inc("TcpCurrEstab")
         stack.register(c)
         return c
 
