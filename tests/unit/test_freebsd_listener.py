@@ -127,7 +127,7 @@ def test_overflow_with_rst_on_sock_fail_0_drops_the_ack_silently():
         p.handshake(42000 + i)
     assert p.handshake(42010, t=0.5) == []
     assert lst.queue_lengths() == {"accept": 4, "syn": 0, "backlog": 2, "qlen": 4,
-                                   "incqlen": 0, "maxqlen": 2}
+                                   "incqlen": 0, "incomplete": 0, "maxqlen": 2}
     assert p.c["FreeBSDListenDrops"] == 1 and p.c["TcpOutRsts"] == 0
 
 
@@ -405,3 +405,25 @@ def test_reset_while_held_leaves_the_incomplete_queue():
     sa = p.synack[48500]
     p.st.receive_segment(Segment(C, S, 48500, 80, seq=sa.ack, flags=RST), 0.2)
     assert lst.queue_lengths()["incqlen"] == 0 and lst.accept() is None
+
+
+def test_close_resets_queued_children_and_entries_keep_retransmitting():
+    p = Peer("freebsd-14")
+    lst = p.st.listen(80, 5)
+    p.handshake(48600)
+    p.syn(48601, 0.0)
+    lst.close(0.5)
+    out = p.out()
+    assert [(s.flags & RST, s.dport) for s in out] == [(RST, 48600)]
+    (sa,) = p.timers(1.0)                      # syncache_timer does not check the listener
+    assert sa.flags == SYN | ACK and sa.dport == 48601
+    assert [s.flags for s in p.ack(48601, 1.1)] == [RST]      # no listener any more
+
+
+def test_per_listener_synack_retries_limit():
+    p = Peer("freebsd-14")
+    lst = p.st.listen(80, 5, synack_retries=1)
+    p.syn(48700, 0.0)
+    assert len(p.timers(1.0)) == 1
+    assert p.st.next_deadline() == 3.0
+    assert p.timers(3.0) == [] and lst.queue_lengths()["syn"] == 0

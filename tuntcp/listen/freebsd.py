@@ -29,7 +29,7 @@ from ..core.params import HandshakeParams
 from ..wire.segment import ACK, FIN, RST, SYN, Segment, TcpOptions
 from . import freebsd_accf as accf
 from .bsdcookies import syncookie_generate, syncookie_lookup
-from .freebsd_syncache import Syncache, SyncacheEntry
+from .freebsd_syncache import Syncache, SyncacheEntry, syncache_stats  # noqa: F401 (re-export)
 
 TCP_MAXWIN = 65535
 TCP_MAX_WINSHIFT = 14
@@ -99,7 +99,8 @@ class FreeBSDListener:
     def queue_lengths(self) -> dict:
         self._reap_held()
         return {"accept": len(self.comp), "syn": self.syn_count, "backlog": self.backlog,
-                "qlen": len(self.comp), "incqlen": len(self.incomp), "maxqlen": self.backlog}
+                "qlen": len(self.comp), "incqlen": len(self.incomp), "incomplete": len(self.incomp),
+                "maxqlen": self.backlog}
 
     def accept(self):
         self._reap_held()
@@ -232,8 +233,9 @@ class FreeBSDListener:
             self.stack.counters.inc("FreeBSDSyncacheReset")
         elif ((seg.seq - nxt) & 0xFFFFFFFF) < e.wnd:
             laddr, lport, raddr, rport = e.key      # RFC 5961 challenge ACK
+            ts = (self.stack.ts_now(e.ts_off), e.ts_recent) if e.ts_ok else None
             self.stack.emit(Segment(laddr, raddr, lport, rport, seq=(e.iss + 1) & 0xFFFFFFFF,
-                                    ack=nxt, flags=ACK, window=e.wnd))
+                                    ack=nxt, flags=ACK, window=e.wnd, options=TcpOptions(ts=ts)))
 
     def _ack(self, seg: Segment, now: float) -> None:
         """``syncache_expand`` then ``syncache_socket``."""
@@ -401,25 +403,3 @@ def netstat_lan(stack) -> str:
         local = f"{'*' if addr == 0 else _ip(addr)}.{port}"
         lines.append(f"{'tcp4':<5.5} {qs:<14.14} {local:<22.22}".rstrip())
     return "\n".join(lines) + "\n"
-
-
-def syncache_stats(stack) -> str:
-    """The syncache part of ``netstat -s -p tcp`` (usr.bin/netstat/inet.c ``tcp_stats``)."""
-    c = stack.counters
-    n = lambda k: c.get("FreeBSDSyncache" + k, 0)   # noqa: E731
-    added = n("Added")
-    out = ["tcp:", f"\t{added} syncache entr{'y' if added == 1 else 'ies'} added"]
-    for k, label in (("Retransmitted", "retransmitted"), ("Dupsyn", "dupsyn"),
-                     ("Dropped", "dropped"), ("Completed", "completed"),
-                     ("BucketOverflow", "bucket overflow"), ("CacheOverflow", "cache overflow"),
-                     ("Reset", "reset"), ("Stale", "stale"), ("Aborted", "aborted"),
-                     ("Badack", "badack"), ("Unreach", "unreach")):
-        out.append(f"\t\t{n(k)} {label}")
-    zf = n("ZoneFail")
-    out.append(f"\t\t{zf} zone failure{'' if zf == 1 else 's'}")
-    sent, recv = n("CookiesSent"), n("CookiesRecv")
-    out.append(f"\t{sent} cookie{'' if sent == 1 else 's'} sent")
-    out.append(f"\t{recv} cookie{'' if recv == 1 else 's'} received")
-    drops = c.get("FreeBSDListenDrops", 0)
-    out.append(f"\t{drops} listen queue overflow{'' if drops == 1 else 's'}")
-    return "\n".join(out) + "\n"

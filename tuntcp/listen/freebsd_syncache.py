@@ -103,9 +103,6 @@ class Syncache:
         t = self.last_overflow.get(bucket)
         return t is not None and t >= now - self.lifetime
 
-    def entries_for(self, listener) -> int:
-        return listener.syn_count
-
     # ---- insert / remove ---------------------------------------------------------------
 
     def make_room(self, bucket: int, now: float) -> bool:
@@ -190,3 +187,27 @@ class Syncache:
                 self.stack.schedule(self, heap[0][0])
         else:
             self.deadline = None
+
+
+def syncache_stats(stack) -> str:
+    """The syncache part of ``netstat -s -p tcp`` (usr.bin/netstat/inet.c ``tcp_stats``,
+    wording verified: "syncache entries added", "retransmitted", ..., "zone failures",
+    "cookies sent", "cookies received"; plus tcps_listendrop's "listen queue overflows")."""
+    c = stack.counters
+    n = lambda k: c.get("FreeBSDSyncache" + k, 0)   # noqa: E731
+    added = n("Added")
+    drops = c.get("FreeBSDListenDrops", 0)     # printed before the syncache block, as netstat does
+    out = ["tcp:", f"\t{drops} listen queue overflow{'' if drops == 1 else 's'}",
+           f"\t{added} syncache entr{'y' if added == 1 else 'ies'} added"]
+    for k, label in (("Retransmitted", "retransmitted"), ("Dupsyn", "dupsyn"),
+                     ("Dropped", "dropped"), ("Completed", "completed"),
+                     ("BucketOverflow", "bucket overflow"), ("CacheOverflow", "cache overflow"),
+                     ("Reset", "reset"), ("Stale", "stale"), ("Aborted", "aborted"),
+                     ("Badack", "badack"), ("Unreach", "unreach")):
+        out.append(f"\t\t{n(k)} {label}")
+    zf = n("ZoneFail")
+    out.append(f"\t\t{zf} zone failure{'' if zf == 1 else 's'}")
+    sent, recv = n("CookiesSent"), n("CookiesRecv")
+    out.append(f"\t{sent} cookie{'' if sent == 1 else 's'} sent")
+    out.append(f"\t{recv} cookie{'' if recv == 1 else 's'} received")
+    return "\n".join(out) + "\n"
