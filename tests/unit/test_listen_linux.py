@@ -495,3 +495,42 @@ def test_bad_socket_options_are_clear_errors():
         LinuxListener(st, port=1, backlog=1, defer_accept=-1)
     with pytest.raises(ValueError):
         LinuxListener(st, port=1, backlog=1, synack_retries=0)
+
+
+def test_wrong_ack_during_overflow_also_fails_as_a_cookie():
+    net = Net("linux-5.10", backlog=1)
+    sa = net.send(syn(40000))[0][0]
+    net.send(syn(40001))                          # queue full: a cookie, overflow stamped
+    bad = ack_of(sa)
+    bad.ack = (bad.ack + 1) & 0xFFFFFFFF
+    out, delta = net.send(bad, at=0.1)
+    assert [s.flags for s in out] == [RST] and delta["TcpExtSyncookiesFailed"] == 1
+    assert net.lst.queue_lengths()["syn"] == 1
+
+
+def test_pre_4_4_relisten_does_not_resize_the_syn_table():
+    net = Net("linux-3.10", ["net.ipv4.tcp_syncookies=0"], backlog=4)    # table of 16
+    net.lst.relisten(100)
+    for i in range(16):
+        assert len(net.send(syn(40000 + i))[0]) == 1
+    out, delta = net.send(syn(41000))
+    assert out == [] and delta["TcpExtTCPReqQFullDrop"] == 1
+
+
+def test_ecn_requested_and_granted_on_the_normal_path():
+    net = Net("linux-5.10")
+    s = syn(40000)
+    s.flags |= ECE | 0x80
+    sa = net.send(s)[0][0]
+    assert sa.flags == SYN | ACK | ECE
+    off = Net("linux-5.10", ["net.ipv4.tcp_ecn=0"])
+    assert off.send(s)[0][0].flags == SYN | ACK
+
+
+def test_gvisor_contrast_offers_no_window_scaling_on_cookies():
+    net = Net("linux-5.10", ["net.ipv4.tcp_syncookies=2", "model.cookie_wscale_mode=gvisor"])
+    sa = net.send(syn(40000))[0][0]
+    assert sa.options.wscale is None and sa.options.ts is not None
+    net.send(ack_of(sa), at=0.01)
+    info = net.lst.accept().info()
+    assert (info["snd_wscale"], info["rcv_wscale"]) == (0, 0)

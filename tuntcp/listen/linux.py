@@ -1,7 +1,9 @@
 """The Linux listener: request socks, ``tcp_conn_request``, ``tcp_check_req``, SYN cookies.
 
 Semantics from shared/reference/linux-freebsd-passive-open.md §1-§3, §6.2; the pure rules live in
-``linux_rules.py`` (with what was checked against kernel text). One listener = one LISTEN socket
+``linux_rules.py``, which lists the reference's [mem] facts that were checked against kernel text
+(defer-accept rounding, timer/retransmit counters, flood line per version, tcp_peer_is_proven,
+out-of-window rate limit). One listener = one LISTEN socket
 with its SYN queue (request socks keyed by 4-tuple) and accept queue (established children).
 
 All request-sock timers share ONE stack deadline: a small heap of (expires, n, req) entries with
@@ -13,75 +15,23 @@ Approximations (documented, deliberate):
   * pre-4.4 kernels ran the SYN-ACK timer from a 200 ms sweep; here every profile retransmits at
     exactly 1, 3, 7, 15, 31 s.
   * advmss is MTU 1500 - 40 unless the stack exposes ``mtu``.
+  * the RTT handed to the child is the SYN-ACK -> ACK time only when no SYN-ACK was resent
+    (Karn); Linux may still take one from the TS echo.
+  * a SYN that reopens a TIME-WAIT pair is treated as a fresh SYN (no ``tw_isn`` exemption).
 """
 from __future__ import annotations
 
 import heapq
 import itertools
 from collections import deque
-from dataclasses import dataclass
 
 from ..core.params import HandshakeParams
 from ..core.seq import seq_gt
-from ..core.window import (TCP_MSS_DEFAULT, cookie_init_rwin, openreq_init_rwin, sock_set_rcvbuf,
-                           sock_set_sndbuf, synack_window_field)
-from ..wire.segment import ACK, CWR, ECE, FIN, RST, SYN, Segment, TcpOptions
+from ..core.window import cookie_init_rwin, openreq_init_rwin, sock_set_rcvbuf, sock_set_sndbuf
+from ..wire.segment import ACK, CWR, ECE, FIN, RST, SYN, Segment
 from . import linux_rules as R
-from .cookies import LinuxCookies, decode_ts, encode_ts
-
-TCP_MAX_WSCALE = 14
-
-
-@dataclass(slots=True, eq=False)
-class RequestSock:
-    """A TCP_NEW_SYN_RECV request sock (``struct tcp_request_sock``)."""
-
-    laddr: int
-    lport: int
-    raddr: int
-    rport: int
-    rcv_isn: int
-    snt_isn: int
-    mss: int               # peer's MSS option (mss_clamp), 536 if absent
-    wscale_ok: bool
-    snd_wscale: int
-    sack_ok: bool
-    tstamp_ok: bool
-    ts_recent: int
-    ts_off: int
-    ecn_ok: bool
-    rcv_wnd: int = 0
-    window_clamp: int = 0
-    rcv_wscale: int = 0
-    num_timeout: int = 0   # timer expiries (young while 0)
-    num_retrans: int = 0   # SYN-ACKs resent (timer or retransmitted SYN)
-    acked: bool = False
-    expires: float = 0.0
-    snt_synack: float = 0.0
-    last_oow: float | None = None
-    alive: bool = True
-
-    @property
-    def key(self) -> tuple[int, int, int]:
-        return (self.laddr, self.raddr, self.rport)
-
-
-def parse_syn_options(profile, opts: TcpOptions, want_cookie: bool) -> tuple:
-    """``tcp_parse_options`` on a SYN plus ``tcp_conn_request``'s cookie clearing.
-
-    Options are only honoured when their sysctl is on; the peer's shift is capped at 14. A
-    cookie without client timestamps can carry nothing, so SACK and window scaling are cleared.
-    -> (mss, tstamp_ok, tsval, wscale_ok, snd_wscale, sack_ok)
-    """
-    mss = opts.mss if opts.mss else TCP_MSS_DEFAULT
-    tstamp_ok = opts.ts is not None and profile["net.ipv4.tcp_timestamps"] != 0
-    tsval = opts.ts[0] if tstamp_ok else 0
-    wscale_ok = opts.wscale is not None and profile["net.ipv4.tcp_window_scaling"] != 0
-    snd_wscale = min(opts.wscale, TCP_MAX_WSCALE) if wscale_ok else 0
-    sack_ok = opts.sack_ok and profile["net.ipv4.tcp_sack"] != 0
-    if want_cookie and not tstamp_ok:
-        wscale_ok, snd_wscale, sack_ok = False, 0, False
-    return mss, tstamp_ok, tsval, wscale_ok, snd_wscale, sack_ok
+from .cookies import LinuxCookies, decode_ts
+from .linux_reqsk import RequestSock, make_reqsk_ack, make_synack, parse_syn_options
 
 
 class LinuxListener:
@@ -262,25 +212,8 @@ class LinuxListener:
         st.emit(self._synack(req))
 
     def _synack(self, req: RequestSock, cookie: bool = False) -> Segment:
-        """``tcp_make_synack``: Linux's SYN-ACK options; the window field is never scaled."""
-        st = self.stack
-        wscale_ok = req.wscale_ok
-        if cookie and self.profile["model.cookie_wscale_mode"] == "gvisor":
-            wscale_ok = False
-        ts = None
-        if req.tstamp_ok:
-            if cookie:
-                raw = encode_ts(st.ts_now(0), req.wscale_ok, req.snd_wscale, req.sack_ok, req.ecn_ok)
-                tsval = (raw + req.ts_off) & 0xFFFFFFFF
-            else:
-                tsval = st.ts_now(req.ts_off)
-            ts = (tsval, req.ts_recent)
-        opts = TcpOptions(mss=self.advmss, wscale=req.rcv_wscale if wscale_ok else None,
-                          sack_ok=req.sack_ok, ts=ts)
-        flags = SYN | ACK | (ECE if req.ecn_ok else 0)
-        return Segment(req.laddr, req.raddr, req.lport, req.rport, seq=req.snt_isn,
-                       ack=(req.rcv_isn + 1) & 0xFFFFFFFF, flags=flags,
-                       window=synack_window_field(req.rcv_wnd), options=opts)
+        gvisor = cookie and self.profile["model.cookie_wscale_mode"] == "gvisor"
+        return make_synack(self.stack, req, self.advmss, cookie, gvisor)
 
     def _rtx_synack(self, req: RequestSock) -> None:
         """``tcp_rtx_synack``: resend, counting TcpRetransSegs and TCPSynRetrans."""
@@ -291,13 +224,7 @@ class LinuxListener:
         self.stack.emit(self._synack(req))
 
     def _send_ack(self, req: RequestSock) -> None:
-        """``tcp_v4_reqsk_send_ack``: an ACK from SYN-RECV (window scaled by our shift)."""
-        st = self.stack
-        ts = (st.ts_now(req.ts_off), req.ts_recent) if req.tstamp_ok else None
-        st.emit(Segment(req.laddr, req.raddr, req.lport, req.rport,
-                        seq=(req.snt_isn + 1) & 0xFFFFFFFF, ack=(req.rcv_isn + 1) & 0xFFFFFFFF,
-                        flags=ACK, window=min(req.rcv_wnd >> req.rcv_wscale, 65535),
-                        options=TcpOptions(ts=ts)))
+        self.stack.emit(make_reqsk_ack(self.stack, req))
 
     # ---- tcp_check_req ------------------------------------------------------------------
 
