@@ -5,7 +5,15 @@ version difference. Each function names the kernel function whose *behaviour* it
 the formulas were checked against kernel sources found with the project's code search
 (``tcp_select_initial_window`` in 3.x, 4.9, >= 4.19 and the 2024 form; ``__tcp_select_window``,
 ``tcp_select_window``, ``tcp_grow_window``/``__tcp_grow_window``, ``tcp_init_buffer_space``
-in 3.x, 5.x and 6.x copies; ``SOCK_MIN_RCVBUF`` in include/net/sock.h).
+in 3.x, 5.x and 6.x copies; ``SOCK_MIN_RCVBUF`` in include/net/sock.h;
+``tcp_event_data_recv`` growing only for segments of >= 128 bytes). Verified beyond the
+reference: the 10-segment (3.10, TCP_DEFAULT_INIT_RCVWND) and 20-segment (4.9,
+``tcp_default_init_rwnd`` = 2 * TCP_INIT_CWND) initial-window caps that §5.3 marks [mem], and
+that the 64 KiB initial-window cap went away in May 2024 (378979e94e95), not 2026.
+The window selection and growth follow the 4.x-6.x form for every profile; 3.10 differs in
+details not modelled (its ``tcp_grow_window`` capped at window_clamp without the 2 * len floor;
+whether its ``__tcp_select_window`` had the round_down / "below 1/16" zero-window rule was not
+checked). None of this changes the worked example.
 
 Units: every window and buffer is in bytes; the only scaled value is the 16-bit header field
 that :meth:`RecvWindow.select` returns.
