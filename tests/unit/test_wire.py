@@ -443,6 +443,19 @@ def test_arbitrary_bytes_never_raise_anything_but_malformed(data, verify):
 
 
 @settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=40), st.sampled_from([SYN, ACK, SYN | ACK]))
+def test_any_option_bytes_are_walked_without_dropping_the_segment(raw, flags):
+    # tcp_parse_options never rejects a segment: whatever the option bytes, it parses.
+    raw += bytes(-len(raw) % 4)
+    seg = parse(_with_options(raw, flags))
+    o = seg.options
+    assert seg.flags == flags and seg.payload == b""
+    assert o.wscale is None or 0 <= o.wscale <= 14
+    assert o.mss is None or 0 <= o.mss <= 0xFFFF
+    assert all(len(data) <= 38 for _kind, data in o.unknown)
+
+
+@settings(max_examples=400, deadline=None)
 @given(
     segments,
     st.lists(st.tuples(st.integers(0, 200), u8), min_size=1, max_size=4),

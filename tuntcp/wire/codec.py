@@ -167,8 +167,8 @@ def _parse_options(buf, i: int, end: int) -> TcpOptions:
     the walk and keeps what was parsed so far: Linux does not drop the segment for it (nor does
     FreeBSD ``tcp_dooptions``). Options with a wrong fixed length are skipped, and kept in
     ``unknown`` with the other kinds we do not use. Values are reported whatever the SYN flag:
-    ignoring MSS/wscale/sackOK outside a SYN (and an MSS of 0) is the state machine's job. A window shift above
-    14 is clamped to 14, as both kernels do.
+    ignoring MSS/wscale/sackOK outside a SYN (and an MSS of 0) is the state machine's job.
+    A window shift above 14 is clamped to 14, as both kernels do.
     """
     mss = wscale = ts = None
     sack_ok = False
