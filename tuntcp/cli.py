@@ -168,17 +168,42 @@ def cmd_serve(args) -> int:
         raise UsageError(problem)
     if not os.path.exists("/dev/net/tun"):
         raise UsageError("no /dev/net/tun (load the tun module or pass the device to the container)")
-    from .shell import apps
+    import signal
     import trio
+    from .shell import apps
+    from .shell.control import remove_stale
+    # A shell starts background jobs with SIGINT ignored; Ctrl-C (and the Lab's SIGTERM, which
+    # takes the SIGINT path) must reach trio's KeyboardInterrupt handling to clean up.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with netns.Lab() as lab:
             trio.run(apps.serve, lab, profile, args, links)
-    except KeyboardInterrupt:
-        print("\ntuntcp: stopped", file=sys.stderr)
+    except BaseException as e:
+        if not all(isinstance(x, KeyboardInterrupt) for x in _leaves(e)):
+            raise
+        print("tuntcp: stopped", file=sys.stderr)
+    finally:
+        remove_stale(socket_path(args.name))
     return 0
 
 
+def _leaves(e: BaseException):
+    """The plain exceptions inside (nested) exception groups, as trio's nurseries raise them."""
+    if isinstance(e, BaseExceptionGroup):
+        for sub in e.exceptions:
+            yield from _leaves(sub)
+    else:
+        yield e
+
+
 COMMANDS = {"serve": cmd_serve, "ss": cmd_ss, "nstat": cmd_nstat, "profiles": cmd_profiles}
+
+
+def _user_error(e: BaseException) -> int:
+    msg = str(e) or type(e).__name__
+    print(f"tuntcp: error: {msg.splitlines()[0]}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def main(argv=None) -> int:
@@ -197,9 +222,14 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.cmd](args)
     except user_errors as e:
-        msg = str(e) or type(e).__name__
-        print(f"tuntcp: error: {msg.splitlines()[0]}", file=sys.stderr)
-        return EXIT_USAGE
+        return _user_error(e)
+    except BaseExceptionGroup as eg:
+        # a user mistake found inside the trio run (e.g. the endpoint name is taken)
+        leaves = list(_leaves(eg))
+        mine = [x for x in leaves if isinstance(x, user_errors)]
+        if mine and all(isinstance(x, user_errors + (KeyboardInterrupt,)) for x in leaves):
+            return _user_error(mine[0])
+        raise
     except SystemExit as e:  # -h prints help and exits 0
         return e.code if isinstance(e.code, int) else 0
     except BrokenPipeError:

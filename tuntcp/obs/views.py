@@ -130,7 +130,8 @@ def ss_ti(stack, listening: bool = False) -> str:
     for c in _conns(stack):
         info = c.info()
         rows.append(conn_row(c, info))
-        infos.append(info)
+        # a TIME-WAIT mini-socket has no tcp_info, so ss prints no info line for it
+        infos.append(None if c.state == "TIME-WAIT" else info)
     table = _table(rows).splitlines()
     out = [table[0]]
     for line, info in zip(table[1:], infos):

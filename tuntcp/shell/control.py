@@ -113,6 +113,15 @@ class ControlServer:
                 pass
 
 
+def remove_stale(path: str) -> None:
+    """Remove a socket file nobody answers on (left by a run that died before its finally)."""
+    if os.path.exists(path) and not _alive(path):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
 def _alive(path: str) -> bool:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
