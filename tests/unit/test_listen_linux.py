@@ -44,7 +44,9 @@ class Net:
         return out
 
     def kernel_lines(self):
-        return [f["line"] for kind, f in self.events if kind == "kernel_log"]
+        lines = [f["line"] for kind, f in self.events if kind == "kernel_log"]
+        assert all(line.startswith("TCP: ") for line in lines)      # tcp_input.c pr_fmt
+        return [line[len("TCP: "):] for line in lines]
 
 
 def syn(sport, isn=1000, mss=1460, ws=7, sack=True, ts=(5000, 0), flags=SYN, daddr=SRV):

@@ -148,6 +148,7 @@ class LinuxListener:
         """``tcp_syn_flood_action``: count, warn once per listener, say whether to send a cookie.
 
         The "new" line prints the listener's bound address (0.0.0.0 for a wildcard listener).
+        ``line`` is the text as dmesg shows it (with the "TCP: " pr_fmt), ``body`` the printk body.
         """
         p, c = self.profile, self.stack.counters
         syncookies = p["net.ipv4.tcp_syncookies"]
@@ -155,9 +156,9 @@ class LinuxListener:
         c.inc("TcpExtTCPReqQFullDoCookies" if want else "TcpExtTCPReqQFullDrop")
         if not self.synflood_warned and syncookies != 2:
             self.synflood_warned = True
-            line = R.synflood_line(p["model.synflood_msg"], p["model.synflood_proto"],
+            body = R.synflood_line(p["model.synflood_msg"], p["model.synflood_proto"],
                                    self.addr, self.port, want)
-            self.stack.log("kernel_log", line=line)
+            self.stack.log("kernel_log", line=R.TCP_PR_FMT + body, body=body)
         return want
 
     def conn_request(self, syn: Segment, now: float) -> None:
@@ -326,7 +327,9 @@ class LinuxListener:
         c.inc("TcpExtSyncookiesRecv")
         saw_ts = seg.options.ts is not None and p["net.ipv4.tcp_timestamps"] != 0
         ts_off = st.ts_offset(laddr, raddr) if saw_ts else 0
-        tsecr = (seg.options.ts[1] - ts_off) & 0xFFFFFFFF if saw_ts else 0
+        tsecr = seg.options.ts[1] if saw_ts else 0
+        if tsecr:                 # a zero echo is decoded as it is (no offset removed)
+            tsecr = (tsecr - ts_off) & 0xFFFFFFFF
         opts = decode_ts(p, tsecr, saw_ts)
         if opts is None:
             return False

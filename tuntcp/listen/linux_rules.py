@@ -14,7 +14,9 @@ Checked against kernel text with the project's code search (not from memory):
   * ``tcp_peer_is_proven`` (no PAWS check): true when the metrics cache holds an RTT for the peer.
   * ``tcp_syn_flood_action``: the old line ends "<msg>.  Check SNMP counters." with the port only;
     d9282e48c608 "tcp: Add listening address to SYN flood message" (net-next, Nov 2022, v6.2)
-    prints "<addr>:<port>" and drops the SNMP sentence.
+    prints "<addr>:<port>" and drops the SNMP sentence. dmesg shows the body behind
+    tcp_input.c's pr_fmt "TCP: " (real logs: "TCP: TCP: Possible SYN flooding ..." on 3.10,
+    "TCP: request_sock_TCP: Possible SYN flooding ..." on 4.x/5.x).
 """
 from __future__ import annotations
 
@@ -82,8 +84,12 @@ def three_quarter_drop(syncookies: int, max_syn_backlog: int, qlen: int, proven:
             and not proven)
 
 
+TCP_PR_FMT = "TCP: "     # pr_fmt of net/ipv4/tcp_input.c: what dmesg puts before the body
+
+
 def synflood_line(style: str, proto: str, laddr: int, port: int, cookies: bool) -> str:
-    """The ``tcp_syn_flood_action`` log line (model.synflood_msg "old" or "new")."""
+    """The ``tcp_syn_flood_action`` printk body (model.synflood_msg "old" or "new"),
+    without the "TCP: " pr_fmt prefix that dmesg adds."""
     msg = "Sending cookies" if cookies else "Dropping request"
     if style == "old":
         return f"{proto}: Possible SYN flooding on port {port}. {msg}.  Check SNMP counters."
