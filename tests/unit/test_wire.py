@@ -133,6 +133,14 @@ def test_payload_is_a_view_without_copy():
     assert bytes(seg.payload) == b"hello"
 
 
+def test_parse_accepts_bytearray_and_memoryview_and_64k_packets():
+    seg = Segment(A, B, 80, 1, 1, 1, ACK | PSH, 100, TcpOptions(ts=(1, 2)), bytes(range(256)) * 255 + b"z")
+    pkt = build(seg)
+    assert len(pkt) == 20 + 32 + 65281
+    for buf in (pkt, bytearray(pkt), memoryview(pkt)):
+        assert parse(buf) == seg
+
+
 def test_link_padding_after_total_length_is_ignored():
     pkt = build(Segment(A, B, 80, 1, 1, 1, ACK, 100))
     seg = parse(pkt + b"\0" * 6)  # Ethernet pads a 40-byte frame to 46
