@@ -216,8 +216,9 @@ def test_data_on_the_completing_ack_reaches_the_child():
 
 # ---- buckets, cache limit, cookies ------------------------------------------------------
 
-def test_bucket_overflow_evicts_the_oldest_and_its_cookie_ack_still_completes():
-    p = Peer(sysctls=["net.inet.tcp.syncache.hashsize=1", "net.inet.tcp.syncache.bucketlimit=3"])
+@pytest.mark.parametrize("profile", ["freebsd-9", "freebsd-14"])
+def test_bucket_overflow_evicts_the_oldest_and_its_cookie_ack_still_completes(profile):
+    p = Peer(profile, ["net.inet.tcp.syncache.hashsize=1", "net.inet.tcp.syncache.bucketlimit=3"])
     lst = p.st.listen(80, 10)
     for i, port in enumerate([45000, 45001, 45002, 45003]):
         p.syn(port, i * 0.1)
@@ -243,7 +244,8 @@ def test_evicted_entry_with_syncookies_off_gets_rst():
 
 
 def test_cookie_ack_refused_without_recent_overflow_accepted_within_lifetime():
-    p = Peer(sysctls=["net.inet.tcp.syncache.hashsize=1", "net.inet.tcp.syncache.bucketlimit=1"])
+    p = Peer("freebsd-9", ["net.inet.tcp.syncache.hashsize=1",
+                           "net.inet.tcp.syncache.bucketlimit=1"])
     lst = p.st.listen(80, 10)
     p.syn(45200, 0.0)
     p.st.syncache.remove(p.st.syncache.lookup((S, 80, C, 45200)))   # entry lost, no overflow
@@ -427,3 +429,38 @@ def test_per_listener_synack_retries_limit():
     assert len(p.timers(1.0)) == 1
     assert p.st.next_deadline() == 3.0
     assert p.timers(3.0) == [] and lst.queue_lengths()["syn"] == 0
+
+
+def test_freebsd14_syncache_pause_cookie_only_then_backoff():
+    p = Peer("freebsd-14", ["net.inet.tcp.syncache.hashsize=1",
+                            "net.inet.tcp.syncache.bucketlimit=2"])
+    lst = p.st.listen(80, 10)
+    for i in range(3):
+        p.syn(49000 + i, i * 0.1)
+    sc = p.st.syncache
+    (line,) = kernel_lines(p)
+    assert line == ("TCP syncache overflow detected; using syncookies for the next 15 seconds "
+                    "(last SYN: TCP: [198.18.0.2]:49002 to [198.18.0.1]:80)")
+    assert [s.flags for s in p.syn(49010, 1.0)] == [SYN | ACK]
+    assert sc.count == 2 and sc.lookup((S, 80, C, 49010)) is None      # stateless while paused
+    assert p.timers(1.2) == [] and sc.count == 0                      # due entries dropped
+    assert p.ack(49010, 2.0) == [] and lst.accept().path == "cookie"
+    assert p.ack(49000, 2.1) == [] and lst.accept().path == "cookie"  # evicted entry: cookie ok
+    assert p.c["FreeBSDSyncacheBucketOverflow"] == 1
+    p.syn(49020, 15.2)                                                # pause over at 0.2 + 15
+    assert sc.count == 1
+    p.syn(49021, 15.3)
+    p.syn(49022, 16.0)                                                # renewed attack: doubled
+    assert kernel_lines(p)[-1].startswith(
+        "TCP syncache overflow detected; using syncookies for the next 30 seconds")
+    assert sc.is_paused(45.99) and not sc.is_paused(46.0)
+
+
+def test_freebsd9_has_no_pause():
+    p = Peer("freebsd-9", ["net.inet.tcp.syncache.hashsize=1",
+                           "net.inet.tcp.syncache.bucketlimit=2"])
+    p.st.listen(80, 10)
+    for i in range(4):
+        p.syn(49100 + i, i * 0.1)
+    assert p.st.syncache.count == 2 and kernel_lines(p) == []
+    assert p.c["FreeBSDSyncacheBucketOverflow"] == 2

@@ -143,8 +143,7 @@ class FreeBSDListener:
         return self.stack.profile[name]
 
     def _cookies_only(self) -> bool:
-        return bool(self._knob("net.inet.tcp.syncookies")) and \
-            bool(self._knob("net.inet.tcp.syncookies_only"))
+        return self.syncache.cookies_only(self.stack.now)
 
     def _syn(self, seg: Segment, now: float) -> None:
         """``syncache_add``."""

@@ -19,8 +19,15 @@ Semantics from freebsd/freebsd-src sys/netinet/tcp_syncache.c (read for this mod
 * ``syncache_chkrst``: a RST with SEQ = IRS+1 removes the entry (tcps_sc_reset); other in-window
   RSTs get a challenge ACK; the rest are ignored.
 
-Not modelled: ``syncache_pause`` (FreeBSD 13+ switches to cookie-only for a while after a bucket
-overflow), ICMP unreachables (tcps_sc_unreach), ECN, TCP-MD5, TFO.
+* ``syncache_pause`` (model.syncache_pause, FreeBSD 13+ [mem: version]; the code was read): with
+  syncookies on, an overflow switches the whole syncache to cookie-only for PAUSE_TIME (15 s),
+  doubling per renewed attack up to MAX_BACKOFF 6 (16 min) [mem: the two constants]; while paused
+  SYNs get stateless cookie SYN-ACKs, ACKs skip the lookup, the bucket-overflow stat is counted
+  once per pause, and due entries are dropped when their timer fires (FreeBSD empties a whole
+  bucket when the bucket's timer fires - approximated per entry). The warning is logged as
+  "TCP syncache overflow detected; using syncookies for the next N seconds (last SYN: ...)".
+
+Not modelled: ICMP unreachables (tcps_sc_unreach), ECN, TCP-MD5, TFO.
 """
 from __future__ import annotations
 
@@ -34,6 +41,7 @@ from .bsdcookies import SyncookieSecrets
 
 TCP_BACKOFF = (1, 2, 4, 8, 16, 32, 64, 64, 64, 64, 64, 64, 64)
 TCPTV_REXMTMAX = 64.0
+PAUSE_MAX_BACKOFF = 6
 
 _BUCKET_IN = struct.Struct("!IHH")
 
@@ -77,6 +85,13 @@ class Syncache:
         self._heap: list = []
         self._n = itertools.count()
         self.deadline: float | None = None
+        self.syncookies = bool(p["net.inet.tcp.syncookies"])
+        self.syncookies_only = bool(p["net.inet.tcp.syncookies_only"])
+        self.pause_enabled = bool(p["model.syncache_pause"])
+        self.pause_time = self.lifetime
+        self.paused = False
+        self.pause_until = stack.now - self.pause_time
+        self.pause_backoff = 0
 
     @classmethod
     def of(cls, stack) -> "Syncache":
@@ -103,6 +118,40 @@ class Syncache:
         t = self.last_overflow.get(bucket)
         return t is not None and t >= now - self.lifetime
 
+    def is_paused(self, now: float) -> bool:
+        """``syncache_unpause`` runs at pause_until; evaluated lazily here."""
+        if self.paused and now >= self.pause_until:
+            self.paused = False
+        return self.paused
+
+    def cookies_only(self, now: float) -> bool:
+        """``syncache_cookiesonly``: syncookies and (paused or syncookies_only)."""
+        return self.syncookies and (self.syncookies_only or self.is_paused(now))
+
+    def pause(self, now: float, key) -> None:
+        """``syncache_pause``: go cookie-only for a while (counts the bucket overflow)."""
+        c = self.stack.counters
+        if self.is_paused(now):
+            return
+        if not self.syncookies:
+            c.inc("FreeBSDSyncacheBucketOverflow")
+            return
+        self.paused = True
+        c.inc("FreeBSDSyncacheBucketOverflow")
+        delta = self.pause_time * (1 << self.pause_backoff)
+        if self.pause_until + delta - now > 0:
+            if self.pause_backoff < PAUSE_MAX_BACKOFF:
+                delta *= 2
+                self.pause_backoff += 1
+        else:
+            delta = self.pause_time
+            self.pause_backoff = 0
+        laddr, lport, raddr, rport = key
+        self.stack.log("kernel_log", line=(
+            f"TCP syncache overflow detected; using syncookies for the next {int(delta)} seconds "
+            f"(last SYN: TCP: [{_ip(raddr)}]:{rport} to [{_ip(laddr)}]:{lport})"))
+        self.pause_until = now + delta
+
     # ---- insert / remove ---------------------------------------------------------------
 
     def make_room(self, bucket: int, now: float) -> bool:
@@ -115,15 +164,21 @@ class Syncache:
         b = self.buckets.get(bucket)
         if b:
             self.last_overflow[bucket] = now
-            self.remove(next(iter(b.values())))
+            oldest = next(iter(b.values()))
+            self.remove(oldest)
+            if self.pause_enabled:
+                self.pause(now, oldest.key)
         return self.count < self.cache_limit
 
     def insert(self, e: SyncacheEntry, now: float) -> None:
         """``syncache_insert``: evict the bucket's oldest if full, add, start the timer."""
         b = self.buckets.setdefault(e.bucket, OrderedDict())
         if len(b) >= self.bucket_limit and b:
+            if self.pause_enabled:
+                self.pause(now, e.key)
+            else:
+                self.stack.counters.inc("FreeBSDSyncacheBucketOverflow")
             self.last_overflow[e.bucket] = now
-            self.stack.counters.inc("FreeBSDSyncacheBucketOverflow")
             self.remove(next(iter(b.values())))
         b[e.key] = e
         self.count += 1
@@ -165,6 +220,9 @@ class Syncache:
         while heap and heap[0][0] <= now:
             when, _, e = heapq.heappop(heap)
             if not e.alive or e.rxttime != when:
+                continue
+            if self.is_paused(now):
+                self.remove(e)                   # syncache_timer empties buckets while paused
                 continue
             if e.rxmits > e.rexmt_limit:
                 self.remove(e)
@@ -211,3 +269,7 @@ def syncache_stats(stack) -> str:
     out.append(f"\t{sent} cookie{'' if sent == 1 else 's'} sent")
     out.append(f"\t{recv} cookie{'' if recv == 1 else 's'} received")
     return "\n".join(out) + "\n"
+
+
+def _ip(a: int) -> str:
+    return f"{a >> 24 & 255}.{a >> 16 & 255}.{a >> 8 & 255}.{a & 255}"

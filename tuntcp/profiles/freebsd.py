@@ -30,6 +30,8 @@ FreeBSD knobs (defaults checked against freebsd/freebsd-src where noted):
 model.* knobs specific to FreeBSD:
   model.syncookie_lifetime        seconds between cookie secret rotations (SYNCOOKIE_LIFETIME
                                   15 in the 10+ cookie code; 9.x's MD5 cookies used 16)
+  model.syncache_pause            True: a syncache overflow switches to cookie-only for 15 s and
+                                  more (``syncache_pause``, FreeBSD 13+ [mem: version]); False: 9.x
 """
 from __future__ import annotations
 
@@ -59,6 +61,7 @@ _FREEBSD = {
     "net.inet.tcp.tolerate_missing_ts": 0,
     "net.inet.accf.http.parsehttpversion": 1,
     "model.syncookie_lifetime": 15.0,
+    "model.syncache_pause": True,
 }
 
 
@@ -114,6 +117,7 @@ _freebsd(
     net__inet__tcp__rexmit_min=30,
     net__ipv4__tcp_challenge_ack_limit=1000,
     net__inet__tcp__tolerate_missing_ts=1,     # 9.x did not enforce RFC 7323 3.2 on the ACK
+    model__syncache_pause=False,               # syncache_pause came with FreeBSD 13
 )
 # FreeBSD 14: 1 s initial RTO, SYN-ACKs at 0, 1, 3, 7 s, entry gone at 15 s.
 _freebsd(
