@@ -165,3 +165,49 @@ def test_scoreboard_matches_a_byte_set_model(acks, isn, una_off):
     holes = [] if top is None else [x for x in range(una_off, top) if x not in model]
     got = [x for l, r in sb.holes(una, nxt) for x in range((l - isn) % 2**32, (r - isn) % 2**32)]
     assert got == holes
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(st.integers(0, 600), st.integers(0, 80)), min_size=1, max_size=40),
+       st.sampled_from([0, 0xFFFFFF00]))
+def test_queue_invariants_against_a_byte_model(pieces, isn):
+    """After every insert: blocks sorted, disjoint and not adjacent; ooo_bytes is their size;
+    their union is exactly the received bytes above rcv_nxt; SACK edges are block edges."""
+    r, nxt, model, got = Reassembly(), isn, set(), b""
+    for a, n in pieces:
+        out, nxt = r.insert(seq_add(isn, a), PAYLOAD[a:a + n], nxt)
+        got += out
+        model.update(range(a, a + n))
+        done = (nxt - isn) % 2**32
+        assert got == PAYLOAD[:done]
+        spans = [((s - isn) % 2**32, (e - isn) % 2**32) for s, e in r.sack_blocks(limit=100)]
+        assert sorted(spans) == sorted(set(spans))
+        ordered = sorted(spans)
+        assert all(e1 < s2 for (_, e1), (s2, _) in zip(ordered, ordered[1:]))
+        held = {x for s, e in spans for x in range(s, e)}
+        assert held == {x for x in model if x >= done}
+        assert r.ooo_bytes == len(held)
+
+
+def test_rebase_when_rcv_nxt_moves_far():
+    r = Reassembly()
+    r.insert(1000, b"B" * 10, 0)
+    far = 1 << 30                                   # the caller consumed 1 GiB in order meanwhile
+    r.clear()
+    r.insert(far + 500, b"C" * 10, far - 100)       # base = far - 100
+    r.insert(far + 700, b"D" * 10, far + 200)       # key 900 ... then rk = 300: no rebase yet
+    out, nxt = r.insert(far + 200, b"x" * 300, far + 200)
+    assert out == b"x" * 300 + b"C" * 10 and nxt == far + 510
+    r2 = Reassembly()
+    r2.insert(100, b"a" * 10, 0)
+    r2.insert(2**31 - 50, b"b", 2**30 + 7)          # rk >= 2^30: keys rebased, block at 100 is old
+    assert r2.sack_blocks() == [(2**31 - 50, 2**31 - 49)]
+    out, nxt = r2.insert(2**30 + 7, b"c" * 10, 2**30 + 7)
+    assert out == b"c" * 10 and r2.ooo_bytes == 1
+
+
+def test_caller_moved_rcv_nxt_into_a_block():
+    r = Reassembly()
+    r.insert(100, b"abcdefghij", 0)
+    out, nxt = r.insert(200, b"z", 105)             # rcv_nxt moved to 105 by the caller
+    assert out == b"fghij" and nxt == 110 and r.ooo_bytes == 1

@@ -4,16 +4,22 @@ mod 2^32 (``tuntcp.core.seq``).
 """
 from __future__ import annotations
 
+from bisect import bisect_right
+from heapq import nlargest
+from operator import itemgetter
+
 from .seq import HALF, MASK, seq_diff, seq_ge, seq_gt, seq_le, seq_lt
 
 
 class Reassembly:
     """Receive-side out-of-order queue.
 
-    Blocks are kept coalesced and sorted as ``[left_seq, bytearray, stamp]``; ``stamp`` orders
-    them by most recent arrival for the SACK option (RFC 2018 §4, Linux ``tcp_sack_new_ofo_skb``
-    moves the block to the front). Bytes already queued win over later copies of the same
-    sequence space, as in Linux's ofo queue, which trims or drops the newcomer.
+    Blocks are kept coalesced and sorted as ``[key, bytearray, stamp]``, where ``key`` is the
+    left edge as an offset from ``_base`` (a recent rcv_nxt, so keys sort like sequence numbers
+    and ``bisect`` finds a segment's neighbours). ``stamp`` orders blocks by most recent arrival
+    for the SACK option (RFC 2018 §4, Linux ``tcp_sack_new_ofo_skb`` moves the block to the
+    front). Bytes already queued win over later copies of the same sequence space, as in
+    Linux's ofo queue (``tcp_data_queue_ofo``), which trims or drops the newcomer.
 
     ``limit_bytes`` bounds what is held out of order. Over the limit, blocks that lie entirely
     beyond the new segment are pruned from the right end first (``tcp_prune_ofo_queue``); if
@@ -21,10 +27,12 @@ class Reassembly:
     ``pruned`` pruned blocks.
     """
 
-    __slots__ = ("blocks", "ooo_bytes", "limit_bytes", "drops", "pruned", "_stamp")
+    __slots__ = ("blocks", "_starts", "_base", "ooo_bytes", "limit_bytes", "drops", "pruned", "_stamp")
 
     def __init__(self, limit_bytes: int = 1 << 22):
         self.blocks: list[list] = []
+        self._starts: list[int] = []
+        self._base = 0
         self.ooo_bytes = 0
         self.limit_bytes = limit_bytes
         self.drops = 0
@@ -51,76 +59,116 @@ class Reassembly:
                 self.drops += 1
                 return b"", rcv_nxt
             self._stamp += 1
-            blocks.append([(rcv_nxt + off) & MASK, bytearray(data), self._stamp])
+            self._base = rcv_nxt
+            blocks.append([off, bytearray(data), self._stamp])
+            self._starts.append(off)
             self.ooo_bytes = n
             return b"", rcv_nxt
-        self._add(off, data, rcv_nxt)
-        blocks = self.blocks            # _add rebuilds the list
-        if blocks and blocks[0][0] == rcv_nxt:
-            first = blocks.pop(0)
-            self.ooo_bytes -= len(first[1])
-            return bytes(first[1]), (rcv_nxt + len(first[1])) & MASK
-        return b"", rcv_nxt
+        rk = (rcv_nxt - self._base) & MASK
+        if blocks[0][0] < rk:
+            self._trim_below(rk)
+        if rk >= HALF // 2:             # keep keys far from the wrap: rebase
+            self._rebase(rk)
+            rk = 0
+        self._add(rk + off, data)
+        return self._deliver(rk, rcv_nxt)
 
-    def _add(self, off: int, data, rcv_nxt: int) -> None:
-        end = off + len(data)
-        # Offsets of existing blocks relative to rcv_nxt (all within the window, < 2^31).
-        spans = [(seq_diff(b[0], rcv_nxt), b) for b in self.blocks]
-        new_bytes = end - off
-        for s, b in spans:
-            e = s + len(b[1])
-            if s < end and e > off:
-                new_bytes -= min(e, end) - max(s, off)
-        if new_bytes == 0:              # full duplicate: refresh its SACK recency only
-            for s, b in spans:
-                if s <= off and s + len(b[1]) >= end:
-                    self._stamp += 1
-                    b[2] = self._stamp
-            return
-        if off > 0 and self.ooo_bytes + new_bytes > self.limit_bytes:
-            while spans and spans[-1][0] >= end and self.ooo_bytes + new_bytes > self.limit_bytes:
-                _, b = spans.pop()
+    def _trim_below(self, rk: int) -> None:
+        """The caller moved rcv_nxt past queued bytes: forget them."""
+        blocks = self.blocks
+        while blocks and blocks[0][0] < rk:
+            b = blocks[0]
+            end = b[0] + len(b[1])
+            if end <= rk:
+                blocks.pop(0)
+                self._starts.pop(0)
                 self.ooo_bytes -= len(b[1])
-                self.pruned += 1
-            if self.ooo_bytes + new_bytes > self.limit_bytes:
-                self.drops += 1
-                self.blocks = [b for _, b in spans]
-                return
-        self._stamp += 1
-        # Build the merged block: existing blocks touching [off, end] plus new bytes in gaps.
-        lo, hi = off, end
-        keep: list[list] = []
-        touching: list[tuple[int, list]] = []
-        for s, b in spans:
-            e = s + len(b[1])
-            if e < off or s > end:
-                keep.append(b)
             else:
-                touching.append((s, b))
-                lo = min(lo, s)
-                hi = max(hi, e)
+                del b[1][: rk - b[0]]
+                self.ooo_bytes -= rk - b[0]
+                b[0] = self._starts[0] = rk
+                break
+
+    def _rebase(self, by: int) -> None:
+        for b in self.blocks:
+            b[0] = (b[0] - by) & MASK
+        self._starts = [b[0] for b in self.blocks]
+        self._base = (self._base + by) & MASK
+
+    def _add(self, k: int, data) -> None:
+        blocks, starts = self.blocks, self._starts
+        e = k + len(data)
+        i = bisect_right(starts, k) - 1
+        if i < 0 or starts[i] + len(blocks[i][1]) < k:
+            i += 1                      # the block before does not reach k
+        j = bisect_right(starts, e, i)  # blocks[i:j] touch or overlap [k, e]
+        if j - i == 1 and starts[i] <= k:
+            b = blocks[i]               # fast path: the segment extends one block's right end
+            be = starts[i] + len(b[1])
+            self._stamp += 1
+            b[2] = self._stamp
+            if be >= e:
+                return                  # full duplicate: only its SACK recency changes
+            if not self._room(e - be, j, e):
+                return
+            b[1] += data[be - k:]
+            self.ooo_bytes += e - be
+            return
+        new_bytes = e - k
+        for b in blocks[i:j]:
+            new_bytes -= max(0, min(e, b[0] + len(b[1])) - max(k, b[0]))
+        if not self._room(new_bytes, j, e):
+            return
+        self._stamp += 1
+        lo = min(k, starts[i]) if j > i else k
         buf = bytearray()
         pos = lo
-        for s, b in touching:
-            if s > pos:                 # gap before this block: fill from the new data
-                buf += data[pos - off:s - off]
+        for b in blocks[i:j]:
+            if b[0] > pos:              # gap before this block: fill it from the new data
+                buf += data[pos - k:b[0] - k]
             buf += b[1]
-            pos = s + len(b[1])
-        if hi > pos:
-            buf += data[pos - off:hi - off]
+            pos = b[0] + len(b[1])
+        if e > pos:
+            buf += data[pos - k:]
+        blocks[i:j] = [[lo, buf, self._stamp]]
+        starts[i:j] = [lo]
         self.ooo_bytes += new_bytes
-        merged = [(rcv_nxt + lo) & MASK, buf, self._stamp]
-        keep.append(merged)
-        keep.sort(key=lambda b: seq_diff(b[0], rcv_nxt))
-        self.blocks = keep
+
+    def _room(self, need: int, j: int, e: int) -> bool:
+        """Make room for ``need`` bytes by pruning blocks right of index j (all beyond e)."""
+        if self.ooo_bytes + need <= self.limit_bytes:
+            return True
+        blocks = self.blocks
+        while len(blocks) > j and self.ooo_bytes + need > self.limit_bytes:
+            b = blocks.pop()
+            self._starts.pop()
+            self.ooo_bytes -= len(b[1])
+            self.pruned += 1
+        if self.ooo_bytes + need <= self.limit_bytes:
+            return True
+        self.drops += 1
+        return False
+
+    def _deliver(self, rk: int, rcv_nxt: int) -> tuple[bytes, int]:
+        blocks = self.blocks
+        while blocks and blocks[0][0] <= rk:
+            b = blocks.pop(0)
+            self._starts.pop(0)
+            self.ooo_bytes -= len(b[1])
+            if b[0] + len(b[1]) > rk:   # (a block wholly below rk: the caller moved rcv_nxt)
+                out = b[1] if b[0] == rk else b[1][rk - b[0]:]
+                return bytes(out), (rcv_nxt + len(out)) & MASK
+        return b"", rcv_nxt
 
     def sack_blocks(self, limit: int = 4) -> list[tuple[int, int]]:
         """(left, right) edges, the block with the latest arrival first (RFC 2018 §4)."""
-        order = sorted(self.blocks, key=lambda b: -b[2])[:limit]
-        return [(b[0], (b[0] + len(b[1])) & MASK) for b in order]
+        base = self._base
+        order = nlargest(limit, self.blocks, key=itemgetter(2))
+        return [((base + b[0]) & MASK, (base + b[0] + len(b[1])) & MASK) for b in order]
 
     def clear(self) -> None:
         self.blocks = []
+        self._starts = []
         self.ooo_bytes = 0
 
     def __len__(self) -> int:
