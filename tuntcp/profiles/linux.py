@@ -22,6 +22,9 @@ model.* switches:
   model.synflood_msg         "old": "Possible SYN flooding on port P. Sending cookies.  Check SNMP
                              counters."; "new": "... on port A:P. Sending cookies."
   model.synflood_proto       the prefix in the log line ("TCP", "request_sock_TCP")
+  model.init_rcv_wnd_u16_cap  True: the initial rcv_wnd is capped at 65535 (all before 378979e94e95,
+                             "tcp: remove 64 KByte limit for initial tp->rcv_wnd value", v6.10 May
+                             2024, stable 6.9/6.6/6.1 June 2024); False after it
   model.rto_initial / rto_min / rto_max  seconds (TCP_TIMEOUT_INIT, TCP_RTO_MIN, TCP_RTO_MAX)
   model.delack_min / delack_max          seconds (TCP_DELACK_MIN, TCP_DELACK_MAX)
   model.timewait_len         seconds (TCP_TIMEWAIT_LEN)
@@ -67,6 +70,7 @@ _BASE = {
     "model.win_from_space": "adv_win_scale",
     "model.scaling_ratio": 128,
     "model.init_rcv_wnd_segs": 0,
+    "model.init_rcv_wnd_u16_cap": True,
     "model.synflood_msg": "old",
     "model.synflood_proto": "request_sock_TCP",
     "model.rto_initial": 1.0,
@@ -131,4 +135,5 @@ _linux(
     model__scaling_ratio=128,
     model__synq_full_cmp=">",
     model__synflood_msg="new",
+    model__init_rcv_wnd_u16_cap=False,
 )
