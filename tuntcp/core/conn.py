@@ -226,7 +226,7 @@ class Connection:
         c.mss = max(min(params.mss, stack.mtu - 40) - tslen, MIN_MSS)
         c.advmss = params.advmss - tslen
         c.snd_wnd = c.max_window = params.snd_wnd
-        c.snd_wl1 = c.rcv_nxt
+        c.snd_wl1, c.snd_wl2 = c.rcv_nxt, c.snd_una
         c.win = _window.RecvWindow(
             c.profile, rcvbuf=c.rcvbuf, rcvbuf_locked=c.rcvbuf_locked, rcv_wscale=c.rcv_wscale,
             window_clamp=params.window_clamp, rcv_wnd=params.rcv_wnd, advmss=c.advmss,
@@ -709,8 +709,10 @@ class Connection:
         c = self.stack.counters
         nwin = seg.window << self.snd_wscale
         win_changed = False
+        # RFC 9293 3.10.7.4: WL1 < SEG.SEQ, or WL1 == SEG.SEQ and WL2 =< SEG.ACK (Linux's
+        # tcp_may_update_window also updates on any new ACK)
         if seq_lt(una, ack) or seq_lt(self.snd_wl1, seg.seq) or (
-                seg.seq == self.snd_wl1 and nwin > self.snd_wnd):
+                seg.seq == self.snd_wl1 and not seq_lt(ack, self.snd_wl2)):
             win_changed = nwin != self.snd_wnd
             self.snd_wnd = nwin
             self.snd_wl1, self.snd_wl2 = seg.seq, ack
@@ -1265,6 +1267,8 @@ class Connection:
         now_est = new in ("ESTABLISHED", "CLOSE-WAIT")
         if was and not now_est:
             c["TcpCurrEstab"] = c.get("TcpCurrEstab", 0) - 1
+            if new == "CLOSED":
+                c.inc("TcpEstabResets")    # tcp_set_state: straight to CLOSE, no FIN handshake
         elif now_est and not was:
             c["TcpCurrEstab"] = c.get("TcpCurrEstab", 0) + 1
         self.state = new
@@ -1282,19 +1286,15 @@ class Connection:
         """``tcp_reset``: the peer reset us (RFC 9293 3.10.7.4 second step)."""
         st = self.state
         self.error = "refused" if st == "SYN-SENT" else "reset"
-        if st in ("ESTABLISHED", "CLOSE-WAIT"):
-            self.stack.counters.inc("TcpEstabResets")
         self._done("CLOSED")
 
     def _done(self, new: str) -> None:
         """``tcp_done``: CLOSED, timers off, out of the demux table (TcpAttemptFails from the
-        SYN states, TcpEstabResets when an established connection dies without a FIN)."""
+        SYN states; TcpEstabResets is counted by ``_set_state``)."""
         st = self.state
         c = self.stack.counters
         if st in ("SYN-SENT", "SYN-RECV"):
             c.inc("TcpAttemptFails")
-        elif st in ("ESTABLISHED", "CLOSE-WAIT") and self.error is None and self.app_closed:
-            c.inc("TcpEstabResets")    # abort()/close() with unread data
         self._set_state("CLOSED")
         self.rtx_at = self.dack_at = self.tw_at = None
         self.deadline = None

@@ -1,0 +1,194 @@
+"""Active open, option negotiation both ways, SYN retransmission, simultaneous open and the
+passive child created from HandshakeParams (RFC 9293 3.5, RFC 7323, tcp_connect_init)."""
+import ipaddress
+
+import pytest
+
+from drill import Drill
+from test_conn_delack import ISS, L, R, established
+from tuntcp.core.stack import Stack
+from tuntcp.profiles import get_profile
+from tuntcp.wire.segment import ACK, RST, SYN
+
+LPORT, RPORT = 40000, 80
+
+
+def active(profile="linux-6.1", overrides=None, rcvbuf=None):
+    st = Stack(get_profile(profile, overrides), addrs={L}, secret=b"s" * 16, build=False)
+    d = Drill(st, local=("192.0.2.1", LPORT), remote=("192.0.2.2", RPORT))
+    box = {}
+
+    def connect(dr):
+        box["c"] = st.connect(L, R, RPORT, dr.now, lport=LPORT, rcvbuf=rcvbuf)
+    return st, d, box, {"connect": connect}
+
+
+def test_active_open_linux_options_and_window_scaling():
+    """SYN: mss 1460, sackOK, TS, wscale 7 (tcp_rmem[2] 6 MiB), window 64240 = 44 * 1460,
+    never scaled; the SYN-ACK's window is not scaled either; later windows are (502 << 7)."""
+    st, d, box, a = active()
+    d.run("""
+0.000 %connect
+0.000 > S 0:0(0) win 64240 <mss 1460,sackOK,TS val * ecr 0,nop,wscale 7>
+0.010 < S. 0:0(0) ack 1 win 65535 <mss 1400,sackOK,TS val 500 ecr 0,nop,wscale 8>
+0.010 > . 1:1(0) ack 1 win 502 <nop,nop,TS val * ecr 500>
+""", a)
+    c = box["c"]
+    assert c.state == "ESTABLISHED"
+    assert (c.snd_wscale, c.rcv_wscale) == (8, 7)
+    assert c.snd_wnd == 65535                  # the SYN-ACK's window is taken unscaled
+    assert c.mss == 1400 - 12 and c.advmss == 1448
+    assert c.ts_ok and c.sack_ok
+    assert st.counters["TcpActiveOpens"] == 1 and st.counters["TcpCurrEstab"] == 1
+    assert c.rto.srtt == pytest.approx(0.010)
+    info = c.info()
+    assert (info["snd_wscale"], info["rcv_wscale"], info["mss"]) == (8, 7, 1388)
+
+
+def test_peer_without_options_gets_plain_segments():
+    """No wscale/TS/SACK from the peer: our shift becomes 0, no TS on data, MSS 536 default."""
+    st, d, box, a = active()
+    d.run("""
+0.000 %connect
+0.000 > S 0:0(0) win 64240 <mss 1460,sackOK,TS val * ecr 0,nop,wscale 7>
+0.010 < S. 0:0(0) ack 1 win 8192
+0.010 > . 1:1(0) ack 1 win 64240
+""", a)
+    c = box["c"]
+    assert (c.snd_wscale, c.rcv_wscale, c.ts_ok, c.sack_ok, c.mss) == (0, 0, False, False, 536)
+
+
+@pytest.mark.parametrize("knob,absent", [("net.ipv4.tcp_timestamps=0", "ts"),
+                                         ("net.ipv4.tcp_sack=0", "sack_ok"),
+                                         ("net.ipv4.tcp_window_scaling=0", "wscale")])
+def test_syn_options_follow_the_profile(knob, absent):
+    st, d, box, a = active(overrides=[knob])
+    a["connect"](d)
+    syn = st.take_segments()[0]
+    o = syn.options
+    assert o.mss == 1460
+    got = {"ts": o.ts is not None, "sack_ok": o.sack_ok, "wscale": o.wscale is not None}
+    assert got.pop(absent) is False
+    assert all(got.values())
+
+
+def test_so_rcvbuf_before_connect_clamps_the_shift():
+    """tcp_connect_init: a locked SO_RCVBUF clamps window_clamp to the full space, so the
+    shift follows the buffer (SO_RCVBUF 65536 -> sk_rcvbuf 131072 -> 64 KB -> wscale 1)."""
+    st, d, box, a = active(rcvbuf=65536)
+    a["connect"](d)
+    syn = st.take_segments()[0]
+    assert syn.options.wscale == 1
+
+
+@pytest.mark.parametrize("profile,times,fail_at", [
+    ("linux-6.1", [0, 1, 3, 7, 15, 31, 63], 127),
+    ("linux-6.12", [0, 1, 2, 3, 4, 5, 7, 11, 19, 35, 67], 131),
+])
+def test_syn_retransmission_schedule_and_timeout(profile, times, fail_at):
+    """tcp_syn_retries 6 (+ tcp_syn_linear_timeouts 4 on 6.5+), reference §6.3."""
+    st = Stack(get_profile(profile), addrs={L}, build=False)
+    c = st.connect(L, R, RPORT, 0.0)
+    sent = [0.0] if st.take_segments() else []
+    t = 0.0
+    while c.state == "SYN-SENT":
+        t = st.next_deadline()
+        st.on_timers(t)
+        for seg in st.take_segments():
+            assert seg.flags == SYN
+            sent.append(t)
+    assert sent == pytest.approx(times)
+    assert t == pytest.approx(fail_at)
+    assert c.error == "timeout" and c.state == "CLOSED"
+    assert st.counters["TcpAttemptFails"] == 1
+    assert st.counters["TcpExtTCPSynRetrans"] == len(times) - 1
+    assert st.next_deadline() is None and c.key not in st.conns
+
+
+def test_rst_to_syn_is_connection_refused():
+    st, d, box, a = active()
+    d.run("""
+0.000 %connect
+0.000 > S 0:0(0) win 64240 <...>
+0.010 < R. 0:0(0) ack 1 win 0
+""", a)
+    assert box["c"].error == "refused" and box["c"].state == "CLOSED"
+
+
+def test_syn_sent_ignores_rst_without_ack_and_resets_bad_ack():
+    """RFC 9293 3.10.7.3: a RST without an acceptable ACK is dropped; an unacceptable ACK
+    gets <SEQ=SEG.ACK><CTL=RST>."""
+    st, d, box, a = active()
+    d.run("""
+0.000 %connect
+0.000 > S 0:0(0) win 64240 <...>
+0.010 < R 0:0(0) win 0
+0.020 < S. 0:0(0) ack 77 win 65535
+0.020 > R 77:77(0) win 0
+""", a)
+    assert box["c"].state == "SYN-SENT"
+
+
+def test_simultaneous_open():
+    """Both sides send SYN; each answers SYN-ACK from SYN-RECV and becomes ESTABLISHED on the
+    other's SYN-ACK (RFC 9293 figure 8)."""
+    p = get_profile("linux-6.1")
+    a = Stack(p, addrs={L}, build=False)
+    b = Stack(p, addrs={R}, build=False)
+    ca = a.connect(L, R, 5000, 0.0, lport=6000)
+    cb = b.connect(R, L, 6000, 0.0, lport=5000)
+    sa, sb = a.take_segments(), b.take_segments()
+    for s in sa:
+        b.receive_segment(s, 0.01)
+    for s in sb:
+        a.receive_segment(s, 0.01)
+    assert ca.state == cb.state == "SYN-RECV"
+    sa, sb = a.take_segments(), b.take_segments()
+    assert [s.flags for s in sa] == [SYN | ACK] and [s.flags for s in sb] == [SYN | ACK]
+    for s in sa:
+        b.receive_segment(s, 0.02)
+    for s in sb:
+        a.receive_segment(s, 0.02)
+    assert ca.state == cb.state == "ESTABLISHED"
+    ca.send(b"ping", 0.03)
+    for s in a.take_segments():
+        b.receive_segment(s, 0.04)
+    assert cb.recv(10, 0.05) == b"ping"
+
+
+def test_passive_child_from_handshake_params():
+    """tcp_create_openreq_child: MSS and advmss lose the 12 TS bytes; RTT seeds the RTO."""
+    st, c, d = established()
+    assert c.state == "ESTABLISHED"
+    assert (c.mss, c.advmss) == (1448, 1448)
+    assert c.snd_wnd == 65535 << 7
+    assert st.counters["TcpPassiveOpens"] == 1 and st.counters["TcpCurrEstab"] == 1
+    assert c.rto.srtt == pytest.approx(0.01)
+    assert (ISS + 1) & 0xFFFFFFFF == c.snd_una
+    assert c.info()["path"] == "synq"
+
+
+def test_retransmitted_synack_means_3s_rto():
+    """RFC 6298 5.7: no RTT sample after a retransmitted SYN-ACK -> RTO 3 s."""
+    st, c, d = established(rtt=None)
+    assert c.rto.rto == pytest.approx(3.0)
+
+
+def test_listener_and_connect_between_two_stacks():
+    """stack.listen builds the Linux listener; a connect from another Stack is accepted and
+    both ends agree on the shifts (client's snd_wscale == server's rcv_wscale)."""
+    p = get_profile("linux-6.1")
+    cli = Stack(p, addrs={L}, build=False)
+    srv = Stack(p, addrs={R}, build=False)
+    lst = srv.listen(80, 16, rcvbuf=102400)
+    c = cli.connect(L, R, 80, 0.0)
+    for t in (0.001, 0.002, 0.003):
+        for s in cli.take_segments():
+            srv.receive_segment(s, t)
+        for s in srv.take_segments():
+            cli.receive_segment(s, t)
+    s = lst.accept()
+    assert s is not None and s.state == c.state == "ESTABLISHED"
+    assert c.snd_wscale == s.rcv_wscale == 1
+    assert s.snd_wscale == c.rcv_wscale == 7
+    assert srv.counters["TcpPassiveOpens"] == 1
