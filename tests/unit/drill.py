@@ -262,8 +262,8 @@ class Drill:
     # -- the clock
     def _collect(self, t: float) -> None:
         for seg in self.stack.take_segments():
-            if seg.options.ts is not None and seg.dport in self.flows:
-                self.flows[seg.dport].last_tsval = seg.options.ts[0]
+            if seg.options.ts is not None and seg.sport == self.lport:
+                self.flow(seg.dport).last_tsval = seg.options.ts[0]
             self.pending.append(Emitted(t - self.start, seg))
 
     def advance(self, t: float) -> None:

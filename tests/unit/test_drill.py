@@ -337,3 +337,28 @@ def test_injected_sack_edges_are_relative_to_our_isn():
     d = Drill(fake).run(HANDSHAKE + "+0 < . 1:1(0) ack 1 win 513 <nop,nop,TS val 201 ecr *,nop,nop,sack 1:1449 2897:4345>\n")
     seg = d.transcript[-1][2]
     assert seg.options.sack_blocks == ((0xFFFFFF81, 0x529), (0xAD1, 0x1079))   # ISN + edge, wrapped
+
+
+def test_real_stack_active_open_and_send():
+    """connect(): Linux SYN (win 64240 = 44 * 1460, mss, sackOK, TS, wscale 7), then a write
+    is cut at the peer's MSS less the TS option (1400 - 12) with PSH on the last segment."""
+    st, _ = real_stack()
+    box = {}
+
+    def connect(d):
+        box["c"] = st.connect(d.laddr, d.raddr, d.rport, d.now, lport=d.lport)
+
+    d = Drill(st, local=("192.0.2.1", 45000), remote=("192.0.2.2", 80)).run("""
+0.000 %connect
++0    > S 0:0(0) win 64240 <mss 1460,sackOK,TS val * ecr 0,nop,wscale 7>
++.05  < S. 0:0(0) ack 1 win 65535 <mss 1400,sackOK,TS val 500 ecr *,nop,wscale 8>
++0    > . 1:1(0) ack 1 win * <nop,nop,TS val * ecr 500>
++0    %send 3000
++0    > . 1:1389(1388) ack 1 win * <nop,nop,TS val * ecr 500>
++0    > . 1389:2777(1388) ack 1 win * <nop,nop,TS val * ecr 500>
++0    > P. 2777:3001(224) ack 1 win * <nop,nop,TS val * ecr 500>
++.05  < . 1:1(0) ack 3001 win 300 <nop,nop,TS val 600 ecr *>
+""", actions={"connect": connect, "send": lambda d, n: box["c"].send(b"q" * int(n), d.now)}, settle=5.0)
+    assert box["c"].state == "ESTABLISHED"
+    syn = d.transcript[1][2]
+    assert d.transcript[2][2].options.ts[1] == syn.options.ts[0]      # ecr * echoed our TSval
