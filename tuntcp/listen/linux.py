@@ -72,6 +72,7 @@ class LinuxListener:
         self.last_overflow: float | None = None   # tcp_synq_overflow stamp
         self.proven: set[int] = set()
         self.cookies = LinuxCookies(stack.secret)
+        self._rwin_cache: dict = {}
 
     # ---- listen(2) / close(2) / accept(2) -----------------------------------------------
 
@@ -199,10 +200,7 @@ class LinuxListener:
                 ecn_ok = False
         req = RequestSock(laddr, syn.dport, raddr, syn.sport, syn.seq, isn, mss, wscale_ok,
                           snd_wscale, sack_ok, tstamp_ok, tsval, ts_off, ecn_ok)
-        req.rcv_wnd, req.window_clamp, req.rcv_wscale = openreq_init_rwin(
-            p, listener_rcvbuf=self.rcvbuf, rcvbuf_locked=self.rcvbuf_locked,
-            listener_window_clamp=self.window_clamp, mss_clamp=self.advmss, tstamp_ok=tstamp_ok,
-            wscale_ok=wscale_ok)
+        req.rcv_wnd, req.window_clamp, req.rcv_wscale = self._openreq_rwin(tstamp_ok, wscale_ok)
         if want_cookie:
             st.emit(self._synack(req, cookie=True))   # stateless: nothing is kept
             return
@@ -211,6 +209,18 @@ class LinuxListener:
         self.young += 1
         self._arm(req, now + self.rto_init)
         st.emit(self._synack(req))
+
+    def _openreq_rwin(self, tstamp_ok: bool, wscale_ok: bool) -> tuple[int, int, int]:
+        """``tcp_openreq_init_rwin`` for this listener; it depends only on the listener's
+        buffer, clamp and MSS and on two SYN options, so the four answers are cached."""
+        key = (tstamp_ok, wscale_ok)
+        r = self._rwin_cache.get(key)
+        if r is None:
+            r = self._rwin_cache[key] = openreq_init_rwin(
+                self.profile, listener_rcvbuf=self.rcvbuf, rcvbuf_locked=self.rcvbuf_locked,
+                listener_window_clamp=self.window_clamp, mss_clamp=self.advmss,
+                tstamp_ok=tstamp_ok, wscale_ok=wscale_ok)
+        return r
 
     def _synack(self, req: RequestSock, cookie: bool = False) -> Segment:
         gvisor = cookie and self.profile["model.cookie_wscale_mode"] == "gvisor"
