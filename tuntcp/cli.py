@@ -1,7 +1,7 @@
 """`tuntcp` command line: serve an endpoint in a lab namespace, and look at it like ss/nstat.
 
     tuntcp serve --app http --port 8080 --profile linux-5.4 --sysctl net.core.somaxconn=16
-    tuntcp ss -lnt            tuntcp ss -tni          tuntcp nstat -az        tuntcp profiles
+    tuntcp ss -lnt     tuntcp ss -tni     tuntcp nstat -az     tuntcp netstat -Lan     tuntcp profiles
 
 User mistakes (unknown profile or knob, bad value, no endpoint running, not root) print one
 line on stderr and exit 2; no tracebacks.
@@ -61,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("nstat", help="counters of a running endpoint, printed like nstat(8)")
     s.add_argument("-a", "--absolute", action="store_true")
     s.add_argument("-z", "--zeros", action="store_true")
+    s.add_argument("--name", default=DEFAULT_NAME)
+
+    s = sub.add_parser("netstat", help="listen queues of a running endpoint, like FreeBSD "
+                       "`netstat -Lan` (qlen/incqlen/maxqlen)")
+    s.add_argument("-L", "--listen-queues", action="store_true", help="accepted; the only view")
+    s.add_argument("-a", "--all", action="store_true", help="accepted for compatibility")
+    s.add_argument("-n", "--numeric", action="store_true", help="accepted; output is numeric")
     s.add_argument("--name", default=DEFAULT_NAME)
 
     s = sub.add_parser("profiles", help="list kernel profiles, or the knobs of one")
@@ -151,6 +158,12 @@ def cmd_nstat(args) -> int:
     return 0
 
 
+def cmd_netstat(args) -> int:
+    from .shell.control import request
+    sys.stdout.write(request(args.name, {"cmd": "netstat"})["text"])
+    return 0
+
+
 def cmd_serve(args) -> int:
     from .profiles import get_profile
     from .harness import netns
@@ -197,7 +210,8 @@ def _leaves(e: BaseException):
         yield e
 
 
-COMMANDS = {"serve": cmd_serve, "ss": cmd_ss, "nstat": cmd_nstat, "profiles": cmd_profiles}
+COMMANDS = {"serve": cmd_serve, "ss": cmd_ss, "nstat": cmd_nstat, "netstat": cmd_netstat,
+            "profiles": cmd_profiles}
 
 
 def _user_error(e: BaseException) -> int:

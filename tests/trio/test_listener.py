@@ -155,3 +155,15 @@ async def test_event_log_records_state_changes(nursery, tmp_path, autojump_clock
     assert all(e["t"] == 3.0 for e in events)   # the stack's now, from MockClock
     states = [(e["old"], e["new"]) for e in events if e["kind"] == "tcp_state"]
     assert ("SYN-SENT", "ESTABLISHED") in states
+
+
+async def test_netstat_lan_on_a_freebsd_endpoint(memlab, nursery, tmp_path, autojump_clock):
+    es, ec = memlab.endpoints("freebsd-14")
+    lst = await open_tcp_listener(es, 8080, 7)
+    for _ in range(2):
+        await open_tcp_stream(ec, "198.18.1.1", 8080)   # complete, never accepted
+    ctl = ControlServer(es, str(tmp_path / "bsd.sock"))
+    await nursery.start(ctl.serve)
+    reply = await trio.to_thread.run_sync(
+        lambda: request("bsd", {"cmd": "netstat"}, run_dir=str(tmp_path)))
+    assert reply["text"].splitlines()[2] == "tcp4  2/0/7            *.8080"

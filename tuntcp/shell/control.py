@@ -5,6 +5,7 @@ connection, one line, answered by one JSON line:
 
     {"cmd": "ss", "listening": true, "all": false, "info": false}  -> {"ok": true, "text": "..."}
     {"cmd": "nstat", "absolute": false, "zeros": false}           -> {"ok": true, "text": "..."}
+    {"cmd": "netstat"}                                            -> {"ok": true, "text": "..."}
     {"cmd": "stats"}                                              -> {"ok": true, "stats": {...}}
 
 Requests run on the endpoint's trio thread between batches, so views see a consistent stack.
@@ -55,6 +56,8 @@ class ControlServer:
             return {"ok": True, "text": text}
         if cmd == "nstat":
             return {"ok": True, "text": self.nstat(bool(req.get("absolute")), bool(req.get("zeros")))}
+        if cmd == "netstat":
+            return {"ok": True, "text": views.netstat_lan(stack)}
         if cmd == "stats":
             return {"ok": True, "stats": dict(self.endpoint.stats)}
         return {"ok": False, "error": f"unknown command {cmd!r}"}
