@@ -102,8 +102,10 @@ class Reno(_Cc):
 BETA = 717
 BETA_SCALE = 1024
 CUBE_C = 41 * 10 / 1024
-# tcp_friendliness scale (cubictcp_register): 8*(1024 + 3*beta) / 3 / (1024 - beta), integer.
-_FRIENDLY_SCALE = 8 * (BETA_SCALE + 3 * BETA) // 3 // (BETA_SCALE - BETA)
+# tcp_friendliness (cubictcp_register's beta_scale): 8 / alpha with RFC 9438's
+# alpha = 3 (1 - beta) / (1 + beta), in integers: 8 * (1024 + beta) / 3 / (1024 - beta) = 15,
+# so W_est gains one segment per 15/8 * cwnd ACKed segments (alpha ~ 0.53 per RTT).
+_FRIENDLY_SCALE = 8 * (BETA_SCALE + BETA) // 3 // (BETA_SCALE - BETA)
 
 
 class Cubic(_Cc):
