@@ -129,6 +129,10 @@ def test_overflow_with_rst_on_sock_fail_0_drops_the_ack_silently():
     assert lst.queue_lengths() == {"accept": 4, "syn": 0, "backlog": 2, "qlen": 4,
                                    "incqlen": 0, "incomplete": 0, "maxqlen": 2}
     assert p.c["FreeBSDListenDrops"] == 1 and p.c["TcpOutRsts"] == 0
+    # the entry left the syncache before sonewconn refused: the client's request meets no
+    # entry, no recent bucket overflow, so the cookie is not tried and the answer is a RST
+    out = p.data(42010, 0.6, b"GET / HTTP/1.0\r\n\r\n", 0)
+    assert [s.flags for s in out] == [RST]
 
 
 def test_overflow_log_line_rate_limited_by_sooverinterval():

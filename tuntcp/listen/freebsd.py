@@ -20,6 +20,13 @@ Rules (freebsd/freebsd-src, read for this module and paraphrased, never copied):
 * ``syncache_respond``: SYN-ACK window = min(listener's receive buffer, 65535); our wscale is the
   smallest s with 65535 << s >= kern.ipc.maxsockbuf; MSS = interface MTU - 40; TS and SACK are
   echoed when the SYN offered them (and rfc1323 / sack.enable allow).
+
+Checked with the source search (freebsd/freebsd-src): the 3*qlimit/2 test, the log line text
+(uipc_socket.c, also seen in a captured log), ``overinterval`` = 60 s and its ``ratecheck``, the
+incomplete-queue abort in ``solisten_enqueue``, the syncache_expand cookie gate and the
+rst_on_sock_fail default. From memory: ``tcp_input``'s "sending RST"/"try again" branch.
+Consequence worth knowing: with rst_on_sock_fail=0 the refused entry is already gone, so the
+client's next segment meets no entry and (unless a bucket overflowed recently) a RST anyway.
 """
 from __future__ import annotations
 
