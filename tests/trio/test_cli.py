@@ -44,3 +44,18 @@ def test_profiles_lists_every_profile_and_one_profiles_knobs(capsys):
     knobs = dict(l.split(None, 1) for l in capsys.readouterr().out.splitlines())
     assert knobs["net.core.somaxconn"] == str(get_profile("linux-3.10")["net.core.somaxconn"])
     assert knobs["net.ipv4.tcp_rmem"] == "4096 87380 6291456"
+
+
+def test_serve_without_privileges_is_a_one_line_error(monkeypatch, capsys):
+    from tuntcp.harness import netns
+    monkeypatch.setattr(netns, "privilege_problem", lambda: "tuntcp needs CAP_NET_ADMIN (run as root)")
+    assert main(["serve", "--profile", "linux-5.4"]) == 2
+    err = capsys.readouterr().err
+    assert err == "tuntcp: error: tuntcp needs CAP_NET_ADMIN (run as root)\n"
+
+
+def test_time_and_probability_units(capsys):
+    from tuntcp.cli import _prob, _seconds
+    assert _seconds("10ms") == pytest.approx(0.01) and _seconds("1.5") == 1.5
+    assert _seconds("200us") == pytest.approx(0.0002)
+    assert _prob("1%") == pytest.approx(0.01) and _prob("0.25") == 0.25

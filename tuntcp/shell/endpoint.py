@@ -39,7 +39,7 @@ class Endpoint:
         self._lots: dict[int, tuple[object, trio.lowlevel.ParkingLot]] = {}
         self._sleep: trio.CancelScope | None = None
         self._pcap_off: float | None = None
-        self.stats = {"batches": 0, "rx": 0, "tx": 0, "tx_drops": 0, "max_batch": 0}
+        self.stats = {"passes": 0, "batches": 0, "rx": 0, "tx": 0, "tx_drops": 0, "max_batch": 0}
         self.running = False
 
     # ---- the loop --------------------------------------------------------------------------
@@ -52,6 +52,7 @@ class Endpoint:
         try:
             while True:
                 now = self.clock()
+                stats["passes"] += 1
                 pkts = io.read_batch(self.max_batch)
                 full = len(pkts) >= self.max_batch
                 if self.link_in is not None:
