@@ -508,8 +508,7 @@ class Connection:
                 return
             if not seq_gt(seg.seq, self.win.rcv_wup):     # tcp_replace_ts_recent
                 self.ts_recent = seg.options.ts[0]
-        self._ack(seg, now)
-        if self.state == "CLOSED":
+        if not self._ack(seg, now) or self.state == "CLOSED":
             return
         if seg.payload:
             self._data(seg, now)
