@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tuntcp.wire.segment import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, Segment, TcpOptions, flag_str
 

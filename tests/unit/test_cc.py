@@ -146,3 +146,83 @@ def test_cubic_reno_friendly_region_on_short_rtt():
 def test_unknown_algorithm_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown congestion control 'bbr'"):
         make_cc("bbr", 1460)
+
+
+def hystart_acks(cc, n, t, una, nxt, gap, rtt):
+    """n ACKs of one segment each, `gap` seconds apart; the sender sends 2 per ACK."""
+    for _ in range(n):
+        t += gap
+        una += 1
+        nxt += 2
+        cc.on_ack(1, t, rtt, True, snd_una=una, snd_nxt=nxt)
+    return t, una, nxt
+
+
+def test_hystart_ack_train_ends_slow_start():
+    """hystart_update: ACKs no more than 2 ms apart for longer than (delay_min + 1 ms) / 2
+    since the round started: ssthresh = cwnd."""
+    cc = make_cc("cubic", 1460)
+    cc.cwnd = 20
+    # The round starts at the first ACK; 11 ACKs span 10 ms of train: not yet.
+    t, una, nxt = hystart_acks(cc, 11, 0.0, 0, 20, 0.001, 0.020)
+    assert cc.found is None and cc.in_slow_start()
+    hystart_acks(cc, 1, t, una, nxt, 0.001, 0.020)                  # 11 ms > 10.5 ms
+    assert cc.found == "train"
+    assert cc.ssthresh == cc.cwnd == 31 and not cc.in_slow_start()
+
+
+def test_hystart_delay_ends_slow_start():
+    """A round whose minimum RTT (after 8 samples) exceeds delay_min + clamp(delay_min/8,
+    4 ms, 16 ms) ends slow start; ACKs 3 ms apart never form a train."""
+    cc = make_cc("cubic", 1460)
+    cc.cwnd = 16
+    t, una, nxt = hystart_acks(cc, 40, 0.0, 0, 16, 0.003, 0.020)
+    assert cc.found is None and cc.in_slow_start()
+    t, una, nxt = hystart_acks(cc, 60, t, una, nxt, 0.003, 0.0235)   # +3.5 ms < 4 ms: keep going
+    assert cc.found is None and cc.in_slow_start()
+    hystart_acks(cc, 200, t, una, nxt, 0.003, 0.0245)                 # +4.5 ms: out
+    assert cc.found == "delay" and not cc.in_slow_start()
+
+
+def test_hystart_needs_round_information_and_a_window_of_16():
+    cc = make_cc("cubic", 1460)
+    cc.cwnd = 20
+    for i in range(30):                                 # no snd_una/snd_nxt: no HyStart
+        cc.on_ack(1, i * 0.001, 0.020)
+    assert cc.found is None and cc.in_slow_start()
+    small = make_cc("cubic", 1460)                      # 10 -> 15: below hystart_low_window
+    hystart_acks(small, 5, 0.0, 0, 10, 0.001, 0.5)
+    assert small.found is None and small.cwnd == 15
+
+
+def test_hystart_leaves_slow_start_near_the_bdp_on_a_bottleneck():
+    """Toy link: 1 ms per segment bottleneck, 100 ms base RTT (BDP 100 segments). Without
+    HyStart slow start runs on past 1000 segments; with it, it stops within 1.5 x BDP."""
+    import heapq
+
+    def run(hystart):
+        cc = make_cc("cubic", 1448)
+        una = nxt = 0
+        last, sent, ev = 0.0, {}, []
+
+        def send(now):
+            nonlocal nxt, last
+            while nxt - una < cc.cwnd:
+                last = max(now + 0.101, last + 0.001)
+                sent[nxt] = now
+                heapq.heappush(ev, (last, nxt))
+                nxt += 1
+        send(0.0)
+        while ev:
+            t, seq = heapq.heappop(ev)
+            if t > 1.5:
+                break
+            una = seq + 1
+            kw = dict(snd_una=una, snd_nxt=nxt) if hystart else {}
+            cc.on_ack(1, t, t - sent[seq], True, **kw)
+            send(t)
+        return cc
+
+    assert run(False).cwnd > 1000 and run(False).in_slow_start()
+    cc = run(True)
+    assert cc.found == "delay" and 100 <= cc.ssthresh <= 150

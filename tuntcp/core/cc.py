@@ -12,6 +12,8 @@ retransmit, ``on_exit_recovery`` when recovery ends, ``on_timeout`` on RTO. Like
 """
 from __future__ import annotations
 
+from .seq import seq_gt
+
 INIT_CWND = 10
 INFINITE_SSTHRESH = 0x7FFFFFFF
 
@@ -98,6 +100,15 @@ class Reno(_Cc):
         self.in_recovery = False
 
 
+# HyStart (tcp_cubic.c): hystart_low_window, hystart_ack_delta_us, HYSTART_MIN_SAMPLES,
+# HYSTART_DELAY_MIN/MAX; hystart_ack_delay() is at most 1 ms (USEC_PER_MSEC).
+HYSTART_LOW_WINDOW = 16
+HYSTART_ACK_DELTA = 0.002
+HYSTART_ACK_DELAY = 0.001
+HYSTART_MIN_SAMPLES = 8
+HYSTART_DELAY_MIN = 0.004
+HYSTART_DELAY_MAX = 0.016
+
 # CUBIC constants as Linux has them: beta = 717/1024, C = bic_scale 41 * 10 / 1024.
 BETA = 717
 BETA_SCALE = 1024
@@ -112,11 +123,17 @@ class Cubic(_Cc):
     """CUBIC (RFC 9438) in Linux's ``tcp_cubic.c`` form: fast convergence and TCP
     friendliness on, target computed one ``delay_min`` ahead (``bictcp_update``).
 
-    Not modelled: HyStart (slow start ends only at ssthresh), the idle-restart epoch shift
-    (``bictcp_cwnd_event``), and the 31 ms cache of ``cnt`` in ``bictcp_update``.
+    HyStart (``hystart_update``: ACK-train and delay detection, on by default in Linux) runs
+    when the caller passes ``snd_una``/``snd_nxt`` to ``on_ack`` (it needs them to find round
+    boundaries); without them slow start ends only at ssthresh.
+
+    Not modelled: the idle-restart epoch shift (``bictcp_cwnd_event``), the 31 ms cache of
+    ``cnt`` in ``bictcp_update``, pacing (``hystart_ack_delay`` is taken as 1 ms and the
+    ACK-train threshold is halved as for an unpaced socket).
     """
 
-    __slots__ = ("last_max_cwnd", "epoch_start", "origin", "k", "delay_min", "ack_cnt", "tcp_cwnd", "cnt")
+    __slots__ = ("last_max_cwnd", "epoch_start", "origin", "k", "delay_min", "ack_cnt", "tcp_cwnd", "cnt",
+                 "found", "round_start", "last_ack", "end_seq", "curr_rtt", "sample_cnt")
 
     def __init__(self, name: str, mss: int):
         super().__init__(name, mss)
@@ -132,6 +149,37 @@ class Cubic(_Cc):
         self.ack_cnt = 0
         self.tcp_cwnd = 0           # Reno-friendly estimate W_est
         self.cnt = 0
+        self.found: str | None = None   # "train" / "delay": how HyStart ended slow start
+                                        # (TCPHystartTrainDetect / TCPHystartDelayDetect)
+        self.end_seq: int | None = None   # HyStart round ends when snd_una passes this
+
+    def _hystart_reset(self, now: float, snd_nxt: int) -> None:
+        """``bictcp_hystart_reset``: a new round starts."""
+        self.round_start = self.last_ack = now
+        self.end_seq = snd_nxt
+        self.curr_rtt = float("inf")
+        self.sample_cnt = 0
+
+    def _hystart_update(self, now: float, delay: float, snd_una: int, snd_nxt: int) -> None:
+        """``hystart_update`` (5.7+ form, 4e1fddc98d25): start a new round once snd_una passes
+        end_seq; leave slow start (ssthresh = cwnd) on an ACK train longer than about half the
+        minimum RTT, or when the round's minimum RTT exceeds delay_min by
+        clamp(delay_min / 8, 4 ms, 16 ms) after 8 samples."""
+        if seq_gt(snd_una, self.end_seq):
+            self._hystart_reset(now, snd_nxt)
+        if now - self.last_ack <= HYSTART_ACK_DELTA:
+            self.last_ack = now
+            if now - self.round_start > (self.delay_min + HYSTART_ACK_DELAY) / 2:
+                self.found = "train"
+                self.ssthresh = self.cwnd
+                return
+        if delay < self.curr_rtt:
+            self.curr_rtt = delay
+        if self.sample_cnt < HYSTART_MIN_SAMPLES:
+            self.sample_cnt += 1
+        elif self.curr_rtt > self.delay_min + min(max(self.delay_min / 8, HYSTART_DELAY_MIN), HYSTART_DELAY_MAX):
+            self.found = "delay"
+            self.ssthresh = self.cwnd
 
     def target(self, t: float) -> int:
         """W_cubic at t seconds after the epoch start: origin + C (t - K)^3 (RFC 9438 eq. 1),
@@ -173,13 +221,22 @@ class Cubic(_Cc):
                 cnt = max_cnt
         self.cnt = max(cnt, 2)
 
-    def on_ack(self, acked_segs: int, now: float, rtt: float | None = None, cwnd_limited: bool = True) -> None:
-        """``bictcp_acked`` (delay_min) then ``bictcp_cong_avoid``."""
+    def on_ack(self, acked_segs: int, now: float, rtt: float | None = None, cwnd_limited: bool = True,
+               snd_una: int | None = None, snd_nxt: int | None = None) -> None:
+        """``bictcp_acked`` (delay_min, HyStart) then ``bictcp_cong_avoid``. ``snd_una`` is
+        the cumulative ACK after this ACK, ``snd_nxt`` the next sequence number to send."""
+        hystart = snd_una is not None and snd_nxt is not None
+        if hystart and self.end_seq is None:
+            # cubictcp_init ran at snd_nxt == snd_una: the first update starts a round.
+            self._hystart_reset(now, (snd_una - 1) & 0xFFFFFFFF)
         if rtt is not None and rtt > 0:
             # bictcp_acked discards samples for 1 s after an epoch starts (post-recovery noise).
             if self.epoch_start is None or now - self.epoch_start >= 1.0:
                 if self.delay_min == 0 or rtt < self.delay_min:
                     self.delay_min = rtt
+                if hystart and not self.found and self.cwnd < self.ssthresh \
+                        and self.cwnd >= HYSTART_LOW_WINDOW:
+                    self._hystart_update(now, rtt, snd_una, snd_nxt)
         if self.in_recovery or not cwnd_limited or acked_segs <= 0:
             return
         if self.cwnd < self.ssthresh:

@@ -8,7 +8,7 @@ from bisect import bisect_right
 from heapq import nlargest
 from operator import itemgetter
 
-from .seq import HALF, MASK, seq_diff, seq_ge, seq_gt, seq_le, seq_lt
+from .seq import HALF, MASK, seq_diff, seq_gt, seq_le, seq_lt
 
 
 class Reassembly:
