@@ -15,7 +15,7 @@ previous line (``+.04``). EVENT is
 * ``%name args...``: call ``actions[name](drill, *args)`` (accept, send, close, ...).
 
 SEGMENT is ``FLAGS START:END(LEN) [ack N] [win N] [port P] [<OPTIONS>]``. FLAGS are tcpdump's
-letters (``S F R P U E W``, ``.`` for ACK). As in packetdrill, sequence numbers are relative:
+letters (``S F R P U E W``, ``.`` for ACK; ``none`` for no flag at all). As in packetdrill, sequence numbers are relative:
 the remote side's to ``remote_isn`` (0 by default, so the script's own numbers), ours to the
 ISN learned from the first SYN/SYN-ACK the stack emits. Any value in an expected segment may
 be ``*``. OPTIONS are ``mss N``, ``sackOK``, ``TS val N ecr N``, ``wscale N``, ``sack L:R ...``
@@ -32,6 +32,13 @@ inject or action line runs: emitted segments are matched strictly in order.
 
 Payload bytes of injected segments are ``payload(offset, n)``: byte i of the stream is
 ``i % 251``, so a test can check what the application read.
+
+Usage (the stack built with ``build=False``)::
+
+    d = Drill(stack, local=("192.0.2.1", 8080), remote=("192.0.2.2", 40000))
+    d.run(script, actions={"accept": lambda d: box.append(listener.accept())}, settle=5.0)
+
+``d.transcript`` keeps (time, "<" or ">", Segment) of everything injected and matched.
 """
 from __future__ import annotations
 
@@ -154,7 +161,7 @@ def _parse_segment(rest: str, inbound: bool, no: int, text: str) -> SegSpec:
     if len(toks) < 2:
         raise DrillSyntaxError(f"line {no}: expected FLAGS START:END(LEN): {text}")
     flags = 0
-    for ch in toks[0]:
+    for ch in ("" if toks[0] == "none" else toks[0]):     # "none": no flags at all
         if ch not in _FLAG_LETTERS:
             raise DrillSyntaxError(f"line {no}: unknown flag {ch!r} in {toks[0]!r}: {text}")
         flags |= _FLAG_LETTERS[ch]

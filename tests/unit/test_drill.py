@@ -1,6 +1,7 @@
 """The packetdrill-style DSL (tests/unit/drill.py): parser, matcher and timing, against a tiny
 scripted fake stack. The fake's ISN sits just below 2^32 so relative numbers cross the wrap."""
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from drill import ANY, Drill, DrillFailure, DrillSyntaxError, parse, payload
 from tuntcp.wire.segment import ACK, PSH, SYN, Segment, TcpOptions
@@ -362,3 +363,20 @@ def test_real_stack_active_open_and_send():
     assert box["c"].state == "ESTABLISHED"
     syn = d.transcript[1][2]
     assert d.transcript[2][2].options.ts[1] == syn.options.ts[0]      # ecr * echoed our TSval
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.integers(0, 255), st.integers(0, 65535),
+       st.integers(0, 3000), st.booleans(), st.booleans(),
+       st.lists(st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)), max_size=4))
+def test_rendered_segments_parse_back_and_match(lisn, seq_off, flags, win, n, ts, mss, sacks):
+    """``Drill.relative(seg)`` (the 'got as script' line) is valid script that matches seg."""
+    d = Drill(FakeStack(), remote_isn=12345)
+    f = d.flow()
+    f.local_isn = lisn
+    o = TcpOptions(mss=1460 if mss else None, ts=(5, 6) if ts else None,
+                   sack_blocks=tuple(((l + 12345) % 2**32, (r + 12345) % 2**32) for l, r in sacks))
+    seg = Segment(d.laddr, d.raddr, d.lport, d.rport, seq=(lisn + seq_off) % 2**32,
+                  ack=(12345 + 777) % 2**32, flags=flags, window=win, options=o, payload=b"z" * n)
+    line = parse("0 > " + d.relative(seg))[0]
+    assert d._mismatches(line.seg, seg, f) == []
