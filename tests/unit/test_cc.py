@@ -226,3 +226,35 @@ def test_hystart_leaves_slow_start_near_the_bdp_on_a_bottleneck():
     assert run(False).cwnd > 1000 and run(False).in_slow_start()
     cc = run(True)
     assert cc.found == "delay" and 100 <= cc.ssthresh <= 150
+
+
+@pytest.mark.parametrize("name", ["reno", "cubic"])
+def test_cwnd_restart_after_idle(name):
+    """tcp_cwnd_restart: one halving per RTO of idle beyond the first, floor at the initial
+    window; ssthresh keeps 3/4 of the old cwnd (tcp_current_ssthresh)."""
+    cc = make_cc(name, 1460)
+    cc.cwnd, cc.ssthresh = 100, 50
+    cc.cwnd_restart(idle=0.35, rto=0.2)     # 0.15 s beyond one RTO: one halving
+    assert (cc.cwnd, cc.ssthresh) == (50, 75)
+    cc.cwnd_restart(idle=5.0, rto=0.2)      # long idle: back to the initial window
+    assert cc.cwnd == 10
+    small = make_cc(name, 1460)
+    small.cwnd = 4
+    small.cwnd_restart(idle=5.0, rto=0.2)   # never raised by a restart
+    assert small.cwnd == 4
+
+
+def test_cubic_tx_start_shifts_the_epoch():
+    cc = make_cc("cubic", 1460)
+    cc.cwnd = 100
+    cc.on_enter_recovery(0.0, 100)
+    cc.on_exit_recovery()
+    cc.on_ack(1, 1.0, 0.05)                 # epoch starts at t = 1.0
+    assert cc.epoch_start == 1.0
+    cc.on_tx_start(now=3.0, idle=1.5)       # idle 1.5 s: the curve resumes where it stopped
+    assert cc.epoch_start == 2.5
+    cc.on_tx_start(now=3.0, idle=10.0)      # never into the future
+    assert cc.epoch_start == 3.0
+    reno = make_cc("reno", 1460)
+    reno.on_tx_start(3.0, 1.0)              # Reno has no epoch: nothing to do
+    assert reno.cwnd == 10

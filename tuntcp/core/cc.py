@@ -58,6 +58,29 @@ class _Cc:
             self.cwnd = self.ssthresh
         self.in_recovery = False
 
+    def current_ssthresh(self) -> int:
+        """``tcp_current_ssthresh``: outside recovery, at least 3/4 of cwnd."""
+        if self.in_recovery:
+            return self.ssthresh
+        return max(self.ssthresh, (self.cwnd >> 1) + (self.cwnd >> 2))
+
+    def cwnd_restart(self, idle: float, rto: float) -> None:
+        """``tcp_cwnd_restart`` (RFC 5681 4.1, RFC 2861): new data after ``idle`` seconds with
+        nothing in flight and idle > RTO (net.ipv4.tcp_slow_start_after_idle=1, checked by the
+        caller, as ``tcp_slow_start_after_idle_check``): halve cwnd per RTO of idle time, not
+        below the initial window."""
+        self.ssthresh = self.current_ssthresh()
+        restart = min(INIT_CWND, self.cwnd)
+        cwnd = self.cwnd
+        idle -= rto
+        while idle > 0 and cwnd > restart:
+            cwnd >>= 1
+            idle -= rto
+        self.cwnd = max(cwnd, restart)
+
+    def on_tx_start(self, now: float, idle: float) -> None:
+        """``CA_EVENT_TX_START``: sending with nothing in flight after ``idle`` seconds."""
+
     def __repr__(self) -> str:
         return f"<{self.name} cwnd={self.cwnd} ssthresh={self.ssthresh}>"
 
@@ -127,8 +150,7 @@ class Cubic(_Cc):
     when the caller passes ``snd_una``/``snd_nxt`` to ``on_ack`` (it needs them to find round
     boundaries); without them slow start ends only at ssthresh.
 
-    Not modelled: the idle-restart epoch shift (``bictcp_cwnd_event``), the 31 ms cache of
-    ``cnt`` in ``bictcp_update``, pacing (``hystart_ack_delay`` is taken as 1 ms and the
+    Not modelled: the 31 ms cache of ``cnt`` in ``bictcp_update``, pacing (``hystart_ack_delay`` is taken as 1 ms and the
     ACK-train threshold is halved as for an unpaced socket).
     """
 
@@ -245,6 +267,12 @@ class Cubic(_Cc):
                 return
         self._update(acked_segs, now)
         self._cong_avoid_ai(self.cnt, acked_segs)
+
+    def on_tx_start(self, now: float, idle: float) -> None:
+        """``cubictcp_cwnd_event(CA_EVENT_TX_START)``: the application was idle; shift the
+        epoch by the idle time so growth resumes where the curve was, not further along."""
+        if self.epoch_start is not None and idle > 0:
+            self.epoch_start = min(self.epoch_start + idle, now)
 
     def _recalc_ssthresh(self) -> int:
         """``bictcp_recalc_ssthresh``: W_max with fast convergence, ssthresh = cwnd * beta."""
