@@ -47,13 +47,30 @@ def test_old_and_overlapping_data_is_trimmed(isn):
     assert out == PAYLOAD[100:150] and nxt2 == seq_add(isn, 150)
 
 
-def test_first_arrived_bytes_win():
+@pytest.mark.parametrize("queued, new, stream", [
+    # (queued segments), new segment, bytes from 110 on once 100..110 arrives in order
+    ([(110, b"A" * 10)], (115, b"b" * 10), b"A" * 10 + b"b" * 5),       # queued starts lower: it wins
+    ([(110, b"A" * 10)], (105, b"c" * 10), b"c" * 5 + b"A" * 5),        # newcomer starts lower: it wins
+    ([(110, b"A" * 10)], (110, b"d" * 15), b"d" * 15),                  # same start, longer: replaces
+    ([(110, b"A" * 10)], (110, b"e" * 8), b"A" * 10),                   # same start, covered: dropped
+    ([(110, b"A" * 10), (130, b"B" * 10)], (115, b"n" * 20), b"A" * 10 + b"n" * 15 + b"B" * 5),
+])
+def test_overlaps_resolve_like_linux_ofo_queue(queued, new, stream):
+    """tcp_data_queue_ofo / tcp_ofo_queue: the copy with the lower start wins the overlap."""
     r = Reassembly()
-    r.insert(110, b"AAAAAAAAAA", 100)                  # [110, 120)
-    r.insert(115, b"bbbbbbbbbb", 100)                  # [115, 125): only 120..125 is new
-    assert r.ooo_bytes == 15
+    for seq, data in queued + [new]:
+        r.insert(seq, data, 100)
     out, nxt = r.insert(100, b"x" * 10, 100)
-    assert out == b"x" * 10 + b"A" * 10 + b"b" * 5 and nxt == 125
+    tail = stream[:nxt - 110] if nxt > 110 else b""
+    assert out == b"x" * 10 + tail
+    assert r.ooo_bytes == sum(e - s for s, e in r.sack_blocks(limit=100))
+
+
+def test_in_order_data_wins_over_queued_bytes():
+    r = Reassembly()
+    r.insert(110, b"A" * 10, 100)
+    out, nxt = r.insert(100, b"x" * 15, 100)
+    assert out == b"x" * 15 + b"A" * 5 and nxt == 120
 
 
 def test_segment_bridging_two_blocks_merges_them(isn):

@@ -18,8 +18,13 @@ class Reassembly:
     left edge as an offset from ``_base`` (a recent rcv_nxt, so keys sort like sequence numbers
     and ``bisect`` finds a segment's neighbours). ``stamp`` orders blocks by most recent arrival
     for the SACK option (RFC 2018 §4, Linux ``tcp_sack_new_ofo_skb`` moves the block to the
-    front). Bytes already queued win over later copies of the same sequence space, as in
-    Linux's ofo queue (``tcp_data_queue_ofo``), which trims or drops the newcomer.
+    front).
+
+    Overlapping copies resolve as in Linux's ofo queue (``tcp_data_queue_ofo`` then
+    ``tcp_ofo_queue``, which skips what is already delivered): the copy that starts lower wins;
+    at the same start the queued one wins unless the newcomer is longer (``rb_replace_node``);
+    in-order data wins over anything queued. A coalesced block counts as one skb starting at
+    its left edge (Linux coalesces exactly-adjacent skbs, ``tcp_ooo_try_coalesce``).
 
     ``limit_bytes`` bounds what is held out of order. Over the limit, blocks that lie entirely
     beyond the new segment are pruned from the right end first (``tcp_prune_ofo_queue``); if
@@ -111,7 +116,10 @@ class Reassembly:
                 return                  # full duplicate: only its SACK recency changes
             if not self._room(e - be, j, e):
                 return
-            b[1] += data[be - k:]
+            if starts[i] == k:          # same start, longer: it replaces the block
+                b[1] = bytearray(data)
+            else:                       # the block started lower: its bytes stay
+                b[1] += data[be - k:]
             self.ooo_bytes += e - be
             return
         new_bytes = e - k
@@ -120,16 +128,18 @@ class Reassembly:
         if not self._room(new_bytes, j, e):
             return
         self._stamp += 1
-        lo = min(k, starts[i]) if j > i else k
-        buf = bytearray()
-        pos = lo
-        for b in blocks[i:j]:
-            if b[0] > pos:              # gap before this block: fill it from the new data
-                buf += data[pos - k:b[0] - k]
-            buf += b[1]
-            pos = b[0] + len(b[1])
+        # Here every touching block starts above k, except perhaps the first.
+        lo, buf = k, bytearray()
+        if j > i and starts[i] < k:     # it started lower: it keeps its bytes
+            lo = starts[i]
+            buf += blocks[i][1]
+        pos = lo + len(buf)
         if e > pos:
             buf += data[pos - k:]
+        if j > i:
+            last = blocks[j - 1]
+            if last[0] + len(last[1]) > e:      # the newcomer ends inside it: keep the rest
+                buf += last[1][e - last[0]:]
         blocks[i:j] = [[lo, buf, self._stamp]]
         starts[i:j] = [lo]
         self.ooo_bytes += new_bytes
