@@ -1,0 +1,26 @@
+"""Fixtures for tests that drive real kernel clients in a namespace against a TUN."""
+import pytest
+
+from tuntcp.harness import netns
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/netns/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.netns)
+
+
+@pytest.fixture(scope="session")
+def netns_available():
+    reason = netns.probe()
+    if reason is not None:
+        pytest.skip(reason)
+    netns.sweep_stale()  # namespaces left by runs that were SIGKILLed
+    return True
+
+
+@pytest.fixture
+def lab(netns_available):
+    """A fresh namespace + TUN (198.18.0.1 -> 198.18.1.1), removed after the test."""
+    with netns.Lab() as lab:
+        yield lab
