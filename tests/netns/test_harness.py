@@ -170,11 +170,14 @@ def spawn_lab_child(mode):
 
 
 def pid_gone(pid, timeout=3.0):
+    """Dead: no such process, or a zombie (an orphan waits for a slow reaper; it runs no more)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
             return True
         time.sleep(0.02)
     return False

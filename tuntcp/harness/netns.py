@@ -166,7 +166,10 @@ def sweep_stale() -> list[str]:
 
 def _close_all() -> None:
     for lab in list(_labs):
-        lab.close()
+        try:
+            lab.close()
+        except Exception:
+            pass
 
 
 def _on_sigterm(signum, frame):
@@ -320,6 +323,9 @@ class Lab:
         from pyroute2 import IPRoute, netns
         import pytun
 
+        if os.path.exists(_ns_path(self.ns_name)):
+            # Left by an earlier process that had our pid and was SIGKILLed.
+            _remove_namespace(self.ns_name)
         netns.create(self.ns_name)
         self._ns_fd = os.open(_ns_path(self.ns_name), os.O_RDONLY | os.O_CLOEXEC)
         self._worker = _NsWorker(self._ns_fd)
@@ -427,37 +433,40 @@ class Lab:
     # -- cleanup ----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Kill children, close sockets and the TUN fd, delete the namespace.  Idempotent; every
-        step runs even if an earlier one fails."""
-        if self.closed:
-            return
+        """Kill children, close sockets and the TUN fd, delete the namespace.  Idempotent, and
+        resumable: a step interrupted (a second Ctrl-C) is retried by the next call or atexit."""
         self.closed = True
-        _labs.discard(self)
-        for p in self._children:
-            _kill_child(p)
-        self._children.clear()
+        while self._children:
+            _kill_child(self._children[-1])
+            self._children.pop()
         for s in list(self._sockets):
             try:
                 s.close()
             except OSError:
                 pass
+            self._sockets.discard(s)
         if self._ipr is not None:
             try:
                 self._ipr.close()
             except Exception:
                 pass
+            self._ipr = None
         if self._worker is not None:
             self._worker.stop()
+            self._worker = None
         if self._tun is not None:
             try:
                 self._tun.close()
             except OSError:
                 pass
+            self._tun = None
             self.tun_fd = -1
         if self._ns_fd is not None:
             os.close(self._ns_fd)
             self._ns_fd = None
-        _remove_namespace(self.ns_name)
+        if self.ns_name in list_namespaces():
+            _remove_namespace(self.ns_name)
+        _labs.discard(self)
 
     def __enter__(self) -> "Lab":
         return self
@@ -467,8 +476,11 @@ class Lab:
 
     def __del__(self):
         # Last resort only; close() or `with` is the contract.
-        if not getattr(self, "closed", True):
-            self.close()
+        if getattr(self, "_tun", None) is not None or getattr(self, "_ns_fd", None) is not None:
+            try:
+                self.close()
+            except Exception:
+                pass
 
     def __repr__(self):
         state = "closed" if self.closed else "open"
