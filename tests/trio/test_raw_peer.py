@@ -34,6 +34,7 @@ async def test_synack_retransmits_at_the_listeners_timer_deadlines(nursery, auto
     await open_tcp_listener(ep, 8080, 16)
     seen = []
     nursery.start_soon(record, peer, seen)
+    await trio.testing.wait_all_tasks_blocked()   # the loop's first pass is done
     peer.write(syn())
     await trio.sleep(120)
     # SYN-ACK at once, then tcp_synack_retries=5 resends, the RTO doubling from 1 s

@@ -4,6 +4,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -29,14 +30,21 @@ def lab():
 
 
 def kernel_echo_client(lab, port, blob):
+    """Send and read at the same time: a client that only reads after sending everything
+    deadlocks against any echo server once both directions' buffers fill (both windows 0)."""
     s = lab.socket_in_ns()
     s.settimeout(10)
     s.connect((lab.endpoint_addr, port))
+    got = bytearray()
+
+    def reader():
+        while chunk := s.recv(65536):
+            got.extend(chunk)
+    t = threading.Thread(target=reader)
+    t.start()
     s.sendall(blob)
     s.shutdown(socket.SHUT_WR)
-    got = bytearray()
-    while chunk := s.recv(65536):
-        got += chunk
+    t.join()
     s.close()
     return bytes(got)
 
