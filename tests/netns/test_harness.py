@@ -323,3 +323,66 @@ async def test_connect_clients_burst_from_trio(lab):
     assert all(isinstance(r, OSError) and r.errno == 111 for r in results)
     late = await clients.connect_clients(lab, 2, 7, timeout=0.2)
     assert all(isinstance(r, TimeoutError) for r in late)
+
+
+def drain(fd):
+    out = []
+    while True:
+        try:
+            out.append(os.read(fd, 65536))
+        except BlockingIOError:
+            return out
+
+
+@pytest.mark.parametrize("txqueuelen,expect_dropped", [(20000, 0), (500, 100)])
+def test_txqueuelen_decides_whether_a_syn_burst_survives(netns_available, txqueuelen,
+                                                        expect_dropped):
+    """600 SYNs queued before we read anything: the default 500-packet TUN queue silently
+    drops the excess (tx_dropped), the lab's default of 20000 keeps them all."""
+    with Lab(txqueuelen=txqueuelen) as lab:
+        socks = lab.sockets_in_ns(600)
+        for s in socks:
+            s.setblocking(False)
+            s.connect_ex((lab.endpoint_addr, 80))
+        time.sleep(0.05)
+        syns = [IP(p) for p in drain(lab.tun_fd)]
+        assert len(syns) == 600 - expect_dropped
+        assert all(p[TCP].flags == "S" for p in syns)
+        assert lab.tun_stats()["tx_dropped"] == expect_dropped
+
+
+def test_vnet_hdr_prefixes_each_packet(netns_available):
+    with Lab(vnet_hdr=True) as lab:
+        start_connect(lab, 80)
+        raw = read_packet(lab.tun_fd)
+        hdr, pkt = raw[:10], IP(raw[10:])  # struct virtio_net_hdr, then the IP packet
+        assert pkt[TCP].flags == "S" and pkt.len == len(raw) - 10
+        assert hdr[0] & ~1 == 0  # flags: at most NEEDS_CSUM; no GSO on a bare SYN
+        assert hdr[1] == 0  # gso_type NONE
+
+
+def test_without_privilege_the_error_is_one_clear_line(monkeypatch):
+    monkeypatch.setattr(netns, "_cap_effective", lambda: 0)
+    msg = netns.privilege_problem()
+    assert msg.startswith("tuntcp needs CAP_NET_ADMIN (run as root) or unprivileged user "
+                          "namespaces (")
+    assert "\n" not in msg
+    with pytest.raises(LabError) as e:
+        Lab()
+    assert str(e.value) == msg
+
+
+def test_addresses_outside_the_benchmarking_range_are_refused(netns_available):
+    with pytest.raises(LabError, match="198.18.0.0/15"):
+        Lab(endpoint_addr="10.0.0.1")
+    with pytest.raises(LabError, match="inside the endpoint prefix"):
+        Lab(client_addr="198.18.1.7")
+    with pytest.raises(LabError, match="not an IPv4 address"):
+        Lab(client_addr="198.18.0")
+
+
+def test_constructor_sysctls_govern_the_kernel_clients(netns_available):
+    with Lab(sysctls={"net.ipv4.tcp_timestamps": 0, "net.ipv4.tcp_sack": 0}) as lab:
+        start_connect(lab, 80)
+        opts = dict(IP(read_packet(lab.tun_fd))[TCP].options)
+        assert "Timestamp" not in opts and "SAckOK" not in opts and "WScale" in opts

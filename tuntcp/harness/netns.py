@@ -283,6 +283,10 @@ class Lab:
             raise LabError("tuntcp needs /dev/net/tun (load the tun module or pass the device "
                            "to the container)")
         for a in (endpoint_addr, client_addr):
+            try:
+                ipaddress.IPv4Address(a)
+            except ValueError:
+                raise LabError(f"not an IPv4 address: {a!r}") from None
             if ipaddress.IPv4Address(a) not in ipaddress.IPv4Network("198.18.0.0/15"):
                 raise LabError(f"{a} is outside 198.18.0.0/15; labs use only the benchmarking "
                                "range")
