@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("profiles", help="list kernel profiles, or the knobs of one")
     s.add_argument("profile", nargs="?")
+
+    s = sub.add_parser("storm", help="the Kafka broker restart storm, buggy vs fixed cookie wscale")
+    from scenarios.storm_cli import add_arguments as _storm_args
+    _storm_args(s)
     return p
 
 
@@ -210,8 +214,13 @@ def _leaves(e: BaseException):
         yield e
 
 
+def cmd_storm(args) -> int:
+    from scenarios.storm_cli import main as storm_main
+    return storm_main(args)
+
+
 COMMANDS = {"serve": cmd_serve, "ss": cmd_ss, "nstat": cmd_nstat, "netstat": cmd_netstat,
-            "profiles": cmd_profiles}
+            "profiles": cmd_profiles, "storm": cmd_storm}
 
 
 def _user_error(e: BaseException) -> int:
