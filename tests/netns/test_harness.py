@@ -132,11 +132,21 @@ def test_run_in_ns_sees_the_namespace(lab):
 def test_extra_client_addresses_can_connect(lab):
     addrs = lab.add_client_addrs(3)
     assert addrs == ["198.19.0.1", "198.19.0.2", "198.19.0.3"]
+    assert lab.add_client_addrs(65531)[-1] == "198.19.255.254"
+    with pytest.raises(LabError):
+        lab.add_client_addrs(1)
     s = lab.socket_in_ns()
     s.setblocking(False)
-    s.bind(("198.19.0.3", 0))
+    s.bind(("198.19.200.3", 0))
     s.connect_ex((lab.endpoint_addr, 80))
-    assert IP(read_packet(lab.tun_fd)).src == "198.19.0.3"
+    syn = IP(read_packet(lab.tun_fd))
+    assert syn.src == "198.19.200.3"
+    # ...and what we send to that address reaches the socket.
+    rst = IP(src=syn.dst, dst=syn.src) / TCP(sport=80, dport=syn[TCP].sport,
+                                             ack=syn[TCP].seq + 1, flags="RA")
+    os.write(lab.tun_fd, bytes(rst))
+    select.select([], [s], [], 2.0)
+    assert s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 111  # ECONNREFUSED
 
 
 CHILD = textwrap.dedent("""
