@@ -77,3 +77,20 @@ async def test_syn_to_a_closed_port_gets_a_reset_from_the_loop(nursery, autojump
     peer.write(syn(seq=5))
     await trio.testing.wait_all_tasks_blocked()
     assert [(s.flags, s.seq, s.ack) for _, s in seen] == [(RST | ACK, 0, 6)]
+
+
+async def test_views_show_a_real_request_sock_as_syn_recv(nursery, autojump_clock):
+    from tuntcp.obs import views
+    stack = Stack(get_profile("linux-6.1"), addrs={SERVER}, secret=b"k" * 16)
+    io, peer = memory_pair()
+    ep = Endpoint(stack, io)
+    nursery.start_soon(ep.run)
+    await open_tcp_listener(ep, 8080, 16)
+    peer.write(syn(sport=40123))
+    await trio.sleep(0.5)
+    rows = views.ss_t(stack, listening=True).splitlines()
+    assert rows[1].split() == ["LISTEN", "0", "16", "0.0.0.0:8080", "0.0.0.0:*"]
+    assert rows[2].split() == ["SYN-RECV", "0", "0", "198.18.1.1:8080", "198.18.0.1:40123"]
+    # first SYN-ACK resend is due 1 s after the SYN: 500 ms left, no resend yet
+    assert views.syn_recv(stack, now=trio.current_time()).splitlines()[1].endswith(
+        "198.18.0.1:40123 timer:(on,500ms,0)")
