@@ -144,10 +144,29 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def sweep_stale() -> list[str]:
-    """Remove `tuntcp-<pid>-<n>` namespaces whose owning process is dead; returns their names.
+def _pids_in_namespace(path: str) -> list[int]:
+    """Processes whose network namespace is the one bind-mounted at `path`."""
+    try:
+        target = f"net:[{os.stat(path).st_ino}]"
+    except FileNotFoundError:
+        return []
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/ns/net") == target:
+                    pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
 
-    Safe while other runs are active: a namespace whose pid is alive is left alone.
+
+def sweep_stale() -> list[str]:
+    """Remove `tuntcp-<pid>-<n>` namespaces whose owning process is dead, killing the processes
+    still running inside them (tools started with run_in_ns); returns the names removed.
+
+    Safe while other runs are active: a namespace whose pid is alive is left alone (also when
+    the pid has been reused by an unrelated process - conservative).
     """
     removed = []
     for name in list_namespaces():
@@ -159,6 +178,11 @@ def sweep_stale() -> list[str]:
         pid = int(parts[0])
         if pid == os.getpid() or _pid_alive(pid):
             continue
+        for orphan in _pids_in_namespace(_ns_path(name)):
+            try:
+                os.kill(orphan, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         _remove_namespace(name)
         removed.append(name)
     return removed
