@@ -111,6 +111,10 @@ def test_global_sysctls_are_refused(lab):
         lab.sysctl("net.core.rmem_max", 1 << 20)
     with pytest.raises(LabError, match="not a network sysctl"):
         lab.sysctl("kernel.pid_max")
+    with pytest.raises(LabError, match="no sysctl net.ipv4.tcp_synretries"):
+        lab.sysctl("net.ipv4.tcp_synretries")
+    with pytest.raises(LabError, match="refused"):
+        lab.sysctl("net.ipv4.tcp_syn_retries", "many")
 
 
 def test_lab_removed_and_children_killed_on_exception(netns_available):
@@ -388,6 +392,8 @@ def test_addresses_outside_the_benchmarking_range_are_refused(netns_available):
         Lab(client_addr="198.18.1.7")
     with pytest.raises(LabError, match="not an IPv4 address"):
         Lab(client_addr="198.18.0")
+    with pytest.raises(LabError, match="MTU"):
+        Lab(mtu=20)
 
 
 def test_constructor_sysctls_govern_the_kernel_clients(netns_available):
@@ -395,3 +401,17 @@ def test_constructor_sysctls_govern_the_kernel_clients(netns_available):
         start_connect(lab, 80)
         opts = dict(IP(read_packet(lab.tun_fd))[TCP].options)
         assert "Timestamp" not in opts and "SAckOK" not in opts and "WScale" in opts
+
+
+def test_decode_tcp_info_fills_only_what_the_kernel_returned():
+    """A 104-byte tcp_info (kernels before pacing_rate): wscale byte 0x3e means the peer's
+    shift (low nibble) is 14 and ours (high nibble) is 3."""
+    import struct
+    head = bytes([1, 0, 0, 0, 0, 7, 0x3E, 0]) + struct.pack("=24I", *range(100, 124))
+    info = clients.decode_tcp_info(head)
+    assert (info["snd_wscale"], info["rcv_wscale"]) == (14, 3)
+    assert info["state"] == "ESTABLISHED" and info["ts"] and info["sack"] and info["wscale_ok"]
+    assert info["rto"] == 100 and info["total_retrans"] == 123
+    assert "pacing_rate" not in info and "snd_wnd" not in info
+    with pytest.raises(ValueError):
+        clients.decode_tcp_info(b"\x01\x00")

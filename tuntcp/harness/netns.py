@@ -44,18 +44,27 @@ ENDPOINT_ADDR = "198.18.1.1"
 ENDPOINT_PREFIXLEN = 24
 EXTRA_CLIENT_NET = ipaddress.IPv4Network("198.19.0.0/16")
 
-# Sysctls that are per network namespace on current kernels (reference §6.4), i.e. safe to change
-# inside a lab.  net.core.rmem_max / wmem_max are global (read-only mirrors in a child netns) and
-# are deliberately absent.  net.ipv4.conf.* / net.ipv6.conf.* are per-netns as well.
+# Sysctls that are per network namespace on current kernels (reference §6.4; the tcp_* ones live
+# in `ipv4_net_table`), i.e. safe to change inside a lab.  Global ones - net.core.rmem_max /
+# wmem_max (read-only mirrors in a child netns), net.ipv4.tcp_mem, tcp_max_orphans, udp_mem -
+# are deliberately absent.  net.ipv4.conf.* / net.ipv6.conf.* / neigh.* are per-netns as well.
 PER_NETNS_SYSCTLS = frozenset({
-    "net.ipv4.tcp_syncookies", "net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog",
-    "net.ipv4.tcp_syn_retries", "net.ipv4.tcp_synack_retries", "net.ipv4.tcp_syn_linear_timeouts",
-    "net.ipv4.tcp_timestamps", "net.ipv4.tcp_sack", "net.ipv4.tcp_window_scaling",
-    "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem", "net.ipv4.tcp_adv_win_scale", "net.ipv4.tcp_app_win",
-    "net.ipv4.tcp_abort_on_overflow", "net.ipv4.tcp_ecn", "net.ipv4.ip_local_port_range",
-    "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_tw_reuse", "net.ipv4.tcp_no_metrics_save",
-    "net.ipv4.tcp_moderate_rcvbuf", "net.ipv4.tcp_retries2", "net.ipv4.tcp_orphan_retries",
-    "net.ipv4.tcp_fastopen", "net.ipv4.tcp_mtu_probing", "net.ipv4.tcp_congestion_control",
+    "net.core.somaxconn",
+    *(f"net.ipv4.{k}" for k in (
+        "tcp_syncookies", "tcp_max_syn_backlog", "tcp_syn_retries", "tcp_synack_retries",
+        "tcp_syn_linear_timeouts", "tcp_timestamps", "tcp_sack", "tcp_window_scaling",
+        "tcp_rmem", "tcp_wmem", "tcp_adv_win_scale", "tcp_app_win", "tcp_abort_on_overflow",
+        "tcp_ecn", "tcp_ecn_fallback", "tcp_fin_timeout", "tcp_tw_reuse", "tcp_max_tw_buckets",
+        "tcp_no_metrics_save", "tcp_moderate_rcvbuf", "tcp_retries1", "tcp_retries2",
+        "tcp_orphan_retries", "tcp_fastopen", "tcp_mtu_probing", "tcp_base_mss",
+        "tcp_congestion_control", "tcp_keepalive_time", "tcp_keepalive_intvl",
+        "tcp_keepalive_probes", "tcp_slow_start_after_idle", "tcp_dsack", "tcp_frto",
+        "tcp_recovery", "tcp_early_retrans", "tcp_reordering", "tcp_max_reordering",
+        "tcp_notsent_lowat", "tcp_autocorking", "tcp_rfc1337", "tcp_min_rtt_wlen",
+        "tcp_challenge_ack_limit", "tcp_invalid_ratelimit", "tcp_min_snd_mss",
+        "tcp_limit_output_bytes", "tcp_tso_win_divisor", "tcp_comp_sack_nr",
+        "tcp_comp_sack_delay_ns", "tcp_thin_linear_timeouts", "tcp_migrate_req",
+        "ip_local_port_range", "ip_default_ttl", "ip_no_pmtu_disc", "ip_forward")),
 })
 PER_NETNS_PREFIXES = ("net.ipv4.conf.", "net.ipv6.conf.", "net.ipv4.neigh.", "net.ipv6.neigh.")
 
@@ -241,6 +250,11 @@ class _NsWorker:
         except OSError as e:
             ready.put(e)
             return
+        # Belt and braces for host safety: this thread must now be elsewhere than the process.
+        if os.readlink("/proc/thread-self/ns/net") == os.readlink("/proc/self/ns/net"):
+            ready.put(LabError("setns did not move the namespace thread out of the root "
+                               "namespace"))
+            return
         ready.put(None)
         while True:
             job = self._jobs.get()
@@ -317,6 +331,10 @@ class Lab:
         net = ipaddress.IPv4Network(f"{endpoint_addr}/{endpoint_prefixlen}", strict=False)
         if ipaddress.IPv4Address(client_addr) in net:
             raise LabError(f"client address {client_addr} lies inside the endpoint prefix {net}")
+        if not 68 <= mtu <= 65535:
+            raise LabError(f"MTU {mtu} out of range (68..65535)")
+        if not 0 <= txqueuelen <= 1 << 24:
+            raise LabError(f"txqueuelen {txqueuelen} out of range")
         _install_handlers()
         self.endpoint_addr = endpoint_addr
         self.endpoint_ip = int(ipaddress.IPv4Address(endpoint_addr))
@@ -409,9 +427,14 @@ class Lab:
             raise LabError(f"{name} is not a known per-namespace sysctl; refusing to write it "
                            "from a lab (it might be global)")
         self._check_open()
-        if value is not None:
-            self._worker.call(_write_sysctl, name, value)
-        return self._worker.call(_read_sysctl, name)
+        try:
+            if value is not None:
+                self._worker.call(_write_sysctl, name, value)
+            return self._worker.call(_read_sysctl, name)
+        except FileNotFoundError:
+            raise LabError(f"no sysctl {name} in this kernel") from None
+        except OSError as e:
+            raise LabError(f"the kernel refused {name}={value!r}: {e.strerror}") from None
 
     def socket_in_ns(self, family=socket.AF_INET, type=socket.SOCK_STREAM, proto=0):
         """A socket created inside the namespace (sockets keep their namespace for life)."""
