@@ -82,7 +82,8 @@ class LabError(RuntimeError):
 _libc = ctypes.CDLL(None, use_errno=True)
 _counter = itertools.count()
 _labs: "weakref.WeakSet[Lab]" = weakref.WeakSet()
-_installed = False
+_atexit_done = False
+_signals_done = False
 
 
 def _setns(fd: int) -> None:
@@ -215,15 +216,17 @@ def _on_sigterm(signum, frame):
 
 
 def _install_handlers() -> None:
-    global _installed
-    if _installed:
+    global _atexit_done, _signals_done
+    if not _atexit_done:
+        atexit.register(_close_all)
+        _atexit_done = True
+    # signal.signal works only in the main thread; a lab built elsewhere first gets the handlers
+    # from the next lab built in the main thread.
+    if _signals_done or threading.current_thread() is not threading.main_thread():
         return
-    _installed = True
-    atexit.register(_close_all)
-    if threading.current_thread() is not threading.main_thread():
-        return
+    _signals_done = True
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(sig) is signal.SIG_DFL:
+        if signal.getsignal(sig) is signal.SIG_DFL:  # never replace someone else's handler
             signal.signal(sig, _on_sigterm)
 
 
