@@ -1,0 +1,108 @@
+"""Differential parity: the same scripted clients against the host kernel's own listener and
+against tuntcp (profile closest to the running kernel) must give the same counters and the same
+per-client fates. Each test also pins what the kernel did, so a script that stopped exercising
+its case (both sides quietly doing nothing) fails too. See tuntcp/harness/parity.py."""
+import pytest
+import trio
+
+from tuntcp.harness.netns import probe
+from tuntcp.harness.parity import Scenario, closest_profile, compare, run_parity
+
+pytestmark = pytest.mark.netns
+
+SYNCOOKIES = "net.ipv4.tcp_syncookies"
+ABORT = "net.ipv4.tcp_abort_on_overflow"
+
+
+@pytest.fixture(autouse=True)
+def _needs_netns():
+    reason = probe()
+    if reason is not None:
+        pytest.skip(reason)
+
+
+async def parity(sc):
+    with trio.fail_after(30):
+        kernel, ours = await run_parity(sc)
+    diffs = compare(kernel, ours)
+    assert diffs == [], f"{sc.name}: tuntcp ({closest_profile()}) differs from the kernel:\n" \
+                        + "\n".join(diffs) + "\n" + kernel.table() + "\n" + ours.table()
+    return kernel
+
+
+def fates(outcome, attr):
+    return [getattr(c, attr) for c in outcome.clients]
+
+
+def test_closest_profile_picks_the_newest_not_above_the_release():
+    assert closest_profile("6.18.44-fc") == "linux-6.12"
+    assert closest_profile("6.12.0") == "linux-6.12"
+    assert closest_profile("6.6.30") == "linux-6.1"
+    assert closest_profile("5.15.0-91-generic") == "linux-5.10"
+    assert closest_profile("3.10.0-1160.el7.x86_64") == "linux-3.10"
+    with pytest.raises(ValueError):
+        closest_profile("2.6.32")
+
+
+@pytest.mark.parametrize("backlog", [2, 0])
+async def test_backlog_n_admits_n_plus_one(backlog):
+    """No cookies, app asleep: N+1 handshakes complete, the next SYN is dropped (overflow)."""
+    n = backlog + 1
+    k = await parity(Scenario(f"backlog {backlog}", backlog, [("connect", n + 1), ("accept", None)],
+                              {SYNCOOKIES: 0}))
+    assert fates(k, "connected") == [True] * n + [False]
+    assert fates(k, "accepted") == [True] * n + [False]
+    assert k.counters["TcpExtListenOverflows"] == 1 and k.counters["TcpExtListenDrops"] == 1
+    assert k.counters["TcpPassiveOpens"] == n
+
+
+async def test_cookies_on_syn_queue_overflow():
+    """Three unanswered SYNs fill a backlog-2 SYN queue; real clients then get cookies, and the
+    accept queue still caps them at 3 (the 4th SYN is dropped before any cookie is made)."""
+    k = await parity(Scenario("cookies on overflow", 2,
+                              [("syn_flood", 3), ("connect", 4), ("accept", None)],
+                              {SYNCOOKIES: 1}))
+    assert fates(k, "cookie") == [True, True, True, False]
+    assert fates(k, "accepted") == [True, True, True, False]
+    assert k.counters["TcpExtSyncookiesSent"] == 3 and k.counters["TcpExtSyncookiesRecv"] == 3
+    assert k.counters["TcpExtTCPReqQFullDoCookies"] == 4
+    assert k.counters["TcpExtListenOverflows"] == 1
+
+
+@pytest.mark.parametrize("timestamps", [1, 0])
+async def test_cookies_forced(timestamps):
+    """tcp_syncookies=2: every SYN gets a cookie; options survive only with timestamps; an
+    accept() makes room for one more."""
+    k = await parity(Scenario(f"forced cookies ts={timestamps}", 1,
+                              [("connect", 3), ("accept", 1), ("connect", 1), ("accept", None)],
+                              {SYNCOOKIES: 2, "net.ipv4.tcp_timestamps": timestamps}))
+    assert fates(k, "connected") == [True, True, False, True]
+    assert fates(k, "cookie") == [True, True, False, True]
+    assert fates(k, "wscale_ok") == [bool(timestamps), bool(timestamps), False, bool(timestamps)]
+    assert fates(k, "sack") == fates(k, "wscale_ok")
+    assert k.counters["TcpExtSyncookiesRecv"] == 3 and k.counters["TcpExtListenOverflows"] == 1
+
+
+async def test_abort_on_overflow_resets_the_third_ack():
+    """Backlog 1 holding one child; two clients whose SYNs both fit, ACKs held back: the second
+    completing ACK overflows the accept queue and tcp_abort_on_overflow=1 answers with a RST."""
+    k = await parity(Scenario("abort_on_overflow=1", 1,
+                              [("connect", 1), ("connect_held", 2), ("release",),
+                               ("accept", None)], {SYNCOOKIES: 1, ABORT: 1}))
+    assert fates(k, "cookie") == [False, False, False]
+    assert fates(k, "accepted") == [True, True, False]
+    assert fates(k, "reset") == [False, False, True]
+    assert k.counters["TcpExtEmbryonicRsts"] == 1 and k.counters["TcpExtListenOverflows"] == 1
+
+
+async def test_without_abort_the_overflowed_client_stalls_then_gets_in():
+    """Same script with tcp_abort_on_overflow=0: no RST, the request sock stays (acked); once
+    accept() made room, the client's retransmitted data completes the handshake."""
+    k = await parity(Scenario("abort_on_overflow=0", 1,
+                              [("connect", 1), ("connect_held", 2), ("release",),
+                               ("accept", None), ("wait", 0.8), ("accept", None)],
+                              {SYNCOOKIES: 1, ABORT: 0}))
+    assert fates(k, "reset") == [False, False, False]
+    assert fates(k, "accepted") == [True, True, True]
+    assert k.counters["TcpExtEmbryonicRsts"] == 0 and k.counters["TcpExtListenOverflows"] >= 1
+    assert k.counters["TcpPassiveOpens"] == 3
