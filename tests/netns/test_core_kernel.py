@@ -121,3 +121,153 @@ async def test_bulk_100mb_endpoint_to_kernel(lab, start_endpoint):
     r = await bulk_download(lab, ep, 5002, 100 * MB, seed=2, timeout=60)
     print(f"\nendpoint -> kernel 100 MB: {r['seconds']:.2f} s = {100 / r['seconds']:.1f} MB/s")
     assert ep.stats["tx_drops"] == 0
+
+
+# ---- 3. the same through a lossy, reordering link -----------------------------------------------
+
+def lossy_links(seed):
+    """2 % loss each way; 2 ms +- 1 ms delay (jitter reorders) plus 3 % of packets sent ahead."""
+    from tuntcp.harness.link import LinkModel
+    kw = dict(delay=0.002, jitter=0.001, loss=0.02, reorder=0.03)
+    return LinkModel(seed=seed, **kw), LinkModel(seed=seed + 1, **kw)
+
+
+async def lossy_transfer(lab, start_endpoint, direction, nbytes, timeout):
+    link_in, link_out = lossy_links(seed=7)
+    ep = start_endpoint(link_in=link_in, link_out=link_out)
+    t0 = trio.current_time()
+    if direction == "up":
+        r = await bulk_upload(lab, ep, 5003, nbytes, seed=3, timeout=timeout)
+    else:
+        r = await bulk_download(lab, ep, 5004, nbytes, seed=4, timeout=timeout)
+    dt = trio.current_time() - t0
+    data_link = link_in if direction == "up" else link_out
+    assert data_link.stats["dropped"] > 0 and data_link.stats["reordered"] > 0
+    print(f"\nlossy {direction} {nbytes / MB:.0f} MB: {dt:.2f} s = {nbytes / MB / dt:.1f} MB/s; "
+          f"in {link_in.stats} out {link_out.stats}; client retrans {r['total_retrans']}; "
+          f"endpoint: " + ", ".join(f"{k} {ep.stack.counters[k]}" for k in (
+              "TcpRetransSegs", "TcpExtTCPTimeouts", "TcpExtTCPSackRecovery",
+              "TcpExtTCPFastRetrans", "TcpExtTCPOFOQueue")))
+    return r, ep
+
+
+@pytest.mark.parametrize("direction", ["up", "down"])
+async def test_lossy_reordering_link_delivers_every_byte(lab, start_endpoint, direction):
+    r, ep = await lossy_transfer(lab, start_endpoint, direction, 10 * MB, timeout=60)
+    if direction == "up":
+        assert r["total_retrans"] > 0     # the kernel repaired the losses
+    else:
+        assert ep.stack.counters["TcpRetransSegs"] > 0   # we repaired them
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("direction", ["up", "down"])
+async def test_lossy_reordering_link_100mb(lab, start_endpoint, direction):
+    await lossy_transfer(lab, start_endpoint, direction, 100 * MB, timeout=600)
+
+
+# ---- 4. hundreds of concurrent connections ------------------------------------------------------
+
+async def test_500_concurrent_kernel_clients_echo(lab, start_endpoint):
+    """500 kernel connects in one burst, then each sends its own payload and must read exactly
+    that back (our echo app half-closes after the client's FIN)."""
+    from tuntcp.harness.clients import connect_clients
+    from tuntcp.shell.apps import echo, guarded
+
+    n = 500
+    ep = start_endpoint()
+    lst = await open_tcp_listener(ep, 7, 1024)
+    assert lst.listener.backlog == 1024
+
+    async def round_trip(i, s, results):
+        ts = trio.socket.from_stdlib_socket(s)
+        msg = b"client %04d " % i + hashlib.sha256(b"%d" % i).digest() * (1 + i % 7)
+        await ts.send(msg)
+        ts.shutdown(socket.SHUT_WR)
+        results[i] = await recv_all(ts, limit=len(msg))
+        ts.close()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.serve_listeners, guarded(echo), [lst])
+        with trio.fail_after(30):
+            socks = await connect_clients(lab, n, 7, timeout=20)
+            assert [type(s) for s in socks] == [socket.socket] * n   # no refusal, no timeout
+            assert ep.stack.counters["TcpPassiveOpens"] == n
+            assert ep.stack.counters["TcpCurrEstab"] == n
+            results = [None] * n
+            async with trio.open_nursery() as clients:
+                for i, s in enumerate(socks):
+                    clients.start_soon(round_trip, i, s, results)
+        nursery.cancel_scope.cancel()
+    for i, got in enumerate(results):
+        assert got == b"client %04d " % i + hashlib.sha256(b"%d" % i).digest() * (1 + i % 7)
+    c = ep.stack.counters
+    assert c["TcpPassiveOpens"] == n and c["TcpActiveOpens"] == 0
+    assert c["TcpExtListenOverflows"] == 0 and c["TcpExtSyncookiesSent"] == 0
+    assert c["TcpEstabResets"] == 0 and c["TcpAttemptFails"] == 0
+
+
+# ---- 5. half-close -------------------------------------------------------------------------------
+
+async def sock_send_all(sock, data) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[await sock.send(view):]
+
+
+async def test_client_half_close_endpoint_still_sends(lab, start_endpoint):
+    """client: send 3000 bytes, shutdown(SHUT_WR)  ->  endpoint: reads them, then b"" (EOF),
+    then sends 200 kB  ->  client reads all of it, then EOF after the endpoint's close."""
+    ep = start_endpoint()
+    lst = await open_tcp_listener(ep, 8001, 16)
+    reply = bytes(range(256)) * 800
+    got = []
+
+    async def client_reads_to_eof():
+        got.append(await recv_all(client))
+
+    with trio.fail_after(20):
+        client = await kernel_connect(lab, 8001)
+        stream = await lst.accept()
+        await sock_send_all(client, b"q" * 3000)
+        client.shutdown(socket.SHUT_WR)
+        assert await receive_exactly(stream, 3000) == b"q" * 3000
+        assert await stream.receive_some() == b""
+        assert await stream.receive_some() == b""          # EOF stays EOF
+        assert stream.conn.state == "CLOSE-WAIT"
+        assert tcp_info(client)["state"] in ("FIN-WAIT-1", "FIN-WAIT-2")   # our ACK may be delayed
+        async with trio.open_nursery() as n:
+            n.start_soon(client_reads_to_eof)
+            await stream.send_all(reply)
+            await stream.aclose()
+    assert got == [reply]
+    # the client sent the first FIN: its socket moved to TIME-WAIT (a timewait sock), the
+    # user's socket is left CLOSED
+    assert tcp_info(client)["state"] == "CLOSED"
+    client.close()
+
+
+async def test_endpoint_half_close_client_still_sends(lab, start_endpoint):
+    """endpoint: send 5000 bytes, send_eof()  ->  client reads them then EOF, and can still
+    send 300 kB  ->  endpoint reads all of it, then the client's FIN (b"")."""
+    ep = start_endpoint()
+    lst = await open_tcp_listener(ep, 8002, 16)
+    upload = bytes(reversed(range(256))) * 1200
+    with trio.fail_after(20):
+        client = await kernel_connect(lab, 8002)
+        stream = await lst.accept()
+        await stream.send_all(b"e" * 5000)
+        await stream.send_eof()
+        assert await recv_all(client) == b"e" * 5000
+        assert tcp_info(client)["state"] == "CLOSE-WAIT"
+        assert stream.conn.state in ("FIN-WAIT-1", "FIN-WAIT-2")   # the kernel may delay its ACK
+        with pytest.raises(trio.ClosedResourceError):
+            await stream.send_all(b"late")
+        async with trio.open_nursery() as n:
+            n.start_soon(sock_send_all, client, upload)
+            assert await receive_exactly(stream, len(upload)) == upload
+        client.shutdown(socket.SHUT_WR)
+        assert await stream.receive_some() == b""
+        assert stream.conn.state == "TIME-WAIT"           # we sent the first FIN
+        await stream.aclose()
+    client.close()
