@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("storm", help="the Kafka broker restart storm, buggy vs fixed cookie wscale")
     from scenarios.storm_cli import add_arguments as _storm_args
     _storm_args(s)
+
+    s = sub.add_parser("bench", help="measure the endpoint side by side with the kernel")
+    from .bench import add_arguments as _bench_args
+    _bench_args(s)
     return p
 
 
@@ -219,8 +223,16 @@ def cmd_storm(args) -> int:
     return storm_main(args)
 
 
+def cmd_bench(args) -> int:
+    from .bench import BenchUsageError, run_cli
+    try:
+        return run_cli(args)
+    except BenchUsageError as e:
+        raise UsageError(str(e)) from None
+
+
 COMMANDS = {"serve": cmd_serve, "ss": cmd_ss, "nstat": cmd_nstat, "netstat": cmd_netstat,
-            "profiles": cmd_profiles, "storm": cmd_storm}
+            "profiles": cmd_profiles, "storm": cmd_storm, "bench": cmd_bench}
 
 
 def _user_error(e: BaseException) -> int:
