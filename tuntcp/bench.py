@@ -409,3 +409,29 @@ def main(cfg: Config) -> int:
             for fn, s, i in top_functions(raw):
                 print(f"  {s:6.1%} {i:6.1%}  {fn}")
     return 0
+
+
+# ---- command line (`tuntcp bench`, wired in cli.py) --------------------------------------------
+
+def add_arguments(s) -> None:
+    s.add_argument("--quick", action="store_true",
+                   help="CI mode: 1 round, under a second per run, small N, every workload")
+    s.add_argument("--rounds", type=int, help="rounds per workload (default 3; --quick 1)")
+    s.add_argument("--seconds", type=float, help="load duration per timed run (default 2)")
+    s.add_argument("--out", default="bench/results.json",
+                   help="JSON report; the Markdown table goes next to it (.md)")
+    s.add_argument("--only", metavar="WORKLOAD,...",
+                   help="comma-separated subset of: " + ", ".join(BY_NAME))
+    s.add_argument("--profile", default=DEFAULT_PROFILE, help="kernel profile for the endpoint")
+    s.add_argument("--profile-row", metavar="ROW",
+                   help="record the tuntcp side of this row with py-spy (first round)")
+
+
+def run_cli(args) -> int:
+    cfg = make_config(quick=args.quick, rounds=args.rounds, seconds=args.seconds, out=args.out,
+                      only=args.only, profile=args.profile, profile_row=args.profile_row)
+    try:
+        return main(cfg)
+    except KeyboardInterrupt:
+        print("tuntcp: bench stopped", file=sys.stderr)
+        return 130
