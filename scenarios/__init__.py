@@ -1,0 +1,10 @@
+"""Scenarios built on the endpoint: storms, floods, labs.
+
+Each entry names a module with ``add_arguments(parser)`` and ``main(args) -> int``; the
+``tuntcp`` CLI gives each its own subcommand (``tuntcp storm``, ``tuntcp fluentd`` ...).
+One line per scenario here, so parallel work does not collide in tuntcp/cli.py.
+"""
+SCENARIOS: dict[str, tuple[str, str]] = {
+    # name: (module, one-line help)
+    "storm": ("scenarios.storm_cli", "the Kafka broker restart storm, buggy vs fixed cookie wscale"),
+}

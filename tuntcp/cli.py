@@ -255,7 +255,7 @@ def main(argv=None) -> int:
     user_errors = (UsageError, ProfileError, ControlError, LabError, StackError, PermissionError)
     try:
         args = build_parser().parse_args(argv)
-        return COMMANDS[args.cmd](args)
+        return COMMANDS.get(args.cmd, cmd_scenario)(args)
     except user_errors as e:
         return _user_error(e)
     except BaseExceptionGroup as eg:
