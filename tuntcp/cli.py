@@ -218,9 +218,9 @@ def _leaves(e: BaseException):
         yield e
 
 
-def cmd_storm(args) -> int:
-    from scenarios.storm_cli import main as storm_main
-    return storm_main(args)
+def cmd_scenario(args) -> int:
+    import importlib
+    return importlib.import_module(args._scenario).main(args)
 
 
 def cmd_bench(args) -> int:
@@ -232,7 +232,7 @@ def cmd_bench(args) -> int:
 
 
 COMMANDS = {"serve": cmd_serve, "ss": cmd_ss, "nstat": cmd_nstat, "netstat": cmd_netstat,
-            "profiles": cmd_profiles, "storm": cmd_storm, "bench": cmd_bench}
+            "profiles": cmd_profiles, "bench": cmd_bench}
 
 
 def _user_error(e: BaseException) -> int:
