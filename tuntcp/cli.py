@@ -73,9 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("profiles", help="list kernel profiles, or the knobs of one")
     s.add_argument("profile", nargs="?")
 
-    s = sub.add_parser("storm", help="the Kafka broker restart storm, buggy vs fixed cookie wscale")
-    from scenarios.storm_cli import add_arguments as _storm_args
-    _storm_args(s)
+    import importlib
+
+    from scenarios import SCENARIOS
+    for name, (module, help_text) in SCENARIOS.items():
+        s = sub.add_parser(name, help=help_text)
+        s.set_defaults(_scenario=module)
+        importlib.import_module(module).add_arguments(s)
 
     s = sub.add_parser("bench", help="measure the endpoint side by side with the kernel")
     from .bench import add_arguments as _bench_args
