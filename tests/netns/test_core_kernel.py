@@ -271,3 +271,183 @@ async def test_endpoint_half_close_client_still_sends(lab, start_endpoint):
         assert stream.conn.state == "TIME-WAIT"           # we sent the first FIN
         await stream.aclose()
     client.close()
+
+
+# ---- 6. RST ----------------------------------------------------------------------------------------
+
+async def test_kernel_linger0_close_breaks_the_endpoint_stream(lab, start_endpoint):
+    """client: SO_LINGER 0, exchange a little, close()  ->  RST  ->  endpoint: the next
+    receive_some and send_all raise BrokenResourceError."""
+    ep = start_endpoint()
+    lst = await open_tcp_listener(ep, 8003, 16)
+    with trio.fail_after(10):
+        client = await kernel_connect(lab, 8003, linger0=True)
+        stream = await lst.accept()
+        await sock_send_all(client, b"hello")
+        assert await receive_exactly(stream, 5) == b"hello"
+        client.close()
+        with pytest.raises(trio.BrokenResourceError):
+            await stream.receive_some()
+        with pytest.raises(trio.BrokenResourceError):
+            await stream.send_all(b"anyone there?")
+    assert stream.conn.error == "reset" and stream.conn.state == "CLOSED"
+    assert ep.stack.counters["TcpEstabResets"] == 1
+    await stream.aclose()
+
+
+async def test_endpoint_abort_resets_the_kernel_client(lab, start_endpoint):
+    """endpoint: stream.abort()  ->  RST  ->  client recv() raises ECONNRESET."""
+    ep = start_endpoint()
+    lst = await open_tcp_listener(ep, 8004, 16)
+    with trio.fail_after(10):
+        client = await kernel_connect(lab, 8004)
+        stream = await lst.accept()
+        stream.abort()
+        with pytest.raises(ConnectionResetError):
+            await client.recv(100)
+    assert ep.stack.counters["TcpOutRsts"] == 1
+    client.close()
+
+
+async def test_endpoint_close_with_unread_data_resets_the_kernel_client(lab, start_endpoint):
+    """client sends 1000 bytes nobody reads; endpoint aclose()  ->  RST (not FIN), like close(2)
+    with a non-empty receive queue  ->  client recv() raises ECONNRESET."""
+    ep = start_endpoint()
+    lst = await open_tcp_listener(ep, 8005, 16)
+    with trio.fail_after(10):
+        client = await kernel_connect(lab, 8005)
+        stream = await lst.accept()
+        await sock_send_all(client, b"u" * 1000)
+        while stream.conn.readable() < 1000:
+            await trio.sleep(0.005)
+        await stream.aclose()
+        with pytest.raises(ConnectionResetError):
+            await client.recv(100)
+    c = ep.stack.counters
+    assert c["TcpExtTCPAbortOnClose"] == 1 and c["TcpOutRsts"] == 1
+    client.close()
+
+
+async def test_connect_to_a_closed_port_is_refused(lab, start_endpoint):
+    """No listener on 8006 (one exists on 8007): the kernel client's SYN gets RST+ACK."""
+    ep = start_endpoint()
+    await open_tcp_listener(ep, 8007, 16)
+    with trio.fail_after(10):
+        with pytest.raises(ConnectionRefusedError):
+            await kernel_connect(lab, 8006)
+    assert ep.stack.counters["TcpOutRsts"] == 1
+    assert ep.stack.counters["TcpPassiveOpens"] == 0
+
+
+# ---- 7. clients we did not write ---------------------------------------------------------------
+
+async def test_curl_gets_the_http_app(lab, start_endpoint, nursery):
+    from tuntcp.shell.apps import guarded, http_app
+
+    ep = start_endpoint()
+    lst = await open_tcp_listener(ep, 80, 16)
+    nursery.start_soon(trio.serve_listeners, guarded(http_app("hello from the netns test")), [lst])
+    with trio.fail_after(20):
+        r = await ans_run(lab, ["curl", "-sS", "-m", "10", "-D", "-", "http://198.18.1.1/x"])
+        head = await ans_run(lab, ["curl", "-sS", "-m", "10", "-I", "http://198.18.1.1/"])
+    assert r.returncode == 0, r.stderr
+    text = r.stdout.decode()
+    assert text.startswith("HTTP/1.0 200 OK\r\n")
+    assert "Content-Length: 26\r\n" in text
+    assert text.endswith("\r\n\r\nhello from the netns test\n")
+    assert head.returncode == 0 and head.stdout.decode().startswith("HTTP/1.0 200 OK\r\n")
+    assert head.stdout.decode().endswith("\r\n\r\n")     # HEAD: no body
+    assert ep.stack.counters["TcpPassiveOpens"] == 2
+
+
+async def test_socat_file_into_sink_and_through_echo(lab, start_endpoint, nursery, tmp_path):
+    """socat sends a 4 MB file into a hashing sink (byte-exact), then through the echo app
+    (what comes back is the file)."""
+    from tuntcp.shell.apps import echo, guarded
+
+    data = b"".join(payload_chunks(11, 4 * MB))
+    src = tmp_path / "in.bin"
+    src.write_bytes(data)
+    ep = start_endpoint()
+    sink = await open_tcp_listener(ep, 9, 16)
+    echo_lst = await open_tcp_listener(ep, 7, 16)
+    nursery.start_soon(trio.serve_listeners, guarded(echo), [echo_lst])
+    got_n, got_digest = [], []
+    with trio.fail_after(60):
+        async with trio.open_nursery() as n:
+            n.start_soon(serve_hash_sink, sink, got_n, got_digest)
+            r = await ans_run(lab, ["socat", "-u", f"FILE:{src}", "TCP:198.18.1.1:9"])
+        assert r.returncode == 0, r.stderr
+        assert got_n == [len(data)] and got_digest == [hashlib.sha256(data).hexdigest()]
+        with open(src, "rb") as f:
+            r = await ans_run(lab, ["socat", "-t", "30", "-", "TCP:198.18.1.1:7"], stdin=f)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout) == len(data) and r.stdout == data
+
+
+# ---- 8. pcap, tcpdump, tshark, ss ------------------------------------------------------------------
+
+def run_tool(argv):
+    import subprocess
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30)
+
+
+async def test_pcap_reads_in_tcpdump_and_tshark_and_wscale_matches_ss(lab, start_endpoint,
+                                                                      tmp_path):
+    """A ping/pong exchange recorded by the endpoint's PcapWriter.  tcpdump and tshark both read
+    the file and show the SYN and SYN-ACK with their options; the shifts they show, the shifts
+    our stream.info() reports and the shifts the kernel client's `ss -tin` shows all agree.
+    The client locks SO_RCVBUF at 300000, so it announces a smaller shift than ours."""
+    from tuntcp.wire.pcap import PcapWriter
+
+    path = tmp_path / "x.pcap"
+    pcap = PcapWriter(str(path))
+    ep = start_endpoint(pcap=pcap)
+    lst = await open_tcp_listener(ep, 8010, 16)
+    with trio.fail_after(20):
+        client = await kernel_connect(lab, 8010, rcvbuf=300000)
+        stream = await lst.accept()
+        await sock_send_all(client, b"ping")
+        assert await receive_exactly(stream, 4) == b"ping"
+        await stream.send_all(b"pong")
+        assert await client.recv(4) == b"pong"
+        cport = client.getsockname()[1]
+        ss = await ans_run(lab, ["ss", "-tinH", "state", "established",
+                                 f"( sport = :{cport} )"])
+        info = stream.info()
+        client.close()
+        assert await stream.receive_some() == b""
+        await stream.aclose()
+    pcap.flush()
+
+    assert ss.returncode == 0, ss.stderr
+    fields = [f for f in ss.stdout.decode().split() if f.startswith("wscale:")]
+    assert len(fields) == 1, ss.stdout
+    ss_snd, ss_rcv = map(int, fields[0][len("wscale:"):].split(","))
+    # the client's snd_wscale is our rcv_wscale and vice versa
+    assert (ss_snd, ss_rcv) == (info["rcv_wscale"], info["snd_wscale"])
+    assert 0 < info["snd_wscale"] < info["rcv_wscale"]   # so a swapped pair would show
+
+    dump = await trio.to_thread.run_sync(run_tool, ["tcpdump", "-nn", "-r", str(path)])
+    assert dump.returncode == 0, dump.stderr
+    lines = dump.stdout.splitlines()
+    syn = [ln for ln in lines if "Flags [S]," in ln]
+    synack = [ln for ln in lines if "Flags [S.]," in ln]
+    assert len(syn) == 1 and len(synack) == 1, dump.stdout
+    assert f"198.18.0.1.{cport} > 198.18.1.1.8010" in syn[0]
+    assert f"198.18.1.1.8010 > 198.18.0.1.{cport}" in synack[0]
+    assert "mss 1460,sackOK,TS val" in syn[0] and f"wscale {info['snd_wscale']}]" in syn[0]
+    assert "mss 1460,sackOK,TS val" in synack[0] and f"wscale {info['rcv_wscale']}]" in synack[0]
+    assert sum("Flags [R" in ln for ln in lines) == 0   # a clean FIN close
+    assert sum("Flags [F" in ln for ln in lines) == 2
+
+    shark = await trio.to_thread.run_sync(run_tool, ["tshark", "-n", "-r", str(path)])
+    assert shark.returncode == 0, shark.stderr
+    tlines = shark.stdout.splitlines()
+    tsyn = [ln for ln in tlines if "[SYN]" in ln]
+    tsynack = [ln for ln in tlines if "[SYN, ACK]" in ln]
+    assert len(tsyn) == 1 and len(tsynack) == 1, shark.stdout
+    for ln, shift in ((tsyn[0], info["snd_wscale"]), (tsynack[0], info["rcv_wscale"])):
+        assert "MSS=1460" in ln and "SACK_PERM" in ln and "TSval=" in ln
+        assert f"WS={1 << shift}" in ln
+    assert len(tlines) == len(lines) == pcap.count
