@@ -339,7 +339,7 @@ class Connection:
         self.rcvbuf = _window.sock_set_rcvbuf(self.profile, n)
         self.rcvbuf_locked = True
         if self.win is not None:
-            self.win.set_rcvbuf(self.rcvbuf)
+            self.win.set_rcvbuf(n)          # applies the same limit-and-double itself
 
     def set_sndbuf(self, n: int) -> None:
         """SO_SNDBUF: ``sock_setsockopt``: min(val, wmem_max) doubled, floored, locked."""
@@ -1094,8 +1094,7 @@ class Connection:
         off = (self.snd_nxt - self.snd_una) & MASK
         if off < len(self.sndq):
             return True
-        return self.fin_queued and self.snd_max != (self.fin_seq + 1) & MASK or \
-            (self.fin_queued and seq_lt(self.snd_nxt, (self.fin_seq + 1) & MASK))
+        return self.fin_queued and seq_lt(self.snd_nxt, (self.fin_seq + 1) & MASK)
 
     def _inflight_segs(self) -> int:
         out = ((self.snd_nxt - self.snd_una) & MASK) - self.sb.sacked_bytes
