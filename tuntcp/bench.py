@@ -58,6 +58,7 @@ class Row:
     unit: str
     higher_better: bool
     title: str
+    extras: tuple = ()        # other metrics of the same runs, reported per side as lists
 
 
 @dataclass
@@ -71,7 +72,7 @@ class Workload:
 
 
 def _wl(name, mtu, t, k, rows):
-    return Workload(name, mtu, t, k, [Row(r[0], name, r[1], r[2], r[3], r[4]) for r in rows])
+    return Workload(name, mtu, t, k, [Row(r[0], name, *r[1:]) for r in rows])
 
 
 def _storm(n):
@@ -83,34 +84,33 @@ def _storm(n):
     return t, k
 
 
+STORM_EXTRAS = ("syn_retrans", "established", "issue_seconds", "tun_tx_dropped")
 WORKLOADS = [
     _wl("handshakes", 1500, W.handshakes_tuntcp, W.handshakes_kernel,
         [("handshakes_per_s", "handshakes_per_s", "conn/s", True,
-          "handshakes/s (ab -c 64, no keep-alive)")]),
+          "handshakes/s (ab -c 64, no keep-alive)", ("failed",))]),
     _wl("cookies_flood", 1500, W.cookies_tuntcp, W.cookies_kernel,
         [("cookie_synacks_per_s", "cookie_synacks_per_s", "SYN-ACK/s", True,
-          "cookie SYN-ACKs/s (hping3 --flood, syncookies=2)")]),
+          "cookie SYN-ACKs/s (hping3 --flood, syncookies=2)", ("offered_pps",))]),
     _wl("cookies_50k", 1500, W.cookies50k_tuntcp, W.cookies50k_kernel,
         [("cookies_50k_answered_share", "answered_share", "share", True,
-          "share of SYNs answered at 50k pps (paced raw sender)"),
-         ("cookies_50k_offered_pps", "offered_pps", "pkt/s", True,
-          "SYNs/s actually offered (50k asked)")]),
+          "share of SYNs answered at 50k pps (paced raw sender)",
+          ("offered_pps", "cookie_synacks_per_s"))]),
     _wl("latency", 1500, W.latency_tuntcp, W.latency_kernel,
         [("latency_p50_us", "p50_us", "us", False, "request/response 64 B, p50"),
          ("latency_p99_us", "p99_us", "us", False, "request/response 64 B, p99")]),
     _wl("storm_1k", 1500, *_storm(1000),
-        [("storm_1k_s", "seconds", "s", False, "1k simultaneous connects: all established"),
-         ("storm_1k_syn_retrans", "syn_retrans", "SYN rtx", False,
-          "1k storm: client SYN retransmits")]),
+        [("storm_1k_s", "seconds", "s", False, "1k simultaneous connects: all established",
+          STORM_EXTRAS)]),
     _wl("storm_10k", 1500, *_storm(10000),
-        [("storm_10k_s", "seconds", "s", False, "10k simultaneous connects: all established"),
-         ("storm_10k_syn_retrans", "syn_retrans", "SYN rtx", False,
-          "10k storm: client SYN retransmits")]),
+        [("storm_10k_s", "seconds", "s", False, "10k simultaneous connects: all established",
+          STORM_EXTRAS)]),
 ]
 for _mtu in (1500, 9000, 65535):
     WORKLOADS.append(_wl(f"ingest_{_mtu}", _mtu, W.ingest_tuntcp, W.ingest_kernel,
                          [(f"ingest_MBps_mtu{_mtu}", "MBps", "MB/s", True,
-                           f"ingest, socat /dev/zero -> discard, MTU {_mtu}")]))
+                           f"ingest, socat /dev/zero -> discard, MTU {_mtu}",
+                           ("csum_errors",))]))
     WORKLOADS.append(_wl(f"egress_{_mtu}", _mtu, W.egress_tuntcp, W.egress_kernel,
                          [(f"egress_MBps_mtu{_mtu}", "MBps", "MB/s", True,
                            f"egress, source -> socat /dev/null, MTU {_mtu}")]))
@@ -295,6 +295,10 @@ def _assemble(cfg, chosen, raw, errors, profile) -> dict:
                 sides[side] = _summary([None if r is None else r.get(row.metric)
                                         for r in raw[wl.name][side]])
             t, k = sides["tuntcp"]["median"], sides["kernel"]["median"]
+            for side in ("tuntcp", "kernel"):
+                sides[side]["extras"] = {
+                    x: [None if r is None else r.get(x) for r in raw[wl.name][side]]
+                    for x in row.extras}
             rows[row.name] = {"workload": wl.name, "title": row.title, "unit": row.unit,
                               "higher_is_better": row.higher_better, **sides,
                               "ratio": (t / k) if t is not None and k else None}
@@ -308,9 +312,6 @@ def _assemble(cfg, chosen, raw, errors, profile) -> dict:
         met = None if v is None else {">=": v >= thr, "<=": v <= thr, "<": v < thr}[cmp]
         targets.append({"target": what, "row": name, "measured": v, "threshold": thr,
                         "op": op, "met": met})
-    if "ingest_MBps_mtu1500" in rows:
-        csum = [r.get("csum_errors") for r in raw["ingest_1500"]["tuntcp"] if r]
-        rows["ingest_MBps_mtu1500"]["tuntcp"]["checksum_errors"] = csum
     return {
         "meta": {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                  "host": platform.node(), "kernel": platform.release(),
@@ -350,18 +351,31 @@ def _cell(s) -> str:
     return f"{_fmt(s['median'])} ({_fmt(s['min'])}–{_fmt(s['max'])})"
 
 
+def _notes(r) -> str:
+    parts = []
+    for x in r["tuntcp"].get("extras", {}):
+        med = []
+        for side in ("tuntcp", "kernel"):
+            vals = [v for v in r[side]["extras"].get(x, []) if v is not None]
+            med.append(_fmt(statistics.median(vals)) if vals else "-")
+        parts.append(f"{x} {med[0]} / {med[1]}")
+    return "; ".join(parts)
+
+
 def markdown(res: dict) -> str:
     m = res["meta"]
     out = [f"# tuntcp bench — {m['when']}", "",
            f"{m['cpus']} CPUs, Linux {m['kernel']}, Python {m['python']}, profile {m['profile']}; "
            f"{m['rounds']} round(s) of {m['seconds']} s, tuntcp and kernel alternating. "
            "Cells: median (min–max). Ratio = tuntcp median / kernel median.", "",
-           "| metric | unit | tuntcp | kernel | ratio | better |", "|---|---|---|---|---|---|"]
+           "| metric | unit | tuntcp | kernel | ratio | better | notes (medians, tuntcp / kernel) |",
+           "|---|---|---|---|---|---|---|"]
     for name, r in res["rows"].items():
         out.append(f"| {r['title']} | {r['unit']} | {_cell(r['tuntcp'])} | {_cell(r['kernel'])} "
-                   f"| {_fmt(r['ratio'])}× | {'higher' if r['higher_is_better'] else 'lower'} |")
+                   f"| {_fmt(r['ratio'])}× | {'higher' if r['higher_is_better'] else 'lower'} "
+                   f"| {_notes(r)} |")
     for name, why in res["not_measured"].items():
-        out.append(f"| {name} | - | {why} | - | - | - |")
+        out.append(f"| {name} | - | {why} | - | - | - | - |")
     out += ["", "## Targets (issue 5)", "", "| target | measured (tuntcp median) | met |",
             "|---|---|---|"]
     for t in res["targets"]:

@@ -1,0 +1,71 @@
+"""`tuntcp bench --quick` end to end: every workload is measured on both sides and reported.
+
+No gates on the numbers (the machine is noisy); what must hold is that each row has a tuntcp
+value, a kernel value and their ratio, that the targets are evaluated, that the Markdown table
+is written, and that no namespace or process is left behind.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tuntcp.bench import TARGETS, WORKLOADS
+from tuntcp.harness import netns
+
+pytestmark = pytest.mark.netns
+
+
+def _leftover_bench_processes():
+    """Processes the bench starts in its labs (servers, clients, floods) that are still alive."""
+    marks = ("tuntcp.bench_kernel_server", "tuntcp.bench_clients", "hping3", "TCP:198.18.")
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if any(m in cmd for m in marks):
+            found.append(cmd)
+    return found
+
+
+def test_bench_quick_reports_every_workload_on_both_sides(netns_available, tmp_path):
+    out = tmp_path / "results.json"
+    tuntcp = os.path.join(os.path.dirname(sys.executable), "tuntcp")
+    p = subprocess.Popen([tuntcp, "bench", "--quick", "--out", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _, err = p.communicate(timeout=600)
+    finally:
+        p.kill()
+    assert p.returncode == 0, err[-2000:]
+    # the bench's labs are named tuntcp-<its pid>-<n>; other tests may run labs meanwhile
+    assert [n for n in netns.list_namespaces() if n.startswith(f"tuntcp-{p.pid}-")] == []
+    res = json.loads(out.read_text())
+
+    assert res["errors"] == []
+    expected = {row.name for wl in WORKLOADS for row in wl.rows}
+    assert set(res["rows"]) == expected
+    for name, row in res["rows"].items():
+        for side in ("tuntcp", "kernel"):
+            s = row[side]
+            assert isinstance(s["median"], (int, float)), (name, side, s)
+            assert s["min"] <= s["median"] <= s["max"], (name, side, s)
+            assert len(s["values"]) == res["meta"]["rounds"] == 1
+        assert row["ratio"] == pytest.approx(row["tuntcp"]["median"] / row["kernel"]["median"])
+
+    assert [t["target"] for t in res["targets"]] == [t[3] for t in TARGETS]
+    assert all(t["met"] in (True, False) for t in res["targets"])
+    # every checksum verified on the endpoint's ingest path, none bad
+    assert res["rows"]["ingest_MBps_mtu1500"]["tuntcp"]["extras"]["csum_errors"] == [0]
+    storm = res["rows"]["storm_10k_s"]
+    assert storm["tuntcp"]["extras"]["established"] == [10000]
+    assert storm["kernel"]["extras"]["established"] == [10000]
+    assert "vnet_offload" in res["not_measured"]
+
+    md = out.with_suffix(".md").read_text()
+    assert "| handshakes/s" in md and "## Targets" in md
+    assert _leftover_bench_processes() == []
