@@ -45,6 +45,21 @@ def test_active_open_linux_options_and_window_scaling():
     assert (info["snd_wscale"], info["rcv_wscale"], info["mss"]) == (8, 7, 1388)
 
 
+def test_retransmitted_synack_after_establishment_is_reacked():
+    """Our third ACK was lost: the SYN-ACK comes again and is answered with an ACK (a
+    challenge ACK, tcp_validate_incoming), which lets the listener finish."""
+    st, d, box, a = active()
+    d.run("""
+0.000 %connect
+0.000 > S 0:0(0) win 64240 <mss 1460,sackOK,TS val * ecr 0,nop,wscale 7>
+0.010 < S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 500 ecr 0,nop,wscale 7>
+0.010 > . 1:1(0) ack 1 win 502 <nop,nop,TS val * ecr 500>
+1.010 < S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 1500 ecr 0,nop,wscale 7>
+1.010 > . 1:1(0) ack 1 win 502 <nop,nop,TS val * ecr 500>
+""", a)
+    assert box["c"].state == "ESTABLISHED"
+
+
 def test_peer_without_options_gets_plain_segments():
     """No wscale/TS/SACK from the peer: our shift becomes 0, no TS on data, MSS 536 default."""
     st, d, box, a = active()

@@ -433,7 +433,8 @@ class Connection:
         self.dupacks = 0
         self.sb.clear()     # Linux keeps SACK marks on RTO only when it trusts them; we do not
         if self.retrans_stamp is None:
-            self.retrans_stamp = self.lastsnd if self.retransmits == 0 else now
+            # Linux keeps the head skb's first send time; the timer was armed one RTO ago
+            self.retrans_stamp = now - self.rto.rto
         self.retransmits += 1
         self.rtt_seq = None            # Karn: no sample from retransmitted data
         self.snd_nxt = self.snd_una    # go back N: mark everything lost (tcp_enter_loss)
@@ -491,12 +492,19 @@ class Connection:
         if not self.ts_ok or ts is None:
             return False
         d = (self.ts_recent - ts[0]) & MASK
-        if 1 < d < 1 << 31:
+        if 1 < d < 1 << 31 and not self._disordered_ack(seg, d):
             if not seg.flags & RST:
                 self.stack.counters.inc("TcpExtPAWSEstab")
                 self._send_dupack(seg, now)
             return True
         return False
+
+    def _disordered_ack(self, seg: Segment, d: int) -> bool:
+        """``tcp_disordered_ack``: a reordered pure duplicate ACK (seq == rcv_nxt, ack ==
+        snd_una, no window change) is let through PAWS if its TSval is at most ~RTO old."""
+        return (seg.flags & (SYN | FIN | RST)) == 0 and not seg.payload and \
+            seg.seq == self.rcv_nxt and seg.ack == self.snd_una and \
+            seg.window << self.snd_wscale == self.snd_wnd and d <= self.rto.rto * 1000
 
     def _fast_path(self, seg: Segment, now: float) -> None:
         """Header prediction (``tcp_rcv_established`` fast path): in-order segment, ACK only
@@ -510,8 +518,12 @@ class Connection:
                 self.ts_recent = seg.options.ts[0]
         if not self._ack(seg, now) or self.state == "CLOSED":
             return
+        c = self.stack.counters
         if seg.payload:
+            c["TcpExtTCPHPHits"] = c.get("TcpExtTCPHPHits", 0) + 1
             self._data(seg, now)
+        else:
+            c["TcpExtTCPHPAcks"] = c.get("TcpExtTCPHPAcks", 0) + 1
         self._after_input(now)
 
     def _rcv_synced(self, seg: Segment, now: float) -> None:
