@@ -54,12 +54,6 @@ class Counters(dict):
         return out
 
     def nstat(self, zeros: bool = True) -> str:
-        """Text like ``nstat -az``: name, absolute value, rate column (always 0.0 here)."""
-        names = list(KNOWN) if zeros else []
-        names += sorted(k for k in self if k not in KNOWN)
-        lines = ["#kernel"]
-        for n in names:
-            v = self.get(n, 0)
-            if v or zeros:
-                lines.append(f"{n:<32}{v:>18}{0.0:>15.1f}")
-        return "\n".join(lines) + "\n"
+        """Text like ``nstat -az`` (see ``tuntcp.obs.views.nstat_text``)."""
+        from .views import nstat_text
+        return nstat_text(self, zeros=zeros)
