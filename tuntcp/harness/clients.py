@@ -87,15 +87,11 @@ def set_linger0(sock: socket.socket) -> None:
 
 
 def _read_mib(paths) -> dict:
+    from .kstat import parse_proc_tables
     out = {}
     for path in paths:
         with open(path) as f:
-            lines = f.read().splitlines()
-        for head, vals in zip(lines[::2], lines[1::2]):
-            prefix, names = head.split(":", 1)
-            _, values = vals.split(":", 1)
-            for k, v in zip(names.split(), values.split()):
-                out[prefix + k] = int(v)
+            out.update(parse_proc_tables(f.read()))
     return out
 
 
