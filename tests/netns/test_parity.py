@@ -83,6 +83,16 @@ async def test_cookies_forced(timestamps):
     assert k.counters["TcpExtSyncookiesRecv"] == 3 and k.counters["TcpExtListenOverflows"] == 1
 
 
+async def test_failed_cookies_after_an_overflow():
+    """Bare ACKs that match nothing count as failed cookies only while an overflow is recent."""
+    k = await parity(Scenario("failed cookies", 2,
+                              [("bogus_ack", 1), ("syn_flood", 4), ("bogus_ack", 2),
+                               ("connect", 1), ("accept", None)], {SYNCOOKIES: 1}))
+    assert k.counters["TcpExtSyncookiesFailed"] == 2
+    assert k.counters["TcpExtSyncookiesSent"] == 2 and k.counters["TcpExtSyncookiesRecv"] == 1
+    assert fates(k, "accepted") == [True]
+
+
 async def test_abort_on_overflow_resets_the_third_ack():
     """Backlog 1 holding one child; two clients whose SYNs both fit, ACKs held back: the second
     completing ACK overflows the accept queue and tcp_abort_on_overflow=1 answers with a RST."""
@@ -106,3 +116,17 @@ async def test_without_abort_the_overflowed_client_stalls_then_gets_in():
     assert fates(k, "accepted") == [True, True, True]
     assert k.counters["TcpExtEmbryonicRsts"] == 0 and k.counters["TcpExtListenOverflows"] >= 1
     assert k.counters["TcpPassiveOpens"] == 3
+
+
+async def test_backlog_0_cookie_ack_overflow_is_silent_even_with_abort():
+    """Backlog 0, two clients whose SYNs both arrive before any ACK: the second SYN finds the
+    SYN queue full (qlen 1 > 0) and gets a cookie; its ACK then overflows the accept queue and
+    is dropped with no state and no RST, tcp_abort_on_overflow=1 notwithstanding."""
+    k = await parity(Scenario("backlog 0 abort", 0,
+                              [("connect_held", 2), ("release",), ("accept", None)],
+                              {SYNCOOKIES: 1, ABORT: 1}))
+    assert fates(k, "cookie") == [False, True]
+    assert fates(k, "accepted") == [True, False]
+    assert fates(k, "reset") == [False, False]
+    assert k.counters["TcpExtSyncookiesRecv"] == 1 and k.counters["TcpExtEmbryonicRsts"] == 0
+    assert k.counters["TcpExtListenOverflows"] == 1

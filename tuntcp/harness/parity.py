@@ -20,6 +20,9 @@ Steps (executed in order; every client gets a fixed index in ``Outcome.clients``
   ("syn_flood", k)     k SYNs from unassigned 198.18.0.0/15 sources nobody answers for (raw
                        socket): they sit in the SYN queue as request socks (fills it for
                        "cookies on overflow").
+  ("bogus_ack", k)     k bare ACKs with a made-up ACK number from unassigned sources (no
+                       request sock matches: after a recent overflow they are checked as
+                       cookies and fail; the RST goes nowhere).
   ("connect", k)       k clients, one after another; each is given SETTLE seconds to finish
                        its handshake, and one that did not is recorded as not connected and
                        closed (before its SYN would be retransmitted after 1 s, so each blocked
@@ -102,7 +105,6 @@ class Outcome:
 
 def closest_profile(release: str | None = None) -> str:
     """The linux-X.Y profile with the highest version not above the running kernel's."""
-    from ..profiles import linux as _linux  # noqa: F401  (registers the profiles)
     from ..profiles import names
     release = release or platform.release()
     m = re.match(r"(\d+)\.(\d+)", release)
@@ -136,6 +138,15 @@ def spoofed_syn(src: str, dst: str, sport: int, dport: int, seq: int = 1000,
     from ..wire.segment import SYN, Segment, TcpOptions
     return codec.build(Segment(codec.ip_int(src), codec.ip_int(dst), sport, dport, seq=seq,
                                flags=SYN, window=65535, options=TcpOptions(mss=mss)))
+
+
+def bare_ack(src: str, dst: str, sport: int, dport: int, seq: int = 5000,
+             ack: int = 0x12345678) -> bytes:
+    """A bare ACK nobody's handshake produced (for SyncookiesFailed)."""
+    from ..wire import codec
+    from ..wire.segment import ACK, Segment
+    return codec.build(Segment(codec.ip_int(src), codec.ip_int(dst), sport, dport, seq=seq,
+                               ack=ack, flags=ACK, window=1024))
 
 
 def send_raw(lab: Lab, packets: list[bytes], dst: str) -> None:
@@ -265,6 +276,12 @@ async def run_side(lab: Lab, srv, sc: Scenario) -> Outcome:
             pkts = [spoofed_syn(socket.inet_ntoa((base + nspoof + i).to_bytes(4, "big")),
                                 srv.addr, 40000 + nspoof + i, sc.port) for i in range(step[1])]
             nspoof += step[1]
+            send_raw(lab, pkts, srv.addr)
+            await srv.settle()
+        elif op == "bogus_ack":
+            base = int.from_bytes(socket.inet_aton(srv.spoof_base), "big") + 50
+            pkts = [bare_ack(socket.inet_ntoa((base + i).to_bytes(4, "big")), srv.addr,
+                             41000 + i, sc.port) for i in range(step[1])]
             send_raw(lab, pkts, srv.addr)
             await srv.settle()
         elif op in ("connect", "connect_held"):
