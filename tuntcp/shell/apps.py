@@ -70,8 +70,16 @@ async def serve(lab, profile, args, links=None) -> None:
 
     events = EventLog(args.events) if args.events else None
     pcap = PcapWriter(args.pcap) if args.pcap else None
+
+    def log(kind, **fields):
+        # the kernel's log lines ("Possible SYN flooding ...") go to the console like dmesg
+        if kind == "kernel_log":
+            print(f"kernel: {fields.get('line', '')}", flush=True)
+        if events is not None:
+            events(kind, **fields)
+
     try:
-        stack = Stack(profile, addrs={lab.endpoint_ip}, secret=os.urandom(16), log=events)
+        stack = Stack(profile, addrs={lab.endpoint_ip}, secret=os.urandom(16), log=log)
         link_in, link_out = links if links else (None, None)
         ep = Endpoint(stack, lab.tun_fd, pcap=pcap, link_in=link_in, link_out=link_out)
         lst = TcpListener(ep, stack.listen(args.port, args.backlog, rcvbuf=args.rcvbuf))
