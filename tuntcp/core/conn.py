@@ -24,7 +24,6 @@ MSS_DEFAULT = 536            # TCP_MSS_DEFAULT: peer sent no MSS option (RFC 929
 MIN_MSS = 88                 # TCP_MIN_MSS
 TS_LEN = 12                  # TCPOLEN_TSTAMP_ALIGNED
 MAX_QUICKACKS = 16           # TCP_MAX_QUICKACKS
-SOCK_MIN_SNDBUF = 4608       # 2 * (2048 + sizeof(sk_buff)), as ``sock_setsockopt`` floors it
 
 # icsk_ack.pending bits (include/net/inet_connection_sock.h)
 ACK_SCHED, ACK_TIMER, ACK_PUSHED, ACK_PUSHED2, ACK_NOW = 1, 2, 4, 8, 16
@@ -342,11 +341,8 @@ class Connection:
             self.win.set_rcvbuf(n)          # applies the same limit-and-double itself
 
     def set_sndbuf(self, n: int) -> None:
-        """SO_SNDBUF: ``sock_setsockopt``: min(val, wmem_max) doubled, floored, locked."""
-        if n < 0:
-            raise ValueError(f"SO_SNDBUF must be >= 0, got {n}")
-        v = min(n, self.profile["net.core.wmem_max"])
-        self.sndbuf = max(2 * v, SOCK_MIN_SNDBUF)
+        """SO_SNDBUF (``sock_setsockopt``): limited by wmem_max, doubled, floored, locked."""
+        self.sndbuf = _window.sock_set_sndbuf(self.profile, n)
         self.sndbuf_locked = True
 
     # ================================================================== timers
@@ -439,7 +435,7 @@ class Connection:
         self.rtt_seq = None            # Karn: no sample from retransmitted data
         self.snd_nxt = self.snd_una    # go back N: mark everything lost (tcp_enter_loss)
         self.rto.backoff()
-        self._push(now, rto_retx=True)
+        self._push(now)
         self._arm_rtx(now + self.rto.rto, "rtx")
 
     def _probe_timer(self, now: float) -> None:
@@ -789,7 +785,7 @@ class Connection:
                 self.rtx_at = None
         else:
             self._arm_rtx(now + self.rto.rto, "rtx")
-        self.sndq_full_expand()
+        self._sndbuf_expand()
         self.stack.dirty.add(self)
         if fin_acked:
             st = self.state
@@ -804,7 +800,7 @@ class Connection:
                 return False
         return True
 
-    def sndq_full_expand(self) -> bool:
+    def _sndbuf_expand(self) -> bool:
         """``tcp_sndbuf_expand`` after an ACK: an unlocked send buffer grows to hold about two
         congestion windows (capped by tcp_wmem[2])."""
         if self.sndbuf_locked or self.cc is None:
@@ -1112,7 +1108,7 @@ class Connection:
         out = ((self.snd_nxt - self.snd_una) & MASK) - self.sb.sacked_bytes
         return max((out + self.mss - 1) // self.mss, 0)
 
-    def _push(self, now: float, rto_retx: bool = False, wakeup: int = 0) -> None:
+    def _push(self, now: float, wakeup: int = 0) -> None:
         """``tcp_write_xmit``: send MSS-sized segments from snd_nxt while cwnd, the peer's window
         (``tcp_snd_wnd_test``: the whole segment must fit) and Nagle (``tcp_nagle_test``,
         Minshall's variant) allow. ``wakeup`` is ``tcp_write_wakeup``'s window-sized send.
@@ -1227,10 +1223,10 @@ class Connection:
             self._enter_quickack()
         self._send_ack(now)
 
-    def _oow_limited(self, seg: Segment, now: float, counter: str) -> bool:
+    def _oow_limited(self, seg: Segment | None, now: float, counter: str) -> bool:
         """``tcp_oow_rate_limited``: at most one out-of-window ACK per tcp_invalid_ratelimit ms
         (data segments without SYN are never limited)."""
-        if seg.payload and not seg.flags & SYN:
+        if seg is not None and seg.payload and not seg.flags & SYN:
             return False
         gap = self.profile.get("net.ipv4.tcp_invalid_ratelimit", 500) / 1000.0
         if self.last_oow >= 0 and now - self.last_oow < gap:
@@ -1246,8 +1242,7 @@ class Connection:
     def _challenge_ack(self, now: float) -> None:
         """``tcp_send_challenge_ack`` (RFC 5961 3.2/4.2/5.2): per socket one per
         tcp_invalid_ratelimit, then the per-namespace tcp_challenge_ack_limit per second."""
-        fake = Segment(0, 0, 0, 0)
-        if self._oow_limited(fake, now, "TcpExtTCPACKSkippedChallenge"):
+        if self._oow_limited(None, now, "TcpExtTCPACKSkippedChallenge"):
             return
         if not self.stack.challenge_allowed(now):
             return
