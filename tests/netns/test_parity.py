@@ -130,3 +130,31 @@ async def test_backlog_0_cookie_ack_overflow_is_silent_even_with_abort():
     assert fates(k, "reset") == [False, False]
     assert k.counters["TcpExtSyncookiesRecv"] == 1 and k.counters["TcpExtEmbryonicRsts"] == 0
     assert k.counters["TcpExtListenOverflows"] == 1
+
+
+async def test_syn_queue_full_without_cookies_drops_the_syn():
+    k = await parity(Scenario("synq full, no cookies", 2,
+                              [("syn_flood", 3), ("connect", 1), ("accept", None)],
+                              {SYNCOOKIES: 0}))
+    assert fates(k, "connected") == [False]
+    assert k.counters["TcpExtTCPReqQFullDrop"] == 1 and k.counters["TcpExtListenDrops"] == 1
+    assert k.counters["TcpExtListenOverflows"] == 0
+
+
+async def test_three_quarter_rule_drops_unproven_peers():
+    """tcp_syncookies=0: once fewer than max_syn_backlog/4 request slots are left, a SYN from
+    a peer with no history is dropped although the listener's own SYN queue has room."""
+    k = await parity(Scenario("3/4 of tcp_max_syn_backlog", 64,
+                              [("syn_flood", 7), ("connect", 1), ("accept", None)],
+                              {SYNCOOKIES: 0, "net.ipv4.tcp_max_syn_backlog": 8}))
+    assert fates(k, "connected") == [False]
+    assert k.counters["TcpExtListenDrops"] == 1
+    assert k.counters["TcpExtTCPReqQFullDrop"] == 0 and k.counters["TcpExtListenOverflows"] == 0
+
+
+async def test_defer_accept_holds_a_bare_ack_until_data():
+    k = await parity(Scenario("TCP_DEFER_ACCEPT", 4,
+                              [("connect", 1), ("accept", None), ("send", 0), ("accept", None)],
+                              {SYNCOOKIES: 1}, defer_accept=1))
+    assert fates(k, "accepted") == [True]
+    assert k.counters["TcpExtTCPDeferAcceptDrop"] == 1 and k.counters["TcpPassiveOpens"] == 1

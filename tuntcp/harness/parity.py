@@ -31,6 +31,7 @@ Steps (executed in order; every client gets a fixed index in ``Outcome.clients``
                        (TCP_DEFER_ACCEPT on the *connecting* socket makes Linux delay that ACK
                        to piggyback on data): the SYN-ACKs of all k are in before any ACK.
   ("release",)         every held client, in order, sends one byte: the completing ACK.
+  ("send", i)          client i (None: every connected client, in order) sends one byte.
   ("accept", k)        the server accepts up to k queued connections (None: all there are).
   ("wait", secs)       let time pass (client retransmissions, SYN-ACK timers).
 
@@ -60,6 +61,7 @@ PARITY_COUNTERS = (
     "TcpExtListenOverflows", "TcpExtListenDrops", "TcpExtSyncookiesSent",
     "TcpExtSyncookiesRecv", "TcpExtSyncookiesFailed", "TcpPassiveOpens",
     "TcpExtEmbryonicRsts", "TcpExtTCPReqQFullDoCookies", "TcpExtTCPReqQFullDrop",
+    "TcpExtTCPDeferAcceptDrop",
 )
 SETTLE = 0.25          # < the client's 1 s SYN RTO: a dropped SYN is never retransmitted here
 PROCESS = 0.03         # time for a packet already sent to be processed by the listener
@@ -73,6 +75,7 @@ class Scenario:
     steps: list
     sysctls: dict = field(default_factory=dict)
     port: int = PORT
+    defer_accept: int = 0     # TCP_DEFER_ACCEPT seconds on the listener
 
 
 @dataclass
@@ -172,6 +175,8 @@ class _KernelServer:
         s = lab.socket_in_ns()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind((self.addr, sc.port))
+        if sc.defer_accept:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, sc.defer_accept)
         s.listen(sc.backlog)
         s.setblocking(False)
         self.sock = s
@@ -210,7 +215,7 @@ class _TuntcpServer:
                            addrs={lab.endpoint_ip}, secret=os.urandom(16))
         self.ep = Endpoint(self.stack, lab.tun_fd)
         nursery.start_soon(self.ep.run)
-        self.listener = self.stack.listen(sc.port, sc.backlog)
+        self.listener = self.stack.listen(sc.port, sc.backlog, defer_accept=sc.defer_accept)
 
     def counters(self) -> dict:
         return dict(self.stack.counters)
@@ -301,6 +306,14 @@ async def run_side(lab: Lab, srv, sc: Scenario) -> Outcome:
                     pass
                 await srv.settle()
             held = []
+        elif op == "send":
+            for i, s in enumerate(socks):
+                if s is not None and step[1] in (None, i):
+                    try:
+                        s.send(b"!")
+                    except OSError:
+                        pass
+                    await srv.settle()
         elif op == "accept":
             n = step[1] if len(step) > 1 else None
             while n is None or n > 0:
