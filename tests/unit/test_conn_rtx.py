@@ -150,3 +150,19 @@ def test_send_buffer_limits_and_errors():
     from tuntcp.core.conn import ConnectionStateError
     with pytest.raises(ConnectionStateError):
         c.send(b"more", 0.0)
+
+
+def test_rto_retransmits_the_head_even_if_the_window_closed():
+    """The peer shrank its window to 0 while data was in flight: the RTO still resends the
+    segment at snd_una (tcp_retransmit_timer / tcp_retransmit_skb), nothing beyond it."""
+    st, c, d = established()
+    c.nodelay = True
+    d.run("""
+0.000 %send 2000
+0.000 > . 1:1449(1448) ack 1 win * <TS val * ecr 100>
+0.000 > P. 1449:2001(552) ack 1 win * <TS val * ecr 100>
+0.005 < . 1:1(0) ack 1 win 0 <TS val 300 ecr 0>
+0.210 > . 1:1449(1448) ack 1 win * <TS val * ecr 300>
+0.300 < . 1:1(0) ack 1449 win 513 <TS val 301 ecr 0>
+0.300 > P. 1449:2001(552) ack 1 win * <TS val * ecr 301>
+""", acts(c), strict=False)

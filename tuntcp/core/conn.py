@@ -435,7 +435,7 @@ class Connection:
         self.rtt_seq = None            # Karn: no sample from retransmitted data
         self.snd_nxt = self.snd_una    # go back N: mark everything lost (tcp_enter_loss)
         self.rto.backoff()
-        self._push(now)
+        self._push(now, head=True)
         self._arm_rtx(now + self.rto.rto, "rtx")
 
     def _probe_timer(self, now: float) -> None:
@@ -1108,10 +1108,12 @@ class Connection:
         out = ((self.snd_nxt - self.snd_una) & MASK) - self.sb.sacked_bytes
         return max((out + self.mss - 1) // self.mss, 0)
 
-    def _push(self, now: float, wakeup: int = 0) -> None:
+    def _push(self, now: float, wakeup: int = 0, head: bool = False) -> None:
         """``tcp_write_xmit``: send MSS-sized segments from snd_nxt while cwnd, the peer's window
         (``tcp_snd_wnd_test``: the whole segment must fit) and Nagle (``tcp_nagle_test``,
-        Minshall's variant) allow. ``wakeup`` is ``tcp_write_wakeup``'s window-sized send.
+        Minshall's variant) allow. ``wakeup`` is ``tcp_write_wakeup``'s window-sized send;
+        ``head``: on RTO the segment at snd_una goes even if the window shrank below it
+        (``tcp_retransmit_skb`` only refuses segments beyond the window after the head).
         When nothing is in flight and nothing could be sent, arm the zero-window probe timer
         (``tcp_check_probe_timer``)."""
         if self.state not in CAN_SEND:
@@ -1133,7 +1135,7 @@ class Connection:
                 if self._inflight_segs() >= cc.cwnd:
                     break
                 if seq_gt((seq + n + (1 if fin_here and n == avail else 0)) & MASK,
-                          (self.snd_una + self.snd_wnd) & MASK):
+                          (self.snd_una + self.snd_wnd) & MASK) and not (head and seq == self.snd_una):
                     break                  # tcp_snd_wnd_test: the whole segment must fit
                 if 0 < n < mss and not fin_here and not self.nodelay and \
                         seq_gt(self.snd_sml, self.snd_una) and not seq_gt(self.snd_sml, seq) and \
