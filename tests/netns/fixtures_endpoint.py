@@ -64,6 +64,13 @@ async def recv_all(sock, limit: int = 1 << 30) -> bytes:
     return bytes(buf)
 
 
+async def sock_send_all(sock, data) -> None:
+    """sendall for a trio socket."""
+    view = memoryview(data)
+    while view:
+        view = view[await sock.send(view):]
+
+
 async def receive_exactly(stream, n: int) -> bytes:
     """Read exactly n bytes from a TcpStream (EOF before that is a failure)."""
     buf = bytearray()
@@ -154,5 +161,5 @@ async def ans_run(lab, argv, timeout: float = 30, stdin=None) -> subprocess.Comp
     return await trio.to_thread.run_sync(lambda: ns_run(lab, argv, timeout, stdin))
 
 
-__all__ = ["start_endpoint", "kernel_connect", "recv_all", "receive_exactly", "payload_chunks",
-           "payload_digest", "KClient", "ns_run", "ans_run", "PROFILE", "SECRET"]
+__all__ = ["start_endpoint", "kernel_connect", "recv_all", "receive_exactly", "sock_send_all",
+           "payload_chunks", "payload_digest", "KClient", "ns_run", "ans_run", "PROFILE", "SECRET"]

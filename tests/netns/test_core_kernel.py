@@ -11,8 +11,9 @@ import socket
 import pytest
 import trio
 
+from fixtures_endpoint import start_endpoint  # noqa: F401  (a fixture, used by name)
 from fixtures_endpoint import (KClient, ans_run, kernel_connect, payload_chunks, payload_digest,
-                               receive_exactly, recv_all, start_endpoint)  # noqa: F401 (fixture)
+                               receive_exactly, recv_all, sock_send_all)
 from tuntcp.harness.clients import tcp_info
 from tuntcp.shell import open_tcp_listener
 
@@ -113,6 +114,7 @@ MB = 1_000_000
 async def test_bulk_100mb_kernel_to_endpoint(lab, start_endpoint):
     ep = start_endpoint()
     r = await bulk_upload(lab, ep, 5001, 100 * MB, seed=1, timeout=60)
+    assert ep.stats["tx_drops"] == 0
     print(f"\nkernel -> endpoint 100 MB: {r['seconds']:.2f} s = {100 / r['seconds']:.1f} MB/s")
 
 
@@ -168,52 +170,81 @@ async def test_lossy_reordering_link_100mb(lab, start_endpoint, direction):
 
 # ---- 4. hundreds of concurrent connections ------------------------------------------------------
 
+def ss_peers(text: str, port: int) -> set[str]:
+    """The client-side `addr:port` of each row of ss-style output for server port `port`."""
+    out = set()
+    for line in text.splitlines():
+        addrs = [f for f in line.split() if f.count(":") == 1 and f[0].isdigit()]
+        if len(addrs) == 2:
+            peer = addrs[1] if addrs[0].endswith(f":{port}") else addrs[0]
+            out.add(peer)
+    return out
+
+
 async def test_500_concurrent_kernel_clients_echo(lab, start_endpoint):
-    """500 kernel connects in one burst, then each sends its own payload and must read exactly
-    that back (our echo app half-closes after the client's FIN)."""
-    from tuntcp.harness.clients import connect_clients
+    """500 kernel connects in one burst: all established, and our ss view and the kernel's `ss`
+    list the same 500 connections.  Then each client sends its own payload, half-closes, and
+    must read exactly that back (the echo app half-closes after the client's FIN); afterwards
+    the kernel holds 500 TIME-WAIT sockets and we hold nothing."""
+    from tuntcp.harness.clients import connect_clients, kernel_counters
+    from tuntcp.obs.views import ss_t
     from tuntcp.shell.apps import echo, guarded
 
     n = 500
     ep = start_endpoint()
+    stack = ep.stack
     lst = await open_tcp_listener(ep, 7, 1024)
     assert lst.listener.backlog == 1024
+    k_before = kernel_counters(lab)
+
+    def payload(i):
+        return b"client %04d " % i + hashlib.sha256(b"%d" % i).digest() * (1 + i % 7)
 
     async def round_trip(i, s, results):
         ts = trio.socket.from_stdlib_socket(s)
-        msg = b"client %04d " % i + hashlib.sha256(b"%d" % i).digest() * (1 + i % 7)
-        await ts.send(msg)
+        await sock_send_all(ts, payload(i))
         ts.shutdown(socket.SHUT_WR)
-        results[i] = await recv_all(ts, limit=len(msg))
-        ts.close()
+        results[i] = await recv_all(ts, limit=len(payload(i)))
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(trio.serve_listeners, guarded(echo), [lst])
         with trio.fail_after(30):
             socks = await connect_clients(lab, n, 7, timeout=20)
             assert [type(s) for s in socks] == [socket.socket] * n   # no refusal, no timeout
-            assert ep.stack.counters["TcpPassiveOpens"] == n
-            assert ep.stack.counters["TcpCurrEstab"] == n
+            c = stack.counters
+            while c["TcpPassiveOpens"] < n:     # the last ACKs may still sit in the TUN queue
+                await trio.sleep(0.01)
+            assert c["TcpPassiveOpens"] == n and c["TcpCurrEstab"] == n
+            assert lst.listener.queue_lengths()["accept"] == n        # nobody accepted yet
+            ours = ss_t(stack)
+            assert sum(line.startswith("ESTAB ") for line in ours.splitlines()) == n
+            kss = await ans_run(lab, ["ss", "-tnH", "state", "established", "( dport = :7 )"])
+            theirs = kss.stdout.decode()
+            assert len(theirs.splitlines()) == n
+            assert ss_peers(ours, 7) == ss_peers(theirs, 7) == {
+                "%s:%d" % s.getsockname() for s in socks}
+
+            nursery.start_soon(trio.serve_listeners, guarded(echo), [lst])
             results = [None] * n
             async with trio.open_nursery() as clients:
                 for i, s in enumerate(socks):
                     clients.start_soon(round_trip, i, s, results)
+            while stack.conns:      # the clients' last ACKs may still be in our TUN queue
+                await trio.sleep(0.01)
         nursery.cancel_scope.cancel()
-    for i, got in enumerate(results):
-        assert got == b"client %04d " % i + hashlib.sha256(b"%d" % i).digest() * (1 + i % 7)
-    c = ep.stack.counters
-    assert c["TcpPassiveOpens"] == n and c["TcpActiveOpens"] == 0
+    assert [results[i] == payload(i) for i in range(n)] == [True] * n
+    c = stack.counters
+    assert c["TcpPassiveOpens"] == n and c["TcpActiveOpens"] == 0 and c["TcpCurrEstab"] == 0
     assert c["TcpExtListenOverflows"] == 0 and c["TcpExtSyncookiesSent"] == 0
-    assert c["TcpEstabResets"] == 0 and c["TcpAttemptFails"] == 0
+    assert c["TcpEstabResets"] == 0 and c["TcpAttemptFails"] == 0 and c["TcpOutRsts"] == 0
+    k = kernel_counters(lab)
+    assert k["TcpActiveOpens"] - k_before["TcpActiveOpens"] == n
+    assert k["TcpAttemptFails"] == k_before["TcpAttemptFails"]
+    assert k["TcpEstabResets"] == k_before["TcpEstabResets"]
+    tw = await ans_run(lab, ["ss", "-tnH", "state", "time-wait", "( dport = :7 )"])
+    assert len(tw.stdout.decode().splitlines()) == n
 
 
 # ---- 5. half-close -------------------------------------------------------------------------------
-
-async def sock_send_all(sock, data) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[await sock.send(view):]
-
 
 async def test_client_half_close_endpoint_still_sends(lab, start_endpoint):
     """client: send 3000 bytes, shutdown(SHUT_WR)  ->  endpoint: reads them, then b"" (EOF),
@@ -418,6 +449,8 @@ async def test_pcap_reads_in_tcpdump_and_tshark_and_wscale_matches_ss(lab, start
         client.close()
         assert await stream.receive_some() == b""
         await stream.aclose()
+        while ep.stack.conns:           # until the client's ACK of our FIN is in
+            await trio.sleep(0.01)
     pcap.flush()
 
     assert ss.returncode == 0, ss.stderr
