@@ -158,3 +158,17 @@ async def test_defer_accept_holds_a_bare_ack_until_data():
                               {SYNCOOKIES: 1}, defer_accept=1))
     assert fates(k, "accepted") == [True]
     assert k.counters["TcpExtTCPDeferAcceptDrop"] == 1 and k.counters["TcpPassiveOpens"] == 1
+
+
+async def test_synack_schedule_matches_the_kernel():
+    """tcp_synack_retries=2 and a peer that never answers: SYN-ACKs at 0, 1, 3 s and the
+    request sock gone at 7 s, on the kernel and on tuntcp (run side by side, ±150 ms)."""
+    from tuntcp.harness.parity import synack_schedules
+    with trio.fail_after(20):
+        res = await synack_schedules(retries=2, expiry=7.0)
+    for side, r in res.items():
+        assert len(r.times) == 3, (side, r.times)
+        assert all(abs(got - want) <= 0.15 for got, want in zip(r.times, [0, 1, 3])), (side, r)
+        assert (r.held_before, r.held_after) == (1, 0), (side, r)
+    assert res["kernel"].counters == res["tuntcp"].counters, res
+    assert res["kernel"].counters["TcpExtTCPSynRetrans"] == 2

@@ -395,3 +395,86 @@ def compare(kernel: Outcome, ours: Outcome) -> list[str]:
             if x != y:
                 diffs.append(f"client {i} {n}: kernel {x} tuntcp {y}")
     return diffs
+
+
+# ---- SYN-ACK retransmission schedule, kernel vs tuntcp --------------------------------------
+
+@dataclass
+class SynackSchedule:
+    side: str
+    times: list          # seconds after the SYN was sent, one per SYN-ACK seen
+    held_before: int     # request socks just before the expected expiry
+    held_after: int      # ... and just after it
+    counters: dict
+
+
+def _syn_recv_count(lab: Lab) -> int:
+    """Request socks of the namespace's kernel listeners (``ss -tn state syn-recv``)."""
+    p = lab.run_in_ns(["ss", "-Htn", "state", "syn-recv"], stdout=-1, text=True)
+    return len([ln for ln in p.communicate(timeout=5)[0].splitlines() if ln.strip()])
+
+
+async def _watch_synacks(fd: int, t0: float, times: list, ours: int) -> None:
+    from ..wire import codec
+    from ..wire.segment import ACK, SYN
+    while True:
+        await trio.lowlevel.wait_readable(fd)
+        now = trio.current_time()
+        while True:
+            try:
+                pkt = os.read(fd, 65536)
+            except BlockingIOError:
+                break
+            seg = codec.parse(pkt, verify=False)
+            if seg.flags == SYN | ACK and seg.saddr == ours:
+                times.append(now - t0)
+
+
+async def synack_schedules(retries: int, expiry: float, *, port: int = PORT + 1,
+                           margin: float = 0.4, profile: str | None = None) -> dict:
+    """One SYN from an address nobody owns to a kernel listener and to tuntcp, both with
+    tcp_synack_retries=``retries``, sent at the same moment (both labs are built first, so
+    neither side's setup delays the other's clock); returns {"kernel": SynackSchedule,
+    "tuntcp": SynackSchedule}: when SYN-ACKs came back and whether the request sock outlives
+    ``expiry`` seconds.
+
+    kernel: listener on 198.18.0.1, spoofed source 198.18.1.99: its SYN-ACKs leave through its
+    lab's TUN, where they are read and timestamped (nobody answers, so no RST).
+    tuntcp: the endpoint on the other lab's TUN, spoofed source 198.18.0.99: SYN-ACKs are
+    timestamped as the endpoint writes them (the namespace drops them: forwarding is off).
+    """
+    from ..wire import codec
+    sc = Scenario("synack", 16, [], {"net.ipv4.tcp_synack_retries": retries}, port=port)
+    ktimes: list = []
+    ttimes: list = []
+    with _lab(sc) as klab, _lab(sc) as tlab:
+        async with trio.open_nursery() as nursery:
+            ksrv = _KernelServer(klab, sc)
+            tsrv = _TuntcpServer(tlab, sc, profile or closest_profile(), nursery)
+            write = tsrv.ep.io.write
+
+            def tap(pkt):
+                seg = codec.parse(pkt, verify=False)
+                if seg.flags == 0x12 and seg.saddr == tlab.endpoint_ip:   # SYN|ACK
+                    ttimes.append(trio.current_time() - t0)
+                return write(pkt)
+            tsrv.ep.io.write = tap
+            await trio.sleep(0.05)                       # the endpoint loop is up
+            kbefore, tbefore = ksrv.totals(), tsrv.totals()
+            t0 = trio.current_time()
+            nursery.start_soon(_watch_synacks, klab.tun_fd, t0, ktimes, codec.ip_int(ksrv.addr))
+            send_raw(klab, [spoofed_syn("198.18.1.99", ksrv.addr, 42000, sc.port)], ksrv.addr)
+            send_raw(tlab, [spoofed_syn("198.18.0.99", tsrv.addr, 42000, sc.port)], tsrv.addr)
+            await trio.sleep_until(t0 + expiry - margin)
+            held_before = (_syn_recv_count(klab), tsrv.listener.queue_lengths()["syn"])
+            await trio.sleep_until(t0 + expiry + margin)
+            held_after = (_syn_recv_count(klab), tsrv.listener.queue_lengths()["syn"])
+            kafter, tafter = ksrv.totals(), tsrv.totals()
+            nursery.cancel_scope.cancel()
+    names = ("TcpExtTCPTimeouts", "TcpExtTCPSynRetrans", "TcpRetransSegs")
+    return {
+        "kernel": SynackSchedule("kernel", ktimes, held_before[0], held_after[0],
+                                 {k: _delta(kafter, kbefore, k) for k in names}),
+        "tuntcp": SynackSchedule("tuntcp", ttimes, held_before[1], held_after[1],
+                                 {k: _delta(tafter, tbefore, k) for k in names}),
+    }
