@@ -1,0 +1,275 @@
+"""Linux TCP_DEFER_ACCEPT, and what SYN cookies do to it, with real kernel clients.
+
+The endpoint listens with ``defer_accept`` seconds (``setsockopt(TCP_DEFER_ACCEPT)``, turned
+into SYN-ACK rounds by ``secs_to_retrans``: 3 s -> 2 rounds). Three kinds of kernel client
+connect, one of each per mode:
+
+  bare   connects and sends nothing
+  data   connects and sends a request at once
+  late   connects and sends a request after ``late_s`` seconds
+
+Mode "queue" (tcp_syncookies=1, unloaded queue): ``tcp_check_req`` swallows the bare ACK
+(TcpExtTCPDeferAcceptDrop) and keeps the request sock; a segment with data creates the child at
+once; the bare client is accepted only when the defer rounds are over, after the SYN-ACK
+retransmitted at the end of them makes it ACK again (reference §6.2, ``syn_ack_recalc``).
+Mode "cookies" (tcp_syncookies=2): ``cookie_v4_check`` has no defer logic, so the bare cookie
+ACK creates and queues the child immediately (reference §2.5): the defer is bypassed.
+
+report.json keys:
+  scenario, config
+  headline     {queue: {bare_s, data_s, late_s, defer_drops, synacks_to_bare},
+                cookies: {...same...}, defer_rounds, summary}
+               *_s = seconds from the client's connect() returning to our accept()
+  modes        {queue|cookies: {clients: [{kind, port, connected_s, accepted_s, accept_delay_s,
+                bytes_at_accept, synacks, synack_times_s, client_state}], counters: {...}}}
+  counters     {queue: nstat-named deltas, cookies: ...}
+  artifacts    {pcap: {mode: path}, markdown}
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import os
+import socket
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import trio
+
+from scenarios.reverse_check import read_pcap
+
+PORT = 8090
+KINDS = ("bare", "data", "late")
+MODES = {"queue": 1, "cookies": 2}      # mode -> net.ipv4.tcp_syncookies of the profile
+REQUEST = b"PING\r\n"
+
+
+class DeferAcceptError(ValueError):
+    """A user mistake in the defer_accept scenario's knobs."""
+
+
+@dataclass
+class Config:
+    defer_s: int = 3               # TCP_DEFER_ACCEPT seconds
+    late_s: float = 1.0            # when the "late" client sends its request
+    profile: str = "linux-6.1"
+    modes: tuple[str, ...] = ("queue", "cookies")
+    timeout_s: float = 40.0
+    out: str = "out/defer_accept"
+    pcap: bool = True
+
+    def check(self) -> None:
+        if not 1 <= self.defer_s <= 60:
+            raise DeferAcceptError("--defer must be 1..60 seconds")
+        if not 0 < self.late_s < 60:
+            raise DeferAcceptError("--late must be in (0, 60) seconds")
+        bad = [m for m in self.modes if m not in MODES]
+        if bad or not self.modes:
+            raise DeferAcceptError(f"--modes takes queue and/or cookies, got {','.join(self.modes)}")
+        if self.timeout_s <= 0:
+            raise DeferAcceptError("--timeout must be > 0")
+
+
+async def run_mode(cfg: Config, mode: str, outdir: Path, show) -> dict:
+    from tuntcp.core.stack import Stack
+    from tuntcp.harness.clients import tcp_info
+    from tuntcp.harness.netns import Lab
+    from tuntcp.profiles import get_profile
+    from tuntcp.shell.endpoint import Endpoint
+    from tuntcp.shell.listener import open_tcp_listener
+    from tuntcp.wire.pcap import PcapWriter
+
+    profile = get_profile(cfg.profile, [f"net.ipv4.tcp_syncookies={MODES[mode]}"])
+    pcap_path = outdir / f"defer-{mode}.pcap"
+    with Lab() as lab:
+        stack = Stack(profile, addrs={lab.endpoint_ip}, secret=os.urandom(16))
+        pcap = PcapWriter(str(pcap_path)) if cfg.pcap else None
+        ep = Endpoint(stack, lab.tun_fd, pcap=pcap)
+        clients: dict[int, dict] = {}
+        socks = {}
+        try:
+            with trio.fail_after(cfg.timeout_s):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(ep.run)
+                    lst = await open_tcp_listener(ep, PORT, 16, defer_accept=cfg.defer_s)
+                    before = stack.counters.snapshot()
+                    t0 = trio.current_time()
+
+                    async def acceptor():
+                        while True:
+                            s = await lst.accept()
+                            rec = clients.get(s.conn.rport)
+                            if rec is not None:
+                                rec["accepted_s"] = trio.current_time() - t0
+                                rec["bytes_at_accept"] = s.conn.readable()
+                    nursery.start_soon(acceptor)
+
+                    async def client(kind):
+                        raw = lab.socket_in_ns()
+                        raw.setblocking(False)
+                        err = raw.connect_ex((lab.endpoint_addr, PORT))
+                        if err not in (0, errno.EINPROGRESS):
+                            raise OSError(err, os.strerror(err))
+                        port = raw.getsockname()[1]
+                        rec = {"kind": kind, "port": port, "accepted_s": None}
+                        clients[port] = rec
+                        socks[port] = raw
+                        await trio.lowlevel.wait_writable(raw)
+                        rec["connected_s"] = trio.current_time() - t0
+                        if kind == "late":
+                            await trio.sleep(cfg.late_s)
+                        if kind in ("data", "late"):
+                            raw.send(REQUEST)
+                            rec["sent_s"] = trio.current_time() - t0
+                    show(f"{mode}: clients connecting (defer {cfg.defer_s} s)")
+                    for kind in KINDS:
+                        nursery.start_soon(client, kind)
+                        await trio.sleep(0.05)      # one at a time: the queue stays unloaded
+                    while len(clients) < len(KINDS) or \
+                            any(c["accepted_s"] is None for c in clients.values()):
+                        await trio.sleep(0.02)
+                    await trio.sleep(0.05)
+                    for port, rec in clients.items():
+                        rec["client_state"] = tcp_info(socks[port])["state"]
+                    counters = stack.counters.delta(before)
+                    nursery.cancel_scope.cancel()
+        except trio.TooSlowError:
+            raise DeferAcceptError(f"{mode}: not every client was accepted within --timeout "
+                                   f"{cfg.timeout_s} s") from None
+        finally:
+            if pcap:
+                pcap.close()
+    if cfg.pcap:
+        synack_times(read_pcap(pcap_path), clients, t0_wall=None)
+    for rec in clients.values():
+        rec["accept_delay_s"] = round(rec["accepted_s"] - rec["connected_s"], 4)
+        for k in ("connected_s", "accepted_s", "sent_s"):
+            if k in rec:
+                rec[k] = round(rec[k], 4)
+    return {"clients": sorted(clients.values(), key=lambda c: KINDS.index(c["kind"])),
+            "counters": counters, "defer_rounds": lst.listener.defer_rounds,
+            "pcap": str(pcap_path) if cfg.pcap else None}
+
+
+def synack_times(pkts: list, clients: dict, t0_wall) -> None:
+    """Per client: SYN-ACKs we sent it, and their times relative to its SYN (from the pcap)."""
+    from tuntcp.wire.segment import ACK, SYN
+    syn_t: dict[int, float] = {}
+    for t, s in pkts:
+        if s.flags == SYN and s.sport in clients:
+            syn_t.setdefault(s.sport, t)
+        elif s.flags & (SYN | ACK) == SYN | ACK and s.dport in clients:
+            rec = clients[s.dport]
+            rec.setdefault("synack_times_s", []).append(round(t - syn_t.get(s.dport, t), 3))
+    for rec in clients.values():
+        rec["synacks"] = len(rec.get("synack_times_s", []))
+
+
+def headline_of(modes: dict, cfg: Config) -> dict:
+    h: dict = {}
+    for mode, r in modes.items():
+        by = {c["kind"]: c for c in r["clients"]}
+        h[mode] = {f"{k}_s": by[k]["accept_delay_s"] for k in KINDS}
+        h[mode]["defer_drops"] = r["counters"].get("TcpExtTCPDeferAcceptDrop", 0)
+        h[mode]["synacks_to_bare"] = by["bare"].get("synacks")
+        h[mode]["syncookies_recv"] = r["counters"].get("TcpExtSyncookiesRecv", 0)
+        h["defer_rounds"] = r["defer_rounds"]
+    parts = []
+    for mode in modes:
+        m = h[mode]
+        parts.append(f"{mode}: bare accepted after {m['bare_s']:.2f} s, data after "
+                     f"{m['data_s']:.2f} s, late after {m['late_s']:.2f} s, "
+                     f"TCPDeferAcceptDrop {m['defer_drops']}")
+    h["summary"] = f"TCP_DEFER_ACCEPT {cfg.defer_s} s ({h.get('defer_rounds')} rounds); " + \
+        "; ".join(parts)
+    return h
+
+
+async def run(cfg: Config, show=None) -> dict:
+    cfg.check()
+    show = show or (lambda *a: None)
+    outdir = Path(cfg.out)
+    outdir.mkdir(parents=True, exist_ok=True)
+    results: dict = {}
+
+    async def one(mode):
+        results[mode] = await run_mode(cfg, mode, outdir, show)
+    async with trio.open_nursery() as n:         # the modes run side by side, one lab each
+        for mode in cfg.modes:
+            n.start_soon(one, mode)
+    modes = {m: results[m] for m in cfg.modes}
+    conf = asdict(cfg)
+    conf["modes"] = list(cfg.modes)
+    report = {"scenario": "defer_accept", "config": conf, "headline": headline_of(modes, cfg),
+              "modes": modes, "counters": {m: r["counters"] for m, r in modes.items()},
+              "artifacts": {"pcap": {m: r["pcap"] for m, r in modes.items()}}}
+    md = outdir / "report.md"
+    report["artifacts"]["markdown"] = str(md)
+    md.write_text(render_markdown(report))
+    (outdir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def table(report: dict) -> list[str]:
+    modes = report["modes"]
+    rows = [f"{'mode':<9}{'client':<7}{'accept delay s':>15}{'bytes at accept':>17}"
+            f"{'SYN-ACKs':>10}  SYN-ACK times (s)"]
+    for mode, r in modes.items():
+        for c in r["clients"]:
+            rows.append(f"{mode:<9}{c['kind']:<7}{c['accept_delay_s']:>15.3f}"
+                        f"{c['bytes_at_accept']:>17}{c.get('synacks', '-'):>10}  "
+                        f"{c.get('synack_times_s', '-')}")
+    for mode, r in modes.items():
+        cnt = r["counters"]
+        rows.append(f"{mode} counters: " + ", ".join(
+            f"{k}={cnt.get(k, 0)}" for k in ("TcpExtTCPDeferAcceptDrop", "TcpExtTCPSynRetrans",
+                                             "TcpExtTCPTimeouts", "TcpExtSyncookiesSent",
+                                             "TcpExtSyncookiesRecv", "TcpPassiveOpens")))
+    return rows
+
+
+def render_markdown(report: dict) -> str:
+    h = report["headline"]
+    out = ["# defer_accept: TCP_DEFER_ACCEPT with and without SYN cookies", "",
+           f"**{h['summary']}**", "", "```"] + table(report) + ["```", ""]
+    return "\n".join(out)
+
+
+# ---- CLI -------------------------------------------------------------------------------------
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = Config()
+    p.add_argument("--defer", dest="defer_s", type=int, default=d.defer_s,
+                   help="TCP_DEFER_ACCEPT seconds on the endpoint's listener")
+    p.add_argument("--late", dest="late_s", type=float, default=d.late_s,
+                   help="seconds before the 'late' client sends its request")
+    p.add_argument("--profile", default=d.profile)
+    p.add_argument("--modes", default=",".join(d.modes), help="queue,cookies or one of them")
+    p.add_argument("--timeout", dest="timeout_s", type=float, default=d.timeout_s)
+    p.add_argument("--out", default=d.out)
+    p.add_argument("--no-pcap", dest="pcap", action="store_false")
+
+
+def main(args) -> int:
+    from tuntcp.profiles import ProfileError, get_profile
+    cfg = Config(defer_s=args.defer_s, late_s=args.late_s, profile=args.profile,
+                 modes=tuple(m.strip() for m in args.modes.split(",") if m.strip()),
+                 timeout_s=args.timeout_s, out=args.out, pcap=args.pcap)
+    try:
+        cfg.check()
+        if get_profile(cfg.profile).family != "linux":
+            raise DeferAcceptError("TCP_DEFER_ACCEPT is Linux-only; pick a linux-* profile "
+                                   "(FreeBSD: tuntcp freebsd_queue, accept filters)")
+        report = trio.run(run, cfg, lambda msg: print(f"defer_accept: {msg}", file=sys.stderr))
+    except (DeferAcceptError, ProfileError) as e:
+        print(f"tuntcp defer_accept: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tuntcp defer_accept: interrupted; namespaces removed", file=sys.stderr)
+        return 130
+    print("\n".join(table(report)))
+    print(report["headline"]["summary"])
+    print(f"\nreport: {cfg.out}/report.json, {report['artifacts']['markdown']}")
+    return 0
