@@ -172,3 +172,19 @@ async def test_synack_schedule_matches_the_kernel():
         assert (r.held_before, r.held_after) == (1, 0), (side, r)
     assert res["kernel"].counters == res["tuntcp"].counters, res
     assert res["kernel"].counters["TcpExtTCPSynRetrans"] == 2
+
+
+async def test_listen_again_only_changes_the_backlog():
+    k = await parity(Scenario("relisten", 0,
+                              [("connect", 2), ("listen", 2), ("connect", 3), ("accept", None)],
+                              {SYNCOOKIES: 0}))
+    assert fates(k, "connected") == [True, False, True, True, False]
+    assert fates(k, "accepted") == [True, False, True, True, False]
+    assert k.counters["TcpExtListenOverflows"] == 2
+
+
+async def test_closing_the_listener_resets_unaccepted_children():
+    k = await parity(Scenario("close", 4,
+                              [("connect", 3), ("accept", 1), ("close",)], {SYNCOOKIES: 1}))
+    assert fates(k, "accepted") == [True, False, False]
+    assert fates(k, "reset") == [False, True, True]

@@ -34,6 +34,8 @@ Steps (executed in order; every client gets a fixed index in ``Outcome.clients``
   ("send", i)          client i (None: every connected client, in order) sends one byte.
   ("accept", k)        the server accepts up to k queued connections (None: all there are).
   ("wait", secs)       let time pass (client retransmissions, SYN-ACK timers).
+  ("listen", n)        listen(n) again on the listening socket: only the backlog changes.
+  ("close",)           close the listener: unaccepted children are reset, requests vanish.
 
 Which client got a SYN cookie: clients connect strictly one at a time and the namespace (resp.
 the stack) is private to the run, so the SyncookiesSent delta around one client's SYN says
@@ -196,6 +198,12 @@ class _KernelServer:
         self.children.append(child)
         return peer[1]
 
+    def relisten(self, n: int) -> None:
+        self.sock.listen(n)
+
+    def close(self) -> None:
+        self.sock.close()
+
     async def settle(self) -> None:
         await trio.sleep(PROCESS)
 
@@ -228,6 +236,13 @@ class _TuntcpServer:
             return None
         self.ep.kick()
         return conn.rport
+
+    def relisten(self, n: int) -> None:
+        self.listener.relisten(n)
+
+    def close(self) -> None:
+        self.listener.close(self.ep.now())
+        self.ep.kick()
 
     async def settle(self) -> None:
         await trio.sleep(PROCESS)
@@ -324,6 +339,11 @@ async def run_side(lab: Lab, srv, sc: Scenario) -> Outcome:
                     results[by_port[port]].accepted = True
                 if n is not None:
                     n -= 1
+            await srv.settle()
+        elif op == "listen":
+            srv.relisten(step[1])
+        elif op == "close":
+            srv.close()
             await srv.settle()
         elif op == "wait":
             await trio.sleep(step[1])
