@@ -1,0 +1,293 @@
+"""Labs: every handout is complete, every auto-check passes the key and fails each wrong answer
+on its own, against a synthetic report shaped like the scenario's real one; CLI error paths."""
+import dataclasses
+import json
+
+import pytest
+from lab_solutions import SOLUTIONS
+
+from scenarios import labs
+from scenarios.labs import (SECTIONS, all_labs, check, get_lab, norm_text, parse_number, parse_questions,
+                            parse_yes_no, sections)
+from tuntcp.cli import main as tuntcp
+
+
+# ---- synthetic reports, keys as each scenario documents them -----------------------------------
+
+def _conn(hs, snd, srv, field, i):
+    return {"client": f"198.19.0.{i}:4{i:04d}", "handshake": hs, "client_snd_wscale": snd,
+            "client_rcv_wscale": 10, "server_rcv_wscale": srv, "window_field": field,
+            "client_snd_wnd": field << snd, "latency_ms": {"p50": 1.0, "p99": 2.0, "max": 2.0, "n": 2},
+            "retransmits": 0, "connect_s": 0.1, "resets": 0}
+
+
+def storm_report(ratio=22.1, cookies=3):
+    """docs/storm-report.md: runs.<mode>.connections/summary, comparison."""
+    def run(mode):
+        buggy = mode == "buggy"
+        conns = [_conn("synq", 1, 1, 50476, i) for i in range(4)]
+        conns += [_conn("cookie", 1, 7 if buggy else 1, 789 if buggy else 50476, 10 + i) for i in range(cookies)]
+        p50 = 37.6 * (ratio if buggy else 1)
+        return {"mode": mode, "profile": "linux-5.4", "cookie_wscale_clamp": not buggy, "connections": conns,
+                "summary": {"connections_made": len(conns), "cookie_connections": cookies,
+                            "wscale_mismatches": cookies if buggy else 0,
+                            "latency_ms_by_handshake": {"synq": {"p50": 30.0}, "cookie": {"p50": p50}},
+                            "counters": {"TcpExtSyncookiesSent": cookies, "TcpExtListenOverflows": 2},
+                            "kernel_log": ["TCP: request_sock_TCP: Possible SYN flooding on port 9092."]}}
+    return {"scenario": "kafka-broker-restart", "config": {"backlog": 50},
+            "runs": {"buggy": run("buggy"), "fixed": run("fixed")},
+            "comparison": {"cookie_latency_p50_ratio": ratio, "headline": "buggy: ..."}}
+
+
+REPORTS = {1: [storm_report(), storm_report(ratio=4.0, cookies=1)]}
+
+
+def cases():
+    return list(_cases())
+
+
+def _cases():
+    for n, reps in REPORTS.items():
+        for i, rep in enumerate(reps):
+            yield pytest.param(n, rep, id=f"lab{n}-report{i}")
+
+
+# ---- handouts ---------------------------------------------------------------------------------------
+
+def test_every_lab_has_a_key_and_a_synthetic_report():
+    assert set(all_labs()) == set(SOLUTIONS) == set(REPORTS)
+    assert sorted(all_labs()) == list(range(1, len(all_labs()) + 1))
+
+
+@pytest.mark.parametrize("n", sorted(all_labs()))
+def test_handout_has_every_section_in_order_and_the_questions_the_check_grades(n):
+    lab = get_lab(n)
+    md = lab.markdown
+    assert md.startswith(f"# Lab {n}: ") and lab.title
+    assert sections(md) == list(SECTIONS)
+    qs = parse_questions(md)
+    assert list(qs) == [f"Q{i}" for i in range(1, len(qs) + 1)]
+    assert set(qs) == set(lab.checks)
+    assert all(len(t) > 20 for t in qs.values())
+    # questions live in Predict and Observe only
+    predict_on = md[md.index("## Predict"):md.index("## Expected")]
+    assert set(parse_questions(predict_on)) == set(qs)
+
+
+# ---- the auto-check ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n,report", cases())
+def test_key_passes(n, report):
+    right, _ = SOLUTIONS[n]
+    results = check(get_lab(n), right(report), report)
+    assert [r.message for r in results if not r.ok] == []
+
+
+@pytest.mark.parametrize("n,report", cases())
+def test_each_wrong_answer_fails_on_its_own(n, report):
+    right, wrong = SOLUTIONS[n]
+    lab = get_lab(n)
+    good, bad = right(report), wrong(report)
+    assert set(bad) == set(lab.checks)
+    for qid in lab.checks:
+        answers = {**good, qid: bad[qid]}
+        failed = [r.qid for r in check(lab, answers, report) if not r.ok]
+        assert failed == [qid], f"{qid}: wrong answer {bad[qid]!r} gave failures {failed}"
+
+
+@pytest.mark.parametrize("n,report", cases())
+def test_unanswered_questions_fail_with_their_hint(n, report):
+    lab = get_lab(n)
+    right, _ = SOLUTIONS[n]
+    good = right(report)
+    first = sorted(lab.checks, key=lambda q: int(q[1:]))[0]
+    res = {r.qid: r for r in check(lab, {**good, first: "  "}, report)}
+    assert not res[first].ok and res[first].message.startswith("not answered")
+    assert lab.checks[first].hint in res[first].message
+    assert all(r.ok for q, r in res.items() if q != first)
+
+
+@pytest.mark.parametrize("n,report", cases())
+def test_hints_never_hold_the_answer(n, report):
+    right, _ = SOLUTIONS[n]
+    lab = get_lab(n)
+    for qid, ans in right(report).items():
+        a = norm_text(ans)
+        if len(a) >= 3 and not a.replace(".", "").isdigit():
+            assert a not in norm_text(lab.checks[qid].hint), qid
+        for r in check(lab, {qid: ans}, {}):
+            assert r.ok or a not in norm_text(r.message) or len(a) < 3
+
+
+@pytest.mark.parametrize("n", sorted(REPORTS))
+def test_measured_questions_follow_the_learners_own_run(n):
+    """Answers right for one run are wrong for another run whose measured values differ."""
+    lab = get_lab(n)
+    a, b = REPORTS[n][0], REPORTS[n][1]
+    right, _ = SOLUTIONS[n]
+    moved = {r.qid for r in check(lab, right(a), b) if not r.ok}
+    measured = {q for q, c in lab.checks.items() if c.measured}
+    assert moved and moved <= measured
+
+
+def test_measured_question_on_a_report_without_the_data_says_what_to_rerun():
+    lab = get_lab(1)
+    rep = storm_report(cookies=0)
+    res = {r.qid: r for r in check(lab, SOLUTIONS[1][0](storm_report()), rep)}
+    assert not res["Q1"].ok and "SYN cookie" in res["Q1"].message
+    res = {r.qid: r for r in check(lab, {"Q1": 1}, {"scenario": "kafka-broker-restart", "runs": {}})}
+    assert not res["Q1"].ok and "no 'buggy' run" in res["Q1"].message
+
+
+# ---- tolerant matching ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,value", [
+    (1578, 1578), ("1578", 1578), ("1 578 bytes", 1578), ("1,578 B", 1578), ("1578B", 1578),
+    (" 789 ", 789), ("x64", 64), ("64x", 64), ("about 64 times", 64), ("2^6", 64), ("1.5 ms", 1.5),
+    ("1 KiB", 1024), (7.0, 7),
+])
+def test_parse_number(text, value):
+    assert parse_number(text) == value
+
+
+@pytest.mark.parametrize("text", ["", "seven", "789 or 1578", "1578 (789 x 2)", True, None, "1578 bytes/s?"])
+def test_parse_number_refuses_anything_but_one_number(text):
+    assert parse_number(text) is None
+
+
+@pytest.mark.parametrize("text,value", [("Yes", True), ("yes, about 20x", True), (True, True), ("NO", False),
+                                        ("n", False), (False, False)])
+def test_parse_yes_no(text, value):
+    assert parse_yes_no(text) is value
+
+
+def test_storm_concept_answers_match_tolerantly():
+    lab, rep = get_lab(1), storm_report()
+    ok = lambda q, a: next(r for r in check(lab, {q: a}, rep) if r.qid == q).ok  # noqa: E731
+    for a in ("TcpExtSyncookiesSent", "syncookiessent", " `TCPEXTSYNCOOKIESSENT` ", "nstat TcpExtSyncookiesSent"):
+        assert ok("Q6", a), a
+    for a in ("TcpExtSyncookiesRecv", "TcpExtSyncookiesFailed", "cookies"):
+        assert not ok("Q6", a), a
+    for a in ("socket.listen.backlog.size", "Socket.Listen.Backlog.Size = 4096", "the listen backlog",
+              "raise socket.listen.backlog.size and net.core.somaxconn"):
+        assert ok("Q8", a), a
+    for a in ("tcp_max_syn_backlog", "net.ipv4.tcp_syncookies=0", "socket.receive.buffer.bytes", "somaxconn"):
+        assert not ok("Q8", a), a
+    for a in ("909172a14974", "909172A1", "commit 909172a149749242990a6e64cb55d55460d4e417"):
+        assert ok("Q9", a), a
+    for a in ("909172", "e88c64f0a425", "5.10", "909172a14975"):
+        assert not ok("Q9", a), a
+    r = next(r for r in check(lab, {"Q3": "seven hundred"}, rep) if r.qid == "Q3")
+    assert not r.ok and r.message.startswith("write one number")
+    r = next(r for r in check(lab, {"Q5": "maybe"}, rep) if r.qid == "Q5")
+    assert not r.ok and r.message == "answer yes or no"
+
+
+# ---- the CLI ----------------------------------------------------------------------------------------
+
+def write_report(tmp_path, report):
+    d = tmp_path / "run"
+    d.mkdir()
+    (d / "report.json").write_text(json.dumps(report))
+    return d
+
+
+def test_cli_check_exit_codes(tmp_path, capsys):
+    rep = storm_report()
+    d = write_report(tmp_path, rep)
+    good = tmp_path / "a.json"
+    good.write_text(json.dumps(SOLUTIONS[1][0](rep)))
+    assert tuntcp(["lab", "check", "1", "--answers", str(good), "--report", str(d)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("PASS") == 9 and "9/9 passed" in out
+    bad = tmp_path / "b.toml"
+    bad.write_text('Q1 = 7\nq2 = "7"\nQ3 = "789"\n')
+    assert tuntcp(["lab", "check", "1", "--answers", str(bad), "--report", str(d / "report.json")]) == 1
+    out = capsys.readouterr().out
+    assert "Q1  FAIL  not yet: " in out and " Q2  PASS" in out and " Q3  PASS" in out
+    assert "Q9  FAIL  not answered" in out and "2/9 passed" in out
+
+
+@pytest.mark.parametrize("content,suffix,needle", [
+    (None, ".toml", "not found"),
+    ("Q1 = = 1", ".toml", "not valid TOML"),
+    ("{", ".json", "not valid JSON"),
+    ("[1, 2]", ".json", "table of Q1"),
+    ("Q10 = 1", ".toml", "has Q10; lab 1 asks Q1"),
+])
+def test_cli_bad_answers_file_is_one_line_exit_2(tmp_path, capsys, content, suffix, needle):
+    d = write_report(tmp_path, storm_report())
+    f = tmp_path / f"answers{suffix}"
+    if content is not None:
+        f.write_text(content)
+    assert tuntcp(["lab", "check", "1", "--answers", str(f), "--report", str(d)]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("report,needle", [
+    (None, "no report at"),
+    ("not json", "not valid JSON"),
+    ({"scenario": "something-else"}, "needs a 'kafka-broker-restart' report"),
+])
+def test_cli_missing_or_foreign_report_is_one_line_exit_2(tmp_path, capsys, report, needle):
+    f = tmp_path / "a.toml"
+    f.write_text("Q1 = 1\n")
+    d = tmp_path / "run"
+    d.mkdir()
+    if report is not None:
+        (d / "report.json").write_text(report if isinstance(report, str) else json.dumps(report))
+    assert tuntcp(["lab", "check", "1", "--answers", str(f), "--report", str(d)]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1
+
+
+def test_cli_unknown_lab_and_action(capsys, tmp_path):
+    assert tuntcp(["lab", "check", "99", "--answers", str(tmp_path / "x")]) == 2
+    assert "no lab '99'" in capsys.readouterr().err
+    assert tuntcp(["lab", "run", "abc"]) == 2
+    assert tuntcp(["lab", "frobnicate"]) == 2
+    assert tuntcp(["lab", "check", "1"]) == 2          # --answers is required
+    capsys.readouterr()
+
+
+def test_cli_list_marks_pending_scenarios(capsys, monkeypatch):
+    assert tuntcp(["lab", "list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == len(all_labs()) and out[0].split()[0] == "1" and "window-scale" in out[0]
+    lab = get_lab(1)
+    real = labs.all_labs
+
+    def fake():
+        d = real()
+        d[1] = dataclasses.replace(d[1], module="scenarios.not_landed_yet")
+        return d
+    monkeypatch.setattr(labs, "all_labs", fake)
+    monkeypatch.setattr("scenarios.labs.cli.all_labs", fake)
+    monkeypatch.setattr("scenarios.labs.cli.get_lab", lambda n: fake()[int(n)])
+    assert tuntcp(["lab", "list"]) == 0
+    assert "(scenario pending)" in capsys.readouterr().out.splitlines()[0]
+    assert tuntcp(["lab", "run", "1", "--quick"]) == 2
+    assert "has not landed" in capsys.readouterr().err
+    assert lab.module == "scenarios.storm"
+
+
+def test_cli_answers_template_round_trip(tmp_path, capsys):
+    f = tmp_path / "answers-01.toml"
+    assert tuntcp(["lab", "answers-template", "1", "--out", str(f)]) == 0
+    text = f.read_text()
+    assert all(f'Q{i} = ""' in text for i in range(1, 10)) and "(from your run)" in text
+    assert tuntcp(["lab", "answers-template", "1", "--out", str(f)]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert tuntcp(["lab", "answers-template", "1", "--out", str(f), "--force"]) == 0
+    d = write_report(tmp_path, storm_report())
+    assert tuntcp(["lab", "check", "1", "--answers", str(f), "--report", str(d)]) == 1
+    assert capsys.readouterr().out.count("not answered") == 9
+    j = tmp_path / "a.json"
+    assert tuntcp(["lab", "answers-template", "1", "--out", str(j)]) == 0
+    assert set(json.loads(j.read_text())) == {f"Q{i}" for i in range(1, 10)}
+
+
+def test_cli_show_prints_the_handout(capsys):
+    assert tuntcp(["lab", "show", "1"]) == 0
+    assert capsys.readouterr().out == get_lab(1).markdown
