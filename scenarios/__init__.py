@@ -10,5 +10,6 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "lab": ("scenarios.labs.cli", "teaching labs: list, run N, check N --answers FILE"),
     "reverse_check": ("scenarios.reverse_check", "does this host kernel carry the cookie wscale fix 909172a14974?"),
     "defer_accept": ("scenarios.defer_accept", "TCP_DEFER_ACCEPT accept delays, with and without SYN cookies"),
+    "ts_off": ("scenarios.ts_off", "clients without timestamps: cookie connections lose wscale/SACK, capped at 64 KB/RTT"),
     "slow_accept": ("scenarios.slow_accept", "accept() stalls: Recv-Q backlog+1, ListenOverflows, tcp_abort_on_overflow 0 vs 1"),
 }

@@ -1,0 +1,318 @@
+"""Clients with TCP timestamps off: SYN-cookie connections lose window scaling and SACK.
+
+Cloudflare keeps net.ipv4.tcp_timestamps=0 (seed 002). A Linux cookie carries the client's
+window scale, SACK and ECN only in the TSval of the SYN-ACK (reference §4.4,
+``cookie_init_timestamp``); without client timestamps ``tcp_conn_request`` clears them before
+answering (§2.5), so a cookie connection runs with unscaled 16-bit windows: at most 65 535
+bytes in flight, i.e. ~64 KB per RTT. A connection that went through the request-sock queue
+keeps window scaling and SACK (neither needs timestamps) and is not capped.
+
+Two labs run side by side, same link model (``rtt_ms``: delay rtt/2 each way), both with the
+clients' namespace at tcp_timestamps=0:
+  cookie   the endpoint's profile has tcp_syncookies=2: every handshake is a cookie
+  queue    tcp_syncookies=1 with an unloaded queue (clients connect one at a time): no cookie
+The endpoint's listener sets SO_RCVBUF ``rcvbuf`` (with the profile's net.core.rmem_max raised
+to allow it): our core does not model receive-buffer autotuning (``tcp_rcv_space_adjust``), so
+this stands in for the kernel growing the buffer towards tcp_rmem[2]; it is the same for both
+paths, and a cookie connection cannot use more than 65 535 bytes of it anyway.
+Each client then sends ``nbytes`` to the endpoint (all of a path's clients at once); the
+endpoint measures each connection's goodput from its first to its last byte.
+
+report.json keys:
+  scenario, config
+  headline   {bound_mb_s: 65535/RTT in MB/s, rtt_ms,
+              cookie|queue: {connections, wscale, sack, client_wscale_ok, client_sack,
+                             mb_s_min, mb_s_median, mb_s_max, ratio_to_bound (median),
+                             max_window_bytes}, summary}
+  paths      {cookie|queue: {connections: [{client, path, mb_s, seconds, bytes,
+              client: {ts, sack, wscale_ok, snd_wscale, rcv_wscale, snd_wnd},
+              endpoint: {ts, sack, wscale_ok, snd_wscale, rcv_wscale},
+              max_window_field, max_window_bytes}], counters}}
+  counters   {cookie: nstat deltas, queue: ...}
+  artifacts  {pcap: {path: file}, markdown}
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import trio
+
+from scenarios.reverse_check import read_pcap
+
+PORT = 5001
+PATHS = {"cookie": 2, "queue": 1}      # path -> the endpoint profile's tcp_syncookies
+MB = 1_000_000
+
+
+class TsOffError(ValueError):
+    """A user mistake in the ts_off scenario's knobs."""
+
+
+@dataclass
+class Config:
+    clients: int = 3                # per path
+    nbytes: int = 3_000_000         # each client sends this much
+    rtt_ms: float = 50.0
+    rcvbuf: int = 1 << 20           # the listener's SO_RCVBUF (see the module docstring)
+    profile: str = "linux-6.1"
+    timeout_s: float = 45.0
+    out: str = "out/ts_off"
+    pcap: bool = True
+
+    def check(self) -> None:
+        if not 1 <= self.clients <= 50:
+            raise TsOffError("--clients must be 1..50 (per path)")
+        if not 100_000 <= self.nbytes <= 1 << 30:
+            raise TsOffError("--bytes must be 100000..2^30 (enough for several windows)")
+        if not 2 <= self.rtt_ms <= 1000:
+            raise TsOffError("--rtt-ms must be 2..1000 (the cap is per RTT; it needs one)")
+        if not 4096 <= self.rcvbuf <= 1 << 28:
+            raise TsOffError("--rcvbuf must be 4096..2^28 bytes")
+        if self.timeout_s <= 0:
+            raise TsOffError("--timeout must be > 0")
+
+    def bound_mb_s(self) -> float:
+        """The unscaled-window ceiling: 65535 bytes per RTT."""
+        return 65535 / (self.rtt_ms / 1000.0) / MB
+
+
+async def run_path(cfg: Config, path: str, outdir: Path, show) -> dict:
+    from tuntcp.core.stack import Stack
+    from tuntcp.harness.clients import tcp_info
+    from tuntcp.harness.link import LinkModel
+    from tuntcp.harness.netns import Lab
+    from tuntcp.profiles import get_profile
+    from tuntcp.shell.endpoint import Endpoint
+    from tuntcp.shell.listener import open_tcp_listener
+    from tuntcp.wire.pcap import PcapWriter
+
+    base = get_profile(cfg.profile)
+    profile = base.with_overrides([f"net.ipv4.tcp_syncookies={PATHS[path]}",
+                                   f"net.core.rmem_max={max(cfg.rcvbuf, base['net.core.rmem_max'])}"])
+    pcap_path = outdir / f"ts_off-{path}.pcap"
+    one_way = cfg.rtt_ms / 2000.0
+    with Lab(sysctls={"net.ipv4.tcp_timestamps": 0}) as lab:
+        stack = Stack(profile, addrs={lab.endpoint_ip}, secret=os.urandom(16))
+        pcap = PcapWriter(str(pcap_path)) if cfg.pcap else None
+        ep = Endpoint(stack, lab.tun_fd, pcap=pcap, link_in=LinkModel(1, delay=one_way),
+                      link_out=LinkModel(2, delay=one_way))
+        conns: dict[int, dict] = {}
+        try:
+            with trio.fail_after(cfg.timeout_s):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(ep.run)
+                    lst = await open_tcp_listener(ep, PORT, 64, rcvbuf=cfg.rcvbuf)
+                    before = stack.counters.snapshot()
+
+                    async def serve(stream):
+                        rec = conns.setdefault(stream.conn.rport, {})
+                        rec["path"] = stream.conn.path
+                        n = 0
+                        while True:
+                            data = await stream.receive_some(1 << 20)
+                            if not data:
+                                break
+                            if n == 0:
+                                rec["t_first"] = trio.current_time()
+                            n += len(data)
+                        rec["t_last"] = trio.current_time()
+                        rec["bytes"] = n
+                        rec["endpoint"] = stream.info()
+                        await stream.aclose()
+
+                    async def acceptor():
+                        while True:
+                            nursery.start_soon(serve, await lst.accept())
+                    nursery.start_soon(acceptor)
+                    show(f"{path}: connecting {cfg.clients} clients (timestamps off)")
+                    socks = []
+                    for _ in range(cfg.clients):         # one at a time: an unloaded queue
+                        raw = lab.socket_in_ns()
+                        s = trio.socket.from_stdlib_socket(raw)
+                        await s.connect((lab.endpoint_addr, PORT))
+                        socks.append(s)
+                    show(f"{path}: sending {cfg.nbytes} bytes per client")
+                    payload = os.urandom(cfg.nbytes)
+
+                    async with trio.open_nursery() as n2:
+                        for s in socks:
+                            n2.start_soon(_sendall_then_close, s, payload, conns, tcp_info)
+                    while sum("t_last" in c for c in conns.values()) < cfg.clients:
+                        await trio.sleep(0.01)
+                    counters = stack.counters.delta(before)
+                    nursery.cancel_scope.cancel()
+        except trio.TooSlowError:
+            raise TsOffError(f"{path}: transfers did not finish within --timeout {cfg.timeout_s} s "
+                             "(lower --bytes or raise --timeout)") from None
+        finally:
+            if pcap:
+                pcap.close()
+    windows = max_windows(read_pcap(pcap_path), conns) if cfg.pcap else {}
+    out = []
+    for port, c in sorted(conns.items()):
+        e, k = c["endpoint"], c["client"]
+        secs = c["t_last"] - c["t_first"]
+        wf = windows.get(port)
+        out.append({
+            "client_port": port, "path": c["path"], "bytes": c["bytes"], "seconds": round(secs, 4),
+            "mb_s": round(c["bytes"] / secs / MB, 3),
+            "client": {x: k.get(x) for x in ("ts", "sack", "wscale_ok", "snd_wscale",
+                                             "rcv_wscale", "snd_wnd", "total_retrans")},
+            "endpoint": {x: e.get(x) for x in ("ts", "sack", "wscale_ok", "snd_wscale",
+                                               "rcv_wscale", "window_clamp")},
+            "max_window_field": wf,
+            "max_window_bytes": (wf << e["rcv_wscale"]) if wf is not None else None,
+        })
+    return {"connections": out, "counters": counters,
+            "pcap": str(pcap_path) if cfg.pcap else None}
+
+
+async def _sendall_then_close(s, payload: bytes, conns: dict, tcp_info) -> None:
+    """A bulk client: write everything, read TCP_INFO, half-close, wait for the server's FIN."""
+    view = memoryview(payload)
+    while view:
+        view = view[await s.send(view):]
+    port = s.getsockname()[1]
+    conns.setdefault(port, {})["client"] = tcp_info(s)
+    s.shutdown(socket.SHUT_WR)
+    while await s.recv(4096):
+        pass
+    s.close()
+
+
+def max_windows(pkts: list, conns: dict) -> dict[int, int]:
+    """Largest window field the endpoint sent to each client port (after the handshake)."""
+    from tuntcp.wire.segment import SYN
+    out: dict[int, int] = {}
+    for _, s in pkts:
+        if s.sport == PORT and s.dport in conns and not s.flags & SYN:
+            out[s.dport] = max(out.get(s.dport, 0), s.window)
+    return out
+
+
+def headline_of(cfg: Config, paths: dict) -> dict:
+    bound = cfg.bound_mb_s()
+    h: dict = {"bound_mb_s": round(bound, 3), "rtt_ms": cfg.rtt_ms}
+    for path, r in paths.items():
+        cs = r["connections"]
+        rates = [c["mb_s"] for c in cs]
+        med = statistics.median(rates)
+        h[path] = {
+            "connections": len(cs),
+            "handshake_paths": sorted({c["path"] for c in cs}),
+            "wscale": all(c["endpoint"]["wscale_ok"] for c in cs),
+            "sack": all(c["endpoint"]["sack"] for c in cs),
+            "client_wscale_ok": all(c["client"]["wscale_ok"] for c in cs),
+            "client_sack": all(c["client"]["sack"] for c in cs),
+            "agree": all(c["client"]["wscale_ok"] == c["endpoint"]["wscale_ok"] and
+                         c["client"]["sack"] == c["endpoint"]["sack"] for c in cs),
+            "mb_s_min": min(rates), "mb_s_median": med, "mb_s_max": max(rates),
+            "ratio_to_bound": round(med / bound, 2),
+            "max_window_bytes": max((c["max_window_bytes"] or 0) for c in cs),
+        }
+    parts = []
+    for path in paths:
+        m = h[path]
+        parts.append(f"{path}: wscale {'on' if m['wscale'] else 'off'}, sack "
+                     f"{'on' if m['sack'] else 'off'}, {m['mb_s_median']:.2f} MB/s median "
+                     f"({m['ratio_to_bound']}x the bound)")
+    h["summary"] = (f"timestamps off, RTT {cfg.rtt_ms:g} ms, 64 KB/RTT bound {bound:.2f} MB/s; "
+                    + "; ".join(parts))
+    return h
+
+
+async def run(cfg: Config, show=None) -> dict:
+    cfg.check()
+    show = show or (lambda *a: None)
+    outdir = Path(cfg.out)
+    outdir.mkdir(parents=True, exist_ok=True)
+    results: dict = {}
+
+    async def one(path):
+        results[path] = await run_path(cfg, path, outdir, show)
+    async with trio.open_nursery() as n:          # both paths at once, one lab each
+        for path in PATHS:
+            n.start_soon(one, path)
+    paths = {p: results[p] for p in PATHS}
+    report = {"scenario": "ts_off", "config": asdict(cfg), "headline": headline_of(cfg, paths),
+              "paths": paths, "counters": {p: r["counters"] for p, r in paths.items()},
+              "artifacts": {"pcap": {p: r["pcap"] for p, r in paths.items()}}}
+    md = outdir / "report.md"
+    report["artifacts"]["markdown"] = str(md)
+    md.write_text(render_markdown(report))
+    (outdir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def table(report: dict) -> list[str]:
+    h = report["headline"]
+    rows = [f"{'path':<8}{'conns':>6}{'wscale':>8}{'sack':>6}{'MB/s min':>10}{'median':>8}"
+            f"{'max':>8}{'x bound':>9}{'max wnd B':>11}"]
+    for path in report["paths"]:
+        m = h[path]
+        rows.append(f"{path:<8}{m['connections']:>6}{'yes' if m['wscale'] else 'no':>8}"
+                    f"{'yes' if m['sack'] else 'no':>6}{m['mb_s_min']:>10.2f}"
+                    f"{m['mb_s_median']:>8.2f}{m['mb_s_max']:>8.2f}{m['ratio_to_bound']:>9}"
+                    f"{m['max_window_bytes']:>11}")
+    rows.append(f"bound: 65535 B per {h['rtt_ms']:g} ms RTT = {h['bound_mb_s']:.2f} MB/s")
+    for path, cnt in report["counters"].items():
+        rows.append(f"{path} counters: " + ", ".join(
+            f"{k}={cnt.get(k, 0)}" for k in ("TcpExtSyncookiesSent", "TcpExtSyncookiesRecv",
+                                             "TcpPassiveOpens", "TcpInSegs", "TcpOutSegs")))
+    return rows
+
+
+def render_markdown(report: dict) -> str:
+    out = ["# ts_off: timestamps off on the clients, cookie vs queue connections", "",
+           f"**{report['headline']['summary']}**", "", "```"] + table(report) + ["```", "",
+           "| path | client port | handshake | MB/s | client wscale_ok/sack | endpoint wscale_ok/sack | max window field |",
+           "|---|---|---|---|---|---|---|"]
+    for path, r in report["paths"].items():
+        for c in r["connections"]:
+            out.append(f"| {path} | {c['client_port']} | {c['path']} | {c['mb_s']} | "
+                       f"{c['client']['wscale_ok']}/{c['client']['sack']} | "
+                       f"{c['endpoint']['wscale_ok']}/{c['endpoint']['sack']} | {c['max_window_field']} |")
+    return "\n".join(out) + "\n"
+
+
+# ---- CLI -------------------------------------------------------------------------------------
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = Config()
+    p.add_argument("--clients", type=int, default=d.clients, help="connections per path")
+    p.add_argument("--bytes", dest="nbytes", type=int, default=d.nbytes, help="bytes per client")
+    p.add_argument("--rtt-ms", dest="rtt_ms", type=float, default=d.rtt_ms,
+                   help="link RTT from the userspace link model (half each way)")
+    p.add_argument("--rcvbuf", type=int, default=d.rcvbuf, help="the endpoint listener's SO_RCVBUF")
+    p.add_argument("--profile", default=d.profile, help="the endpoint's Linux profile")
+    p.add_argument("--timeout", dest="timeout_s", type=float, default=d.timeout_s)
+    p.add_argument("--out", default=d.out)
+    p.add_argument("--no-pcap", dest="pcap", action="store_false")
+
+
+def main(args) -> int:
+    from tuntcp.profiles import ProfileError, get_profile
+    cfg = Config(clients=args.clients, nbytes=args.nbytes, rtt_ms=args.rtt_ms,
+                 rcvbuf=args.rcvbuf, profile=args.profile, timeout_s=args.timeout_s, out=args.out, pcap=args.pcap)
+    try:
+        cfg.check()
+        if get_profile(cfg.profile).family != "linux":
+            raise TsOffError("ts_off models Linux cookies; pick a linux-* profile")
+        report = trio.run(run, cfg, lambda msg: print(f"ts_off: {msg}", file=sys.stderr))
+    except (TsOffError, ProfileError) as e:
+        print(f"tuntcp ts_off: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tuntcp ts_off: interrupted; namespaces removed", file=sys.stderr)
+        return 130
+    print("\n".join(table(report)))
+    print(report["headline"]["summary"])
+    print(f"\nreport: {cfg.out}/report.json, {report['artifacts']['markdown']}")
+    return 0

@@ -1,0 +1,58 @@
+"""`tuntcp ts_off`: clients with net.ipv4.tcp_timestamps=0 over a 50 ms RTT link. Cookie
+connections have nowhere to carry wscale/SACK (no TSval), so both ends run unscaled and the
+transfer is capped by 65535 bytes per RTT (~1.31 MB/s); queue connections keep wscale and SACK
+and are not capped."""
+import json
+
+import pytest
+
+from tuntcp.harness.netns import probe
+
+pytestmark = pytest.mark.netns
+
+
+@pytest.fixture
+def require_netns():
+    reason = probe()
+    if reason:
+        pytest.skip(reason)
+
+
+async def test_ts_off_cookie_connections_are_capped(tmp_path, require_netns):
+    from scenarios.ts_off import Config, run
+
+    cfg = Config(clients=3, nbytes=3_000_000, rtt_ms=50, out=str(tmp_path))
+    report = await run(cfg)
+    h = report["headline"]
+    assert abs(h["bound_mb_s"] - 1.311) < 0.01
+    ck, q = h["cookie"], h["queue"]
+    assert ck["connections"] == q["connections"] == 3
+    assert ck["handshake_paths"] == ["cookie"] and q["handshake_paths"] == ["synq"]
+    # what was negotiated, seen from both ends
+    assert (ck["wscale"], ck["sack"], ck["client_wscale_ok"], ck["client_sack"]) == (False,) * 4
+    assert (q["wscale"], q["sack"], q["client_wscale_ok"], q["client_sack"]) == (True,) * 4
+    assert ck["agree"] and q["agree"]
+    for c in report["paths"]["cookie"]["connections"]:
+        assert c["client"]["snd_wscale"] == c["client"]["rcv_wscale"] == 0
+        assert c["endpoint"]["snd_wscale"] == c["endpoint"]["rcv_wscale"] == 0
+        assert c["client"]["ts"] is False and c["max_window_field"] <= 65535
+        assert c["bytes"] == cfg.nbytes
+    for c in report["paths"]["queue"]["connections"]:
+        assert c["client"]["ts"] is False and c["endpoint"]["rcv_wscale"] > 0
+        assert c["bytes"] == cfg.nbytes
+    # the cap: a cookie connection cannot beat 64 KB per RTT; a queue one does, clearly
+    assert ck["mb_s_max"] <= 1.05 * h["bound_mb_s"], ck
+    assert q["max_window_bytes"] > 4 * 65535
+    assert q["mb_s_median"] >= 1.8 * h["bound_mb_s"], q
+    assert q["mb_s_median"] >= 2 * ck["mb_s_median"]
+    cnt = report["counters"]
+    assert cnt["cookie"]["TcpExtSyncookiesRecv"] == 3 and cnt["queue"].get("TcpExtSyncookiesSent", 0) == 0
+    assert json.loads((tmp_path / "report.json").read_text())["headline"]["cookie"]["wscale"] is False
+
+
+def test_ts_off_config_errors():
+    from scenarios.ts_off import Config, TsOffError
+    with pytest.raises(TsOffError, match="--rtt-ms"):
+        Config(rtt_ms=0).check()
+    with pytest.raises(TsOffError, match="--clients"):
+        Config(clients=0).check()
