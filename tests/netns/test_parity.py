@@ -189,3 +189,15 @@ async def test_closing_the_listener_resets_unaccepted_children():
                               [("connect", 3), ("accept", 1), ("close",)], {SYNCOOKIES: 1}))
     assert fates(k, "accepted") == [True, False, False]
     assert fates(k, "reset") == [False, True, True]
+
+
+async def test_dropped_cookie_ack_is_revalidated_by_the_clients_retransmission():
+    """Forced cookies, backlog 0: the second client's cookie ACK (with its byte) overflows and
+    leaves no state; after accept() its retransmitted byte carries the same cookie, which is
+    validated again and now gets in."""
+    k = await parity(Scenario("cookie ack retransmitted", 0,
+                              [("connect_held", 2), ("release",), ("accept", None),
+                               ("wait", 0.8), ("accept", None)], {SYNCOOKIES: 2}))
+    assert fates(k, "cookie") == [True, True]
+    assert fates(k, "accepted") == [True, True]
+    assert k.counters["TcpExtSyncookiesRecv"] == 3 and k.counters["TcpExtListenOverflows"] == 1
