@@ -135,3 +135,15 @@ def test_many_megabytes_with_reordering_and_sack():
     assert ooo > 0, "reordering should have exercised the out-of-order queue"
     sackrec = r["sa"].counters["TcpExtTCPSackRecovery"] + r["sb"].counters["TcpExtTCPSackRecovery"]
     assert sackrec > 0
+
+
+def test_reordering_alone_causes_no_retransmissions():
+    """Jitter reorders up to ~10 segments: the SACK reordering estimate (tcp_check_sack_reordering)
+    and the timestamp undo (tcp_packet_delayed) must keep fast retransmit from firing spuriously
+    for long, and the transfer runs at the speed of the window, not of the recoveries."""
+    r = run_transfer("linux-6.1", 2 << 20, seed=11, loss=0.0, jitter=0.001)
+    assert bytes(r["got"]["b"]) == r["out_a"] and bytes(r["got"]["a"]) == r["out_b"]
+    spurious = r["sa"].counters["TcpRetransSegs"] + r["sb"].counters["TcpRetransSegs"]
+    segs = r["sa"].counters["TcpOutSegs"] + r["sb"].counters["TcpOutSegs"]
+    assert spurious < 0.01 * segs, (spurious, segs)
+    assert r["sa"].counters["TcpExtTCPSACKReorder"] + r["sb"].counters["TcpExtTCPSACKReorder"] > 0

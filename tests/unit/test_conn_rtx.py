@@ -166,3 +166,20 @@ def test_rto_retransmits_the_head_even_if_the_window_closed():
 0.300 < . 1:1(0) ack 1449 win 513 <TS val 301 ecr 0>
 0.300 > P. 1449:2001(552) ack 1 win * <TS val * ecr 301>
 """, acts(c), strict=False)
+
+
+def test_pure_ack_after_go_back_n_carries_the_highest_sequence_sent():
+    """After an RTO rewinds transmission to snd_una, a bare ACK must still carry the highest
+    sequence number sent (Linux's snd_nxt never rewinds): a peer that already has that data
+    would otherwise find the ACK out of window and drop it (both sides stalled before)."""
+    st, c, d = established()
+    c.nodelay = True
+    d.run("""
+0.000 %send 3000
+0.000 > . 1:1449(1448) ack 1 win * <TS val * ecr 100>
+0.000 > . 1449:2897(1448) ack 1 win * <TS val * ecr 100>
+0.000 > P. 2897:3001(104) ack 1 win * <TS val * ecr 100>
+0.210 > . 1:1449(1448) ack 1 win * <TS val * ecr 100>
+0.300 < P. 1:101(100) ack 1 win 513 <TS val 300 ecr 0>
+0.300 > . 3001:3001(0) ack 101 win * <TS val * ecr 300>
+""", acts(c), strict=False)

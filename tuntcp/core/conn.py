@@ -58,7 +58,8 @@ class Connection:
         "snd_wscale", "mss", "sndq", "sndbuf", "sndbuf_locked", "fin_queued", "fin_seq",
         "snd_sml", "nodelay", "dupacks", "recover", "in_recovery", "retx_nxt", "cc", "rto",
         "sb", "rtt_seq", "rtt_time", "retrans_stamp", "retransmits", "probes_out",
-        "retrans_out", "total_retrans", "syn_retrans",
+        "retrans_out", "total_retrans", "syn_retrans", "reordering", "undo_cwnd",
+        "undo_ssthresh", "retx_tsval",
         # receive side
         "irs", "rcv_nxt", "rcvq", "reasm", "win", "rcvbuf", "rcvbuf_locked", "rcv_wscale",
         "advmss", "rcv_mss", "fin_rcvd", "ofo_fin",
@@ -110,6 +111,9 @@ class Connection:
         self.retrans_out = 0
         self.total_retrans = 0
         self.syn_retrans = False
+        self.reordering = p.get("net.ipv4.tcp_reordering", 3)
+        self.undo_cwnd = self.undo_ssthresh = 0
+        self.retx_tsval = None
         self.irs = self.rcv_nxt = 0
         self.rcvq = bytearray()
         self.reasm = Reassembly()
@@ -764,9 +768,19 @@ class Connection:
         self.rto.reset_backoff()
         self.retransmits = 0
         self.retrans_stamp = None
+        high = self.sb.highest_sacked() if self.sack_ok else None
+        if high is not None and seq_gt(high, ack):
+            self._reordering_seen((high - una) & MASK)
         self.sb.clear_below(ack)
         acked_segs = max((acked + self.mss - 1) // self.mss, 1)
-        if self.in_recovery:
+        if self.in_recovery and self._spurious_recovery(seg):
+            self.stack.counters.inc("TcpExtTCPFullUndo")
+            self.in_recovery = False
+            self.cc.in_recovery = False
+            self.cc.cwnd = max(self.cc.cwnd, self.undo_cwnd)
+            self.cc.ssthresh = max(self.cc.ssthresh, self.undo_ssthresh)
+            self.dupacks = 0
+        elif self.in_recovery:
             if not seq_lt(ack, self.recover):
                 self.in_recovery = False
                 self.cc.on_exit_recovery()
@@ -819,17 +833,45 @@ class Connection:
             if self.sack_ok:
                 self._retransmit_next(now)
             return
-        lost = self.dupacks >= 3 or (self.sack_ok and self.sb.is_lost(self.snd_una, self.mss))
+        k = self.reordering
+        lost = self.dupacks >= k or (self.sack_ok and self.sb.is_lost(self.snd_una, self.mss, k))
         if not lost:
             return
         c = self.stack.counters
         c.inc("TcpExtTCPSackRecovery" if self.sack_ok else "TcpExtTCPRenoRecovery")
         self.in_recovery = True
         self.recover = self.snd_max
+        self.undo_cwnd, self.undo_ssthresh = self.cc.cwnd, self.cc.ssthresh
+        self.retx_tsval = self.stack.ts_now(self.ts_off) if self.ts_ok else None
         self.cc.on_enter_recovery(now, self._inflight_segs())
         self.retx_nxt = self.snd_una
         self.rtt_seq = None
         self._retransmit_next(now)
+
+    def _reordering_seen(self, dist_bytes: int) -> None:
+        """``tcp_check_sack_reordering``: a segment was cumulatively ACKed below data already
+        SACKed; unless we retransmitted it, it arrived out of order by that many segments.
+        The loss threshold follows (``tp->reordering``, at most tcp_max_reordering 300)."""
+        if self.in_recovery or self.retrans_out:
+            return
+        dist = (dist_bytes + self.mss - 1) // self.mss
+        if dist > self.reordering:
+            self.reordering = min(dist, 300)
+            self.stack.counters.inc("TcpExtTCPSACKReorder")
+
+    def _spurious_recovery(self, seg: Segment) -> bool:
+        """Eifel detection with timestamps (RFC 3522, ``tcp_packet_delayed``): the ACK that
+        advances snd_una echoes a TSval older than our first retransmission, so the original
+        arrived and the "loss" was reordering: undo the window reduction
+        (``tcp_try_undo_recovery``, TcpExtTCPFullUndo) and raise the reordering estimate."""
+        ts = seg.options.ts
+        if self.retx_tsval is None or ts is None or not ts[1] or not seq_lt(ts[1], self.retx_tsval):
+            return False
+        high = self.sb.highest_sacked()
+        if high is not None:
+            self.reordering = min(max(self.reordering,
+                                      ((high - self.snd_una) & MASK) // self.mss + 1), 300)
+        return True
 
     def _retransmit_next(self, now: float) -> None:
         """Retransmit the first not-yet-retransmitted, un-SACKed segment at or after snd_una
@@ -1213,10 +1255,12 @@ class Connection:
             self.dack_at = None
 
     def _send_ack(self, now: float, seq: int | None = None) -> None:
-        """``tcp_send_ack``: a bare ACK at snd_nxt (or ``seq`` for a window probe)."""
+        """``tcp_send_ack``: a bare ACK at the highest sequence sent (Linux's snd_nxt; ours
+        rewinds during go-back-N, and an old sequence number would make the peer drop the
+        ACK as out of window), or at ``seq`` for a window probe."""
         if self.state == "SYN-RECV":
             return
-        self._output(ACK, self.snd_nxt if seq is None else seq, b"", now)
+        self._output(ACK, self.snd_max if seq is None else seq, b"", now)
 
     def _send_dupack(self, seg: Segment, now: float) -> None:
         """``tcp_send_dupack``: old data means our ACK was lost: quick-ACK mode, then ACK."""
@@ -1253,7 +1297,7 @@ class Connection:
 
     def _send_rst(self, now: float) -> None:
         """Active reset (``tcp_send_active_reset``): RST|ACK at snd_nxt."""
-        seg = Segment(self.laddr, self.raddr, self.lport, self.rport, seq=self.snd_nxt,
+        seg = Segment(self.laddr, self.raddr, self.lport, self.rport, seq=self.snd_max,
                       ack=self.rcv_nxt, flags=RST | ACK)
         self.segs_out += 1
         self.stack.emit(seg)
