@@ -388,7 +388,13 @@ def _lab(sc: Scenario) -> Lab:
 
 async def run_kernel(sc: Scenario) -> Outcome:
     with _lab(sc) as lab:
-        return await run_side(lab, _KernelServer(lab, sc), sc)
+        srv = _KernelServer(lab, sc)
+        try:
+            return await run_side(lab, srv, sc)
+        finally:
+            for child in srv.children:      # accepted sockets are not tracked by the lab
+                child.close()
+            srv.sock.close()
 
 
 async def run_tuntcp(sc: Scenario, profile: str | None = None) -> Outcome:
