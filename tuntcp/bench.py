@@ -44,7 +44,7 @@ class Config:
     only: list[str] | None = None
     profile: str = DEFAULT_PROFILE
     profile_row: str | None = None      # py-spy the tuntcp side of this row (round 1)
-    ab_n: int = 20000
+    ab_n: int = 200000         # cap; ab -t <seconds> ends the run
     rr_count: int = 2000
     mem_n: int = 5000
 
@@ -72,7 +72,13 @@ class Workload:
 
 
 def _wl(name, mtu, t, k, rows):
-    return Workload(name, mtu, t, k, [Row(r[0], name, *r[1:]) for r in rows])
+    out = []
+    for r in rows:
+        extras = tuple(r[5]) if len(r) > 5 else ()
+        if mtu:
+            extras += ("endpoint_cpu",)
+        out.append(Row(r[0], name, r[1], r[2], r[3], r[4], extras))
+    return Workload(name, mtu, t, k, out)
 
 
 def _storm(n):
@@ -144,7 +150,7 @@ def make_config(quick=False, rounds=None, seconds=None, out=None, only=None, pro
                 profile_row=None) -> Config:
     cfg = Config(quick=quick)
     if quick:
-        cfg.rounds, cfg.seconds, cfg.ab_n, cfg.rr_count, cfg.mem_n = 1, 0.7, 2000, 300, 1000
+        cfg.rounds, cfg.seconds, cfg.ab_n, cfg.rr_count, cfg.mem_n = 1, 0.7, 5000, 300, 1000
     if rounds is not None:
         if rounds < 1:
             raise BenchUsageError("--rounds must be >= 1")
@@ -191,8 +197,16 @@ async def _measure(wl: Workload, lab, profile, cfg, rnd: int, side: str, errors:
     spy = None
     if side == "tuntcp" and rnd == 0 and cfg.profile_row in {r.name for r in wl.rows}:
         spy = _start_pyspy(cfg, wl)
+    import resource
+    ru0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     try:
-        return await fn(lab, profile, cfg)
+        r = await fn(lab, profile, cfg)
+        if side == "tuntcp":
+            # share of one core this process (the endpoint) used, wall clock of the whole run
+            ru1 = resource.getrusage(resource.RUSAGE_SELF)
+            cpu = ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime
+            r["endpoint_cpu"] = cpu / (time.perf_counter() - t0)
+        return r
     except W.BenchError as e:
         errors.append(f"{wl.name} {side} round {rnd + 1}: {e}")
         _log(f"  {side}: FAILED: {e}")
@@ -228,7 +242,10 @@ def _stop_pyspy(spy):
 
 
 def top_functions(raw_path, n=15) -> list[tuple[str, float, float]]:
-    """From py-spy's raw (collapsed) output: (function, self share, inclusive share)."""
+    """From py-spy's raw (collapsed) output: (function, self share, inclusive share), one entry
+    per function (py-spy's frames carry line numbers; those are merged)."""
+    import re
+    line_no = re.compile(r":\d+\)$")
     self_c: dict = {}
     incl: dict = {}
     total = 0
@@ -239,7 +256,7 @@ def top_functions(raw_path, n=15) -> list[tuple[str, float, float]]:
                 continue
             c = int(count)
             total += c
-            frames = stack.split(";")
+            frames = [line_no.sub(")", fr) for fr in stack.split(";")]
             self_c[frames[-1]] = self_c.get(frames[-1], 0) + c
             for fr in set(frames):
                 incl[fr] = incl.get(fr, 0) + c
@@ -367,7 +384,9 @@ def markdown(res: dict) -> str:
     out = [f"# tuntcp bench — {m['when']}", "",
            f"{m['cpus']} CPUs, Linux {m['kernel']}, Python {m['python']}, profile {m['profile']}; "
            f"{m['rounds']} round(s) of {m['seconds']} s, tuntcp and kernel alternating. "
-           "Cells: median (min–max). Ratio = tuntcp median / kernel median.", "",
+           "Cells: median (min–max). Ratio = tuntcp median / kernel median. "
+           f"Load average (1 min) at start/end: {m.get('loadavg_start_end', '-')}; "
+           f"wall {m.get('wall_seconds', '-')} s.", "",
            "| metric | unit | tuntcp | kernel | ratio | better | notes (medians, tuntcp / kernel) |",
            "|---|---|---|---|---|---|---|"]
     for name, r in res["rows"].items():
@@ -398,6 +417,17 @@ def write(res: dict, out: str) -> tuple[Path, Path]:
     return jp, mp
 
 
+def _signals() -> None:
+    """Ctrl-C and SIGTERM both stop the run through trio's KeyboardInterrupt path, so every
+    `with Lab` unwinds (children killed, namespace deleted).  A shell starts background jobs
+    with SIGINT ignored; SIGTERM is re-sent as SIGINT so trio's own handler takes it."""
+    import signal
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda signum, frame: os.kill(os.getpid(), signal.SIGINT))
+
+
 def main(cfg: Config) -> int:
     """Entry point for the CLI (`tuntcp bench`); LabError/BenchUsageError go to the caller."""
     from .harness import netns
@@ -410,9 +440,13 @@ def main(cfg: Config) -> int:
     if missing:
         raise BenchUsageError(f"missing tools: {', '.join(missing)} (run `make tools`)")
     netns.sweep_stale()
+    _signals()
     t0 = time.perf_counter()
+    load0 = os.getloadavg()
     res = trio.run(run_all, cfg)
     res["meta"]["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    # other work on the machine skews everything; record how busy it was
+    res["meta"]["loadavg_start_end"] = [round(load0[0], 2), round(os.getloadavg()[0], 2)]
     jp, mp = write(res, cfg.out)
     print(markdown(res))
     print(f"wrote {jp} and {mp}")
@@ -446,6 +480,16 @@ def run_cli(args) -> int:
                       only=args.only, profile=args.profile, profile_row=args.profile_row)
     try:
         return main(cfg)
-    except KeyboardInterrupt:
+    except BaseException as e:
+        if not all(isinstance(x, KeyboardInterrupt) for x in _leaves(e)):
+            raise
         print("tuntcp: bench stopped", file=sys.stderr)
         return 130
+
+
+def _leaves(e: BaseException):
+    if isinstance(e, BaseExceptionGroup):
+        for sub in e.exceptions:
+            yield from _leaves(sub)
+    else:
+        yield e

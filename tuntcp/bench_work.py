@@ -45,12 +45,20 @@ async def run_client(lab, argv, timeout: float) -> tuple[int, str, str]:
 
 
 def _terminate(p: subprocess.Popen) -> None:
-    if p.poll() is None:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        p.wait(timeout=5)
+    """SIGTERM first (`timeout` passes it on to its child and reaps it), then SIGKILL the whole
+    process group (the child was started in its own session)."""
+    if p.poll() is not None:
+        return
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    p.wait(timeout=5)
 
 
 class KernelServer:
@@ -162,8 +170,10 @@ _AB_FAILED = re.compile(r"Failed requests:\s+(\d+)")
 _AB_DONE = re.compile(r"Complete requests:\s+(\d+)")
 
 
-def _ab_argv(addr, port, n):
-    return ["ab", "-q", "-r", "-s", "10", "-n", str(n), "-c", "64", f"http://{addr}:{port}/"]
+def _ab_argv(addr, port, cfg):
+    # -t bounds the run; -n (after -t, as ab wants it) caps the requests
+    return ["ab", "-q", "-r", "-s", "10", "-t", f"{max(1, round(cfg.seconds))}", "-n",
+            str(cfg.ab_n), "-c", "64", f"http://{addr}:{port}/"]
 
 
 def _ab_parse(rc, out, err) -> dict:
@@ -178,7 +188,7 @@ def _ab_parse(rc, out, err) -> dict:
 async def handshakes_tuntcp(lab, profile, cfg) -> dict:
     from .shell.apps import http_app
     async with tuntcp_endpoint(lab, profile, http_app("hello from tuntcp")) as (stack, ep):
-        rc, out, err = await run_client(lab, _ab_argv(lab.endpoint_addr, TUNTCP_PORT, cfg.ab_n),
+        rc, out, err = await run_client(lab, _ab_argv(lab.endpoint_addr, TUNTCP_PORT, cfg),
                                         timeout=120)
     r = _ab_parse(rc, out, err)
     r["synack_retrans"] = stack.counters.get("TcpRetransSegs", 0)
@@ -189,7 +199,7 @@ async def handshakes_kernel(lab, profile, cfg) -> dict:
     srv = KernelServer(lab, "http", KERNEL_PORT)
     try:
         await srv.ready()
-        rc, out, err = await run_client(lab, _ab_argv(lab.client_addr, KERNEL_PORT, cfg.ab_n),
+        rc, out, err = await run_client(lab, _ab_argv(lab.client_addr, KERNEL_PORT, cfg),
                                         timeout=120)
     finally:
         srv.kill()
