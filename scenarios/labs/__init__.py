@@ -99,6 +99,9 @@ def _number(answer: Any) -> float:
     return got
 
 
+as_number = _number      # for labs' own checks
+
+
 def _yes_no(answer: Any) -> bool:
     got = parse_yes_no(answer)
     if got is None:
@@ -118,8 +121,9 @@ class Check:
 
 
 def measured_number(values: Callable[[dict], set | list | float | int], hint: str,
-                    rel: float = 0.0) -> Check:
-    """The answer must equal one of the values the learner's own report shows (within rel)."""
+                    rel: float = 0.0, abs_tol: float = 0.0) -> Check:
+    """The answer must equal one of the values the learner's own report shows (within rel of
+    it, or abs_tol)."""
     def grade(answer, report):
         want = values(report)
         if not isinstance(want, (set, list, tuple, frozenset)):
@@ -128,7 +132,18 @@ def measured_number(values: Callable[[dict], set | list | float | int], hint: st
         if not want:
             raise NotCheckable("your report has no value for this question")
         got = _number(answer)
-        return any(abs(got - w) <= rel * abs(w) for w in want)
+        return any(abs(got - w) <= max(rel * abs(w), abs_tol) for w in want)
+    return Check(grade, hint, measured=True)
+
+
+def measured_text(values: Callable[[dict], str | set], hint: str) -> Check:
+    """The answer must name one of the values the report shows (case and spaces ignored)."""
+    def grade(answer, report):
+        want = values(report)
+        want = {norm_text(w) for w in ({want} if isinstance(want, str) else want) if w is not None}
+        if not want:
+            raise NotCheckable("your report has no value for this question")
+        return norm_text(answer) in want
     return Check(grade, hint, measured=True)
 
 
@@ -142,9 +157,9 @@ def measured_yes_no(truth: Callable[[dict], bool | None], hint: str) -> Check:
     return Check(grade, hint, measured=True)
 
 
-def fixed_number(value: float, hint: str, rel: float = 0.0) -> Check:
+def fixed_number(value: float, hint: str, rel: float = 0.0, abs_tol: float = 0.0) -> Check:
     def grade(answer, report):
-        return abs(_number(answer) - value) <= rel * abs(value)
+        return abs(_number(answer) - value) <= max(rel * abs(value), abs_tol)
     return Check(grade, hint)
 
 

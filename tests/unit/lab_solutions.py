@@ -43,3 +43,58 @@ def storm_wrong(report):
 
 
 SOLUTIONS = {1: (storm_right, storm_wrong)}
+
+
+# ---- lab 2: slow_accept -----------------------------------------------------------------------------
+
+def slow_accept_right(report):
+    off, on = report["headline"]["abort_on_overflow=0"], report["headline"]["abort_on_overflow=1"]
+    return {"Q1": off["send_q"], "Q2": off["recv_q_during"], "Q3": off["recv_q_after"],
+            "Q4": off["listen_overflows"], "Q5": off["ok"], "Q6": on["reset"], "Q7": "no",
+            "Q8": "TcpExtEmbryonicRsts"}
+
+
+def slow_accept_wrong(report):
+    off, on = report["headline"]["abort_on_overflow=0"], report["headline"]["abort_on_overflow=1"]
+    return {"Q1": 4096,                           # somaxconn, not min(backlog, somaxconn)
+            "Q2": off["send_q"] + 2,
+            "Q3": off["recv_q_during"],           # the queue drains; only counters remember
+            "Q4": off["listen_overflows"] + 1,
+            "Q5": off["ok"] - 1,
+            "Q6": on["reset"] + 1,
+            "Q7": "yes",                          # connect() returned: the client sent its ACK
+            "Q8": "TcpExtListenDrops"}
+
+
+# ---- lab 3: fluentd ---------------------------------------------------------------------------------
+
+def _fluentd(report):
+    h, cfg = report["headline"], report["config"]
+    b, big = cfg["small_backlog"], cfg["fixed"]
+    return h[f"backlog={b} cookies=1"], h[f"backlog={b} cookies=0"], h[f"backlog={big} cookies=1"]
+
+
+def fluentd_right(report):
+    small, off, big = _fluentd(report)
+    return {"Q1": small["syn_queue_max"], "Q2": "5EA0", "Q3": "03", "Q4": small["max_syn_recv"],
+            "Q5": small["SyncookiesSent"], "Q6": off["TCPReqQFullDrop"],
+            "Q7": "yes" if big["flood_line_printed"] else "no", "Q8": f'{off["connect_ms"]["p99"]} ms',
+            "Q9": "TcpExtTCPReqQFullDrop",
+            "Q10": "in_forward backlog, net.core.somaxconn and net.ipv4.tcp_max_syn_backlog to 65535"}
+
+
+def fluentd_wrong(report):
+    small, off, big = _fluentd(report)
+    return {"Q1": 1024,                           # tcp_max_syn_backlog does not size it
+            "Q2": "24224",
+            "Q3": "0A",                           # LISTEN
+            "Q4": small["max_syn_recv"] + 1,
+            "Q5": small["SyncookiesSent"] + 1,
+            "Q6": off["TCPReqQFullDrop"] + 1,
+            "Q7": "no" if big["flood_line_printed"] else "yes",
+            "Q8": f'{small["connect_ms"]["p99"]} ms',   # the cookies=1 run
+            "Q9": "TcpExtListenDrops",
+            "Q10": "net.ipv4.tcp_syncookies=0"}
+
+
+SOLUTIONS.update({2: (slow_accept_right, slow_accept_wrong), 3: (fluentd_right, fluentd_wrong)})

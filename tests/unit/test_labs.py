@@ -39,7 +39,44 @@ def storm_report(ratio=22.1, cookies=3):
             "comparison": {"cookie_latency_p50_ratio": ratio, "headline": "buggy: ..."}}
 
 
-REPORTS = {1: [storm_report(), storm_report(ratio=4.0, cookies=1)]}
+def slow_accept_report(backlog=16, overflows=40, resets=4, clients=40):
+    """scenarios/slow_accept.py: headline/counters/runs per "abort_on_overflow=N"."""
+    def head(abort):
+        return {"recv_q_during": backlog + 1, "recv_q_after": 0, "send_q": backlog,
+                "listen_overflows": overflows + 3 * abort, "ok": clients - resets * abort,
+                "reset": resets * abort, "timeout": 0, "other": 0}
+    names = ("abort_on_overflow=0", "abort_on_overflow=1")
+    return {"scenario": "slow-accept", "config": {"clients": clients, "backlog": backlog},
+            "headline": {n: head(i) for i, n in enumerate(names)},
+            "counters": {n: {"TcpExtListenOverflows": overflows + 3 * i, "TcpExtEmbryonicRsts": resets * i}
+                         for i, n in enumerate(names)},
+            "runs": {n: {"ss_lnt_during": f"LISTEN {backlog + 1} {backlog} 0.0.0.0:8080", "clients": []}
+                     for n in names}}
+
+
+def fluentd_report(backlog=128, burst=300, dropped=170, p99=3064.3):
+    """scenarios/fluentd.py: headline/counters/runs per "backlog=N cookies=C"."""
+    def head(b, c):
+        full = b < burst
+        return {"flood_line_printed": full, "flood_line": "... Possible SYN flooding ..." if full else None,
+                "max_syn_recv": min(b, burst), "syn_queue_max": min(b, burst),
+                "ListenOverflows": 0, "ListenDrops": dropped * (1 - c) if full else 0,
+                "TCPReqQFullDoCookies": (burst - b) * c if full else 0,
+                "TCPReqQFullDrop": dropped * (1 - c) if full else 0,
+                "SyncookiesSent": (burst - b) * c if full else 0,
+                "connect_ms": {"p50": 50.0, "p99": p99 if (full and not c) else 80.5, "max": p99, "n": 4 * burst},
+                "failed": 0}
+    names = {f"backlog={b} cookies={c}": (b, c) for b in (backlog, 65535) for c in (1, 0)}
+    return {"scenario": "fluentd-heartbeats", "config": {"small_backlog": backlog, "fixed": 65535},
+            "headline": {n: head(*bc) for n, bc in names.items()},
+            "counters": {n: {} for n in names}, "runs": {n: {"kernel_log": []} for n in names}}
+
+
+REPORTS = {
+    1: [storm_report(), storm_report(ratio=4.0, cookies=1)],
+    2: [slow_accept_report(), slow_accept_report(backlog=8, overflows=12, resets=6, clients=30)],
+    3: [fluentd_report(), fluentd_report(backlog=64, burst=200, dropped=90, p99=1030.0)],
+}
 
 
 def cases():
