@@ -11,6 +11,7 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "reverse_check": ("scenarios.reverse_check", "does this host kernel carry the cookie wscale fix 909172a14974?"),
     "defer_accept": ("scenarios.defer_accept", "TCP_DEFER_ACCEPT accept delays, with and without SYN cookies"),
     "ts_off": ("scenarios.ts_off", "clients without timestamps: cookie connections lose wscale/SACK, capped at 64 KB/RTT"),
+    "freebsd_queue": ("scenarios.freebsd_queue", "FreeBSD 9 vs 14: 1.5x backlog + RST, syncache lifetime, httpready/dataready"),
     "slow_accept": ("scenarios.slow_accept", "accept() stalls: Recv-Q backlog+1, ListenOverflows, tcp_abort_on_overflow 0 vs 1"),
     "fluentd": ("scenarios.fluentd", "fluentd heartbeats: 'Possible SYN flooding on port 24224' at backlog 128, gone at 65535"),
 }
