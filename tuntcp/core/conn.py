@@ -6,6 +6,17 @@ Every method takes ``now``; output goes through ``stack.emit`` and timers throug
 arithmetic lives in ``window.RecvWindow``; RTO, congestion control, reassembly and the SACK
 scoreboard in their own modules.
 
+Fast path: ``on_segment`` sends an in-order ESTABLISHED segment with only ACK/PSH and nothing
+out of order to ``_fast_path`` (header prediction): PAWS, ``_ack``, append to the receive queue,
+ACK decision. Everything else takes ``_rcv_synced`` (RFC 9293 3.10.7.4 step by step).
+
+Approximations (deliberate): the send queue is a byte stream cut at MSS (Linux keeps skbs);
+after an RTO transmission goes back to snd_una (``tcp_enter_loss`` marks everything lost and
+Linux resends from its queue without rewinding snd_nxt: here ``snd_max`` plays snd_nxt's part
+for ACKs); loss recovery is SACK/NewReno with one retransmission per ACK, no RACK/TLP, PRR or
+F-RTO; no D-SACK sent; no ECN; no keepalive; the send buffer grows by ``_sndbuf_expand`` rather
+than by truesize accounting; the receive buffer is not autotuned.
+
 Timers: one heap entry per connection at a time. ``rtx_at`` (SYN/data retransmission or
 zero-window probe, ``rtx_kind`` says which), ``dack_at`` (delayed ACK) and ``tw_at``
 (TIME-WAIT / orphaned FIN-WAIT-2). Moving a timer later costs nothing: the early heap entry
@@ -1381,7 +1392,7 @@ class Connection:
             "lastsnd": round((now - self.lastsnd) * 1000), "lastrcv": round((now - self.lastrcv) * 1000),
             "lastack": round((now - self.lastack) * 1000),
             "ts": self.ts_ok, "sack": self.sack_ok, "wscale_ok": self.wscale_ok,
-            "pingpong": self.in_pingpong(), "quick": self.quick,
+            "pingpong": self.in_pingpong(), "quick": self.quick, "reordering": self.reordering,
             "notsent": len(self.sndq) - ((self.snd_nxt - self.snd_una) & MASK)
             if self.state in CAN_SEND else 0,
             "recv_q": len(self.rcvq), "send_q": len(self.sndq),
