@@ -31,7 +31,6 @@ import argparse
 import errno
 import json
 import os
-import socket
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path

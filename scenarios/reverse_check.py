@@ -117,7 +117,6 @@ async def run(cfg: Config, show=None) -> dict:
     from tuntcp.shell.listener import open_tcp_stream
     from tuntcp.wire.codec import ip_int
     from tuntcp.wire.pcap import PcapWriter
-    from tuntcp.wire.segment import SYN
 
     cfg.check()
     show = show or (lambda *a: None)
@@ -186,7 +185,7 @@ async def run(cfg: Config, show=None) -> dict:
               ("TcpExtSyncookiesSent", "TcpExtSyncookiesRecv", "TcpExtSyncookiesFailed",
                "TcpExtTCPReqQFullDoCookies", "TcpPassiveOpens", "TcpExtListenDrops")}
     report = summarize(cfg, got, kdelta, dict(stack.counters.snapshot()),
-                       read_pcap(pcap_path) if cfg.pcap else [], ip_int(lab.client_addr), SYN)
+                       read_pcap(pcap_path) if cfg.pcap else [], ip_int(lab.client_addr))
     report["artifacts"] = {"pcap": str(pcap_path) if cfg.pcap else None}
     return write_report(report, outdir)
 
@@ -197,8 +196,10 @@ def _ss(lab) -> str:
     return out
 
 
-def summarize(cfg: Config, got: dict, kdelta: dict, ours: dict, pkts: list, kernel_ip: int,
-              SYN: int) -> dict:
+def summarize(cfg: Config, got: dict, kdelta: dict, ours: dict, pkts: list, kernel_ip: int) -> dict:
+    """The verdict: "fixed" when the child's receive shift (ss and tcp_info) equals the shift
+    its cookie SYN-ACK announced, "buggy" otherwise; plus the evidence behind it."""
+    from tuntcp.wire.segment import SYN
     ep0 = got["endpoint_after_handshake"]
     kinfo = got["kernel_tcp_info"]
     synack_ws = ep0["snd_wscale"]
