@@ -100,9 +100,10 @@ def payload_digest(seed: int, nbytes: int) -> str:
 
 # A kernel client in its own process: `send` streams the seeded payload then half-closes and
 # waits for the server's FIN; `recv` reads to EOF.  It prints one JSON line: bytes, sha256, the
-# seconds from connect to the end, and the socket's TCP_INFO retransmit count.
+# seconds from connect to the end, and the socket's TCP_INFO at the end (decoded).
 KCLIENT = r"""
-import hashlib, json, random, socket, struct, sys, time
+import hashlib, json, random, socket, sys, time
+from tuntcp.harness.clients import tcp_info
 mode, addr, port, nbytes, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 s = socket.create_connection((addr, port), timeout=120)
 t0 = time.perf_counter()
@@ -128,10 +129,10 @@ else:
         h.update(memoryview(buf)[:k])
         n += k
 dt = time.perf_counter() - t0
-info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
-total_retrans = struct.unpack_from("=I", info, 100)[0]
+info = tcp_info(s)
 s.close()
-print(json.dumps({"bytes": n, "sha256": h.hexdigest(), "seconds": dt, "total_retrans": total_retrans}))
+print(json.dumps({"bytes": n, "sha256": h.hexdigest(), "seconds": dt, "tcp_info": info,
+                  "total_retrans": info["total_retrans"]}))
 """
 
 

@@ -74,6 +74,7 @@ async def serve_hash_sink(lst, nbytes_box, digest_box):
     nbytes_box.append(n)
     digest_box.append(h.hexdigest())
     await stream.aclose()
+    return stream
 
 
 async def serve_seeded_source(lst, seed, nbytes):
@@ -86,27 +87,45 @@ async def serve_seeded_source(lst, seed, nbytes):
 
 
 async def bulk_upload(lab, ep, port, nbytes, seed, timeout):
+    """A kernel client process sends `nbytes` of seeded payload; we hash what arrives."""
     lst = await open_tcp_listener(ep, port, 16)
-    got_n, got_digest = [], []
+    got_n, got_digest, streams = [], [], []
     with trio.fail_after(timeout):
         async with trio.open_nursery() as n:
-            n.start_soon(serve_hash_sink, lst, got_n, got_digest)
+            n.start_soon(lambda: _keep(streams, serve_hash_sink(lst, got_n, got_digest)))
             report = await KClient(lab, "send", port, nbytes, seed).result()
     assert report["bytes"] == nbytes
     assert got_n == [nbytes] and got_digest == [report["sha256"]]
     assert report["sha256"] == payload_digest(seed, nbytes)
+    # TCP_INFO counts sequence space: the kernel's SYN and FIN were acked too
+    assert report["tcp_info"]["bytes_acked"] == nbytes + 2
+    # ours counts payload bytes only (Linux's tcpi_bytes_received would add 1 for the FIN)
+    assert streams[0].info()["bytes_received"] == nbytes
     return report
 
 
 async def bulk_download(lab, ep, port, nbytes, seed, timeout):
+    """We send `nbytes` of seeded payload; a kernel client process hashes what arrives."""
     lst = await open_tcp_listener(ep, port, 16)
     with trio.fail_after(timeout):
         async with trio.open_nursery() as n:
-            n.start_soon(serve_seeded_source, lst, seed, nbytes)
+            streams = []
+            n.start_soon(lambda: _keep(streams, serve_seeded_source(lst, seed, nbytes)))
             report = await KClient(lab, "recv", port).result()
+        conn = streams[0].conn
+        while conn.state != "TIME-WAIT":      # the client's FIN, after its process closed
+            await trio.sleep(0.01)
     assert report["bytes"] == nbytes
     assert report["sha256"] == payload_digest(seed, nbytes)
+    # the kernel received our data and our FIN (TCP_INFO counts the FIN's sequence number);
+    # ours counts payload bytes only (Linux's tcpi_bytes_acked would add 1 for the FIN)
+    assert report["tcp_info"]["bytes_received"] == nbytes + 1
+    assert conn.info()["bytes_acked"] == nbytes
     return report
+
+
+async def _keep(box, coro):
+    box.append(await coro)
 
 
 MB = 1_000_000
