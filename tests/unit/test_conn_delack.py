@@ -224,7 +224,8 @@ def test_out_of_order_acks_at_once_with_sack_and_gap_fill_acks_at_once():
 
 def test_duplicate_data_is_acked_at_once():
     """A retransmission of data we already have: our ACK was lost (TcpExtDelayedACKLost),
-    re-ACK at once and re-enter quick-ACK mode (tcp_send_dupack / tcp_enter_quickack_mode)."""
+    re-ACK at once with a D-SACK block for the duplicate (RFC 2883) and re-enter quick-ACK
+    mode (tcp_send_dupack / tcp_dsack_set / tcp_enter_quickack_mode)."""
     st, conn, d = established()
     conn.quick = 0
     conn.ato = 0.04
@@ -232,9 +233,10 @@ def test_duplicate_data_is_acked_at_once():
 0.100 < P. 1:101(100) ack 1 win 513 <TS val 200 ecr 0>
 0.140 > . 1:1(0) ack 101 win * <TS val * ecr 200>
 0.500 < P. 1:101(100) ack 1 win 513 <TS val 300 ecr 0>
-0.500 > . 1:1(0) ack 101 win * <TS val * ecr 300>
+0.500 > . 1:1(0) ack 101 win * <nop,nop,TS val * ecr 300,nop,nop,sack 1:101>
 """, settle=1.0)
     assert st.counters["TcpExtDelayedACKLost"] == 1
+    assert st.counters["TcpExtTCPDSACKOldSent"] == 1
     assert conn.quick > 0
 
 

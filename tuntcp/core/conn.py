@@ -70,7 +70,7 @@ class Connection:
         "snd_sml", "nodelay", "dupacks", "recover", "in_recovery", "retx_nxt", "cc", "rto",
         "sb", "rtt_seq", "rtt_time", "retrans_stamp", "retransmits", "probes_out",
         "retrans_out", "total_retrans", "syn_retrans", "reordering", "undo_cwnd",
-        "undo_ssthresh", "retx_tsval",
+        "undo_ssthresh", "retx_tsval", "dsack",
         # receive side
         "irs", "rcv_nxt", "rcvq", "reasm", "win", "rcvbuf", "rcvbuf_locked", "rcv_wscale",
         "advmss", "rcv_mss", "fin_rcvd", "ofo_fin",
@@ -125,6 +125,7 @@ class Connection:
         self.reordering = p.get("net.ipv4.tcp_reordering", 3)
         self.undo_cwnd = self.undo_ssthresh = 0
         self.retx_tsval = None
+        self.dsack = None
         self.irs = self.rcv_nxt = 0
         self.rcvq = bytearray()
         self.reasm = Reassembly()
@@ -947,6 +948,7 @@ class Connection:
         if off + n <= 0:
             # wholly old: a retransmission of data we have, so our ACK was probably lost
             c.inc("TcpExtDelayedACKLost")
+            self._dsack_set(seq, (seq + n) & MASK)
             self._enter_quickack()
             self._schedule_ack(ACK_NOW)
             return
@@ -1249,8 +1251,13 @@ class Connection:
         o = TcpOptions()
         if self.ts_ok:
             o.ts = (self.stack.ts_now(self.ts_off), self.ts_recent)
-        if self.sack_ok and self.reasm.blocks:
-            o.sack_blocks = tuple(self.reasm.sack_blocks(3 if self.ts_ok else 4))
+        if self.sack_ok and (self.reasm.blocks or self.dsack):
+            limit = 3 if self.ts_ok else 4
+            if self.dsack:
+                o.sack_blocks = (self.dsack,) + tuple(self.reasm.sack_blocks(limit - 1))
+                self.dsack = None
+            else:
+                o.sack_blocks = tuple(self.reasm.sack_blocks(limit))
         wnd = self.win.select(self.rcv_nxt, len(self.rcvq), self.rcv_mss)
         seg = Segment(self.laddr, self.raddr, self.lport, self.rport, seq=seq, ack=self.rcv_nxt,
                       flags=flags, window=wnd, options=o, payload=payload)
@@ -1277,8 +1284,17 @@ class Connection:
         """``tcp_send_dupack``: old data means our ACK was lost: quick-ACK mode, then ACK."""
         if seg.payload and seq_lt(seg.seq, self.rcv_nxt):
             self.stack.counters.inc("TcpExtDelayedACKLost")
+            end = (seg.seq + len(seg.payload)) & MASK
+            self._dsack_set(seg.seq, end if seq_lt(end, self.rcv_nxt) else self.rcv_nxt)
             self._enter_quickack()
         self._send_ack(now)
+
+    def _dsack_set(self, left: int, right: int) -> None:
+        """``tcp_dsack_set`` (RFC 2883, net.ipv4.tcp_dsack=1): report the duplicate range as
+        the first SACK block of the next ACK (TcpExtTCPDSACKOldSent)."""
+        if self.sack_ok and self.profile.get("net.ipv4.tcp_dsack", 1):
+            self.dsack = (left, right)
+            self.stack.counters.inc("TcpExtTCPDSACKOldSent")
 
     def _oow_limited(self, seg: Segment | None, now: float, counter: str) -> bool:
         """``tcp_oow_rate_limited``: at most one out-of-window ACK per tcp_invalid_ratelimit ms
