@@ -43,8 +43,12 @@ async def test_ts_off_cookie_connections_are_capped(tmp_path, require_netns):
     # the cap: a cookie connection cannot beat 64 KB per RTT; a queue one does, clearly
     assert ck["mb_s_max"] <= 1.05 * h["bound_mb_s"], ck
     assert q["max_window_bytes"] > 4 * 65535
-    assert q["mb_s_median"] >= 1.8 * h["bound_mb_s"], q
-    assert q["mb_s_median"] >= 2 * ck["mb_s_median"]
+    # (generous: the queue path is CPU-bound on a loaded 2-core box, the cookie path is not)
+    assert q["mb_s_median"] >= 1.5 * h["bound_mb_s"], q
+    assert q["mb_s_median"] >= 1.5 * ck["mb_s_median"]
+    # the window each client was left with says the same without a clock
+    assert all(c["client"]["snd_wnd"] <= 65535 for c in report["paths"]["cookie"]["connections"])
+    assert all(c["client"]["snd_wnd"] > 4 * 65535 for c in report["paths"]["queue"]["connections"])
     cnt = report["counters"]
     assert cnt["cookie"]["TcpExtSyncookiesRecv"] == 3 and cnt["queue"].get("TcpExtSyncookiesSent", 0) == 0
     assert json.loads((tmp_path / "report.json").read_text())["headline"]["cookie"]["wscale"] is False
