@@ -131,6 +131,10 @@ def test_ephemeral_ports_skip_used_ones():
     with pytest.raises(StackError):
         st.connect(A, B, 80, 0.0, lport=c1.lport)
     assert st.counters["TcpActiveOpens"] == 2
+    with pytest.raises(StackError):
+        st.connect(B, A, 80, 0.0)          # B is not ours
+    with pytest.raises(StackError):
+        st.connect(A, B, 0, 0.0)
 
 
 def test_listen_errors_are_user_errors():
