@@ -222,10 +222,12 @@ def _start_pyspy(cfg, wl):
         _log("py-spy is not installed in the venv (pip install py-spy); no profile")
         return None
     out = Path(cfg.out).with_name(f"profile-{cfg.profile_row}.txt")
-    p = subprocess.Popen([str(exe), "record", "--pid", str(os.getpid()), "--rate", "250",
-                          "--format", "raw", "--nonblocking", "-o", str(out)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.3)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_suffix(".log"), "w") as log:     # py-spy's own messages, if it fails
+        p = subprocess.Popen([str(exe), "record", "--pid", str(os.getpid()), "--rate", "250",
+                              "--format", "raw", "--nonblocking", "-o", str(out)],
+                             stdout=log, stderr=log)
+    time.sleep(0.5)
     return p, out
 
 

@@ -69,3 +69,30 @@ def test_bench_quick_reports_every_workload_on_both_sides(netns_available, tmp_p
     md = out.with_suffix(".md").read_text()
     assert "| handshakes/s" in md and "## Targets" in md
     assert _leftover_bench_processes() == []
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--only", "nope"], "unknown workload(s) nope"),
+    (["--rounds", "0"], "--rounds must be >= 1"),
+    (["--seconds", "-1"], "--seconds must be > 0"),
+    (["--profile-row", "vnet_offload"], "--profile-row must be a measured row"),
+])
+def test_bench_user_mistakes_are_one_line_and_exit_2(args, msg):
+    p = subprocess.run([sys.executable, "-c", "import sys; from tuntcp.cli import main; "
+                        "sys.exit(main(sys.argv[1:]))", "bench", *args],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    assert p.stderr.startswith("tuntcp: error: ") and msg in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_top_functions_merges_lines_and_counts_self_and_inclusive(tmp_path):
+    from tuntcp.bench import top_functions
+    raw = tmp_path / "p.txt"
+    raw.write_text("run (a.py:1);parse (codec.py:10) 6\n"
+                   "run (a.py:2);parse (codec.py:12) 2\n"
+                   "run (a.py:1);write (tun.py:5) 2\n")
+    top = top_functions(raw)
+    assert top[0] == ("parse (codec.py)", 0.8, 0.8)
+    assert top[1] == ("write (tun.py)", 0.2, 0.2)
+    assert [fn for fn, _, _ in top] == ["parse (codec.py)", "write (tun.py)"]
