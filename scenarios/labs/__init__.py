@@ -65,7 +65,7 @@ def parse_number(answer: Any) -> float | None:
     before, unit = s[:m.start()], s[m.end():].strip().rstrip(".")
     if not re.fullmatch(r"[a-z~≈ ]*x?\s*", before):
         return None
-    if unit not in _UNITS and not re.fullmatch(r"[a-z %]*", unit):
+    if unit not in _UNITS and not re.fullmatch(r"[a-z %/]*", unit):
         return None
     return float(m.group(0)) * _UNITS.get(unit.split(" ", 1)[0] if unit else "", 1)
 
@@ -95,7 +95,7 @@ def parse_yes_no(answer: Any) -> bool | None:
 def _number(answer: Any) -> float:
     got = parse_number(answer)
     if got is None:
-        raise Unparsable("write one number (units are fine: 1578, \"1578 bytes\")")
+        raise Unparsable("write one number (units are fine: 42, \"42 bytes\")")
     return got
 
 
@@ -342,7 +342,7 @@ def template(lab: LabSpec) -> str:
     """An empty answers file: every question as a comment above ``Qn = ""``."""
     qs = lab.questions()
     out = [f"# Answers for lab {lab.number}: {lab.title}",
-           "# Numbers may carry units (\"1578 bytes\"); text is matched ignoring case and spaces.",
+           "# Numbers may carry units (\"42 bytes\"); text is matched ignoring case and spaces.",
            f"# Check with: tuntcp lab check {lab.number} --answers THIS_FILE --report out/lab-{lab.number:02d}",
            ""]
     for qid in sorted(lab.checks, key=_qkey):

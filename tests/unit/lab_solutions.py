@@ -79,7 +79,7 @@ def fluentd_right(report):
     return {"Q1": small["syn_queue_max"], "Q2": "5EA0", "Q3": "03", "Q4": small["max_syn_recv"],
             "Q5": small["SyncookiesSent"], "Q6": off["TCPReqQFullDrop"],
             "Q7": "yes" if big["flood_line_printed"] else "no", "Q8": f'{off["connect_ms"]["p99"]} ms',
-            "Q9": "TcpExtTCPReqQFullDrop",
+            "Q9": "the accept queue",
             "Q10": "in_forward backlog, net.core.somaxconn and net.ipv4.tcp_max_syn_backlog to 65535"}
 
 
@@ -93,8 +93,132 @@ def fluentd_wrong(report):
             "Q6": off["TCPReqQFullDrop"] + 1,
             "Q7": "no" if big["flood_line_printed"] else "yes",
             "Q8": f'{small["connect_ms"]["p99"]} ms',   # the cookies=1 run
-            "Q9": "TcpExtListenDrops",
+            "Q9": "the SYN queue",
             "Q10": "net.ipv4.tcp_syncookies=0"}
 
 
 SOLUTIONS.update({2: (slow_accept_right, slow_accept_wrong), 3: (fluentd_right, fluentd_wrong)})
+
+
+# ---- lab 5: ts_off ----------------------------------------------------------------------------------
+
+def ts_off_right(report):
+    h = report["headline"]
+    return {"Q1": "no", "Q2": 65535, "Q3": f'{h["bound_mb_s"]} MB/s', "Q4": h["cookie"]["mb_s_median"],
+            "Q5": h["queue"]["mb_s_median"], "Q6": "yes" if h["queue"]["wscale"] else "no",
+            "Q7": "yes" if h["cookie"]["sack"] else "no", "Q8": h["cookie"]["max_window_bytes"],
+            "Q9": "net.ipv4.tcp_timestamps"}
+
+
+def ts_off_wrong(report):
+    h = report["headline"]
+    return {"Q1": "yes", "Q2": 65535 << 7,
+            "Q3": round(h["bound_mb_s"] * 8, 3),          # megabits, not megabytes
+            "Q4": h["queue"]["mb_s_median"], "Q5": h["cookie"]["mb_s_median"],
+            "Q6": "no" if h["queue"]["wscale"] else "yes", "Q7": "no" if h["cookie"]["sack"] else "yes",
+            "Q8": h["queue"]["max_window_bytes"], "Q9": "net.ipv4.tcp_window_scaling"}
+
+
+# ---- lab 6: defer_accept ----------------------------------------------------------------------------
+
+def defer_accept_right(report):
+    q, c = report["headline"]["queue"], report["headline"]["cookies"]
+    first = min(("bare", "data", "late"), key=lambda k: q[f"{k}_s"])
+    return {"Q1": report["headline"]["defer_rounds"], "Q2": first, "Q3": f'{q["bare_s"]} s',
+            "Q4": q["late_s"], "Q5": q["defer_drops"], "Q6": c["bare_s"],
+            "Q7": "yes" if c["bare_s"] >= 0.5 * report["config"]["defer_s"] else "no",
+            "Q8": "TcpExtTCPDeferAcceptDrop", "Q9": "accept filters (accf_data)"}
+
+
+def defer_accept_wrong(report):
+    q, c = report["headline"]["queue"], report["headline"]["cookies"]
+    return {"Q1": report["config"]["defer_s"],      # seconds, not rounds
+            "Q2": "bare", "Q3": q["bare_s"] + 2, "Q4": q["data_s"],
+            "Q5": q["defer_drops"] + 2, "Q6": q["bare_s"],   # as if cookies deferred too
+            "Q7": "no" if c["bare_s"] >= 0.5 * report["config"]["defer_s"] else "yes",
+            "Q8": "TcpExtSyncookiesRecv", "Q9": "SO_REUSEPORT"}
+
+
+# ---- lab 8: reverse_check ---------------------------------------------------------------------------
+
+def reverse_check_right(report):
+    h = report["headline"]
+    return {"Q1": "yes", "Q2": "net.ipv4.tcp_syncookies=2", "Q3": h["synack_wscale"],
+            "Q4": h["kernel_rcv_wscale_ss"], "Q5": h["max_window_field"], "Q6": h["window_as_client_reads"],
+            "Q7": "yes" if h["verdict"] == "fixed" else "no", "Q8": h["kernel"], "Q9": "SO_RCVBUF"}
+
+
+def reverse_check_wrong(report):
+    h = report["headline"]
+    return {"Q1": "no", "Q2": "1", "Q3": h["synack_wscale"] + 6,
+            "Q4": 7 if h["kernel_rcv_wscale_ss"] != 7 else 1,    # the client's (snd) scale from ss
+            "Q5": h["max_window_field"] + 1,
+            "Q6": h["max_window_field"],                           # forgot to shift
+            "Q7": "no" if h["verdict"] == "fixed" else "yes", "Q8": "5.4.0", "Q9": "SO_SNDBUF"}
+
+
+SOLUTIONS.update({5: (ts_off_right, ts_off_wrong), 6: (defer_accept_right, defer_accept_wrong),
+                  8: (reverse_check_right, reverse_check_wrong)})
+
+
+# ---- lab 4: synflood --------------------------------------------------------------------------------
+
+def _busiest(hist):
+    h = {k: v for k, v in hist.items() if k not in ("other", "failed")}
+    return max(h, key=h.get)
+
+
+def synflood_right(report):
+    h, runs = report["headline"], report["runs"]
+    return {"Q1": "it drops it", "Q2": f'{runs["nocookies"]["schedule_s"][2]} s',
+            "Q3": runs["cookies"]["histogram"]["0"], "Q4": h["nocookies"]["connect_s"]["p50"],
+            "Q5": _busiest(runs["nocookies"]["histogram"]), "Q6": h["nocookies"]["TCPReqQFullDrop"],
+            "Q7": h["cookies"]["SyncookiesSent"], "Q8": h["nocookies"]["legit_syn_retransmits"],
+            "Q9": "tcp_metrics (proven peers)"}
+
+
+def synflood_wrong(report):
+    h, runs = report["headline"], report["runs"]
+    return {"Q1": "it sends a SYN cookie anyway",
+            "Q2": 2,                                    # the count, not the time
+            "Q3": runs["cookies"]["histogram"]["0"] + 1,
+            "Q4": h["cookies"]["connect_s"]["p50"],     # the cookies run
+            "Q5": 0 if _busiest(runs["nocookies"]["histogram"]) != "0" else 7,
+            "Q6": h["nocookies"]["TCPReqQFullDrop"] + 1,
+            "Q7": h["cookies"]["SyncookiesSent"] - 1,
+            "Q8": h["nocookies"]["legit_syn_retransmits"] + 1,
+            "Q9": "the accept queue"}
+
+
+# ---- lab 7: freebsd_queue ---------------------------------------------------------------------------
+
+def _netstat_7000(text):
+    import re
+    return re.search(r"(\d+/\d+/\d+)\s+\S*\.7000\b", text).group(1)
+
+
+def freebsd_queue_right(report):
+    b9, b14 = report["headline"]["freebsd-9"], report["headline"]["freebsd-14"]
+    return {"Q1": b9["queue_limit"], "Q2": "a reset (RST)", "Q3": b9["reset"],
+            "Q4": _netstat_7000(b9["netstat_full"]), "Q5": b9["lifetime"]["synack_times_s"][1],
+            "Q6": f'{b14["lifetime"]["lifetime_s"]} s',
+            "Q7": b9["filters"]["httpready"]["http_split"]["accept_delay_s"],
+            "Q8": "yes" if b9["filters"]["dataready"]["http_split"]["whole_request"] else "no",
+            "Q9": "GET and HEAD"}
+
+
+def freebsd_queue_wrong(report):
+    b9, b14 = report["headline"]["freebsd-9"], report["headline"]["freebsd-14"]
+    q = b9["queue_limit"]
+    return {"Q1": b9["backlog"] + 1,                  # the Linux answer
+            "Q2": "silently dropped",
+            "Q3": b9["reset"] + 1,
+            "Q4": f'{b9["backlog"]}/0/{b9["backlog"]}',
+            "Q5": b14["lifetime"]["synack_times_s"][1],   # freebsd-14's 1 s base
+            "Q6": b9["lifetime"]["lifetime_s"],
+            "Q7": b9["filters"]["httpready"]["http_split"]["accept_delay_s"] + 0.5,
+            "Q8": "no" if b9["filters"]["dataready"]["http_split"]["whole_request"] else "yes",
+            "Q9": f"POST ({q})"}
+
+
+SOLUTIONS.update({4: (synflood_right, synflood_wrong), 7: (freebsd_queue_right, freebsd_queue_wrong)})
