@@ -34,7 +34,8 @@ report.json keys:
   counters: {mode: endpoint MIB deltas (nstat names)}
   runs: {mode: {"tcp_syncookies", "schedule_s", "histogram" ({"0", "1", "3", "7", ...,
          "other", "failed"}: counts), "clients": [{"start_s", "connect_s", "outcome", "error"}],
-         "flood": {"argv", "sent", "rc"}, "timeline": [[t, syn_queue, accept_queue], ...]}}
+         "flood": {"argv", "sent", "rc", "fill_s" (hping3 start to a full SYN queue; the clients'
+         start times count from there)}, "timeline": [[t, syn_queue, accept_queue], ...]}}
 """
 from __future__ import annotations
 
@@ -235,6 +236,7 @@ async def run_mode(cfg: Config, mode: str, show) -> dict:
         ep = Endpoint(stack, lab.tun_fd)
         argv = hping3_argv(cfg, lab.endpoint_addr)
         flood = None
+        problem = None
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(ep.run)
@@ -245,29 +247,42 @@ async def run_mode(cfg: Config, mode: str, show) -> dict:
                 kbefore = kernel_counters(lab)
                 flood = lab.run_in_ns(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                       text=True)
-                t0 = trio.current_time()
+                started = trio.current_time()
                 show(msg=f"[{mode}] flood: {' '.join(argv)}")
+                # the legitimate clients arrive once the flood holds the whole SYN queue
+                # (hping3's start-up under `ip netns exec` takes a variable moment)
+                with trio.move_on_after(min(cfg.flood_s, 5.0)):
+                    while lst.queue_lengths()["syn"] < lst.backlog:
+                        await trio.sleep(0.005)
+                if lst.queue_lengths()["syn"] < lst.backlog:
+                    problem = f"the flood did not fill the {lst.backlog}-deep SYN queue"
+                    nursery.cancel_scope.cancel()
+                else:
+                    t0 = trio.current_time()
+                    fill_s = t0 - started
 
-                async def sample():
-                    while True:
-                        q = lst.queue_lengths()
-                        timeline.append([round(trio.current_time() - t0, 3), q["syn"], q["accept"]])
-                        await trio.sleep(0.05)
+                    async def sample():
+                        while True:
+                            q = lst.queue_lengths()
+                            timeline.append([round(trio.current_time() - t0, 3), q["syn"], q["accept"]])
+                            await trio.sleep(0.05)
 
-                nursery.start_soon(sample)
-                limit = schedule[-1] * 2 + 2.0       # past the client's own ETIMEDOUT
-                async with trio.open_nursery() as ln:
-                    for c in legit:
-                        ln.start_soon(c.run, lab, lab.endpoint_addr, t0, limit)
-                await trio.sleep(0.2)
-                counters = stack.counters.delta(before)
-                kafter = kernel_counters(lab)
-                nursery.cancel_scope.cancel()
+                    nursery.start_soon(sample)
+                    limit = schedule[-1] * 2 + 2.0       # past the client's own ETIMEDOUT
+                    async with trio.open_nursery() as ln:
+                        for c in legit:
+                            ln.start_soon(c.run, lab, lab.endpoint_addr, t0, limit)
+                    await trio.sleep(0.2)
+                    counters = stack.counters.delta(before)
+                    kafter = kernel_counters(lab)
+                    nursery.cancel_scope.cancel()
         finally:
             if flood is not None:
                 stop(flood)
         out = flood.stdout.read() if flood.stdout else ""
         flood.stdout.close()
+    if problem:
+        raise SynfloodError(f"{problem} (hping3 exit {flood.returncode}: {out.strip()[-200:]!r})")
     m = re.search(r"(\d+) packets transmitted", out)
     sent = int(m.group(1)) if m else None
     ok = [c for c in legit if c.outcome == "ok"]
@@ -297,7 +312,7 @@ async def run_mode(cfg: Config, mode: str, show) -> dict:
             "clients": [{"start_s": round(c.start, 3),
                          "connect_s": None if c.connect_s is None else round(c.connect_s, 4),
                          "outcome": c.outcome, "error": c.error} for c in legit],
-            "flood": {"argv": argv, "sent": sent, "rc": flood.returncode,
+            "flood": {"argv": argv, "sent": sent, "rc": flood.returncode, "fill_s": round(fill_s, 3),
                       "output_tail": out.strip().splitlines()[-3:]},
             "timeline": timeline}
     return {"headline": head, "counters": counters, "run": run_}
