@@ -252,6 +252,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
+    from tuntcp.harness.netns import LabError
     from tuntcp.profiles import ProfileError, get_profile
     cfg = Config(defer_s=args.defer_s, late_s=args.late_s, profile=args.profile,
                  modes=tuple(m.strip() for m in args.modes.split(",") if m.strip()),
@@ -262,7 +263,7 @@ def main(args) -> int:
             raise DeferAcceptError("TCP_DEFER_ACCEPT is Linux-only; pick a linux-* profile "
                                    "(FreeBSD: tuntcp freebsd_queue, accept filters)")
         report = trio.run(run, cfg, lambda msg: print(f"defer_accept: {msg}", file=sys.stderr))
-    except (DeferAcceptError, ProfileError) as e:
+    except (DeferAcceptError, ProfileError, LabError) as e:
         print(f"tuntcp defer_accept: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -440,6 +440,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
+    from tuntcp.harness.netns import LabError
     from tuntcp.profiles import ProfileError, get_profile
     cfg = Config(profiles=tuple(p.strip() for p in args.profiles.split(",") if p.strip()),
                  backlog=args.backlog, clients=args.clients, hosts=args.hosts,
@@ -450,7 +451,7 @@ def main(args) -> int:
         for p in cfg.profiles:
             get_profile(p, cfg.sysctl)
         report = trio.run(run, cfg, lambda msg: print(f"freebsd_queue: {msg}", file=sys.stderr))
-    except (FreeBSDQueueError, ProfileError) as e:
+    except (FreeBSDQueueError, ProfileError, LabError) as e:
         print(f"tuntcp freebsd_queue: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -15,7 +15,8 @@ cover what the child means).
 
 report.json keys:
   scenario, config            the knobs
-  headline                    {verdict: "fixed"|"buggy", kernel: uname -r, synack_wscale,
+  headline                    {verdict: "fixed"|"buggy"|"inconclusive" (no cookie handshake:
+                               e.g. --syncookies 1 with an idle listener), kernel: uname -r, synack_wscale,
                                kernel_rcv_wscale_ss, kernel_rcv_wscale_tcpinfo, wscales_equal,
                                max_window_field, window_as_client_reads, window_as_kernel_means}
   evidence                    {synack: {window, wscale, mss, ts, sack} from the pcap,
@@ -218,7 +219,9 @@ def summarize(cfg: Config, got: dict, kdelta: dict, ours: dict, pkts: list, kern
     max_field = max(fields) if fields else None
     tinfo_rcv = kinfo["rcv_wscale"]
     equal = ss_rcv == synack_ws and tinfo_rcv == synack_ws
-    verdict = "fixed" if equal else "buggy"
+    cookie = kdelta.get("TcpExtSyncookiesRecv", 0) >= 1
+    # without a cookie handshake the cookie path was never exercised: nothing to conclude
+    verdict = ("fixed" if equal else "buggy") if cookie else "inconclusive"
     headline = {
         "verdict": verdict,
         "kernel": platform.release(),
@@ -226,7 +229,7 @@ def summarize(cfg: Config, got: dict, kdelta: dict, ours: dict, pkts: list, kern
         "kernel_rcv_wscale_ss": ss_rcv,
         "kernel_rcv_wscale_tcpinfo": tinfo_rcv,
         "wscales_equal": equal,
-        "cookie_handshake": kdelta.get("TcpExtSyncookiesRecv", 0) >= 1,
+        "cookie_handshake": cookie,
         "max_window_field": max_field,
         "window_as_client_reads": (max_field << synack_ws) if max_field is not None else None,
         "window_as_kernel_means": (max_field << tinfo_rcv) if max_field is not None else None,
@@ -300,6 +303,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
+    from tuntcp.harness.netns import LabError
     from tuntcp.profiles import ProfileError, get_profile
     cfg = Config(rcvbuf=args.rcvbuf, nbytes=args.nbytes, profile=args.profile,
                  syncookies=args.syncookies, timeout_s=args.timeout_s, out=args.out,
@@ -308,7 +312,7 @@ def main(args) -> int:
         cfg.check()
         get_profile(cfg.profile)
         report = trio.run(run, cfg, lambda msg: print(f"reverse_check: {msg}", file=sys.stderr))
-    except (ReverseCheckError, ProfileError) as e:
+    except (ReverseCheckError, ProfileError, LabError) as e:
         print(f"tuntcp reverse_check: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -292,6 +292,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
+    from tuntcp.harness.netns import LabError
     from tuntcp.profiles import ProfileError, get_profile
     cfg = Config(clients=args.clients, nbytes=args.nbytes, rtt_ms=args.rtt_ms,
                  rcvbuf=args.rcvbuf, profile=args.profile, timeout_s=args.timeout_s, out=args.out, pcap=args.pcap)
@@ -300,7 +301,7 @@ def main(args) -> int:
         if get_profile(cfg.profile).family != "linux":
             raise TsOffError("ts_off models Linux cookies; pick a linux-* profile")
         report = trio.run(run, cfg, lambda msg: print(f"ts_off: {msg}", file=sys.stderr))
-    except (TsOffError, ProfileError) as e:
+    except (TsOffError, ProfileError, LabError) as e:
         print(f"tuntcp ts_off: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
