@@ -133,10 +133,19 @@ def _hex_addr(ip: int) -> str:
     return f"{int.from_bytes(ip.to_bytes(4, 'big'), 'little'):08X}"
 
 
+# /proc/net/tcp "st" column: the kernel's TCP state numbers (include/net/tcp_states.h)
+ST = {"ESTABLISHED": 0x01, "SYN-SENT": 0x02, "SYN-RECV": 0x03, "FIN-WAIT-1": 0x04,
+      "FIN-WAIT-2": 0x05, "TIME-WAIT": 0x06, "CLOSED": 0x07, "CLOSE-WAIT": 0x08,
+      "LAST-ACK": 0x09, "LISTEN": 0x0A, "CLOSING": 0x0B}
+
+
 def proc_net_tcp(stack, now: float) -> str:
-    """/proc/net/tcp for the stack's Linux listeners: the LISTEN line (``get_tcp4_sock``: st 0A,
-    rx_queue = accept-queue length) and one line per request sock (``get_openreq4``: st 03,
-    tx/rx 0, timer 1 = the SYN-ACK timer, tm->when in clock_t, retrnsmt = num_timeout, inode 0)."""
+    """/proc/net/tcp for the stack, in the kernel's order (listening hash, then the established
+    hash): the LISTEN line (``get_tcp4_sock``: st 0A, rx_queue = accept-queue length), one line
+    per request sock (``get_openreq4``: st 03, tx/rx 0, timer 1 = the SYN-ACK timer, tm->when
+    in clock_t, retrnsmt = num_timeout, inode 0), then each connection (st from its state,
+    rx_queue = unread bytes). Only the leading columns are printed; tx_queue of a connection,
+    uid, inode and the socket pointer are not modelled (0)."""
     lines = ["  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt"
              "   uid  timeout inode"]
     i = 0
@@ -153,6 +162,12 @@ def proc_net_tcp(stack, now: float) -> str:
                          f"{TCP_SYN_RECV:02X} 00000000:00000000 01:{ttd:08X} {num_timeout:08X}"
                          f"     0        0 0 0 0000000000000000")
             i += 1
+    for c in sorted(stack.conns.values(), key=lambda c: c.key):
+        laddr, lport, raddr, rport = c.key
+        lines.append(f"{i:4d}: {_hex_addr(laddr)}:{lport:04X} {_hex_addr(raddr)}:{rport:04X} "
+                     f"{ST.get(c.state, 0x07):02X} 00000000:{c.readable():08X} 00:00000000 00000000"
+                     f"     0        0 0 1 0000000000000000")
+        i += 1
     return "\n".join(lines) + "\n"
 
 
