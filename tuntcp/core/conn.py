@@ -70,7 +70,7 @@ class Connection:
         "snd_sml", "nodelay", "dupacks", "recover", "in_recovery", "retx_nxt", "cc", "rto",
         "sb", "rtt_seq", "rtt_time", "retrans_stamp", "retransmits", "probes_out",
         "retrans_out", "total_retrans", "syn_retrans", "reordering", "undo_cwnd",
-        "undo_ssthresh", "retx_tsval", "dsack",
+        "undo_ssthresh", "retx_tsval", "dsack", "retx_list",
         # receive side
         "irs", "rcv_nxt", "rcvq", "reasm", "win", "rcvbuf", "rcvbuf_locked", "rcv_wscale",
         "advmss", "rcv_mss", "fin_rcvd", "ofo_fin",
@@ -126,6 +126,7 @@ class Connection:
         self.undo_cwnd = self.undo_ssthresh = 0
         self.retx_tsval = None
         self.dsack = None
+        self.retx_list = []          # [seq, end, snd_max then, time] of this recovery's retransmits
         self.irs = self.rcv_nxt = 0
         self.rcvq = bytearray()
         self.reasm = Reassembly()
@@ -444,6 +445,7 @@ class Connection:
         self.in_recovery = False
         self.dupacks = 0
         self.sb.clear()     # Linux keeps SACK marks on RTO only when it trusts them; we do not
+        self.retx_list.clear()
         if self.retrans_stamp is None:
             # Linux keeps the head skb's first send time; the timer was armed one RTO ago
             self.retrans_stamp = now - self.rto.rto
@@ -798,7 +800,9 @@ class Connection:
                 self.cc.on_exit_recovery()
                 self.dupacks = 0
             else:
-                self._retransmit_next(now)   # NewReno partial ACK (RFC 6582 3.2 step 3)
+                # NewReno partial ACK (RFC 6582 3.2 step 3)
+                if not (self.sack_ok and self._lost_retransmit(now)):
+                    self._retransmit_next(now)
         else:
             self.dupacks = 0
             cwnd_limited = self._inflight_segs() + acked_segs >= self.cc.cwnd
@@ -842,7 +846,7 @@ class Connection:
         (RFC 5681 3.2, RFC 6675 IsLost; Linux ``tcp_time_to_recover``); during recovery
         each further dupack may retransmit the next hole (RFC 6675 NextSeg)."""
         if self.in_recovery:
-            if self.sack_ok:
+            if self.sack_ok and not self._lost_retransmit(now):
                 self._retransmit_next(now)
             return
         k = self.reordering
@@ -853,6 +857,7 @@ class Connection:
         c.inc("TcpExtTCPSackRecovery" if self.sack_ok else "TcpExtTCPRenoRecovery")
         self.in_recovery = True
         self.recover = self.snd_max
+        self.retx_list.clear()
         self.undo_cwnd, self.undo_ssthresh = self.cc.cwnd, self.cc.ssthresh
         self.retx_tsval = self.stack.ts_now(self.ts_off) if self.ts_ok else None
         self.cc.on_enter_recovery(now, self._inflight_segs())
@@ -885,6 +890,40 @@ class Connection:
                                       ((high - self.snd_una) & MASK) // self.mss + 1), 300)
         return True
 
+    def _lost_retransmit(self, now: float) -> bool:
+        """A retransmission that is itself lost (RACK's rule, RFC 8985 6.2, simplified; Linux
+        counts TcpExtTCPLostRetransmit): the oldest retransmitted segment still neither ACKed
+        nor SACKed is resent when data sent after it (new data above the snd_max of its
+        sending, or a later retransmission) has been SACKed and it has been out for more than
+        srtt plus a quarter (RACK's reordering window). Without this only the RTO repairs it.
+        Returns True if it retransmitted."""
+        lst = self.retx_list
+        una = self.snd_una
+        while lst and not seq_gt(lst[0][1], una):
+            lst.pop(0)
+        high = self.sb.highest_sacked()
+        if not lst or high is None:
+            return False
+        wait = (self.rto.srtt or 0.0) * 1.25
+        for i, (seq, end, above, sent) in enumerate(lst):
+            if seq_lt(seq, una):
+                seq = una
+            if self.sb.is_sacked(seq, end):
+                continue
+            if now - sent < wait or not (seq_gt(high, above) or
+                                         any(self.sb.is_sacked(e[0], e[1]) for e in lst[i + 1:])):
+                return False
+            off = (seq - una) & MASK
+            n = min((end - seq) & MASK, len(self.sndq) - off)
+            if n <= 0:
+                return False
+            self.stack.counters.inc("TcpExtTCPLostRetransmit")
+            self._xmit(seq, off, n, now, retrans=True)
+            del lst[i]
+            lst.append([seq, end, self.snd_max, now])
+            return True
+        return False
+
     def _retransmit_next(self, now: float) -> None:
         """Retransmit the first not-yet-retransmitted, un-SACKed segment at or after snd_una
         and below ``recover`` (TcpExtTCPFastRetrans)."""
@@ -903,6 +942,7 @@ class Connection:
                 break                      # nothing presumed lost above the highest SACK
             self.stack.counters.inc("TcpExtTCPFastRetrans")
             self._xmit(seq, off, n, now, retrans=True)
+            self.retx_list.append([seq, end, self.snd_max, now])
             self.retx_nxt = end
             if self.rtx_at is None or self.rtx_kind != "rtx":
                 self._arm_rtx(now + self.rto.rto, "rtx")
