@@ -197,16 +197,8 @@ async def _measure(wl: Workload, lab, profile, cfg, rnd: int, side: str, errors:
     spy = None
     if side == "tuntcp" and rnd == 0 and cfg.profile_row in {r.name for r in wl.rows}:
         spy = _start_pyspy(cfg, wl)
-    import resource
-    ru0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     try:
-        r = await fn(lab, profile, cfg)
-        if side == "tuntcp":
-            # share of one core this process (the endpoint) used, wall clock of the whole run
-            ru1 = resource.getrusage(resource.RUSAGE_SELF)
-            cpu = ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime
-            r["endpoint_cpu"] = cpu / (time.perf_counter() - t0)
-        return r
+        return await fn(lab, profile, cfg)
     except W.BenchError as e:
         errors.append(f"{wl.name} {side} round {rnd + 1}: {e}")
         _log(f"  {side}: FAILED: {e}")
@@ -318,6 +310,15 @@ def _assemble(cfg, chosen, raw, errors, profile) -> dict:
                 sides[side]["extras"] = {
                     x: [None if r is None else r.get(x) for r in raw[wl.name][side]]
                     for x in row.extras}
+            if row.higher_better and row.unit != "share" and wl.mtu:
+                # rate per CPU-second the endpoint actually got: on a shared machine the
+                # endpoint often waits for a core, and this is what one whole core would give
+                # if our CPU were the only limit (an upper bound, not a measurement)
+                sides["tuntcp"]["extras"]["per_endpoint_cpu_s"] = [
+                    None if r is None or not r.get("endpoint_cpu") else
+                    r.get(row.metric) / r["endpoint_cpu"] for r in raw[wl.name]["tuntcp"]]
+                sides["kernel"]["extras"]["per_endpoint_cpu_s"] = [None] * len(
+                    raw[wl.name]["kernel"])
             rows[row.name] = {"workload": wl.name, "title": row.title, "unit": row.unit,
                               "higher_is_better": row.higher_better, **sides,
                               "ratio": (t / k) if t is not None and k else None}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -28,6 +29,21 @@ SPOOF_TO_KERNEL = "198.18.1.77"     # routed into the TUN: the kernel's SYN-ACKs
 
 class BenchError(RuntimeError):
     """A run could not be measured (a client failed, timed out, or is missing)."""
+
+
+class CpuMeter:
+    """Share of one core this process (the endpoint) used from creation to `share()`."""
+
+    def __init__(self):
+        self.c0, self.t0 = self._cpu(), time.perf_counter()
+
+    @staticmethod
+    def _cpu() -> float:
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        return ru.ru_utime + ru.ru_stime
+
+    def share(self) -> float:
+        return (self._cpu() - self.c0) / max(1e-9, time.perf_counter() - self.t0)
 
 
 # ---- processes in the namespace -----------------------------------------------------------
@@ -188,9 +204,12 @@ def _ab_parse(rc, out, err) -> dict:
 async def handshakes_tuntcp(lab, profile, cfg) -> dict:
     from .shell.apps import http_app
     async with tuntcp_endpoint(lab, profile, http_app("hello from tuntcp")) as (stack, ep):
+        meter = CpuMeter()
         rc, out, err = await run_client(lab, _ab_argv(lab.endpoint_addr, TUNTCP_PORT, cfg),
                                         timeout=120)
+        cpu = meter.share()
     r = _ab_parse(rc, out, err)
+    r["endpoint_cpu"] = cpu
     r["synack_retrans"] = stack.counters.get("TcpRetransSegs", 0)
     return r
 
@@ -227,7 +246,9 @@ async def _flood(lab, cfg, spoof, addr, port, sample, pps) -> dict:
         if p.poll() is not None:
             raise BenchError(f"the SYN flooder exited early: {p.stderr.read().strip()[-300:]}")
         c0, o0, t0 = *sample(), time.perf_counter()
+        meter = CpuMeter()
         await trio.sleep(cfg.seconds)
+        cpu = meter.share()
         c1, o1, t1 = *sample(), time.perf_counter()
     finally:
         _terminate(p)
@@ -235,7 +256,7 @@ async def _flood(lab, cfg, spoof, addr, port, sample, pps) -> dict:
     offered = (o1 - o0) / dt
     sent = (c1 - c0) / dt
     return {"cookie_synacks_per_s": sent, "offered_pps": offered,
-            "answered_share": sent / offered if offered else 0.0}
+            "answered_share": sent / offered if offered else 0.0, "process_cpu": cpu}
 
 
 def _tuntcp_flood_sampler(lab, stack):
@@ -266,6 +287,7 @@ async def cookies_tuntcp(lab, profile, cfg, pps=None) -> dict:
                          _tuntcp_flood_sampler(lab, stack), pps)
     if stack.counters.get("TcpExtSyncookiesSent", 0) == 0:
         raise BenchError("the endpoint sent no SYN cookies (the flood did not arrive)")
+    r["endpoint_cpu"] = r.pop("process_cpu")
     return r
 
 
@@ -281,6 +303,7 @@ async def cookies_kernel(lab, profile, cfg, pps=None) -> dict:
     finally:
         srv.kill()
         lab.sysctl("net.ipv4.tcp_syncookies", old)
+    del r["process_cpu"]          # that was our TUN sink, not the endpoint
     return r
 
 
@@ -322,16 +345,18 @@ async def ingest_tuntcp(lab, profile, cfg) -> dict:
             await stream.aclose()
 
     async with tuntcp_endpoint(lab, profile, discard) as (stack, ep):
+        meter = CpuMeter()
         await run_client(lab, _socat_in(lab.endpoint_addr, TUNTCP_PORT, cfg.seconds),
                          timeout=cfg.seconds + 30)
         with trio.move_on_after(10):
             await done.wait()
+        cpu = meter.share()
     if not done.is_set() or not box["bytes"]:
         raise BenchError("the discard app received nothing")
     c = stack.counters
     return {"MBps": box["bytes"] / box["seconds"] / 1e6, "bytes": box["bytes"],
             "csum_errors": c.get("TcpInCsumErrors", 0), "segs_in": c.get("TcpInSegs", 0),
-            "checksums_verified": True}
+            "checksums_verified": True, "endpoint_cpu": cpu}
 
 
 async def ingest_kernel(lab, profile, cfg) -> dict:
@@ -364,13 +389,16 @@ async def egress_tuntcp(lab, profile, cfg) -> dict:
             await stream.aclose()
 
     async with tuntcp_endpoint(lab, profile, source) as (stack, ep):
+        meter = CpuMeter()
         await run_client(lab, _socat_out(lab.endpoint_addr, TUNTCP_PORT),
                          timeout=cfg.seconds + 30)
         with trio.move_on_after(10):
             await done.wait()
+        cpu = meter.share()
     if not box.get("bytes"):
         raise BenchError("the source app sent nothing that was acknowledged")
-    return {"MBps": box["bytes"] / box["seconds"] / 1e6, "bytes": box["bytes"]}
+    return {"MBps": box["bytes"] / box["seconds"] / 1e6, "bytes": box["bytes"],
+            "endpoint_cpu": cpu}
 
 
 async def egress_kernel(lab, profile, cfg) -> dict:
@@ -409,8 +437,10 @@ async def latency_tuntcp(lab, profile, cfg) -> dict:
                 await stream.send_all(data)
 
     async with tuntcp_endpoint(lab, profile, echo):
+        meter = CpuMeter()
         r = _json_out(*await run_client(lab, _rr_argv(lab.endpoint_addr, TUNTCP_PORT,
                                                        cfg.rr_count), timeout=60), "rr client")
+        r["endpoint_cpu"] = meter.share()
     return r
 
 
@@ -448,8 +478,10 @@ async def storm_tuntcp(lab, profile, cfg, n) -> dict:
 
     async with tuntcp_endpoint(lab, profile, hold) as (stack, ep):
         d0 = lab.tun_stats().get("tx_dropped", 0)
+        meter = CpuMeter()
         r = _json_out(*await run_client(lab, _storm_argv(lab.endpoint_addr, TUNTCP_PORT, n),
                                         timeout=60), "storm client")
+        r["endpoint_cpu"] = meter.share()
         r["tun_tx_dropped"] = lab.tun_stats().get("tx_dropped", 0) - d0
     r["synack_retrans"] = stack.counters.get("TcpRetransSegs", 0)
     return _storm_result(r, n)
