@@ -403,6 +403,14 @@ def markdown(res: dict) -> str:
     for t in res["targets"]:
         out.append(f"| {t['target']} | {_fmt(t['measured'])} | "
                    f"{'-' if t['met'] is None else ('yes' if t['met'] else 'NO')} |")
+    sites = [(n, r) for n, r in res["raw"].items() if n.startswith("mem_") and r["tuntcp"]
+             and r["tuntcp"][-1] and r["tuntcp"][-1].get("top_sites")]
+    if sites:
+        out += ["", "## Memory: where the bytes are (tracemalloc, last round, bytes per item)", ""]
+        for n, r in sites:
+            last = r["tuntcp"][-1]
+            out.append(f"- {n} ({last['items']} items): " + ", ".join(
+                f"`{site}` {size:.0f}" for site, size in last["top_sites"]))
     if res["errors"]:
         out += ["", "## Runs that failed", ""] + [f"- {e}" for e in res["errors"]]
     out += ["", "Kernel memory figures are slab object sizes (/proc/slabinfo), not live "

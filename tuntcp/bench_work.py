@@ -530,12 +530,13 @@ def mem_halfopen(profile, n: int) -> dict:
         stack.receive(p, 1.0 + i * 1e-6)
         stack.take_packets()
     used = tracemalloc.get_traced_memory()[0] - base
+    top = _top_sites(tracemalloc.take_snapshot(), n)
     tracemalloc.stop()
     q = lst.queue_lengths()
     held = q.get("syn", 0)
     if held != n:
         raise BenchError(f"only {held} of {n} SYNs got a request sock (queue {q})")
-    return {"bytes_per_item": used / n, "items": n}
+    return {"bytes_per_item": used / n, "items": n, "top_sites": top}
 
 
 def mem_idle_conn(profile, n: int) -> dict:
@@ -562,11 +563,24 @@ def mem_idle_conn(profile, n: int) -> dict:
         conns.append(c)
     del sa, ack, out, c
     used = tracemalloc.get_traced_memory()[0] - base
+    top = _top_sites(tracemalloc.take_snapshot(), n)
     tracemalloc.stop()
     ok = sum(1 for c in conns if c.state == "ESTABLISHED")
     if ok != n:
         raise BenchError(f"only {ok} of {n} connections are ESTABLISHED")
-    return {"bytes_per_item": used / n, "items": n}
+    return {"bytes_per_item": used / n, "items": n, "top_sites": top}
+
+
+def _top_sites(snapshot, n: int, k: int = 6) -> list:
+    """The allocation sites holding the most memory, as [file:line, bytes per item]."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = []
+    for st in snapshot.statistics("lineno")[:k]:
+        fr = st.traceback[0]
+        name = os.path.relpath(fr.filename, os.path.dirname(here)) \
+            if fr.filename.startswith(here) else os.path.basename(fr.filename)
+        out.append([f"{name}:{fr.lineno}", round(st.size / n, 1)])
+    return out
 
 
 def slab_objsize(cache: str) -> int | None:
