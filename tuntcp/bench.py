@@ -199,9 +199,11 @@ async def _measure(wl: Workload, lab, profile, cfg, rnd: int, side: str, errors:
         spy = _start_pyspy(cfg, wl)
     try:
         return await fn(lab, profile, cfg)
-    except W.BenchError as e:
-        errors.append(f"{wl.name} {side} round {rnd + 1}: {e}")
-        _log(f"  {side}: FAILED: {e}")
+    except (W.BenchError, OSError) as e:
+        # one failed run is reported and the bench goes on; anything else is a bug and stops it
+        what = str(e) if isinstance(e, W.BenchError) else f"{type(e).__name__}: {e}"
+        errors.append(f"{wl.name} {side} round {rnd + 1}: {what}")
+        _log(f"  {side}: FAILED: {what}")
         return None
     finally:
         if spy is not None:
