@@ -50,9 +50,11 @@ def build_config(lab: LabSpec, out: str, quick: bool):
     """The scenario's Config with the lab's settings (and --quick ones on top)."""
     mod = importlib.import_module(lab.module)
     cls = getattr(mod, lab.config_name)
-    known = {f.name for f in fields(cls)}
     kw = {**lab.settings, **(lab.quick if quick else {}), "out": out}
-    return cls(**{k: v for k, v in kw.items() if k in known})
+    unknown = sorted(set(kw) - {f.name for f in fields(cls)})
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no field {', '.join(unknown)}")
+    return cls(**kw)
 
 
 def cmd_run(args) -> int:
@@ -101,8 +103,13 @@ def headline_lines(path: Path) -> list[str]:
     except (OSError, ValueError):
         return []
     h = report.get("headline") or report.get("comparison", {}).get("headline")
+    if isinstance(h, dict) and isinstance(h.get("summary"), str):
+        h = h["summary"]
     if isinstance(h, dict):
-        return ["headline:"] + [f"  {k}: {v}" for k, v in h.items()]
+        def short(v):
+            t = json.dumps(v) if not isinstance(v, str) else v
+            return t if len(t) <= 160 else t[:157] + "..."
+        return ["headline:"] + [f"  {k}: {short(v)}" for k, v in h.items()]
     return [f"headline: {h}"] if h else []
 
 

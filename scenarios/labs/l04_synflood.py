@@ -35,7 +35,7 @@ LAB = LabSpec(
     module="scenarios.synflood",
     report_scenario="synflood",
     settings=dict(),
-    quick=dict(legit=30, flood_s=2.0),
+    quick=dict(legit=30, flood_s=2.0, legit_window_s=3.0),
     look_at=[
         "report.json: headline.<mode> (success_rate, connect_s, SyncookiesSent, TCPReqQFullDrop, "
         "legit_syn_retransmits)",

@@ -38,3 +38,26 @@ def test_lab1_quick_run_then_check(tmp_path, capsys, netns_available):
         assert tuntcp(["lab", "check", "1", "--answers", str(f), "--report", str(out)]) == 1, qid
         lines = capsys.readouterr().out.splitlines()
         assert [ln.split()[0] for ln in lines if "FAIL" in ln] == [qid]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 6, 7, 8])
+def test_every_other_lab_quick_run_then_check(n, tmp_path, capsys, netns_available):
+    """The same round trip for labs 2-8 (about 60 s in all): the lab's --quick settings run, and
+    the key derived from that run's report passes while each wrong answer fails on its own."""
+    out = tmp_path / f"lab-{n:02d}"
+    assert tuntcp(["lab", "run", str(n), "--quick", "--out", str(out)]) == 0
+    capsys.readouterr()
+    report = json.loads((out / "report.json").read_text())
+    right, wrong = solutions.SOLUTIONS[n]
+    good = tmp_path / "answers.json"
+    good.write_text(json.dumps(right(report)))
+    assert tuntcp(["lab", "check", str(n), "--answers", str(good), "--report", str(out)]) == 0, \
+        capsys.readouterr().out
+    capsys.readouterr()
+    for qid, bad_answer in wrong(report).items():
+        f = tmp_path / f"wrong-{qid}.json"
+        f.write_text(json.dumps({**right(report), qid: bad_answer}))
+        assert tuntcp(["lab", "check", str(n), "--answers", str(f), "--report", str(out)]) == 1, qid
+        lines = capsys.readouterr().out.splitlines()
+        assert [ln.split()[0] for ln in lines if "FAIL" in ln] == [qid]

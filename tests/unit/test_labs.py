@@ -414,3 +414,31 @@ def test_cli_answers_template_round_trip(tmp_path, capsys):
 def test_cli_show_prints_the_handout(capsys):
     assert tuntcp(["lab", "show", "1"]) == 0
     assert capsys.readouterr().out == get_lab(1).markdown
+
+
+@pytest.mark.parametrize("n", sorted(all_labs()))
+def test_lab_settings_are_fields_of_the_scenario_config(n, tmp_path):
+    from scenarios.labs.cli import build_config
+    lab = get_lab(n)
+    if lab.pending:
+        pytest.skip(f"{lab.module} has not landed")
+    for quick in (False, True):
+        cfg = build_config(lab, str(tmp_path), quick)
+        assert cfg.out == str(tmp_path)
+        for k, v in {**lab.settings, **(lab.quick if quick else {})}.items():
+            assert getattr(cfg, k) == v
+        if hasattr(cfg, "check"):
+            cfg.check()
+
+
+def test_headline_lines(tmp_path):
+    from scenarios.labs.cli import headline_lines
+    f = tmp_path / "report.json"
+    f.write_text(json.dumps({"headline": {"a": {"x": 1}, "b": "y" * 300}}))
+    lines = headline_lines(f)
+    assert lines[0] == "headline:" and lines[1] == '  a: {"x": 1}' and len(lines[2]) < 170
+    f.write_text(json.dumps({"headline": {"summary": "fixed: all agree", "verdict": "fixed"}}))
+    assert headline_lines(f) == ["headline: fixed: all agree"]
+    f.write_text(json.dumps(storm_report()))
+    assert headline_lines(f) == ["headline: buggy: ..."]
+    assert headline_lines(tmp_path / "missing.json") == []
