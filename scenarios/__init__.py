@@ -7,6 +7,7 @@ One line per scenario here, so parallel work does not collide in tuntcp/cli.py.
 SCENARIOS: dict[str, tuple[str, str]] = {
     # name: (module, one-line help)
     "storm": ("scenarios.storm_cli", "the Kafka broker restart storm, buggy vs fixed cookie wscale"),
+    "soak": ("scenarios.soak", "mixed load (reconnects, SYN flood bursts, bulk) with memory sampled flat"),
     "lab": ("scenarios.labs.cli", "teaching labs: list, run N, check N --answers FILE"),
     "reverse_check": ("scenarios.reverse_check", "does this host kernel carry the cookie wscale fix 909172a14974?"),
     "defer_accept": ("scenarios.defer_accept", "TCP_DEFER_ACCEPT accept delays, with and without SYN cookies"),
