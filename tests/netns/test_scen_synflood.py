@@ -44,6 +44,7 @@ async def test_synflood_cookies_on_vs_off(tmp_path, require_netns):
     report = await run(cfg)
     on, off = report["headline"]["cookies"], report["headline"]["nocookies"]
     assert on["flood_sent"] > 2000 and off["flood_sent"] > 2000
+    assert on["tun_dropped"] == 0, "the paced flood does not outrun the endpoint"
 
     assert on["success_rate"] == 1.0
     assert on["SyncookiesSent"] > 1000 and on["TCPReqQFullDoCookies"] == on["SyncookiesSent"]
