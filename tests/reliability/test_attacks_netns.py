@@ -117,8 +117,11 @@ async def test_semi_blind_rst_syn_data_injection(lab, nursery, tally, tmp_path):
     for i in range(3000):
         off = rng.randrange(1, 60000)
         flags = (RST, SYN, ACK | PSH, RST | ACK)[i % 4]
+        # the attacker does not know our sequence space: its ACK field is a guess, here one
+        # that RFC 5961 5.2's ACK check must refuse (a lucky guess is 1 in ~65000)
+        ack = (conn.snd_una + (1 << 31) + rng.randrange(-(1 << 29), 1 << 29)) & 0xFFFFFFFF
         pkts.append(_raw(conn.raddr, conn.laddr, conn.rport, conn.lport, conn.rcv_nxt + off,
-                         rng.randrange(1 << 32), flags, 1000,
+                         ack, flags, 1000,
                          payload=b"INJECTED" if flags & PSH else b""))
     path = tmp_path / "blind.bin"
     write_packets(path, pkts)

@@ -274,3 +274,23 @@ def test_multicast_or_broadcast_source_syn_is_not_answered(tally):
         out = w.feed(_listener_syn(src=src))
         assert out == [], f"answered a SYN from {src:#x}"
     tally.tried("explicit malformed", 3)
+
+
+def test_challenge_acks_capped_per_namespace_per_second(tally):
+    """In-window RSTs on 12 connections within one second: each socket would answer one
+    challenge ACK, but net.ipv4.tcp_challenge_ack_limit=5 caps the namespace at 5 per second
+    (tcp_send_challenge_ack); no connection is reset by a RST that is not exactly rcv_nxt."""
+    w = World(n_conns=12, overrides=["net.ipv4.tcp_challenge_ack_limit=5"])
+    w.now = 10.0
+    before = w.server.counters.snapshot()
+    for c in w.conns:
+        w.feed(raw(c.raddr, SERVER, c.rport, c.lport, c.rcv_nxt + 10, 0, RST, 0))
+    assert w.server.counters.delta(before).get("TcpExtTCPChallengeACK") == 5
+    w.now = 11.2     # next second, and past every socket's tcp_invalid_ratelimit
+    for c in w.conns:
+        w.feed(raw(c.raddr, SERVER, c.rport, c.lport, c.rcv_nxt + 10, 0, RST, 0))
+    delta = w.server.counters.delta(before)
+    assert delta.get("TcpExtTCPChallengeACK") == 10
+    assert all(c.state == "ESTABLISHED" for c in w.conns)
+    tally.tried("in-window RSTs (challenge ACK limit)", 24)
+    tally.dropped(delta)
