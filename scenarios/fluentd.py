@@ -9,6 +9,8 @@ in_forward's backlog 128 and ``net.core.somaxconn`` 128 (pre-5.4 default) the SY
 of the burst gets SYN cookies (or, with ``tcp_syncookies=0``, is dropped and the forwarders
 retransmit their SYN a second later). The fix from the seed - backlog, somaxconn and
 tcp_max_syn_backlog all 65535 - lets the whole burst sit in the SYN queue: no line, same load.
+The seed's earlier try, ``backlog 2048`` on in_forward alone (setting ``2048@128/1``), changes
+nothing: ``listen()`` clamps it to somaxconn 128 (``__sys_listen``).
 
 The endpoint runs a pre-6.2 Linux profile (default linux-4.9) so the line has the old format
 ``request_sock_TCP: Possible SYN flooding on port 24224. Sending cookies.  Check SNMP counters.``
@@ -29,7 +31,9 @@ report.json keys:
          "kernel_log": [lines], "proc_net_tcp_at_peak": text (the sample with most SYN-RECV),
          "syn_recv_samples": [[t, count], ...], "connect_ms_by_round": [percentiles, ...],
          "heartbeats": n, "failures": {error: n}}}
-  (setting names: "backlog=128 cookies=1", "backlog=128 cookies=0", "backlog=65535 cookies=1", ...)
+  (setting names: "backlog=128 cookies=1", "backlog=2048 somaxconn=128 cookies=1",
+   "backlog=128 cookies=0", "backlog=65535 cookies=1", ...; "backlog" in runs is the listener's
+   after the somaxconn clamp)
 """
 from __future__ import annotations
 
@@ -72,7 +76,8 @@ class Config:
     profile: str = "linux-4.9"        # pre-6.2: the old line format; somaxconn 128
     small_backlog: int = 128          # in_forward's backlog and somaxconn before the fix
     fixed: int = 65535                # backlog, somaxconn, tcp_max_syn_backlog after the fix
-    settings: tuple[str, ...] = ("128/1", "128/0", "65535/1", "65535/0")   # backlog/syncookies
+    settings: tuple[str, ...] = ("128/1", "2048@128/1", "128/0", "65535/1", "65535/0")
+                                      # BACKLOG[@SOMAXCONN]/SYNCOOKIES, see Config.knobs
     connect_timeout_s: float = 8.0
     client_syn_linear_timeouts: int | None = 0   # forwarders' kernels of 2016: 1, 3, 7 s SYN rtx
     sample_ms: float = 5.0
@@ -101,28 +106,38 @@ class Config:
         if p.family != "linux":
             raise FluentdError("fluentd needs a linux-* profile (the SYN-flooding line is Linux's)")
 
-    def parse_setting(self, s: str) -> tuple[int, int]:
+    def parse_setting(self, s: str) -> tuple[int, int | None, int]:
+        """BACKLOG[@SOMAXCONN]/SYNCOOKIES -> (backlog, somaxconn or None, syncookies)."""
         try:
             b, c = s.split("/")
-            backlog, cookies = int(b), int(c)
+            b, _, m = b.partition("@")
+            backlog, somaxconn, cookies = int(b), int(m) if m else None, int(c)
         except ValueError:
-            raise FluentdError(f"a setting is BACKLOG/SYNCOOKIES like 128/1, got {s!r}") from None
-        if not 1 <= backlog <= 65535 or cookies not in (0, 1):
-            raise FluentdError(f"setting {s!r}: backlog 1..65535, syncookies 0 or 1")
-        return backlog, cookies
+            raise FluentdError(f"a setting is BACKLOG[@SOMAXCONN]/SYNCOOKIES like 128/1 or "
+                               f"2048@128/1, got {s!r}") from None
+        if not 1 <= backlog <= 65535 or cookies not in (0, 1) or \
+                (somaxconn is not None and not 1 <= somaxconn <= 65535):
+            raise FluentdError(f"setting {s!r}: backlog and somaxconn 1..65535, syncookies 0 or 1")
+        return backlog, somaxconn, cookies
 
-    def knobs(self, backlog: int, cookies: int) -> list[str]:
-        """The profile overrides of one setting: the seed's fix raises all three together."""
+    def knobs(self, backlog: int, somaxconn: int | None, cookies: int) -> list[str]:
+        """The profile overrides of one setting. Without an explicit somaxconn, a backlog above
+        ``small_backlog`` is the seed's fix: somaxconn and tcp_max_syn_backlog raised with it;
+        with one (``2048@128``: the seed's first try, in_forward's backlog alone) only somaxconn
+        is set and tcp_max_syn_backlog stays the profile's."""
         k = [*self.sysctl, f"net.ipv4.tcp_syncookies={cookies}"]
-        if backlog > self.small_backlog:
+        if somaxconn is not None:
+            k += [f"net.core.somaxconn={somaxconn}"]
+        elif backlog > self.small_backlog:
             k += [f"net.core.somaxconn={backlog}", f"net.ipv4.tcp_max_syn_backlog={backlog}"]
         else:
             k += [f"net.core.somaxconn={self.small_backlog}"]
         return k
 
 
-def setting_name(backlog: int, cookies: int) -> str:
-    return f"backlog={backlog} cookies={cookies}"
+def setting_name(backlog: int, somaxconn: int | None, cookies: int) -> str:
+    mid = f" somaxconn={somaxconn}" if somaxconn is not None else ""
+    return f"backlog={backlog}{mid} cookies={cookies}"
 
 
 # ---- /proc/net/tcp, the operator's way -----------------------------------------------------
@@ -225,7 +240,7 @@ async def in_forward(listener, nursery) -> None:
         nursery.start_soon(one, stream)
 
 
-async def run_setting(cfg: Config, backlog: int, cookies: int, show) -> dict:
+async def run_setting(cfg: Config, backlog: int, somaxconn: int | None, cookies: int, show) -> dict:
     from tuntcp.core.stack import Stack
     from tuntcp.harness.link import LinkModel
     from tuntcp.harness.netns import Lab, LabError
@@ -233,9 +248,9 @@ async def run_setting(cfg: Config, backlog: int, cookies: int, show) -> dict:
     from tuntcp.shell.endpoint import Endpoint
     from tuntcp.shell.listener import open_tcp_listener
 
-    name = setting_name(backlog, cookies)
+    name = setting_name(backlog, somaxconn, cookies)
     rng = random.Random(cfg.seed)
-    profile = get_profile(cfg.profile, cfg.knobs(backlog, cookies))
+    profile = get_profile(cfg.profile, cfg.knobs(backlog, somaxconn, cookies))
     kernel_log: list[str] = []
 
     def log(kind, **fields):
@@ -328,8 +343,8 @@ async def run(cfg: Config, show=None) -> dict:
     report = {"scenario": "fluentd-heartbeats", "config": {**asdict(cfg), "settings": list(cfg.settings)},
               "headline": {}, "counters": {}, "runs": {}}
     for s in cfg.settings:
-        backlog, cookies = cfg.parse_setting(s)
-        r = await run_setting(cfg, backlog, cookies, show)
+        backlog, somaxconn, cookies = cfg.parse_setting(s)
+        r = await run_setting(cfg, backlog, somaxconn, cookies, show)
         report["headline"][r["name"]] = r["headline"]
         report["counters"][r["name"]] = r["counters"]
         report["runs"][r["name"]] = r["run"]
@@ -380,8 +395,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=d.batch, help="packets per endpoint pass")
     p.add_argument("--profile", default=d.profile, help="kernel profile of the log server (pre-6.2: old line)")
     p.add_argument("--settings", default=",".join(d.settings),
-                   help="BACKLOG/SYNCOOKIES list; a backlog above 128 also raises somaxconn and "
-                        "tcp_max_syn_backlog to it (the seed's fix)")
+                   help="BACKLOG[@SOMAXCONN]/SYNCOOKIES list; a backlog above 128 without @ also "
+                        "raises somaxconn and tcp_max_syn_backlog to it (the seed's fix); "
+                        "2048@128/1 is in_forward's backlog raised alone (clamped to somaxconn)")
     p.add_argument("--connect-timeout", type=float, default=d.connect_timeout_s)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE", help="profile knob")

@@ -32,7 +32,7 @@ async def test_fluentd_line_at_128_not_at_65535(tmp_path, require_netns):
     from scenarios.fluentd import Config, run
 
     cfg = Config(forwarders=250, hosts=50, rounds=2, connect_timeout_s=4.0,
-                 settings=("128/1", "65535/1", "128/0"), out=str(tmp_path))
+                 settings=("128/1", "2048@128/1", "65535/1", "128/0"), out=str(tmp_path))
     report = await run(cfg)
     small, fixed = report["headline"]["backlog=128 cookies=1"], report["headline"]["backlog=65535 cookies=1"]
     drop = report["headline"]["backlog=128 cookies=0"]
@@ -52,6 +52,11 @@ async def test_fluentd_line_at_128_not_at_65535(tmp_path, require_netns):
     assert "Possible SYN flooding on port 24224. Dropping request." in drop["flood_line"]
     assert drop["TCPReqQFullDrop"] > 0 and drop["SyncookiesSent"] == 0
     assert drop["connect_ms"]["p99"] >= 900
+
+    # in_forward's backlog raised alone is clamped to somaxconn: the same line
+    alone = report["headline"]["backlog=2048 somaxconn=128 cookies=1"]
+    assert alone["flood_line_printed"] and alone["max_syn_recv"] == 128
+    assert report["runs"]["backlog=2048 somaxconn=128 cookies=1"]["backlog"] == 128
 
     run_ = report["runs"]["backlog=128 cookies=1"]
     assert run_["somaxconn"] == 128 and run_["backlog"] == 128
