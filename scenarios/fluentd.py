@@ -357,13 +357,14 @@ def summary_table(report: dict) -> str:
     heads = report["headline"]
     names = list(heads)
     w = 22
-    lines = [f"{'':{w}}" + "".join(f"{n:>24}" for n in names)]
+    cw = max(len(n) for n in names) + 2
+    lines = [f"{'':{w}}" + "".join(f"{n:>{cw}}" for n in names)]
     for k in ("flood_line_printed", "max_syn_recv", "ListenOverflows", "ListenDrops",
               "TCPReqQFullDoCookies", "TCPReqQFullDrop", "SyncookiesSent", "failed"):
-        lines.append(f"{k:{w}}" + "".join(f"{str(heads[n][k]):>24}" for n in names))
+        lines.append(f"{k:{w}}" + "".join(f"{str(heads[n][k]):>{cw}}" for n in names))
     for q in ("p50", "p99", "max"):
         lines.append(f"{'connect_ms ' + q:{w}}" + "".join(
-            f"{str(heads[n]['connect_ms'][q]):>24}" for n in names))
+            f"{str(heads[n]['connect_ms'][q]):>{cw}}" for n in names))
     for n in names:
         if heads[n]["flood_line"]:
             lines.append(f"{n}: {heads[n]['flood_line']}")
