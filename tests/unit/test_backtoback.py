@@ -130,7 +130,6 @@ def test_many_megabytes_with_reordering_and_sack():
     r = run_transfer("linux-6.12", 3 << 20, seed=7, loss=0.01, jitter=0.005)
     assert bytes(r["got"]["b"]) == r["out_a"]
     assert bytes(r["got"]["a"]) == r["out_b"]
-    c = r["sa"].counters + r["sb"].counters if False else None  # noqa: F841 (clarity below)
     ooo = r["sa"].counters["TcpExtTCPOFOQueue"] + r["sb"].counters["TcpExtTCPOFOQueue"]
     assert ooo > 0, "reordering should have exercised the out-of-order queue"
     sackrec = r["sa"].counters["TcpExtTCPSackRecovery"] + r["sb"].counters["TcpExtTCPSackRecovery"]
