@@ -125,12 +125,17 @@ class World:
             codec.parse(p)
 
     def check_bounds(self) -> None:
-        """Memory stays bounded by the listener's own limits whatever arrives."""
+        """Memory stays bounded by the listener's own limits whatever arrives: the Linux SYN
+        and accept queues by the backlog, the FreeBSD syncache by its cachelimit."""
         lst = self.listener
-        assert len(lst.reqs) <= lst.backlog + 1, f"SYN queue {len(lst.reqs)} > backlog {lst.backlog}"
-        assert len(lst.accept_q) <= lst.backlog + 1, f"accept queue {len(lst.accept_q)}"
+        q = lst.queue_lengths()
+        if hasattr(lst, "syncache"):
+            assert lst.syncache.count <= lst.syncache.cache_limit, f"syncache {lst.syncache.count}"
+        else:
+            assert q["syn"] <= lst.backlog + 1, f"SYN queue {q['syn']} > backlog {lst.backlog}"
+        assert q["accept"] <= lst.backlog + 1, f"accept queue {q['accept']}"
         # our established ones plus at most the accept queue's worth of children
         assert len(self.server.conns) <= self.base_conns + lst.backlog + 1, \
             f"{len(self.server.conns)} connections"
-        assert len(self.server._heap) <= 64 * (len(self.server.conns) + len(lst.reqs) + 16), \
+        assert len(self.server._heap) <= 64 * (len(self.server.conns) + q["syn"] + 16), \
             f"timer heap {len(self.server._heap)} entries"

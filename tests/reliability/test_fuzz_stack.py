@@ -109,10 +109,11 @@ def render(w: World, d: dict) -> bytes:
     return pkt
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(packet(), st.floats(0, 3.0)), min_size=3, max_size=40))
-def test_any_packet_sequence_is_counted_and_bounded(tally, seq_of_packets):
-    w = World()
+@pytest.mark.parametrize("profile", ["linux-6.1", "linux-3.10", "freebsd-14"])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seq_of_packets=st.lists(st.tuples(packet(), st.floats(0, 3.0)), min_size=3, max_size=40))
+def test_any_packet_sequence_is_counted_and_bounded(tally, profile, seq_of_packets):
+    w = World(profile)
     before = w.server.counters.snapshot()
     for d, dt in seq_of_packets:
         w.feed(render(w, d))           # raises on an escaped exception or a miscount
@@ -121,7 +122,7 @@ def test_any_packet_sequence_is_counted_and_bounded(tally, seq_of_packets):
         w.check_bounds()
     w.tick(130.0)                      # every timer that was armed fires without trouble
     w.check_bounds()
-    tally.tried("stack.receive (hypothesis sequences)", len(seq_of_packets))
+    tally.tried(f"stack.receive sequences ({profile})", len(seq_of_packets))
     tally.dropped(w.server.counters.delta(before))
 
 
