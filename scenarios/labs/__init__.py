@@ -76,8 +76,8 @@ def norm_text(answer: Any) -> str:
     return re.sub(r"\s+", " ", s)
 
 
-_YES = {"yes", "y", "true", "1", "yes.", ">=10x", "more", "slower"}
-_NO = {"no", "n", "false", "0", "no.", "<10x", "less", "not"}
+_YES = {"yes", "y", "true", "1", ">=10x", "≥10x"}
+_NO = {"no", "n", "false", "0", "<10x"}
 
 
 def parse_yes_no(answer: Any) -> bool | None:

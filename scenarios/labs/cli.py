@@ -116,8 +116,10 @@ def headline_lines(path: Path) -> list[str]:
 def cmd_check(args) -> int:
     lab = get_lab(args.n)
     answers = load_answers(args.answers, lab)
-    report = load_report(args.report or default_out(lab), lab)
+    where = args.report or default_out(lab)
+    report = load_report(where, lab)
     results = check(lab, answers, report)
+    print(f"lab {lab.number}: {args.answers} against the report in {where}")
     for r in results:
         print(f"{r.qid:>4}  {'PASS' if r.ok else 'FAIL'}" + ("" if r.ok else f"  {r.message}"))
     passed = sum(r.ok for r in results)

@@ -59,7 +59,7 @@ LAB = LabSpec(
     run_name="run_storm",
     report_scenario="kafka-broker-restart",
     # a 10 ms RTT makes each round of a tiny window cost the link, not the CPU
-    settings=dict(clients=200, hosts=20, requests_per_client=3, request_interval_s=0.5, rtt_ms=10,
+    settings=dict(clients=100, hosts=10, requests_per_client=4, request_interval_s=0.5, rtt_ms=10,
                   duration_s=120),
     quick=dict(clients=100, hosts=10, requests_per_client=2, request_interval_s=0.5, rtt_ms=10,
                duration_s=60),
@@ -68,7 +68,7 @@ LAB = LabSpec(
         'report.json: runs.buggy.connections[] where handshake == "cookie" (client_snd_wscale, '
         "server_rcv_wscale, window_field, client_snd_wnd)",
         "report.json: runs.<mode>.summary.counters and kernel_log",
-        "storm-buggy.pcap: tshark -r storm-buggy.pcap -Y 'tcp.srcport == 9092' -T fields "
+        "storm-buggy.pcap in the output directory: tshark -r storm-buggy.pcap -Y 'tcp.srcport == 9092' -T fields "
         "-e tcp.options.wscale.shift -e tcp.window_size_value",
     ],
     checks={
