@@ -17,12 +17,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 with atheris.instrument_imports(include=["tuntcp"]):
     import tuntcp.core.conn  # noqa: F401
     import tuntcp.listen.linux  # noqa: F401
+    import tuntcp.listen.freebsd  # noqa: F401
     from world import World, raw, SERVER, PORT
+
+PROFILES = ("linux-6.1", "linux-3.10", "freebsd-14")
 
 
 def TestOneInput(data: bytes) -> None:
     fdp = atheris.FuzzedDataProvider(data)
-    w = World(n_conns=2)
+    w = World(PROFILES[fdp.ConsumeIntInRange(0, len(PROFILES) - 1)], n_conns=2)
     for _ in range(fdp.ConsumeIntInRange(1, 12)):
         if fdp.remaining_bytes() == 0:
             break
