@@ -21,8 +21,11 @@ def require_netns():
 async def test_storm_buggy_vs_fixed(tmp_path, require_netns):
     from scenarios.storm import StormConfig, run_storm
 
-    # a 10 ms RTT makes each round of the 1578-byte window cost the link, not the CPU
-    cfg = StormConfig(clients=100, hosts=10, requests_per_client=2, request_interval_s=0.5, rtt_ms=10,
+    # A 20 ms RTT makes each round of the 1578-byte window cost the link, not the CPU: ~42
+    # rounds per 64 KiB request on the buggy path against ~3 (slow start) when fixed. The
+    # aggregate rate stays low (~3 MB/s) so a busy CI machine does not starve the fixed run.
+    cfg = StormConfig(clients=100, hosts=10, requests_per_client=2, request_interval_s=2.0, rtt_ms=20,
+                      request_bytes=65536,
                       out=str(tmp_path), duration_s=60, pcap=False)
     report = await run_storm(cfg)
     buggy, fixed = report["runs"]["buggy"], report["runs"]["fixed"]
