@@ -506,12 +506,8 @@ async def test_pcap_reads_in_tcpdump_and_tshark_and_wscale_matches_ss(lab, start
     assert len(tlines) == len(lines) == pcap.count
 
 
-# ---- known gap ------------------------------------------------------------------------------------
+# ---- D-SACK (RFC 2883) -------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="the endpoint sends no D-SACK (RFC 2883) for duplicate "
-                   "data, which Linux does by default (net.ipv4.tcp_dsack=1, tcp_dsack_set from "
-                   "tcp_data_queue/tcp_send_dupack); see tuntcp/core/conn.py _send_dupack and the "
-                   "SACK blocks built for ACKs")
 async def test_duplicates_from_reordering_are_dsacked_to_the_kernel(lab, start_endpoint):
     """A reordering-only link (no loss): the kernel sender retransmits spuriously, we receive
     duplicates (TcpExtDelayedACKLost) and must tell it with D-SACK blocks, which the kernel
