@@ -57,6 +57,7 @@ class StormConfig:
     out: str = "out/storm"
     pcap: bool = True
     modes: tuple[str, ...] = ("buggy", "fixed")
+    control_name: str = "storm"         # control socket for `tuntcp ss/nstat --name storm`
 
     def check(self) -> None:
         if not 1 <= self.clients <= 18000:
@@ -248,6 +249,7 @@ async def run_mode(cfg: StormConfig, mode: str, outdir: Path, show=None) -> dict
     from tuntcp.core.stack import Stack
     from tuntcp.harness.link import LinkModel
     from tuntcp.harness.netns import Lab
+    from tuntcp.shell.control import ControlServer, socket_path
     from tuntcp.shell.endpoint import Endpoint
     from tuntcp.wire.pcap import PcapWriter
 
@@ -282,6 +284,8 @@ async def run_mode(cfg: StormConfig, mode: str, outdir: Path, show=None) -> dict
             with trio.fail_after(cfg.duration_s):
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(ep.run)
+                    # `tuntcp ss -lnt --name storm` / `tuntcp nstat --name storm` while it runs
+                    await nursery.start(ControlServer(ep, socket_path(cfg.control_name)).serve)
                     await broker.listen(nursery)
                     # phase 1: producers connect a few at a time, as over a normal day
                     step = max(1, cfg.backlog // 2)
