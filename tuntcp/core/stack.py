@@ -14,12 +14,17 @@ import struct
 
 from ..obs.counters import Counters
 from ..wire import codec
-from ..wire.segment import ACK, RST, SYN, FIN, Segment
+from ..wire.checksum import IPPROTO_TCP, fold
+from ..wire.segment import ACK, FIN, PSH, RST, SYN, URG, Segment
 
 EPHEMERAL_LO, EPHEMERAL_HI = 32768, 60999   # net.ipv4.ip_local_port_range default
 
 _ADDR2 = struct.Struct("!II")
 _TUPLE = struct.Struct("!IHIH")
+_VNET = struct.Struct("=BBHHHH")    # struct virtio_net_hdr (tuntcp.shell.vnet decodes it)
+_IPTCP = struct.Struct("!BBHHHBBHIIHHIIBBHHH")
+_NEEDS_CSUM, _GSO_TCPV4 = 1, 1
+_NO_MERGE = SYN | FIN | RST | URG | PSH
 
 
 class StackError(ValueError):
@@ -34,12 +39,14 @@ class Stack:
     so moving a timer costs one heap push and nothing walks all connections.
     """
 
-    def __init__(self, profile, addrs=(), secret: bytes = b"\0" * 16, log=None, build: bool = True):
+    def __init__(self, profile, addrs=(), secret: bytes = b"\0" * 16, log=None, build: bool = True,
+                 offload: bool = False):
         self.profile = profile
         self.addrs = set(addrs)
         self.secret = bytes(secret)
         self._log = log
         self.build = build
+        self.offload = offload
         self.counters = Counters()
         self.conns: dict[tuple[int, int, int, int], object] = {}
         self.listeners: dict[tuple[int, int], object] = {}
@@ -56,11 +63,16 @@ class Stack:
 
     # ---- input -------------------------------------------------------------------------
 
-    def receive(self, packet, now: float) -> None:
-        """One IP packet from the TUN; malformed ones are counted under their reason and dropped."""
+    def receive(self, packet, now: float, csum_ok: bool = False) -> None:
+        """One IP packet from the TUN; malformed ones are counted under their reason and dropped.
+
+        ``csum_ok`` (honoured only with ``offload=True``): the kernel marked the packet
+        NEEDS_CSUM/DATA_VALID, so the TCP checksum is not verified (``skb_csum_unnecessary``
+        in ``tcp_checksum_complete``); unmarked packets are verified as always.
+        """
         self.counters.inc("IpInReceives")
         try:
-            seg = codec.parse(packet)
+            seg = codec.parse(packet, not (csum_ok and self.offload))
         except codec.Malformed as e:
             self.counters.inc(e.reason)
             if e.reason == "TcpInCsumErrors":
@@ -121,9 +133,13 @@ class Stack:
         self._out.append(seg)
 
     def take_packets(self) -> list[bytes]:
+        """Built IP packets, in order. With ``offload=True``: TUN frames (virtio_net_hdr +
+        packet) where runs of one flow's data segments are merged into GSO super-packets."""
         out, self._out = self._out, []
         if not self.build:
             raise StackError("this Stack was created with build=False: use take_segments()")
+        if self.offload:
+            return gso_frames(out)
         return [codec.build(s) for s in out]
 
     def take_segments(self) -> list[Segment]:
@@ -238,3 +254,73 @@ class Stack:
         h = hashlib.blake2s(_ADDR2.pack(laddr, raddr), key=self.secret[:32], digest_size=4,
                             person=b"tsoff").digest()
         return int.from_bytes(h, "big")
+
+
+# ---- offload output -----------------------------------------------------------------------
+
+
+def gso_frames(segs: list[Segment]) -> list[bytes]:
+    """TUN frames for ``segs`` (in order): each a ``virtio_net_hdr`` plus an IPv4 packet whose
+    TCP checksum field holds only the pseudo-header sum (NEEDS_CSUM: the kernel completes it).
+
+    A run of adjacent segments is merged into one GSO super-packet (gso_type TCPV4, gso_size =
+    the first segment's payload) when it is what ``tcp_gso_segment`` would cut back into the
+    same segments: one flow, contiguous sequence numbers, equal ack/window/options/flags, no
+    SYN/FIN/RST/URG, every segment but the last exactly gso_size long, PSH only on the last,
+    and the whole IPv4 packet within 65535 bytes.
+    """
+    frames = []
+    i, n = 0, len(segs)
+    while i < n:
+        s = segs[i]
+        j = i + 1
+        size = len(s.payload)
+        if size and not s.flags & _NO_MERGE:
+            room = 65535 - 40 - len(codec.build_options(s.options)) - size
+            end = s.seq + size
+            flags, ack, win, opts = s.flags, s.ack, s.window, s.options
+            while j < n:
+                t = segs[j]
+                tl = len(t.payload)
+                if (not tl or tl > size or tl > room or t.flags & ~PSH != flags
+                        or t.seq != end & 0xFFFFFFFF or t.ack != ack or t.window != win
+                        or t.sport != s.sport or t.dport != s.dport or t.saddr != s.saddr
+                        or t.daddr != s.daddr or t.options != opts or t.ttl != s.ttl
+                        or t.tos != s.tos):
+                    break
+                room -= tl
+                end += tl
+                j += 1
+                if tl < size or t.flags & PSH:
+                    break       # only the last segment may be short or pushed
+        if j - i == 1:
+            frames.append(_frame(s, s.flags, s.payload, 0))
+        else:
+            last = segs[j - 1]
+            payload = b"".join([x.payload for x in segs[i:j]])
+            frames.append(_frame(s, last.flags, payload, size))
+        i = j
+    return frames
+
+
+def _frame(s: Segment, flags: int, payload, gso_size: int) -> bytes:
+    """One frame; ``gso_size`` 0 means a plain packet (gso_type NONE)."""
+    opts = codec.build_options(s.options)
+    thl = 20 + len(opts)
+    if thl > 60:
+        raise ValueError(f"TCP options need {thl - 20} bytes, more than 40: {s}")
+    tlen = thl + len(payload)
+    saddr, daddr = s.saddr, s.daddr
+    ipc = -((0x4500 | s.tos) + tlen + 20 + s.ip_id + 0x4000 + (s.ttl << 8) + IPPROTO_TCP
+            + saddr + daddr) % 0xFFFF
+    # tcp_v4_send_check with CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum,
+    # not inverted; csum_start/csum_offset tell the kernel where to finish the job.
+    psum = fold(saddr + daddr + IPPROTO_TCP + tlen)
+    try:
+        hdr = _IPTCP.pack(0x45, s.tos, tlen + 20, s.ip_id, 0x4000, s.ttl, IPPROTO_TCP, ipc,
+                          saddr, daddr, s.sport, s.dport, s.seq, s.ack, thl << 2, flags,
+                          s.window, psum, s.urg)
+    except struct.error as e:
+        raise ValueError(f"cannot encode segment {s}: {e}") from None
+    vnet = _VNET.pack(_NEEDS_CSUM, _GSO_TCPV4 if gso_size else 0, 20 + thl, gso_size, 20, 16)
+    return b"".join((vnet, hdr, opts, payload))

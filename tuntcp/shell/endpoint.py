@@ -22,14 +22,26 @@ import time
 import trio
 
 from .tun import FdIO, PacketIO
+from .vnet import HDR_LEN, VnetIO
 
 TX_DROP = "TuntcpTunTxDrops"   # packets the TUN (or pipe) refused: EAGAIN/ENOBUFS on write
 
 
 class Endpoint:
     def __init__(self, stack, tun, *, pcap=None, link_in=None, link_out=None,
-                 clock=trio.current_time, max_batch: int = 4096):
+                 clock=trio.current_time, max_batch: int = 4096, offload: bool = False):
         self.stack = stack
+        self.offload = offload
+        if offload:
+            # Offload trusts the kernel's checksum marks and hands the kernel partial sums, so
+            # a link model in between (which may corrupt bytes) would go unchecked.
+            if link_in is not None or link_out is not None:
+                raise ValueError("offload=True cannot be combined with link_in/link_out models")
+            if not getattr(stack, "offload", False):
+                raise ValueError("Endpoint(offload=True) needs a Stack(..., offload=True)")
+            tun = VnetIO(tun) if isinstance(tun, int) else tun
+        elif getattr(stack, "offload", False):
+            raise ValueError("a Stack(offload=True) writes vnet frames: use Endpoint(offload=True)")
         self.io: PacketIO = FdIO(tun) if isinstance(tun, int) else tun
         self.pcap = pcap
         self.link_in = link_in      # models the path client -> endpoint (applied on read)
@@ -69,8 +81,12 @@ class Endpoint:
                         for p in pkts:
                             self.pcap.write(p, ts)
                     receive = stack.receive
-                    for p in pkts:
-                        receive(p, now)
+                    if self.offload:
+                        for p, ok in zip(pkts, io.csum_ok):
+                            receive(p, now, ok)
+                    else:
+                        for p in pkts:
+                            receive(p, now)
                 dl = stack.next_deadline()
                 if dl is not None and dl <= now:
                     stack.on_timers(now)
@@ -126,7 +142,7 @@ class Endpoint:
             if self.pcap is not None:
                 ts = now + self._pcap_offset(now)
                 for p in out:
-                    self.pcap.write(p, ts)
+                    self.pcap.write(memoryview(p)[HDR_LEN:] if self.offload else p, ts)
         if self.pcap is not None:
             self.pcap.flush()
         dirty = self.stack.dirty

@@ -1,0 +1,125 @@
+"""TUN offload: the ``struct virtio_net_hdr`` prefix and a PacketIO that speaks it.
+
+With ``IFF_VNET_HDR`` every read and write on the TUN carries a 10-byte header before the IP
+packet (``linux/virtio_net.h``; native byte order for a legacy TUN, little-endian here). After
+``TUNSETOFFLOAD(TUN_F_CSUM | TUN_F_TSO4)`` the kernel may hand us packets whose TCP checksum
+it vouches for (``DATA_VALID``) or left for the receiver to complete (``NEEDS_CSUM``, the field
+then holds only the pseudo-header sum), and TSO super-packets of up to 64 KB. We write the
+same: every packet ``NEEDS_CSUM`` and, for a run of merged segments, ``gso_type TCPV4`` with
+``gso_size`` = the segments' payload size (``Stack(offload=True)`` builds those frames).
+
+This is what ``tun_put_user``/``tun_get_user`` do with ``virtio_net_hdr_from_skb`` and
+``virtio_net_hdr_to_skb``: the skb's ``ip_summed`` (CHECKSUM_PARTIAL / UNNECESSARY) and
+gso fields cross the boundary instead of being resolved in software.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+from dataclasses import dataclass
+
+from .tun import FdIO
+
+# ioctls (x86-64 _IOW/_IOR encodings, linux/if_tun.h)
+TUNSETOFFLOAD = 0x400454D0
+TUNGETIFF = 0x800454D2
+TUNSETVNETHDRSZ = 0x400454D8
+IFF_VNET_HDR = 0x4000
+TUN_F_CSUM = 0x01
+TUN_F_TSO4 = 0x02
+
+# struct virtio_net_hdr
+F_NEEDS_CSUM = 1
+F_DATA_VALID = 2
+GSO_NONE = 0
+GSO_TCPV4 = 1
+GSO_ECN = 0x80
+HDR = struct.Struct("=BBHHHH")   # flags gso_type hdr_len gso_size csum_start csum_offset
+HDR_LEN = HDR.size               # 10
+MAX_FRAME = HDR_LEN + 65535
+
+
+@dataclass(slots=True, frozen=True)
+class VnetHdr:
+    flags: int = 0
+    gso_type: int = GSO_NONE
+    hdr_len: int = 0
+    gso_size: int = 0
+    csum_start: int = 0
+    csum_offset: int = 0
+
+    def pack(self) -> bytes:
+        return HDR.pack(self.flags, self.gso_type, self.hdr_len, self.gso_size,
+                        self.csum_start, self.csum_offset)
+
+    @classmethod
+    def unpack(cls, buf) -> "VnetHdr":
+        if len(buf) < HDR_LEN:
+            raise ValueError(f"virtio_net_hdr needs {HDR_LEN} bytes, got {len(buf)}")
+        return cls(*HDR.unpack_from(buf))
+
+
+class OffloadError(RuntimeError):
+    """The TUN cannot do offload (opened without IFF_VNET_HDR, or the kernel refused)."""
+
+
+def enable_offload(fd: int, features: int = TUN_F_CSUM | TUN_F_TSO4) -> None:
+    """Check that the TUN fd has a vnet header, size it to 10 bytes and declare the offloads we
+    handle, so the kernel stops computing checksums and segmenting for us."""
+    try:
+        ifr = fcntl.ioctl(fd, TUNGETIFF, b"\0" * 18)
+    except OSError as e:
+        raise OffloadError(f"fd {fd} is not a TUN device ({e.strerror})") from None
+    flags = struct.unpack_from("H", ifr, 16)[0]
+    if not flags & IFF_VNET_HDR:
+        raise OffloadError("offload needs a TUN opened with IFF_VNET_HDR (Lab(vnet_hdr=True))")
+    try:
+        fcntl.ioctl(fd, TUNSETVNETHDRSZ, struct.pack("i", HDR_LEN))
+        fcntl.ioctl(fd, TUNSETOFFLOAD, features)
+    except OSError as e:
+        raise OffloadError(f"TUN refused offload setup: {e.strerror}") from None
+
+
+class VnetIO(FdIO):
+    """An ``IFF_VNET_HDR`` TUN fd with checksum and TSO offload on.
+
+    ``read_batch`` strips the header and returns the IP packets; ``csum_ok`` (parallel to the
+    last batch) says which the kernel marked ``NEEDS_CSUM``/``DATA_VALID``: those need no TCP
+    checksum check. Anything else (a raw-socket packet, CHECKSUM_NONE) still gets verified.
+    ``write`` takes whole frames (header + packet), as ``Stack(offload=True).take_packets()``
+    makes them. ``setup=False`` skips the ioctls (tests over a datagram socketpair).
+    """
+
+    def __init__(self, fd: int, *, owns: bool = False, setup: bool = True):
+        if setup:
+            enable_offload(fd)
+        super().__init__(fd, owns=owns)
+        self.csum_ok: list[bool] = []
+        self.gso_in = 0      # super-packets received (gso_type != NONE)
+
+    def read_batch(self, limit: int) -> list:
+        out = []
+        oks = []
+        self.csum_ok = oks
+        read = os.read
+        fd = self.fd
+        unpack = HDR.unpack_from
+        while len(out) < limit:
+            try:
+                frame = read(fd, MAX_FRAME)
+            except BlockingIOError:
+                break
+            except InterruptedError:
+                continue
+            if len(frame) <= HDR_LEN:
+                if not frame:
+                    break
+                continue     # a header without a packet: nothing to deliver
+            flags, gso_type = unpack(frame)[:2]
+            if gso_type:
+                self.gso_in += 1
+            out.append(memoryview(frame)[HDR_LEN:])
+            oks.append(bool(flags & (F_NEEDS_CSUM | F_DATA_VALID)))
+        return out
+
