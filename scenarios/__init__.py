@@ -6,6 +6,7 @@ One line per scenario here, so parallel work does not collide in tuntcp/cli.py.
 """
 SCENARIOS: dict[str, tuple[str, str]] = {
     # name: (module, one-line help)
+    "connect": ("scenarios.connect", "the endpoint as client: active open to a kernel listener, both views"),
     "storm": ("scenarios.storm_cli", "the Kafka broker restart storm, buggy vs fixed cookie wscale"),
     "soak": ("scenarios.soak", "mixed load (reconnects, SYN flood bursts, bulk) with memory sampled flat"),
     "lab": ("scenarios.labs.cli", "teaching labs: list, run N, check N --answers FILE"),
