@@ -34,6 +34,7 @@ from ..wire.segment import ACK, FIN, PSH, RST, SYN, Segment, TcpOptions
 MSS_DEFAULT = 536            # TCP_MSS_DEFAULT: peer sent no MSS option (RFC 9293 3.7.1)
 MIN_MSS = 88                 # TCP_MIN_MSS
 TS_LEN = 12                  # TCPOLEN_TSTAMP_ALIGNED
+PAWS_24DAYS = 24 * 86400     # TCP_PAWS_24DAYS: ts_recent older than this is not trusted
 MAX_QUICKACKS = 16           # TCP_MAX_QUICKACKS
 
 # icsk_ack.pending bits (include/net/inet_connection_sock.h)
@@ -75,7 +76,7 @@ class Connection:
         "irs", "rcv_nxt", "rcvq", "reasm", "win", "rcvbuf", "rcvbuf_locked", "rcv_wscale",
         "advmss", "rcv_mss", "fin_rcvd", "ofo_fin",
         # options
-        "wscale_ok", "sack_ok", "ts_ok", "ts_recent", "ts_off", "last_oow",
+        "wscale_ok", "sack_ok", "ts_ok", "ts_recent", "ts_recent_stamp", "ts_off", "last_oow",
         # delayed ACK (icsk_ack)
         "ack_pending", "quick", "pingpong", "ato", "lrcvtime", "last_seg_size",
         # bookkeeping
@@ -139,6 +140,7 @@ class Connection:
         self.ofo_fin = None
         self.wscale_ok = self.sack_ok = self.ts_ok = False
         self.ts_recent = 0
+        self.ts_recent_stamp = now
         self.ts_off = 0
         self.last_oow = -1.0
         self.ack_pending = 0
@@ -505,8 +507,10 @@ class Connection:
         ts = seg.options.ts
         if not self.ts_ok or ts is None:
             return False
+        if self._ts_acceptable(ts[0], now, 1):
+            return False
         d = (self.ts_recent - ts[0]) & MASK
-        if 1 < d < 1 << 31 and not self._disordered_ack(seg, d):
+        if not self._disordered_ack(seg, d):
             if not seg.flags & RST:
                 self.stack.counters.inc("TcpExtPAWSEstab")
                 self._send_dupack(seg, now)
@@ -520,16 +524,42 @@ class Connection:
             seg.seq == self.rcv_nxt and seg.ack == self.snd_una and \
             seg.window << self.snd_wscale == self.snd_wnd and d <= self.rto.rto * 1000
 
+    def _ts_acceptable(self, tsval: int, now: float, paws_win: int) -> bool:
+        """``tcp_paws_check``: TSval at most ``paws_win`` older than ts_recent, or ts_recent
+        is 0 (some peers' SYNs carry 0), or ts_recent is older than TCP_PAWS_24DAYS."""
+        d = (self.ts_recent - tsval) & MASK
+        if d >= HALF:
+            d -= 1 << 32                  # (s32)(ts_recent - tsval)
+        return d <= paws_win or not self.ts_recent or now - self.ts_recent_stamp >= PAWS_24DAYS
+
+    def _replace_ts_recent(self, seg: Segment, now: float) -> None:
+        """``tcp_replace_ts_recent`` (RFC 7323 4.3), called by ``tcp_ack`` once the segment
+        passed the window check and its ACK is neither old nor for unsent data: remember the
+        TSval if the segment covers rcv_wup (seq <= rcv_wup, the last ACK we sent) and the
+        TSval is not older than ts_recent (``tcp_paws_check`` with window 0). PAWS lets a TSval
+        one tick older through; that one must not move ts_recent back."""
+        ts = seg.options.ts
+        if ts is None or not self.ts_ok or seq_gt(seg.seq, self.win.rcv_wup):
+            return
+        if self._ts_acceptable(ts[0], now, 0):
+            self.ts_recent = ts[0]            # tcp_store_ts_recent
+            self.ts_recent_stamp = now
+
     def _fast_path(self, seg: Segment, now: float) -> None:
         """Header prediction (``tcp_rcv_established`` fast path): in-order segment, ACK only
-        (maybe PSH), no SACK, nothing out of order. Pure ACKs and in-order data land here."""
+        (maybe PSH), no SACK, nothing out of order. Pure ACKs and in-order data land here.
+        A TSval older than ts_recent goes to the slow path, as in Linux; otherwise it is
+        stored when rcv_nxt == rcv_wup (``tcp_store_ts_recent``)."""
         if not seg.flags & ACK:
             return
-        if self.ts_ok and seg.options.ts is not None:
-            if self._paws_reject(seg, now):
+        ts = seg.options.ts
+        if self.ts_ok and ts is not None:
+            if (ts[0] - self.ts_recent) & HALF:           # (s32)(tsval - ts_recent) < 0
+                self._rcv_synced(seg, now)
                 return
-            if not seq_gt(seg.seq, self.win.rcv_wup):     # tcp_replace_ts_recent
-                self.ts_recent = seg.options.ts[0]
+            if self.rcv_nxt == self.win.rcv_wup:
+                self.ts_recent = ts[0]
+                self.ts_recent_stamp = now
         if not self._ack(seg, now) or self.state == "CLOSED":
             return
         c = self.stack.counters
@@ -584,8 +614,8 @@ class Connection:
                 self._send_rst_for(seg)
                 return
             self._established_from_synrecv(seg, now)
-        if seg.options.ts is not None and self.ts_ok and not seq_gt(seg.seq, self.win.rcv_wup):
-            self.ts_recent = seg.options.ts[0]
+        if not seq_lt(seg.ack, self.snd_una) and not seq_gt(seg.ack, self.snd_max):
+            self._replace_ts_recent(seg, now)
         if not self._ack(seg, now):
             return
         if self.state == "CLOSED":
@@ -656,6 +686,7 @@ class Connection:
             self._init_clamp = min(self._init_clamp or 65535, 65535)
         if self.ts_ok:
             self.ts_recent = o.ts[0]
+            self.ts_recent_stamp = now
         tslen = TS_LEN if self.ts_ok else 0
         peer_mss = o.mss if o.mss else MSS_DEFAULT
         self.mss = max(min(peer_mss, self.stack.mtu - 40) - tslen, MIN_MSS)
