@@ -11,6 +11,10 @@ There is no checkpoint per packet and no periodic tick: the sleep is a cancel-sc
 taken from the stack's timer heap. Time is ``trio.current_time()`` (so MockClock drives tests)
 and is handed to the stack, which never reads a clock.
 
+``offload=True`` (with ``Stack(offload=True)`` and a TUN opened with IFF_VNET_HDR) wraps the fd
+in a ``VnetIO``: packets the kernel marked checksum-valid skip the TCP checksum, TSO
+super-packets come in whole, and the stack's output goes out as GSO frames (``shell/vnet.py``).
+
 App tasks (TcpStream, TcpListener) call into the stack directly and then ``kick()``, which
 writes whatever the call produced and pulls the loop's wake-up earlier if a timer moved.
 """
@@ -40,6 +44,8 @@ class Endpoint:
             if not getattr(stack, "offload", False):
                 raise ValueError("Endpoint(offload=True) needs a Stack(..., offload=True)")
             tun = VnetIO(tun) if isinstance(tun, int) else tun
+            if not hasattr(tun, "csum_ok"):
+                raise ValueError("Endpoint(offload=True) needs a TUN fd or a VnetIO")
         elif getattr(stack, "offload", False):
             raise ValueError("a Stack(offload=True) writes vnet frames: use Endpoint(offload=True)")
         self.io: PacketIO = FdIO(tun) if isinstance(tun, int) else tun
