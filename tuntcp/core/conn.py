@@ -24,6 +24,8 @@ fires, finds nothing due and re-arms at the real deadline.
 """
 from __future__ import annotations
 
+from collections import deque
+
 from .cc import make_cc
 from .reasm import Reassembly, Scoreboard
 from .rto import RtoEstimator
@@ -82,6 +84,8 @@ class Connection:
         # bookkeeping
         "app_closed", "bytes_sent", "bytes_acked", "bytes_received", "segs_out", "segs_in",
         "lastsnd", "lastrcv", "lastack", "_init_rcv_wnd", "_init_clamp",
+        # congestion-control inputs: send time of each new-data segment, last data send
+        "tx_times", "lsndtime",
     )
 
     def __init__(self, stack, laddr: int, lport: int, raddr: int, rport: int, now: float):
@@ -153,6 +157,8 @@ class Connection:
         self.bytes_sent = self.bytes_acked = self.bytes_received = 0
         self.segs_out = self.segs_in = 0
         self.lastsnd = self.lastrcv = self.lastack = now
+        self.tx_times = deque()      # [end_seq, sent at or None once retransmitted]
+        self.lsndtime = now
         self._init_rcv_wnd = 0
         self._init_clamp = 0
 
@@ -285,9 +291,22 @@ class Connection:
             return 0
         n = min(len(data), self.send_space())
         if n:
+            if self.snd_una == self.snd_max and self.cc is not None:
+                self._idle_restart(now)
             self.sndq += data[:n]
             self._push(now)
         return n
+
+    def _idle_restart(self, now: float) -> None:
+        """``tcp_slow_start_after_idle_check`` (when data is queued with nothing in flight,
+        net.ipv4.tcp_slow_start_after_idle=1): after more than an RTO without sending data,
+        ``tcp_cwnd_restart`` halves cwnd per RTO of idleness, down to the initial window
+        (RFC 5681 4.1, RFC 2861)."""
+        if not self.profile.get("net.ipv4.tcp_slow_start_after_idle", 1):
+            return
+        idle = now - self.lsndtime
+        if idle > self.rto.rto:
+            self.cc.cwnd_restart(idle, self.rto.rto)
 
     def readable(self) -> int:
         return len(self.rcvq)
@@ -453,6 +472,7 @@ class Connection:
             self.retrans_stamp = now - self.rto.rto
         self.retransmits += 1
         self.rtt_seq = None            # Karn: no sample from retransmitted data
+        self.tx_times.clear()
         self.snd_nxt = self.snd_una    # go back N: mark everything lost (tcp_enter_loss)
         self.rto.backoff()
         self._push(now, head=True)
@@ -810,6 +830,7 @@ class Connection:
             rtt = now - self.rtt_time
             self.rto.sample(rtt)
             self.rtt_seq = None
+        ca_rtt = self._ca_rtt(ack, now)
         self.rto.reset_backoff()
         self.retransmits = 0
         self.retrans_stamp = None
@@ -837,7 +858,7 @@ class Connection:
         else:
             self.dupacks = 0
             cwnd_limited = self._inflight_segs() + acked_segs >= self.cc.cwnd
-            self.cc.on_ack(acked_segs, now, rtt, cwnd_limited)
+            self._cc_ack(acked_segs, now, ca_rtt, cwnd_limited)
         if self.retrans_out:
             self.retrans_out = max(self.retrans_out - acked_segs, 0)
         # retransmission timer: restart while data is outstanding (RFC 6298 5.3)
@@ -860,6 +881,38 @@ class Connection:
                 self._done("CLOSED")
                 return False
         return True
+
+    def _ca_rtt(self, ack: int, now: float) -> float | None:
+        """``tcp_clean_rtx_queue``'s ca_rtt: time since the newest segment this ACK covers
+        completely was sent; none if any covered segment was retransmitted (Karn)."""
+        tt = self.tx_times
+        last = None
+        retx = False
+        while tt and not seq_gt(tt[0][0], ack):
+            t = tt.popleft()[1]
+            if t is None:
+                retx = True
+            else:
+                last = t
+        if retx or last is None:
+            return None
+        return now - last
+
+    def _cc_ack(self, acked_segs: int, now: float, rtt, cwnd_limited: bool) -> None:
+        """``tcp_cong_control`` outside recovery. CUBIC gets snd_una and snd_nxt (our snd_max)
+        for HyStart's rounds; a HyStart exit is counted like ``hystart_update``
+        (TcpExtTCPHystart{Train,Delay}Detect, ...Cwnd += cwnd)."""
+        cc = self.cc
+        if cc.name != "cubic":
+            cc.on_ack(acked_segs, now, rtt, cwnd_limited)
+            return
+        found = cc.found
+        cc.on_ack(acked_segs, now, rtt, cwnd_limited, self.snd_una, self.snd_max)
+        if cc.found and not found:
+            kind = "Train" if cc.found == "train" else "Delay"
+            c = self.stack.counters
+            c.inc(f"TcpExtTCPHystart{kind}Detect")
+            c.inc(f"TcpExtTCPHystart{kind}Cwnd", cc.cwnd)
 
     def _sndbuf_expand(self) -> bool:
         """``tcp_sndbuf_expand`` after an ACK: an unlocked send buffer grows to hold about two
@@ -1299,11 +1352,21 @@ class Connection:
             self.retrans_out += 1
             if self.retrans_stamp is None:
                 self.retrans_stamp = now
+            for e in self.tx_times:       # TCPCB_RETRANS: no RTT sample from these
+                if seq_gt(e[0], seq):
+                    e[1] = None
+                    if not seq_lt(e[0], end):
+                        break
         else:
             self.bytes_sent += n
             if self.rtt_seq is None and n:
                 self.rtt_seq = seq
                 self.rtt_time = now
+            # tcp_event_data_sent: CA_EVENT_TX_START when nothing was in flight
+            if self.snd_una == self.snd_max:
+                self.cc.on_tx_start(now, now - self.lsndtime)
+            self.lsndtime = now
+            self.tx_times.append([end, now])
             # tcp_event_data_sent: a reply within ato of the last receive counts toward ping-pong
             if now - self.lrcvtime < self.ato:
                 self.pingpong += 1
