@@ -11,6 +11,7 @@ import time
 
 import pytest
 import trio
+from scapy.all import TCP, rdpcap
 
 from fixtures_endpoint import SECRET, KClient, payload_chunks, payload_digest
 from tuntcp.core.stack import Stack
@@ -19,6 +20,7 @@ from tuntcp.profiles import get_profile
 from tuntcp.shell import Endpoint, open_tcp_listener
 from tuntcp.shell.vnet import OffloadError
 from tuntcp.wire import codec
+from tuntcp.wire.pcap import PcapWriter
 from tuntcp.wire.segment import SYN, Segment, TcpOptions
 
 pytestmark = pytest.mark.netns
@@ -26,9 +28,9 @@ pytestmark = pytest.mark.netns
 MB = 1_000_000
 
 
-def start(lab, nursery, offload):
+def start(lab, nursery, offload, pcap=None):
     st = Stack(get_profile("linux-6.1"), addrs={lab.endpoint_ip}, secret=SECRET, offload=offload)
-    ep = Endpoint(st, lab.tun_fd, offload=offload)
+    ep = Endpoint(st, lab.tun_fd, offload=offload, pcap=pcap)
     nursery.start_soon(ep.run)
     return ep
 
@@ -101,11 +103,12 @@ async def test_endpoint_sends_20mb_as_gso_frames(vlab, nursery):
           f"{segs} segments in {ep.stats['tx']} frames, {r['total_retrans']} kernel retrans")
 
 
-async def test_raw_socket_packet_with_bad_checksum_is_still_dropped(vlab, nursery):
+async def test_raw_socket_packet_with_bad_checksum_is_still_dropped(vlab, nursery, tmp_path):
     """A packet crafted in the namespace reaches the TUN without a checksum mark, so the
     offload path must verify it: bad checksum -> TcpInCsumErrors, no answer; the same packet
-    with a good checksum to a closed port gets its RST."""
-    ep = start(vlab, nursery, True)
+    with a good checksum to a closed port gets its RST. The pcap holds bare IP packets."""
+    pcap = PcapWriter(tmp_path / "off.pcap")
+    ep = start(vlab, nursery, True, pcap=pcap)
     st = ep.stack
     raw = vlab.socket_in_ns(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     syn = codec.build(Segment(vlab.client_ip, vlab.endpoint_ip, 12345, 9, seq=777, flags=SYN,
@@ -123,6 +126,10 @@ async def test_raw_socket_packet_with_bad_checksum_is_still_dropped(vlab, nurser
             await trio.sleep(0.01)
     assert st.counters["TcpInCsumErrors"] == 1 and st.counters["TcpInSegs"] >= 1
     raw.close()
+    pcap.flush()
+    pkts = rdpcap(str(tmp_path / "off.pcap"))
+    assert [bytes(p)[0] for p in pkts] == [0x45] * 3         # bad SYN, good SYN, our RST
+    assert [p[TCP].flags for p in pkts] == ["S", "S", "RA"]
 
 
 def test_offload_on_a_tun_without_vnet_header_is_a_clear_error(lab):
