@@ -180,3 +180,95 @@ def test_idle_shorter_than_rto_keeps_cwnd():
 def test_slow_start_after_idle_off_keeps_cwnd():
     c, burst = _grow_then_idle(["net.ipv4.tcp_slow_start_after_idle=0"], 5.0)
     assert c.cc.cwnd == 36 and burst == 36
+
+
+# ---------------------------------------------------------------- receive-buffer autotuning
+
+def _bulk_ingest(st, c, rounds, rtt=0.010, read=True):
+    """The peer sends, once per RTT, everything our last ACK's window allows (1448-byte
+    segments, 50 µs apart, TSecr = our last TSval); the application reads after each one.
+    Returns the largest window (bytes) we advertised."""
+    mss = 1448
+    nxt = 1                          # peer's sequence numbers relative to irs 0
+    edge, ecr, best = 1 + 65535, 100, 0
+    ts = 1000
+    for r in range(rounds):
+        t = r * rtt
+        while nxt + mss <= edge:
+            ts += 1
+            seg = Segment(c.raddr, c.laddr, c.rport, c.lport, seq=nxt, ack=c.snd_una,
+                          flags=ACK, window=513, options=TcpOptions(ts=(ts, ecr)),
+                          payload=bytes(mss))
+            st.receive_segment(seg, t)
+            nxt += mss
+            if read:
+                c.recv(1 << 20, t)
+            st.on_timers(t)
+            t += 0.00005
+        st.on_timers(t + rtt / 2)
+        for s in st.take_segments():
+            w = s.window << c.rcv_wscale
+            edge = max(edge, s.ack + w)
+            best = max(best, w)
+            ecr = s.options.ts[0]
+    return best
+
+
+def test_autotuning_grows_rcvbuf_and_window_for_a_reading_application():
+    """tcp_rcv_space_adjust: an unlocked buffer that the application drains grows toward
+    tcp_rmem[2]; window_clamp follows; the advertised window leaves the 64 KB of the default
+    131072-byte buffer far behind. info() shows rcv_space and the receiver RTT."""
+    st, c, d = established()
+    p = c.profile
+    assert c.win.rcvbuf == p["net.ipv4.tcp_rmem"][1] == 131072
+    start = c.rcvq_space
+    assert start == min(c.win.rcv_ssthresh, c.win.rcv_wnd, 10 * c.advmss)
+    best = _bulk_ingest(st, c, 40)
+    assert c.win.rcvbuf > 4 * 131072
+    assert c.win.rcvbuf <= p["net.ipv4.tcp_rmem"][2]
+    assert c.win.window_clamp == c.win.rcvbuf - c.win.rcvbuf // 2     # adv_win_scale 1
+    assert best > 4 * 65536
+    info = c.info()
+    assert info["rcv_space"] > start and info["rcvbuf"] == c.win.rcvbuf
+    assert 1.0 <= info["rcv_rtt"] <= 10.0     # TSecr echoes ACKs sent during the round
+
+
+def test_autotuning_first_step_numbers():
+    """One step by hand: rcvq_space 14480 (10 * advmss), the app copied 28960 bytes in one
+    receiver RTT: rcvwin = 2 * 28960 + 16 * 1448 = 81088, grown by 2 * 81088 * 14480 / 14480
+    -> 243264; SKB_TRUESIZE(1448 + 320) = 2344 rounded up by 128 until half of it holds
+    1448: 2984; rcvbuf = 243264 // 1448 * 2984 = 501312; window_clamp = 250656."""
+    st, c, d = established()
+    assert c.rcvq_space == 14480
+    c.rcv_rtt = 0.010
+    c.rcvq_time = 0.0
+    for i in range(20):
+        seg = Segment(c.raddr, c.laddr, c.rport, c.lport, seq=1 + i * 1448, ack=c.snd_una,
+                      flags=ACK, window=513, payload=bytes(1448))
+        st.receive_segment(seg, 0.001)
+    assert c.recv(8, 0.005) and c.rcvq_space == 14480      # less than one RTT: wait
+    c.recv(1 << 20, 0.011)
+    assert c.rcvq_space == 28960
+    assert c.win.rcvbuf == 501312 and c.win.window_clamp == 250656
+
+
+def test_locked_rcvbuf_is_never_autotuned():
+    """SO_RCVBUF sets SOCK_RCVBUF_LOCK (the Kafka broker's socket.receive.buffer.bytes):
+    rcvq_space is still measured but the buffer and clamp stay as set."""
+    st, c, d = established(rcvbuf=102400)
+    buf, clamp = c.win.rcvbuf, c.win.window_clamp
+    best = _bulk_ingest(st, c, 30)
+    assert (c.win.rcvbuf, c.win.window_clamp) == (buf, clamp)
+    assert best <= clamp and c.rcvq_space > 0
+
+
+def test_moderate_rcvbuf_off_keeps_the_default_buffer():
+    st, c, d = established(overrides=["net.ipv4.tcp_moderate_rcvbuf=0"])
+    best = _bulk_ingest(st, c, 30)
+    assert c.win.rcvbuf == 131072 and best <= 65536
+
+
+def test_application_not_reading_does_not_grow_the_buffer():
+    st, c, d = established()
+    _bulk_ingest(st, c, 10, read=False)
+    assert c.win.rcvbuf == 131072

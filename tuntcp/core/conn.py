@@ -15,7 +15,8 @@ after an RTO transmission goes back to snd_una (``tcp_enter_loss`` marks everyth
 Linux resends from its queue without rewinding snd_nxt: here ``snd_max`` plays snd_nxt's part
 for ACKs); loss recovery is SACK/NewReno with one retransmission per ACK, no RACK/TLP, PRR or
 F-RTO; no D-SACK sent; no ECN; no keepalive; the send buffer grows by ``_sndbuf_expand`` rather
-than by truesize accounting; the receive buffer is not autotuned.
+than by truesize accounting; receive-buffer autotuning (``_rcv_space_adjust``) uses Linux's
+rule for every profile, FreeBSD's included (FreeBSD's own recvbuf_auto differs).
 
 Timers: one heap entry per connection at a time. ``rtx_at`` (SYN/data retransmission or
 zero-window probe, ``rtx_kind`` says which), ``dack_at`` (delayed ACK) and ``tw_at``
@@ -36,6 +37,9 @@ from ..wire.segment import ACK, FIN, PSH, RST, SYN, Segment, TcpOptions
 MSS_DEFAULT = 536            # TCP_MSS_DEFAULT: peer sent no MSS option (RFC 9293 3.7.1)
 MIN_MSS = 88                 # TCP_MIN_MSS
 TS_LEN = 12                  # TCPOLEN_TSTAMP_ALIGNED
+# SKB_TRUESIZE(advmss + MAX_TCP_HEADER) - advmss on x86-64: MAX_TCP_HEADER 320 plus
+# SKB_DATA_ALIGN(sizeof(struct sk_buff)) 256 and SKB_DATA_ALIGN(sizeof(skb_shared_info)) 320
+SKB_TRUESIZE_OVERHEAD = 320 + 256 + 320
 PAWS_24DAYS = 24 * 86400     # TCP_PAWS_24DAYS: ts_recent older than this is not trusted
 MAX_QUICKACKS = 16           # TCP_MAX_QUICKACKS
 
@@ -86,6 +90,9 @@ class Connection:
         "lastsnd", "lastrcv", "lastack", "_init_rcv_wnd", "_init_clamp",
         # congestion-control inputs: send time of each new-data segment, last data send
         "tx_times", "lsndtime",
+        # receive-buffer autotuning: receiver RTT estimate (rcv_rtt_est), rcvq_space, copied_seq
+        "rcv_rtt", "rcv_rtt_seq", "rcv_rtt_time", "rcv_rtt_last_tsecr",
+        "rcvq_space", "rcvq_seq", "rcvq_time", "copied",
     )
 
     def __init__(self, stack, laddr: int, lport: int, raddr: int, rport: int, now: float):
@@ -159,6 +166,14 @@ class Connection:
         self.lastsnd = self.lastrcv = self.lastack = now
         self.tx_times = deque()      # [end_seq, sent at or None once retransmitted]
         self.lsndtime = now
+        self.rcv_rtt = 0.0           # smoothed receiver-side RTT, s (rcv_rtt_est.rtt_us >> 3)
+        self.rcv_rtt_seq = 0
+        self.rcv_rtt_time = None
+        self.rcv_rtt_last_tsecr = 0
+        self.rcvq_space = 0
+        self.rcvq_seq = 0
+        self.rcvq_time = now
+        self.copied = 0              # bytes the application has read (copied_seq)
         self._init_rcv_wnd = 0
         self._init_clamp = 0
 
@@ -256,6 +271,7 @@ class Connection:
             window_clamp=params.window_clamp, rcv_wnd=params.rcv_wnd, advmss=c.advmss,
             rcv_nxt=c.rcv_nxt)
         c._init_rcv_mss()
+        c._init_rcvq_space(now)
         c.cc = make_cc(c.profile.get("net.ipv4.tcp_congestion_control", "cubic"), c.mss)
         if params.rtt_sample is not None and not params.synack_retransmitted:
             c.rto.sample(params.rtt_sample)
@@ -266,6 +282,14 @@ class Connection:
         stack.counters.inc("TcpCurrEstab")
         stack.register(c)
         return c
+
+    def _init_rcvq_space(self, now: float) -> None:
+        """``tcp_init_buffer_space``'s autotuning start: the first measurement compares
+        against min(rcv_ssthresh, rcv_wnd, TCP_INIT_CWND * advmss)."""
+        win = self.win
+        self.rcvq_space = min(win.rcv_ssthresh, win.rcv_wnd, 10 * self.advmss)
+        self.rcvq_seq = self.copied
+        self.rcvq_time = now
 
     def _init_rcv_mss(self) -> None:
         """``tcp_initialize_rcv_mss``: a conservative first guess of the peer's MSS."""
@@ -323,8 +347,47 @@ class Connection:
         n = min(max_bytes, len(q))
         data = bytes(q[:n])
         del q[:n]
+        self.copied += n
+        if self.win is not None:
+            self._rcv_space_adjust(now)
         self._cleanup_rbuf(n, now)
         return data
+
+    def _rcv_space_adjust(self, now: float) -> None:
+        """``tcp_rcv_space_adjust`` (dynamic right-sizing), after each read: once per receiver
+        RTT, compare the bytes the application copied with the previous RTT's (rcvq_space).
+        If more, and net.ipv4.tcp_moderate_rcvbuf=1 and SO_RCVBUF was not set (a locked buffer,
+        like the Kafka broker's, never grows): want a window of 2 * copied + 16 * advmss, plus
+        twice its relative growth (sender in slow start), turn it into buffer space and grow
+        sk_rcvbuf to that (at most tcp_rmem[2]); window_clamp follows (win_from_space).
+        Buffer per window: adv_win_scale kernels (4.19-6.5) charge whole segments of
+        SKB_TRUESIZE(advmss + MAX_TCP_HEADER) rounded up until one holds advmss; 6.6+
+        (``tcp_space_from_win``) divide by the scaling ratio."""
+        if self.rcv_rtt <= 0 or now - self.rcvq_time < self.rcv_rtt:
+            return
+        copied = self.copied - self.rcvq_seq
+        space = self.rcvq_space
+        if copied > space:
+            win = self.win
+            p = self.profile
+            if p.get("net.ipv4.tcp_moderate_rcvbuf", 1) and not self.rcvbuf_locked and space:
+                advmss = self.advmss
+                rcvwin = 2 * copied + 16 * advmss
+                rcvwin += 2 * (rcvwin * (copied - space) // space)
+                if p["model.win_from_space"] == "scaling_ratio":
+                    want = (rcvwin << 8) // p["model.scaling_ratio"]
+                else:
+                    rcvmem = advmss + SKB_TRUESIZE_OVERHEAD
+                    while _window.win_from_space(p, rcvmem) < advmss:
+                        rcvmem += 128
+                    want = rcvwin // advmss * rcvmem
+                rcvbuf = min(want, p["net.ipv4.tcp_rmem"][2])
+                if rcvbuf > win.rcvbuf:
+                    self.rcvbuf = win.rcvbuf = rcvbuf     # grows without locking
+                    win.window_clamp = _window.win_from_space(p, rcvbuf)
+            self.rcvq_space = copied
+        self.rcvq_seq = self.copied
+        self.rcvq_time = now
 
     def shutdown_write(self, now: float) -> None:
         """shutdown(SHUT_WR): FIN after queued data (``tcp_shutdown`` → ``tcp_send_fin``)."""
@@ -585,9 +648,12 @@ class Connection:
         c = self.stack.counters
         if seg.payload:
             c["TcpExtTCPHPHits"] = c.get("TcpExtTCPHPHits", 0) + 1
+            self._rcv_rtt_measure_ts(seg)
             self._data(seg, now)
         else:
             c["TcpExtTCPHPAcks"] = c.get("TcpExtTCPHPAcks", 0) + 1
+            if ts is not None:
+                self.rcv_rtt_last_tsecr = ts[1]
         self._after_input(now)
 
     def _rcv_synced(self, seg: Segment, now: float) -> None:
@@ -642,6 +708,8 @@ class Connection:
             return
         # 5. data and FIN
         st = self.state
+        if seg.payload:
+            self._rcv_rtt_measure_ts(seg)
         if seg.payload or flags & FIN:
             if st in RCV_DATA:
                 if self.app_closed and seg.payload and seq_gt(
@@ -717,6 +785,7 @@ class Connection:
             window_clamp=self._init_clamp, rcv_wnd=self._init_rcv_wnd, advmss=self.advmss,
             rcv_nxt=self.rcv_nxt)
         self._init_rcv_mss()
+        self._init_rcvq_space(now)
         if flags & ACK:
             self.snd_una = seg.ack
             self.snd_wnd = seg.window              # never scaled in a SYN (RFC 7323 2.2)
@@ -1150,7 +1219,40 @@ class Connection:
             elif m > self.rto.rto:
                 self._incr_quickack(MAX_QUICKACKS)
         self.lrcvtime = now
+        self._rcv_rtt_measure(now)
         self.win.on_data(n, len(self.rcvq))
+
+    def _rcv_rtt_update(self, sample: float, win_dep: bool) -> None:
+        """``tcp_rcv_rtt_update``: a 1/8 EWMA of timestamp samples; per-window samples
+        (``win_dep``) only ever lower the estimate."""
+        if not self.rcv_rtt:
+            self.rcv_rtt = sample
+        elif not win_dep:
+            self.rcv_rtt += (sample - self.rcv_rtt) / 8
+        elif sample < self.rcv_rtt:
+            self.rcv_rtt = sample
+
+    def _rcv_rtt_measure(self, now: float) -> None:
+        """``tcp_rcv_rtt_measure`` (no timestamps needed): the time for the peer to fill one
+        advertised window beyond the point where the measurement started."""
+        if self.rcv_rtt_time is not None:
+            if seq_lt(self.rcv_nxt, self.rcv_rtt_seq):
+                return
+            self._rcv_rtt_update(max(now - self.rcv_rtt_time, 1e-6), True)
+        self.rcv_rtt_seq = (self.rcv_nxt + self.win.rcv_wnd) & MASK
+        self.rcv_rtt_time = now
+
+    def _rcv_rtt_measure_ts(self, seg: Segment) -> None:
+        """``tcp_rcv_rtt_measure_ts``: a segment of at least rcv_mss echoing a new TSecr gives
+        a receiver RTT sample of our TS clock minus TSecr (1 ms ticks, 0 counts as 1)."""
+        ts = seg.options.ts
+        if ts is None or not self.ts_ok or ts[1] == self.rcv_rtt_last_tsecr:
+            return
+        self.rcv_rtt_last_tsecr = ts[1]
+        if len(seg.payload) >= self.rcv_mss:
+            delta = (self.stack.ts_now(self.ts_off) - ts[1]) & MASK
+            if delta < HALF:
+                self._rcv_rtt_update(max(delta, 1) / 1000.0, False)
 
     def _measure_rcv_mss(self, seg: Segment) -> None:
         """``tcp_measure_rcv_mss``: rcv_mss follows full-sized segments (up to advmss); a small
@@ -1531,7 +1633,8 @@ class Connection:
             "ssthresh": self.cc.ssthresh if self.cc else 0x7FFFFFFF,
             "snd_wnd": self.snd_wnd,
             "rcv_wnd": win.rcv_wnd if win else self._init_rcv_wnd,
-            "rcv_space": getattr(win, "rcv_space", 0) if win else 0,
+            "rcv_space": self.rcvq_space, "rcv_rtt": round(self.rcv_rtt * 1000, 3),
+            "rcvbuf": win.rcvbuf if win else self.rcvbuf,
             "rcv_ssthresh": win.rcv_ssthresh if win else 0,
             "window_clamp": win.window_clamp if win else self._init_clamp,
             "unacked": self._inflight_segs() if self.cc else 0,
