@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reorder", type=_prob, default=0.0)
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--duration", type=_seconds, default=None, help="stop after this many seconds")
+    s.add_argument("--offload", action="store_true",
+                   help="IFF_VNET_HDR: kernel-verified checksums, TSO in, GSO out (no link model)")
 
     s = sub.add_parser("ss", help="sockets of a running endpoint, printed like ss(8)")
     s.add_argument("-l", "--listening", action="store_true")
@@ -185,6 +187,8 @@ def cmd_serve(args) -> int:
     profile = get_profile(args.profile, args.sysctl)     # ProfileError -> exit 2
     socket_path(args.name)                               # bad name -> exit 2
     links = None
+    if args.offload and (args.delay or args.jitter or args.loss or args.reorder):
+        raise UsageError("--offload cannot be combined with the link model (a corrupted byte would go unchecked)")
     if args.delay or args.jitter or args.loss or args.reorder:
         kw = dict(delay=args.delay, jitter=args.jitter, loss=args.loss, reorder=args.reorder)
         links = (LinkModel(seed=args.seed, **kw), LinkModel(seed=args.seed + 1, **kw))
@@ -202,7 +206,7 @@ def cmd_serve(args) -> int:
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        with netns.Lab() as lab:
+        with netns.Lab(vnet_hdr=args.offload) as lab:
             trio.run(apps.serve, lab, profile, args, links)
     except BaseException as e:
         if not all(isinstance(x, KeyboardInterrupt) for x in _leaves(e)):

@@ -79,9 +79,10 @@ async def serve(lab, profile, args, links=None) -> None:
             events(kind, **fields)
 
     try:
-        stack = Stack(profile, addrs={lab.endpoint_ip}, secret=os.urandom(16), log=log)
+        offload = getattr(args, "offload", False)
+        stack = Stack(profile, addrs={lab.endpoint_ip}, secret=os.urandom(16), log=log, offload=offload)
         link_in, link_out = links if links else (None, None)
-        ep = Endpoint(stack, lab.tun_fd, pcap=pcap, link_in=link_in, link_out=link_out)
+        ep = Endpoint(stack, lab.tun_fd, pcap=pcap, link_in=link_in, link_out=link_out, offload=offload)
         lst = TcpListener(ep, stack.listen(args.port, args.backlog, rcvbuf=args.rcvbuf))
         if args.app == "http":
             app = http_app(f"hello from tuntcp ({profile.name})")
