@@ -7,10 +7,14 @@ answering (§2.5), so a cookie connection runs with unscaled 16-bit windows: at 
 bytes in flight, i.e. ~64 KB per RTT. A connection that went through the request-sock queue
 keeps window scaling and SACK (neither needs timestamps) and is not capped.
 
-Two labs run one after the other, same link model (``rtt_ms``: delay rtt/2 each way), both with the
-clients' namespace at tcp_timestamps=0:
-  cookie   the endpoint's profile has tcp_syncookies=2: every handshake is a cookie
-  queue    tcp_syncookies=1 with an unloaded queue (clients connect one at a time): no cookie
+How connections are put on each path (``force``), always with the clients' namespace at
+tcp_timestamps=0 and the same link model (``rtt_ms``: delay rtt/2 each way):
+  syncookies2 (default)  two labs, one after the other: "cookie" has the endpoint's profile at
+                         tcp_syncookies=2 (every handshake is a cookie), "queue" has
+                         tcp_syncookies=1 and an unloaded queue (clients connect one at a time)
+  burst                  one lab, tcp_syncookies=1, listen backlog ``clients``: 2 x ``clients``
+                         connect at once, the SYN queue overflows and the rest get cookies
+                         (the Cloudflare case); each connection is put on the path it took
 The endpoint's listener sets SO_RCVBUF ``rcvbuf`` (with the profile's net.core.rmem_max raised
 to allow it): our core does not model receive-buffer autotuning (``tcp_rcv_space_adjust``), so
 this stands in for the kernel growing the buffer towards tcp_rmem[2]; it is the same for both
@@ -24,11 +28,12 @@ report.json keys:
               cookie|queue: {connections, wscale, sack, client_wscale_ok, client_sack,
                              mb_s_min, mb_s_median, mb_s_max, ratio_to_bound (median),
                              max_window_bytes}, summary}
-  paths      {cookie|queue: {connections: [{client, path, mb_s, seconds, bytes,
+  paths      {cookie|queue: {connections: [{client_port, path, mb_s, seconds, bytes,
               client: {ts, sack, wscale_ok, snd_wscale, rcv_wscale, snd_wnd},
               endpoint: {ts, sack, wscale_ok, snd_wscale, rcv_wscale},
-              max_window_field, max_window_bytes}], counters}}
-  counters   {cookie: nstat deltas, queue: ...}
+              max_window_field, max_window_bytes}], pcap}}
+  counters   {cookie: nstat deltas, queue: ...} (force=burst: {burst: ...}, one lab)
+  kernel_log {lab: the "Possible SYN flooding" lines the profile would print}
   artifacts  {pcap: {path: file}, markdown}
 """
 from __future__ import annotations
@@ -48,6 +53,13 @@ from scenarios.reverse_check import read_pcap
 
 PORT = 5001
 PATHS = {"cookie": 2, "queue": 1}      # path -> the endpoint profile's tcp_syncookies
+FORCES = ("syncookies2", "burst")
+# Each client says HELLO and waits for GO before its bulk data. Without it a burst client whose
+# cookie ACK was dropped on a full accept queue sends a window of data at once: the first
+# segment re-validates the cookie (seq - 1 is the ISN), every later one fails the check
+# (SyncookiesFailed) and is answered with a RST, as cookie_v4_check + tcp_v4_do_rcv do. A
+# lone 1-byte hello is retransmitted with the same seq until the child fits.
+HELLO, GO = b"h", b"g"
 MB = 1_000_000
 
 
@@ -61,6 +73,7 @@ class Config:
     nbytes: int = 3_000_000         # each client sends this much
     rtt_ms: float = 50.0
     rcvbuf: int = 1 << 20           # the listener's SO_RCVBUF (see the module docstring)
+    force: str = "syncookies2"      # how connections are put on the cookie path (FORCES)
     profile: str = "linux-6.1"
     timeout_s: float = 45.0
     out: str = "out/ts_off"
@@ -73,6 +86,8 @@ class Config:
             raise TsOffError("--bytes must be 100000..2^30 (enough for several windows)")
         if not 2 <= self.rtt_ms <= 1000:
             raise TsOffError("--rtt-ms must be 2..1000 (the cap is per RTT; it needs one)")
+        if self.force not in FORCES:
+            raise TsOffError(f"--force must be one of {', '.join(FORCES)}")
         if not 4096 <= self.rcvbuf <= 1 << 28:
             raise TsOffError("--rcvbuf must be 4096..2^28 bytes")
         if self.timeout_s <= 0:
@@ -83,9 +98,12 @@ class Config:
         return 65535 / (self.rtt_ms / 1000.0) / MB
 
 
-async def run_path(cfg: Config, path: str, outdir: Path, show) -> dict:
+async def run_lab(cfg: Config, label: str, syncookies: int, outdir: Path, show, *,
+                  burst: bool = False) -> dict:
+    """One lab: kernel clients (one at a time, or ``burst``: 2 x clients at once against
+    backlog ``clients``) each send ``nbytes``; per connection the path it took and its rate."""
     from tuntcp.core.stack import Stack
-    from tuntcp.harness.clients import tcp_info
+    from tuntcp.harness.clients import connect_clients, tcp_info
     from tuntcp.harness.link import LinkModel
     from tuntcp.harness.netns import Lab
     from tuntcp.profiles import get_profile
@@ -94,12 +112,16 @@ async def run_path(cfg: Config, path: str, outdir: Path, show) -> dict:
     from tuntcp.wire.pcap import PcapWriter
 
     base = get_profile(cfg.profile)
-    profile = base.with_overrides([f"net.ipv4.tcp_syncookies={PATHS[path]}",
+    profile = base.with_overrides([f"net.ipv4.tcp_syncookies={syncookies}",
                                    f"net.core.rmem_max={max(cfg.rcvbuf, base['net.core.rmem_max'])}"])
-    pcap_path = outdir / f"ts_off-{path}.pcap"
+    pcap_path = outdir / f"ts_off-{label}.pcap"
+    nclients = 2 * cfg.clients if burst else cfg.clients
     one_way = cfg.rtt_ms / 2000.0
     with Lab(sysctls={"net.ipv4.tcp_timestamps": 0}) as lab:
-        stack = Stack(profile, addrs={lab.endpoint_ip}, secret=os.urandom(16))
+        kernel_log: list[str] = []
+        stack = Stack(profile, addrs={lab.endpoint_ip}, secret=os.urandom(16),
+                      log=lambda kind, **f: kernel_log.append(f.get("line", ""))
+                      if kind == "kernel_log" else None)
         pcap = PcapWriter(str(pcap_path)) if cfg.pcap else None
         ep = Endpoint(stack, lab.tun_fd, pcap=pcap, link_in=LinkModel(1, delay=one_way),
                       link_out=LinkModel(2, delay=one_way))
@@ -108,12 +130,17 @@ async def run_path(cfg: Config, path: str, outdir: Path, show) -> dict:
             with trio.fail_after(cfg.timeout_s):
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(ep.run)
-                    lst = await open_tcp_listener(ep, PORT, 64, rcvbuf=cfg.rcvbuf)
+                    lst = await open_tcp_listener(ep, PORT, cfg.clients if burst else 64,
+                                                  rcvbuf=cfg.rcvbuf)
                     before = stack.counters.snapshot()
 
                     async def serve(stream):
                         rec = conns.setdefault(stream.conn.rport, {})
                         rec["path"] = stream.conn.path
+                        hello = await stream.receive_some(1)
+                        if hello != HELLO:
+                            raise TsOffError(f"client {stream.conn.rport} sent {hello!r}, not hello")
+                        await stream.send_all(GO)
                         n = 0
                         while True:
                             data = await stream.receive_some(1 << 20)
@@ -131,25 +158,30 @@ async def run_path(cfg: Config, path: str, outdir: Path, show) -> dict:
                         while True:
                             nursery.start_soon(serve, await lst.accept())
                     nursery.start_soon(acceptor)
-                    show(f"{path}: connecting {cfg.clients} clients (timestamps off)")
+                    show(f"{label}: connecting {nclients} clients (timestamps off)")
                     socks = []
-                    for _ in range(cfg.clients):         # one at a time: an unloaded queue
+                    if burst:
+                        for r in await connect_clients(lab, nclients, PORT, timeout=10):
+                            if isinstance(r, BaseException):
+                                raise TsOffError(f"burst: a client failed to connect: {r}")
+                            socks.append(trio.socket.from_stdlib_socket(r))
+                    for _ in range(0 if burst else nclients):   # one at a time: unloaded queue
                         raw = lab.socket_in_ns()
                         s = trio.socket.from_stdlib_socket(raw)
                         await s.connect((lab.endpoint_addr, PORT))
                         socks.append(s)
-                    show(f"{path}: sending {cfg.nbytes} bytes per client")
+                    show(f"{label}: sending {cfg.nbytes} bytes per client")
                     payload = os.urandom(cfg.nbytes)
 
                     async with trio.open_nursery() as n2:
                         for s in socks:
                             n2.start_soon(_sendall_then_close, s, payload, conns, tcp_info)
-                    while sum("t_last" in c for c in conns.values()) < cfg.clients:
+                    while sum("t_last" in c for c in conns.values()) < nclients:
                         await trio.sleep(0.01)
                     counters = stack.counters.delta(before)
                     nursery.cancel_scope.cancel()
         except trio.TooSlowError:
-            raise TsOffError(f"{path}: transfers did not finish within --timeout {cfg.timeout_s} s "
+            raise TsOffError(f"{label}: transfers did not finish within --timeout {cfg.timeout_s} s "
                              "(lower --bytes or raise --timeout)") from None
         finally:
             if pcap:
@@ -170,12 +202,16 @@ async def run_path(cfg: Config, path: str, outdir: Path, show) -> dict:
             "max_window_field": wf,
             "max_window_bytes": (wf << e["rcv_wscale"]) if wf is not None else None,
         })
-    return {"connections": out, "counters": counters,
+    return {"connections": out, "counters": counters, "kernel_log": kernel_log,
             "pcap": str(pcap_path) if cfg.pcap else None}
 
 
 async def _sendall_then_close(s, payload: bytes, conns: dict, tcp_info) -> None:
-    """A bulk client: write everything, read TCP_INFO, half-close, wait for the server's FIN."""
+    """A bulk client: say hello, wait for "go" (we were accepted), write everything, read
+    TCP_INFO, half-close, wait for the server's FIN."""
+    await s.send(HELLO)
+    if await s.recv(1) != GO:
+        raise TsOffError("the endpoint did not answer hello")
     view = memoryview(payload)
     while view:
         view = view[await s.send(view):]
@@ -199,9 +235,12 @@ def max_windows(pkts: list, conns: dict) -> dict[int, int]:
 
 def headline_of(cfg: Config, paths: dict) -> dict:
     bound = cfg.bound_mb_s()
-    h: dict = {"bound_mb_s": round(bound, 3), "rtt_ms": cfg.rtt_ms}
+    h: dict = {"bound_mb_s": round(bound, 3), "rtt_ms": cfg.rtt_ms, "force": cfg.force}
     for path, r in paths.items():
         cs = r["connections"]
+        if not cs:
+            h[path] = None
+            continue
         rates = [c["mb_s"] for c in cs]
         med = statistics.median(rates)
         h[path] = {
@@ -220,6 +259,9 @@ def headline_of(cfg: Config, paths: dict) -> dict:
     parts = []
     for path in paths:
         m = h[path]
+        if m is None:
+            parts.append(f"{path}: no connections took this path")
+            continue
         parts.append(f"{path}: wscale {'on' if m['wscale'] else 'off'}, sack "
                      f"{'on' if m['sack'] else 'off'}, {m['mb_s_median']:.2f} MB/s median "
                      f"({m['ratio_to_bound']}x the bound)")
@@ -233,10 +275,18 @@ async def run(cfg: Config, show=None) -> dict:
     show = show or (lambda *a: None)
     outdir = Path(cfg.out)
     outdir.mkdir(parents=True, exist_ok=True)
-    # one path after the other (a lab each): they would otherwise share our one Python thread
-    paths = {path: await run_path(cfg, path, outdir, show) for path in PATHS}
+    if cfg.force == "burst":
+        r = await run_lab(cfg, "burst", 1, outdir, show, burst=True)
+        paths = {p: {"connections": [c for c in r["connections"] if c["path"] == hs],
+                     "pcap": r["pcap"]} for p, hs in (("cookie", "cookie"), ("queue", "synq"))}
+        counters, kernel_log = {"burst": r["counters"]}, {"burst": r["kernel_log"]}
+    else:
+        # one path after the other (a lab each): they would otherwise share our one Python thread
+        paths = {p: await run_lab(cfg, p, PATHS[p], outdir, show) for p in PATHS}
+        counters = {p: r.pop("counters") for p, r in paths.items()}
+        kernel_log = {p: r.pop("kernel_log") for p, r in paths.items()}
     report = {"scenario": "ts_off", "config": asdict(cfg), "headline": headline_of(cfg, paths),
-              "paths": paths, "counters": {p: r["counters"] for p, r in paths.items()},
+              "paths": paths, "counters": counters, "kernel_log": kernel_log,
               "artifacts": {"pcap": {p: r["pcap"] for p, r in paths.items()}}}
     md = outdir / "report.md"
     report["artifacts"]["markdown"] = str(md)
@@ -251,11 +301,16 @@ def table(report: dict) -> list[str]:
             f"{'max':>8}{'x bound':>9}{'max wnd B':>11}"]
     for path in report["paths"]:
         m = h[path]
+        if m is None:
+            rows.append(f"{path:<8}{0:>6}  (no connection took this path)")
+            continue
         rows.append(f"{path:<8}{m['connections']:>6}{'yes' if m['wscale'] else 'no':>8}"
                     f"{'yes' if m['sack'] else 'no':>6}{m['mb_s_min']:>10.2f}"
                     f"{m['mb_s_median']:>8.2f}{m['mb_s_max']:>8.2f}{m['ratio_to_bound']:>9}"
                     f"{m['max_window_bytes']:>11}")
     rows.append(f"bound: 65535 B per {h['rtt_ms']:g} ms RTT = {h['bound_mb_s']:.2f} MB/s")
+    for lab, lines in report["kernel_log"].items():
+        rows += [f"{lab} kernel: {ln}" for ln in lines[:1]]
     for path, cnt in report["counters"].items():
         rows.append(f"{path} counters: " + ", ".join(
             f"{k}={cnt.get(k, 0)}" for k in ("TcpExtSyncookiesSent", "TcpExtSyncookiesRecv",
@@ -284,6 +339,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bytes", dest="nbytes", type=int, default=d.nbytes, help="bytes per client")
     p.add_argument("--rtt-ms", dest="rtt_ms", type=float, default=d.rtt_ms,
                    help="link RTT from the userspace link model (half each way)")
+    p.add_argument("--force", choices=FORCES, default=d.force,
+                   help="syncookies2: a lab per path; burst: one lab, SYN-queue overflow")
     p.add_argument("--rcvbuf", type=int, default=d.rcvbuf, help="the endpoint listener's SO_RCVBUF")
     p.add_argument("--profile", default=d.profile, help="the endpoint's Linux profile")
     p.add_argument("--timeout", dest="timeout_s", type=float, default=d.timeout_s)
@@ -295,7 +352,7 @@ def main(args) -> int:
     from tuntcp.harness.netns import LabError
     from tuntcp.profiles import ProfileError, get_profile
     cfg = Config(clients=args.clients, nbytes=args.nbytes, rtt_ms=args.rtt_ms,
-                 rcvbuf=args.rcvbuf, profile=args.profile, timeout_s=args.timeout_s, out=args.out, pcap=args.pcap)
+                 rcvbuf=args.rcvbuf, force=args.force, profile=args.profile, timeout_s=args.timeout_s, out=args.out, pcap=args.pcap)
     try:
         cfg.check()
         if get_profile(cfg.profile).family != "linux":

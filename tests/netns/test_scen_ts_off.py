@@ -44,8 +44,8 @@ async def test_ts_off_cookie_connections_are_capped(tmp_path, require_netns):
     assert ck["mb_s_max"] <= 1.05 * h["bound_mb_s"], ck
     assert q["max_window_bytes"] > 4 * 65535
     # (generous: the queue path is CPU-bound on a loaded 2-core box, the cookie path is not)
-    assert q["mb_s_median"] >= 1.5 * h["bound_mb_s"], q
-    assert q["mb_s_median"] >= 1.5 * ck["mb_s_median"]
+    assert q["mb_s_median"] >= 1.3 * h["bound_mb_s"], q
+    assert q["mb_s_median"] >= 1.3 * ck["mb_s_median"]
     # the window each client was left with says the same without a clock
     assert all(c["client"]["snd_wnd"] <= 65535 for c in report["paths"]["cookie"]["connections"])
     assert all(c["client"]["snd_wnd"] > 4 * 65535 for c in report["paths"]["queue"]["connections"])
@@ -54,9 +54,32 @@ async def test_ts_off_cookie_connections_are_capped(tmp_path, require_netns):
     assert json.loads((tmp_path / "report.json").read_text())["headline"]["cookie"]["wscale"] is False
 
 
+async def test_ts_off_burst_puts_the_overflow_on_cookies(tmp_path, require_netns):
+    """One lab, tcp_syncookies=1, backlog 3, 6 clients at once: the SYN queue takes 3, the
+    other 3 get cookies, and the same split shows up on the same link."""
+    from scenarios.ts_off import Config, run
+
+    report = await run(Config(clients=3, nbytes=2_000_000, force="burst", out=str(tmp_path)))
+    h = report["headline"]
+    ck, q = h["cookie"], h["queue"]
+    assert ck["connections"] == q["connections"] == 3
+    assert (ck["wscale"], ck["sack"], ck["client_wscale_ok"], ck["client_sack"]) == (False,) * 4
+    assert (q["wscale"], q["sack"], q["client_wscale_ok"], q["client_sack"]) == (True,) * 4
+    assert ck["mb_s_max"] <= 1.05 * h["bound_mb_s"], ck
+    assert q["max_window_bytes"] > 4 * 65535 >= 65535 >= ck["max_window_bytes"]
+    # no rate ratio here: both paths share one Python thread, so on a loaded box both are
+    # CPU-bound; the windows tell the story without a clock
+    assert all(c["client"]["snd_wnd"] <= 65535 for c in report["paths"]["cookie"]["connections"])
+    assert all(c["client"]["snd_wnd"] > 4 * 65535 for c in report["paths"]["queue"]["connections"])
+    assert report["counters"]["burst"]["TcpExtSyncookiesSent"] == 3
+    assert any("Possible SYN flooding on port" in ln for ln in report["kernel_log"]["burst"])
+
+
 def test_ts_off_config_errors():
     from scenarios.ts_off import Config, TsOffError
     with pytest.raises(TsOffError, match="--rtt-ms"):
         Config(rtt_ms=0).check()
     with pytest.raises(TsOffError, match="--clients"):
         Config(clients=0).check()
+    with pytest.raises(TsOffError, match="--force"):
+        Config(force="loud").check()
