@@ -272,3 +272,99 @@ def test_application_not_reading_does_not_grow_the_buffer():
     st, c, d = established()
     _bulk_ingest(st, c, 10, read=False)
     assert c.win.rcvbuf == 131072
+
+
+# ---------------------------------------------------------------- tail loss probe (RFC 8985 7)
+
+def test_single_segment_tail_loss_probe_instead_of_rto():
+    """One segment out: PTO = 2 srtt + TCP_RTO_MIN = 0.22 s, capped by the RTO (0.21 s). The
+    probe resends the last segment; no RTO, no backoff, cwnd untouched."""
+    st, c, d = established()
+    c.nodelay = True
+    d.run("""
+0.000 %send 1000
+0.000 > P. 1:1001(1000) ack 1 win * <TS val * ecr 100>
+0.210 > P. 1:1001(1000) ack 1 win * <TS val * ecr 100>
+0.220 < . 1:1(0) ack 1001 win 513 <TS val 300 ecr 0>
+""", acts(c), settle=1.0)
+    assert st.counters["TcpExtTCPLossProbes"] == 1
+    assert st.counters.get("TcpExtTCPTimeouts", 0) == 0
+    assert c.cc.cwnd == 10 and c.rto.backoffs == 0 and c.rtx_at is None
+
+
+def test_tail_of_a_flight_probe_after_two_srtt_then_rto_a_full_rto_later():
+    """Two segments still out after an ACK at 10 ms: PTO = 2 * 10 ms + 2 ms; the probe resends
+    the last segment; the RTO is then armed a full RTO after the probe."""
+    st, c, d = established()
+    c.nodelay = True
+    d.run("""
+0.000 %send 7240
+0.000 > . 1:1449(1448) ack 1 win * <TS val * ecr 100>
+0.000 > . 1449:2897(1448) ack 1 win * <TS val * ecr 100>
+0.000 > . 2897:4345(1448) ack 1 win * <TS val * ecr 100>
+0.000 > . 4345:5793(1448) ack 1 win * <TS val * ecr 100>
+0.000 > P. 5793:7241(1448) ack 1 win * <TS val * ecr 100>
+0.010 < . 1:1(0) ack 4345 win 513 <TS val 300 ecr 0>
+0.032 > P. 5793:7241(1448) ack 1 win * <TS val * ecr 300>
+0.242 > . 4345:5793(1448) ack 1 win * <TS val * ecr 300>
+""", acts(c), settle=0.1, strict=False)
+    assert st.counters["TcpExtTCPLossProbes"] == 1
+    assert st.counters["TcpExtTCPTimeouts"] == 1
+
+
+def test_probe_sends_new_data_when_the_window_allows():
+    """cwnd-limited with data queued: the probe is the next new segment (cwnd ignored), not
+    a retransmission."""
+    st, c, d = established(sndbuf=65536)
+    c.nodelay = True
+    lines = ["0.000 %send 28960"]
+    for i in range(10):
+        lines.append(f"0.000 > . {1 + i * 1448}:{1 + (i + 1) * 1448}(1448) ack 1 win * <TS val * ecr 100>")
+    lines.append("0.022 > . 14481:15929(1448) ack 1 win * <TS val * ecr 100>")
+    d.run("\n".join(lines), acts(c), settle=0.1, strict=False)
+    assert st.counters["TcpExtTCPLossProbes"] == 1
+    assert st.counters.get("TcpRetransSegs", 0) == 0
+    assert c.tlp_high_seq == c.snd_max and not c.tlp_retrans
+
+
+def _probe_then(ack_line):
+    st, c, d = established()
+    c.nodelay = True
+    d.run(f"""
+0.000 %send 1000
+0.000 > P. 1:1001(1000) ack 1 win * <TS val * ecr 100>
+0.210 > P. 1:1001(1000) ack 1 win * <TS val * ecr 100>
+{ack_line}
+0.300 %send 1000
+0.300 > P. 1001:2001(1000) ack 1 win * <TS val * ecr *>
+0.310 < . 1:1(0) ack 2001 win 513 <TS val 310 ecr 0>
+""", acts(c), settle=0.5)
+    return st, c
+
+
+def test_probe_that_repaired_a_loss_reduces_cwnd_once():
+    """tcp_process_tlp_ack: the ACK reaches tlp_high_seq without a D-SACK, and a later ACK goes
+    beyond it: the probe repaired a loss: CUBIC's reduction to 717/1024 of cwnd,
+    TcpExtTCPLossProbeRecovery."""
+    st, c = _probe_then("0.220 < . 1:1(0) ack 1001 win 513 <TS val 300 ecr 0>")
+    assert st.counters["TcpExtTCPLossProbeRecovery"] == 1
+    assert c.cc.ssthresh == 7 and c.cc.cwnd == 7
+    assert c.tlp_high_seq is None
+
+
+def test_dsack_for_the_probe_means_no_loss():
+    """The original and the probe both arrived: the peer D-SACKs the probe: no reduction."""
+    st, c = _probe_then("0.220 < . 1:1(0) ack 1001 win 513 <nop,nop,TS val 300 ecr 0,nop,nop,sack 1:1001>")
+    assert st.counters.get("TcpExtTCPLossProbeRecovery", 0) == 0
+    assert c.cc.cwnd >= 10 and c.tlp_high_seq is None
+
+
+def test_no_probe_without_sack_or_on_freebsd():
+    for kw in ({"sack": False}, {"profile": "freebsd-14"}):
+        st, c, d = established(**kw)
+        c.nodelay = True
+        c.send(payload(0, 1000), 0.0)
+        assert c.rtx_kind == "rtx"
+        st.on_timers(0.3)
+        assert st.counters.get("TcpExtTCPLossProbes", 0) == 0
+        assert st.counters["TcpExtTCPTimeouts"] == 1

@@ -7,7 +7,8 @@ from test_conn_delack import acts, established
 
 
 def test_rto_backoff_doubles_and_ack_resets_it():
-    st, c, d = established()
+    """Without SACK there is no tail loss probe: the RTO alone, doubling."""
+    st, c, d = established(sack=False)
     d.run("""
 0.000 %send 1000
 0.000 > P. 1:1001(1000) ack 1 win * <TS val * ecr 100>
@@ -24,8 +25,9 @@ def test_rto_backoff_doubles_and_ack_resets_it():
 
 def test_give_up_after_tcp_retries2_worth_of_backoff():
     """tcp_retries2=3: tcp_model_timeout = (2^4 - 1) * 200 ms = 3 s since the first send; the
-    timer that finds it exceeded aborts without retransmitting (ETIMEDOUT, no RST)."""
-    st, c, d = established(overrides=["net.ipv4.tcp_retries2=3"])
+    timer that finds it exceeded aborts without retransmitting (ETIMEDOUT, no RST).
+    No SACK, so no tail loss probe takes the first timeout's place."""
+    st, c, d = established(overrides=["net.ipv4.tcp_retries2=3"], sack=False)
     d.run("""
 0.000 %send 1000
 0.000 > P. 1:1001(1000) ack 1 win * <TS val * ecr 100>
@@ -171,8 +173,9 @@ def test_rto_retransmits_the_head_even_if_the_window_closed():
 def test_pure_ack_after_go_back_n_carries_the_highest_sequence_sent():
     """After an RTO rewinds transmission to snd_una, a bare ACK must still carry the highest
     sequence number sent (Linux's snd_nxt never rewinds): a peer that already has that data
-    would otherwise find the ACK out of window and drop it (both sides stalled before)."""
-    st, c, d = established()
+    would otherwise find the ACK out of window and drop it (both sides stalled before).
+    No SACK: no tail loss probe before the RTO."""
+    st, c, d = established(sack=False)
     c.nodelay = True
     d.run("""
 0.000 %send 3000

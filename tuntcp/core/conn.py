@@ -93,6 +93,8 @@ class Connection:
         # receive-buffer autotuning: receiver RTT estimate (rcv_rtt_est), rcvq_space, copied_seq
         "rcv_rtt", "rcv_rtt_seq", "rcv_rtt_time", "rcv_rtt_last_tsecr",
         "rcvq_space", "rcvq_seq", "rcvq_time", "copied",
+        # tail loss probe; loss_high: snd_max at the last RTO while in the Loss state
+        "tlp_high_seq", "tlp_retrans", "tlp_rto_at", "last_new_seq", "loss_high",
     )
 
     def __init__(self, stack, laddr: int, lport: int, raddr: int, rport: int, now: float):
@@ -174,6 +176,11 @@ class Connection:
         self.rcvq_seq = 0
         self.rcvq_time = now
         self.copied = 0              # bytes the application has read (copied_seq)
+        self.tlp_high_seq = None     # snd_nxt when the outstanding probe went out
+        self.tlp_retrans = False
+        self.tlp_rto_at = None       # where the RTO stands while the probe timer is armed
+        self.last_new_seq = 0        # start of the last new-data segment (the "last skb")
+        self.loss_high = None
         self._init_rcv_wnd = 0
         self._init_clamp = 0
 
@@ -473,6 +480,8 @@ class Connection:
                 self._syn_timer(now)
             elif kind == "probe":
                 self._probe_timer(now)
+            elif kind == "tlp":
+                self._send_loss_probe(now)
             else:
                 self._rtx_timer(now)
         if self.tw_at is not None and self.tw_at <= now:
@@ -536,6 +545,8 @@ class Connection:
         self.retransmits += 1
         self.rtt_seq = None            # Karn: no sample from retransmitted data
         self.tx_times.clear()
+        self.tlp_high_seq = None
+        self.loss_high = self.snd_max  # TCP_CA_Loss until this is ACKed: no loss probes
         self.snd_nxt = self.snd_una    # go back N: mark everything lost (tcp_enter_loss)
         self.rto.backoff()
         self._push(now, head=True)
@@ -878,6 +889,8 @@ class Connection:
             if self.snd_wnd and self.rtx_kind == "probe" and self.rtx_at is not None:
                 self.rtx_at = None         # window opened: _push restarts transmission
                 self.probes_out = 0
+            if self.tlp_high_seq is not None:
+                self._process_tlp_ack(seg, ack, False, now)
             return True
         # new data acknowledged
         if self.fin_seq is not None and ack == (self.fin_seq + 1) & MASK:
@@ -930,11 +943,15 @@ class Connection:
             self._cc_ack(acked_segs, now, ca_rtt, cwnd_limited)
         if self.retrans_out:
             self.retrans_out = max(self.retrans_out - acked_segs, 0)
-        # retransmission timer: restart while data is outstanding (RFC 6298 5.3)
+        if self.loss_high is not None and not seq_lt(ack, self.loss_high):
+            self.loss_high = None
+        if self.tlp_high_seq is not None:
+            self._process_tlp_ack(seg, ack, True, now)
+        # tcp_set_xmit_timer: a loss probe if one may go, else restart the RTO (RFC 6298 5.3)
         if self.snd_una == self.snd_max:
             if self.rtx_kind != "probe":
                 self.rtx_at = None
-        else:
+        elif not self._schedule_loss_probe(now, True):
             self._arm_rtx(now + self.rto.rto, "rtx")
         self._sndbuf_expand()
         self.stack.dirty.add(self)
@@ -950,6 +967,96 @@ class Connection:
                 self._done("CLOSED")
                 return False
         return True
+
+    def _schedule_loss_probe(self, now: float, advancing_rto: bool) -> bool:
+        """``tcp_schedule_loss_probe`` (RFC 8985 7.2): with SACK, data in flight and no
+        recovery or loss episode going on (CA_Open), arm the probe timeout instead of the RTO:
+        PTO = 2 * srtt, plus TCP_RTO_MIN when a single segment is out (the peer may be
+        delaying its ACK) or TCP_TIMEOUT_MIN (2 jiffies) otherwise; 1 s (TCP_TIMEOUT_INIT)
+        without an RTT sample. Never later than the RTO: a full RTO from now after an ACK
+        (``advancing_rto``), else the RTO that is already running. net.ipv4.tcp_early_retrans
+        (3 by default, knob not in the profiles yet) 3 or 4 enables it; FreeBSD's default stack
+        has no TLP. The 3.10-era PTO (max(2 srtt, 10 ms), 1.5 srtt + 200 ms for one
+        segment) is not modelled."""
+        p = self.profile
+        if self.snd_una == self.snd_max or not self.sack_ok or self.in_recovery or \
+                self.loss_high is not None or p.family != "linux" or \
+                p.get("net.ipv4.tcp_early_retrans", 3) not in (3, 4):
+            return False
+        srtt = self.rto.srtt
+        if srtt:
+            one = ((self.snd_max - self.snd_una) & MASK) <= self.mss
+            pto = 2 * srtt + (p["model.rto_min"] if one else 0.002)
+        else:
+            pto = p["model.rto_initial"]
+        if advancing_rto or self.rtx_kind not in ("rtx", "tlp") or self.rtx_at is None:
+            rto_at = now + self.rto.rto
+        else:
+            rto_at = self.tlp_rto_at if self.rtx_kind == "tlp" else self.rtx_at
+        if rto_at > now:
+            pto = min(pto, rto_at - now)
+        self.tlp_rto_at = rto_at
+        self._arm_rtx(now + pto, "tlp")
+        return True
+
+    def _send_loss_probe(self, now: float) -> None:
+        """``tcp_send_loss_probe`` (RFC 8985 7.3): one probe per episode (none while
+        tlp_high_seq is set). New data goes if the peer's window takes a segment (cwnd and
+        Nagle ignored); otherwise the last segment sent is retransmitted (at most one MSS from
+        its end, with the FIN if that was last) unless it starts beyond the peer's window. Counted TcpExtTCPLossProbes; the RTO then runs
+        a full RTO from now. If no probe went, the RTO stays where it was."""
+        if self.state not in CAN_SEND or self.snd_una == self.snd_max:
+            return
+        if self.tlp_high_seq is None:
+            self.tlp_retrans = False
+            off = (self.snd_nxt - self.snd_una) & MASK
+            avail = len(self.sndq) - off
+            sent = False
+            if self.snd_nxt == self.snd_max and avail > 0 and not seq_gt(
+                    (self.snd_nxt + min(avail, self.mss)) & MASK,
+                    (self.snd_una + self.snd_wnd) & MASK):
+                self._push(now, wakeup=self.mss)
+                sent = True
+            else:
+                fin = self.fin_seq is not None and self.snd_max == (self.fin_seq + 1) & MASK
+                data_end = (self.snd_max - fin) & MASK
+                start = self.last_new_seq if seq_gt(self.last_new_seq, self.snd_una) \
+                    else self.snd_una
+                if ((data_end - start) & MASK) > self.mss:
+                    start = (data_end - self.mss) & MASK
+                n = (data_end - start) & MASK
+                beyond = start != self.snd_una and not seq_lt(
+                    start, (self.snd_una + self.snd_wnd) & MASK)   # __tcp_retransmit_skb
+                if (n or fin) and not beyond:
+                    self._xmit(start, (start - self.snd_una) & MASK, n, now, retrans=True, fin=fin)
+                    self.tlp_retrans = sent = True
+            if sent:
+                self.tlp_high_seq = self.snd_max
+                self.stack.counters.inc("TcpExtTCPLossProbes")
+                self._arm_rtx(now + self.rto.rto, "rtx")
+                return
+        self._arm_rtx(max(self.tlp_rto_at or now, now), "rtx")
+
+    def _process_tlp_ack(self, seg: Segment, ack: int, advanced: bool, now: float) -> None:
+        """``tcp_process_tlp_ack``: once the ACK reaches tlp_high_seq the episode ends. A probe
+        of new data, a D-SACK (original and probe both arrived) or a pure duplicate ACK mean
+        no loss; an ACK beyond tlp_high_seq after a retransmitted probe means the probe
+        repaired a loss: reduce cwnd once (``tcp_init_cwnd_reduction`` to
+        ``tcp_end_cwnd_reduction``), TcpExtTCPLossProbeRecovery."""
+        high = self.tlp_high_seq
+        if seq_lt(ack, high):
+            return
+        blocks = seg.options.sack_blocks
+        dsack = bool(blocks) and not seq_gt(blocks[0][1], ack)
+        if not self.tlp_retrans or dsack:
+            self.tlp_high_seq = None
+        elif seq_gt(ack, high):
+            self.tlp_high_seq = None
+            self.cc.on_enter_recovery(now, self._inflight_segs())
+            self.cc.on_exit_recovery()
+            self.stack.counters.inc("TcpExtTCPLossProbeRecovery")
+        elif not advanced and not seg.payload:
+            self.tlp_high_seq = None
 
     def _ca_rtt(self, ack: int, now: float) -> float | None:
         """``tcp_clean_rtx_queue``'s ca_rtt: time since the newest segment this ACK covers
@@ -1012,6 +1119,7 @@ class Connection:
         self.recover = self.snd_max
         self.retx_list.clear()
         self.undo_cwnd, self.undo_ssthresh = self.cc.cwnd, self.cc.ssthresh
+        self.tlp_high_seq = None       # tcp_init_cwnd_reduction
         self.retx_tsval = self.stack.ts_now(self.ts_off) if self.ts_ok else None
         self.cc.on_enter_recovery(now, self._inflight_segs())
         self.retx_nxt = self.snd_una
@@ -1428,14 +1536,18 @@ class Connection:
                     self.sb.is_sacked(seq, (seq + n) & MASK):
                 self.snd_nxt = (seq + n) & MASK    # the peer has it: skip
                 continue
-            self._xmit(seq, off, n, now, retrans=seq_lt(seq, self.snd_max), fin=fin_here)
-            sent += 1
+            new = not seq_lt(seq, self.snd_max)
+            self._xmit(seq, off, n, now, retrans=not new, fin=fin_here)
+            sent += new
             if wakeup:
                 break
         if self.snd_una == self.snd_max and self._pending():
             if self.rtx_at is None:
                 self._arm_rtx(now + self.rto.rto, "probe")
-        elif self.snd_una != self.snd_max and (self.rtx_at is None or self.rtx_kind == "probe"):
+        elif sent and not wakeup and not head and self._schedule_loss_probe(now, False):
+            pass                           # tcp_write_xmit: one loss probe per tail episode
+        elif self.snd_una != self.snd_max and (self.rtx_at is None or
+                                               self.rtx_kind in ("probe", "tlp")):
             self._arm_rtx(now + self.rto.rto, "rtx")
 
     def _xmit(self, seq: int, off: int, n: int, now: float, retrans: bool, fin: bool = False) -> None:
@@ -1461,6 +1573,7 @@ class Connection:
                         break
         else:
             self.bytes_sent += n
+            self.last_new_seq = seq
             if self.rtt_seq is None and n:
                 self.rtt_seq = seq
                 self.rtt_time = now
