@@ -1,4 +1,5 @@
-"""`tuntcp defer_accept`: TCP_DEFER_ACCEPT 3 s (2 SYN-ACK rounds) against real kernel clients.
+"""`tuntcp defer_accept`: TCP_DEFER_ACCEPT 3 s (2 SYN-ACK rounds) against real kernel clients,
+and the same clients against a kernel listener with TCP_DEFER_ACCEPT as the reference.
 Without cookies the bare-ACK client waits for the end of the rounds (its ACK swallowed, the
 SYN-ACK resent at 1 + 2 = 3 s), a client with data is accepted at once; with forced cookies
 the bare client is accepted at once (cookie_v4_check has no defer logic)."""
@@ -41,6 +42,11 @@ async def test_defer_accept_queue_vs_cookies(tmp_path, require_netns):
     assert c["defer_drops"] == 0 and c["synacks_to_bare"] == 1
     assert c["syncookies_recv"] == 3
     assert report["counters"]["queue"]["TcpExtTCPSynRetrans"] == 1
+    # the host kernel's own listener, same clients, same tcp_syncookies: the same answer
+    kq, kc = q["kernel"], c["kernel"]
+    assert 2.7 <= kq["bare_s"] <= 4.0 and kq["data_s"] < 0.5 and 0.9 <= kq["late_s"] < 2.0, kq
+    assert kq["defer_drops"] == q["defer_drops"] == 3 and kq["synack_retrans"] == 1
+    assert kc["bare_s"] < 0.5 and kc["defer_drops"] == 0 and kc["syncookies_recv"] == 3, kc
     assert json.loads((tmp_path / "report.json").read_text())["headline"]["queue"]["defer_drops"] == 3
 
 
