@@ -34,6 +34,9 @@ report.json keys:
               max_window_field, max_window_bytes}], pcap}}
   counters   {cookie: nstat deltas, queue: ...} (force=burst: {burst: ...}, one lab)
   kernel_log {lab: the "Possible SYN flooding" lines the profile would print}
+  kernel_reference  (kernel=True) {cookie|queue: {client: {ts, sack, wscale_ok, snd_wscale,
+             rcv_wscale}, server: {...}, syncookies_recv}}: a kernel listener and client in one
+             namespace with tcp_timestamps=0 (tcp_syncookies 2, then 1); headline.kernel_agrees
   artifacts  {pcap: {path: file}, markdown}
 """
 from __future__ import annotations
@@ -74,6 +77,7 @@ class Config:
     rtt_ms: float = 50.0
     rcvbuf: int = 1 << 20           # the listener's SO_RCVBUF (see the module docstring)
     force: str = "syncookies2"      # how connections are put on the cookie path (FORCES)
+    kernel: bool = True             # also ask the host kernel what it negotiates (no transfer)
     profile: str = "linux-6.1"
     timeout_s: float = 45.0
     out: str = "out/ts_off"
@@ -223,6 +227,40 @@ async def _sendall_then_close(s, payload: bytes, conns: dict, tcp_info) -> None:
     s.close()
 
 
+def kernel_reference() -> dict:
+    """What the host kernel negotiates in the same situation: a kernel listener and kernel
+    clients in one namespace with tcp_timestamps=0; one connection with tcp_syncookies=2
+    (a cookie), one with 1 and an idle queue. Options of both ends from TCP_INFO."""
+    import socket as so
+
+    from tuntcp.harness.clients import kernel_counters, tcp_info
+    from tuntcp.harness.netns import Lab
+
+    out = {}
+    with Lab(sysctls={"net.ipv4.tcp_timestamps": 0}) as lab:
+        ls = lab.socket_in_ns()
+        ls.bind((lab.client_addr, PORT))
+        ls.listen(16)
+        ls.settimeout(5)
+        for path in PATHS:
+            lab.sysctl("net.ipv4.tcp_syncookies", PATHS[path])
+            before = kernel_counters(lab)
+            c = lab.socket_in_ns()
+            c.settimeout(5)
+            c.connect((lab.client_addr, PORT))
+            child, _ = ls.accept()
+            after = kernel_counters(lab)
+            ci, si = tcp_info(c), tcp_info(child)
+            keys = ("ts", "sack", "wscale_ok", "snd_wscale", "rcv_wscale")
+            out[path] = {"client": {k: ci[k] for k in keys}, "server": {k: si[k] for k in keys},
+                         "syncookies_recv": after.get("TcpExtSyncookiesRecv", 0)
+                         - before.get("TcpExtSyncookiesRecv", 0)}
+            c.close()
+            child.setsockopt(so.SOL_SOCKET, so.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+            child.close()
+    return out
+
+
 def max_windows(pkts: list, conns: dict) -> dict[int, int]:
     """Largest window field the endpoint sent to each client port (after the handshake)."""
     from tuntcp.wire.segment import SYN
@@ -285,7 +323,16 @@ async def run(cfg: Config, show=None) -> dict:
         paths = {p: await run_lab(cfg, p, PATHS[p], outdir, show) for p in PATHS}
         counters = {p: r.pop("counters") for p, r in paths.items()}
         kernel_log = {p: r.pop("kernel_log") for p, r in paths.items()}
-    report = {"scenario": "ts_off", "config": asdict(cfg), "headline": headline_of(cfg, paths),
+    kref = kernel_reference() if cfg.kernel else None
+    headline = headline_of(cfg, paths)
+    if kref:
+        headline["kernel_agrees"] = all(
+            headline[p] is not None and
+            kref[p]["server"]["wscale_ok"] == headline[p]["wscale"] and
+            kref[p]["server"]["sack"] == headline[p]["sack"] and
+            kref[p]["client"]["wscale_ok"] == headline[p]["client_wscale_ok"] for p in PATHS)
+    report = {"scenario": "ts_off", "config": asdict(cfg), "headline": headline,
+              "kernel_reference": kref,
               "paths": paths, "counters": counters, "kernel_log": kernel_log,
               "artifacts": {"pcap": {p: r["pcap"] for p, r in paths.items()}}}
     md = outdir / "report.md"
@@ -309,6 +356,13 @@ def table(report: dict) -> list[str]:
                     f"{m['mb_s_median']:>8.2f}{m['mb_s_max']:>8.2f}{m['ratio_to_bound']:>9}"
                     f"{m['max_window_bytes']:>11}")
     rows.append(f"bound: 65535 B per {h['rtt_ms']:g} ms RTT = {h['bound_mb_s']:.2f} MB/s")
+    kref = report.get("kernel_reference")
+    if kref:
+        for path, r in kref.items():
+            rows.append(f"host kernel, {path}: server wscale_ok {r['server']['wscale_ok']} sack "
+                        f"{r['server']['sack']}, client wscale_ok {r['client']['wscale_ok']} sack "
+                        f"{r['client']['sack']} (SyncookiesRecv {r['syncookies_recv']})")
+        rows.append(f"tuntcp agrees with the host kernel: {report['headline']['kernel_agrees']}")
     for lab, lines in report["kernel_log"].items():
         rows += [f"{lab} kernel: {ln}" for ln in lines[:1]]
     for path, cnt in report["counters"].items():
@@ -346,13 +400,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", dest="timeout_s", type=float, default=d.timeout_s)
     p.add_argument("--out", default=d.out)
     p.add_argument("--no-pcap", dest="pcap", action="store_false")
+    p.add_argument("--no-kernel", dest="kernel", action="store_false",
+                   help="skip asking the host kernel what it negotiates")
 
 
 def main(args) -> int:
     from tuntcp.harness.netns import LabError
     from tuntcp.profiles import ProfileError, get_profile
     cfg = Config(clients=args.clients, nbytes=args.nbytes, rtt_ms=args.rtt_ms,
-                 rcvbuf=args.rcvbuf, force=args.force, profile=args.profile, timeout_s=args.timeout_s, out=args.out, pcap=args.pcap)
+                 rcvbuf=args.rcvbuf, force=args.force, profile=args.profile, timeout_s=args.timeout_s, out=args.out, pcap=args.pcap,
+                 kernel=args.kernel)
     try:
         cfg.check()
         if get_profile(cfg.profile).family != "linux":

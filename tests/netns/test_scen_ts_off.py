@@ -49,6 +49,12 @@ async def test_ts_off_cookie_connections_are_capped(tmp_path, require_netns):
     # the window each client was left with says the same without a clock
     assert all(c["client"]["snd_wnd"] <= 65535 for c in report["paths"]["cookie"]["connections"])
     assert all(c["client"]["snd_wnd"] > 4 * 65535 for c in report["paths"]["queue"]["connections"])
+    # the host kernel, asked the same question (kernel listener + clients, timestamps off)
+    kref = report["kernel_reference"]
+    assert kref["cookie"]["syncookies_recv"] == 1 and kref["queue"]["syncookies_recv"] == 0
+    assert kref["cookie"]["server"]["wscale_ok"] is False and kref["cookie"]["server"]["sack"] is False
+    assert kref["queue"]["server"]["wscale_ok"] is True and kref["queue"]["server"]["sack"] is True
+    assert h["kernel_agrees"] is True
     cnt = report["counters"]
     assert cnt["cookie"]["TcpExtSyncookiesRecv"] == 3 and cnt["queue"].get("TcpExtSyncookiesSent", 0) == 0
     assert json.loads((tmp_path / "report.json").read_text())["headline"]["cookie"]["wscale"] is False
@@ -59,7 +65,8 @@ async def test_ts_off_burst_puts_the_overflow_on_cookies(tmp_path, require_netns
     other 3 get cookies, and the same split shows up on the same link."""
     from scenarios.ts_off import Config, run
 
-    report = await run(Config(clients=3, nbytes=2_000_000, force="burst", out=str(tmp_path)))
+    report = await run(Config(clients=3, nbytes=2_000_000, force="burst", kernel=False,
+                              out=str(tmp_path)))
     h = report["headline"]
     ck, q = h["cookie"], h["queue"]
     assert ck["connections"] == q["connections"] == 3
