@@ -24,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flood-seconds", type=float, default=d.flood_seconds, help="length of a burst (0: none)")
     p.add_argument("--sample-every", type=float, default=d.sample_every)
     p.add_argument("--tolerance", type=float, default=d.tolerance, help="allowed growth, last vs middle third")
+    p.add_argument("--trim-every", type=float, default=d.trim_every,
+                   help="seconds between malloc_trim(0) RSS samples that decide (0: judge raw RSS)")
     p.add_argument("--profile", default=d.profile)
     p.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--seed", type=int, default=d.seed)
@@ -48,7 +50,8 @@ def main(args) -> int:
     seconds = args.minutes * 60 if args.minutes is not None else (args.seconds or SoakConfig().seconds)
     cfg = SoakConfig(seconds=seconds, clients=args.clients, hosts=args.hosts, bulk_bytes=args.bulk_bytes,
                      flood_every=args.flood_every, flood_seconds=args.flood_seconds,
-                     sample_every=args.sample_every, tolerance=args.tolerance, profile=args.profile,
+                     sample_every=args.sample_every, tolerance=args.tolerance, trim_every=args.trim_every,
+                     profile=args.profile,
                      sysctl=list(args.sysctl), seed=args.seed)
     try:
         cfg.check()
