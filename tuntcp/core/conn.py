@@ -95,6 +95,8 @@ class Connection:
         "rcvq_space", "rcvq_seq", "rcvq_time", "copied",
         # tail loss probe; loss_high: snd_max at the last RTO while in the Loss state
         "tlp_high_seq", "tlp_retrans", "tlp_rto_at", "last_new_seq", "loss_high",
+        # profile values read per segment (the profile is immutable)
+        "_delack_min", "_delack_max", "_pp_thresh_v", "_wmem_max", "_tlp_ok", "_rto_min",
     )
 
     def __init__(self, stack, laddr: int, lport: int, raddr: int, rport: int, now: float):
@@ -181,6 +183,12 @@ class Connection:
         self.tlp_rto_at = None       # where the RTO stands while the probe timer is armed
         self.last_new_seq = 0        # start of the last new-data segment (the "last skb")
         self.loss_high = None
+        self._delack_min = p["model.delack_min"]
+        self._delack_max = p["model.delack_max"]
+        self._pp_thresh_v = p.get("net.ipv4.tcp_pingpong_thresh", 1)
+        self._wmem_max = p["net.ipv4.tcp_wmem"][2]
+        self._tlp_ok = p.family == "linux" and p.get("net.ipv4.tcp_early_retrans", 3) in (3, 4)
+        self._rto_min = p["model.rto_min"]
         self._init_rcv_wnd = 0
         self._init_clamp = 0
 
@@ -654,18 +662,39 @@ class Connection:
             if self.rcv_nxt == self.win.rcv_wup:
                 self.ts_recent = ts[0]
                 self.ts_recent_stamp = now
-        if not self._ack(seg, now) or self.state == "CLOSED":
-            return
+        payload = seg.payload
         c = self.stack.counters
-        if seg.payload:
+        if payload:
+            if seg.ack == self.snd_una and self.tlp_high_seq is None and \
+                    seg.window << self.snd_wscale == self.snd_wnd:
+                self.snd_wl1 = seg.seq     # nothing new acknowledged: tcp_update_wl only
+            elif not self._ack(seg, now) or self.state == "CLOSED":
+                return
             c["TcpExtTCPHPHits"] = c.get("TcpExtTCPHPHits", 0) + 1
-            self._rcv_rtt_measure_ts(seg)
-            self._data(seg, now)
+            if ts is not None and ts[1] != self.rcv_rtt_last_tsecr:
+                self._rcv_rtt_measure_ts(seg)
+            n = len(payload)
+            rcv_nxt = self.rcv_nxt
+            if 0 < n <= self.win.current(rcv_nxt):     # _data's in-order case, inlined
+                self.rcvq += payload
+                self.rcv_nxt = (rcv_nxt + n) & MASK
+                self.bytes_received += n
+                self._event_data_recv(seg, n, now)
+                self.stack.dirty.add(self)
+            else:
+                self._data(seg, now)
         else:
+            if not self._ack(seg, now) or self.state == "CLOSED":
+                return
             c["TcpExtTCPHPAcks"] = c.get("TcpExtTCPHPAcks", 0) + 1
             if ts is not None:
                 self.rcv_rtt_last_tsecr = ts[1]
-        self._after_input(now)
+        # _after_input
+        if self.sndq or self.fin_queued:
+            if self.state in CAN_SEND and self._pending():
+                self._push(now)
+        if self.ack_pending & ACK_SCHED:
+            self._ack_snd_check(now)
 
     def _rcv_synced(self, seg: Segment, now: float) -> None:
         """Synchronized states (RFC 9293 3.10.7.4; ``tcp_validate_incoming`` then ``tcp_ack``,
@@ -853,32 +882,36 @@ class Connection:
         Returns False when the segment must be dropped."""
         ack = seg.ack
         una = self.snd_una
-        if seq_gt(ack, self.snd_max):
+        snd_max = self.snd_max
+        # sequence comparisons inlined (seq.py): this runs for every ACK
+        if ((snd_max - ack) & MASK) >= HALF:
             self._challenge_ack(now)       # ACK for data never sent: drop and ACK
             return False
-        if seq_lt(ack, una):
+        acked = (ack - una) & MASK
+        if acked >= HALF:                  # ack before snd_una
             if seq_lt(ack, (una - self.max_window) & MASK):
                 self._challenge_ack(now)
                 return False
             return True                    # old duplicate: ignore the ACK, keep the data
         self.lastack = now
-        c = self.stack.counters
         nwin = seg.window << self.snd_wscale
         win_changed = False
         # RFC 9293 3.10.7.4: WL1 < SEG.SEQ, or WL1 == SEG.SEQ and WL2 =< SEG.ACK (Linux's
         # tcp_may_update_window also updates on any new ACK)
-        if seq_lt(una, ack) or seq_lt(self.snd_wl1, seg.seq) or (
-                seg.seq == self.snd_wl1 and not seq_lt(ack, self.snd_wl2)):
+        sseq = seg.seq
+        if acked or ((self.snd_wl1 - sseq) & MASK) >= HALF or (
+                sseq == self.snd_wl1 and ((ack - self.snd_wl2) & MASK) < HALF):
             win_changed = nwin != self.snd_wnd
             self.snd_wnd = nwin
-            self.snd_wl1, self.snd_wl2 = seg.seq, ack
+            self.snd_wl1 = sseq
+            self.snd_wl2 = ack
             if nwin > self.max_window:
                 self.max_window = nwin
         blocks = seg.options.sack_blocks
         if blocks and self.sack_ok:
-            self.sb.on_sack(blocks, una, self.snd_max)
-        acked = (ack - una) & MASK
+            self.sb.on_sack(blocks, una, snd_max)
         if acked == 0:
+            c = self.stack.counters
             # duplicate ACK (RFC 5681 2): no data, no window change, data outstanding
             if una != self.snd_max and not seg.payload and not win_changed and \
                     not seg.flags & (SYN | FIN):
@@ -893,7 +926,8 @@ class Connection:
                 self._process_tlp_ack(seg, ack, False, now)
             return True
         # new data acknowledged
-        if self.fin_seq is not None and ack == (self.fin_seq + 1) & MASK:
+        fin_seq = self.fin_seq
+        if fin_seq is not None and ack == (fin_seq + 1) & MASK:
             data_acked = acked - 1
             fin_acked = True
         else:
@@ -901,26 +935,29 @@ class Connection:
             fin_acked = False
         if data_acked > 0:
             del self.sndq[:data_acked]
+            self.bytes_acked += data_acked
         self.snd_una = ack
-        if seq_lt(self.snd_nxt, ack):
+        if ((self.snd_nxt - ack) & MASK) >= HALF:
             self.snd_nxt = ack
-        self.bytes_acked += max(data_acked, 0)
         self.probes_out = 0
         # RTT (Karn: only segments never retransmitted)
-        rtt = None
-        if self.rtt_seq is not None and seq_lt(self.rtt_seq, ack):
-            rtt = now - self.rtt_time
-            self.rto.sample(rtt)
+        rto = self.rto
+        rtt_seq = self.rtt_seq
+        if rtt_seq is not None and ((rtt_seq - ack) & MASK) >= HALF:
+            rto.sample(now - self.rtt_time)
             self.rtt_seq = None
-        ca_rtt = self._ca_rtt(ack, now)
-        self.rto.reset_backoff()
+        ca_rtt = self._ca_rtt(ack, now) if self.tx_times else None
+        rto.backoffs = 0                   # RtoEstimator.reset_backoff
         self.retransmits = 0
         self.retrans_stamp = None
-        high = self.sb.highest_sacked() if self.sack_ok else None
-        if high is not None and seq_gt(high, ack):
-            self._reordering_seen((high - una) & MASK)
-        self.sb.clear_below(ack)
-        acked_segs = max((acked + self.mss - 1) // self.mss, 1)
+        sb = self.sb
+        if sb.ranges:
+            high = sb.highest_sacked() if self.sack_ok else None
+            if high is not None and seq_gt(high, ack):
+                self._reordering_seen((high - una) & MASK)
+            sb.clear_below(ack)
+        mss = self.mss
+        acked_segs = (acked + mss - 1) // mss or 1
         if self.in_recovery and self._spurious_recovery(seg):
             self.stack.counters.inc("TcpExtTCPFullUndo")
             self.in_recovery = False
@@ -939,8 +976,9 @@ class Connection:
                     self._retransmit_next(now)
         else:
             self.dupacks = 0
-            cwnd_limited = self._inflight_segs() + acked_segs >= self.cc.cwnd
-            self._cc_ack(acked_segs, now, ca_rtt, cwnd_limited)
+            out = ((self.snd_nxt - ack) & MASK) - sb.sacked_bytes      # _inflight_segs
+            inflight = (out + mss - 1) // mss if out > 0 else 0
+            self._cc_ack(acked_segs, now, ca_rtt, inflight + acked_segs >= self.cc.cwnd)
         if self.retrans_out:
             self.retrans_out = max(self.retrans_out - acked_segs, 0)
         if self.loss_high is not None and not seq_lt(ack, self.loss_high):
@@ -948,12 +986,13 @@ class Connection:
         if self.tlp_high_seq is not None:
             self._process_tlp_ack(seg, ack, True, now)
         # tcp_set_xmit_timer: a loss probe if one may go, else restart the RTO (RFC 6298 5.3)
-        if self.snd_una == self.snd_max:
+        if ack == snd_max:
             if self.rtx_kind != "probe":
                 self.rtx_at = None
         elif not self._schedule_loss_probe(now, True):
-            self._arm_rtx(now + self.rto.rto, "rtx")
-        self._sndbuf_expand()
+            self._arm_rtx(now + rto.rto, "rtx")
+        if not self.sndbuf_locked and self.sndbuf < self._wmem_max:
+            self._sndbuf_expand()
         self.stack.dirty.add(self)
         if fin_acked:
             st = self.state
@@ -978,19 +1017,18 @@ class Connection:
         (3 by default, knob not in the profiles yet) 3 or 4 enables it; FreeBSD's default stack
         has no TLP. The 3.10-era PTO (max(2 srtt, 10 ms), 1.5 srtt + 200 ms for one
         segment) is not modelled."""
-        p = self.profile
-        if self.snd_una == self.snd_max or not self.sack_ok or self.in_recovery or \
-                self.loss_high is not None or p.family != "linux" or \
-                p.get("net.ipv4.tcp_early_retrans", 3) not in (3, 4):
+        if not self._tlp_ok or not self.sack_ok or self.in_recovery or \
+                self.loss_high is not None or self.snd_una == self.snd_max:
             return False
-        srtt = self.rto.srtt
+        rto = self.rto
+        srtt = rto.srtt
         if srtt:
             one = ((self.snd_max - self.snd_una) & MASK) <= self.mss
-            pto = 2 * srtt + (p["model.rto_min"] if one else 0.002)
+            pto = 2 * srtt + (self._rto_min if one else 0.002)
         else:
-            pto = p["model.rto_initial"]
+            pto = self.profile["model.rto_initial"]
         if advancing_rto or self.rtx_kind not in ("rtx", "tlp") or self.rtx_at is None:
-            rto_at = now + self.rto.rto
+            rto_at = now + rto.rto
         else:
             rto_at = self.tlp_rto_at if self.rtx_kind == "tlp" else self.rtx_at
         if rto_at > now:
@@ -1064,7 +1102,7 @@ class Connection:
         tt = self.tx_times
         last = None
         retx = False
-        while tt and not seq_gt(tt[0][0], ack):
+        while tt and ((ack - tt[0][0]) & MASK) < HALF:     # entry end <= ack
             t = tt.popleft()[1]
             if t is None:
                 retx = True
@@ -1095,7 +1133,7 @@ class Connection:
         congestion windows (capped by tcp_wmem[2])."""
         if self.sndbuf_locked or self.cc is None:
             return False
-        want = min(4 * self.cc.cwnd * (self.mss + 240), self.profile["net.ipv4.tcp_wmem"][2])
+        want = min(4 * self.cc.cwnd * (self.mss + 240), self._wmem_max)
         if want > self.sndbuf:
             self.sndbuf = want
             return True
@@ -1314,7 +1352,7 @@ class Connection:
         mode on the first data and after an idle gap longer than the RTO; grow rcv_ssthresh."""
         self.ack_pending |= ACK_SCHED
         self._measure_rcv_mss(seg)
-        dmin = self.profile["model.delack_min"]
+        dmin = self._delack_min
         if not self.ato:
             self._incr_quickack(MAX_QUICKACKS)
             self.ato = dmin
@@ -1387,11 +1425,11 @@ class Connection:
     # ---------------------------------------------------------------- delayed ACK
 
     def _pp_thresh(self) -> int:
-        return self.profile.get("net.ipv4.tcp_pingpong_thresh", 1)
+        return self._pp_thresh_v
 
     def in_pingpong(self) -> bool:
         """``inet_csk_in_pingpong_mode``: pingpong count reached tcp_pingpong_thresh."""
-        return self.pingpong >= self._pp_thresh()
+        return self.pingpong >= self._pp_thresh_v
 
     def _incr_quickack(self, max_quickacks: int) -> None:
         """``tcp_incr_quickack``: quick = rcv_wnd / (2 rcv_mss), 0 → 2, at most 16."""
@@ -1406,7 +1444,7 @@ class Connection:
         """``tcp_enter_quickack_mode``: quick ACKs again, leave ping-pong, ato back to min."""
         self._incr_quickack(MAX_QUICKACKS)
         self.pingpong = 0
-        self.ato = self.profile["model.delack_min"]
+        self.ato = self._delack_min
 
     def _schedule_ack(self, extra: int) -> None:
         self.ack_pending |= ACK_SCHED | extra
@@ -1417,10 +1455,10 @@ class Connection:
         quick-ACK mode, or ACK_NOW is set, or out-of-order data is queued; else delay it."""
         rcv_mss = self.rcv_mss
         win = self.win
-        if (((self.rcv_nxt - win.rcv_wup) & MASK) > rcv_mss and
-                (not self.rcvq or win.would_advance(self.rcv_nxt, len(self.rcvq), rcv_mss))) \
-                or (self.quick and not self.in_pingpong()) \
-                or self.ack_pending & ACK_NOW or self.reasm.blocks:
+        if self.ack_pending & ACK_NOW or (self.quick and self.pingpong < self._pp_thresh_v) \
+                or self.reasm.blocks or (
+                    ((self.rcv_nxt - win.rcv_wup) & MASK) > rcv_mss and
+                    (not self.rcvq or win.would_advance(self.rcv_nxt, len(self.rcvq), rcv_mss))):
             self._send_ack(now)
             return
         self._send_delayed_ack(now)
@@ -1429,13 +1467,12 @@ class Connection:
         """``tcp_send_delayed_ack``: arm the timer for ato (bounded by 500 ms, by TCP_DELACK_MAX
         in ping-pong or after a pushed small segment, and by max(srtt, delack_min)); an earlier
         pending timer wins, and one about to expire sends the ACK now."""
-        p = self.profile
-        dmin = p["model.delack_min"]
+        dmin = self._delack_min
         ato = self.ato
         if ato > dmin:
             max_ato = 0.5
             if self.in_pingpong() or self.ack_pending & ACK_PUSHED:
-                max_ato = p["model.delack_max"]
+                max_ato = self._delack_max
             if self.rto.srtt is not None:
                 max_ato = min(max_ato, max(self.rto.srtt, dmin))
             ato = min(ato, max_ato)
@@ -1461,7 +1498,7 @@ class Connection:
                 self.ato = min(self.ato * 2, self.rto.rto)
             else:
                 self.pingpong = 0
-                self.ato = self.profile["model.delack_min"]
+                self.ato = self._delack_min
             self.stack.counters.inc("TcpExtDelayedACKs")
             self._send_ack(now)
 
@@ -1617,7 +1654,7 @@ class Connection:
             if self.quick:
                 self.quick -= 1
                 if not self.quick:
-                    self.ato = self.profile["model.delack_min"]
+                    self.ato = self._delack_min
             self.ack_pending = 0
             self.dack_at = None
 
