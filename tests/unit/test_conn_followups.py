@@ -368,3 +368,24 @@ def test_no_probe_without_sack_or_on_freebsd():
         st.on_timers(0.3)
         assert st.counters.get("TcpExtTCPLossProbes", 0) == 0
         assert st.counters["TcpExtTCPTimeouts"] == 1
+
+
+# ---------------------------------------------------------------- receive queue
+
+def test_reads_of_any_size_return_the_stream_in_order():
+    """The receive queue keeps payloads as chunks; reads cut across them."""
+    st, c, d = established()
+    d.run("""
+0.100 < P. 1:1449(1448) ack 1 win 513 <TS val 300 ecr 0>
+0.100 > . 1:1(0) ack 1449 win * <TS val * ecr 300>
+0.101 < P. 1449:2897(1448) ack 1 win 513 <TS val 301 ecr 0>
+0.101 > . 1:1(0) ack 2897 win * <TS val * ecr 301>
+0.102 < P. 2897:3001(104) ack 1 win 513 <TS val 302 ecr 0>
+0.102 > . 1:1(0) ack 3001 win * <TS val * ecr 302>
+""", acts(c), settle=0.01)
+    got = b""
+    for n in (1000, 1, 1500, 7, 10000):
+        part = c.recv(n, 0.2)
+        assert len(part) == min(n, 3000 - len(got))
+        got += part
+    assert got == payload(0, 3000) and c.readable() == 0 and bytes(c.rcvq) == b""

@@ -52,6 +52,55 @@ CAN_SEND = frozenset(("ESTABLISHED", "CLOSE-WAIT", "FIN-WAIT-1", "CLOSING", "LAS
 RCV_DATA = frozenset(("ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2"))
 
 
+class RecvQueue:
+    """The in-order receive queue: payloads kept as they arrived, joined when read. A bytearray
+    with reads from the front and appends at the back copies its whole content whenever it
+    grows, which costs microseconds per segment once autotuning lets megabytes queue up."""
+
+    __slots__ = ("chunks", "n")
+
+    def __init__(self):
+        self.chunks = deque()
+        self.n = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __bool__(self) -> bool:
+        return self.n > 0
+
+    def __iadd__(self, data) -> "RecvQueue":
+        if data:
+            self.chunks.append(bytes(data))    # payloads may be views of a packet buffer
+            self.n += len(data)
+        return self
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.chunks)
+
+    def take(self, n: int) -> bytes:
+        """Remove and return the first min(n, len) bytes."""
+        chunks = self.chunks
+        if n >= self.n:
+            data = b"".join(chunks)
+            chunks.clear()
+            self.n = 0
+            return data
+        out = []
+        need = n
+        while need:
+            c = chunks[0]
+            if len(c) <= need:
+                out.append(chunks.popleft())
+                need -= len(c)
+            else:
+                out.append(c[:need])
+                chunks[0] = c[need:]
+                need = 0
+        self.n -= n
+        return b"".join(out)
+
+
 class ConnectionStateError(ValueError):
     """An application call that the connection's state forbids (send after shutdown...)."""
 
@@ -144,7 +193,7 @@ class Connection:
         self.dsack = None
         self.retx_list = []          # [seq, end, snd_max then, time] of this recovery's retransmits
         self.irs = self.rcv_nxt = 0
-        self.rcvq = bytearray()
+        self.rcvq = RecvQueue()
         self.reasm = Reassembly()
         self.win = None
         self.rcvbuf = p["net.ipv4.tcp_rmem"][1]
@@ -360,8 +409,7 @@ class Connection:
         if not q:
             return b""
         n = min(max_bytes, len(q))
-        data = bytes(q[:n])
-        del q[:n]
+        data = q.take(n)
         self.copied += n
         if self.win is not None:
             self._rcv_space_adjust(now)
