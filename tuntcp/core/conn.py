@@ -7,19 +7,25 @@ arithmetic lives in ``window.RecvWindow``; RTO, congestion control, reassembly a
 scoreboard in their own modules.
 
 Fast path: ``on_segment`` sends an in-order ESTABLISHED segment with only ACK/PSH and nothing
-out of order to ``_fast_path`` (header prediction): PAWS, ``_ack``, append to the receive queue,
-ACK decision. Everything else takes ``_rcv_synced`` (RFC 9293 3.10.7.4 step by step).
+out of order to ``_fast_path`` (header prediction): ts_recent, ``_ack`` (skipped for data that
+acknowledges nothing new, as Linux does), append to the receive queue, ACK decision. Everything
+else takes ``_rcv_synced`` (RFC 9293 3.10.7.4 step by step).
+
+Also modelled: tail loss probes (``_schedule_loss_probe``), HyStart input (per-ACK ca_rtt from
+segment send times), idle restart, receive-buffer autotuning (``_rcv_space_adjust``).
 
 Approximations (deliberate): the send queue is a byte stream cut at MSS (Linux keeps skbs);
 after an RTO transmission goes back to snd_una (``tcp_enter_loss`` marks everything lost and
 Linux resends from its queue without rewinding snd_nxt: here ``snd_max`` plays snd_nxt's part
-for ACKs); loss recovery is SACK/NewReno with one retransmission per ACK, no RACK/TLP, PRR or
-F-RTO; no D-SACK sent; no ECN; no keepalive; the send buffer grows by ``_sndbuf_expand`` rather
+for ACKs); loss recovery is SACK/NewReno with one retransmission per ACK; RACK only resends lost
+retransmissions (no RACK time-based marking of first transmissions, so a probe that gets SACKed
+does not start recovery by itself), no PRR or F-RTO; D-SACK only for duplicates below rcv_nxt;
+no ECN; no keepalive; the send buffer grows by ``_sndbuf_expand`` rather
 than by truesize accounting; receive-buffer autotuning (``_rcv_space_adjust``) uses Linux's
 rule for every profile, FreeBSD's included (FreeBSD's own recvbuf_auto differs).
 
-Timers: one heap entry per connection at a time. ``rtx_at`` (SYN/data retransmission or
-zero-window probe, ``rtx_kind`` says which), ``dack_at`` (delayed ACK) and ``tw_at``
+Timers: one heap entry per connection at a time. ``rtx_at`` (SYN/data retransmission,
+zero-window probe or tail loss probe, ``rtx_kind`` "syn"/"rtx"/"probe"/"tlp" says which), ``dack_at`` (delayed ACK) and ``tw_at``
 (TIME-WAIT / orphaned FIN-WAIT-2). Moving a timer later costs nothing: the early heap entry
 fires, finds nothing due and re-arms at the real deadline.
 """
