@@ -47,9 +47,14 @@ def _pair():
     return sa, sb, ca, cb, now
 
 
-def bench_data(n: int, prof=None, core=False) -> float:
-    """µs per in-order data segment into B (receive + the ACKs B builds)."""
+def bench_data(n: int, prof=None, core=False, backlog=0) -> float:
+    """µs per in-order data segment into B (receive + the ACKs B builds). ``backlog``: the
+    application lets that many bytes stand in the receive queue (a big buffer is forced)."""
     sa, sb, ca, cb, now = _pair()
+    if backlog:
+        w = cb.win
+        cb.rcvbuf = w.rcvbuf = 8 * backlog
+        w.window_clamp = w.rcv_ssthresh = 4 * backlog
     payload = bytes(MSS)
     seq, ack = ca.snd_nxt, ca.rcv_nxt
     tsecr = cb.ts_recent and sb.ts_now(cb.ts_off)
@@ -69,8 +74,8 @@ def bench_data(n: int, prof=None, core=False) -> float:
     for i, pkt in enumerate(pkts):
         t = now + i * 1e-5
         recv(pkt, t)
-        if i & 7 == 7:
-            cb.recv(1 << 20, t)
+        if i & 7 == 7 and cb.readable() > backlog:
+            cb.recv(cb.readable() - backlog, t)
         take()
     dt = time.perf_counter() - t0
     if prof:
@@ -119,6 +124,8 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--profile", action="store_true", help="cProfile one run of each")
     ap.add_argument("--core", action="store_true", help="pre-parsed segments (no codec.parse)")
+    ap.add_argument("--backlog", type=int, default=0,
+                    help="bytes the receiving application leaves queued (data benchmark)")
     a = ap.parse_args(argv)
     if a.profile:
         import cProfile
@@ -130,7 +137,8 @@ def main(argv=None) -> int:
             pstats.Stats(pr).sort_stats("tottime").print_stats(18)
         return 0
     for fn, name in ((bench_data, "in-order 1448-byte data"), (bench_acks, "pure ACK")):
-        xs = [fn(a.segs, None, a.core) for _ in range(a.runs)]
+        kw = {"backlog": a.backlog} if fn is bench_data else {}
+        xs = [fn(a.segs, None, a.core, **kw) for _ in range(a.runs)]
         print(f"{name:26s} median {statistics.median(xs):6.2f} µs/segment "
               f"(min {min(xs):.2f}, max {max(xs):.2f}, {a.runs} runs x {a.segs})")
     return 0
