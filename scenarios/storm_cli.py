@@ -144,9 +144,6 @@ def main(args) -> int:
     except StormError as e:
         print(f"tuntcp storm: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("tuntcp storm: interrupted; namespaces removed", file=sys.stderr)
-        return 130
     print(summary_table(report))
     art = report["artifacts"]
     print(f"\nreport: {cfg.out}/report.json, {art['markdown']}")

@@ -243,6 +243,13 @@ COMMANDS = {"serve": cmd_serve, "ss": cmd_ss, "nstat": cmd_nstat, "netstat": cmd
             "profiles": cmd_profiles, "bench": cmd_bench}
 
 
+def _interrupted() -> int:
+    # Ctrl-C or SIGTERM (the Lab turns SIGTERM into the SIGINT path); every `with Lab` has
+    # already unwound, so the namespaces and child processes are gone
+    print("tuntcp: interrupted; namespaces and processes removed", file=sys.stderr)
+    return 130
+
+
 def _user_error(e: BaseException) -> int:
     msg = str(e) or type(e).__name__
     print(f"tuntcp: error: {msg.splitlines()[0]}", file=sys.stderr)
@@ -260,7 +267,9 @@ def main(argv=None) -> int:
         from .core.stack import StackError
     except ImportError:  # pragma: no cover
         StackError = ()
-    user_errors = (UsageError, ProfileError, ControlError, LabError, StackError, PermissionError)
+    from .shell.tun import TunGone
+    user_errors = (UsageError, ProfileError, ControlError, LabError, StackError, PermissionError,
+                   TunGone)
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS.get(args.cmd, cmd_scenario)(args)
@@ -272,7 +281,11 @@ def main(argv=None) -> int:
         mine = [x for x in leaves if isinstance(x, user_errors)]
         if mine and all(isinstance(x, user_errors + (KeyboardInterrupt,)) for x in leaves):
             return _user_error(mine[0])
+        if all(isinstance(x, KeyboardInterrupt) for x in leaves):
+            return _interrupted()
         raise
+    except KeyboardInterrupt:
+        return _interrupted()
     except SystemExit as e:  # -h prints help and exits 0
         return e.code if isinstance(e.code, int) else 0
     except BrokenPipeError:

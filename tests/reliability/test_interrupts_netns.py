@@ -100,11 +100,6 @@ def test_signal_at_random_point_of_storm_leaves_nothing(netns_available, tally, 
     tally.fault(f"storm {name} at {delay:.2f} s (nothing left)", survived=True)
 
 
-@pytest.mark.xfail(strict=True, reason="CLI gap: scenarios/storm_cli.main catches a bare "
-                   "KeyboardInterrupt, but trio (strict exception groups) raises it inside a "
-                   "BaseExceptionGroup from the storm's nurseries, so Ctrl-C/SIGTERM mid-storm "
-                   "prints a traceback and exits 1 instead of 'interrupted; namespaces removed' "
-                   "and 130 (cleanup itself is correct)")
 def test_ctrl_c_mid_storm_prints_one_line(netns_available, tmp_path):
     p = _storm(tmp_path)
     try:
@@ -205,9 +200,6 @@ def test_tun_removed_under_serve_exits_and_cleans_up(netns_available, tally, tmp
     tally.fault("TUN deleted under `tuntcp serve` (exit, cleanup)", survived=True)
 
 
-@pytest.mark.xfail(strict=True, reason="shell gap: FdIO.read_batch (tuntcp/shell/tun.py) lets "
-                   "OSError(EBADFD) from read(2) on a TUN whose interface was deleted escape, and "
-                   "`tuntcp serve` prints the trio ExceptionGroup traceback instead of one line")
 def test_tun_removed_under_serve_gives_one_line_error(netns_available, tmp_path):
     p, err = _serve_and_delete_tun(tmp_path)
     assert "Traceback" not in err, err[-1500:]

@@ -37,6 +37,10 @@ class PacketIO:
         pass
 
 
+class TunGone(OSError):
+    """The TUN device stopped working under us (its interface or namespace was removed)."""
+
+
 class FdIO(PacketIO):
     """A non-blocking packet fd (TUN or datagram socket). The fd is not closed by us unless
     ``owns=True``: the Lab that created the TUN owns it."""
@@ -58,6 +62,10 @@ class FdIO(PacketIO):
                 break
             except InterruptedError:
                 continue
+            except OSError as e:
+                # EBADFD/EIO/ENXIO: read(2) on a TUN whose interface was deleted
+                raise TunGone(e.errno, "the TUN device went away (its interface or namespace "
+                                       f"was removed): {e.strerror}") from None
             if not pkt:  # EOF: the device or peer went away; nothing more will come
                 break
             out.append(pkt)
