@@ -144,7 +144,7 @@ class Connection:
         "app_closed", "bytes_sent", "bytes_acked", "bytes_received", "segs_out", "segs_in",
         "lastsnd", "lastrcv", "lastack", "_init_rcv_wnd", "_init_clamp",
         # congestion-control inputs: send time of each new-data segment, last data send
-        "tx_times", "lsndtime", "min_rtt",
+        "tx_times", "lsndtime",
         # receive-buffer autotuning: receiver RTT estimate (rcv_rtt_est), rcvq_space, copied_seq
         "rcv_rtt", "rcv_rtt_seq", "rcv_rtt_time", "rcv_rtt_last_tsecr",
         "rcvq_space", "rcvq_seq", "rcvq_time", "copied",
@@ -223,8 +223,7 @@ class Connection:
         self.bytes_sent = self.bytes_acked = self.bytes_received = 0
         self.segs_out = self.segs_in = 0
         self.lastsnd = self.lastrcv = self.lastack = now
-        self.tx_times = deque()      # [end_seq, first send or None once retransmitted, last send]
-        self.min_rtt = None          # smallest ca_rtt seen (tcp_min_rtt, not windowed)
+        self.tx_times = deque()      # [end_seq, sent at or None once retransmitted]
         self.lsndtime = now
         self.rcv_rtt = 0.0           # smoothed receiver-side RTT, s (rcv_rtt_est.rtt_us >> 3)
         self.rcv_rtt_seq = 0
@@ -1002,8 +1001,6 @@ class Connection:
             rto.sample(now - self.rtt_time)
             self.rtt_seq = None
         ca_rtt = self._ca_rtt(ack, now) if self.tx_times else None
-        if ca_rtt is not None and (self.min_rtt is None or ca_rtt < self.min_rtt):
-            self.min_rtt = ca_rtt
         rto.backoffs = 0                   # RtoEstimator.reset_backoff
         self.retransmits = 0
         self.retrans_stamp = None
@@ -1205,8 +1202,7 @@ class Connection:
                 self._retransmit_next(now)
             return
         k = self.reordering
-        lost = self.dupacks >= k or (self.sack_ok and (
-            self.sb.is_lost(self.snd_una, self.mss, k) or self._rack_head_lost()))
+        lost = self.dupacks >= k or (self.sack_ok and self.sb.is_lost(self.snd_una, self.mss, k))
         if not lost:
             return
         c = self.stack.counters
@@ -1221,31 +1217,6 @@ class Connection:
         self.retx_nxt = self.snd_una
         self.rtt_seq = None
         self._retransmit_next(now)
-
-    def _rack_head_lost(self) -> bool:
-        """RACK's time-based rule (RFC 8985 6.2, Linux ``tcp_rack_detect_loss``; tcp_recovery=1
-        since 4.4) for the first unacknowledged segment only: it is lost when a segment whose
-        latest transmission went out at least reo_wnd (min RTT / 4) after it has been SACKed.
-        "Latest transmission" makes a SACKed tail loss probe mark what it followed. Not
-        modelled: RACK for the other segments and its reordering timer (the next SACK or the
-        duplicate-ACK threshold takes over); the 3.10 profile gets RACK too."""
-        tt = self.tx_times
-        high = self.sb.highest_sacked()
-        if not tt or high is None:
-            return False
-        head_end, _, head_sent = tt[0]
-        if not seq_gt(high, head_end) or self.sb.is_sacked(self.snd_una, head_end):
-            return False
-        rack_sent = None
-        for e in reversed(tt):          # the segment holding the highest SACKed byte
-            if seq_lt(e[0], high):
-                break
-            rack_sent = e[2]
-        if rack_sent is None:
-            return False
-        srtt = self.rto.srtt or 0.0
-        reo_wnd = (self.min_rtt if self.min_rtt is not None else srtt) / 4
-        return rack_sent - head_sent >= reo_wnd
 
     def _reordering_seen(self, dist_bytes: int) -> None:
         """``tcp_check_sack_reordering``: a segment was cumulatively ACKed below data already
@@ -1689,7 +1660,6 @@ class Connection:
             for e in self.tx_times:       # TCPCB_RETRANS: no RTT sample from these
                 if seq_gt(e[0], seq):
                     e[1] = None
-                    e[2] = now
                     if not seq_lt(e[0], end):
                         break
         else:
@@ -1702,7 +1672,7 @@ class Connection:
             if self.snd_una == self.snd_max:
                 self.cc.on_tx_start(now, now - self.lsndtime)
             self.lsndtime = now
-            self.tx_times.append([end, now, now])
+            self.tx_times.append([end, now])
             # tcp_event_data_sent: a reply within ato of the last receive counts toward ping-pong
             if now - self.lrcvtime < self.ato:
                 self.pingpong += 1
