@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import random
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import trio
@@ -29,12 +31,10 @@ def counted_once(delta: dict) -> int:
     return sum(delta.get(k, 0) for k in ONCE) + delta.get("TcpInErrs", 0) - delta.get("TcpInCsumErrors", 0)
 
 
-def _raw(*a, **kw):
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fuzz"))
-    from world import raw
-    return raw(*a, **kw)
+_FUZZ_DIR = str(Path(__file__).resolve().parents[2] / "fuzz")
+if _FUZZ_DIR not in sys.path:
+    sys.path.insert(0, _FUZZ_DIR)
+from world import raw as _raw  # noqa: E402  (fuzz/world.py: byte-level packet builder)
 
 
 def scapy_fuzz_packets(lab, n: int, seed: int) -> list[bytes]:

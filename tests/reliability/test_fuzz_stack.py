@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fuzz"))
+if str(Path(__file__).resolve().parents[2] / "fuzz") not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fuzz"))
 from world import CLIENT, PORT, SERVER, World, raw  # noqa: E402
 
 from tuntcp.wire.segment import ACK, FIN, PSH, RST, SYN  # noqa: E402
