@@ -413,3 +413,19 @@ def test_lost_retransmit_skips_acked_entries_behind_unacked_ones():
     out = st.take_segments()
     assert out and all(len(x.payload) <= c.mss for x in out)
     assert all(e[1] != s(1) for e in c.retx_list)
+
+
+def test_a_write_that_sends_nothing_leaves_the_probe_armed():
+    """The application writes more while cwnd is full: tcp_write_xmit sends nothing and does
+    not touch the timer, so the loss probe still goes at 22 ms (not an RTO at 210 ms)."""
+    st, c, d = established(sndbuf=65536)
+    c.nodelay = True
+    lines = ["0.000 %send 14480"]
+    for i in range(10):
+        flag = "P." if i == 9 else "."
+        lines.append(f"0.000 > {flag} {1 + i * 1448}:{1 + (i + 1) * 1448}(1448) ack 1 win * <TS val * ecr 100>")
+    lines += ["0.010 %send 1448",
+              "0.022 > P. 14481:15929(1448) ack 1 win * <TS val * ecr 100>"]
+    d.run("\n".join(lines), acts(c), settle=0.1, strict=False)
+    assert st.counters["TcpExtTCPLossProbes"] == 1
+    assert st.counters.get("TcpExtTCPTimeouts", 0) == 0

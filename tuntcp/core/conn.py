@@ -1637,9 +1637,8 @@ class Connection:
                 self._arm_rtx(now + self.rto.rto, "probe")
         elif sent and not wakeup and not head and self._schedule_loss_probe(now, False):
             pass                           # tcp_write_xmit: one loss probe per tail episode
-        elif self.snd_una != self.snd_max and (self.rtx_at is None or
-                                               self.rtx_kind in ("probe", "tlp")):
-            self._arm_rtx(now + self.rto.rto, "rtx")
+        elif self.snd_una != self.snd_max and (self.rtx_at is None or self.rtx_kind == "probe"):
+            self._arm_rtx(now + self.rto.rto, "rtx")   # a pending loss probe stays armed
 
     def _xmit(self, seq: int, off: int, n: int, now: float, retrans: bool, fin: bool = False) -> None:
         """Build and emit one data/FIN segment (``tcp_transmit_skb``); counts retransmissions."""
