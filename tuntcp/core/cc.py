@@ -90,8 +90,10 @@ class Reno(_Cc):
 
     __slots__ = ()
 
-    def on_ack(self, acked_segs: int, now: float, rtt: float | None = None, cwnd_limited: bool = True) -> None:
-        """Slow start then +1 per cwnd ACKed segments (``tcp_reno_cong_avoid``)."""
+    def on_ack(self, acked_segs: int, now: float, rtt: float | None = None, cwnd_limited: bool = True,
+               snd_una: int | None = None, snd_nxt: int | None = None) -> None:
+        """Slow start then +1 per cwnd ACKed segments (``tcp_reno_cong_avoid``). snd_una/snd_nxt
+        are accepted for the common interface (CUBIC's HyStart uses them); Reno has no HyStart."""
         if self.in_recovery or not cwnd_limited or acked_segs <= 0:
             return
         if self.cwnd < self.ssthresh:

@@ -242,7 +242,7 @@ class Connection:
         self._delack_max = p["model.delack_max"]
         self._pp_thresh_v = p.get("net.ipv4.tcp_pingpong_thresh", 1)
         self._wmem_max = p["net.ipv4.tcp_wmem"][2]
-        self._tlp_ok = p.family == "linux" and p.get("net.ipv4.tcp_early_retrans", 3) in (3, 4)
+        self._tlp_ok = p.family == "linux" and p["net.ipv4.tcp_early_retrans"] in (3, 4)
         self._rto_min = p["model.rto_min"]
         self._init_rcv_wnd = 0
         self._init_clamp = 0
@@ -1167,16 +1167,13 @@ class Connection:
         return now - last
 
     def _cc_ack(self, acked_segs: int, now: float, rtt, cwnd_limited: bool) -> None:
-        """``tcp_cong_control`` outside recovery. CUBIC gets snd_una and snd_nxt (our snd_max)
-        for HyStart's rounds; a HyStart exit is counted like ``hystart_update``
+        """``tcp_cong_control`` outside recovery. The controller gets snd_una and snd_nxt (our
+        snd_max) for HyStart's rounds (CUBIC); a HyStart exit is counted like ``hystart_update``
         (TcpExtTCPHystart{Train,Delay}Detect, ...Cwnd += cwnd)."""
         cc = self.cc
-        if cc.name != "cubic":
-            cc.on_ack(acked_segs, now, rtt, cwnd_limited)
-            return
-        found = cc.found
+        found = getattr(cc, "found", None)
         cc.on_ack(acked_segs, now, rtt, cwnd_limited, self.snd_una, self.snd_max)
-        if cc.found and not found:
+        if found is None and getattr(cc, "found", None):
             kind = "Train" if cc.found == "train" else "Delay"
             c = self.stack.counters
             c.inc(f"TcpExtTCPHystart{kind}Detect")

@@ -64,6 +64,7 @@ _BASE = {
     "net.ipv4.tcp_moderate_rcvbuf": 1,
     "net.ipv4.tcp_slow_start_after_idle": 1,
     "net.ipv4.tcp_dsack": 1,
+    "net.ipv4.tcp_early_retrans": 3,
     "net.ipv4.ip_default_ttl": 64,
     "model.synq_full_cmp": ">=",
     "model.acceptq_syn_drop": "full",
