@@ -11,7 +11,6 @@ name the commit in linux.py / freebsd.py. The host's own sysctls are never read.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from types import MappingProxyType
 from typing import Any
 
 
@@ -19,25 +18,27 @@ class ProfileError(ValueError):
     """A user mistake in a profile name or a --sysctl override (reported without a traceback)."""
 
 
-class Profile(Mapping):
-    __slots__ = ("name", "family", "_knobs")
+class Profile(dict):
+    """A read-only dict of knob -> value (a dict so lookups on the per-packet path cost what a
+    dict lookup costs), plus ``name`` and ``family``."""
+
+    __slots__ = ("name", "family")
 
     def __init__(self, name: str, family: str, knobs: Mapping[str, Any]):
+        dict.__init__(self, knobs)
         self.name = name
         self.family = family  # "linux" or "freebsd"
-        self._knobs = MappingProxyType(dict(knobs))
 
-    def __getitem__(self, key: str) -> Any:
-        try:
-            return self._knobs[key]
-        except KeyError:
-            raise KeyError(f"profile {self.name} has no knob {key!r}") from None
+    def __missing__(self, key: str) -> Any:
+        raise KeyError(f"profile {self.name} has no knob {key!r}")
 
-    def __iter__(self):
-        return iter(self._knobs)
+    def _read_only(self, *args, **kwargs):
+        raise TypeError("profiles are read-only; use with_overrides()")
 
-    def __len__(self) -> int:
-        return len(self._knobs)
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _read_only  # type: ignore[assignment]
+
+    def __reduce__(self):
+        return (Profile, (self.name, self.family, dict(self)))
 
     def __repr__(self) -> str:
         return f"Profile({self.name!r})"
@@ -51,7 +52,7 @@ class Profile(Mapping):
         if not overrides:
             return self
         items = overrides.items() if isinstance(overrides, Mapping) else (_split(s) for s in overrides)
-        knobs = dict(self._knobs)
+        knobs = dict(self)
         for name, value in items:
             if name not in knobs:
                 close = [k for k in knobs if k.split(".")[-1] == name.split(".")[-1]]
