@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample-every", type=float, default=d.sample_every)
     p.add_argument("--tolerance", type=float, default=d.tolerance, help="allowed growth, last vs middle third")
     p.add_argument("--trim-every", type=float, default=d.trim_every,
-                   help="seconds between malloc_trim(0) RSS samples that decide (0: judge raw RSS)")
+                   help="judge RSS read after malloc_trim(0) every so many seconds (default 0: raw RSS)")
     p.add_argument("--profile", default=d.profile)
     p.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--seed", type=int, default=d.seed)

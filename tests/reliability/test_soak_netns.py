@@ -21,7 +21,7 @@ def test_flat_compares_last_third_with_middle_third():
 
 
 async def test_short_soak_is_flat(netns_available, tally):
-    cfg = SoakConfig(seconds=SECONDS, flood_every=SECONDS / 3.5, flood_seconds=1.0, trim_every=2.0)
+    cfg = SoakConfig(seconds=SECONDS, flood_every=SECONDS / 3.5, flood_seconds=1.0)
     report = await run_soak(cfg)
     text = summary(report)
     v, st = report["verdict"], report["stats"]
