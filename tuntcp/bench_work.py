@@ -118,7 +118,7 @@ class KernelServer:
 
 def make_stack(lab, profile):
     from .core.stack import Stack
-    stack = Stack(profile, addrs={lab.endpoint_ip}, secret=os.urandom(16))
+    stack = Stack(profile, addrs={lab.endpoint_ip}, secret=os.urandom(16), offload=lab.vnet_hdr)
     stack.mtu = lab.mtu          # advmss = MTU - 40, as the kernel derives it from the route
     return stack
 
@@ -140,7 +140,7 @@ async def tuntcp_endpoint(lab, profile, handler, port: int = TUNTCP_PORT):
 
     drain_tun(lab)
     stack = make_stack(lab, profile)
-    ep = Endpoint(stack, lab.tun_fd)
+    ep = Endpoint(stack, lab.tun_fd, offload=lab.vnet_hdr)
     lst = TcpListener(ep, stack.listen(port, 65535))
 
     async def guarded(stream):
@@ -356,7 +356,7 @@ async def ingest_tuntcp(lab, profile, cfg) -> dict:
     c = stack.counters
     return {"MBps": box["bytes"] / box["seconds"] / 1e6, "bytes": box["bytes"],
             "csum_errors": c.get("TcpInCsumErrors", 0), "segs_in": c.get("TcpInSegs", 0),
-            "checksums_verified": True, "endpoint_cpu": cpu}
+            "checksums_verified": not lab.vnet_hdr, "endpoint_cpu": cpu}
 
 
 async def ingest_kernel(lab, profile, cfg) -> dict:
