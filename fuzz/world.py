@@ -26,7 +26,7 @@ BACKLOG = 64
 # Exactly one of these moves per packet given to Stack.receive (TcpInErrs only for data
 # offset < 5: a checksum error moves TcpInErrs too, and is counted by TcpInCsumErrors).
 ONCE = ("IpInHdrErrors", "IpExtInTruncatedPkts", "IpReasmFails", "IpInUnknownProtos",
-        "TuntcpTcpTruncated", "TcpInCsumErrors", "IpInAddrErrors", "TcpInSegs")
+        "TuntcpTcpTruncated", "TcpInCsumErrors", "IpInAddrErrors", "TuntcpMartianSrc", "TcpInSegs")
 
 
 def raw(saddr: int, daddr: int, sport: int, dport: int, seq: int = 0, ack: int = 0, flags: int = 0,

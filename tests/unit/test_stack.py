@@ -157,3 +157,12 @@ def test_demux_prefers_the_connection_then_the_specific_listener():
     out = st.take_segments()
     assert [s.flags for s in out] == [SYN | ACK]
     assert exact.queue_lengths()["syn"] == 1 and wild.queue_lengths()["syn"] == 0
+
+
+def test_martian_sources_never_reach_tcp():
+    """ip_route_input_slow drops multicast, limited-broadcast, zeronet and loopback sources."""
+    from tuntcp.core.stack import _martian_source
+    for a in (0xE0000001, 0xEFFFFFFA, 0xFFFFFFFF, 0x00000000, 0x00FF0001, 0x7F000001):
+        assert _martian_source(a), hex(a)
+    for a in (0xC6120001, 0x0A000001, 0xF0000001, 0xDFFFFFFF):
+        assert not _martian_source(a), hex(a)

@@ -1055,7 +1055,8 @@ class Connection:
                 if self.app_closed:
                     self._arm_tw(now + self.profile.get("net.ipv4.tcp_fin_timeout", 60))
             elif st == "CLOSING":
-                self._enter_timewait(now)
+                if not self._enter_timewait(now):
+                    return False
             elif st == "LAST-ACK":
                 self._done("CLOSED")
                 return False
@@ -1068,7 +1069,7 @@ class Connection:
         delaying its ACK) or TCP_TIMEOUT_MIN (2 jiffies) otherwise; 1 s (TCP_TIMEOUT_INIT)
         without an RTT sample. Never later than the RTO: a full RTO from now after an ACK
         (``advancing_rto``), else the RTO that is already running. net.ipv4.tcp_early_retrans
-        (3 by default, knob not in the profiles yet) 3 or 4 enables it; FreeBSD's default stack
+        3 (the default) or 4 enables it; FreeBSD's default stack
         has no TLP. The 3.10-era PTO (max(2 srtt, 10 ms), 1.5 srtt + 200 ms for one
         segment) is not modelled."""
         if not self._tlp_ok or not self.sack_ok or self.in_recovery or \
@@ -1789,12 +1790,21 @@ class Connection:
         self.stack.dirty.add(self)
         self.stack.log("tcp_state", conn=self.key, old=old, new=new)
 
-    def _enter_timewait(self, now: float) -> None:
-        """``tcp_time_wait``: 2MSL (TCP_TIMEWAIT_LEN, model.timewait_len) then gone."""
+    def _enter_timewait(self, now: float) -> bool:
+        """``tcp_time_wait``: 2MSL (TCP_TIMEWAIT_LEN, model.timewait_len) then gone. Once the
+        namespace holds net.ipv4.tcp_max_tw_buckets TIME-WAIT sockets, ``inet_twsk_alloc``
+        refuses another: TcpExtTCPTimeWaitOverflow and the socket closes at once (False)."""
+        stack = self.stack
+        if stack.tw_count >= self.profile["net.ipv4.tcp_max_tw_buckets"]:
+            stack.counters.inc("TcpExtTCPTimeWaitOverflow")
+            self._done("CLOSED")
+            return False
+        stack.tw_count += 1
         self._set_state("TIME-WAIT")
         self.rtx_at = self.dack_at = None
         self.sndq.clear()
         self._arm_tw(now + self.profile["model.timewait_len"])
+        return True
 
     def _reset(self, now: float) -> None:
         """``tcp_reset``: the peer reset us (RFC 9293 3.10.7.4 second step)."""
@@ -1809,6 +1819,8 @@ class Connection:
         c = self.stack.counters
         if st in ("SYN-SENT", "SYN-RECV"):
             c.inc("TcpAttemptFails")
+        elif st == "TIME-WAIT":
+            self.stack.tw_count -= 1
         self._set_state("CLOSED")
         self.rtx_at = self.dack_at = self.tw_at = None
         self.deadline = None

@@ -31,6 +31,11 @@ class StackError(ValueError):
     """A user mistake (port in use, unknown address): reported without a traceback."""
 
 
+def _martian_source(a: int) -> bool:
+    top = a >> 24
+    return top >= 224 and (top < 240 or a == 0xFFFFFFFF) or top == 0 or top == 127
+
+
 class Stack:
     """One TCP/IP endpoint. See docs/design.md for the contract.
 
@@ -51,6 +56,7 @@ class Stack:
         self.conns: dict[tuple[int, int, int, int], object] = {}
         self.listeners: dict[tuple[int, int], object] = {}
         self.dirty: set = set()
+        self.tw_count = 0           # TIME-WAIT sockets, bounded by net.ipv4.tcp_max_tw_buckets
         self.now = 0.0
         self._heap: list = []
         self._tick = itertools.count()
@@ -86,6 +92,11 @@ class Stack:
         c = self.counters
         if self.addrs and seg.daddr not in self.addrs:
             c.inc("IpInAddrErrors")
+            return
+        if _martian_source(seg.saddr):
+            # ip_route_input_slow: a multicast, limited-broadcast, zeronet or loopback source
+            # never reaches TCP (Linux counts it only as rt_cache in_martian_src)
+            c.inc("TuntcpMartianSrc")
             return
         c["TcpInSegs"] = c.get("TcpInSegs", 0) + 1
         conn = self.conns.get((seg.daddr, seg.dport, seg.saddr, seg.sport))
