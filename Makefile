@@ -38,5 +38,12 @@ storm: venv tools
 bench: venv tools
 	$(BIN)/tuntcp bench $(ARGS)
 
+# Coverage-guided fuzzing of the codec and of the core's segment entry (atheris, seeded corpus),
+# FUZZ_SECONDS per harness; a crash fails the run and leaves its input in the test's tmp dir.
+FUZZ_SECONDS ?= 120
+fuzz: venv
+	TUNTCP_FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m pytest -q -p no:cacheprovider \
+		tests/reliability/test_atheris.py
+
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis *.egg-info
