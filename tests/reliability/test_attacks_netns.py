@@ -170,14 +170,19 @@ async def test_invalid_cookie_ack_flood_keeps_no_state(lab, nursery, tally, tmp_
     warm.close()
     before = c.snapshot()
     conns_before = len(ep.stack.conns)
+    ring_before = lab.tun_stats().get("tx_dropped", 0)
 
     async def attack(legit):
         proc = start_injector(lab, path, rate=0)
         return await injector_result(proc)
     legit, res = await _with_legit(lab, nursery, attack)
+    await trio.sleep(0.2)                    # let the endpoint drain what the ring holds
     delta = c.delta(before)
     failed = delta.get("TcpExtSyncookiesFailed", 0)
-    assert failed >= 0.9 * res["sent"], (failed, res)
+    ring = lab.tun_stats().get("tx_dropped", 0) - ring_before
+    # every injected ACK is refused as a cookie or dropped (visibly) at the TUN ring when the
+    # endpoint is starved of CPU; most must reach the cookie check
+    assert failed + ring >= res["sent"] and failed >= 0.5 * res["sent"], (failed, ring, res)
     assert not lst.reqs
     assert len(ep.stack.conns) <= conns_before + 2   # the legit client's own, nothing else
     assert delta.get("TcpExtSyncookiesRecv", 0) >= legit.connects - 1
