@@ -37,11 +37,12 @@ import argparse
 import errno
 import json
 import os
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import trio
+
+from scenarios.cli_common import scenario_main
 
 from scenarios.reverse_check import read_pcap
 
@@ -338,24 +339,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
-    from tuntcp.harness.netns import LabError
-    from tuntcp.profiles import ProfileError, get_profile
+    from tuntcp.profiles import get_profile
     cfg = Config(defer_s=args.defer_s, late_s=args.late_s, profile=args.profile,
                  modes=tuple(m.strip() for m in args.modes.split(",") if m.strip()),
                  timeout_s=args.timeout_s, out=args.out, pcap=args.pcap, kernel=args.kernel)
-    try:
-        cfg.check()
+    def check():
         if get_profile(cfg.profile).family != "linux":
             raise DeferAcceptError("TCP_DEFER_ACCEPT is Linux-only; pick a linux-* profile "
                                    "(FreeBSD: tuntcp freebsd_queue, accept filters)")
-        report = trio.run(run, cfg, lambda msg: print(f"defer_accept: {msg}", file=sys.stderr))
-    except (DeferAcceptError, ProfileError, LabError) as e:
-        print(f"tuntcp defer_accept: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("tuntcp defer_accept: interrupted; namespaces removed", file=sys.stderr)
-        return 130
-    print("\n".join(table(report)))
-    print(report["headline"]["summary"])
-    print(f"\nreport: {cfg.out}/report.json, {report['artifacts']['markdown']}")
-    return 0
+
+    return scenario_main("defer_accept", cfg, run, errors=(DeferAcceptError,), check=check,
+                         summary=lambda r: "\n".join(table(r)) + "\n" + r["headline"]["summary"])

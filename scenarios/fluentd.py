@@ -41,11 +41,12 @@ import argparse
 import errno
 import json
 import random
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import trio
+
+from scenarios.cli_common import scenario_main
 
 from scenarios.report import percentiles
 
@@ -407,33 +408,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
-    from tuntcp.harness.netns import LabError
     cfg = Config(forwarders=args.forwarders, hosts=args.hosts, rounds=args.rounds,
                  spread_ms=args.spread_ms, rtt_ms=args.rtt_ms, batch=args.batch, profile=args.profile,
                  settings=tuple(s.strip() for s in args.settings.split(",") if s.strip()),
                  connect_timeout_s=args.connect_timeout, seed=args.seed, sysctl=list(args.sysctl),
                  out=args.out)
-    try:
+    def check():
         if not cfg.settings:
             raise FluentdError("--settings is empty")
-        cfg.check()
-    except FluentdError as e:
-        print(f"tuntcp fluentd: error: {e}", file=sys.stderr)
-        return 2
 
     def show(msg=""):
         if not args.quiet:
             print(msg, flush=True)
 
-    try:
-        report = trio.run(run, cfg, show)
-    except (FluentdError, LabError) as e:
-        print(f"tuntcp fluentd: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("tuntcp fluentd: interrupted; namespaces removed", file=sys.stderr)
-        return 130
-    print(summary_table(report))
-    print(f"\nreport: {cfg.out}/report.json, {cfg.out}/report.md")
-    return 0
+    return scenario_main("fluentd", cfg, run, errors=(FluentdError,), summary=summary_table,
+                         show=show, check=check)
 

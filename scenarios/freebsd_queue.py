@@ -43,11 +43,12 @@ import json
 import os
 import socket
 import subprocess
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import trio
+
+from scenarios.cli_common import scenario_main
 
 from scenarios.reverse_check import read_pcap
 
@@ -440,24 +441,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
-    from tuntcp.harness.netns import LabError
-    from tuntcp.profiles import ProfileError, get_profile
+    from tuntcp.profiles import get_profile
     cfg = Config(profiles=tuple(p.strip() for p in args.profiles.split(",") if p.strip()),
                  backlog=args.backlog, clients=args.clients, hosts=args.hosts,
                  rexmtlimit=args.rexmtlimit, split_s=args.split_s, line_s=args.line_s,
                  timeout_s=args.timeout_s, out=args.out, pcap=args.pcap, sysctl=list(args.sysctl))
-    try:
-        cfg.check()
+    def check():
         for p in cfg.profiles:
             get_profile(p, cfg.sysctl)
-        report = trio.run(run, cfg, lambda msg: print(f"freebsd_queue: {msg}", file=sys.stderr))
-    except (FreeBSDQueueError, ProfileError, LabError) as e:
-        print(f"tuntcp freebsd_queue: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("tuntcp freebsd_queue: interrupted; namespaces removed", file=sys.stderr)
-        return 130
-    print("\n".join(table(report)))
-    print(report["headline"]["summary"])
-    print(f"\nreport: {cfg.out}/report.json, {report['artifacts']['markdown']}")
-    return 0
+
+    return scenario_main("freebsd_queue", cfg, run, errors=(FreeBSDQueueError,), check=check,
+                         summary=lambda r: "\n".join(table(r)) + "\n" + r["headline"]["summary"])

@@ -37,11 +37,12 @@ import re
 import socket
 import struct
 import subprocess
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import trio
+
+from scenarios.cli_common import scenario_main
 
 PORT = 9092
 
@@ -303,29 +304,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
-    from tuntcp.harness.netns import LabError
-    from tuntcp.profiles import ProfileError, get_profile
+    from tuntcp.profiles import get_profile
     cfg = Config(rcvbuf=args.rcvbuf, nbytes=args.nbytes, profile=args.profile,
                  syncookies=args.syncookies, timeout_s=args.timeout_s, out=args.out,
                  pcap=args.pcap)
-    try:
-        cfg.check()
-        get_profile(cfg.profile)
-        report = trio.run(run, cfg, lambda msg: print(f"reverse_check: {msg}", file=sys.stderr))
-    except (ReverseCheckError, ProfileError, LabError) as e:
-        print(f"tuntcp reverse_check: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("tuntcp reverse_check: interrupted; namespace removed", file=sys.stderr)
-        return 130
-    h = report["headline"]
-    w = 28
-    for k in ("verdict", "kernel", "synack_wscale", "kernel_rcv_wscale_ss",
-              "kernel_rcv_wscale_tcpinfo", "cookie_handshake", "max_window_field",
-              "window_as_client_reads", "window_as_kernel_means"):
-        print(f"{k:{w}}{h[k]}")
-    print(h["summary"])
-    print(f"\nreport: {cfg.out}/report.json, {report['artifacts']['markdown']}")
-    if cfg.pcap:
-        print(f"pcap:   {report['artifacts']['pcap']}   (tshark -r FILE)")
-    return 0
+    def summary(report) -> str:
+        h = report["headline"]
+        lines = [f"{k:28}{h[k]}" for k in (
+            "verdict", "kernel", "synack_wscale", "kernel_rcv_wscale_ss",
+            "kernel_rcv_wscale_tcpinfo", "cookie_handshake", "max_window_field",
+            "window_as_client_reads", "window_as_kernel_means")]
+        lines.append(h["summary"])
+        if cfg.pcap:
+            lines.append(f"pcap: {report['artifacts']['pcap']}   (tshark -r FILE)")
+        return "\n".join(lines)
+
+    return scenario_main("reverse_check", cfg, run, errors=(ReverseCheckError,),
+                         check=lambda: get_profile(cfg.profile), summary=summary)

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import trio
 
+from scenarios.cli_common import scenario_main
+
 from scenarios.report import percentiles
 
 PORT = 8080
@@ -283,7 +285,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
-    from tuntcp.harness.netns import LabError
     try:
         settings = tuple(int(x) for x in args.abort_on_overflow.split(",") if x.strip())
     except ValueError:
@@ -294,24 +295,9 @@ def main(args) -> int:
                  pace_ms=args.pace_ms, rtt_ms=args.rtt_ms, profile=args.profile, settings=settings,
                  client_timeout_s=args.client_timeout, seed=args.seed, sysctl=list(args.sysctl),
                  out=args.out)
-    try:
-        cfg.check()
-    except SlowAcceptError as e:
-        print(f"tuntcp slow_accept: error: {e}", file=sys.stderr)
-        return 2
-
     def show(msg=""):
         if not args.quiet:
             print(msg, flush=True)
 
-    try:
-        report = trio.run(run, cfg, show)
-    except (SlowAcceptError, LabError) as e:
-        print(f"tuntcp slow_accept: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("tuntcp slow_accept: interrupted; namespaces removed", file=sys.stderr)
-        return 130
-    print(summary_table(report))
-    print(f"\nreport: {cfg.out}/report.json, {cfg.out}/report.md")
-    return 0
+    return scenario_main("slow_accept", cfg, run, errors=(SlowAcceptError,), summary=summary_table,
+                         show=show)

@@ -50,11 +50,12 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import trio
+
+from scenarios.cli_common import scenario_main
 
 from scenarios.report import percentiles
 
@@ -386,30 +387,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
-    from tuntcp.harness.netns import LabError
     cfg = Config(legit=args.legit, backlog=args.backlog, flood_pps=args.flood_pps,
                  flood_s=args.flood_seconds, spoof=args.spoof, legit_window_s=args.legit_window,
                  client_syn_retries=args.client_syn_retries, profile=args.profile,
                  modes=tuple(m.strip() for m in args.modes.split(",") if m.strip()),
                  seed=args.seed, sysctl=list(args.sysctl), out=args.out)
-    try:
-        cfg.check()
-    except SynfloodError as e:
-        print(f"tuntcp synflood: error: {e}", file=sys.stderr)
-        return 2
-
     def show(msg=""):
         if not args.quiet:
             print(msg, flush=True)
 
-    try:
-        report = trio.run(run, cfg, show)
-    except (SynfloodError, LabError) as e:
-        print(f"tuntcp synflood: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("tuntcp synflood: interrupted; flood stopped, namespaces removed", file=sys.stderr)
-        return 130
-    print(summary_table(report))
-    print(f"\nreport: {cfg.out}/report.json, {cfg.out}/report.md")
-    return 0
+    return scenario_main("synflood", cfg, run, errors=(SynfloodError,), summary=summary_table,
+                         show=show)

@@ -46,11 +46,12 @@ import json
 import os
 import socket
 import statistics
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import trio
+
+from scenarios.cli_common import scenario_main
 
 from scenarios.reverse_check import read_pcap
 
@@ -405,23 +406,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
-    from tuntcp.harness.netns import LabError
-    from tuntcp.profiles import ProfileError, get_profile
+    from tuntcp.profiles import get_profile
     cfg = Config(clients=args.clients, nbytes=args.nbytes, rtt_ms=args.rtt_ms,
                  rcvbuf=args.rcvbuf, force=args.force, profile=args.profile, timeout_s=args.timeout_s, out=args.out, pcap=args.pcap,
                  kernel=args.kernel)
-    try:
-        cfg.check()
+    def check():
         if get_profile(cfg.profile).family != "linux":
             raise TsOffError("ts_off models Linux cookies; pick a linux-* profile")
-        report = trio.run(run, cfg, lambda msg: print(f"ts_off: {msg}", file=sys.stderr))
-    except (TsOffError, ProfileError, LabError) as e:
-        print(f"tuntcp ts_off: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("tuntcp ts_off: interrupted; namespaces removed", file=sys.stderr)
-        return 130
-    print("\n".join(table(report)))
-    print(report["headline"]["summary"])
-    print(f"\nreport: {cfg.out}/report.json, {report['artifacts']['markdown']}")
-    return 0
+
+    return scenario_main("ts_off", cfg, run, errors=(TsOffError,), check=check,
+                         summary=lambda r: "\n".join(table(r)) + "\n" + r["headline"]["summary"])
