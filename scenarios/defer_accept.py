@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,7 +42,7 @@ from pathlib import Path
 import trio
 
 from scenarios.cli_common import scenario_main
-
+from scenarios.report import write_report
 from scenarios.reverse_check import read_pcap
 
 PORT = 8090
@@ -280,11 +279,7 @@ async def run(cfg: Config, show=None) -> dict:
     report = {"scenario": "defer_accept", "config": conf, "headline": headline_of(modes, cfg),
               "modes": modes, "counters": {m: r["counters"] for m, r in modes.items()},
               "artifacts": {"pcap": {m: r["pcap"] for m, r in modes.items()}}}
-    md = outdir / "report.md"
-    report["artifacts"]["markdown"] = str(md)
-    md.write_text(render_markdown(report))
-    (outdir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    return report
+    return write_report(report, outdir, render_markdown)
 
 
 def table(report: dict) -> list[str]:

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,8 +46,8 @@ from pathlib import Path
 import trio
 
 from scenarios.cli_common import scenario_main
-
-from scenarios.report import percentiles
+from scenarios.report import percentiles, write_report
+from tuntcp.shell.apps import discard, guarded
 
 PORT = 24224
 TCP_SYN_RECV = 0x03
@@ -226,21 +225,6 @@ class Forwarder:
             s.close()
 
 
-async def in_forward(listener, nursery) -> None:
-    """The fluentd input: accept, read until the heartbeat closes, close."""
-    async def one(stream):
-        try:
-            while await stream.receive_some(4096):
-                pass
-            await stream.aclose()
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            stream.abort()
-
-    while True:
-        stream = await listener.accept()
-        nursery.start_soon(one, stream)
-
-
 async def run_setting(cfg: Config, backlog: int, somaxconn: int | None, cookies: int, show) -> dict:
     from tuntcp.core.stack import Stack
     from tuntcp.harness.link import LinkModel
@@ -279,7 +263,8 @@ async def run_setting(cfg: Config, backlog: int, somaxconn: int | None, cookies:
             nursery.start_soon(ep.run)
             listener = await open_tcp_listener(ep, PORT, backlog)
             lst = listener.listener
-            nursery.start_soon(in_forward, listener, nursery)
+            # in_forward: accept, read until the heartbeat closes, close
+            nursery.start_soon(trio.serve_listeners, guarded(discard), [listener])
             before = stack.counters.snapshot()
             t0 = trio.current_time() + 0.2
             done = trio.Event()
@@ -349,9 +334,7 @@ async def run(cfg: Config, show=None) -> dict:
         report["headline"][r["name"]] = r["headline"]
         report["counters"][r["name"]] = r["counters"]
         report["runs"][r["name"]] = r["run"]
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "report.md").write_text(markdown(report))
-    return report
+    return write_report(report, out, markdown)
 
 
 def summary_table(report: dict) -> str:

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import os
 import socket
 import subprocess
@@ -49,7 +48,7 @@ from pathlib import Path
 import trio
 
 from scenarios.cli_common import scenario_main
-
+from scenarios.report import write_report
 from scenarios.reverse_check import read_pcap
 
 PROFILES = ("freebsd-9", "freebsd-14")
@@ -374,11 +373,7 @@ async def run(cfg: Config, show=None) -> dict:
     report = {"scenario": "freebsd_queue", "config": conf, "headline": headline_of(cfg, profiles),
               "profiles": profiles, "counters": {p: r["counters"] for p, r in profiles.items()},
               "artifacts": {"pcap": {p: r["pcap"] for p, r in profiles.items()}}}
-    md = outdir / "report.md"
-    report["artifacts"]["markdown"] = str(md)
-    md.write_text(render_markdown(report))
-    (outdir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    return report
+    return write_report(report, outdir, render_markdown)
 
 
 def table(report: dict) -> list[str]:

@@ -108,11 +108,18 @@ def plot(report: dict, outdir: Path) -> list[str]:
     return paths
 
 
+def write_report(report: dict, outdir, render) -> dict:
+    """``report.md`` (``render(report)``, after its own path is in the artifacts) and
+    ``report.json`` in ``outdir``: the one writer every scenario uses."""
+    outdir = Path(outdir)
+    md = outdir / "report.md"
+    report.setdefault("artifacts", {})["markdown"] = str(md)
+    md.write_text(render(report))
+    (outdir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
 def write_all(report: dict, outdir: Path) -> dict:
     outdir.mkdir(parents=True, exist_ok=True)
     report.setdefault("artifacts", {})["plots"] = plot(report, outdir)
-    md = outdir / "report.md"
-    report["artifacts"]["markdown"] = str(md)
-    md.write_text(render_markdown(report))
-    (outdir / "report.json").write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
-    return report
+    return write_report(report, outdir, render_markdown)

@@ -30,7 +30,6 @@ report.json keys:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
@@ -43,6 +42,7 @@ from pathlib import Path
 import trio
 
 from scenarios.cli_common import scenario_main
+from scenarios.report import write_report
 
 PORT = 9092
 
@@ -189,7 +189,7 @@ async def run(cfg: Config, show=None) -> dict:
     report = summarize(cfg, got, kdelta, dict(stack.counters.snapshot()),
                        read_pcap(pcap_path) if cfg.pcap else [], ip_int(lab.client_addr))
     report["artifacts"] = {"pcap": str(pcap_path) if cfg.pcap else None}
-    return write_report(report, outdir)
+    return write_report(report, outdir, render_markdown)
 
 
 def _ss(lab) -> str:
@@ -279,14 +279,6 @@ def render_markdown(r: dict) -> str:
                                                           r["counters"]["kernel"].items()), ""]
     out += [h["summary"], ""]
     return "\n".join(out)
-
-
-def write_report(report: dict, outdir: Path) -> dict:
-    md = outdir / "report.md"
-    report.setdefault("artifacts", {})["markdown"] = str(md)
-    md.write_text(render_markdown(report))
-    (outdir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    return report
 
 
 # ---- CLI -------------------------------------------------------------------------------------

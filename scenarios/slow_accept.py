@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import random
 import sys
 from dataclasses import asdict, dataclass, field
@@ -35,8 +34,7 @@ from pathlib import Path
 import trio
 
 from scenarios.cli_common import scenario_main
-
-from scenarios.report import percentiles
+from scenarios.report import percentiles, write_report
 
 PORT = 8080
 REQUEST = b"GET / HTTP/1.0\r\n\r\n"
@@ -238,9 +236,7 @@ async def run(cfg: Config, show=None) -> dict:
         report["headline"][name] = r["headline"]
         report["counters"][name] = r["counters"]
         report["runs"][name] = r["run"]
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "report.md").write_text(markdown(report))
-    return report
+    return write_report(report, out, markdown)
 
 
 def summary_table(report: dict) -> str:

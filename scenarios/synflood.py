@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import errno
 import ipaddress
-import json
 import os
 import random
 import re
@@ -56,8 +55,8 @@ from pathlib import Path
 import trio
 
 from scenarios.cli_common import scenario_main
-
-from scenarios.report import percentiles
+from scenarios.report import percentiles, write_report
+from tuntcp.shell.apps import discard, guarded
 
 PORT = 8000
 MODES = {"cookies": 1, "nocookies": 0}
@@ -199,19 +198,6 @@ class Legit:
             s.close()
 
 
-async def _server(listener, nursery) -> None:
-    async def one(stream):
-        try:
-            while await stream.receive_some(4096):
-                pass
-            await stream.aclose()
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            stream.abort()
-
-    while True:
-        nursery.start_soon(one, await listener.accept())
-
-
 async def run_mode(cfg: Config, mode: str, show) -> dict:
     from tuntcp.core.stack import Stack
     from tuntcp.harness.clients import kernel_counters
@@ -244,7 +230,7 @@ async def run_mode(cfg: Config, mode: str, show) -> dict:
                 nursery.start_soon(ep.run)
                 listener = await open_tcp_listener(ep, PORT, cfg.backlog)
                 lst = listener.listener
-                nursery.start_soon(_server, listener, nursery)
+                nursery.start_soon(trio.serve_listeners, guarded(discard), [listener])
                 before = stack.counters.snapshot()
                 kbefore = kernel_counters(lab)
                 tun0 = lab.tun_stats().get("tx_dropped", 0)
@@ -338,9 +324,7 @@ async def run(cfg: Config, show=None) -> dict:
         report["counters"][mode] = r["counters"]
         report["runs"][mode] = r["run"]
         show(msg=f"[{mode}] histogram of legit connect times: {r['run']['histogram']}")
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "report.md").write_text(markdown(report))
-    return report
+    return write_report(report, out, markdown)
 
 
 def summary_table(report: dict) -> str:

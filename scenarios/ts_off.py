@@ -42,7 +42,6 @@ report.json keys:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import statistics
@@ -52,7 +51,7 @@ from pathlib import Path
 import trio
 
 from scenarios.cli_common import scenario_main
-
+from scenarios.report import write_report
 from scenarios.reverse_check import read_pcap
 
 PORT = 5001
@@ -336,11 +335,7 @@ async def run(cfg: Config, show=None) -> dict:
               "kernel_reference": kref,
               "paths": paths, "counters": counters, "kernel_log": kernel_log,
               "artifacts": {"pcap": {p: r["pcap"] for p, r in paths.items()}}}
-    md = outdir / "report.md"
-    report["artifacts"]["markdown"] = str(md)
-    md.write_text(render_markdown(report))
-    (outdir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    return report
+    return write_report(report, outdir, render_markdown)
 
 
 def table(report: dict) -> list[str]:
