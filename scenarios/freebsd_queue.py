@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import errno
 import os
-import socket
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -100,19 +99,6 @@ def expected_schedule(rexmit_initial_s: float, limit: int) -> tuple[list[float],
     r * (2^(limit+1) - 1) (backoff 1, 2, 4, ... stays under the 64 s cap for limit <= 5)."""
     r = rexmit_initial_s
     return [r * ((1 << k) - 1) for k in range(limit + 1)], r * ((1 << (limit + 1)) - 1)
-
-
-def _peek_error(s) -> int:
-    err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-    if err:
-        return err
-    try:
-        s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-    except BlockingIOError:
-        return 0
-    except OSError as e:
-        return e.errno
-    return -1   # EOF
 
 
 async def run_profile(cfg: Config, name: str, outdir: Path, show) -> dict:
@@ -203,6 +189,7 @@ async def run_profile(cfg: Config, name: str, outdir: Path, show) -> dict:
 
 
 async def _overflow(cfg: Config, lab, srcs, lst, connect_clients, netstat) -> dict:
+    from tuntcp.harness.clients import peek_error
     results = await connect_clients(lab, cfg.clients, P_OVERFLOW, sources=srcs, timeout=3.0)
     await trio.sleep(0.3)             # the completing ACKs are in; RSTs have arrived
     clients = []
@@ -213,7 +200,7 @@ async def _overflow(cfg: Config, lab, srcs, lst, connect_clients, netstat) -> di
             port = None
         else:
             port = r.getsockname()[1]
-            err = _peek_error(r)
+            err = peek_error(r)
             outcome = "queued" if err == 0 else \
                 "reset" if err == errno.ECONNRESET else f"error {errno.errorcode.get(err, err)}"
         clients.append({"source": src, "port": port, "outcome": outcome})

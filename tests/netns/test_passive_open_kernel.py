@@ -13,6 +13,7 @@ import trio
 
 from tuntcp.core.stack import Stack
 from tuntcp.harness import clients
+from tuntcp.harness.clients import peek_error
 from tuntcp.harness.parity import send_raw, spoofed_syn
 from tuntcp.profiles import get_profile
 from tuntcp.shell import Endpoint, open_tcp_listener
@@ -70,20 +71,6 @@ async def connect(lab, port, *, held=False):
     s.close()
     assert state == "SYN-SENT"
     return None, False
-
-
-def peek_error(s):
-    """0 while the connection is alive and idle, else the errno the client would see."""
-    err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-    if err:
-        return err
-    try:
-        s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-    except BlockingIOError:
-        return 0
-    except OSError as e:
-        return e.errno
-    return -1  # EOF
 
 
 # ---- 1. the worked example: SO_RCVBUF 102400, forced cookies -----------------------------

@@ -81,6 +81,22 @@ def tcp_info(sock: socket.socket) -> dict:
     return decode_tcp_info(sock.getsockopt(socket.IPPROTO_TCP, TCP_INFO, TCP_INFO_BUFLEN))
 
 
+def peek_error(sock) -> int:
+    """What a kernel client would learn from its connection without consuming data: 0 while
+    it is alive and idle, the pending errno (ECONNRESET, ECONNREFUSED, ...) once it failed,
+    -1 at EOF (the peer's FIN)."""
+    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err:
+        return err
+    try:
+        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return 0
+    except OSError as e:
+        return e.errno
+    return -1
+
+
 def set_linger0(sock: socket.socket) -> None:
     """SO_LINGER {on, 0}: close() then sends RST and frees the socket at once (no TIME-WAIT)."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

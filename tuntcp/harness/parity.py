@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 import trio
 
 from . import kstat
-from .clients import kernel_counters as ns_counters, set_linger0, tcp_info
+from .clients import kernel_counters as ns_counters, peek_error, set_linger0, tcp_info
 from .netns import Lab
 
 PARITY_COUNTERS = (
@@ -354,15 +354,7 @@ async def run_side(lab: Lab, srv, sc: Scenario) -> Outcome:
     for s, res in zip(socks, results):
         if s is None:
             continue
-        err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err == 0:
-            try:
-                s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                pass
-            except OSError as e:
-                err = e.errno
-        res.reset = err == errno.ECONNRESET
+        res.reset = peek_error(s) == errno.ECONNRESET
         info = tcp_info(s)
         res.wscale_ok, res.sack = info["wscale_ok"], info["sack"]
     end = srv.totals()
