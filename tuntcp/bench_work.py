@@ -135,8 +135,9 @@ def drain_tun(lab) -> None:
 @asynccontextmanager
 async def tuntcp_endpoint(lab, profile, handler, port: int = TUNTCP_PORT):
     """A fresh Stack + Endpoint on the lab's TUN, serving `handler(stream)` on `port`."""
+    from .core import conn as _conn  # noqa: F401  (imported now, not on the first handshake)
     from .shell.endpoint import Endpoint
-    from .shell.listener import TcpListener
+    from .shell.listener import TcpListener, serve_tcp
 
     drain_tun(lab)
     stack = make_stack(lab, profile)
@@ -151,7 +152,7 @@ async def tuntcp_endpoint(lab, profile, handler, port: int = TUNTCP_PORT):
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(ep.run)
-        nursery.start_soon(trio.serve_listeners, guarded, [lst])
+        nursery.start_soon(serve_tcp, guarded, [lst])
         try:
             yield stack, ep
             await trio.sleep(0.2)     # let closing handshakes finish before the stack goes

@@ -1,6 +1,7 @@
-"""``TcpListener`` (a trio.abc.Listener[TcpStream]) and the open_tcp_* helpers.
+"""``TcpListener`` (a trio.abc.Listener[TcpStream]), ``serve_tcp`` and the open_tcp_* helpers.
 
-``trio.serve_listeners(handler, [await open_tcp_listener(ep, 8080)])`` runs unchanged.
+``trio.serve_listeners(handler, [await open_tcp_listener(ep, 8080)])`` runs unchanged;
+``serve_tcp`` is the same call, cheaper per connection (see its docstring).
 """
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ class TcpListener(trio.abc.Listener[TcpStream]):
         return self.listener.port
 
     async def accept(self) -> TcpStream:
+        return (await self.accept_batch(1))[0]
+
+    async def accept_batch(self, limit: int = 1 << 30) -> list[TcpStream]:
+        """Like accept(), but takes up to ``limit`` queued connections at once (at least one):
+        one checkpoint per batch instead of one per connection."""
         with self._guard:
             await trio.lowlevel.checkpoint_if_cancelled()
             ep, lst, parked = self.endpoint, self.listener, False
@@ -34,13 +40,19 @@ class TcpListener(trio.abc.Listener[TcpStream]):
                     raise trio.ClosedResourceError("listener was closed")
                 conn = lst.accept()
                 if conn is not None:
+                    out = [TcpStream(ep, conn)]
+                    while len(out) < limit:
+                        conn = lst.accept()
+                        if conn is None:
+                            break
+                        out.append(TcpStream(ep, conn))
                     ep.kick()  # accepting may let a queued handshake complete (and send)
                     break
                 parked = True
                 await ep.wait(lst)
             if not parked:
                 await trio.lowlevel.cancel_shielded_checkpoint()
-            return TcpStream(ep, conn)
+            return out
 
     async def aclose(self) -> None:
         """close(2) on a listening socket: queued, never-accepted children are reset."""
@@ -53,6 +65,41 @@ class TcpListener(trio.abc.Listener[TcpStream]):
 
     def __repr__(self) -> str:
         return f"<TcpListener port {self.listener.port} backlog {self.listener.backlog}>"
+
+
+async def serve_tcp(handler, listeners, *, handler_nursery=None,
+                    task_status=trio.TASK_STATUS_IGNORED):
+    """``trio.serve_listeners`` for TcpListeners, with the same arguments and behaviour: each
+    accepted stream gets its own ``handler(stream)`` task, closed when the handler returns; an
+    exception from a handler or a listener propagates; the listeners are closed on exit.
+
+    Cheaper per connection: accepts are taken in batches (one checkpoint per batch), and a
+    stream the handler already closed is not closed again -- serve_listeners' unconditional
+    ``aclose_forcefully`` costs a cancel scope and a raised ``Cancelled`` per connection.
+    """
+    async with trio.open_nursery() as nursery:
+        if handler_nursery is None:
+            handler_nursery = nursery
+        for lst in listeners:
+            nursery.start_soon(_accept_loop, lst, handler_nursery, handler)
+        task_status.started(listeners)
+    raise AssertionError("serve_tcp returned")   # pragma: no cover  (accept loops never end)
+
+
+async def _accept_loop(lst: TcpListener, nursery, handler) -> None:
+    spawn = nursery.start_soon
+    async with lst:     # like serve_listeners: the listener is closed when serving stops
+        while True:
+            for stream in await lst.accept_batch():
+                spawn(_run_handler, stream, handler, name="tuntcp-handler")
+
+
+async def _run_handler(stream: TcpStream, handler) -> None:
+    try:
+        await handler(stream)
+    finally:
+        if not stream._closed:
+            await trio.aclose_forcefully(stream)
 
 
 async def open_tcp_listener(endpoint, port: int, backlog: int | None = None, **sockopts) -> TcpListener:
