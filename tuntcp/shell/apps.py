@@ -66,7 +66,7 @@ async def serve(lab, profile, args, links=None) -> None:
     from ..wire.pcap import PcapWriter
     from .control import ControlServer, socket_path
     from .endpoint import Endpoint
-    from .listener import TcpListener
+    from .listener import TcpListener, serve_tcp
 
     events = EventLog(args.events) if args.events else None
     pcap = PcapWriter(args.pcap) if args.pcap else None
@@ -92,7 +92,7 @@ async def serve(lab, profile, args, links=None) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(ep.run)
             await nursery.start(ctl.serve)
-            nursery.start_soon(trio.serve_listeners, guarded(app), [lst])
+            nursery.start_soon(serve_tcp, guarded(app), [lst])
             _banner(lab, profile, args, lst)
             if args.duration is not None:
                 await trio.sleep(args.duration)
