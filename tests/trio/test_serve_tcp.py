@@ -10,7 +10,9 @@ from tuntcp.shell.apps import guarded, http_app
 
 async def _connect_n(ec, port, n):
     """n client connections completed in the server's accept queue, none accepted yet."""
-    return [await open_tcp_stream(ec, "198.18.1.1", port) for _ in range(n)]
+    out = [await open_tcp_stream(ec, "198.18.1.1", port) for _ in range(n)]
+    await trio.testing.wait_all_tasks_blocked()     # the server has taken the last ACK too
+    return out
 
 
 async def test_accept_batch_takes_the_queue_in_arrival_order(memlab, nursery, autojump_clock):
