@@ -25,6 +25,7 @@ import heapq
 import itertools
 from collections import deque
 
+from ..core.conn import Connection
 from ..core.params import HandshakeParams
 from ..core.seq import seq_gt
 from ..core.window import cookie_init_rwin, openreq_init_rwin, sock_set_rcvbuf, sock_set_sndbuf
@@ -362,7 +363,6 @@ class LinuxListener:
                     tstamp_ok, ts_recent, ts_off, rcv_wnd, window_clamp, ecn_ok, path,
                     retransmitted, rtt) -> None:
         """``tcp_create_openreq_child`` + ``inet_csk_complete_hashdance`` + ``tcp_child_process``."""
-        from ..core.conn import Connection
         st = self.stack
         params = HandshakeParams(
             laddr=seg.daddr, lport=seg.dport, raddr=seg.saddr, rport=seg.sport, iss=iss, irs=irs,
