@@ -461,7 +461,7 @@ def main(cfg: Config) -> int:
         raise BenchUsageError(f"missing tools: {', '.join(missing)} (run `make tools`)")
     netns.sweep_stale()
     _signals()
-    t0 = time.perf_counter()
+    t0, started = time.perf_counter(), time.time()
     load0 = os.getloadavg()
     res = trio.run(run_all, cfg)
     res["meta"]["wall_seconds"] = round(time.perf_counter() - t0, 1)
@@ -472,7 +472,8 @@ def main(cfg: Config) -> int:
     print(f"wrote {jp} and {mp}")
     if cfg.profile_row:
         raw = Path(cfg.out).with_name(f"profile-{cfg.profile_row}.txt")
-        if raw.exists() and raw.stat().st_size:
+        # only a profile this run wrote (an old file stays when py-spy is missing or failed)
+        if raw.exists() and raw.stat().st_size and raw.stat().st_mtime >= started:
             print(f"\npy-spy, tuntcp side of {cfg.profile_row} (self share, inclusive share):")
             for fn, s, i in top_functions(raw):
                 print(f"  {s:6.1%} {i:6.1%}  {fn}")
