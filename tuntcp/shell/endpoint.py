@@ -57,7 +57,8 @@ class Endpoint:
         self._lots: dict[int, tuple[object, trio.lowlevel.ParkingLot]] = {}
         self._sleep: trio.CancelScope | None = None
         self._pcap_off: float | None = None
-        self.stats = {"passes": 0, "batches": 0, "rx": 0, "tx": 0, "tx_drops": 0, "max_batch": 0}
+        self.stats = {"passes": 0, "batches": 0, "rx": 0, "tx": 0, "tx_drops": 0, "max_batch": 0,
+                      "timer_wakes": 0}
         self.running = False
 
     # ---- the loop --------------------------------------------------------------------------
@@ -105,6 +106,8 @@ class Endpoint:
                     self._sleep = scope
                     await io.wait_readable()
                 self._sleep = None
+                if scope.cancelled_caught:
+                    stats["timer_wakes"] += 1   # woken by a deadline, not by a packet
         finally:
             self._sleep = None
             self.running = False
