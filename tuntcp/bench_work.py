@@ -135,7 +135,7 @@ def drain_tun(lab) -> None:
 @asynccontextmanager
 async def tuntcp_endpoint(lab, profile, handler, port: int = TUNTCP_PORT):
     """A fresh Stack + Endpoint on the lab's TUN, serving `handler(stream)` on `port`."""
-    from .core import conn as _conn  # noqa: F401  (imported now, not on the first handshake)
+    from .shell.apps import guarded
     from .shell.endpoint import Endpoint
     from .shell.listener import TcpListener, serve_tcp
 
@@ -144,15 +144,9 @@ async def tuntcp_endpoint(lab, profile, handler, port: int = TUNTCP_PORT):
     ep = Endpoint(stack, lab.tun_fd, offload=lab.vnet_hdr)
     lst = TcpListener(ep, stack.listen(port, 65535))
 
-    async def guarded(stream):
-        try:
-            await handler(stream)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-
     async with trio.open_nursery() as nursery:
         nursery.start_soon(ep.run)
-        nursery.start_soon(serve_tcp, guarded, [lst])
+        nursery.start_soon(serve_tcp, guarded(handler), [lst])
         try:
             yield stack, ep
             await trio.sleep(0.2)     # let closing handshakes finish before the stack goes

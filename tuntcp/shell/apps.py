@@ -60,7 +60,6 @@ def guarded(app):
 
 
 async def serve(lab, profile, args, links=None) -> None:
-    from ..core import conn as _conn  # noqa: F401  (loaded now, not on the first handshake)
     from ..core.stack import Stack
     from ..obs.events import EventLog
     from ..wire.pcap import PcapWriter
