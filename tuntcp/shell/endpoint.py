@@ -159,7 +159,7 @@ class Endpoint:
             lots = self._lots
             for obj in dirty:
                 entry = lots.get(id(obj))
-                if entry is not None and entry[0] is obj:
+                if entry is not None and entry[0] is obj and entry[1]:   # someone is parked
                     entry[1].unpark_all()
             dirty.clear()
 
