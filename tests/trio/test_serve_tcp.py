@@ -103,3 +103,18 @@ async def test_serve_tcp_propagates_handler_errors_and_closes_the_listener(memla
             await trio.sleep_forever()
     assert ei.group_contains(ZeroDivisionError)
     assert es.stack.listeners == {}
+
+
+async def test_serve_tcp_resets_what_it_cannot_hand_to_a_handler(memlab, nursery, autojump_clock):
+    es, ec = memlab.endpoints()
+    lst = await open_tcp_listener(es, 7, 8)
+    clients = await _connect_n(ec, 7, 3)        # accepted in one batch
+    async with trio.open_nursery() as closed:
+        pass                                    # a handler nursery that takes no new tasks
+    with pytest.raises(BaseExceptionGroup) as ei:
+        await serve_tcp(guarded(http_app("hi")), [lst], handler_nursery=closed)
+    assert ei.group_contains(RuntimeError, match="closed")
+    for c in clients:                           # none is left open without an owner
+        with pytest.raises(trio.BrokenResourceError), trio.fail_after(30):
+            await c.receive_some()
+    assert es.stack.listeners == {}

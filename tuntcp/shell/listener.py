@@ -90,8 +90,14 @@ async def _accept_loop(lst: TcpListener, nursery, handler) -> None:
     spawn = nursery.start_soon
     async with lst:     # like serve_listeners: the listener is closed when serving stops
         while True:
-            for stream in await lst.accept_batch():
-                spawn(_run_handler, stream, handler, name="tuntcp-handler")
+            batch = await lst.accept_batch()
+            for i, stream in enumerate(batch):
+                try:
+                    spawn(_run_handler, stream, handler, name="tuntcp-handler")
+                except BaseException:       # e.g. a closed handler_nursery: no owner for these
+                    for s in batch[i:]:
+                        s.abort()
+                    raise
 
 
 async def _run_handler(stream: TcpStream, handler) -> None:
