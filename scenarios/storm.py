@@ -62,7 +62,6 @@ class StormConfig:
     pcap: bool = True
     modes: tuple[str, ...] = ("buggy", "fixed")
     control_name: str = "storm"         # control socket for `tuntcp ss/nstat --name storm`
-
     clients_per_process: int = 0        # producers per process; 0: as many as RLIMIT_NOFILE allows
 
     def check(self) -> None:
@@ -293,8 +292,6 @@ def make_producers(cfg: StormConfig, srcs: list[str], first: int, stop: int, new
 class Fleet:
     """The producer side of one storm, phase by phase. run_mode drives it in-process; a worker
     (scenarios/storm_worker.py) drives one on its slice, and WorkerFleet has the same methods."""
-
-    processes = 1
 
     def __init__(self, producers: list[Producer], dst: str):
         self.producers, self.dst = producers, dst

@@ -50,10 +50,6 @@ class WorkerFleet:
         self.show = lambda **kw: None
         self._inbox_send, self._inbox = trio.open_memory_channel(math.inf)
 
-    @property
-    def processes(self) -> int:
-        return len(self.procs)
-
     @classmethod
     async def start(cls, lab, cfg: StormConfig, srcs, slices, nursery) -> "WorkerFleet":
         self = cls(lab)
@@ -128,13 +124,10 @@ class WorkerFleet:
         return [got[k] for k in range(len(self.procs))]
 
     async def _read(self, k: int, out) -> None:
-        buf = b""
         try:
             async with out:
-                while chunk := await out.receive_some(1 << 16):
-                    *lines, buf = (buf + chunk).split(b"\n")
-                    for line in lines:
-                        self._dispatch(k, line)
+                async for line in _lines(out):
+                    self._dispatch(k, line)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
         finally:
@@ -171,6 +164,15 @@ class WorkerFleet:
         return f"exited with status {rc}"
 
 
+async def _lines(stream):
+    """The newline-terminated lines of a byte stream (both directions speak JSON lines)."""
+    buf = b""
+    while chunk := await stream.receive_some(1 << 16):
+        *lines, buf = (buf + chunk).split(b"\n")
+        for line in lines:
+            yield line
+
+
 # ---- the worker --------------------------------------------------------------------------------
 
 def _send(msg: dict) -> None:
@@ -179,12 +181,9 @@ def _send(msg: dict) -> None:
 
 
 async def _commands(stdin, channel, scope) -> None:
-    buf = b""
     async with stdin:
-        while chunk := await stdin.receive_some(1 << 16):
-            *lines, buf = (buf + chunk).split(b"\n")
-            for line in lines:
-                channel.send_nowait(json.loads(line))
+        async for line in _lines(stdin):
+            channel.send_nowait(json.loads(line))
     scope.cancel()          # the parent is gone
 
 
