@@ -296,14 +296,14 @@ class Fleet:
     def __init__(self, producers: list[Producer], dst: str):
         self.producers, self.dst = producers, dst
 
-    async def connect(self, step: int, show) -> int:
-        """Phase 1: connect ``step`` at a time, as over a normal day; returns how many did."""
-        ps = self.producers
-        for i in range(0, len(ps), step):
-            async with trio.open_nursery() as n:
-                for p in ps[i:i + step]:
-                    n.start_soon(p.connect_once, self.dst)
-            show(phase="connecting", connected=min(i + step, len(ps)))
+    async def connect(self, first: int, stop: int) -> int:
+        """Phase 1: connect producers ``first..stop-1`` (those this fleet has) at once; returns
+        how many of them did."""
+        base = self.producers[0].idx if self.producers else 0
+        ps = self.producers[max(0, first - base):max(0, stop - base)]
+        async with trio.open_nursery() as n:
+            for p in ps:
+                n.start_soon(p.connect_once, self.dst)
         return sum(p.sock is not None for p in ps)
 
     async def wait_broken(self) -> None:
@@ -393,13 +393,16 @@ async def run_mode(cfg: StormConfig, mode: str, outdir: Path, show=None) -> dict
                     # `tuntcp ss -lnt --name storm` / `tuntcp nstat --name storm` while it runs
                     await nursery.start(ControlServer(ep, socket_path(cfg.control_name)).serve)
                     await broker.listen(nursery)
-                    # phase 1: producers connect a few at a time (at most half the backlog in
-                    # flight over all processes), as over a normal day
-                    step = max(1, cfg.backlog // 2 // len(slices))
-                    connected = await fleet.connect(step, show)
-                    # wait until the broker has accepted them all
-                    while len(broker.streams) < connected:
-                        await trio.sleep(0.01)
+                    # phase 1: producers connect a few at a time, as over a normal day. Each
+                    # step waits until the broker has accepted it: producers in other processes
+                    # are not slowed by a busy broker, and a cookie connection whose ACK met a
+                    # full accept queue would never reach it (the producer stays idle).
+                    step, connected = max(1, cfg.backlog // 2), 0
+                    for first in range(0, cfg.clients, step):
+                        connected += await fleet.connect(first, first + step)
+                        while len(broker.streams) < connected:
+                            await trio.sleep(0.001)
+                        show(phase="connecting", connected=connected)
                     before = stack.counters.snapshot()
                     # phase 2: restart; every producer notices and reconnects with its policy
                     async with trio.open_nursery() as n:

@@ -7,7 +7,8 @@ JSON lines, parent -> worker stdin, worker -> parent stdout:
 
     {"cfg": {...}, "first": a, "stop": b,   {"ready": n}
      "srcs": [...], "dst": addr}
-    {"cmd": "connect", "step": s}           {"connected": k} (progress) ... {"connect_done": k}
+    {"cmd": "connect", "first": i,          {"connect_done": k}
+     "stop": j}
     {"cmd": "break"}                        {"broken": k}
     {"cmd": "go", "t0": monotonic}          {"progress": [established, answered]} ...
                                             {"storm_done": n}
@@ -44,10 +45,9 @@ class WorkerFleet:
         self.lab = lab
         self.procs: list[subprocess.Popen] = []
         self.stdins: list[trio.lowlevel.FdStream] = []
-        self.connected: list[int] = []
+        self.slices: list[tuple[int, int]] = []
         self.prog: list[tuple[int, int]] = []
         self.recs: list[list[dict]] = []
-        self.show = lambda **kw: None
         self._inbox_send, self._inbox = trio.open_memory_channel(math.inf)
 
     @classmethod
@@ -63,7 +63,7 @@ class WorkerFleet:
             p.stdout.close()
             p.stdin.close()
             self.procs.append(p)
-            self.connected.append(0)
+            self.slices.append((first, stop))
             self.prog.append((0, 0))
             self.recs.append([])
             nursery.start_soon(self._read, k, out)
@@ -72,10 +72,12 @@ class WorkerFleet:
         await self._gather("ready")
         return self
 
-    async def connect(self, step: int, show) -> int:
-        self.show = show
-        await self._all({"cmd": "connect", "step": step})
-        return sum(await self._gather("connect_done"))
+    async def connect(self, first: int, stop: int) -> int:
+        """Only the workers that have producers in ``first..stop-1`` take part."""
+        ks = [k for k, (a, b) in enumerate(self.slices) if a < stop and first < b]
+        for k in ks:
+            await self._send(k, {"cmd": "connect", "first": first, "stop": stop})
+        return sum(await self._gather("connect_done", ks))
 
     async def wait_broken(self) -> None:
         await self._all({"cmd": "break"})
@@ -110,10 +112,12 @@ class WorkerFleet:
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             raise StormError(f"{self._name(k)} {await self._exit_status(k)}") from None
 
-    async def _gather(self, key: str) -> list:
-        """One `key` answer from every worker; the first error or exit fails the run."""
+    async def _gather(self, key: str, ks=None) -> list:
+        """One `key` answer from each worker in `ks` (all by default); the first error or exit
+        of any worker fails the run."""
+        ks = range(len(self.procs)) if ks is None else ks
         got: dict[int, object] = {}
-        while len(got) < len(self.procs):
+        while len(got) < len(ks):
             k, msg = await self._inbox.receive()
             if "error" in msg:
                 raise StormError(f"{self._name(k)}: {msg['error']}")
@@ -121,7 +125,7 @@ class WorkerFleet:
                 raise StormError(f"{self._name(k)} {msg['exit']} while waiting for {key!r}")
             if key in msg:
                 got[k] = msg[key]
-        return [got[k] for k in range(len(self.procs))]
+        return [got[k] for k in ks]
 
     async def _read(self, k: int, out) -> None:
         try:
@@ -144,9 +148,6 @@ class WorkerFleet:
             self.prog[k] = tuple(msg["progress"])
         elif "record" in msg:
             self.recs[k].append(msg["record"])
-        elif "connected" in msg:
-            self.connected[k] = msg["connected"]
-            self.show(phase="connecting", connected=sum(self.connected))
         else:
             self._inbox_send.send_nowait((k, msg))
 
@@ -202,17 +203,10 @@ async def serve() -> None:
         fleet = Fleet(make_producers(cfg, init["srcs"], init["first"], init["stop"], socket.socket),
                       init["dst"])
         _send({"ready": len(fleet.producers)})
-        last = [0.0]
-
-        def show(connected, **kw):
-            if time.monotonic() - last[0] > 0.1:
-                last[0] = time.monotonic()
-                _send({"connected": connected})
-
         async for msg in commands:
             cmd = msg["cmd"]
             if cmd == "connect":
-                _send({"connect_done": await fleet.connect(msg["step"], show)})
+                _send({"connect_done": await fleet.connect(msg["first"], msg["stop"])})
             elif cmd == "break":
                 await fleet.wait_broken()
                 _send({"broken": True})
