@@ -41,8 +41,7 @@ from scenarios.storm import Fleet, StormConfig, StormError, make_producers, rais
 class WorkerFleet:
     """All producer processes of one run; a dead or failing worker is a one-line StormError."""
 
-    def __init__(self, lab):
-        self.lab = lab
+    def __init__(self):
         self.procs: list[subprocess.Popen] = []
         self.stdins: list[trio.lowlevel.FdStream] = []
         self.slices: list[tuple[int, int]] = []
@@ -52,7 +51,8 @@ class WorkerFleet:
 
     @classmethod
     async def start(cls, lab, cfg: StormConfig, srcs, slices, nursery) -> "WorkerFleet":
-        self = cls(lab)
+        """Start one worker per producer slice inside the lab's namespace, each told its slice."""
+        self = cls()
         cfg_dict = asdict(cfg)
         cfg_dict["modes"] = list(cfg.modes)
         for k, (first, stop) in enumerate(slices):
