@@ -14,7 +14,9 @@ and "fixed" (909172a14974). See docs/storm-report.md for the report's keys.
 """
 from __future__ import annotations
 
+import math
 import random
+import resource
 import socket
 import struct
 from dataclasses import asdict, dataclass, field
@@ -27,6 +29,8 @@ from scenarios.report import percentiles, write_all
 
 PORT = 9092
 RESPONSE = 64          # bytes of a produce response body
+PORTS_PER_ADDR = 60999 - 32768 + 1   # the lab namespace's default ip_local_port_range
+MAX_CLIENTS = 100_000  # the broker process's memory and CPU, see docs/storm-report.md
 
 
 class StormError(ValueError):
@@ -58,12 +62,20 @@ class StormConfig:
     pcap: bool = True
     modes: tuple[str, ...] = ("buggy", "fixed")
     control_name: str = "storm"         # control socket for `tuntcp ss/nstat --name storm`
+    clients_per_process: int = 0        # producers per process; 0: as many as RLIMIT_NOFILE allows
 
     def check(self) -> None:
-        if not 1 <= self.clients <= 18000:
-            raise StormError("--clients must be 1..18000 (one process holds at most ~19990 sockets)")
         if not 1 <= self.hosts <= 4000:
             raise StormError("--hosts must be 1..4000")
+        # bind(addr, 0) takes a port from ip_local_port_range that is free on that address
+        limit = min(MAX_CLIENTS, self.hosts * PORTS_PER_ADDR)
+        if not 1 <= self.clients <= limit:
+            raise StormError(f"--clients must be 1..{limit} (at most {PORTS_PER_ADDR} source ports "
+                             f"per --hosts address, and {MAX_CLIENTS} for the broker's memory)")
+        budget = fd_budget()
+        if not 0 <= self.clients_per_process <= budget:
+            raise StormError(f"--clients-per-process must be 0 (auto) or 1..{budget} (the open-files "
+                             f"limit {resource.getrlimit(resource.RLIMIT_NOFILE)[1]} less headroom)")
         if self.backoff not in ("kafka", "immediate", "fixed"):
             raise StormError("--backoff must be kafka, immediate or fixed")
         if self.request_bytes < 1 or self.requests_per_client < 0:
@@ -72,6 +84,29 @@ class StormConfig:
             raise StormError("--loss must be in [0, 0.5)")
         if self.rtt_ms < 0:
             raise StormError("--rtt-ms must be >= 0")
+
+
+def fd_budget() -> int:
+    """Sockets one producer process may hold: the hard RLIMIT_NOFILE (raise_fd_limit lifts the
+    soft one to it) less 10 % for the interpreter, trio, pipes and the TUN."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    return max(1, hard - max(256, hard // 10))
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def plan_slices(cfg: StormConfig) -> list[tuple[int, int]]:
+    """Producer index ranges, one per process: a single range runs in this process, more run in
+    worker processes (scenarios/storm_worker.py) because one cannot hold all the sockets."""
+    per = cfg.clients_per_process or fd_budget()
+    n = math.ceil(cfg.clients / per)
+    return [(cfg.clients * k // n, cfg.clients * (k + 1) // n) for k in range(n)]
 
 
 def backoff_delays(policy: str, rng: random.Random, fixed_ms: float):
@@ -153,8 +188,11 @@ class Broker:
 # ---- producers (real kernel sockets in the namespace) -----------------------------------------
 
 class Producer:
-    def __init__(self, idx: int, src: str, cfg: StormConfig, lab, rng: random.Random):
-        self.idx, self.src, self.cfg, self.lab, self.rng = idx, src, cfg, lab, rng
+    """One Kafka producer. ``new_socket()`` makes a kernel socket in the lab's namespace (the
+    Lab's namespace thread in-process, plain socket.socket in a worker started inside it)."""
+
+    def __init__(self, idx: int, src: str, cfg: StormConfig, new_socket, rng: random.Random):
+        self.idx, self.src, self.cfg, self.new_socket, self.rng = idx, src, cfg, new_socket, rng
         self.sock = None
         self.local = None
         self.connected_at: float | None = None
@@ -165,7 +203,7 @@ class Producer:
         self.resets = 0
 
     async def connect_once(self, dst: str) -> bool:
-        raw = self.lab.socket_in_ns()
+        raw = self.new_socket()
         raw.bind((self.src, 0))
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # Kafka's Selector.connect
         s = trio.socket.from_stdlib_socket(raw)
@@ -234,6 +272,66 @@ class Producer:
         from tuntcp.harness.clients import tcp_info
         self.info = tcp_info(self.sock)      # trio sockets have getsockopt too
 
+    def record(self) -> dict:
+        """What summarize() needs of this producer, JSON-ready (a worker sends it as is)."""
+        return {"idx": self.idx, "local": list(self.local) if self.local else None,
+                "connected_at": self.connected_at, "latencies": self.latencies,
+                "info": {k: self.info.get(k) for k in INFO_KEYS}, "resets": self.resets}
+
+
+INFO_KEYS = ("snd_wscale", "rcv_wscale", "snd_wnd", "total_retrans")
+
+
+def make_producers(cfg: StormConfig, srcs: list[str], first: int, stop: int, new_socket) -> list:
+    """Producers ``first..stop-1`` of the storm: the same address and RNG per index whichever
+    process runs them."""
+    return [Producer(i, srcs[i % len(srcs)], cfg, new_socket, random.Random(cfg.seed * 100003 + i))
+            for i in range(first, stop)]
+
+
+class Fleet:
+    """The producer side of one storm, phase by phase. run_mode drives it in-process; a worker
+    (scenarios/storm_worker.py) drives one on its slice, and WorkerFleet has the same methods."""
+
+    def __init__(self, producers: list[Producer], dst: str):
+        self.producers, self.dst = producers, dst
+
+    async def connect(self, first: int, stop: int) -> int:
+        """Phase 1: connect producers ``first..stop-1`` (those this fleet has) at once; returns
+        how many of them did."""
+        base = self.producers[0].idx if self.producers else 0
+        ps = self.producers[max(0, first - base):max(0, stop - base)]
+        async with trio.open_nursery() as n:
+            for p in ps:
+                n.start_soon(p.connect_once, self.dst)
+        return sum(p.sock is not None for p in ps)
+
+    async def wait_broken(self) -> None:
+        """Phase 2: every producer notices the broker's reset."""
+        async with trio.open_nursery() as n:
+            for p in self.producers:
+                if p.sock is not None:
+                    n.start_soon(p.wait_broken)
+
+    async def storm(self, t0: float) -> None:
+        """Phase 3: all reconnect at once with their policy, produce, then read TCP_INFO."""
+        async def one(p):
+            await p.reconnect(self.dst, t0)
+            await p.produce(self.dst, t0)
+            p.capture()
+
+        async with trio.open_nursery() as n:
+            for p in self.producers:
+                n.start_soon(one, p)
+
+    def progress(self) -> tuple[int, int]:
+        """(producers connected since the restart, requests answered)."""
+        return (sum(p.connected_at is not None for p in self.producers),
+                sum(len(p.latencies) for p in self.producers))
+
+    async def records(self) -> list[dict]:
+        return [p.record() for p in self.producers]
+
 
 
 # ---- one run -----------------------------------------------------------------------------------
@@ -264,7 +362,10 @@ async def run_mode(cfg: StormConfig, mode: str, outdir: Path, show=None) -> dict
             kernel_log.append(fields.get("line", ""))
             show(log_line=fields.get("line", ""))
 
+    # The ring must hold the whole reconnect burst (every producer's SYN at once) plus the
+    # first data of the earliest ones, or the storm measures TUN drops instead of the SYN queue.
     txq = max(20000, 4 * cfg.clients)
+    raise_fd_limit()
     with Lab(txqueuelen=txq) as lab:
         srcs = lab.add_client_addrs(cfg.hosts) if cfg.hosts > 1 else [lab.client_addr]
         stack = Stack(profile, addrs={lab.endpoint_ip}, secret=rng.randbytes(16), log=log)
@@ -276,76 +377,77 @@ async def run_mode(cfg: StormConfig, mode: str, outdir: Path, show=None) -> dict
         ep = Endpoint(stack, lab.tun_fd, pcap=pcap, link_in=link_in, link_out=link_out,
                       max_batch=cfg.batch)
         broker = Broker(ep, cfg)
-        producers = [Producer(i, srcs[i % len(srcs)], cfg, lab, random.Random(cfg.seed * 100003 + i))
-                     for i in range(cfg.clients)]
+        slices = plan_slices(cfg)
         timeline = {"t": [], "established": [], "accept_queue": [], "syn_queue": []}
         result: dict = {}
         try:
             with trio.fail_after(cfg.duration_s):
                 async with trio.open_nursery() as nursery:
+                    if len(slices) == 1:
+                        fleet = Fleet(make_producers(cfg, srcs, 0, cfg.clients, lab.socket_in_ns),
+                                      lab.endpoint_addr)
+                    else:
+                        from scenarios.storm_worker import WorkerFleet
+                        fleet = await WorkerFleet.start(lab, cfg, srcs, slices, nursery)
                     nursery.start_soon(ep.run)
                     # `tuntcp ss -lnt --name storm` / `tuntcp nstat --name storm` while it runs
                     await nursery.start(ControlServer(ep, socket_path(cfg.control_name)).serve)
                     await broker.listen(nursery)
-                    # phase 1: producers connect a few at a time, as over a normal day
-                    step = max(1, cfg.backlog // 2)
-                    for i in range(0, len(producers), step):
-                        async with trio.open_nursery() as n:
-                            for p in producers[i:i + step]:
-                                n.start_soon(p.connect_once, lab.endpoint_addr)
-                        show(phase="connecting", connected=min(i + step, len(producers)))
-                    # wait until the broker has accepted them all
-                    while len(broker.streams) < sum(p.sock is not None for p in producers):
-                        await trio.sleep(0.01)
+                    # phase 1: producers connect a few at a time, as over a normal day. Each
+                    # step waits until the broker has accepted it: producers in other processes
+                    # are not slowed by a busy broker, and a cookie connection whose ACK met a
+                    # full accept queue would never reach it (the producer stays idle).
+                    step, connected = max(1, cfg.backlog // 2), 0
+                    for first in range(0, cfg.clients, step):
+                        connected += await fleet.connect(first, first + step)
+                        while len(broker.streams) < connected:
+                            await trio.sleep(0.001)
+                        show(phase="connecting", connected=connected)
                     before = stack.counters.snapshot()
                     # phase 2: restart; every producer notices and reconnects with its policy
                     async with trio.open_nursery() as n:
-                        for p in producers:
-                            n.start_soon(p.wait_broken)
+                        n.start_soon(fleet.wait_broken)
                         await broker.restart()
                     await broker.listen(nursery)
                     t0 = trio.current_time()
                     done = trio.Event()
-                    nursery.start_soon(_sample, stack, broker, producers, timeline, t0, done, show)
-
-                    async def one(p):
-                        await p.reconnect(lab.endpoint_addr, t0)
-                        await p.produce(lab.endpoint_addr, t0)
-                        p.capture()
-
-                    async with trio.open_nursery() as n:
-                        for p in producers:
-                            n.start_soon(one, p)
+                    nursery.start_soon(_sample, stack, broker, fleet, timeline, t0, done, show)
+                    await fleet.storm(t0)
                     done.set()
                     # let the last window updates reach the broker's final state
                     await trio.sleep(0.05)
                     server = {k: s.info() for k, s in broker.streams.items()}
                     counters = stack.counters.delta(before)
+                    records = await fleet.records()
                     nursery.cancel_scope.cancel()
         except trio.TooSlowError:
             raise StormError(f"{mode} run did not finish within --duration {cfg.duration_s} s "
                              f"(raise it, or lower --clients / --requests)") from None
+        except BaseExceptionGroup as eg:
+            # a producer process failed: its one-line StormError, not the nursery's group
+            from tuntcp.cli import _leaves
+            raise next((e for e in _leaves(eg) if isinstance(e, StormError)), eg) from None
         finally:
             if pcap:
                 pcap.close()
         syn_retrans = count_syn_retransmits(pcap_path) if cfg.pcap else None
-        result = summarize(mode, profile, producers, server, counters, kernel_log, timeline, syn_retrans)
+        result = summarize(mode, profile, records, server, counters, kernel_log, timeline, syn_retrans)
+        result["processes"] = len(slices)
         result["pcap"] = str(pcap_path) if cfg.pcap else None
         return result
 
 
-async def _sample(stack, broker, producers, timeline, t0, done, show) -> None:
+async def _sample(stack, broker, fleet, timeline, t0, done, show) -> None:
     while not done.is_set():
         t = trio.current_time() - t0
         lst = broker.listener.listener if broker.listener else None
         q = lst.queue_lengths() if lst else {"accept": 0, "syn": 0}
-        est = sum(p.connected_at is not None for p in producers)
+        est, answered = fleet.progress()
         timeline["t"].append(round(t, 4))
         timeline["established"].append(est)
         timeline["accept_queue"].append(q["accept"])
         timeline["syn_queue"].append(q["syn"])
-        show(phase="storm", t=t, established=est, syn=q["syn"], accept=q["accept"],
-             done=sum(len(p.latencies) for p in producers))
+        show(phase="storm", t=t, established=est, syn=q["syn"], accept=q["accept"], done=answered)
         await trio.sleep(0.02)
 
 
@@ -371,29 +473,32 @@ def count_syn_retransmits(pcap_path: Path) -> int:
     return sum(n - 1 for n in seen.values())
 
 
-def summarize(mode, profile, producers, server, counters, kernel_log, timeline, syn_retrans) -> dict:
+def summarize(mode, profile, records, server, counters, kernel_log, timeline, syn_retrans) -> dict:
+    """The report of one run from the producers' records (Producer.record(), from this process
+    or merged from the workers, in producer order) and the broker's view of each connection."""
     conns, lat_by = [], {"synq": [], "cookie": []}
-    for p in producers:
-        if p.local is None or p.connected_at is None:
+    for r in records:
+        if r["local"] is None or r["connected_at"] is None:
             continue
-        key = (int(IPv4Address(p.local[0])), p.local[1])
-        s = server.get(key)
+        addr, port = r["local"]
+        s = server.get((int(IPv4Address(addr)), port))
         if s is None:
             continue
         hs = s.get("path", "synq")
-        lat_by.setdefault(hs, []).extend(p.latencies)
+        info = r["info"]
+        lat_by.setdefault(hs, []).extend(r["latencies"])
         conns.append({
-            "client": f"{p.local[0]}:{p.local[1]}",
+            "client": f"{addr}:{port}",
             "handshake": hs,
-            "client_snd_wscale": p.info.get("snd_wscale"),
-            "client_rcv_wscale": p.info.get("rcv_wscale"),
+            "client_snd_wscale": info.get("snd_wscale"),
+            "client_rcv_wscale": info.get("rcv_wscale"),
             "server_rcv_wscale": s["rcv_wscale"],
             "window_field": s["rcv_wnd"] >> s["rcv_wscale"],
-            "client_snd_wnd": p.info.get("snd_wnd"),
-            "latency_ms": percentiles(p.latencies),
-            "retransmits": p.info.get("total_retrans"),
-            "connect_s": round(p.connected_at, 4),
-            "resets": p.resets,
+            "client_snd_wnd": info.get("snd_wnd"),
+            "latency_ms": percentiles(r["latencies"]),
+            "retransmits": info.get("total_retrans"),
+            "connect_s": round(r["connected_at"], 4),
+            "resets": r["resets"],
         })
     summary = {
         "connections_made": len(conns),
@@ -404,7 +509,7 @@ def summarize(mode, profile, producers, server, counters, kernel_log, timeline, 
         "latency_ms_by_handshake": {k: percentiles(v) for k, v in lat_by.items()},
         "counters": counters,
         "kernel_log": kernel_log,
-        "producer_resets": sum(p.resets for p in producers),
+        "producer_resets": sum(r["resets"] for r in records),
     }
     return {"mode": mode, "profile": profile.name,
             "cookie_wscale_clamp": profile["model.cookie_wscale_clamp"],

@@ -12,6 +12,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d = StormConfig()
     p.add_argument("--clients", type=int, default=d.clients, help="producers (kernel sockets)")
     p.add_argument("--hosts", type=int, default=d.hosts, help="source addresses they spread over")
+    p.add_argument("--clients-per-process", type=int, default=d.clients_per_process, metavar="N",
+                   help="producers per process; more run in worker processes (0: as many as "
+                        "the open-files limit allows)")
     p.add_argument("--backlog", type=int, default=d.backlog, help="broker listen backlog (Kafka: 50)")
     p.add_argument("--syncookies", type=int, choices=(0, 1, 2), default=d.syncookies)
     p.add_argument("--profile", default=d.profile, help="kernel profile of the broker")
@@ -38,7 +41,8 @@ def config_from(args) -> StormConfig:
     if bad or not modes:
         raise StormError(f"--modes takes buggy and/or fixed, got {args.modes!r}")
     return StormConfig(
-        clients=args.clients, hosts=args.hosts, backlog=args.backlog, syncookies=args.syncookies,
+        clients=args.clients, hosts=args.hosts, clients_per_process=args.clients_per_process,
+        backlog=args.backlog, syncookies=args.syncookies,
         profile=args.profile, rcvbuf=args.rcvbuf, request_bytes=args.request_bytes,
         requests_per_client=args.requests, request_interval_s=args.interval, rtt_ms=args.rtt_ms,
         loss=args.loss, backoff=args.backoff, down_s=args.down, duration_s=args.duration,
