@@ -76,6 +76,11 @@ class StormConfig:
         if not 0 <= self.clients_per_process <= budget:
             raise StormError(f"--clients-per-process must be 0 (auto) or 1..{budget} (the open-files "
                              f"limit {resource.getrlimit(resource.RLIMIT_NOFILE)[1]} less headroom)")
+        from tuntcp.shell.control import ControlError, socket_path
+        try:
+            socket_path(self.control_name)
+        except ControlError as e:
+            raise StormError(f"--name: {e}") from None
         if self.backoff not in ("kafka", "immediate", "fixed"):
             raise StormError("--backoff must be kafka, immediate or fixed")
         if self.request_bytes < 1 or self.requests_per_client < 0:

@@ -32,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=d.out, help="output directory")
     p.add_argument("--modes", default="buggy,fixed", help="buggy,fixed or one of them")
     p.add_argument("--no-pcap", action="store_true")
+    p.add_argument("--name", default=d.control_name,
+                   help="control socket name, for `tuntcp ss/nstat --name NAME` while it runs "
+                        "(give concurrent storms different names)")
     p.add_argument("--quiet", action="store_true", help="no live display")
 
 
@@ -46,7 +49,8 @@ def config_from(args) -> StormConfig:
         profile=args.profile, rcvbuf=args.rcvbuf, request_bytes=args.request_bytes,
         requests_per_client=args.requests, request_interval_s=args.interval, rtt_ms=args.rtt_ms,
         loss=args.loss, backoff=args.backoff, down_s=args.down, duration_s=args.duration,
-        seed=args.seed, sysctl=list(args.sysctl), out=args.out, pcap=not args.no_pcap, modes=modes)
+        seed=args.seed, sysctl=list(args.sysctl), out=args.out, pcap=not args.no_pcap, modes=modes,
+        control_name=args.name)
 
 
 class Display:
