@@ -31,7 +31,8 @@ from ..core.window import cookie_init_rwin, openreq_init_rwin, sock_set_rcvbuf, 
 from ..wire.segment import ACK, CWR, ECE, FIN, RST, SYN, Segment
 from . import linux_rules as R
 from .cookies import LinuxCookies, decode_ts
-from .linux_reqsk import RequestSock, make_reqsk_ack, make_synack, parse_syn_options
+from .linux_reqsk import (RequestSock, make_reqsk_ack, make_synack, parse_syn_options,
+                          req_key)
 
 
 class LinuxListener:
@@ -64,7 +65,7 @@ class LinuxListener:
         # pre-4.4: the SYN table is sized once, at the first listen()
         self.pow2_size = R.pow2_synq_size(self.backlog, p["net.ipv4.tcp_max_syn_backlog"])
         self.accept_q: deque = deque()
-        self.reqs: dict[tuple[int, int, int], RequestSock] = {}
+        self.reqs: dict[int, RequestSock] = {}    # req_key(4-tuple) -> request
         self.young = 0
         self._heap: list = []
         self._tick = itertools.count()
@@ -125,7 +126,7 @@ class LinuxListener:
         if self.closed:
             self.stack.reset_for(seg)
             return
-        req = self.reqs.get((seg.daddr, seg.saddr, seg.sport))
+        req = self.reqs.get(req_key(seg.daddr, seg.dport, seg.saddr, seg.sport))
         if req is not None and not self.check_req(req, seg, now):
             return
         self._listen_input(seg, now)
@@ -199,8 +200,8 @@ class LinuxListener:
             if not tstamp_ok:
                 ecn_ok = False
         req = RequestSock(laddr, syn.dport, raddr, syn.sport, syn.seq, isn, mss, wscale_ok,
-                          snd_wscale, sack_ok, tstamp_ok, tsval, ts_off, ecn_ok)
-        req.rcv_wnd, req.window_clamp, req.rcv_wscale = self._openreq_rwin(tstamp_ok, wscale_ok)
+                          snd_wscale, sack_ok, tstamp_ok, tsval, ts_off, ecn_ok,
+                          self._openreq_rwin(tstamp_ok, wscale_ok))
         if want_cookie:
             st.emit(self._synack(req, cookie=True))   # stateless: nothing is kept
             return

@@ -6,47 +6,86 @@ are built here; the listener (``linux.py``) decides when to send them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..core.window import TCP_MSS_DEFAULT, synack_window_field
 from ..wire.segment import ACK, ECE, SYN, Segment, TcpOptions
 from .cookies import encode_ts
 
 TCP_MAX_WSCALE = 14
+_M32 = 0xFFFFFFFF
 
 
-@dataclass(slots=True, eq=False)
+def req_key(laddr: int, lport: int, raddr: int, rport: int) -> int:
+    """The SYN-queue hash key of a 4-tuple, packed in one int (a tuple of four ints costs
+    about 160 bytes per request, this about 40)."""
+    return laddr << 64 | raddr << 32 | lport << 16 | rport
+
+
+def _bits(shift: int, mask: int, doc: str) -> property:
+    return property(lambda self: (self._imm >> shift) & mask, doc=doc)
+
+
+def _flag(bit: int, doc: str) -> property:
+    return property(lambda self: bool(self._imm & bit), doc=doc)
+
+
 class RequestSock:
-    """A TCP_NEW_SYN_RECV request sock (``struct tcp_request_sock``)."""
+    """A TCP_NEW_SYN_RECV request sock (``struct tcp_request_sock``).
 
-    laddr: int
-    lport: int
-    raddr: int
-    rport: int
-    rcv_isn: int
-    snt_isn: int
-    mss: int               # peer's MSS option (mss_clamp), 536 if absent
-    wscale_ok: bool
-    snd_wscale: int
-    sack_ok: bool
-    tstamp_ok: bool
-    ts_recent: int
-    ts_off: int
-    ecn_ok: bool
-    rcv_wnd: int = 0
-    window_clamp: int = 0
-    rcv_wscale: int = 0
-    num_timeout: int = 0   # timer expiries (young while 0)
-    num_retrans: int = 0   # SYN-ACKs resent (timer or retransmitted SYN)
-    acked: bool = False
-    expires: float = 0.0
-    snt_synack: float = 0.0
-    last_oow: float | None = None
-    alive: bool = True
+    Packed like the kernel's bitfields, because a SYN flood holds one per SYN: the 4-tuple is
+    the dict key (``key``), what the SYN negotiated is one int (``_imm``: rcv_isn, snt_isn,
+    ts_recent, ts_off, mss, snd_wscale and four option flags), and the listener's cached
+    ``tcp_openreq_init_rwin`` answer is shared (``rwin``). The fields read as before.
+    """
+
+    __slots__ = ("key", "_imm", "rwin", "num_timeout", "num_retrans", "acked", "expires",
+                 "snt_synack", "last_oow", "alive")
+
+    def __init__(self, laddr: int, lport: int, raddr: int, rport: int, rcv_isn: int,
+                 snt_isn: int, mss: int, wscale_ok: bool, snd_wscale: int, sack_ok: bool,
+                 tstamp_ok: bool, ts_recent: int, ts_off: int, ecn_ok: bool,
+                 rwin: tuple[int, int, int] = (0, 0, 0)):
+        self.key = req_key(laddr, lport, raddr, rport)
+        self._imm = (rcv_isn << 120 | snt_isn << 88 | ts_recent << 56 | ts_off << 24
+                     | mss << 8 | snd_wscale << 4 | (8 if ecn_ok else 0) | (4 if tstamp_ok else 0)
+                     | (2 if sack_ok else 0) | (1 if wscale_ok else 0))
+        self.rwin = rwin           # (rcv_wnd, window_clamp, rcv_wscale)
+        self.num_timeout = 0       # timer expiries (young while 0)
+        self.num_retrans = 0       # SYN-ACKs resent (timer or retransmitted SYN)
+        self.acked = False
+        self.expires = 0.0
+        self.snt_synack = 0.0
+        self.last_oow = None
+        self.alive = True
+
+    laddr = property(lambda self: self.key >> 64)
+    raddr = property(lambda self: (self.key >> 32) & _M32)
+    lport = property(lambda self: (self.key >> 16) & 0xFFFF)
+    rport = property(lambda self: self.key & 0xFFFF)
+    rcv_isn = _bits(120, _M32, "the SYN's sequence number")
+    snt_isn = _bits(88, _M32, "our ISN")
+    ts_off = _bits(24, _M32, "our per-pair TSval offset")
+    mss = _bits(8, 0xFFFF, "peer's MSS option (mss_clamp), 536 if absent")
+    snd_wscale = _bits(4, 0xF, "peer's shift, capped at 14")
+    wscale_ok = _flag(1, "window scaling negotiated")
+    sack_ok = _flag(2, "SACK negotiated")
+    tstamp_ok = _flag(4, "timestamps negotiated")
+    ecn_ok = _flag(8, "ECN negotiated")
+    rcv_wnd = property(lambda self: self.rwin[0])
+    window_clamp = property(lambda self: self.rwin[1])
+    rcv_wscale = property(lambda self: self.rwin[2])
 
     @property
-    def key(self) -> tuple[int, int, int]:
-        return (self.laddr, self.raddr, self.rport)
+    def ts_recent(self) -> int:
+        return (self._imm >> 56) & _M32
+
+    @ts_recent.setter
+    def ts_recent(self, v: int) -> None:
+        self._imm = self._imm & ~(_M32 << 56) | v << 56
+
+    def __repr__(self) -> str:
+        return (f"RequestSock({self.laddr:#x}:{self.lport} <- {self.raddr:#x}:{self.rport}, "
+                f"num_timeout={self.num_timeout}, num_retrans={self.num_retrans}, "
+                f"acked={self.acked}, alive={self.alive})")
 
 
 def parse_syn_options(profile, opts: TcpOptions, want_cookie: bool) -> tuple:
