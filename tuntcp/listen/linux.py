@@ -6,8 +6,9 @@ Semantics from shared/reference/linux-freebsd-passive-open.md §1-§3, §6.2; th
 out-of-window rate limit). One listener = one LISTEN socket
 with its SYN queue (request socks keyed by 4-tuple) and accept queue (established children).
 
-All request-sock timers share ONE stack deadline: a small heap of (expires, n, req) entries with
-lazy deletion, so a SYN flood costs a heap push per SYN and nothing walks the queue.
+All request-sock timers share ONE stack deadline: one FIFO of request socks per timer delay
+(1, 2, 4 ... s: equal delays expire in arming order) with lazy deletion, so a SYN flood costs an
+append per SYN and nothing walks the queue.
 
 Approximations (documented, deliberate):
   * "proven" peers (``tcp_peer_is_proven``): an address we completed a handshake with on this
@@ -21,8 +22,6 @@ Approximations (documented, deliberate):
 """
 from __future__ import annotations
 
-import heapq
-import itertools
 from collections import deque
 
 from ..core.params import HandshakeParams
@@ -33,6 +32,48 @@ from . import linux_rules as R
 from .cookies import LinuxCookies, decode_ts
 from .linux_reqsk import (RequestSock, make_reqsk_ack, make_synack, parse_syn_options,
                           req_key)
+
+
+class _TimerQueue(deque):
+    """Request socks armed with one delay, in arming order (so in expiry order)."""
+
+    __slots__ = ("delay", "tail")
+
+    def __init__(self, delay: float):
+        super().__init__()
+        self.delay = delay
+        self.tail = 0.0                  # expiry of the last entry appended
+
+    def head(self) -> RequestSock | None:
+        """The first live entry; stale ones in front of it are dropped."""
+        while self:
+            r = self[0]
+            if r.tq is self:
+                if r.queued == 1:
+                    if r.alive:
+                        return r
+                    r.tq, r.queued = None, 0
+                else:
+                    r.queued -= 1
+            self.popleft()
+        return None
+
+    def insert_sorted(self, req: RequestSock) -> None:
+        """Rebuild in expiry order with ``req`` last among equals (only when time ran
+        backwards: with a monotonic clock, appending keeps the order)."""
+        live = {}
+        for r in self:
+            if r.tq is self and r.alive:
+                live.pop(id(r), None)
+                live[id(r)] = r              # a request's last entry is its live one
+        live.pop(id(req), None)
+        live[id(req)] = req
+        order = sorted(live.values(), key=lambda r: r.expires)
+        self.clear()
+        for r in order:
+            r.queued = 1
+            self.append(r)
+        self.tail = order[-1].expires
 
 
 class LinuxListener:
@@ -67,8 +108,7 @@ class LinuxListener:
         self.accept_q: deque = deque()
         self.reqs: dict[int, RequestSock] = {}    # req_key(4-tuple) -> request
         self.young = 0
-        self._heap: list = []
-        self._tick = itertools.count()
+        self._tq: dict[float, _TimerQueue] = {}   # request timers: delay -> FIFO (see _arm)
         self.synflood_warned = False              # reset only by a fresh listen (inet_csk_listen_start)
         self.last_overflow: float | None = None   # tcp_synq_overflow stamp
         self.proven: set[int] = set()
@@ -89,7 +129,7 @@ class LinuxListener:
         """``inet_csk_listen_stop``: requests vanish silently, unaccepted children are reset."""
         self.closed = True
         self.reqs.clear()
-        self._heap.clear()
+        self._tq.clear()
         self.young = 0
         self.deadline = None
         while self.accept_q:
@@ -208,7 +248,7 @@ class LinuxListener:
         req.snt_synack = now
         self.reqs[req.key] = req                      # inet_csk_reqsk_queue_hash_add
         self.young += 1
-        self._arm(req, now + self.rto_init)
+        self._arm(req, now, self.rto_init)
         st.emit(self._synack(req))
 
     def _openreq_rwin(self, tstamp_ok: bool, wscale_ok: bool) -> tuple[int, int, int]:
@@ -256,7 +296,7 @@ class LinuxListener:
         if seg.seq == req.rcv_isn and fl == SYN and not paws_reject:
             if not self._oow_limited(req, seg, now, ratelimit):
                 self._rtx_synack(req)
-                self._arm(req, now + min(self.rto_init * (1 << req.num_timeout), self.rto_max))
+                self._arm(req, now, min(self.rto_init * (1 << req.num_timeout), self.rto_max))
             return False
         # (b) an ACK that does not acknowledge our SYN: the listener answers with a RST
         if fl & ACK and seg.ack != (req.snt_isn + 1) & 0xFFFFFFFF:
@@ -383,19 +423,49 @@ class LinuxListener:
 
     # ---- request-sock timers ------------------------------------------------------------
 
-    def _arm(self, req: RequestSock, when: float) -> None:
+    def _arm(self, req: RequestSock, now: float, delay: float) -> None:
+        """Expire ``req`` at now + delay. Timers with the same delay expire in the order they
+        were armed, so each delay has a FIFO of request socks (8 bytes an entry, where a heap
+        entry cost about 100). A re-armed request's older entry goes stale: ``req.queued``
+        counts its entries in ``req.tq``, the only queue holding live ones (delays never
+        shrink back: rto_init, then min(rto_init << n, rto_max))."""
+        when = now + delay
+        q = self._tq.get(delay)
+        if q is None:
+            q = self._tq[delay] = _TimerQueue(delay)
+        if req.tq is q and req.queued:
+            if req.expires == when:
+                return                       # armed again for the same instant: no change
+            req.queued += 1
+        else:
+            req.tq, req.queued = q, 1
         req.expires = when
-        heapq.heappush(self._heap, (when, next(self._tick), req))
+        if q and when < q.tail:
+            q.insert_sorted(req)             # the caller's clock went backwards
+        else:
+            q.append(req)
+            q.tail = when
         self._resched()
+
+    def _next_timer(self) -> tuple[RequestSock | None, _TimerQueue | None]:
+        """The earliest live request timer and its queue. Of two due at the same instant the
+        one with the longer delay was armed first, and fires first, as it would in one heap
+        ordered by (expiry, arming order) -- given a clock that never runs backwards (trio's,
+        MockClock); if it does, such a tie may fire in the other order."""
+        best, bq = None, None
+        for q in self._tq.values():
+            r = q.head()
+            if r is not None and (best is None or r.expires < best.expires or (
+                    r.expires == best.expires and q.delay > bq.delay)):
+                best, bq = r, q
+        return best, bq
 
     def _resched(self) -> None:
         """Keep the stack deadline equal to the earliest live request timer."""
-        heap = self._heap
-        while heap and not (heap[0][2].alive and heap[0][2].expires == heap[0][0]):
-            heapq.heappop(heap)
-        if heap:
-            if heap[0][0] != self.deadline:
-                self.stack.schedule(self, heap[0][0])
+        r, _ = self._next_timer()
+        if r is not None:
+            if r.expires != self.deadline:
+                self.stack.schedule(self, r.expires)
         else:
             self.deadline = None
 
@@ -410,11 +480,13 @@ class LinuxListener:
 
     def on_timer(self, now: float) -> None:
         """Fire every due request timer, then re-arm the listener's one deadline."""
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            when, _, req = heapq.heappop(heap)
-            if req.alive and req.expires == when:
-                self.reqsk_timer(req, now)
+        while True:
+            req, q = self._next_timer()
+            if req is None or req.expires > now:
+                break
+            q.popleft()
+            req.tq, req.queued = None, 0
+            self.reqsk_timer(req, now)
         self.deadline = None
         self._resched()
 
@@ -434,4 +506,4 @@ class LinuxListener:
         if req.num_timeout == 0:
             self.young -= 1
         req.num_timeout += 1
-        self._arm(req, now + min(self.rto_init * (1 << req.num_timeout), self.rto_max))
+        self._arm(req, now, min(self.rto_init * (1 << req.num_timeout), self.rto_max))

@@ -38,7 +38,7 @@ class RequestSock:
     """
 
     __slots__ = ("key", "_imm", "rwin", "num_timeout", "num_retrans", "acked", "expires",
-                 "snt_synack", "last_oow", "alive")
+                 "snt_synack", "last_oow", "alive", "tq", "queued")
 
     def __init__(self, laddr: int, lport: int, raddr: int, rport: int, rcv_isn: int,
                  snt_isn: int, mss: int, wscale_ok: bool, snd_wscale: int, sack_ok: bool,
@@ -56,6 +56,8 @@ class RequestSock:
         self.snt_synack = 0.0
         self.last_oow = None
         self.alive = True
+        self.tq = None             # the listener's timer queue holding its live entry
+        self.queued = 0            # entries of this request in that queue (see LinuxListener._arm)
 
     laddr = property(lambda self: self.key >> 64)
     raddr = property(lambda self: (self.key >> 32) & _M32)
