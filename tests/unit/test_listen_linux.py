@@ -245,6 +245,21 @@ def test_synack_schedule_and_silent_drop_at_63s():
     assert net.lst.queue_lengths()["syn"] == 0 and c["TcpOutRsts"] == 0
 
 
+def test_synack_timers_due_together_fire_in_arming_order():
+    # A's second timer (armed at 1 s for 2 s) and B's first (armed at 2 s for 1 s) both fall
+    # due at 3 s: A was armed first, so A's SYN-ACK goes first. C re-armed by a retransmitted
+    # SYN at 2 s also falls due at 3 s, after B (armed before it in the same instant).
+    net = Net()
+    net.send(syn(40000), at=0.0)                      # A
+    net.run_until(1.0)
+    net.send(syn(40001, isn=2000), at=1.5)           # C
+    net.send(syn(40002, isn=3000), at=2.0)           # B
+    net.send(syn(40001, isn=2000), at=2.0)           # C again: re-armed to 3.0
+    out = net.run_until(3.0)
+    assert [s.dport for s in out] == [40000, 40002, 40001]
+    assert all(s.flags == SYN | ACK for s in out)
+
+
 def test_synack_retries_per_listener_override():
     net = Net(synack_retries=2)
     net.send(syn(40000))
