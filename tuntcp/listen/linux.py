@@ -433,6 +433,7 @@ class LinuxListener:
         q = self._tq.get(delay)
         if q is None:
             q = self._tq[delay] = _TimerQueue(delay)
+        unarmed = req.tq is None
         if req.tq is q and req.queued:
             if req.expires == when:
                 return                       # armed again for the same instant: no change
@@ -445,6 +446,8 @@ class LinuxListener:
         else:
             q.append(req)
             q.tail = when
+            if unarmed and self.deadline is not None and when >= self.deadline:
+                return                       # a new timer behind the earliest: nothing moves
         self._resched()
 
     def _next_timer(self) -> tuple[RequestSock | None, _TimerQueue | None]:

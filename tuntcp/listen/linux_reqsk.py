@@ -24,31 +24,29 @@ def _bits(shift: int, mask: int, doc: str) -> property:
     return property(lambda self: (self._imm >> shift) & mask, doc=doc)
 
 
-def _flag(bit: int, doc: str) -> property:
-    return property(lambda self: bool(self._imm & bit), doc=doc)
-
-
 class RequestSock:
     """A TCP_NEW_SYN_RECV request sock (``struct tcp_request_sock``).
 
-    Packed like the kernel's bitfields, because a SYN flood holds one per SYN: the 4-tuple is
-    the dict key (``key``), what the SYN negotiated is one int (``_imm``: rcv_isn, snt_isn,
-    ts_recent, ts_off, mss, snd_wscale and four option flags), and the listener's cached
-    ``tcp_openreq_init_rwin`` answer is shared (``rwin``). The fields read as before.
+    A SYN flood holds one per SYN, and every distinct int above 256 is a 32-byte object: the
+    4-tuple is packed into the dict key (``key``) and the four 32-bit values plus the MSS into
+    one int (``_imm``), read back through properties. Flags and small ints stay plain slots
+    (shared objects, and the handshake reads them often).
     """
 
-    __slots__ = ("key", "_imm", "rwin", "num_timeout", "num_retrans", "acked", "expires",
-                 "snt_synack", "last_oow", "alive", "tq", "queued")
+    __slots__ = ("key", "_imm", "wscale_ok", "snd_wscale", "sack_ok", "tstamp_ok", "ecn_ok",
+                 "rcv_wnd", "window_clamp", "rcv_wscale", "num_timeout", "num_retrans", "acked",
+                 "expires", "snt_synack", "last_oow", "alive", "tq", "queued")
 
     def __init__(self, laddr: int, lport: int, raddr: int, rport: int, rcv_isn: int,
                  snt_isn: int, mss: int, wscale_ok: bool, snd_wscale: int, sack_ok: bool,
                  tstamp_ok: bool, ts_recent: int, ts_off: int, ecn_ok: bool,
                  rwin: tuple[int, int, int] = (0, 0, 0)):
         self.key = req_key(laddr, lport, raddr, rport)
-        self._imm = (rcv_isn << 120 | snt_isn << 88 | ts_recent << 56 | ts_off << 24
-                     | mss << 8 | snd_wscale << 4 | (8 if ecn_ok else 0) | (4 if tstamp_ok else 0)
-                     | (2 if sack_ok else 0) | (1 if wscale_ok else 0))
-        self.rwin = rwin           # (rcv_wnd, window_clamp, rcv_wscale)
+        self._imm = rcv_isn << 112 | snt_isn << 80 | ts_recent << 48 | ts_off << 16 | mss
+        self.wscale_ok, self.snd_wscale, self.sack_ok = wscale_ok, snd_wscale, sack_ok
+        self.tstamp_ok, self.ecn_ok = tstamp_ok, ecn_ok
+        # tcp_openreq_init_rwin's answer (the listener caches it: shared ints)
+        self.rcv_wnd, self.window_clamp, self.rcv_wscale = rwin
         self.num_timeout = 0       # timer expiries (young while 0)
         self.num_retrans = 0       # SYN-ACKs resent (timer or retransmitted SYN)
         self.acked = False
@@ -63,26 +61,18 @@ class RequestSock:
     raddr = property(lambda self: (self.key >> 32) & _M32)
     lport = property(lambda self: (self.key >> 16) & 0xFFFF)
     rport = property(lambda self: self.key & 0xFFFF)
-    rcv_isn = _bits(120, _M32, "the SYN's sequence number")
-    snt_isn = _bits(88, _M32, "our ISN")
-    ts_off = _bits(24, _M32, "our per-pair TSval offset")
-    mss = _bits(8, 0xFFFF, "peer's MSS option (mss_clamp), 536 if absent")
-    snd_wscale = _bits(4, 0xF, "peer's shift, capped at 14")
-    wscale_ok = _flag(1, "window scaling negotiated")
-    sack_ok = _flag(2, "SACK negotiated")
-    tstamp_ok = _flag(4, "timestamps negotiated")
-    ecn_ok = _flag(8, "ECN negotiated")
-    rcv_wnd = property(lambda self: self.rwin[0])
-    window_clamp = property(lambda self: self.rwin[1])
-    rcv_wscale = property(lambda self: self.rwin[2])
+    rcv_isn = _bits(112, _M32, "the SYN's sequence number")
+    snt_isn = _bits(80, _M32, "our ISN")
+    ts_off = _bits(16, _M32, "our per-pair TSval offset")
+    mss = _bits(0, 0xFFFF, "peer's MSS option (mss_clamp), 536 if absent")
 
     @property
     def ts_recent(self) -> int:
-        return (self._imm >> 56) & _M32
+        return (self._imm >> 48) & _M32
 
     @ts_recent.setter
     def ts_recent(self, v: int) -> None:
-        self._imm = self._imm & ~(_M32 << 56) | v << 56
+        self._imm = self._imm & ~(_M32 << 48) | v << 48
 
     def __repr__(self) -> str:
         return (f"RequestSock({self.laddr:#x}:{self.lport} <- {self.raddr:#x}:{self.rport}, "
