@@ -479,7 +479,8 @@ class LinuxListener:
             del self.reqs[req.key]
             if req.num_timeout == 0:
                 self.young -= 1
-            self._resched()
+            if req.expires == self.deadline:
+                self._resched()              # else the earliest timer is another request's
 
     def on_timer(self, now: float) -> None:
         """Fire every due request timer, then re-arm the listener's one deadline."""

@@ -57,10 +57,15 @@ class RequestSock:
         self.tq = None             # the listener's timer queue holding its live entry
         self.queued = 0            # entries of this request in that queue (see LinuxListener._arm)
 
-    laddr = property(lambda self: self.key >> 64)
-    raddr = property(lambda self: (self.key >> 32) & _M32)
-    lport = property(lambda self: (self.key >> 16) & 0xFFFF)
-    rport = property(lambda self: self.key & 0xFFFF)
+    def addrs(self) -> tuple[int, int, int, int]:
+        """(laddr, raddr, lport, rport), Segment's argument order, decoded from ``key``."""
+        k = self.key
+        return k >> 64, (k >> 32) & _M32, (k >> 16) & 0xFFFF, k & 0xFFFF
+
+    laddr = property(lambda self: self.addrs()[0])
+    raddr = property(lambda self: self.addrs()[1])
+    lport = property(lambda self: self.addrs()[2])
+    rport = property(lambda self: self.addrs()[3])
     rcv_isn = _bits(112, _M32, "the SYN's sequence number")
     snt_isn = _bits(80, _M32, "our ISN")
     ts_off = _bits(16, _M32, "our per-pair TSval offset")
@@ -118,8 +123,7 @@ def make_synack(stack, req: RequestSock, advmss: int, cookie: bool = False,
     wscale = req.rcv_wscale if req.wscale_ok and not no_wscale else None
     opts = TcpOptions(mss=advmss, wscale=wscale, sack_ok=req.sack_ok, ts=ts)
     flags = SYN | ACK | (ECE if req.ecn_ok else 0)
-    return Segment(req.laddr, req.raddr, req.lport, req.rport, seq=req.snt_isn,
-                   ack=(req.rcv_isn + 1) & 0xFFFFFFFF, flags=flags,
+    return Segment(*req.addrs(), seq=req.snt_isn, ack=(req.rcv_isn + 1) & 0xFFFFFFFF, flags=flags,
                    window=synack_window_field(req.rcv_wnd), options=opts)
 
 
@@ -127,7 +131,6 @@ def make_reqsk_ack(stack, req: RequestSock) -> Segment:
     """``tcp_v4_reqsk_send_ack``: the ACK a request sock sends to an out-of-window segment;
     its window is already scaled by our announced shift."""
     ts = (stack.ts_now(req.ts_off), req.ts_recent) if req.tstamp_ok else None
-    return Segment(req.laddr, req.raddr, req.lport, req.rport,
-                   seq=(req.snt_isn + 1) & 0xFFFFFFFF, ack=(req.rcv_isn + 1) & 0xFFFFFFFF,
-                   flags=ACK, window=min(req.rcv_wnd >> req.rcv_wscale, 65535),
+    return Segment(*req.addrs(), seq=(req.snt_isn + 1) & 0xFFFFFFFF,
+                   ack=(req.rcv_isn + 1) & 0xFFFFFFFF, flags=ACK, window=min(req.rcv_wnd >> req.rcv_wscale, 65535),
                    options=TcpOptions(ts=ts))
