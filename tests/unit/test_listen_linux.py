@@ -222,7 +222,7 @@ def test_synack_options_and_window():
     ts_off = net.stack.ts_offset(SRV, CLI)
     assert o.ts == ((2000 + ts_off) & 0xFFFFFFFF, 5000)
     # >= 4.19: min(45 * 1448, 65535), never scaled in a SYN-ACK
-    assert sa.window == 65160 == synack_window_field(net.lst.reqs[req_key(SRV, PORT, CLI, 40000)].rcv_wnd)
+    assert sa.window == 65160 == synack_window_field(net.lst.reqs[req_key(SRV, CLI, PORT, 40000)].rcv_wnd)
     out, _ = net.send(syn(40001, ws=None, sack=False, ts=None, mss=None))
     o = out[0].options
     assert o.wscale is None and not o.sack_ok and o.ts is None and o.mss == 1460

@@ -106,7 +106,7 @@ class LinuxListener:
         # pre-4.4: the SYN table is sized once, at the first listen()
         self.pow2_size = R.pow2_synq_size(self.backlog, p["net.ipv4.tcp_max_syn_backlog"])
         self.accept_q: deque = deque()
-        self.reqs: dict[int, RequestSock] = {}    # req_key(4-tuple) -> request
+        self.reqs: dict[bytes, RequestSock] = {}   # req_key(4-tuple) -> request
         self.young = 0
         self._tq: dict[float, _TimerQueue] = {}   # request timers: delay -> FIFO (see _arm)
         self.synflood_warned = False              # reset only by a fresh listen (inet_csk_listen_start)
@@ -166,7 +166,7 @@ class LinuxListener:
         if self.closed:
             self.stack.reset_for(seg)
             return
-        req = self.reqs.get(req_key(seg.daddr, seg.dport, seg.saddr, seg.sport))
+        req = self.reqs.get(req_key(seg.daddr, seg.saddr, seg.dport, seg.sport))
         if req is not None and not self.check_req(req, seg, now):
             return
         self._listen_input(seg, now)
@@ -287,19 +287,20 @@ class LinuxListener:
         """
         p, c = self.profile, self.stack.counters
         fl = seg.flags & (RST | SYN | ACK)
-        rcv_nxt = (req.rcv_isn + 1) & 0xFFFFFFFF
+        rcv_isn, snt_isn, ts_recent, ts_off, mss = req.seqs()     # packed: decode once
+        rcv_nxt = (rcv_isn + 1) & 0xFFFFFFFF
         ts = seg.options.ts if req.tstamp_ok else None
         paws_reject = ts is not None and R.req_paws_reject(
-            req.ts_recent, ts[0], bool(fl & RST), self.rto_init * (1 << req.num_timeout))
+            ts_recent, ts[0], bool(fl & RST), self.rto_init * (1 << req.num_timeout))
         ratelimit = p["net.ipv4.tcp_invalid_ratelimit"]
         # (a) a retransmitted SYN: answer it again, without counting a timeout
-        if seg.seq == req.rcv_isn and fl == SYN and not paws_reject:
+        if seg.seq == rcv_isn and fl == SYN and not paws_reject:
             if not self._oow_limited(req, seg, now, ratelimit):
                 self._rtx_synack(req)
                 self._arm(req, now, min(self.rto_init * (1 << req.num_timeout), self.rto_max))
             return False
         # (b) an ACK that does not acknowledge our SYN: the listener answers with a RST
-        if fl & ACK and seg.ack != (req.snt_isn + 1) & 0xFFFFFFFF:
+        if fl & ACK and seg.ack != (snt_isn + 1) & 0xFFFFFFFF:
             return True
         # (c) PAWS and the receive window announced in the SYN-ACK
         end_seq = (seg.seq + seg.seg_len) & 0xFFFFFFFF
@@ -311,8 +312,8 @@ class LinuxListener:
                 c.inc("TcpExtPAWSEstab")
             return False
         if ts is not None and not seq_gt(seg.seq, rcv_nxt):
-            req.ts_recent = ts[0]
-        if seg.seq == req.rcv_isn:
+            req.ts_recent = ts_recent = ts[0]
+        if seg.seq == rcv_isn:
             fl &= ~SYN            # the SYN bit is outside the window: ignore it
         # (d) RST or an in-window SYN kills the embryo
         if fl & (RST | SYN):
@@ -336,9 +337,9 @@ class LinuxListener:
             return False
         self._unlink(req)
         rtt = now - req.snt_synack if req.num_retrans == 0 else None
-        self._make_child(seg, now, req.mss, req.rcv_isn, req.snt_isn, req.wscale_ok,
+        self._make_child(seg, now, mss, rcv_isn, snt_isn, req.wscale_ok,
                          req.snd_wscale, req.rcv_wscale, req.sack_ok, req.tstamp_ok,
-                         req.ts_recent, req.ts_off, req.rcv_wnd, req.window_clamp, req.ecn_ok,
+                         ts_recent, ts_off, req.rcv_wnd, req.window_clamp, req.ecn_ok,
                          "synq", req.num_retrans > 0, rtt)
         return False
 

@@ -6,34 +6,39 @@ are built here; the listener (``linux.py``) decides when to send them.
 """
 from __future__ import annotations
 
+from struct import Struct
+
 from ..core.window import TCP_MSS_DEFAULT, synack_window_field
 from ..wire.segment import ACK, ECE, SYN, Segment, TcpOptions
 from .cookies import encode_ts
 
 TCP_MAX_WSCALE = 14
-_M32 = 0xFFFFFFFF
+
+# A SYN flood holds one request per SYN, and every distinct int above 256 is a 32-byte object:
+# the 4-tuple and the four 32-bit values of a request are packed into bytes (C-speed both ways).
+_KEY = Struct("!IIHH")      # laddr, raddr, lport, rport: Segment's argument order
+_SEQS = Struct("!IIIIH")    # rcv_isn, snt_isn, ts_recent, ts_off, mss
+_U32 = Struct("!I")
+
+req_key = _KEY.pack
+"""req_key(laddr, raddr, lport, rport): the SYN-queue hash key of a 4-tuple (48 bytes where a
+tuple of four ints costs about 160)."""
 
 
-def req_key(laddr: int, lport: int, raddr: int, rport: int) -> int:
-    """The SYN-queue hash key of a 4-tuple, packed in one int (a tuple of four ints costs
-    about 160 bytes per request, this about 40)."""
-    return laddr << 64 | raddr << 32 | lport << 16 | rport
-
-
-def _bits(shift: int, mask: int, doc: str) -> property:
-    return property(lambda self: (self._imm >> shift) & mask, doc=doc)
+def _seq_field(fmt: str, offset: int, doc: str) -> property:
+    one = Struct(fmt)
+    return property(lambda self: one.unpack_from(self._seqs, offset)[0], doc=doc)
 
 
 class RequestSock:
     """A TCP_NEW_SYN_RECV request sock (``struct tcp_request_sock``).
 
-    A SYN flood holds one per SYN, and every distinct int above 256 is a 32-byte object: the
-    4-tuple is packed into the dict key (``key``) and the four 32-bit values plus the MSS into
-    one int (``_imm``), read back through properties. Flags and small ints stay plain slots
-    (shared objects, and the handshake reads them often).
+    The 4-tuple is the packed dict key (``key``, see ``addrs``) and the 32-bit values plus the
+    MSS are packed too (``_seqs``, see ``seqs``), both read back through properties. Flags and
+    small ints stay plain slots (shared objects, and the handshake reads them often).
     """
 
-    __slots__ = ("key", "_imm", "wscale_ok", "snd_wscale", "sack_ok", "tstamp_ok", "ecn_ok",
+    __slots__ = ("key", "_seqs", "wscale_ok", "snd_wscale", "sack_ok", "tstamp_ok", "ecn_ok",
                  "rcv_wnd", "window_clamp", "rcv_wscale", "num_timeout", "num_retrans", "acked",
                  "expires", "snt_synack", "last_oow", "alive", "tq", "queued")
 
@@ -41,8 +46,8 @@ class RequestSock:
                  snt_isn: int, mss: int, wscale_ok: bool, snd_wscale: int, sack_ok: bool,
                  tstamp_ok: bool, ts_recent: int, ts_off: int, ecn_ok: bool,
                  rwin: tuple[int, int, int] = (0, 0, 0)):
-        self.key = req_key(laddr, lport, raddr, rport)
-        self._imm = rcv_isn << 112 | snt_isn << 80 | ts_recent << 48 | ts_off << 16 | mss
+        self.key = _KEY.pack(laddr, raddr, lport, rport)
+        self._seqs = _SEQS.pack(rcv_isn, snt_isn, ts_recent, ts_off, mss)
         self.wscale_ok, self.snd_wscale, self.sack_ok = wscale_ok, snd_wscale, sack_ok
         self.tstamp_ok, self.ecn_ok = tstamp_ok, ecn_ok
         # tcp_openreq_init_rwin's answer (the listener caches it: shared ints)
@@ -58,26 +63,30 @@ class RequestSock:
         self.queued = 0            # entries of this request in that queue (see LinuxListener._arm)
 
     def addrs(self) -> tuple[int, int, int, int]:
-        """(laddr, raddr, lport, rport), Segment's argument order, decoded from ``key``."""
-        k = self.key
-        return k >> 64, (k >> 32) & _M32, (k >> 16) & 0xFFFF, k & 0xFFFF
+        """(laddr, raddr, lport, rport), Segment's argument order."""
+        return _KEY.unpack(self.key)
 
-    laddr = property(lambda self: self.addrs()[0])
-    raddr = property(lambda self: self.addrs()[1])
-    lport = property(lambda self: self.addrs()[2])
-    rport = property(lambda self: self.addrs()[3])
-    rcv_isn = _bits(112, _M32, "the SYN's sequence number")
-    snt_isn = _bits(80, _M32, "our ISN")
-    ts_off = _bits(16, _M32, "our per-pair TSval offset")
-    mss = _bits(0, 0xFFFF, "peer's MSS option (mss_clamp), 536 if absent")
+    def seqs(self) -> tuple[int, int, int, int, int]:
+        """(rcv_isn, snt_isn, ts_recent, ts_off, mss) in one go."""
+        return _SEQS.unpack(self._seqs)
+
+    laddr = property(lambda self: _KEY.unpack(self.key)[0])
+    raddr = property(lambda self: _KEY.unpack(self.key)[1])
+    lport = property(lambda self: _KEY.unpack(self.key)[2])
+    rport = property(lambda self: _KEY.unpack(self.key)[3])
+    rcv_isn = _seq_field("!I", 0, "the SYN's sequence number")
+    snt_isn = _seq_field("!I", 4, "our ISN")
+    ts_off = _seq_field("!I", 12, "our per-pair TSval offset")
+    mss = _seq_field("!H", 16, "peer's MSS option (mss_clamp), 536 if absent")
 
     @property
     def ts_recent(self) -> int:
-        return (self._imm >> 48) & _M32
+        return _U32.unpack_from(self._seqs, 8)[0]
 
     @ts_recent.setter
     def ts_recent(self, v: int) -> None:
-        self._imm = self._imm & ~(_M32 << 48) | v << 48
+        b = self._seqs
+        self._seqs = b[:8] + _U32.pack(v) + b[12:]
 
     def __repr__(self) -> str:
         return (f"RequestSock({self.laddr:#x}:{self.lport} <- {self.raddr:#x}:{self.rport}, "
@@ -112,25 +121,27 @@ def make_synack(stack, req: RequestSock, advmss: int, cookie: bool = False,
     (``cookie_init_timestamp``) before our per-pair offset is added. ``no_wscale`` is the
     gVisor-style teaching contrast for cookies (no window scaling offered at all).
     """
+    rcv_isn, snt_isn, ts_recent, ts_off, _ = req.seqs()
     ts = None
     if req.tstamp_ok:
         if cookie:
             raw = encode_ts(stack.ts_now(0), req.wscale_ok, req.snd_wscale, req.sack_ok, req.ecn_ok)
-            tsval = (raw + req.ts_off) & 0xFFFFFFFF
+            tsval = (raw + ts_off) & 0xFFFFFFFF
         else:
-            tsval = stack.ts_now(req.ts_off)
-        ts = (tsval, req.ts_recent)
+            tsval = stack.ts_now(ts_off)
+        ts = (tsval, ts_recent)
     wscale = req.rcv_wscale if req.wscale_ok and not no_wscale else None
     opts = TcpOptions(mss=advmss, wscale=wscale, sack_ok=req.sack_ok, ts=ts)
     flags = SYN | ACK | (ECE if req.ecn_ok else 0)
-    return Segment(*req.addrs(), seq=req.snt_isn, ack=(req.rcv_isn + 1) & 0xFFFFFFFF, flags=flags,
+    return Segment(*req.addrs(), seq=snt_isn, ack=(rcv_isn + 1) & 0xFFFFFFFF, flags=flags,
                    window=synack_window_field(req.rcv_wnd), options=opts)
 
 
 def make_reqsk_ack(stack, req: RequestSock) -> Segment:
     """``tcp_v4_reqsk_send_ack``: the ACK a request sock sends to an out-of-window segment;
     its window is already scaled by our announced shift."""
-    ts = (stack.ts_now(req.ts_off), req.ts_recent) if req.tstamp_ok else None
-    return Segment(*req.addrs(), seq=(req.snt_isn + 1) & 0xFFFFFFFF,
-                   ack=(req.rcv_isn + 1) & 0xFFFFFFFF, flags=ACK, window=min(req.rcv_wnd >> req.rcv_wscale, 65535),
+    rcv_isn, snt_isn, ts_recent, ts_off, _ = req.seqs()
+    ts = (stack.ts_now(ts_off), ts_recent) if req.tstamp_ok else None
+    return Segment(*req.addrs(), seq=(snt_isn + 1) & 0xFFFFFFFF,
+                   ack=(rcv_isn + 1) & 0xFFFFFFFF, flags=ACK, window=min(req.rcv_wnd >> req.rcv_wscale, 65535),
                    options=TcpOptions(ts=ts))
