@@ -7,6 +7,7 @@ import pytest
 from tuntcp.core.stack import Stack
 from tuntcp.core.window import synack_window_field
 from tuntcp.listen.linux import LinuxListener
+from tuntcp.listen.linux_reqsk import req_key
 from tuntcp.profiles import get_profile
 from tuntcp.wire.segment import ACK, ECE, FIN, RST, SYN, Segment, TcpOptions
 
@@ -221,7 +222,7 @@ def test_synack_options_and_window():
     ts_off = net.stack.ts_offset(SRV, CLI)
     assert o.ts == ((2000 + ts_off) & 0xFFFFFFFF, 5000)
     # >= 4.19: min(45 * 1448, 65535), never scaled in a SYN-ACK
-    assert sa.window == 65160 == synack_window_field(net.lst.reqs[(SRV, CLI, 40000)].rcv_wnd)
+    assert sa.window == 65160 == synack_window_field(net.lst.reqs[req_key(SRV, CLI, PORT, 40000)].rcv_wnd)
     out, _ = net.send(syn(40001, ws=None, sack=False, ts=None, mss=None))
     o = out[0].options
     assert o.wscale is None and not o.sack_ok and o.ts is None and o.mss == 1460
@@ -242,6 +243,21 @@ def test_synack_schedule_and_silent_drop_at_63s():
     c = net.stack.counters
     assert (c["TcpExtTCPTimeouts"], c["TcpExtTCPSynRetrans"], c["TcpRetransSegs"]) == (6, 5, 5)
     assert net.lst.queue_lengths()["syn"] == 0 and c["TcpOutRsts"] == 0
+
+
+def test_synack_timers_due_together_fire_in_arming_order():
+    # A's second timer (armed at 1 s for 2 s) and B's first (armed at 2 s for 1 s) both fall
+    # due at 3 s: A was armed first, so A's SYN-ACK goes first. C re-armed by a retransmitted
+    # SYN at 2 s also falls due at 3 s, after B (armed before it in the same instant).
+    net = Net()
+    net.send(syn(40000), at=0.0)                      # A
+    net.run_until(1.0)
+    net.send(syn(40001, isn=2000), at=1.5)           # C
+    net.send(syn(40002, isn=3000), at=2.0)           # B
+    net.send(syn(40001, isn=2000), at=2.0)           # C again: re-armed to 3.0
+    out = net.run_until(3.0)
+    assert [s.dport for s in out] == [40000, 40002, 40001]
+    assert all(s.flags == SYN | ACK for s in out)
 
 
 def test_synack_retries_per_listener_override():

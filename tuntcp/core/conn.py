@@ -61,12 +61,14 @@ RCV_DATA = frozenset(("ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2"))
 class RecvQueue:
     """The in-order receive queue: payloads kept as they arrived, joined when read. A bytearray
     with reads from the front and appends at the back copies its whole content whenever it
-    grows, which costs microseconds per segment once autotuning lets megabytes queue up."""
+    grows, which costs microseconds per segment once autotuning lets megabytes queue up.
+    The deque is created by the first payload: an empty one costs 760 bytes, more than the
+    rest of an idle connection's receive side."""
 
     __slots__ = ("chunks", "n")
 
     def __init__(self):
-        self.chunks = deque()
+        self.chunks = None
         self.n = 0
 
     def __len__(self) -> int:
@@ -77,19 +79,24 @@ class RecvQueue:
 
     def __iadd__(self, data) -> "RecvQueue":
         if data:
-            self.chunks.append(bytes(data))    # payloads may be views of a packet buffer
+            chunks = self.chunks
+            if chunks is None:
+                chunks = self.chunks = deque()
+            chunks.append(bytes(data))    # payloads may be views of a packet buffer
             self.n += len(data)
         return self
 
     def __bytes__(self) -> bytes:
-        return b"".join(self.chunks)
+        return b"".join(self.chunks) if self.chunks else b""
 
     def take(self, n: int) -> bytes:
         """Remove and return the first min(n, len) bytes."""
         chunks = self.chunks
         if n >= self.n:
+            if not chunks:
+                return b""
             data = b"".join(chunks)
-            chunks.clear()
+            chunks.clear()              # kept: a reader that drains often would reallocate
             self.n = 0
             return data
         out = []
@@ -223,7 +230,7 @@ class Connection:
         self.bytes_sent = self.bytes_acked = self.bytes_received = 0
         self.segs_out = self.segs_in = 0
         self.lastsnd = self.lastrcv = self.lastack = now
-        self.tx_times = deque()      # [end_seq, sent at or None once retransmitted]
+        self.tx_times = None         # deque of [end_seq, sent at or None once retransmitted]
         self.lsndtime = now
         self.rcv_rtt = 0.0           # smoothed receiver-side RTT, s (rcv_rtt_est.rtt_us >> 3)
         self.rcv_rtt_seq = 0
@@ -606,7 +613,7 @@ class Connection:
             self.retrans_stamp = now - self.rto.rto
         self.retransmits += 1
         self.rtt_seq = None            # Karn: no sample from retransmitted data
-        self.tx_times.clear()
+        self.tx_times = None
         self.tlp_high_seq = None
         self.loss_high = self.snd_max  # TCP_CA_Loss until this is ACKed: no loss probes
         self.snd_nxt = self.snd_una    # go back N: mark everything lost (tcp_enter_loss)
@@ -1654,7 +1661,7 @@ class Connection:
             self.retrans_out += 1
             if self.retrans_stamp is None:
                 self.retrans_stamp = now
-            for e in self.tx_times:       # TCPCB_RETRANS: no RTT sample from these
+            for e in self.tx_times or ():   # TCPCB_RETRANS: no RTT sample from these
                 if seq_gt(e[0], seq):
                     e[1] = None
                     if not seq_lt(e[0], end):
@@ -1669,7 +1676,10 @@ class Connection:
             if self.snd_una == self.snd_max:
                 self.cc.on_tx_start(now, now - self.lsndtime)
             self.lsndtime = now
-            self.tx_times.append([end, now])
+            tt = self.tx_times
+            if tt is None:
+                tt = self.tx_times = deque()
+            tt.append([end, now])
             # tcp_event_data_sent: a reply within ato of the last receive counts toward ping-pong
             if now - self.lrcvtime < self.ato:
                 self.pingpong += 1

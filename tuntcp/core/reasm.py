@@ -35,8 +35,9 @@ class Reassembly:
     __slots__ = ("blocks", "_starts", "_base", "ooo_bytes", "limit_bytes", "drops", "pruned", "_stamp")
 
     def __init__(self, limit_bytes: int = 1 << 22):
-        self.blocks: list[list] = []
-        self._starts: list[int] = []
+        # () until the first out-of-order segment: most connections never queue one
+        self.blocks: list[list] | tuple = ()
+        self._starts: list[int] | tuple = ()
         self._base = 0
         self.ooo_bytes = 0
         self.limit_bytes = limit_bytes
@@ -65,8 +66,8 @@ class Reassembly:
                 return b"", rcv_nxt
             self._stamp += 1
             self._base = rcv_nxt
-            blocks.append([off, bytearray(data), self._stamp])
-            self._starts.append(off)
+            self.blocks = [[off, bytearray(data), self._stamp]]
+            self._starts = [off]
             self.ooo_bytes = n
             return b"", rcv_nxt
         rk = (rcv_nxt - self._base) & MASK
@@ -177,8 +178,8 @@ class Reassembly:
         return [((base + b[0]) & MASK, (base + b[0] + len(b[1])) & MASK) for b in order]
 
     def clear(self) -> None:
-        self.blocks = []
-        self._starts = []
+        self.blocks = ()
+        self._starts = ()
         self.ooo_bytes = 0
 
     def __len__(self) -> int:
@@ -191,7 +192,7 @@ class Scoreboard:
     __slots__ = ("ranges", "sacked_bytes", "invalid", "dsacks")
 
     def __init__(self):
-        self.ranges: list[list[int]] = []    # [left, right), sorted from snd_una
+        self.ranges: list[list[int]] | tuple = ()   # [left, right), sorted from snd_una
         self.sacked_bytes = 0
         self.invalid = 0                     # blocks ignored as bogus (TCPSACKDiscard)
         self.dsacks = 0                      # blocks below snd_una (D-SACK, RFC 2883)
@@ -289,5 +290,5 @@ class Scoreboard:
         return ranges >= dupthresh or above > (dupthresh - 1) * mss
 
     def clear(self) -> None:
-        self.ranges = []
+        self.ranges = ()
         self.sacked_bytes = 0

@@ -6,8 +6,9 @@ Semantics from shared/reference/linux-freebsd-passive-open.md §1-§3, §6.2; th
 out-of-window rate limit). One listener = one LISTEN socket
 with its SYN queue (request socks keyed by 4-tuple) and accept queue (established children).
 
-All request-sock timers share ONE stack deadline: a small heap of (expires, n, req) entries with
-lazy deletion, so a SYN flood costs a heap push per SYN and nothing walks the queue.
+All request-sock timers share ONE stack deadline: one FIFO of request socks per timer delay
+(1, 2, 4 ... s: equal delays expire in arming order) with lazy deletion, so a SYN flood costs an
+append per SYN and nothing walks the queue.
 
 Approximations (documented, deliberate):
   * "proven" peers (``tcp_peer_is_proven``): an address we completed a handshake with on this
@@ -21,8 +22,6 @@ Approximations (documented, deliberate):
 """
 from __future__ import annotations
 
-import heapq
-import itertools
 from collections import deque
 
 from ..core.conn import Connection
@@ -32,7 +31,50 @@ from ..core.window import cookie_init_rwin, openreq_init_rwin, sock_set_rcvbuf, 
 from ..wire.segment import ACK, CWR, ECE, FIN, RST, SYN, Segment
 from . import linux_rules as R
 from .cookies import LinuxCookies, decode_ts
-from .linux_reqsk import RequestSock, make_reqsk_ack, make_synack, parse_syn_options
+from .linux_reqsk import (RequestSock, make_reqsk_ack, make_synack, parse_syn_options,
+                          req_key)
+
+
+class _TimerQueue(deque):
+    """Request socks armed with one delay, in arming order (so in expiry order)."""
+
+    __slots__ = ("delay", "tail")
+
+    def __init__(self, delay: float):
+        super().__init__()
+        self.delay = delay
+        self.tail = 0.0                  # expiry of the last entry appended
+
+    def head(self) -> RequestSock | None:
+        """The first live entry; stale ones in front of it are dropped."""
+        while self:
+            r = self[0]
+            if r.tq is self:
+                if r.queued == 1:
+                    if r.alive:
+                        return r
+                    r.tq, r.queued = None, 0
+                else:
+                    r.queued -= 1
+            self.popleft()
+        return None
+
+    def insert_sorted(self, req: RequestSock) -> None:
+        """Rebuild in expiry order with ``req`` last among equals (only when time ran
+        backwards: with a monotonic clock, appending keeps the order)."""
+        live = {}
+        for r in self:
+            if r.tq is self and r.alive:
+                live.pop(id(r), None)
+                live[id(r)] = r              # a request's last entry is its live one
+        live.pop(id(req), None)
+        live[id(req)] = req
+        order = sorted(live.values(), key=lambda r: r.expires)
+        self.clear()
+        for r in order:
+            r.queued = 1
+            self.append(r)
+        self.tail = order[-1].expires
 
 
 class LinuxListener:
@@ -65,10 +107,9 @@ class LinuxListener:
         # pre-4.4: the SYN table is sized once, at the first listen()
         self.pow2_size = R.pow2_synq_size(self.backlog, p["net.ipv4.tcp_max_syn_backlog"])
         self.accept_q: deque = deque()
-        self.reqs: dict[tuple[int, int, int], RequestSock] = {}
+        self.reqs: dict[bytes, RequestSock] = {}   # req_key(4-tuple) -> request
         self.young = 0
-        self._heap: list = []
-        self._tick = itertools.count()
+        self._tq: dict[float, _TimerQueue] = {}   # request timers: delay -> FIFO (see _arm)
         self.synflood_warned = False              # reset only by a fresh listen (inet_csk_listen_start)
         self.last_overflow: float | None = None   # tcp_synq_overflow stamp
         self.proven: set[int] = set()
@@ -89,7 +130,7 @@ class LinuxListener:
         """``inet_csk_listen_stop``: requests vanish silently, unaccepted children are reset."""
         self.closed = True
         self.reqs.clear()
-        self._heap.clear()
+        self._tq.clear()
         self.young = 0
         self.deadline = None
         while self.accept_q:
@@ -126,7 +167,7 @@ class LinuxListener:
         if self.closed:
             self.stack.reset_for(seg)
             return
-        req = self.reqs.get((seg.daddr, seg.saddr, seg.sport))
+        req = self.reqs.get(req_key(seg.daddr, seg.saddr, seg.dport, seg.sport))
         if req is not None and not self.check_req(req, seg, now):
             return
         self._listen_input(seg, now)
@@ -200,15 +241,15 @@ class LinuxListener:
             if not tstamp_ok:
                 ecn_ok = False
         req = RequestSock(laddr, syn.dport, raddr, syn.sport, syn.seq, isn, mss, wscale_ok,
-                          snd_wscale, sack_ok, tstamp_ok, tsval, ts_off, ecn_ok)
-        req.rcv_wnd, req.window_clamp, req.rcv_wscale = self._openreq_rwin(tstamp_ok, wscale_ok)
+                          snd_wscale, sack_ok, tstamp_ok, tsval, ts_off, ecn_ok,
+                          self._openreq_rwin(tstamp_ok, wscale_ok))
         if want_cookie:
             st.emit(self._synack(req, cookie=True))   # stateless: nothing is kept
             return
         req.snt_synack = now
         self.reqs[req.key] = req                      # inet_csk_reqsk_queue_hash_add
         self.young += 1
-        self._arm(req, now + self.rto_init)
+        self._arm(req, now, self.rto_init)
         st.emit(self._synack(req))
 
     def _openreq_rwin(self, tstamp_ok: bool, wscale_ok: bool) -> tuple[int, int, int]:
@@ -247,19 +288,20 @@ class LinuxListener:
         """
         p, c = self.profile, self.stack.counters
         fl = seg.flags & (RST | SYN | ACK)
-        rcv_nxt = (req.rcv_isn + 1) & 0xFFFFFFFF
+        rcv_isn, snt_isn, ts_recent, ts_off, mss = req.seqs()     # packed: decode once
+        rcv_nxt = (rcv_isn + 1) & 0xFFFFFFFF
         ts = seg.options.ts if req.tstamp_ok else None
         paws_reject = ts is not None and R.req_paws_reject(
-            req.ts_recent, ts[0], bool(fl & RST), self.rto_init * (1 << req.num_timeout))
+            ts_recent, ts[0], bool(fl & RST), self.rto_init * (1 << req.num_timeout))
         ratelimit = p["net.ipv4.tcp_invalid_ratelimit"]
         # (a) a retransmitted SYN: answer it again, without counting a timeout
-        if seg.seq == req.rcv_isn and fl == SYN and not paws_reject:
+        if seg.seq == rcv_isn and fl == SYN and not paws_reject:
             if not self._oow_limited(req, seg, now, ratelimit):
                 self._rtx_synack(req)
-                self._arm(req, now + min(self.rto_init * (1 << req.num_timeout), self.rto_max))
+                self._arm(req, now, min(self.rto_init * (1 << req.num_timeout), self.rto_max))
             return False
         # (b) an ACK that does not acknowledge our SYN: the listener answers with a RST
-        if fl & ACK and seg.ack != (req.snt_isn + 1) & 0xFFFFFFFF:
+        if fl & ACK and seg.ack != (snt_isn + 1) & 0xFFFFFFFF:
             return True
         # (c) PAWS and the receive window announced in the SYN-ACK
         end_seq = (seg.seq + seg.seg_len) & 0xFFFFFFFF
@@ -271,8 +313,8 @@ class LinuxListener:
                 c.inc("TcpExtPAWSEstab")
             return False
         if ts is not None and not seq_gt(seg.seq, rcv_nxt):
-            req.ts_recent = ts[0]
-        if seg.seq == req.rcv_isn:
+            req.ts_recent = ts_recent = ts[0]
+        if seg.seq == rcv_isn:
             fl &= ~SYN            # the SYN bit is outside the window: ignore it
         # (d) RST or an in-window SYN kills the embryo
         if fl & (RST | SYN):
@@ -296,9 +338,9 @@ class LinuxListener:
             return False
         self._unlink(req)
         rtt = now - req.snt_synack if req.num_retrans == 0 else None
-        self._make_child(seg, now, req.mss, req.rcv_isn, req.snt_isn, req.wscale_ok,
+        self._make_child(seg, now, mss, rcv_isn, snt_isn, req.wscale_ok,
                          req.snd_wscale, req.rcv_wscale, req.sack_ok, req.tstamp_ok,
-                         req.ts_recent, req.ts_off, req.rcv_wnd, req.window_clamp, req.ecn_ok,
+                         ts_recent, ts_off, req.rcv_wnd, req.window_clamp, req.ecn_ok,
                          "synq", req.num_retrans > 0, rtt)
         return False
 
@@ -382,19 +424,52 @@ class LinuxListener:
 
     # ---- request-sock timers ------------------------------------------------------------
 
-    def _arm(self, req: RequestSock, when: float) -> None:
+    def _arm(self, req: RequestSock, now: float, delay: float) -> None:
+        """Expire ``req`` at now + delay. Timers with the same delay expire in the order they
+        were armed, so each delay has a FIFO of request socks (8 bytes an entry, where a heap
+        entry cost about 100). A re-armed request's older entry goes stale: ``req.queued``
+        counts its entries in ``req.tq``, the only queue holding live ones (delays never
+        shrink back: rto_init, then min(rto_init << n, rto_max))."""
+        when = now + delay
+        q = self._tq.get(delay)
+        if q is None:
+            q = self._tq[delay] = _TimerQueue(delay)
+        unarmed = req.tq is None
+        if req.tq is q and req.queued:
+            if req.expires == when:
+                return                       # armed again for the same instant: no change
+            req.queued += 1
+        else:
+            req.tq, req.queued = q, 1
         req.expires = when
-        heapq.heappush(self._heap, (when, next(self._tick), req))
+        if q and when < q.tail:
+            q.insert_sorted(req)             # the caller's clock went backwards
+        else:
+            q.append(req)
+            q.tail = when
+            if unarmed and self.deadline is not None and when >= self.deadline:
+                return                       # a new timer behind the earliest: nothing moves
         self._resched()
+
+    def _next_timer(self) -> tuple[RequestSock | None, _TimerQueue | None]:
+        """The earliest live request timer and its queue. Of two due at the same instant the
+        one with the longer delay was armed first, and fires first, as it would in one heap
+        ordered by (expiry, arming order) -- given a clock that never runs backwards (trio's,
+        MockClock); if it does, such a tie may fire in the other order."""
+        best, bq = None, None
+        for q in self._tq.values():
+            r = q.head()
+            if r is not None and (best is None or r.expires < best.expires or (
+                    r.expires == best.expires and q.delay > bq.delay)):
+                best, bq = r, q
+        return best, bq
 
     def _resched(self) -> None:
         """Keep the stack deadline equal to the earliest live request timer."""
-        heap = self._heap
-        while heap and not (heap[0][2].alive and heap[0][2].expires == heap[0][0]):
-            heapq.heappop(heap)
-        if heap:
-            if heap[0][0] != self.deadline:
-                self.stack.schedule(self, heap[0][0])
+        r, _ = self._next_timer()
+        if r is not None:
+            if r.expires != self.deadline:
+                self.stack.schedule(self, r.expires)
         else:
             self.deadline = None
 
@@ -405,15 +480,18 @@ class LinuxListener:
             del self.reqs[req.key]
             if req.num_timeout == 0:
                 self.young -= 1
-            self._resched()
+            if req.expires == self.deadline:
+                self._resched()              # else the earliest timer is another request's
 
     def on_timer(self, now: float) -> None:
         """Fire every due request timer, then re-arm the listener's one deadline."""
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            when, _, req = heapq.heappop(heap)
-            if req.alive and req.expires == when:
-                self.reqsk_timer(req, now)
+        while True:
+            req, q = self._next_timer()
+            if req is None or req.expires > now:
+                break
+            q.popleft()
+            req.tq, req.queued = None, 0
+            self.reqsk_timer(req, now)
         self.deadline = None
         self._resched()
 
@@ -433,4 +511,4 @@ class LinuxListener:
         if req.num_timeout == 0:
             self.young -= 1
         req.num_timeout += 1
-        self._arm(req, now + min(self.rto_init * (1 << req.num_timeout), self.rto_max))
+        self._arm(req, now, min(self.rto_init * (1 << req.num_timeout), self.rto_max))

@@ -6,7 +6,7 @@ are built here; the listener (``linux.py``) decides when to send them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from struct import Struct
 
 from ..core.window import TCP_MSS_DEFAULT, synack_window_field
 from ..wire.segment import ACK, ECE, SYN, Segment, TcpOptions
@@ -14,39 +14,84 @@ from .cookies import encode_ts
 
 TCP_MAX_WSCALE = 14
 
+# A SYN flood holds one request per SYN, and every distinct int above 256 is a 32-byte object:
+# the 4-tuple and the four 32-bit values of a request are packed into bytes (C-speed both ways).
+_KEY = Struct("!IIHH")      # laddr, raddr, lport, rport: Segment's argument order
+_SEQS = Struct("!IIIIH")    # rcv_isn, snt_isn, ts_recent, ts_off, mss
+_U32 = Struct("!I")
 
-@dataclass(slots=True, eq=False)
+req_key = _KEY.pack
+"""req_key(laddr, raddr, lport, rport): the SYN-queue hash key of a 4-tuple (48 bytes where a
+tuple of four ints costs about 160)."""
+
+
+def _seq_field(fmt: str, offset: int, doc: str) -> property:
+    one = Struct(fmt)
+    return property(lambda self: one.unpack_from(self._seqs, offset)[0], doc=doc)
+
+
 class RequestSock:
-    """A TCP_NEW_SYN_RECV request sock (``struct tcp_request_sock``)."""
+    """A TCP_NEW_SYN_RECV request sock (``struct tcp_request_sock``).
 
-    laddr: int
-    lport: int
-    raddr: int
-    rport: int
-    rcv_isn: int
-    snt_isn: int
-    mss: int               # peer's MSS option (mss_clamp), 536 if absent
-    wscale_ok: bool
-    snd_wscale: int
-    sack_ok: bool
-    tstamp_ok: bool
-    ts_recent: int
-    ts_off: int
-    ecn_ok: bool
-    rcv_wnd: int = 0
-    window_clamp: int = 0
-    rcv_wscale: int = 0
-    num_timeout: int = 0   # timer expiries (young while 0)
-    num_retrans: int = 0   # SYN-ACKs resent (timer or retransmitted SYN)
-    acked: bool = False
-    expires: float = 0.0
-    snt_synack: float = 0.0
-    last_oow: float | None = None
-    alive: bool = True
+    The 4-tuple is the packed dict key (``key``, see ``addrs``) and the 32-bit values plus the
+    MSS are packed too (``_seqs``, see ``seqs``), both read back through properties. Flags and
+    small ints stay plain slots (shared objects, and the handshake reads them often).
+    """
+
+    __slots__ = ("key", "_seqs", "wscale_ok", "snd_wscale", "sack_ok", "tstamp_ok", "ecn_ok",
+                 "rcv_wnd", "window_clamp", "rcv_wscale", "num_timeout", "num_retrans", "acked",
+                 "expires", "snt_synack", "last_oow", "alive", "tq", "queued")
+
+    def __init__(self, laddr: int, lport: int, raddr: int, rport: int, rcv_isn: int,
+                 snt_isn: int, mss: int, wscale_ok: bool, snd_wscale: int, sack_ok: bool,
+                 tstamp_ok: bool, ts_recent: int, ts_off: int, ecn_ok: bool,
+                 rwin: tuple[int, int, int] = (0, 0, 0)):
+        self.key = _KEY.pack(laddr, raddr, lport, rport)
+        self._seqs = _SEQS.pack(rcv_isn, snt_isn, ts_recent, ts_off, mss)
+        self.wscale_ok, self.snd_wscale, self.sack_ok = wscale_ok, snd_wscale, sack_ok
+        self.tstamp_ok, self.ecn_ok = tstamp_ok, ecn_ok
+        # tcp_openreq_init_rwin's answer (the listener caches it: shared ints)
+        self.rcv_wnd, self.window_clamp, self.rcv_wscale = rwin
+        self.num_timeout = 0       # timer expiries (young while 0)
+        self.num_retrans = 0       # SYN-ACKs resent (timer or retransmitted SYN)
+        self.acked = False
+        self.expires = 0.0
+        self.snt_synack = 0.0
+        self.last_oow = None
+        self.alive = True
+        self.tq = None             # the listener's timer queue holding its live entry
+        self.queued = 0            # entries of this request in that queue (see LinuxListener._arm)
+
+    def addrs(self) -> tuple[int, int, int, int]:
+        """(laddr, raddr, lport, rport), Segment's argument order."""
+        return _KEY.unpack(self.key)
+
+    def seqs(self) -> tuple[int, int, int, int, int]:
+        """(rcv_isn, snt_isn, ts_recent, ts_off, mss) in one go."""
+        return _SEQS.unpack(self._seqs)
+
+    laddr = property(lambda self: _KEY.unpack(self.key)[0])
+    raddr = property(lambda self: _KEY.unpack(self.key)[1])
+    lport = property(lambda self: _KEY.unpack(self.key)[2])
+    rport = property(lambda self: _KEY.unpack(self.key)[3])
+    rcv_isn = _seq_field("!I", 0, "the SYN's sequence number")
+    snt_isn = _seq_field("!I", 4, "our ISN")
+    ts_off = _seq_field("!I", 12, "our per-pair TSval offset")
+    mss = _seq_field("!H", 16, "peer's MSS option (mss_clamp), 536 if absent")
 
     @property
-    def key(self) -> tuple[int, int, int]:
-        return (self.laddr, self.raddr, self.rport)
+    def ts_recent(self) -> int:
+        return _U32.unpack_from(self._seqs, 8)[0]
+
+    @ts_recent.setter
+    def ts_recent(self, v: int) -> None:
+        b = self._seqs
+        self._seqs = b[:8] + _U32.pack(v) + b[12:]
+
+    def __repr__(self) -> str:
+        return (f"RequestSock({self.laddr:#x}:{self.lport} <- {self.raddr:#x}:{self.rport}, "
+                f"num_timeout={self.num_timeout}, num_retrans={self.num_retrans}, "
+                f"acked={self.acked}, alive={self.alive})")
 
 
 def parse_syn_options(profile, opts: TcpOptions, want_cookie: bool) -> tuple:
@@ -76,27 +121,27 @@ def make_synack(stack, req: RequestSock, advmss: int, cookie: bool = False,
     (``cookie_init_timestamp``) before our per-pair offset is added. ``no_wscale`` is the
     gVisor-style teaching contrast for cookies (no window scaling offered at all).
     """
+    rcv_isn, snt_isn, ts_recent, ts_off, _ = req.seqs()
     ts = None
     if req.tstamp_ok:
         if cookie:
             raw = encode_ts(stack.ts_now(0), req.wscale_ok, req.snd_wscale, req.sack_ok, req.ecn_ok)
-            tsval = (raw + req.ts_off) & 0xFFFFFFFF
+            tsval = (raw + ts_off) & 0xFFFFFFFF
         else:
-            tsval = stack.ts_now(req.ts_off)
-        ts = (tsval, req.ts_recent)
+            tsval = stack.ts_now(ts_off)
+        ts = (tsval, ts_recent)
     wscale = req.rcv_wscale if req.wscale_ok and not no_wscale else None
     opts = TcpOptions(mss=advmss, wscale=wscale, sack_ok=req.sack_ok, ts=ts)
     flags = SYN | ACK | (ECE if req.ecn_ok else 0)
-    return Segment(req.laddr, req.raddr, req.lport, req.rport, seq=req.snt_isn,
-                   ack=(req.rcv_isn + 1) & 0xFFFFFFFF, flags=flags,
+    return Segment(*req.addrs(), seq=snt_isn, ack=(rcv_isn + 1) & 0xFFFFFFFF, flags=flags,
                    window=synack_window_field(req.rcv_wnd), options=opts)
 
 
 def make_reqsk_ack(stack, req: RequestSock) -> Segment:
     """``tcp_v4_reqsk_send_ack``: the ACK a request sock sends to an out-of-window segment;
     its window is already scaled by our announced shift."""
-    ts = (stack.ts_now(req.ts_off), req.ts_recent) if req.tstamp_ok else None
-    return Segment(req.laddr, req.raddr, req.lport, req.rport,
-                   seq=(req.snt_isn + 1) & 0xFFFFFFFF, ack=(req.rcv_isn + 1) & 0xFFFFFFFF,
-                   flags=ACK, window=min(req.rcv_wnd >> req.rcv_wscale, 65535),
+    rcv_isn, snt_isn, ts_recent, ts_off, _ = req.seqs()
+    ts = (stack.ts_now(ts_off), ts_recent) if req.tstamp_ok else None
+    return Segment(*req.addrs(), seq=(snt_isn + 1) & 0xFFFFFFFF,
+                   ack=(rcv_isn + 1) & 0xFFFFFFFF, flags=ACK, window=min(req.rcv_wnd >> req.rcv_wscale, 65535),
                    options=TcpOptions(ts=ts))
