@@ -64,6 +64,9 @@ class Stack:
         self._next_port = EPHEMERAL_LO
         self.ttl = profile.get("net.ipv4.ip_default_ttl", 64)
         self.mtu = 1500
+        # emit_packet() allowed: take_packets() builds plain packets (no vnet frames)
+        self.raw_out = build and not offload
+        self._ts_offs: dict = {}
         self._challenge_second = -1
         self._challenge_count = 0
 
@@ -143,6 +146,13 @@ class Stack:
         seg.ttl = self.ttl
         self._out.append(seg)
 
+    def emit_packet(self, pkt: bytes) -> None:
+        """Queue a packet a fast path already built (never a RST), in order with ``emit``'s
+        segments; only when ``raw_out`` (``build=True``, no offload). Counts TcpOutSegs."""
+        c = self.counters
+        c["TcpOutSegs"] = c.get("TcpOutSegs", 0) + 1
+        self._out.append(pkt)
+
     def take_packets(self) -> list[bytes]:
         """Built IP packets, in order. With ``offload=True``: TUN frames (virtio_net_hdr +
         packet) where runs of one flow's data segments are merged into GSO super-packets."""
@@ -151,7 +161,8 @@ class Stack:
             raise StackError("this Stack was created with build=False: use take_segments()")
         if self.offload:
             return gso_frames(out)
-        return [codec.build(s) for s in out]
+        build = codec.build
+        return [s if s.__class__ is bytes else build(s) for s in out]
 
     def take_segments(self) -> list[Segment]:
         out, self._out = self._out, []
@@ -259,12 +270,21 @@ class Stack:
         return (int.from_bytes(h, "big") + int(self.now * 250_000)) & 0xFFFFFFFF
 
     def ts_offset(self, laddr: int, raddr: int) -> int:
-        """``secure_tcp_ts_off``: per address pair with tcp_timestamps=1, 0 otherwise."""
+        """``secure_tcp_ts_off``: per address pair with tcp_timestamps=1, 0 otherwise.
+
+        Remembered per pair (a flood from one spoofed source hashes once); the memo is
+        emptied when it reaches 1024 pairs, so random sources cannot grow it."""
         if self.profile.get("net.ipv4.tcp_timestamps", 1) != 1:
             return 0
-        h = hashlib.blake2s(_ADDR2.pack(laddr, raddr), key=self.secret[:32], digest_size=4,
-                            person=b"tsoff").digest()
-        return int.from_bytes(h, "big")
+        key = (laddr, raddr)
+        off = self._ts_offs.get(key)
+        if off is None:
+            h = hashlib.blake2s(_ADDR2.pack(laddr, raddr), key=self.secret[:32], digest_size=4,
+                                person=b"tsoff").digest()
+            if len(self._ts_offs) >= 1024:
+                self._ts_offs.clear()
+            off = self._ts_offs[key] = int.from_bytes(h, "big")
+        return off
 
 
 # ---- offload output -----------------------------------------------------------------------

@@ -1,0 +1,94 @@
+"""Fast paths produce the slow paths' bytes.
+
+A cookie SYN-ACK built straight from a listener template (stack with ``build=True``) must equal
+``codec.build`` of the Segment the slow path makes (a ``build=False`` stack, where the listener
+uses ``make_synack``), for any SYN option combination, sysctls and clock; and the counters too.
+"""
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tuntcp.core.stack import Stack
+from tuntcp.profiles import get_profile
+from tuntcp.wire import codec
+from tuntcp.wire.segment import ACK, CWR, ECE, SYN, Segment, TcpOptions
+
+SRV, CLI, PORT = 0x0A000001, 0x0A000002, 8080
+
+u32 = st.integers(0, 0xFFFFFFFF)
+syn_opts = st.builds(
+    TcpOptions,
+    mss=st.none() | st.integers(0, 0xFFFF),
+    wscale=st.none() | st.integers(0, 255),
+    sack_ok=st.booleans(),
+    ts=st.none() | st.tuples(u32, u32),
+)
+sysctls = st.fixed_dictionaries({
+    "net.ipv4.tcp_timestamps": st.sampled_from([0, 1, 2]),
+    "net.ipv4.tcp_sack": st.sampled_from([0, 1]),
+    "net.ipv4.tcp_window_scaling": st.sampled_from([0, 1]),
+    "net.ipv4.tcp_ecn": st.sampled_from([0, 1, 2]),
+    "model.cookie_wscale_mode": st.sampled_from(["linux", "gvisor"]),
+})
+
+
+def both(profile, overrides, rcvbuf=None):
+    p = get_profile(profile, {"net.ipv4.tcp_syncookies": 2, **overrides})
+    fast = Stack(p, addrs={SRV}, secret=b"0123456789abcdef")
+    slow = Stack(p, addrs={SRV}, secret=b"0123456789abcdef", build=False)
+    for s in (fast, slow):
+        s.listen(PORT, 128, rcvbuf=rcvbuf)
+    return fast, slow
+
+
+@settings(max_examples=300, deadline=None)
+@given(opts=syn_opts, knobs=sysctls, sport=st.integers(1, 0xFFFF), isn=u32,
+       ecn=st.booleans(), now=st.floats(0, 1e6, allow_nan=False),
+       profile=st.sampled_from(["linux-6.1", "linux-6.12", "linux-4.9", "linux-3.10"]),
+       rcvbuf=st.none() | st.integers(1, 1 << 22))
+def test_cookie_synack_fast_equals_slow(opts, knobs, sport, isn, ecn, now, profile, rcvbuf):
+    fast, slow = both(profile, knobs, rcvbuf)
+    syn = Segment(CLI, SRV, sport, PORT, seq=isn, flags=SYN | (ECE | CWR if ecn else 0),
+                  window=64240, options=opts)
+    fast.receive(codec.build(syn), now)
+    slow.receive(codec.build(syn), now)
+    got = fast.take_packets()
+    want = [codec.build(s) for s in slow.take_segments()]
+    assert got == want and len(got) == 1
+    assert fast.counters == slow.counters
+    assert fast.counters["TcpExtSyncookiesSent"] == 1
+
+
+def test_fast_synack_keeps_order_with_other_output():
+    """Packets from the fast path and Segments from emit() leave in the order they were made."""
+    fast, _ = both("linux-6.1", {})
+    fast.receive(codec.build(Segment(CLI, SRV, 1, 9999, seq=5, flags=SYN)), 1.0)      # RST
+    fast.receive(codec.build(Segment(CLI, SRV, 2, PORT, seq=5, flags=SYN)), 1.0)      # SYN-ACK
+    fast.receive(codec.build(Segment(CLI, SRV, 3, 9999, seq=5, flags=SYN)), 1.0)      # RST
+    flags = [codec.parse(p).flags for p in fast.take_packets()]
+    assert flags == [0x14, SYN | ACK, 0x14]
+
+
+def test_fast_synack_follows_a_ttl_change():
+    fast, slow = both("linux-6.1", {})
+    fast.ttl = slow.ttl = 7
+    syn = codec.build(Segment(CLI, SRV, 2, PORT, seq=5, flags=SYN))
+    fast.receive(syn, 1.0)
+    slow.receive(syn, 1.0)
+    got = fast.take_packets()
+    assert got == [codec.build(s) for s in slow.take_segments()]
+    assert codec.parse(got[0]).ttl == 7
+
+
+@settings(max_examples=500, deadline=None)
+@given(ts=st.booleans(), sack=st.booleans(), ws=st.none() | st.integers(0, 14),
+       tsv=st.tuples(u32, u32), saddr=u32, daddr=u32, sport=st.integers(0, 0xFFFF),
+       dport=st.integers(0, 0xFFFF), seq=u32, ack=u32, window=st.integers(0, 0xFFFF),
+       mss=st.integers(0, 0xFFFF), ttl=st.integers(0, 255), ecn=st.booleans())
+def test_synack_template_equals_build(ts, sack, ws, tsv, saddr, daddr, sport, dport, seq, ack,
+                                      window, mss, ttl, ecn):
+    flags = SYN | ACK | (ECE if ecn else 0)
+    t = codec.SynAckTemplate(sport, mss, ttl)
+    got = t.build(saddr, daddr, dport, seq, ack, flags, window, ws, sack, tsv if ts else None)
+    seg = Segment(saddr, daddr, sport, dport, seq, ack, flags, window,
+                  TcpOptions(mss, ws, sack, tsv if ts else None), ttl=ttl)
+    assert got == codec.build(seg)
