@@ -79,7 +79,8 @@ class Stack:
         NEEDS_CSUM/DATA_VALID, so the TCP checksum is not verified (``skb_csum_unnecessary``
         in ``tcp_checksum_complete``); unmarked packets are verified as always.
         """
-        self.counters.inc("IpInReceives")
+        c = self.counters
+        c["IpInReceives"] = c.get("IpInReceives", 0) + 1
         try:
             seg = codec.parse(packet, not (csum_ok and self.offload))
         except codec.Malformed as e:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -72,10 +73,8 @@ class LinuxCookies:
     def mss_index(mss: int) -> tuple[int, int]:
         """The largest table entry not above ``mss`` (index 0 = 536 also for smaller MSS),
         as ``__cookie_v4_init_sequence`` picks it: ``(index, table_mss)``."""
-        for i in range(len(MSSTAB) - 1, 0, -1):
-            if mss >= MSSTAB[i]:
-                return i, MSSTAB[i]
-        return 0, MSSTAB[0]
+        i = bisect_right(MSSTAB, mss) - 1
+        return (i, MSSTAB[i]) if i > 0 else (0, MSSTAB[0])
 
     def init_sequence(self, saddr: int, sport: int, daddr: int, dport: int, client_isn: int,
                       mss: int, now: float) -> tuple[int, int]:

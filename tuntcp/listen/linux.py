@@ -75,7 +75,8 @@ class LinuxListener:
         self.proven: set[int] = set()
         self.cookies = LinuxCookies(stack.secret)
         self._rwin_cache: dict = {}
-        self._synack_tpl: SynAckTemplate | None = None
+        self._synack_tpl: SynAckTemplate | None = None    # cookie SYN-ACKs (_cookie_synack)
+        self._synack_wnd: dict = {}
 
     # ---- listen(2) / close(2) / accept(2) -----------------------------------------------
 
@@ -198,7 +199,7 @@ class LinuxListener:
             isn, mss = self.cookies.init_sequence(raddr, syn.sport, laddr, syn.dport, syn.seq,
                                                   mss, now)
             self.last_overflow = R.synq_overflow_stamp(self.last_overflow, now)
-            c.inc("TcpExtSyncookiesSent")
+            c["TcpExtSyncookiesSent"] = c.get("TcpExtSyncookiesSent", 0) + 1
             if not tstamp_ok:
                 ecn_ok = False
             if st.raw_out:
@@ -242,16 +243,19 @@ class LinuxListener:
         t = self._synack_tpl
         if t is None or t.ttl != st.ttl:
             t = self._synack_tpl = SynAckTemplate(self.port, self.advmss, st.ttl)
-        rcv_wnd, _, rcv_wscale = self._openreq_rwin(tstamp_ok, wscale_ok)
+            self._synack_wnd = {}
+        w = self._synack_wnd.get((tstamp_ok, wscale_ok))
+        if w is None:
+            rcv_wnd, _, rcv_wscale = self._openreq_rwin(tstamp_ok, wscale_ok)
+            gvisor = self.profile["model.cookie_wscale_mode"] == "gvisor"
+            w = self._synack_wnd[tstamp_ok, wscale_ok] = (
+                synack_window_field(rcv_wnd), rcv_wscale if wscale_ok and not gvisor else None)
         ts = None
         if tstamp_ok:
             raw = encode_ts(st.ts_now(0), wscale_ok, snd_wscale, sack_ok, ecn_ok)
             ts = ((raw + ts_off) & 0xFFFFFFFF, tsval)
-        gvisor = self.profile["model.cookie_wscale_mode"] == "gvisor"
-        st.emit_packet(t.build(
-            syn.daddr, syn.saddr, syn.sport, isn, (syn.seq + 1) & 0xFFFFFFFF,
-            SYN | ACK | ECE if ecn_ok else SYN | ACK, synack_window_field(rcv_wnd),
-            rcv_wscale if wscale_ok and not gvisor else None, sack_ok, ts))
+        st.emit_packet(t.build(syn.daddr, syn.saddr, syn.sport, isn, (syn.seq + 1) & 0xFFFFFFFF,
+                               SYN | ACK | ECE if ecn_ok else SYN | ACK, w[0], w[1], sack_ok, ts))
 
     def _rtx_synack(self, req: RequestSock) -> None:
         """``tcp_rtx_synack``: resend, counting TcpRetransSegs and TCPSynRetrans."""

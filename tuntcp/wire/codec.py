@@ -408,24 +408,32 @@ class SynAckTemplate:
         s, tlen, ipc, total, words = self._v[ts is not None, sack_ok, wscale is not None]
         ipc = -(ipc + saddr + daddr) % 0xFFFF
         total += saddr + daddr + dport + seq + ack + flags + window
+        w0 = words[0]
         try:
-            if ts is None:
+            if ts is not None:
+                tsval, tsecr = ts
+                total += tsval + tsecr
                 if wscale is None:
                     return s.pack(0x45, 0, tlen + 20, 0, 0x4000, self.ttl, IPPROTO_TCP, ipc, saddr, daddr,
                                   self.sport, dport, seq, ack, tlen << 2, flags, window, -total % 0xFFFF, 0,
-                                  *words)
+                                  w0, words[1], tsval, tsecr)
                 return s.pack(0x45, 0, tlen + 20, 0, 0x4000, self.ttl, IPPROTO_TCP, ipc, saddr, daddr,
-                              self.sport, dport, seq, ack, tlen << 2, flags, window,
-                              -(total + wscale) % 0xFFFF, 0, *words[:-1], _WS_WORD | wscale)
-            tsval, tsecr = ts
-            total += tsval + tsecr
+                              self.sport, dport, seq, ack, tlen << 2, flags, window, -(total + wscale) % 0xFFFF,
+                              0, w0, words[1], tsval, tsecr, _WS_WORD | wscale)
             if wscale is None:
+                if sack_ok:
+                    return s.pack(0x45, 0, tlen + 20, 0, 0x4000, self.ttl, IPPROTO_TCP, ipc, saddr, daddr,
+                                  self.sport, dport, seq, ack, tlen << 2, flags, window, -total % 0xFFFF, 0,
+                                  w0, _SACKOK_WORD)
                 return s.pack(0x45, 0, tlen + 20, 0, 0x4000, self.ttl, IPPROTO_TCP, ipc, saddr, daddr,
-                              self.sport, dport, seq, ack, tlen << 2, flags, window, -total % 0xFFFF, 0,
-                              words[0], words[1], tsval, tsecr)
+                              self.sport, dport, seq, ack, tlen << 2, flags, window, -total % 0xFFFF, 0, w0)
+            if sack_ok:
+                return s.pack(0x45, 0, tlen + 20, 0, 0x4000, self.ttl, IPPROTO_TCP, ipc, saddr, daddr,
+                              self.sport, dport, seq, ack, tlen << 2, flags, window, -(total + wscale) % 0xFFFF,
+                              0, w0, _SACKOK_WORD, _WS_WORD | wscale)
             return s.pack(0x45, 0, tlen + 20, 0, 0x4000, self.ttl, IPPROTO_TCP, ipc, saddr, daddr,
                           self.sport, dport, seq, ack, tlen << 2, flags, window, -(total + wscale) % 0xFFFF,
-                          0, words[0], words[1], tsval, tsecr, _WS_WORD | wscale)
+                          0, w0, _WS_WORD | wscale)
         except struct.error as e:
             raise ValueError(f"cannot encode SYN-ACK seq={seq} ack={ack} flags={flags} window={window} "
                              f"wscale={wscale} ts={ts}: {e}") from None
