@@ -92,3 +92,25 @@ def test_synack_template_equals_build(ts, sack, ws, tsv, saddr, daddr, sport, dp
     seg = Segment(saddr, daddr, sport, dport, seq, ack, flags, window,
                   TcpOptions(mss, ws, sack, tsv if ts else None), ttl=ttl)
     assert got == codec.build(seg)
+
+
+@settings(max_examples=400, deadline=None)
+@given(payload=st.binary(max_size=3000), pos=st.integers(0, 1 << 16), val=st.integers(0, 255),
+       corrupt=st.booleans(), pad=st.integers(0, 3))
+def test_parse_checksum_verdict_equals_reference(payload, pos, val, corrupt, pad):
+    """parse() reads the packet little-endian for the TCP checksum; its verdict must be the
+    big-endian RFC 1071 reference's (checksum.tcp_checksum_ok), odd and even lengths, with
+    link padding after the IP total length."""
+    from tuntcp.wire.checksum import tcp_checksum_ok
+    pkt = bytearray(codec.build(Segment(CLI, SRV, 1, 2, 3, 4, ACK, 5, payload=payload)))
+    if corrupt:        # a TCP header or payload byte, but neither the IP header nor the data offset
+        i = 20 + pos % (len(pkt) - 20)
+        pkt[i if i != 32 else 33] = val
+    ok = tcp_checksum_ok(CLI, SRV, bytes(pkt[20:]))
+    pkt += bytes(pad)
+    try:
+        seg = codec.parse(bytes(pkt))
+    except codec.Malformed as e:
+        assert not ok and e.reason == codec.TCP_CSUM_ERRORS
+    else:
+        assert ok and bytes(seg.payload) == bytes(pkt[20 + 20:len(pkt) - pad])
