@@ -114,3 +114,21 @@ def test_parse_checksum_verdict_equals_reference(payload, pos, val, corrupt, pad
         assert not ok and e.reason == codec.TCP_CSUM_ERRORS
     else:
         assert ok and bytes(seg.payload) == bytes(pkt[20 + 20:len(pkt) - pad])
+
+
+def test_receive_queue_keeps_packet_views_but_copies_mutable_memory():
+    """In-order data is queued without a copy when it is a view of an immutable packet; data
+    in memory that may change later (a bytearray, a view of one) is copied on the way in."""
+    from tuntcp.core.conn import RecvQueue
+    pkt = bytes(range(40))
+    buf = bytearray(b"abcdef")
+    q = RecvQueue()
+    view = memoryview(pkt)[20:30]
+    q += view
+    q += memoryview(buf)[1:4]
+    q += buf
+    assert q.chunks[0] is view                      # no copy
+    buf[:] = b"XXXXXX"                              # the reader's buffer is reused
+    assert len(q) == 10 + 3 + 6
+    assert q.take(12) == pkt[20:30] + b"bc"
+    assert bytes(q) == b"d" + b"abcdef"

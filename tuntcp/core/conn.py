@@ -77,7 +77,13 @@ class RecvQueue:
 
     def __iadd__(self, data) -> "RecvQueue":
         if data:
-            self.chunks.append(bytes(data))    # payloads may be views of a packet buffer
+            # parse() hands out read-only views of the packet, and the shell reads immutable
+            # bytes: such a view is kept as it is (no copy); a view of memory that could still
+            # change (a bytearray, a reused buffer) is copied
+            if data.__class__ is not bytes and (data.__class__ is not memoryview or
+                                                data.obj.__class__ is not bytes):
+                data = bytes(data)
+            self.chunks.append(data)
             self.n += len(data)
         return self
 
