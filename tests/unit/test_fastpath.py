@@ -132,3 +132,13 @@ def test_receive_queue_keeps_packet_views_but_copies_mutable_memory():
     assert len(q) == 10 + 3 + 6
     assert q.take(12) == pkt[20:30] + b"bc"
     assert bytes(q) == b"d" + b"abcdef"
+
+
+def test_take_segments_on_a_building_stack_still_returns_segments():
+    fast, slow = both("linux-6.1", {})
+    syn = codec.build(Segment(CLI, SRV, 2, PORT, seq=5, flags=SYN, options=TcpOptions(mss=1460)))
+    fast.receive(syn, 1.0)
+    slow.receive(syn, 1.0)
+    got = fast.take_segments()
+    assert all(isinstance(s, Segment) for s in got)
+    assert [codec.build(s) for s in got] == [codec.build(s) for s in slow.take_segments()]

@@ -167,6 +167,8 @@ class Stack:
 
     def take_segments(self) -> list[Segment]:
         out, self._out = self._out, []
+        if self.raw_out:      # a build=True stack may hold fast-path packets: parse them back
+            return [codec.parse(s, False) if s.__class__ is bytes else s for s in out]
         return out
 
     def reset_for(self, seg: Segment) -> None:
