@@ -94,19 +94,20 @@ class Stack:
         """Demux like ``__inet_lookup``: 4-tuple (incl. TIME-WAIT) → listener → RST."""
         self.now = now
         c = self.counters
-        if self.addrs and seg.daddr not in self.addrs:
+        daddr, saddr, dport = seg.daddr, seg.saddr, seg.dport
+        if self.addrs and daddr not in self.addrs:
             c.inc("IpInAddrErrors")
             return
-        if _martian_source(seg.saddr):
+        if _martian_source(saddr):
             # ip_route_input_slow: a multicast, limited-broadcast, zeronet or loopback source
             # never reaches TCP (Linux counts it only as rt_cache in_martian_src)
             c.inc("TuntcpMartianSrc")
             return
         c["TcpInSegs"] = c.get("TcpInSegs", 0) + 1
-        conn = self.conns.get((seg.daddr, seg.dport, seg.saddr, seg.sport))
+        conn = self.conns.get((daddr, dport, saddr, seg.sport))
         if conn is not None and conn.on_segment(seg, now):
             return
-        lst = self.listeners.get((seg.daddr, seg.dport)) or self.listeners.get((0, seg.dport))
+        lst = self.listeners.get((daddr, dport)) or self.listeners.get((0, dport))
         if lst is not None:
             lst.on_segment(seg, now)
             return

@@ -129,7 +129,7 @@ class LinuxListener:
         if self.closed:
             self.stack.reset_for(seg)
             return
-        req = self.reqs.get((seg.daddr, seg.saddr, seg.sport))
+        req = self.reqs.get((seg.daddr, seg.saddr, seg.sport)) if self.reqs else None
         if req is not None and not self.check_req(req, seg, now):
             return
         self._listen_input(seg, now)
