@@ -142,3 +142,47 @@ def test_take_segments_on_a_building_stack_still_returns_segments():
     got = fast.take_segments()
     assert all(isinstance(s, Segment) for s in got)
     assert [codec.build(s) for s in got] == [codec.build(s) for s in slow.take_segments()]
+
+
+@settings(max_examples=40, deadline=None)
+@given(sizes=st.lists(st.integers(1, 1448), min_size=1, max_size=40), ts=st.booleans(),
+       read_every=st.integers(1, 8))
+def test_acks_from_templates_equal_build(sizes, ts, read_every):
+    """A building stack sends a connection's ACKs, window updates and FIN from its AckTemplate;
+    the bytes equal build() of what a build=False stack emits for the same conversation."""
+    p = get_profile("linux-6.1")
+    stacks = [Stack(p, addrs={SRV}, secret=b"0123456789abcdef", build=b) for b in (True, False)]
+    lsts = [s.listen(PORT, 128) for s in stacks]
+    outs = ([], [])
+
+    def feed(seg, now):
+        for i, s in enumerate(stacks):
+            s.receive(codec.build(seg), now)
+            pkts = s.take_packets() if i == 0 else [codec.build(x) for x in s.take_segments()]
+            outs[i].extend(pkts)
+
+    o = TcpOptions(1460, 7, True, (1, 0)) if ts else TcpOptions(1460, 7, True)
+    feed(Segment(CLI, SRV, 40000, PORT, 1000, 0, SYN, 64240, o), 1.0)
+    sa = codec.parse(outs[0][0])
+    tso = (lambda v: TcpOptions(ts=(v, sa.options.ts[0]))) if ts else (lambda v: TcpOptions())
+    feed(Segment(CLI, SRV, 40000, PORT, 1001, sa.seq + 1, ACK, 502, tso(2)), 1.001)
+    conns = [lst.accept() for lst in lsts]
+    seq, now = 1001, 1.002
+    for i, n in enumerate(sizes):
+        feed(Segment(CLI, SRV, 40000, PORT, seq, sa.seq + 1, ACK, 502, tso(3 + i), bytes(n)), now)
+        seq += n
+        if i % read_every == 0:
+            for s, c in zip(stacks, conns):
+                c.recv(1 << 20, now)
+            for i2, s in enumerate(stacks):
+                outs[i2].extend(s.take_packets() if i2 == 0 else
+                                [codec.build(x) for x in s.take_segments()])
+        now += 0.001
+    acks = sum(1 for x in outs[0] if len(x) <= 52 and not codec.parse(x).flags & SYN)
+    assert bool(stacks[0]._ack_tpls) == (acks > 0)  # a template after the first ACK
+    for c in conns:
+        c.close(now)
+    for i2, s in enumerate(stacks):
+        s.on_timers(now + 1.0)
+        outs[i2].extend(s.take_packets() if i2 == 0 else [codec.build(x) for x in s.take_segments()])
+    assert outs[0] == outs[1] and len(outs[0]) > 2
