@@ -79,10 +79,16 @@ class RecvQueue:
 
     def __iadd__(self, data) -> "RecvQueue":
         if data:
+            # parse() hands out read-only views of the packet, and the shell reads immutable
+            # bytes: such a view is kept as it is (no copy); a view of memory that could still
+            # change (a bytearray, a reused buffer) is copied
+            if data.__class__ is not bytes and (data.__class__ is not memoryview or
+                                                data.obj.__class__ is not bytes):
+                data = bytes(data)
             chunks = self.chunks
             if chunks is None:
                 chunks = self.chunks = deque()
-            chunks.append(bytes(data))    # payloads may be views of a packet buffer
+            chunks.append(data)
             self.n += len(data)
         return self
 

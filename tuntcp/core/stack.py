@@ -64,6 +64,10 @@ class Stack:
         self._next_port = EPHEMERAL_LO
         self.ttl = profile.get("net.ipv4.ip_default_ttl", 64)
         self.mtu = 1500
+        # emit_packet() allowed: take_packets() builds plain packets (no vnet frames)
+        self.raw_out = build and not offload
+        self._ts_offs: dict = {}
+        self._ack_tpls: dict = {}   # take_packets: connection key -> AckTemplate
         self._challenge_second = -1
         self._challenge_count = 0
 
@@ -76,7 +80,8 @@ class Stack:
         NEEDS_CSUM/DATA_VALID, so the TCP checksum is not verified (``skb_csum_unnecessary``
         in ``tcp_checksum_complete``); unmarked packets are verified as always.
         """
-        self.counters.inc("IpInReceives")
+        c = self.counters
+        c["IpInReceives"] = c.get("IpInReceives", 0) + 1
         try:
             seg = codec.parse(packet, not (csum_ok and self.offload))
         except codec.Malformed as e:
@@ -90,19 +95,20 @@ class Stack:
         """Demux like ``__inet_lookup``: 4-tuple (incl. TIME-WAIT) → listener → RST."""
         self.now = now
         c = self.counters
-        if self.addrs and seg.daddr not in self.addrs:
+        daddr, saddr, dport = seg.daddr, seg.saddr, seg.dport
+        if self.addrs and daddr not in self.addrs:
             c.inc("IpInAddrErrors")
             return
-        if _martian_source(seg.saddr):
+        if _martian_source(saddr):
             # ip_route_input_slow: a multicast, limited-broadcast, zeronet or loopback source
             # never reaches TCP (Linux counts it only as rt_cache in_martian_src)
             c.inc("TuntcpMartianSrc")
             return
         c["TcpInSegs"] = c.get("TcpInSegs", 0) + 1
-        conn = self.conns.get((seg.daddr, seg.dport, seg.saddr, seg.sport))
+        conn = self.conns.get((daddr, dport, saddr, seg.sport))
         if conn is not None and conn.on_segment(seg, now):
             return
-        lst = self.listeners.get((seg.daddr, seg.dport)) or self.listeners.get((0, seg.dport))
+        lst = self.listeners.get((daddr, dport)) or self.listeners.get((0, dport))
         if lst is not None:
             lst.on_segment(seg, now)
             return
@@ -143,6 +149,13 @@ class Stack:
         seg.ttl = self.ttl
         self._out.append(seg)
 
+    def emit_packet(self, pkt: bytes) -> None:
+        """Queue a packet a fast path already built (never a RST), in order with ``emit``'s
+        segments; only when ``raw_out`` (``build=True``, no offload). Counts TcpOutSegs."""
+        c = self.counters
+        c["TcpOutSegs"] = c.get("TcpOutSegs", 0) + 1
+        self._out.append(pkt)
+
     def take_packets(self) -> list[bytes]:
         """Built IP packets, in order. With ``offload=True``: TUN frames (virtio_net_hdr +
         packet) where runs of one flow's data segments are merged into GSO super-packets."""
@@ -151,10 +164,32 @@ class Stack:
             raise StackError("this Stack was created with build=False: use take_segments()")
         if self.offload:
             return gso_frames(out)
-        return [codec.build(s) for s in out]
+        build = codec.build
+        tpls = self._ack_tpls
+        pkts = []
+        for s in out:
+            if s.__class__ is bytes:
+                pkts.append(s)
+            elif s.payload or s.flags & SYN:
+                pkts.append(build(s))
+            else:
+                # payload-less segments (ACKs, window updates, FINs) of a connection: from its
+                # AckTemplate (byte-identical to build, half the time) once it has sent one
+                key = (s.saddr, s.sport, s.daddr, s.dport)
+                t = tpls.get(key)
+                if t is not None:
+                    pkts.append(t.segment(s))
+                else:
+                    pkts.append(build(s))
+                    if key in self.conns:
+                        tpls[key] = codec.AckTemplate(s.saddr, s.daddr, s.sport, s.dport, s.ttl,
+                                                      s.tos)
+        return pkts
 
     def take_segments(self) -> list[Segment]:
         out, self._out = self._out, []
+        if self.raw_out:      # a build=True stack may hold fast-path packets: parse them back
+            return [codec.parse(s, False) if s.__class__ is bytes else s for s in out]
         return out
 
     def reset_for(self, seg: Segment) -> None:
@@ -180,6 +215,7 @@ class Stack:
     def unregister(self, conn) -> None:
         if self.conns.get(conn.key) is conn:
             del self.conns[conn.key]
+            self._ack_tpls.pop(conn.key, None)
 
     def listen(self, port: int, backlog: int, *, addr: int = 0, rcvbuf=None, sndbuf=None,
                defer_accept: int = 0, synack_retries=None, accept_filter=None):
@@ -259,12 +295,21 @@ class Stack:
         return (int.from_bytes(h, "big") + int(self.now * 250_000)) & 0xFFFFFFFF
 
     def ts_offset(self, laddr: int, raddr: int) -> int:
-        """``secure_tcp_ts_off``: per address pair with tcp_timestamps=1, 0 otherwise."""
+        """``secure_tcp_ts_off``: per address pair with tcp_timestamps=1, 0 otherwise.
+
+        Remembered per pair (a flood from one spoofed source hashes once); the memo is
+        emptied when it reaches 1024 pairs, so random sources cannot grow it."""
         if self.profile.get("net.ipv4.tcp_timestamps", 1) != 1:
             return 0
-        h = hashlib.blake2s(_ADDR2.pack(laddr, raddr), key=self.secret[:32], digest_size=4,
-                            person=b"tsoff").digest()
-        return int.from_bytes(h, "big")
+        key = (laddr, raddr)
+        off = self._ts_offs.get(key)
+        if off is None:
+            h = hashlib.blake2s(_ADDR2.pack(laddr, raddr), key=self.secret[:32], digest_size=4,
+                                person=b"tsoff").digest()
+            if len(self._ts_offs) >= 1024:
+                self._ts_offs.clear()
+            off = self._ts_offs[key] = int.from_bytes(h, "big")
+        return off
 
 
 # ---- offload output -----------------------------------------------------------------------

@@ -353,7 +353,10 @@ class RecvWindow:
 
     def space(self, unread: int) -> int:
         """``tcp_space``: window worth of the receive buffer still free."""
-        return max(self._wfs(self.rcvbuf - self._charge(unread)), 0)
+        # per segment the queue is usually already in line with `unread` (on_data just charged it)
+        charged = self._q_true if unread == self._q_bytes else self._charge(unread)
+        w = self._wfs(self.rcvbuf - charged)
+        return w if w > 0 else 0
 
     # -- events ------------------------------------------------------------------------------
 
@@ -373,7 +376,8 @@ class RecvWindow:
         """
         if seg_len <= 0:
             return False
-        self._charge(max(unread - seg_len, 0))
+        if unread - seg_len != self._q_bytes:     # usually already in line (see space)
+            self._charge(max(unread - seg_len, 0))
         true = skb_truesize(seg_len)
         q = self._q
         if q is None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -33,6 +34,9 @@ M32 = 0xFFFFFFFF
 
 _TUPLE = struct.Struct("!IIHH")
 _COUNT = struct.Struct("!I")
+_TUPLE_COUNT = struct.Struct("!IIHHI")
+_ZERO = bytes(4)
+_from_bytes = int.from_bytes
 
 
 class CookieError(ValueError):
@@ -56,7 +60,7 @@ class LinuxCookies:
         # cookie_hash(): keyed PRF of (saddr, daddr, sport, dport, count)
         h = base.copy()
         h.update(tuple_bytes + _COUNT.pack(count & M32))
-        return _COUNT.unpack(h.digest())[0]
+        return _from_bytes(h.digest(), "big")
 
     @staticmethod
     def minute(now: float) -> int:
@@ -69,10 +73,8 @@ class LinuxCookies:
     def mss_index(mss: int) -> tuple[int, int]:
         """The largest table entry not above ``mss`` (index 0 = 536 also for smaller MSS),
         as ``__cookie_v4_init_sequence`` picks it: ``(index, table_mss)``."""
-        for i in range(len(MSSTAB) - 1, 0, -1):
-            if mss >= MSSTAB[i]:
-                return i, MSSTAB[i]
-        return 0, MSSTAB[0]
+        i = bisect_right(MSSTAB, mss) - 1
+        return (i, MSSTAB[i]) if i > 0 else (0, MSSTAB[0])
 
     def init_sequence(self, saddr: int, sport: int, daddr: int, dport: int, client_isn: int,
                       mss: int, now: float) -> tuple[int, int]:
@@ -84,10 +86,14 @@ class LinuxCookies:
         bits a keyed hash of the 4-tuple and minute with the MSS index added in.
         """
         idx, table_mss = self.mss_index(mss)
-        t = _TUPLE.pack(saddr, daddr, sport, dport)
         count = self.minute(now)
-        isn = (self._hash(self._h0, t, 0) + client_isn + (count << COOKIEBITS)
-               + ((self._hash(self._h1, t, count) + idx) & COOKIEMASK)) & M32
+        # both hashes over one packed (4-tuple, count) whose count word is zeroed for H0
+        h0, h1 = self._h0.copy(), self._h1.copy()
+        t = _TUPLE_COUNT.pack(saddr, daddr, sport, dport, count)
+        h0.update(t[:12] + _ZERO)
+        h1.update(t)
+        isn = (_from_bytes(h0.digest(), "big") + client_isn + (count << COOKIEBITS)
+               + ((_from_bytes(h1.digest(), "big") + idx) & COOKIEMASK)) & M32
         return isn, table_mss
 
     def check(self, saddr: int, sport: int, daddr: int, dport: int, ack_seq: int, seq: int,

@@ -27,10 +27,12 @@ from collections import deque
 from ..core.conn import Connection
 from ..core.params import HandshakeParams
 from ..core.seq import seq_gt
-from ..core.window import cookie_init_rwin, openreq_init_rwin, sock_set_rcvbuf, sock_set_sndbuf
+from ..core.window import (cookie_init_rwin, openreq_init_rwin, sock_set_rcvbuf, sock_set_sndbuf,
+                           synack_window_field)
+from ..wire.codec import SynAckTemplate
 from ..wire.segment import ACK, CWR, ECE, FIN, RST, SYN, Segment
 from . import linux_rules as R
-from .cookies import LinuxCookies, decode_ts
+from .cookies import LinuxCookies, decode_ts, encode_ts
 from .linux_reqsk import (RequestSock, make_reqsk_ack, make_synack, parse_syn_options,
                           req_key)
 
@@ -115,6 +117,8 @@ class LinuxListener:
         self.proven: set[int] = set()
         self.cookies = LinuxCookies(stack.secret)
         self._rwin_cache: dict = {}
+        self._synack_tpl: SynAckTemplate | None = None    # cookie SYN-ACKs (_cookie_synack)
+        self._synack_wnd: dict = {}
 
     # ---- listen(2) / close(2) / accept(2) -----------------------------------------------
 
@@ -167,7 +171,8 @@ class LinuxListener:
         if self.closed:
             self.stack.reset_for(seg)
             return
-        req = self.reqs.get(req_key(seg.daddr, seg.saddr, seg.dport, seg.sport))
+        reqs = self.reqs
+        req = reqs.get(req_key(seg.daddr, seg.saddr, seg.dport, seg.sport)) if reqs else None
         if req is not None and not self.check_req(req, seg, now):
             return
         self._listen_input(seg, now)
@@ -237,9 +242,13 @@ class LinuxListener:
             isn, mss = self.cookies.init_sequence(raddr, syn.sport, laddr, syn.dport, syn.seq,
                                                   mss, now)
             self.last_overflow = R.synq_overflow_stamp(self.last_overflow, now)
-            c.inc("TcpExtSyncookiesSent")
+            c["TcpExtSyncookiesSent"] = c.get("TcpExtSyncookiesSent", 0) + 1
             if not tstamp_ok:
                 ecn_ok = False
+            if st.raw_out:
+                self._cookie_synack(syn, isn, tstamp_ok, tsval, ts_off, wscale_ok, snd_wscale,
+                                    sack_ok, ecn_ok)
+                return
         req = RequestSock(laddr, syn.dport, raddr, syn.sport, syn.seq, isn, mss, wscale_ok,
                           snd_wscale, sack_ok, tstamp_ok, tsval, ts_off, ecn_ok,
                           self._openreq_rwin(tstamp_ok, wscale_ok))
@@ -267,6 +276,29 @@ class LinuxListener:
     def _synack(self, req: RequestSock, cookie: bool = False) -> Segment:
         gvisor = cookie and self.profile["model.cookie_wscale_mode"] == "gvisor"
         return make_synack(self.stack, req, self.advmss, cookie, gvisor)
+
+    def _cookie_synack(self, syn: Segment, isn: int, tstamp_ok: bool, tsval: int, ts_off: int,
+                       wscale_ok: bool, snd_wscale: int, sack_ok: bool, ecn_ok: bool) -> None:
+        """The cookie SYN-ACK straight to bytes when the stack builds plain packets: the same
+        fields as ``make_synack(..., cookie=True)`` without a request sock, a Segment or
+        ``build()`` (tests/unit/test_fastpath.py checks them byte for byte)."""
+        st = self.stack
+        t = self._synack_tpl
+        if t is None or t.ttl != st.ttl:
+            t = self._synack_tpl = SynAckTemplate(self.port, self.advmss, st.ttl)
+            self._synack_wnd = {}
+        w = self._synack_wnd.get((tstamp_ok, wscale_ok))
+        if w is None:
+            rcv_wnd, _, rcv_wscale = self._openreq_rwin(tstamp_ok, wscale_ok)
+            gvisor = self.profile["model.cookie_wscale_mode"] == "gvisor"
+            w = self._synack_wnd[tstamp_ok, wscale_ok] = (
+                synack_window_field(rcv_wnd), rcv_wscale if wscale_ok and not gvisor else None)
+        ts = None
+        if tstamp_ok:
+            raw = encode_ts(st.ts_now(0), wscale_ok, snd_wscale, sack_ok, ecn_ok)
+            ts = ((raw + ts_off) & 0xFFFFFFFF, tsval)
+        st.emit_packet(t.build(syn.daddr, syn.saddr, syn.sport, isn, (syn.seq + 1) & 0xFFFFFFFF,
+                               SYN | ACK | ECE if ecn_ok else SYN | ACK, w[0], w[1], sack_ok, ts))
 
     def _rtx_synack(self, req: RequestSock) -> None:
         """``tcp_rtx_synack``: resend, counting TcpRetransSegs and TCPSynRetrans."""

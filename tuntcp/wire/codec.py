@@ -133,12 +133,11 @@ def parse(buf: bytes | bytearray | memoryview, verify: bool = True) -> Segment:
         raise Malformed(TCP_TRUNCATED, f"TCP data offset {doff} > segment length {tlen}")
     if verify:
         # The IP header has residue 0 (checked above), so the residue of the whole packet up to
-        # `tot` is the TCP segment's own. IP header lengths are multiples of 4, so the parity
-        # of `tot` is the parity of the segment.
-        x = _from_bytes(buf if tot == n else memoryview(buf)[:tot], "big")
-        if tot & 1:
-            x <<= 8
-        if (x % 0xFFFF + saddr + daddr + IPPROTO_TCP + tlen) % 0xFFFF:
+        # `tot` is the TCP segment's own. Read little-endian (faster for big packets), the bytes
+        # sum with their weights swapped: x_le * 256 has the residue of the big-endian number
+        # padded to even length (2^16 = 1 mod 0xffff), whatever the parity of `tot`.
+        x = _from_bytes(buf if tot == n else memoryview(buf)[:tot], "little")
+        if ((x % 0xFFFF << 8) + saddr + daddr + IPPROTO_TCP + tlen) % 0xFFFF:
             raise Malformed(TCP_CSUM_ERRORS, "bad TCP checksum")
 
     ostart = ihl + 20
@@ -359,3 +358,81 @@ class AckTemplate:
                 or seg.dport != self.dport):
             return build(seg)
         return self.build(seg.seq, seg.ack, seg.flags, seg.window, o.ts, seg.ip_id)
+
+
+# ---------------------------------------------------------------- per-listener template for SYN-ACKs
+
+_MSS_WORD = 0x02040000
+_SACKOK_WORD = 0x01010402
+_WS_WORD = 0x01030300
+
+
+class SynAckTemplate:
+    """Fast builder for one listener's SYN-ACKs (its port, MSS option and TTL; TOS and IP ID 0).
+
+    Options in ``build_options``'s layout: mss, then TS (sackOK folded in) or sackOK alone, then
+    wscale. For each of the eight option combinations the struct and the constant parts of both
+    checksums are prepared once; a packet adds only the per-flow fields and packs once. The
+    output is byte-for-byte ``build()`` of the same Segment (tests/unit/test_fastpath.py).
+    """
+
+    __slots__ = ("sport", "mss", "ttl", "_v")
+
+    def __init__(self, sport: int, mss: int, ttl: int = 64) -> None:
+        for name, value, bits in (("sport", sport, 16), ("mss", mss, 16), ("ttl", ttl, 8)):
+            if not isinstance(value, int) or not 0 <= value < (1 << bits):
+                raise ValueError(f"{name} {value!r} does not fit {bits} bits")
+        self.sport, self.mss, self.ttl = sport, mss, ttl
+        v = {}
+        for ts in (False, True):
+            for sack in (False, True):
+                for ws in (False, True):
+                    words = [_MSS_WORD | mss]
+                    if ts:
+                        words.append(_SACKOK_TS_WORD if sack else _TS_WORD)
+                    elif sack:
+                        words.append(_SACKOK_WORD)
+                    if ws:
+                        words.append(_WS_WORD)
+                    tlen = 20 + 4 * (len(words) + (2 if ts else 0))
+                    fmt = "!BBHHHBBHIIHHIIBBHHH" + "I" * (len(words) + (2 if ts else 0))
+                    ip_const = 0x4500 + tlen + 20 + 0x4000 + ((ttl << 8) | IPPROTO_TCP)
+                    tcp_const = sport + (tlen << 10) + IPPROTO_TCP + tlen + sum(words)
+                    v[ts, sack, ws] = (struct.Struct(fmt), tlen, ip_const, tcp_const, words)
+        self._v = v
+
+    def build(self, saddr: int, daddr: int, dport: int, seq: int, ack: int, flags: int, window: int,
+              wscale: int | None, sack_ok: bool, ts: tuple[int, int] | None) -> bytes:
+        """The SYN-ACK for these fields (``wscale``/``ts`` None: option absent)."""
+        s, tlen, ipc, total, words = self._v[ts is not None, sack_ok, wscale is not None]
+        ipc = -(ipc + saddr + daddr) % 0xFFFF
+        total += saddr + daddr + dport + seq + ack + flags + window
+        w0 = words[0]
+        try:
+            if ts is not None:
+                tsval, tsecr = ts
+                total += tsval + tsecr
+                if wscale is None:
+                    return s.pack(0x45, 0, tlen + 20, 0, 0x4000, self.ttl, IPPROTO_TCP, ipc, saddr, daddr,
+                                  self.sport, dport, seq, ack, tlen << 2, flags, window, -total % 0xFFFF, 0,
+                                  w0, words[1], tsval, tsecr)
+                return s.pack(0x45, 0, tlen + 20, 0, 0x4000, self.ttl, IPPROTO_TCP, ipc, saddr, daddr,
+                              self.sport, dport, seq, ack, tlen << 2, flags, window, -(total + wscale) % 0xFFFF,
+                              0, w0, words[1], tsval, tsecr, _WS_WORD | wscale)
+            if wscale is None:
+                if sack_ok:
+                    return s.pack(0x45, 0, tlen + 20, 0, 0x4000, self.ttl, IPPROTO_TCP, ipc, saddr, daddr,
+                                  self.sport, dport, seq, ack, tlen << 2, flags, window, -total % 0xFFFF, 0,
+                                  w0, _SACKOK_WORD)
+                return s.pack(0x45, 0, tlen + 20, 0, 0x4000, self.ttl, IPPROTO_TCP, ipc, saddr, daddr,
+                              self.sport, dport, seq, ack, tlen << 2, flags, window, -total % 0xFFFF, 0, w0)
+            if sack_ok:
+                return s.pack(0x45, 0, tlen + 20, 0, 0x4000, self.ttl, IPPROTO_TCP, ipc, saddr, daddr,
+                              self.sport, dport, seq, ack, tlen << 2, flags, window, -(total + wscale) % 0xFFFF,
+                              0, w0, _SACKOK_WORD, _WS_WORD | wscale)
+            return s.pack(0x45, 0, tlen + 20, 0, 0x4000, self.ttl, IPPROTO_TCP, ipc, saddr, daddr,
+                          self.sport, dport, seq, ack, tlen << 2, flags, window, -(total + wscale) % 0xFFFF,
+                          0, w0, _WS_WORD | wscale)
+        except struct.error as e:
+            raise ValueError(f"cannot encode SYN-ACK seq={seq} ack={ack} flags={flags} window={window} "
+                             f"wscale={wscale} ts={ts}: {e}") from None
