@@ -256,6 +256,18 @@ def _user_error(e: BaseException) -> int:
     return EXIT_USAGE
 
 
+def tune_gc() -> None:
+    """A long-running endpoint allocates a few objects per packet and keeps few of them: with
+    CPython's default gen-0 threshold (700) the collector runs every ~100 packets. Freeze what
+    start-up built and collect gen 0 less often (measured: ~10 % of the endpoint's CPU on the
+    handshake row). TUNTCP_GC=default keeps CPython's settings (for A/B comparisons)."""
+    import gc
+    if os.environ.get("TUNTCP_GC") == "default":
+        return
+    gc.freeze()
+    gc.set_threshold(20000, 20, 10)
+
+
 def main(argv=None) -> int:
     from .profiles import ProfileError
     from .shell.control import ControlError
@@ -272,6 +284,7 @@ def main(argv=None) -> int:
                    TunGone)
     try:
         args = build_parser().parse_args(argv)
+        tune_gc()
         return COMMANDS.get(args.cmd, cmd_scenario)(args)
     except user_errors as e:
         return _user_error(e)
