@@ -41,6 +41,7 @@ from . import window as _window
 from ..wire.segment import ACK, FIN, PSH, RST, SYN, Segment, TcpOptions
 
 MSS_DEFAULT = 536            # TCP_MSS_DEFAULT: peer sent no MSS option (RFC 9293 3.7.1)
+TSO_MAX = 65536 - 1 - 320    # tcp_xmit_size_goal: GSO_LEGACY_MAX_SIZE - 1 - MAX_TCP_HEADER
 MIN_MSS = 88                 # TCP_MIN_MSS
 TS_LEN = 12                  # TCPOLEN_TSTAMP_ALIGNED
 # SKB_TRUESIZE(advmss + MAX_TCP_HEADER) - advmss on x86-64: MAX_TCP_HEADER 320 plus
@@ -1593,12 +1594,14 @@ class Connection:
         ``head``: on RTO the segment at snd_una goes even if the window shrank below it
         (``tcp_retransmit_skb`` only refuses segments beyond the window after the head).
         When nothing is in flight and nothing could be sent, arm the zero-window probe timer
-        (``tcp_check_probe_timer``)."""
+        (``tcp_check_probe_timer``). With ``stack.offload`` new data goes as TSO segments of
+        up to 64 KB (``_tso_len``); retransmissions stay one MSS each."""
         if self.state not in CAN_SEND:
             return
         mss = self.mss
         sndq = self.sndq
         cc = self.cc
+        tso = self.stack.offload
         sent = 0
         while True:
             seq = self.snd_nxt
@@ -1619,13 +1622,14 @@ class Connection:
                         seq_gt(self.snd_sml, self.snd_una) and not seq_gt(self.snd_sml, seq) and \
                         not seq_lt(seq, self.snd_max):
                     break                  # Nagle/Minshall: a small segment is unacked
+            new = not seq_lt(seq, self.snd_max)
+            if tso and new and n == mss < avail and not wakeup:
+                n = self._tso_len(seq, avail)
             if n < avail:
                 fin_here = False
-            if self.sack_ok and seq_lt(seq, self.snd_max) and n and \
-                    self.sb.is_sacked(seq, (seq + n) & MASK):
+            if self.sack_ok and not new and n and self.sb.is_sacked(seq, (seq + n) & MASK):
                 self.snd_nxt = (seq + n) & MASK    # the peer has it: skip
                 continue
-            new = not seq_lt(seq, self.snd_max)
             self._xmit(seq, off, n, now, retrans=not new, fin=fin_here)
             sent += new
             if wakeup:
@@ -1637,6 +1641,30 @@ class Connection:
             pass                           # tcp_write_xmit: one loss probe per tail episode
         elif self.snd_una != self.snd_max and (self.rtx_at is None or self.rtx_kind == "probe"):
             self._arm_rtx(now + self.rto.rto, "rtx")   # a pending loss probe stays armed
+
+    def _tso_len(self, seq: int, avail: int) -> int:
+        """With offload (TSO): how much new data from ``seq`` goes as one segment, given that
+        one MSS passed ``_push``'s tests: what the per-MSS loop would send in a row (cwnd,
+        ``tcp_snd_wnd_test`` per piece, Nagle on a short tail; a FIN-carrying last piece is
+        left to it), capped at ``tcp_xmit_size_goal``: gso_max_size - 1 - MAX_TCP_HEADER
+        bounded to half the peer's largest window (``tcp_bound_to_half_wnd``), in whole MSS.
+        ``tcp_tso_autosize``'s pacing-rate bound and ``tcp_tso_should_defer`` are not
+        modelled: the wire carries the same bytes as without offload."""
+        mss = self.mss
+        mw = self.max_window
+        goal = min(TSO_MAX, mw // 2 if mw > MSS_DEFAULT else mw)
+        goal = max(goal - goal % mss, mss)
+        wnd_room = (self.snd_una + self.snd_wnd - seq) & MASK
+        n = min(avail, (self.cc.cwnd - self._inflight_segs()) * mss, wnd_room, goal)
+        tail = n % mss
+        if n < avail:
+            return n - tail
+        if self.fin_queued:
+            return n - (tail or mss)       # the FIN rides on the last piece: _push sends it
+        if tail and not self.nodelay and seq_gt(self.snd_sml, self.snd_una) and \
+                not seq_gt(self.snd_sml, (seq + n - tail) & MASK):
+            return n - tail                # Nagle/Minshall holds the short tail back
+        return n
 
     def _xmit(self, seq: int, off: int, n: int, now: float, retrans: bool, fin: bool = False) -> None:
         """Build and emit one data/FIN segment (``tcp_transmit_skb``); counts retransmissions."""
@@ -1661,7 +1689,7 @@ class Connection:
                         break
         else:
             self.bytes_sent += n
-            self.last_new_seq = seq
+            mss = self.mss
             if self.rtt_seq is None and n:
                 self.rtt_seq = seq
                 self.rtt_time = now
@@ -1669,12 +1697,21 @@ class Connection:
             if self.snd_una == self.snd_max:
                 self.cc.on_tx_start(now, now - self.lsndtime)
             self.lsndtime = now
+            if n > mss:
+                # a TSO segment: per-MSS send times, as tcp_tso_acked takes an RTT sample
+                # once a whole MSS of the skb is ACKed; the last piece is what a loss probe
+                # resends (tcp_send_loss_probe's tcp_fragment)
+                last = seq + (n - 1) // mss * mss
+                self.tx_times.extend([(e & MASK), now] for e in range(seq + mss, last + 1, mss))
+                self.last_new_seq = last & MASK
+            else:
+                self.last_new_seq = seq
             self.tx_times.append([end, now])
             # tcp_event_data_sent: a reply within ato of the last receive counts toward ping-pong
             if now - self.lrcvtime < self.ato:
                 self.pingpong += 1
-        if n and n < self.mss:
-            self.snd_sml = end
+        if n % self.mss:
+            self.snd_sml = end     # tcp_minshall_update: skb->len < pcount * mss
         self._output(flags, seq, payload, now)
         if seq_gt(end, self.snd_nxt):
             self.snd_nxt = end
@@ -1698,7 +1735,12 @@ class Connection:
         wnd = self.win.select(self.rcv_nxt, len(self.rcvq), self.rcv_mss)
         seg = Segment(self.laddr, self.raddr, self.lport, self.rport, seq=seq, ack=self.rcv_nxt,
                       flags=flags, window=wnd, options=o, payload=payload)
-        self.segs_out += 1
+        mss = self.mss
+        if len(payload) > mss:
+            seg.gso_size = mss        # TSO: tcp_gso_segment cuts it; pcount segments out
+            self.segs_out += -(-len(payload) // mss)
+        else:
+            self.segs_out += 1
         self.lastsnd = now
         self.stack.emit(seg)
         if flags & ACK:
