@@ -6,7 +6,9 @@ Every drill runs twice, with and without offload, and checks that what the kerne
 frames back into (``resegment``, tcp_gso_segment in miniature) is byte for byte the packet
 stream of the plain stack, with the same MIB counters and tcp_info.
 """
-from tuntcp.core.conn import TSO_MAX
+import pytest
+
+from tuntcp.core.conn import TSO_MAX, Connection
 from tuntcp.shell.vnet import GSO_NONE, GSO_TCPV4
 from tuntcp.wire import codec
 from tuntcp.wire.segment import ACK, PSH, Segment, TcpOptions
@@ -23,6 +25,20 @@ def ack_in(ack, *, window=65535, sack=(), tsval=300):
                    options=TcpOptions(ts=(tsval, 0), sack_blocks=tuple(sack)))
 
 
+CC_CALLS = {}
+
+
+@pytest.fixture(autouse=True)
+def record_cc(monkeypatch):
+    """Record what congestion control is told on each ACK (acked segments, ca_rtt)."""
+    cc_ack = Connection._cc_ack
+
+    def spy(conn, acked_segs, now, rtt, cwnd_limited):
+        CC_CALLS[conn.stack.offload].append((acked_segs, now, rtt, cwnd_limited))
+        return cc_ack(conn, acked_segs, now, rtt, cwnd_limited)
+    monkeypatch.setattr(Connection, "_cc_ack", spy)
+
+
 class Drill:
     """One established connection; ``wire()`` returns the packets sent since the last call as
     the peer sees them (plain packets; GSO frames resegmented and checksums completed)."""
@@ -33,6 +49,7 @@ class Drill:
         self.c.cc.cwnd = cwnd
         self.c.sndbuf = sndbuf
         self.frames = []
+        self.cc_calls = CC_CALLS[offload] = []   # (acked segs, ca_rtt, ...) per _cc_ack
 
     def wire(self):
         pkts = self.st.take_packets()
@@ -44,7 +61,8 @@ class Drill:
     def state(self):
         info = self.c.info()
         return dict(self.st.counters), {k: info[k] for k in ("segs_out", "total_retrans",
-                                                             "bytes_sent", "bytes_acked")}
+                                                             "bytes_sent", "bytes_acked")}, \
+            self.cc_calls
 
 
 def both(script):
@@ -174,3 +192,28 @@ def test_nagle_holds_the_short_tail_and_the_fin_rides_on_the_last_mss():
     assert [s for _, _, s in sizes[2:]] == [300, 3 * MSS, MSS]
     fin = codec.parse(resegment(d.frames[-1])[0])
     assert fin.flags & 0x01 and len(fin.payload) == MSS
+
+
+def test_rtt_samples_from_a_partly_acked_tso_segment_match_the_per_mss_path():
+    """tcp_clean_rtx_queue takes ca_rtt from a TSO skb once tcp_tso_acked trims a whole MSS
+    off it, and never from a piece that was retransmitted (Karn): the samples congestion
+    control gets are the per-MSS path's."""
+    def script(d):
+        d.c.send(bytes(3 * GOAL), 0.0)
+        yield d.wire()
+        una = 1001
+        for t, ack in ((0.010, 100), (0.011, MSS + 100), (0.012, 3 * MSS), (0.013, 3 * MSS + 7)):
+            d.st.receive_segment(ack_in(una + ack), t)
+            yield d.wire()
+        una += 3 * MSS + 7
+        for k in range(1, 5):                             # the MSS at una lost, SACKs above
+            d.st.receive_segment(ack_in(una, sack=[(una + MSS, una + (1 + k) * MSS)]), 0.02)
+            yield d.wire()
+        for t, ack in ((0.03, 2 * MSS), (0.031, 6 * MSS + 5), (0.04, 20 * MSS), (0.05, 2 * GOAL)):
+            d.st.receive_segment(ack_in(una + ack), t)
+            yield d.wire()
+
+    d = both(script)
+    assert d.st.counters["TcpRetransSegs"] >= 1
+    rtts = [call[2] for call in d.cc_calls]
+    assert any(r is not None for r in rtts) and None in rtts
