@@ -62,7 +62,17 @@ class Drill:
         info = self.c.info()
         return dict(self.st.counters), {k: info[k] for k in ("segs_out", "total_retrans",
                                                              "bytes_sent", "bytes_acked")}, \
-            self.cc_calls
+            self.cc_calls, self.send_times()
+
+    def send_times(self):
+        """tx_times as per-MSS (end, sent) pairs: a TSO entry [end, sent, start] stands for
+        its MSS pieces from start."""
+        out = []
+        for e in self.c.tx_times:
+            if len(e) == 3:
+                out += [(x, e[1]) for x in range(e[2] + MSS, e[0], MSS)]
+            out.append((e[0], e[1]))
+        return out
 
 
 def both(script):
@@ -209,6 +219,7 @@ def test_rtt_samples_from_a_partly_acked_tso_segment_match_the_per_mss_path():
         for k in range(1, 5):                             # the MSS at una lost, SACKs above
             d.st.receive_segment(ack_in(una, sack=[(una + MSS, una + (1 + k) * MSS)]), 0.02)
             yield d.wire()
+            yield d.send_times()                          # the retransmitted piece cut out
         for t, ack in ((0.03, 2 * MSS), (0.031, 6 * MSS + 5), (0.04, 20 * MSS), (0.05, 2 * GOAL)):
             d.st.receive_segment(ack_in(una + ack), t)
             yield d.wire()

@@ -1164,6 +1164,17 @@ class Connection:
                 retx = True
             else:
                 last = t
+        if tt and len(tt[0]) == 3:
+            # a TSO entry [end, sent, start]: ``tcp_tso_acked`` trims the whole MSS the ACK
+            # covers off the skb, and a trimmed skb counts as ACKed for ca_rtt
+            e = tt[0]
+            d = (ack - e[2]) & MASK
+            if HALF > d >= self.mss:
+                e[2] = (e[2] + d - d % self.mss) & MASK
+                if e[1] is None:
+                    retx = True
+                else:
+                    last = e[1]
         if retx or last is None:
             return None
         return now - last
@@ -1682,11 +1693,7 @@ class Connection:
             self.retrans_out += 1
             if self.retrans_stamp is None:
                 self.retrans_stamp = now
-            for e in self.tx_times:       # TCPCB_RETRANS: no RTT sample from these
-                if seq_gt(e[0], seq):
-                    e[1] = None
-                    if not seq_lt(e[0], end):
-                        break
+            self._mark_retrans(seq, end)
         else:
             self.bytes_sent += n
             mss = self.mss
@@ -1698,15 +1705,14 @@ class Connection:
                 self.cc.on_tx_start(now, now - self.lsndtime)
             self.lsndtime = now
             if n > mss:
-                # a TSO segment: per-MSS send times, as tcp_tso_acked takes an RTT sample
-                # once a whole MSS of the skb is ACKed; the last piece is what a loss probe
-                # resends (tcp_send_loss_probe's tcp_fragment)
-                last = seq + (n - 1) // mss * mss
-                self.tx_times.extend([(e & MASK), now] for e in range(seq + mss, last + 1, mss))
-                self.last_new_seq = last & MASK
+                # a TSO segment: one [end, sent, start] entry (_ca_rtt trims it by whole MSS);
+                # its last piece is what a loss probe resends (tcp_send_loss_probe's
+                # tcp_fragment)
+                self.tx_times.append([end, now, seq])
+                self.last_new_seq = (seq + (n - 1) // mss * mss) & MASK
             else:
                 self.last_new_seq = seq
-            self.tx_times.append([end, now])
+                self.tx_times.append([end, now])
             # tcp_event_data_sent: a reply within ato of the last receive counts toward ping-pong
             if now - self.lrcvtime < self.ato:
                 self.pingpong += 1
@@ -1717,6 +1723,35 @@ class Connection:
             self.snd_nxt = end
         if seq_gt(end, self.snd_max):
             self.snd_max = end
+
+    def _mark_retrans(self, seq: int, end: int) -> None:
+        """TCPCB_RETRANS on the send-time entries a retransmission of [seq, end) covers: no
+        RTT sample from them (Karn). A TSO entry [end, sent, start] is first cut at the MSS
+        boundaries around the range (``tcp_fragment`` before ``tcp_retransmit_skb``), so its
+        other pieces keep their send time."""
+        tt = self.tx_times
+        mss = self.mss
+        i = 0
+        while i < len(tt):
+            e = tt[i]
+            if seq_gt(e[0], seq):
+                if len(e) == 3 and e[1] is not None:
+                    eend, t, lo = e
+                    d = (seq - lo) & MASK
+                    if d < HALF and d >= mss:           # pieces below the range keep t
+                        cut = (lo + d - d % mss) & MASK
+                        tt.insert(i, [cut, t, lo])
+                        i += 1
+                        lo = e[2] = cut
+                    d = (end - lo) & MASK
+                    hi = (lo + max(-(-d // mss) if d < HALF else 0, 1) * mss) & MASK
+                    if seq_lt(hi, eend):                # pieces above the range keep t
+                        e[0] = hi
+                        tt.insert(i + 1, [eend, t, hi])
+                e[1] = None
+                if not seq_lt(e[0], end):
+                    break
+            i += 1
 
     def _output(self, flags: int, seq: int, payload, now: float) -> None:
         """Every segment of a synchronized connection: options (TS, SACK blocks), the window from
