@@ -14,7 +14,9 @@ else takes ``_rcv_synced`` (RFC 9293 3.10.7.4 step by step).
 Also modelled: tail loss probes (``_schedule_loss_probe``), HyStart input (per-ACK ca_rtt from
 segment send times), idle restart, receive-buffer autotuning (``_rcv_space_adjust``).
 
-Approximations (deliberate): the send queue is a byte stream cut at MSS (Linux keeps skbs);
+Approximations (deliberate): the send queue is a byte stream cut at MSS (Linux keeps skbs),
+or with ``Stack(offload=True)`` new data is cut into TSO segments of up to 64 KB covering what
+the per-MSS cut would send (``_tso_len``) and retransmitted one MSS at a time;
 after an RTO transmission goes back to snd_una (``tcp_enter_loss`` marks everything lost and
 Linux resends from its queue without rewinding snd_nxt: here ``snd_max`` plays snd_nxt's part
 for ACKs); loss recovery is SACK/NewReno with one retransmission per ACK; RACK only resends lost
