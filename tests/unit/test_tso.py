@@ -228,3 +228,51 @@ def test_rtt_samples_from_a_partly_acked_tso_segment_match_the_per_mss_path():
     assert d.st.counters["TcpRetransSegs"] >= 1
     rtts = [call[2] for call in d.cc_calls]
     assert any(r is not None for r in rtts) and None in rtts
+
+
+# ---- property: any sequence of writes, ACKs (partial, SACK, window changes) and timers ------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+action = st.one_of(
+    st.tuples(st.just("send"), st.integers(1, 3 * GOAL) | st.integers(1, 90).map(MSS.__mul__)),
+    st.tuples(st.just("ack"), st.floats(0, 1), st.integers(0, 3), st.integers(0, 3),
+              st.sampled_from((65535, 65535, 400, 40, 0))),
+    st.tuples(st.just("time"), st.sampled_from((0.001, 0.05, 0.3, 1.5))),
+    st.tuples(st.just("nodelay"), st.booleans()),
+    st.tuples(st.just("shutdown"),),
+)
+
+
+def replay(actions):
+    def script(d):
+        now = 0.0
+        for a in actions:
+            c = d.c
+            if a[0] == "send":
+                if c.state in ("ESTABLISHED", "CLOSE-WAIT") and not c.fin_queued:
+                    c.send(bytes(i % 241 for i in range(a[1])), now)
+            elif a[0] == "ack":
+                out = (c.snd_max - c.snd_una) & 0xFFFFFFFF
+                ack = (c.snd_una + int(out * a[1])) & 0xFFFFFFFF
+                sack = ()
+                if a[2] and out > (a[2] + a[3] + 1) * MSS:   # a SACKed run above a hole
+                    lo = ack + a[2] * MSS
+                    sack = ((lo, lo + (a[3] + 1) * MSS),)
+                d.st.receive_segment(ack_in(ack, window=a[4], sack=sack), now)
+            elif a[0] == "time":
+                now += a[1]
+                d.st.on_timers(now)
+            elif a[0] == "nodelay":
+                c.nodelay = a[1]
+            elif c.state in ("ESTABLISHED", "CLOSE-WAIT"):
+                c.shutdown_write(now)
+            yield d.wire()
+            yield d.send_times()
+    return script
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(action, min_size=1, max_size=30))
+def test_any_exchange_looks_the_same_on_the_wire_with_and_without_tso(actions):
+    both(replay(actions))
