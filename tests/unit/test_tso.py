@@ -276,3 +276,51 @@ def replay(actions):
 @given(st.lists(action, min_size=1, max_size=30))
 def test_any_exchange_looks_the_same_on_the_wire_with_and_without_tso(actions):
     both(replay(actions))
+
+
+# ---- the send queue --------------------------------------------------------------------------
+
+def test_send_queue_keeps_writes_as_chunks_and_segments_as_views_of_them():
+    from tuntcp.core.conn import SendQueue
+    stream = bytes(i % 251 for i in range(300_000))
+    q = SendQueue()
+    q += stream[:100_000]                       # a big write: kept as it is
+    q += bytearray(stream[100_000:100_010])     # small writes coalesce (and are copied)
+    q += memoryview(stream)[100_010:100_500]
+    q += stream[100_500:300_000]
+    assert len(q) == 300_000 and [len(c) for c in q.chunks] == [100_000, 500, 199_500]
+    assert all(type(c) is bytes for c in q.chunks)
+    seg = q.view(5000, MSS)
+    assert isinstance(seg, memoryview) and seg.obj is q.chunks[0] and seg == stream[5000:5000 + MSS]
+    assert q.view(99_000, 3000) == stream[99_000:102_000]              # across chunks
+    del q[:99_999]
+    assert (len(q), q.head, len(q.chunks)) == (200_001, 99_999, 3)
+    assert q.view(0, 200_001) == stream[99_999:]
+    assert q.view(199_000, 10) == stream[298_999:299_009]   # view() now starts at chunk 3
+    del q[:600]                                 # the first two chunks are gone
+    assert (len(q), q.head, len(q.chunks)) == (199_401, 99, 1)
+    assert q.view(199_400, 1) == stream[-1:]
+    del q[:10**6]
+    assert not q and q.head == 0 and not q.chunks
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(("write", "ack", "view")), st.integers(0, 150_000),
+                          st.integers(0, 150_000)), max_size=40))
+def test_send_queue_reads_like_a_bytearray(ops):
+    from tuntcp.core.conn import SendQueue
+    q, ref, written = SendQueue(), bytearray(), 0
+    for op, a, b in ops:
+        if op == "write":
+            data = bytes((written + i) % 253 for i in range(a))
+            q += data if b % 3 else memoryview(bytearray(data))
+            ref += data
+            written += a
+        elif op == "ack":
+            del q[:a]
+            del ref[:a]
+        elif ref:
+            off = a % len(ref)
+            n = 1 + b % (len(ref) - off)
+            assert q.view(off, n) == ref[off:off + n]
+        assert len(q) == len(ref)
