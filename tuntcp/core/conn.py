@@ -110,92 +110,6 @@ class RecvQueue:
         return b"".join(out)
 
 
-class SendQueue:
-    """The send queue (written, not yet ACKed): the chunks as written, immutable, small writes
-    coalesced up to 64 KB, the ACKed front dropped by an offset. A bytearray memmoves its whole
-    content (megabytes once tcp_wmem lets it grow) whenever it grows after front deletions, and
-    slicing a segment out of it copies twice; a segment within one chunk is a view of it here.
-    ``view`` starts its walk at the chunk of the previous call (transmission moves forward)."""
-
-    __slots__ = ("chunks", "head", "n", "ci", "cstart")
-
-    def __init__(self):
-        self.chunks = deque()
-        self.head = 0           # bytes of chunks[0] already ACKed
-        self.n = 0
-        self.ci = self.cstart = 0   # the last chunk view() used and where it starts
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __bool__(self) -> bool:
-        return self.n > 0
-
-    def __iadd__(self, data) -> "SendQueue":
-        n = len(data)
-        if n:
-            chunks = self.chunks
-            if n < 65536 and chunks and len(chunks[-1]) < 65536:
-                chunks[-1] = chunks[-1] + data
-            else:
-                chunks.append(data if type(data) is bytes else bytes(data))
-            self.n += n
-        return self
-
-    def __delitem__(self, key: slice) -> None:
-        """``del q[:k]``: drop the first k bytes (the ACKed front)."""
-        if key.start or key.step is not None:
-            raise TypeError("SendQueue only drops from the front: del q[:k]")
-        k = key.stop
-        if k >= self.n:
-            self.clear()
-            return
-        self.n -= k
-        k += self.head
-        chunks = self.chunks
-        while k >= len(chunks[0]):
-            gone = len(chunks.popleft())
-            k -= gone
-            self.ci -= 1
-            self.cstart -= gone
-        self.head = k
-        if self.ci < 0:
-            self.ci = self.cstart = 0
-
-    def clear(self) -> None:
-        self.chunks.clear()
-        self.head = self.n = self.ci = self.cstart = 0
-
-    def view(self, off: int, n: int):
-        """Bytes [off, off + n) (within the queue): a view when they lie in one chunk."""
-        pos = off + self.head
-        chunks = self.chunks
-        i, start = self.ci, self.cstart
-        if pos < start:
-            i = start = 0
-        c = chunks[i]
-        while pos >= start + len(c):
-            start += len(c)
-            i += 1
-            c = chunks[i]
-        self.ci, self.cstart = i, start
-        pos -= start
-        end = pos + n
-        if end <= len(c):
-            return c if pos == 0 and end == len(c) else memoryview(c)[pos:end]
-        parts = [memoryview(c)[pos:]]
-        need = end - len(c)
-        while need:
-            i += 1
-            c = chunks[i]
-            if need < len(c):
-                parts.append(memoryview(c)[:need])
-                break
-            parts.append(c)
-            need -= len(c)
-        return b"".join(parts)
-
-
 class ConnectionStateError(ValueError):
     """An application call that the connection's state forbids (send after shutdown...)."""
 
@@ -260,7 +174,7 @@ class Connection:
         self.snd_wnd = self.snd_wl1 = self.snd_wl2 = self.max_window = 0
         self.snd_wscale = self.rcv_wscale = 0
         self.mss = MSS_DEFAULT
-        self.sndq = SendQueue()
+        self.sndq = bytearray()
         self.sndbuf = p["net.ipv4.tcp_wmem"][1]
         self.sndbuf_locked = False
         self.fin_queued = False
@@ -1767,7 +1681,7 @@ class Connection:
 
     def _xmit(self, seq: int, off: int, n: int, now: float, retrans: bool, fin: bool = False) -> None:
         """Build and emit one data/FIN segment (``tcp_transmit_skb``); counts retransmissions."""
-        payload = self.sndq.view(off, n) if n else b""
+        payload = bytes(self.sndq[off:off + n]) if n else b""
         flags = ACK
         if fin:
             flags |= FIN
