@@ -14,7 +14,9 @@ else takes ``_rcv_synced`` (RFC 9293 3.10.7.4 step by step).
 Also modelled: tail loss probes (``_schedule_loss_probe``), HyStart input (per-ACK ca_rtt from
 segment send times), idle restart, receive-buffer autotuning (``_rcv_space_adjust``).
 
-Approximations (deliberate): the send queue is a byte stream cut at MSS (Linux keeps skbs);
+Approximations (deliberate): the send queue is a byte stream cut at MSS (Linux keeps skbs),
+or with ``Stack(offload=True)`` new data is cut into TSO segments of up to 64 KB covering what
+the per-MSS cut would send (``_tso_len``) and retransmitted one MSS at a time;
 after an RTO transmission goes back to snd_una (``tcp_enter_loss`` marks everything lost and
 Linux resends from its queue without rewinding snd_nxt: here ``snd_max`` plays snd_nxt's part
 for ACKs); loss recovery is SACK/NewReno with one retransmission per ACK; RACK only resends lost
@@ -41,6 +43,7 @@ from . import window as _window
 from ..wire.segment import ACK, FIN, PSH, RST, SYN, Segment, TcpOptions
 
 MSS_DEFAULT = 536            # TCP_MSS_DEFAULT: peer sent no MSS option (RFC 9293 3.7.1)
+TSO_MAX = 65536 - 1 - 320    # tcp_xmit_size_goal: GSO_LEGACY_MAX_SIZE - 1 - MAX_TCP_HEADER
 MIN_MSS = 88                 # TCP_MIN_MSS
 TS_LEN = 12                  # TCPOLEN_TSTAMP_ALIGNED
 # SKB_TRUESIZE(advmss + MAX_TCP_HEADER) - advmss on x86-64: MAX_TCP_HEADER 320 plus
@@ -237,6 +240,7 @@ class Connection:
         self.segs_out = self.segs_in = 0
         self.lastsnd = self.lastrcv = self.lastack = now
         self.tx_times = None         # deque of [end_seq, sent at or None once retransmitted]
+                                     # (+ start seq for a TSO segment), made on first send
         self.lsndtime = now
         self.rcv_rtt = 0.0           # smoothed receiver-side RTT, s (rcv_rtt_est.rtt_us >> 3)
         self.rcv_rtt_seq = 0
@@ -1176,6 +1180,17 @@ class Connection:
                 retx = True
             else:
                 last = t
+        if tt and len(tt[0]) == 3:
+            # a TSO entry [end, sent, start]: ``tcp_tso_acked`` trims the whole MSS the ACK
+            # covers off the skb, and a trimmed skb counts as ACKed for ca_rtt
+            e = tt[0]
+            d = (ack - e[2]) & MASK
+            if HALF > d >= self.mss:
+                e[2] = (e[2] + d - d % self.mss) & MASK
+                if e[1] is None:
+                    retx = True
+                else:
+                    last = e[1]
         if retx or last is None:
             return None
         return now - last
@@ -1606,12 +1621,14 @@ class Connection:
         ``head``: on RTO the segment at snd_una goes even if the window shrank below it
         (``tcp_retransmit_skb`` only refuses segments beyond the window after the head).
         When nothing is in flight and nothing could be sent, arm the zero-window probe timer
-        (``tcp_check_probe_timer``)."""
+        (``tcp_check_probe_timer``). With ``stack.offload`` new data goes as TSO segments of
+        up to 64 KB (``_tso_len``); retransmissions stay one MSS each."""
         if self.state not in CAN_SEND:
             return
         mss = self.mss
         sndq = self.sndq
         cc = self.cc
+        tso = self.stack.offload
         sent = 0
         while True:
             seq = self.snd_nxt
@@ -1632,13 +1649,14 @@ class Connection:
                         seq_gt(self.snd_sml, self.snd_una) and not seq_gt(self.snd_sml, seq) and \
                         not seq_lt(seq, self.snd_max):
                     break                  # Nagle/Minshall: a small segment is unacked
+            new = not seq_lt(seq, self.snd_max)
+            if tso and new and n == mss < avail and not wakeup:
+                n = self._tso_len(seq, avail)
             if n < avail:
                 fin_here = False
-            if self.sack_ok and seq_lt(seq, self.snd_max) and n and \
-                    self.sb.is_sacked(seq, (seq + n) & MASK):
+            if self.sack_ok and not new and n and self.sb.is_sacked(seq, (seq + n) & MASK):
                 self.snd_nxt = (seq + n) & MASK    # the peer has it: skip
                 continue
-            new = not seq_lt(seq, self.snd_max)
             self._xmit(seq, off, n, now, retrans=not new, fin=fin_here)
             sent += new
             if wakeup:
@@ -1650,6 +1668,30 @@ class Connection:
             pass                           # tcp_write_xmit: one loss probe per tail episode
         elif self.snd_una != self.snd_max and (self.rtx_at is None or self.rtx_kind == "probe"):
             self._arm_rtx(now + self.rto.rto, "rtx")   # a pending loss probe stays armed
+
+    def _tso_len(self, seq: int, avail: int) -> int:
+        """With offload (TSO): how much new data from ``seq`` goes as one segment, given that
+        one MSS passed ``_push``'s tests: what the per-MSS loop would send in a row (cwnd,
+        ``tcp_snd_wnd_test`` per piece, Nagle on a short tail; a FIN-carrying last piece is
+        left to it), capped at ``tcp_xmit_size_goal``: gso_max_size - 1 - MAX_TCP_HEADER
+        bounded to half the peer's largest window (``tcp_bound_to_half_wnd``), in whole MSS.
+        ``tcp_tso_autosize``'s pacing-rate bound and ``tcp_tso_should_defer`` are not
+        modelled: the wire carries the same bytes as without offload."""
+        mss = self.mss
+        mw = self.max_window
+        goal = min(TSO_MAX, mw // 2 if mw > MSS_DEFAULT else mw)
+        goal = max(goal - goal % mss, mss)
+        wnd_room = (self.snd_una + self.snd_wnd - seq) & MASK
+        n = min(avail, (self.cc.cwnd - self._inflight_segs()) * mss, wnd_room, goal)
+        tail = n % mss
+        if n < avail:
+            return n - tail
+        if self.fin_queued:
+            return n - (tail or mss)       # the FIN rides on the last piece: _push sends it
+        if tail and not self.nodelay and seq_gt(self.snd_sml, self.snd_una) and \
+                not seq_gt(self.snd_sml, (seq + n - tail) & MASK):
+            return n - tail                # Nagle/Minshall holds the short tail back
+        return n
 
     def _xmit(self, seq: int, off: int, n: int, now: float, retrans: bool, fin: bool = False) -> None:
         """Build and emit one data/FIN segment (``tcp_transmit_skb``); counts retransmissions."""
@@ -1667,14 +1709,10 @@ class Connection:
             self.retrans_out += 1
             if self.retrans_stamp is None:
                 self.retrans_stamp = now
-            for e in self.tx_times or ():   # TCPCB_RETRANS: no RTT sample from these
-                if seq_gt(e[0], seq):
-                    e[1] = None
-                    if not seq_lt(e[0], end):
-                        break
+            self._mark_retrans(seq, end)
         else:
             self.bytes_sent += n
-            self.last_new_seq = seq
+            mss = self.mss
             if self.rtt_seq is None and n:
                 self.rtt_seq = seq
                 self.rtt_time = now
@@ -1685,17 +1723,56 @@ class Connection:
             tt = self.tx_times
             if tt is None:
                 tt = self.tx_times = deque()
-            tt.append([end, now])
+            if n > mss:
+                # a TSO segment: one [end, sent, start] entry (_ca_rtt trims it by whole MSS);
+                # its last piece is what a loss probe resends (tcp_send_loss_probe's
+                # tcp_fragment)
+                tt.append([end, now, seq])
+                self.last_new_seq = (seq + (n - 1) // mss * mss) & MASK
+            else:
+                self.last_new_seq = seq
+                tt.append([end, now])
             # tcp_event_data_sent: a reply within ato of the last receive counts toward ping-pong
             if now - self.lrcvtime < self.ato:
                 self.pingpong += 1
-        if n and n < self.mss:
-            self.snd_sml = end
+        if n % self.mss:
+            self.snd_sml = end     # tcp_minshall_update: skb->len < pcount * mss
         self._output(flags, seq, payload, now)
         if seq_gt(end, self.snd_nxt):
             self.snd_nxt = end
         if seq_gt(end, self.snd_max):
             self.snd_max = end
+
+    def _mark_retrans(self, seq: int, end: int) -> None:
+        """TCPCB_RETRANS on the send-time entries a retransmission of [seq, end) covers: no
+        RTT sample from them (Karn). A TSO entry [end, sent, start] is first cut at the MSS
+        boundaries around the range (``tcp_fragment`` before ``tcp_retransmit_skb``), so its
+        other pieces keep their send time."""
+        tt = self.tx_times
+        if not tt:
+            return
+        mss = self.mss
+        i = 0
+        while i < len(tt):
+            e = tt[i]
+            if seq_gt(e[0], seq):
+                if len(e) == 3 and e[1] is not None:
+                    eend, t, lo = e
+                    d = (seq - lo) & MASK
+                    if d < HALF and d >= mss:           # pieces below the range keep t
+                        cut = (lo + d - d % mss) & MASK
+                        tt.insert(i, [cut, t, lo])
+                        i += 1
+                        lo = e[2] = cut
+                    d = (end - lo) & MASK
+                    hi = (lo + max(-(-d // mss) if d < HALF else 0, 1) * mss) & MASK
+                    if seq_lt(hi, eend):                # pieces above the range keep t
+                        e[0] = hi
+                        tt.insert(i + 1, [eend, t, hi])
+                e[1] = None
+                if not seq_lt(e[0], end):
+                    break
+            i += 1
 
     def _output(self, flags: int, seq: int, payload, now: float) -> None:
         """Every segment of a synchronized connection: options (TS, SACK blocks), the window from
@@ -1714,7 +1791,12 @@ class Connection:
         wnd = self.win.select(self.rcv_nxt, len(self.rcvq), self.rcv_mss)
         seg = Segment(self.laddr, self.raddr, self.lport, self.rport, seq=seq, ack=self.rcv_nxt,
                       flags=flags, window=wnd, options=o, payload=payload)
-        self.segs_out += 1
+        mss = self.mss
+        if len(payload) > mss:
+            seg.gso_size = mss        # TSO: tcp_gso_segment cuts it; pcount segments out
+            self.segs_out += -(-len(payload) // mss)
+        else:
+            self.segs_out += 1
         self.lastsnd = now
         self.stack.emit(seg)
         if flags & ACK:

@@ -143,7 +143,8 @@ class Stack:
     def emit(self, seg: Segment) -> None:
         """Queue one segment for output (TcpOutSegs; TcpOutRsts for RSTs, as ``tcp_v4_send_reset``)."""
         c = self.counters
-        c["TcpOutSegs"] = c.get("TcpOutSegs", 0) + 1
+        g = seg.gso_size     # a TSO segment counts its MSS pieces (tcp_skb_pcount)
+        c["TcpOutSegs"] = c.get("TcpOutSegs", 0) + (-(-len(seg.payload) // g) if g else 1)
         if seg.flags & RST:
             c.inc("TcpOutRsts")
         seg.ttl = self.ttl
@@ -324,6 +325,9 @@ def gso_frames(segs: list[Segment]) -> list[bytes]:
     same segments: one flow, contiguous sequence numbers, equal ack/window/options/flags, no
     SYN/FIN/RST/URG, every segment but the last exactly gso_size long, PSH only on the last,
     and the whole IPv4 packet within 65535 bytes.
+
+    A TSO segment (``gso_size`` set and a longer payload, from ``Connection._push``) is one
+    frame with that gso_size as it stands, as ``tun_put_user`` hands the kernel a GSO skb.
     """
     frames = []
     i, n = 0, len(segs)
@@ -331,6 +335,10 @@ def gso_frames(segs: list[Segment]) -> list[bytes]:
         s = segs[i]
         j = i + 1
         size = len(s.payload)
+        if s.gso_size and size > s.gso_size:
+            frames.append(_frame(s, s.flags, s.payload, s.gso_size))
+            i = j
+            continue
         if size and not s.flags & _NO_MERGE:
             room = 65535 - 40 - len(codec.build_options(s.options)) - size
             end = s.seq + size
@@ -338,7 +346,7 @@ def gso_frames(segs: list[Segment]) -> list[bytes]:
             while j < n:
                 t = segs[j]
                 tl = len(t.payload)
-                if (not tl or tl > size or tl > room or t.flags & ~PSH != flags
+                if (not tl or tl > size or tl > room or t.gso_size or t.flags & ~PSH != flags
                         or t.seq != end & 0xFFFFFFFF or t.ack != ack or t.window != win
                         or t.sport != s.sport or t.dport != s.dport or t.saddr != s.saddr
                         or t.daddr != s.daddr or t.options != opts or t.ttl != s.ttl

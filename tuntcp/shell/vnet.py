@@ -5,8 +5,9 @@ packet (``linux/virtio_net.h``; native byte order for a legacy TUN, little-endia
 ``TUNSETOFFLOAD(TUN_F_CSUM | TUN_F_TSO4)`` the kernel may hand us packets whose TCP checksum
 it vouches for (``DATA_VALID``) or left for the receiver to complete (``NEEDS_CSUM``, the field
 then holds only the pseudo-header sum), and TSO super-packets of up to 64 KB. We write the
-same: every packet ``NEEDS_CSUM`` and, for a run of merged segments, ``gso_type TCPV4`` with
-``gso_size`` = the segments' payload size (``Stack(offload=True)`` builds those frames).
+same: every packet ``NEEDS_CSUM`` and, for a TSO segment of the connection (new data of up to
+64 KB) or a run of merged segments, ``gso_type TCPV4`` with ``gso_size`` = the MSS
+(``Stack(offload=True)`` builds those frames; the kernel's ``tcp_gso_segment`` cuts them).
 
 This is what ``tun_put_user``/``tun_get_user`` do with ``virtio_net_hdr_from_skb`` and
 ``virtio_net_hdr_to_skb``: the skb's ``ip_summed`` (CHECKSUM_PARTIAL / UNNECESSARY) and

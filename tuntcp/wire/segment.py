@@ -59,6 +59,7 @@ class Segment:
     ttl: int = 64
     tos: int = 0
     ip_id: int = 0
+    gso_size: int = 0       # a TSO segment: cut into gso_size pieces by the device (tcp_skb_pcount)
 
     @property
     def seg_len(self) -> int:
