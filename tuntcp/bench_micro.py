@@ -1,6 +1,6 @@
 """In-process micro-benchmarks of the two packet-rate paths (no network; not tests):
 
-    python -m tuntcp.bench_micro [--n N] [--runs R] [--only syn,data] [--cprofile]
+    python -m tuntcp.bench_micro [--n N] [--runs R] [--only syn,data,ack] [--cprofile]
 
 * ``syn``: a Linux listener in forced-cookie mode (net.ipv4.tcp_syncookies=2) fed N distinct
   SYNs through ``Stack.receive``, SYN-ACKs taken per batch of 64 with ``take_packets``; once
@@ -11,6 +11,8 @@
   advertised window; after each batch the stack's packets are taken, the application reads
   everything, and the packets are taken again, as the shell's loop does. Each batch is copied
   (untimed) just before it is fed, so it is in the CPU cache as a packet fresh from read(2) is.
+* ``ack``: pure ACKs, each acknowledging one 1448-byte segment of an N-segment flight the
+  connection already sent (the sender's half of a bulk transfer).
 
 Packets are built once, up front. Times are ``time.process_time`` per packet, median of R runs.
 """
@@ -117,17 +119,49 @@ def bench_data(n: int, prof=None) -> float:
     return dt / n * 1e6
 
 
+def bench_acks(n: int, prof=None) -> float:
+    """µs of CPU per pure ACK while the connection has a flight of N segments outstanding."""
+    st, conn, seq, ack, tsecr = _established()
+    now = 1.01
+    conn.sndbuf = 4 * n * MSS
+    conn.snd_wnd = conn.max_window = 2 * n * MSS
+    conn.cc.cwnd = n + 10
+    conn.nodelay = True
+    assert conn.send(bytes(n * MSS), now) == n * MSS
+    st.take_packets()
+    una, ws = conn.snd_una, conn.snd_wscale
+    wnd = min((2 * n * MSS) >> ws, 65535)
+    pkts = [codec.build(Segment(CLIENT, SERVER, 40000, PORT, seq,
+                                (una + (i + 1) * MSS) & 0xFFFFFFFF, ACK, wnd,
+                                TcpOptions(ts=(3 + i // 64, tsecr))))
+            for i in range(n)]
+    recv, take = st.receive, st.take_packets
+    if prof:
+        prof.enable()
+    t0 = time.process_time()
+    for i in range(0, n, BATCH):
+        for p in pkts[i:i + BATCH]:
+            recv(p, now)
+        take()
+        now += 0.0005
+    dt = time.process_time() - t0
+    if prof:
+        prof.disable()
+    assert conn.snd_una == conn.snd_max, (conn.snd_una, conn.snd_max)
+    return dt / n * 1e6
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tuntcp.bench_micro",
                                  description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=20000, help="packets per run (default 20000)")
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--only", default="syn,data", help="syn, data or both (default)")
+    ap.add_argument("--only", default="syn,data,ack", help="any of syn, data, ack (default all)")
     ap.add_argument("--cprofile", action="store_true", help="cProfile one run of each instead")
     a = ap.parse_args(argv)
     which = {w.strip() for w in a.only.split(",")}
-    if not which <= {"syn", "data"} or a.n < 1 or a.runs < 1:
-        ap.error("--only takes syn and/or data; --n and --runs must be positive")
+    if not which <= {"syn", "data", "ack"} or a.n < 1 or a.runs < 1:
+        ap.error("--only takes syn, data and/or ack; --n and --runs must be positive")
     cases = []
     if "syn" in which:
         bare, opts = syn_packets(a.n, False), syn_packets(a.n, True)
@@ -135,6 +169,8 @@ def main(argv=None) -> int:
                   ("cookie SYN-ACK, Linux SYN", lambda pr=None: bench_syn(opts, pr))]
     if "data" in which:
         cases.append(("in-order 1448 B data", lambda pr=None: bench_data(a.n, pr)))
+    if "ack" in which:
+        cases.append(("pure ACK, 1448 B acked", lambda pr=None: bench_acks(a.n, pr)))
     for name, fn in cases:
         if a.cprofile:
             import cProfile
