@@ -135,6 +135,25 @@ def test_active_close_fin_wait_and_time_wait_for_2msl():
     assert st.counters["TcpExtTW"] == 1 and st.conns == {}
 
 
+def test_time_wait_keeps_one_deadline_the_2msl_timer():
+    """``tcp_time_wait`` leaves only the TIME-WAIT timer: the FIN-WAIT-2 timeout armed when our
+    FIN was ACKed (60.11) must not stay behind as a wake-up that fires in TIME-WAIT with nothing
+    due, and a retransmitted FIN moves the one deadline to the restarted 2MSL."""
+    st, c, d = established()
+    d.run("""
+0.100 %close
+0.100 > F. 1:1(0) ack 1 win * <TS val * ecr 100>
+0.110 < . 1:1(0) ack 2 win 513 <TS val 300 ecr 0>
+0.500 < F. 1:1(0) ack 2 win 513 <TS val 301 ecr 0>
+0.500 > . 2:2(0) ack 2 win * <TS val * ecr 301>
+""", {"close": lambda dr: c.close(dr.now)})
+    assert c.state == "TIME-WAIT"
+    assert c.deadline == st.next_deadline() == pytest.approx(60.5)
+    st.receive_segment(seg(FIN | ACK, 1, 2, ts=302), 5.0)
+    assert [s.flags for s in st.take_segments()] == [ACK]
+    assert c.deadline == st.next_deadline() == pytest.approx(65.0)
+
+
 def test_passive_close_close_wait_last_ack():
     """Peer FIN -> CLOSE-WAIT; LAST-ACK -> CLOSED on the ACK of our FIN. No data was received,
     so ato is still 0 and the delayed ACK fires at once (tcp_send_delayed_ack with ato 0)."""

@@ -938,7 +938,7 @@ class Connection:
             return True
         if flags & FIN and (seg.seq + seg.seg_len) & MASK == self.rcv_nxt:
             self._send_ack(now)
-            self._arm_tw(now + self.profile["model.timewait_len"])
+            self._restart_tw(now)
             return True
         if seg.seg_len and not self._oow_limited(seg, now, "TcpExtTCPACKSkippedSeq"):
             self._send_ack(now)
@@ -1901,8 +1901,15 @@ class Connection:
         self._set_state("TIME-WAIT")
         self.rtx_at = self.dack_at = None
         self.sndq.clear()
-        self._arm_tw(now + self.profile["model.timewait_len"])
+        self._restart_tw(now)
         return True
+
+    def _restart_tw(self, now: float) -> None:
+        """(Re)start the 2MSL timer (``inet_twsk_reschedule``). In TIME-WAIT it is the only
+        timer, so the deadline moves to it outright: through ``_arm_tw`` an earlier deadline
+        left by a cleared timer (RTO, delayed ACK, FIN-WAIT-2) would fire with nothing due."""
+        self.tw_at = when = now + self.profile["model.timewait_len"]
+        self.stack.schedule(self, when)
 
     def _reset(self, now: float) -> None:
         """``tcp_reset``: the peer reset us (RFC 9293 3.10.7.4 second step)."""
