@@ -136,20 +136,15 @@ def test_active_close_fin_wait_and_time_wait_for_2msl():
 
 
 def test_time_wait_keeps_one_deadline_the_2msl_timer():
-    """``tcp_time_wait`` leaves only the TIME-WAIT timer: the FIN-WAIT-2 timeout armed when our
-    FIN was ACKed (60.11) must not stay behind as a wake-up that fires in TIME-WAIT with nothing
-    due, and a retransmitted FIN moves the one deadline to the restarted 2MSL."""
-    st, c, d = established()
-    d.run("""
-0.100 %close
-0.100 > F. 1:1(0) ack 1 win * <TS val * ecr 100>
-0.110 < . 1:1(0) ack 2 win 513 <TS val 300 ecr 0>
-0.500 < F. 1:1(0) ack 2 win 513 <TS val 301 ecr 0>
-0.500 > . 2:2(0) ack 2 win * <TS val * ecr 301>
-""", {"close": lambda dr: c.close(dr.now)})
-    assert c.state == "TIME-WAIT"
-    assert c.deadline == st.next_deadline() == pytest.approx(60.5)
-    st.receive_segment(seg(FIN | ACK, 1, 2, ts=302), 5.0)
+    """``tcp_time_wait`` leaves only the TIME-WAIT timer: the timers of our FIN (retransmission,
+    loss probe), cleared by the ACK that ends CLOSING, must not leave a wake-up behind that
+    fires in TIME-WAIT with nothing due (it did, at 0.31); a retransmitted FIN moves the one
+    deadline to the restarted 2MSL."""
+    st, c = to_state("CLOSING")              # both FINs crossed at 0.1; our FIN's RTO is armed
+    st.receive_segment(seg(ACK, 2, 2, ts=501), 0.3)
+    assert c.state == "TIME-WAIT" and st.take_segments() == []
+    assert c.deadline == st.next_deadline() == pytest.approx(60.3)
+    st.receive_segment(seg(FIN | ACK, 1, 2, ts=502), 5.0)
     assert [s.flags for s in st.take_segments()] == [ACK]
     assert c.deadline == st.next_deadline() == pytest.approx(65.0)
 
