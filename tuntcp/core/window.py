@@ -389,7 +389,15 @@ class RecvWindow:
             self._rcv_mss = min(seg_len, self.advmss)
         if seg_len < 128:
             return False
-        room = min(self.window_clamp, self.space(unread)) - self.rcv_ssthresh
+        clamp = self.window_clamp
+        ssthresh = self.rcv_ssthresh
+        if clamp <= ssthresh:       # room <= 0 whatever tcp_space is (the usual case in bulk)
+            return False
+        # tcp_space, as space() computes it: the queue is in line with `unread` unless unread
+        # was below seg_len
+        charged = self._q_true if unread == self._q_bytes else self._charge(unread)
+        free = self._wfs(self.rcvbuf - charged)
+        room = min(clamp, free if free > 0 else 0) - ssthresh
         if room <= 0:
             return False
         cost = self._wfs(true)
@@ -436,8 +444,14 @@ class RecvWindow:
           lost to truncation. Without: keep the last window if it is within one MSS below the
           free space, else a whole number of MSS; in the "mss == full" corner offer all.
         """
-        free = self.space(unread)
-        allowed = self._wfs(self.rcvbuf)
+        wfs = self._wfs
+        rcvbuf = self.rcvbuf
+        # space(unread), inlined (this runs per segment from the ACK decision)
+        charged = self._q_true if unread == self._q_bytes else self._charge(unread)
+        free = wfs(rcvbuf - charged)
+        if free < 0:
+            free = 0
+        allowed = wfs(rcvbuf)
         full = min(self.window_clamp, allowed)
         mss = rcv_mss
         if mss > full:
