@@ -1436,7 +1436,7 @@ class Connection:
         sn = len(seg.payload)       # not n: that may be trimmed to the window or a reasm run
         if sn >= self.rcv_mss:      # _measure_rcv_mss's full-sized case, inlined
             self.last_seg_size = 0
-            self.rcv_mss = min(sn, self.advmss)
+            self.rcv_mss = sn if sn < self.advmss else self.advmss
         else:
             self._measure_rcv_mss(seg)
         dmin = self._delack_min
@@ -1567,7 +1567,8 @@ class Connection:
             srtt = self.rto.srtt
             if srtt is not None:
                 max_ato = min(max_ato, max(srtt, dmin))
-            ato = min(ato, max_ato)
+            if max_ato < ato:
+                ato = max_ato
         timeout = now + ato
         if self.ack_pending & ACK_TIMER and self.dack_at is not None:
             if self.dack_at <= now + ato / 4:
@@ -1577,7 +1578,8 @@ class Connection:
                 timeout = self.dack_at
         self.ack_pending |= ACK_SCHED | ACK_TIMER
         self.dack_at = timeout
-        self._wake(timeout)
+        if self.deadline is None or timeout < self.deadline:     # _wake, inlined
+            self.stack.schedule(self, timeout)
 
     def _delack_timer(self, now: float) -> None:
         """``tcp_delack_timer_handler``: send the pending ACK (TcpExtDelayedACKs); a missed delayed
