@@ -401,13 +401,10 @@ class RecvWindow:
             return False
         clamp = self.window_clamp
         ssthresh = self.rcv_ssthresh
-        if clamp <= ssthresh:       # room <= 0 whatever tcp_space is (the usual case in bulk)
+        if clamp <= ssthresh:       # room <= 0 whatever tcp_space is: skip computing it
             return False
-        # tcp_space, as space() computes it: the queue is in line with `unread` unless unread
-        # was below seg_len
-        charged = self._q_true if unread == self._q_bytes else self._charge(unread)
-        free = self._wfs(self.rcvbuf - charged)
-        room = (clamp if clamp < free else free if free > 0 else 0) - ssthresh
+        free = self.space(unread)
+        room = (clamp if clamp < free else free) - ssthresh
         if room <= 0:
             return False
         cost = self._last_cost
