@@ -746,7 +746,9 @@ class Connection:
                 self._rcv_rtt_measure_ts(seg)
             n = len(payload)
             rcv_nxt = self.rcv_nxt
-            if 0 < n <= self.win.current(rcv_nxt):     # _data's in-order case, inlined
+            win = self.win
+            room = (win.rcv_wup + win.rcv_wnd - rcv_nxt) & MASK    # RecvWindow.current, inlined
+            if 0 < n <= room and room < HALF:          # _data's in-order case, inlined
                 self.rcvq += payload
                 self.rcv_nxt = (rcv_nxt + n) & MASK
                 self.bytes_received += n
@@ -1431,7 +1433,12 @@ class Connection:
         """``tcp_event_data_recv``: schedule an ACK, measure rcv_mss, adapt ato, arm quick-ACK
         mode on the first data and after an idle gap longer than the RTO; grow rcv_ssthresh."""
         self.ack_pending |= ACK_SCHED
-        self._measure_rcv_mss(seg)
+        sn = len(seg.payload)       # not n: that may be trimmed to the window or a reasm run
+        if sn >= self.rcv_mss:      # _measure_rcv_mss's full-sized case, inlined
+            self.last_seg_size = 0
+            self.rcv_mss = sn if sn < self.advmss else self.advmss
+        else:
+            self._measure_rcv_mss(seg)
         dmin = self._delack_min
         if not self.ato:
             self._incr_quickack(MAX_QUICKACKS)
@@ -1445,8 +1452,10 @@ class Connection:
             elif m > self.rto.rto:
                 self._incr_quickack(MAX_QUICKACKS)
         self.lrcvtime = now
-        self._rcv_rtt_measure(now)
-        self.win.on_data(n, len(self.rcvq))
+        # _rcv_rtt_measure's early return (rcv_nxt before rcv_rtt_seq), inlined
+        if self.rcv_rtt_time is None or ((self.rcv_nxt - self.rcv_rtt_seq) & MASK) < HALF:
+            self._rcv_rtt_measure(now)
+        self.win.on_data(n, self.rcvq.n)
 
     def _rcv_rtt_update(self, sample: float, win_dep: bool) -> None:
         """``tcp_rcv_rtt_update``: a 1/8 EWMA of timestamp samples; per-window samples
@@ -1535,10 +1544,12 @@ class Connection:
         quick-ACK mode, or ACK_NOW is set, or out-of-order data is queued; else delay it."""
         rcv_mss = self.rcv_mss
         win = self.win
+        unread = self.rcvq.n
+        # win.would_advance inlined: peek() >= rcv_wnd
         if self.ack_pending & ACK_NOW or (self.quick and self.pingpong < self._pp_thresh_v) \
                 or self.reasm.blocks or (
                     ((self.rcv_nxt - win.rcv_wup) & MASK) > rcv_mss and
-                    (not self.rcvq or win.would_advance(self.rcv_nxt, len(self.rcvq), rcv_mss))):
+                    (not unread or win.peek(unread, rcv_mss) >= win.rcv_wnd)):
             self._send_ack(now)
             return
         self._send_delayed_ack(now)
@@ -1551,11 +1562,13 @@ class Connection:
         ato = self.ato
         if ato > dmin:
             max_ato = 0.5
-            if self.in_pingpong() or self.ack_pending & ACK_PUSHED:
+            if self.pingpong >= self._pp_thresh_v or self.ack_pending & ACK_PUSHED:  # in_pingpong
                 max_ato = self._delack_max
-            if self.rto.srtt is not None:
-                max_ato = min(max_ato, max(self.rto.srtt, dmin))
-            ato = min(ato, max_ato)
+            srtt = self.rto.srtt
+            if srtt is not None:
+                max_ato = min(max_ato, max(srtt, dmin))
+            if max_ato < ato:
+                ato = max_ato
         timeout = now + ato
         if self.ack_pending & ACK_TIMER and self.dack_at is not None:
             if self.dack_at <= now + ato / 4:
@@ -1565,7 +1578,8 @@ class Connection:
                 timeout = self.dack_at
         self.ack_pending |= ACK_SCHED | ACK_TIMER
         self.dack_at = timeout
-        self._wake(timeout)
+        if self.deadline is None or timeout < self.deadline:     # _wake, inlined
+            self.stack.schedule(self, timeout)
 
     def _delack_timer(self, now: float) -> None:
         """``tcp_delack_timer_handler``: send the pending ACK (TcpExtDelayedACKs); a missed delayed

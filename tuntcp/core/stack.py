@@ -31,9 +31,13 @@ class StackError(ValueError):
     """A user mistake (port in use, unknown address): reported without a traceback."""
 
 
+# first octets of martian sources: zeronet, loopback, multicast (255.255.255.255 is the other)
+_MARTIAN_TOP = frozenset((0, 127, *range(224, 240)))
+
+
 def _martian_source(a: int) -> bool:
-    top = a >> 24
-    return top >= 224 and (top < 240 or a == 0xFFFFFFFF) or top == 0 or top == 127
+    """``ip_route_input_slow``'s source checks (receive_segment inlines this test)."""
+    return a >> 24 in _MARTIAN_TOP or a == 0xFFFFFFFF
 
 
 class Stack:
@@ -99,7 +103,7 @@ class Stack:
         if self.addrs and daddr not in self.addrs:
             c.inc("IpInAddrErrors")
             return
-        if _martian_source(saddr):
+        if saddr >> 24 in _MARTIAN_TOP or saddr == 0xFFFFFFFF:   # _martian_source, inlined
             # ip_route_input_slow: a multicast, limited-broadcast, zeronet or loopback source
             # never reaches TCP (Linux counts it only as rt_cache in_martian_src)
             c.inc("TuntcpMartianSrc")

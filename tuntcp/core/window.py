@@ -307,7 +307,8 @@ class RecvWindow:
 
     __slots__ = ("profile", "rcvbuf", "rcvbuf_locked", "rcv_wscale", "window_clamp",
                  "rcv_ssthresh", "rcv_wnd", "rcv_wup", "advmss", "events", "_rcv_mss",
-                 "_q", "_q_bytes", "_q_true", "_wfs", "_signed", "_grow_window")
+                 "_q", "_q_bytes", "_q_true", "_wfs", "_signed", "_grow_window",
+                 "_last_len", "_last_true", "_last_cost", "_full_buf", "_full")
 
     def __init__(self, profile: Mapping, *, rcvbuf: int, rcvbuf_locked: bool, rcv_wscale: int,
                  window_clamp: int, rcv_wnd: int, advmss: int, rcv_nxt: int):
@@ -330,6 +331,10 @@ class RecvWindow:
         self._q: deque[list[int]] | None = None    # created by the first charge (760 B)
         self._q_bytes = 0
         self._q_true = 0
+        # per-segment memos: the last segment length with its truesize and win_from_space
+        # (bulk data repeats one length), and tcp_full_space for the last rcvbuf
+        self._last_len = self._last_true = self._last_cost = -1
+        self._full_buf = self._full = -1
 
     # -- memory accounting -------------------------------------------------------------------
 
@@ -378,7 +383,12 @@ class RecvWindow:
             return False
         if unread - seg_len != self._q_bytes:     # usually already in line (see space)
             self._charge(max(unread - seg_len, 0))
-        true = skb_truesize(seg_len)
+        if seg_len == self._last_len:
+            true = self._last_true
+        else:
+            true = self._last_true = skb_truesize(seg_len)
+            self._last_cost = self._wfs(true)
+            self._last_len = seg_len
         q = self._q
         if q is None:
             q = self._q = deque()
@@ -386,13 +396,18 @@ class RecvWindow:
         self._q_bytes += seg_len
         self._q_true += true
         if seg_len >= self._rcv_mss:
-            self._rcv_mss = min(seg_len, self.advmss)
+            self._rcv_mss = seg_len if seg_len < self.advmss else self.advmss
         if seg_len < 128:
             return False
-        room = min(self.window_clamp, self.space(unread)) - self.rcv_ssthresh
+        clamp = self.window_clamp
+        ssthresh = self.rcv_ssthresh
+        if clamp <= ssthresh:       # room <= 0 whatever tcp_space is: skip computing it
+            return False
+        free = self.space(unread)
+        room = (clamp if clamp < free else free) - ssthresh
         if room <= 0:
             return False
-        cost = self._wfs(true)
+        cost = self._last_cost
         if cost <= seg_len:
             incr = 2 * self.advmss
         else:
@@ -436,8 +451,18 @@ class RecvWindow:
           lost to truncation. Without: keep the last window if it is within one MSS below the
           free space, else a whole number of MSS; in the "mss == full" corner offer all.
         """
-        free = self.space(unread)
-        allowed = self._wfs(self.rcvbuf)
+        wfs = self._wfs
+        rcvbuf = self.rcvbuf
+        # space(unread), inlined (this runs per segment from the ACK decision)
+        charged = self._q_true if unread == self._q_bytes else self._charge(unread)
+        free = wfs(rcvbuf - charged)
+        if free < 0:
+            free = 0
+        if rcvbuf == self._full_buf:
+            allowed = self._full
+        else:       # rcvbuf is set from outside (autotuning, SO_RCVBUF): keyed on its value
+            allowed = self._full = wfs(rcvbuf)
+            self._full_buf = rcvbuf
         full = min(self.window_clamp, allowed)
         mss = rcv_mss
         if mss > full:
