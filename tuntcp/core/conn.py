@@ -746,9 +746,7 @@ class Connection:
                 self._rcv_rtt_measure_ts(seg)
             n = len(payload)
             rcv_nxt = self.rcv_nxt
-            win = self.win
-            room = (win.rcv_wup + win.rcv_wnd - rcv_nxt) & MASK    # RecvWindow.current, inlined
-            if 0 < n <= room and room < HALF:          # _data's in-order case, inlined
+            if 0 < n <= self.win.current(rcv_nxt):     # _data's in-order case, inlined
                 self.rcvq += payload
                 self.rcv_nxt = (rcv_nxt + n) & MASK
                 self.bytes_received += n
@@ -1433,12 +1431,7 @@ class Connection:
         """``tcp_event_data_recv``: schedule an ACK, measure rcv_mss, adapt ato, arm quick-ACK
         mode on the first data and after an idle gap longer than the RTO; grow rcv_ssthresh."""
         self.ack_pending |= ACK_SCHED
-        sn = len(seg.payload)       # not n: that may be trimmed to the window or a reasm run
-        if sn >= self.rcv_mss:      # _measure_rcv_mss's full-sized case, inlined
-            self.last_seg_size = 0
-            self.rcv_mss = sn if sn < self.advmss else self.advmss
-        else:
-            self._measure_rcv_mss(seg)
+        self._measure_rcv_mss(seg)
         dmin = self._delack_min
         if not self.ato:
             self._incr_quickack(MAX_QUICKACKS)
@@ -1452,9 +1445,7 @@ class Connection:
             elif m > self.rto.rto:
                 self._incr_quickack(MAX_QUICKACKS)
         self.lrcvtime = now
-        # _rcv_rtt_measure's early return (rcv_nxt before rcv_rtt_seq), inlined
-        if self.rcv_rtt_time is None or ((self.rcv_nxt - self.rcv_rtt_seq) & MASK) < HALF:
-            self._rcv_rtt_measure(now)
+        self._rcv_rtt_measure(now)
         self.win.on_data(n, self.rcvq.n)
 
     def _rcv_rtt_update(self, sample: float, win_dep: bool) -> None:
@@ -1545,11 +1536,10 @@ class Connection:
         rcv_mss = self.rcv_mss
         win = self.win
         unread = self.rcvq.n
-        # win.would_advance inlined: peek() >= rcv_wnd
         if self.ack_pending & ACK_NOW or (self.quick and self.pingpong < self._pp_thresh_v) \
                 or self.reasm.blocks or (
                     ((self.rcv_nxt - win.rcv_wup) & MASK) > rcv_mss and
-                    (not unread or win.peek(unread, rcv_mss) >= win.rcv_wnd)):
+                    (not unread or win.would_advance(self.rcv_nxt, unread, rcv_mss))):
             self._send_ack(now)
             return
         self._send_delayed_ack(now)
@@ -1562,7 +1552,7 @@ class Connection:
         ato = self.ato
         if ato > dmin:
             max_ato = 0.5
-            if self.pingpong >= self._pp_thresh_v or self.ack_pending & ACK_PUSHED:  # in_pingpong
+            if self.in_pingpong() or self.ack_pending & ACK_PUSHED:
                 max_ato = self._delack_max
             srtt = self.rto.srtt
             if srtt is not None:
@@ -1578,8 +1568,7 @@ class Connection:
                 timeout = self.dack_at
         self.ack_pending |= ACK_SCHED | ACK_TIMER
         self.dack_at = timeout
-        if self.deadline is None or timeout < self.deadline:     # _wake, inlined
-            self.stack.schedule(self, timeout)
+        self._wake(timeout)
 
     def _delack_timer(self, now: float) -> None:
         """``tcp_delack_timer_handler``: send the pending ACK (TcpExtDelayedACKs); a missed delayed

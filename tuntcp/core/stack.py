@@ -36,7 +36,7 @@ _MARTIAN_TOP = frozenset((0, 127, *range(224, 240)))
 
 
 def _martian_source(a: int) -> bool:
-    """``ip_route_input_slow``'s source checks (receive_segment inlines this test)."""
+    """``ip_route_input_slow``'s source checks."""
     return a >> 24 in _MARTIAN_TOP or a == 0xFFFFFFFF
 
 
@@ -103,7 +103,7 @@ class Stack:
         if self.addrs and daddr not in self.addrs:
             c.inc("IpInAddrErrors")
             return
-        if saddr >> 24 in _MARTIAN_TOP or saddr == 0xFFFFFFFF:   # _martian_source, inlined
+        if _martian_source(saddr):
             # ip_route_input_slow: a multicast, limited-broadcast, zeronet or loopback source
             # never reaches TCP (Linux counts it only as rt_cache in_martian_src)
             c.inc("TuntcpMartianSrc")

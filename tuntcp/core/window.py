@@ -451,17 +451,12 @@ class RecvWindow:
           lost to truncation. Without: keep the last window if it is within one MSS below the
           free space, else a whole number of MSS; in the "mss == full" corner offer all.
         """
-        wfs = self._wfs
+        free = self.space(unread)
         rcvbuf = self.rcvbuf
-        # space(unread), inlined (this runs per segment from the ACK decision)
-        charged = self._q_true if unread == self._q_bytes else self._charge(unread)
-        free = wfs(rcvbuf - charged)
-        if free < 0:
-            free = 0
         if rcvbuf == self._full_buf:
             allowed = self._full
         else:       # rcvbuf is set from outside (autotuning, SO_RCVBUF): keyed on its value
-            allowed = self._full = wfs(rcvbuf)
+            allowed = self._full = self._wfs(rcvbuf)
             self._full_buf = rcvbuf
         full = min(self.window_clamp, allowed)
         mss = rcv_mss
