@@ -12,6 +12,8 @@ import argparse
 import os
 import sys
 
+from .errors import leaves
+
 DEFAULT_NAME = "tuntcp"
 DEFAULT_PROFILE = "linux-6.1"
 EXIT_USAGE = 2
@@ -77,14 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     import importlib
 
-    from scenarios import SCENARIOS
+    from tuntcp.scenarios import SCENARIOS
     for name, (module, help_text) in SCENARIOS.items():
         s = sub.add_parser(name, help=help_text)
         s.set_defaults(_scenario=module)
         importlib.import_module(module).add_arguments(s)
 
     s = sub.add_parser("bench", help="measure the endpoint side by side with the kernel")
-    from .bench import add_arguments as _bench_args
+    from .bench.cli import add_arguments as _bench_args
     _bench_args(s)
     return p
 
@@ -209,7 +211,7 @@ def cmd_serve(args) -> int:
         with netns.Lab(vnet_hdr=args.offload) as lab:
             trio.run(apps.serve, lab, profile, args, links)
     except BaseException as e:
-        if not all(isinstance(x, KeyboardInterrupt) for x in _leaves(e)):
+        if not all(isinstance(x, KeyboardInterrupt) for x in leaves(e)):
             raise
         print("tuntcp: stopped", file=sys.stderr)
     finally:
@@ -217,13 +219,6 @@ def cmd_serve(args) -> int:
     return 0
 
 
-def _leaves(e: BaseException):
-    """The plain exceptions inside (nested) exception groups, as trio's nurseries raise them."""
-    if isinstance(e, BaseExceptionGroup):
-        for sub in e.exceptions:
-            yield from _leaves(sub)
-    else:
-        yield e
 
 
 def cmd_scenario(args) -> int:
@@ -232,7 +227,7 @@ def cmd_scenario(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import BenchUsageError, run_cli
+    from .bench.cli import BenchUsageError, run_cli
     try:
         return run_cli(args)
     except BenchUsageError as e:
@@ -290,11 +285,11 @@ def main(argv=None) -> int:
         return _user_error(e)
     except BaseExceptionGroup as eg:
         # a user mistake found inside the trio run (e.g. the endpoint name is taken)
-        leaves = list(_leaves(eg))
-        mine = [x for x in leaves if isinstance(x, user_errors)]
-        if mine and all(isinstance(x, user_errors + (KeyboardInterrupt,)) for x in leaves):
+        leafs = list(leaves(eg))
+        mine = [x for x in leafs if isinstance(x, user_errors)]
+        if mine and all(isinstance(x, user_errors + (KeyboardInterrupt,)) for x in leafs):
             return _user_error(mine[0])
-        if all(isinstance(x, KeyboardInterrupt) for x in leaves):
+        if all(isinstance(x, KeyboardInterrupt) for x in leafs):
             return _interrupted()
         raise
     except KeyboardInterrupt:

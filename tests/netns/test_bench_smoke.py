@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tuntcp.bench import TARGETS, WORKLOADS
+from tuntcp.bench.cli import TARGETS, WORKLOADS
 from tuntcp.harness import netns
 
 pytestmark = pytest.mark.netns
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.netns
 
 def _leftover_bench_processes():
     """Processes the bench starts in its labs (servers, clients, floods) that are still alive."""
-    marks = ("tuntcp.bench_kernel_server", "tuntcp.bench_clients", "hping3", "TCP:198.18.")
+    marks = ("tuntcp.bench.kernel_server", "tuntcp.bench.clients", "hping3", "TCP:198.18.")
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -87,7 +87,7 @@ def test_bench_user_mistakes_are_one_line_and_exit_2(args, msg):
 
 
 def test_top_functions_merges_lines_and_counts_self_and_inclusive(tmp_path):
-    from tuntcp.bench import top_functions
+    from tuntcp.bench.cli import top_functions
     raw = tmp_path / "p.txt"
     raw.write_text("run (a.py:1);parse (codec.py:10) 6\n"
                    "run (a.py:2);parse (codec.py:12) 2\n"

@@ -6,7 +6,7 @@ import pytest
 import trio
 
 from tuntcp.harness.netns import probe
-from tuntcp.harness.parity import Scenario, closest_profile, compare, run_parity
+from tuntcp.scenarios.parity import Scenario, closest_profile, compare, run_parity
 
 pytestmark = pytest.mark.netns
 
@@ -163,7 +163,7 @@ async def test_defer_accept_holds_a_bare_ack_until_data():
 async def test_synack_schedule_matches_the_kernel():
     """tcp_synack_retries=2 and a peer that never answers: SYN-ACKs at 0, 1, 3 s and the
     request sock gone at 7 s, on the kernel and on tuntcp (run side by side, ±150 ms)."""
-    from tuntcp.harness.parity import synack_schedules
+    from tuntcp.scenarios.parity import synack_schedules
     need_netns()
     with trio.fail_after(20):
         res = await synack_schedules(retries=2, expiry=7.0)

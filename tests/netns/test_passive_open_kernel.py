@@ -14,7 +14,7 @@ import trio
 from tuntcp.core.stack import Stack
 from tuntcp.harness import clients
 from tuntcp.harness.clients import peek_error
-from tuntcp.harness.parity import send_raw, spoofed_syn
+from tuntcp.harness.raw import send_raw, spoofed_syn
 from tuntcp.profiles import get_profile
 from tuntcp.shell import Endpoint, open_tcp_listener
 from tuntcp.wire import codec

@@ -20,7 +20,7 @@ def require_netns():
 
 
 async def test_defer_accept_queue_vs_cookies(tmp_path, require_netns):
-    from scenarios.defer_accept import Config, run
+    from tuntcp.scenarios.defer_accept import Config, run
 
     report = await run(Config(defer_s=3, late_s=1.0, out=str(tmp_path)))
     h = report["headline"]
@@ -51,7 +51,7 @@ async def test_defer_accept_queue_vs_cookies(tmp_path, require_netns):
 
 
 def test_defer_accept_config_errors():
-    from scenarios.defer_accept import Config, DeferAcceptError
+    from tuntcp.scenarios.defer_accept import Config, DeferAcceptError
     with pytest.raises(DeferAcceptError, match="--defer"):
         Config(defer_s=0).check()
     with pytest.raises(DeferAcceptError, match="--modes"):

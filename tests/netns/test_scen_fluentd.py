@@ -19,7 +19,7 @@ def require_netns():
 
 
 def test_proc_net_tcp_lines_count_like_the_operator():
-    from scenarios.fluentd import count_syn_recv
+    from tuntcp.scenarios.fluentd import count_syn_recv
     text = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
             "   0: 00000000:5EA0 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 0 1 0\n"
             "   1: 010112C6:5EA0 500013C6:ADB5 03 00000000:00000000 01:00000062 00000000     0        0 0 0 0\n"
@@ -29,7 +29,7 @@ def test_proc_net_tcp_lines_count_like_the_operator():
 
 
 async def test_fluentd_line_at_128_not_at_65535(tmp_path, require_netns):
-    from scenarios.fluentd import Config, run
+    from tuntcp.scenarios.fluentd import Config, run
 
     cfg = Config(forwarders=250, hosts=50, rounds=2, connect_timeout_s=4.0,
                  settings=("128/1", "2048@128/1", "65535/1", "128/0"), out=str(tmp_path))

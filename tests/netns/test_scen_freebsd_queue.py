@@ -35,7 +35,7 @@ def check_lifetime(lt, tol):
 
 
 async def test_freebsd_queue_overflow_lifetime_and_filters(tmp_path, require_netns):
-    from scenarios.freebsd_queue import Config, run
+    from tuntcp.scenarios.freebsd_queue import Config, run
 
     cfg = Config(backlog=4, clients=10, hosts=3, rexmtlimit=1, out=str(tmp_path))
     report = await run(cfg)
@@ -77,7 +77,7 @@ async def test_freebsd_queue_overflow_lifetime_and_filters(tmp_path, require_net
 async def test_freebsd_syncache_full_lifetime_45_vs_15(tmp_path, require_netns):
     """The seed's numbers with the default rexmtlimit 3: 0/3/9/21 s and 45 s on 9.x,
     0/1/3/7 s and 15 s on 14."""
-    from scenarios.freebsd_queue import Config, run
+    from tuntcp.scenarios.freebsd_queue import Config, run
 
     report = await run(Config(rexmtlimit=None, out=str(tmp_path), timeout_s=90))
     for name, times, life in (("freebsd-9", [0, 3, 9, 21], 45.0), ("freebsd-14", [0, 1, 3, 7], 15.0)):
@@ -88,7 +88,7 @@ async def test_freebsd_syncache_full_lifetime_45_vs_15(tmp_path, require_netns):
 
 
 def test_expected_schedule_and_config_errors():
-    from scenarios.freebsd_queue import Config, FreeBSDQueueError, expected_schedule
+    from tuntcp.scenarios.freebsd_queue import Config, FreeBSDQueueError, expected_schedule
     assert expected_schedule(3.0, 3) == ([0.0, 3.0, 9.0, 21.0], 45.0)
     assert expected_schedule(1.0, 3) == ([0.0, 1.0, 3.0, 7.0], 15.0)
     with pytest.raises(FreeBSDQueueError, match="--profiles"):

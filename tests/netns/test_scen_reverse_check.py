@@ -19,7 +19,7 @@ def require_netns():
 
 
 async def test_host_kernel_carries_the_cookie_wscale_fix(tmp_path, require_netns):
-    from scenarios.reverse_check import Config, run
+    from tuntcp.scenarios.reverse_check import Config, run
 
     report = await run(Config(out=str(tmp_path)))
     h, e = report["headline"], report["evidence"]
@@ -43,7 +43,7 @@ async def test_host_kernel_carries_the_cookie_wscale_fix(tmp_path, require_netns
 
 
 def test_parse_ss_wscale_picks_the_right_socket():
-    from scenarios.reverse_check import parse_ss_wscale
+    from tuntcp.scenarios.reverse_check import parse_ss_wscale
     text = ("State Recv-Q Send-Q Local Address:Port Peer Address:Port Process\n"
             "ESTAB 0 0 198.18.0.1:40000 198.18.1.1:80\n\t cubic wscale:9,9 rto:204\n"
             "ESTAB 0 0 198.18.0.1:9092 198.18.1.1:33000\n\t cubic wscale:7,1 rto:204\n")

@@ -19,7 +19,7 @@ def require_netns():
 
 
 async def test_slow_accept_queue_and_abort_on_overflow(tmp_path, require_netns):
-    from scenarios.slow_accept import Config, run
+    from tuntcp.scenarios.slow_accept import Config, run
 
     cfg = Config(clients=30, backlog=8, stall_s=1.5, out=str(tmp_path))
     report = await run(cfg)

@@ -20,7 +20,7 @@ def require_netns():
 
 
 def test_schedule_and_nearness():
-    from scenarios.synflood import near_point, syn_schedule
+    from tuntcp.scenarios.synflood import near_point, syn_schedule
     assert syn_schedule(3, 0) == [0.0, 1.0, 3.0, 7.0]
     assert syn_schedule(6, 0)[-1] == 63.0
     assert syn_schedule(6, 4) == [0, 1, 2, 3, 4, 5, 7, 11, 19, 35, 67]
@@ -31,14 +31,14 @@ def test_schedule_and_nearness():
 
 
 def test_spoof_must_be_unassigned():
-    from scenarios.synflood import Config, SynfloodError
+    from tuntcp.scenarios.synflood import Config, SynfloodError
     for bad in ("198.19.0.5", "198.18.1.7", "10.0.0.1", "198.18.0.1"):
         with pytest.raises(SynfloodError):
             Config(spoof=bad).check()
 
 
 async def test_synflood_cookies_on_vs_off(tmp_path, require_netns):
-    from scenarios.synflood import Config, run
+    from tuntcp.scenarios.synflood import Config, run
 
     cfg = Config(legit=40, out=str(tmp_path))
     report = await run(cfg)

@@ -19,7 +19,7 @@ def require_netns():
 
 
 async def test_ts_off_cookie_connections_are_capped(tmp_path, require_netns):
-    from scenarios.ts_off import Config, run
+    from tuntcp.scenarios.ts_off import Config, run
 
     cfg = Config(clients=3, nbytes=3_000_000, rtt_ms=50, out=str(tmp_path))
     report = await run(cfg)
@@ -63,7 +63,7 @@ async def test_ts_off_cookie_connections_are_capped(tmp_path, require_netns):
 async def test_ts_off_burst_puts_the_overflow_on_cookies(tmp_path, require_netns):
     """One lab, tcp_syncookies=1, backlog 3, 6 clients at once: the SYN queue takes 3, the
     other 3 get cookies, and the same split shows up on the same link."""
-    from scenarios.ts_off import Config, run
+    from tuntcp.scenarios.ts_off import Config, run
 
     report = await run(Config(clients=3, nbytes=2_000_000, force="burst", kernel=False,
                               out=str(tmp_path)))
@@ -83,7 +83,7 @@ async def test_ts_off_burst_puts_the_overflow_on_cookies(tmp_path, require_netns
 
 
 def test_ts_off_config_errors():
-    from scenarios.ts_off import Config, TsOffError
+    from tuntcp.scenarios.ts_off import Config, TsOffError
     with pytest.raises(TsOffError, match="--rtt-ms"):
         Config(rtt_ms=0).check()
     with pytest.raises(TsOffError, match="--clients"):

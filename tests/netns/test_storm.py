@@ -27,7 +27,7 @@ def require_netns():
 
 
 def small_storm(tmp_path, **kw):
-    from scenarios.storm import StormConfig
+    from tuntcp.scenarios.storm import StormConfig
     # A 20 ms RTT makes each round of the 1578-byte window cost the link, not the CPU: ~42
     # rounds per 64 KiB request on the buggy path against ~3 (slow start) when fixed. The
     # aggregate rate stays low (~3 MB/s) so a busy CI machine does not starve the fixed run.
@@ -58,7 +58,7 @@ def assert_headline(report, clients):
 
 
 async def test_storm_buggy_vs_fixed(tmp_path, require_netns):
-    from scenarios.storm import run_storm
+    from tuntcp.scenarios.storm import run_storm
     report = await run_storm(small_storm(tmp_path))
     assert_headline(report, 100)
     assert {run["processes"] for run in report["runs"].values()} == {1}
@@ -69,7 +69,7 @@ async def test_storm_buggy_vs_fixed(tmp_path, require_netns):
 
 async def test_storm_split_over_worker_processes(tmp_path, require_netns):
     """100 producers in 3 worker processes (33, 33, 34): the merged records say the same."""
-    from scenarios.storm import run_storm
+    from tuntcp.scenarios.storm import run_storm
     report = await run_storm(small_storm(tmp_path, clients_per_process=40))
     assert_headline(report, 100)
     for run in report["runs"].values():
@@ -93,7 +93,7 @@ def _workers(parent: int | None = None) -> list[int]:
                 cmd = f.read()
         except (OSError, ValueError, IndexError):
             continue
-        if ppid == parent and b"scenarios.storm_worker" in cmd:
+        if ppid == parent and b"tuntcp.scenarios.storm_worker" in cmd:
             pids.append(int(entry))
     return pids
 
@@ -103,7 +103,7 @@ def _my_namespaces() -> list[str]:
 
 
 async def test_storm_worker_killed_is_a_one_line_error(tmp_path, require_netns):
-    from scenarios.storm import StormError, run_storm
+    from tuntcp.scenarios.storm import StormError, run_storm
     killed = []
 
     def show(**kw):

@@ -124,7 +124,7 @@ def test_ctrl_c_mid_storm_prints_one_line(netns_available, tmp_path):
 async def test_exception_at_random_point_of_storm_leaves_nothing(netns_available, tally, tmp_path, point):
     """The storm's progress callback raises at a seeded random call: the exception unwinds
     through the endpoint, the producers and the Lab, and nothing is left behind."""
-    from scenarios.storm import StormConfig, run_storm
+    from tuntcp.scenarios.storm import StormConfig, run_storm
     rng = random.Random(f"{SEED}-exc-{point}")
     target = rng.randrange(1, 12)
     calls = [0]

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tuntcp.harness.soak import SoakConfig, flat, run_soak, summary, thirds
+from tuntcp.scenarios.soak_load import SoakConfig, flat, run_soak, summary, thirds
 
 pytestmark = [pytest.mark.netns, pytest.mark.reliability]
 

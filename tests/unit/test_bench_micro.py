@@ -1,6 +1,6 @@
 """The micro-benchmarks run end to end at a tiny size: every SYN answered with a cookie, every
 data byte received, every ACKed byte cleared (their own assertions), and a line per case."""
-from tuntcp import bench_micro
+from tuntcp.bench import micro as bench_micro
 
 
 def test_every_case_runs_and_reports(capsys):

@@ -7,8 +7,8 @@ import re
 import pytest
 from lab_solutions import SOLUTIONS
 
-from scenarios import labs
-from scenarios.labs import (SECTIONS, all_labs, check, get_lab, norm_text, parse_number, parse_questions,
+from tuntcp.scenarios import labs
+from tuntcp.scenarios.labs import (SECTIONS, all_labs, check, get_lab, norm_text, parse_number, parse_questions,
                             parse_yes_no, sections)
 from tuntcp.cli import main as tuntcp
 
@@ -383,16 +383,16 @@ def test_cli_list_marks_pending_scenarios(capsys, monkeypatch):
 
     def fake():
         d = real()
-        d[1] = dataclasses.replace(d[1], module="scenarios.not_landed_yet")
+        d[1] = dataclasses.replace(d[1], module="tuntcp.scenarios.not_landed_yet")
         return d
     monkeypatch.setattr(labs, "all_labs", fake)
-    monkeypatch.setattr("scenarios.labs.cli.all_labs", fake)
-    monkeypatch.setattr("scenarios.labs.cli.get_lab", lambda n: fake()[int(n)])
+    monkeypatch.setattr("tuntcp.scenarios.labs.cli.all_labs", fake)
+    monkeypatch.setattr("tuntcp.scenarios.labs.cli.get_lab", lambda n: fake()[int(n)])
     assert tuntcp(["lab", "list"]) == 0
     assert "(scenario pending)" in capsys.readouterr().out.splitlines()[0]
     assert tuntcp(["lab", "run", "1", "--quick"]) == 2
     assert "has not landed" in capsys.readouterr().err
-    assert lab.module == "scenarios.storm"
+    assert lab.module == "tuntcp.scenarios.storm"
 
 
 def test_cli_answers_template_round_trip(tmp_path, capsys):
@@ -418,7 +418,7 @@ def test_cli_show_prints_the_handout(capsys):
 
 @pytest.mark.parametrize("n", sorted(all_labs()))
 def test_lab_settings_are_fields_of_the_scenario_config(n, tmp_path):
-    from scenarios.labs.cli import build_config
+    from tuntcp.scenarios.labs.cli import build_config
     lab = get_lab(n)
     if lab.pending:
         pytest.skip(f"{lab.module} has not landed")
@@ -432,7 +432,7 @@ def test_lab_settings_are_fields_of_the_scenario_config(n, tmp_path):
 
 
 def test_headline_lines(tmp_path):
-    from scenarios.labs.cli import headline_lines
+    from tuntcp.scenarios.labs.cli import headline_lines
     f = tmp_path / "report.json"
     f.write_text(json.dumps({"headline": {"a": {"x": 1}, "b": "y" * 300}}))
     lines = headline_lines(f)

@@ -1,7 +1,7 @@
 """The storm report renders what the run measured: tables and plots from a result dict."""
 import json
 
-from scenarios.report import percentiles, render_markdown, write_all
+from tuntcp.scenarios.report import percentiles, render_markdown, write_all
 
 
 def _run(mode, lat_cookie, lat_synq, mism):

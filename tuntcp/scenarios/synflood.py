@@ -1,0 +1,384 @@
+"""A spoofed SYN flood while legitimate kernel clients connect: SYN cookies on vs off.
+
+hping3 runs INSIDE the lab namespace and sends SYNs to the endpoint through the TUN only, from a
+spoofed source in 198.18.0.0/15 that is assigned nowhere (default 198.18.200.1, source ports
+incrementing per packet): the endpoint's SYN-ACKs go back into the namespace, which has no such
+address and does not forward, so nobody answers them and every flood request sock stays in the
+SYN queue until its SYN-ACK retries run out. The flood is bounded (``-c`` count at ``-i`` pace,
+and ``timeout``) and is stopped on every exit path.
+
+Meanwhile ``legit`` kernel clients start at random moments over ``legit_window_s`` and each
+connect()s once. Per mode:
+  cookies    (tcp_syncookies=1) the flood fills the SYN queue at once; every later SYN, flood or
+             legitimate, gets a cookie SYN-ACK (TCPReqQFullDoCookies, SyncookiesSent huge): the
+             legitimate clients connect at their first SYN.
+  nocookies  (tcp_syncookies=0) SYNs meeting the full queue are dropped (TCPReqQFullDrop). The
+             flood's 128 request socks live until ``reqsk_timer_handler`` gives up on them (with a
+             queue full of old requests the retry threshold drops to 2: SYN-ACKs at 1 and 3 s,
+             expiry at 7 s - for half of them: once the queue is no longer more than half full
+             the rest keep all 5 retries), so a legitimate client gets in with its first SYN
+             retransmission after that: its connect time is one of its kernel's SYN retransmit
+             times (1, 3, 7 s ...; ``client_syn_retries`` bounds how many, then ETIMEDOUT).
+             A flood longer than 7 s refills the freed slots and most legitimate clients fail.
+
+The client namespace gets ``tcp_syn_retries`` = client_syn_retries and, where the host kernel has
+it, ``tcp_syn_linear_timeouts`` = 0 (the classic doubling 1, 3, 7, 15 s schedule; 6.5+ defaults
+to 4 linear retries). ``schedule_s`` in the report is the schedule the clients used.
+
+report.json keys:
+  scenario, config
+  headline: {mode: {"success_rate", "connect_s": {p50, p99, max, n}, "near_schedule_fraction"
+             (of successful connects, within ``tolerance_s`` of a retransmit time 1/3/7...),
+             "SyncookiesSent", "TCPReqQFullDoCookies", "TCPReqQFullDrop", "flood_sent",
+             "legit_syn_retransmits" (TcpExtTCPSynRetrans of the client namespace),
+             "tun_dropped" (packets the TUN ring dropped before the endpoint read them)}}
+  counters: {mode: endpoint MIB deltas (nstat names)}
+  runs: {mode: {"tcp_syncookies", "schedule_s", "histogram" ({"0", "1", "3", "7", ...,
+         "other", "failed"}: counts), "clients": [{"start_s", "connect_s", "outcome", "error"}],
+         "flood": {"argv", "sent", "rc", "fill_s" (hping3 start to a full SYN queue; the clients'
+         start times count from there)}, "timeline": [[t, syn_queue, accept_queue], ...]}}
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import ipaddress
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import trio
+
+from tuntcp.scenarios.cli_common import scenario_main
+from tuntcp.scenarios.report import percentiles, write_report
+from tuntcp.shell.apps import discard, guarded
+
+PORT = 8000
+MODES = {"cookies": 1, "nocookies": 0}
+LAB_NET = ipaddress.IPv4Network("198.18.0.0/15")
+
+
+class SynfloodError(ValueError):
+    """A user mistake in the scenario's knobs."""
+
+
+@dataclass
+class Config:
+    legit: int = 60
+    backlog: int = 128
+    flood_pps: int = 5000            # 0: hping3 --flood (as fast as it can), bounded by time only
+    flood_s: float = 3.0
+    spoof: str = "198.18.200.1"
+    legit_window_s: float = 6.9      # legitimate clients start uniformly in [0.3, this]
+    client_syn_retries: int = 3      # SYN retransmissions at 1, 3, 7 s, ETIMEDOUT at 15 s
+    client_syn_linear_timeouts: int | None = 0
+    tolerance_s: float = 0.1         # slack around a retransmit time (plus p/8 late, see near_point)
+    profile: str = "linux-5.10"
+    modes: tuple[str, ...] = ("cookies", "nocookies")
+    seed: int = 1
+    sysctl: list[str] = field(default_factory=list)
+    out: str = "out/synflood"
+
+    def check(self) -> None:
+        if not 1 <= self.legit <= 2000:
+            raise SynfloodError("--legit must be 1..2000")
+        if not 1 <= self.backlog <= 65535:
+            raise SynfloodError("--backlog must be 1..65535")
+        if not 0 <= self.flood_pps <= 20000:
+            raise SynfloodError("--flood-pps must be 0..20000 (0 = hping3 --flood)")
+        if not 0 < self.flood_s <= 60:
+            raise SynfloodError("--flood-seconds must be in (0, 60]")
+        if not 0.3 <= self.legit_window_s <= 60:
+            raise SynfloodError("--legit-window must be 0.3..60 s")
+        if not 1 <= self.client_syn_retries <= 6:
+            raise SynfloodError("--client-syn-retries must be 1..6 (6: the last try at 63 s)")
+        if not self.modes or any(m not in MODES for m in self.modes):
+            raise SynfloodError("--modes takes cookies and/or nocookies")
+        try:
+            spoof = ipaddress.IPv4Address(self.spoof)
+        except ValueError:
+            raise SynfloodError(f"--spoof is not an IPv4 address: {self.spoof!r}") from None
+        from tuntcp.harness.netns import CLIENT_ADDR, ENDPOINT_ADDR, EXTRA_CLIENT_NET
+        taken = [ipaddress.IPv4Network(f"{ENDPOINT_ADDR}/24", strict=False), EXTRA_CLIENT_NET,
+                 ipaddress.IPv4Network(f"{CLIENT_ADDR}/32")]
+        if spoof not in LAB_NET or any(spoof in n for n in taken):
+            raise SynfloodError(f"--spoof {spoof} must be in 198.18.0.0/15 and assigned nowhere "
+                                f"(not in {', '.join(map(str, taken))}), so no one answers the SYN-ACKs")
+        if shutil.which("hping3") is None and not os.path.exists("/usr/sbin/hping3"):
+            raise SynfloodError("hping3 not found (apt-get install hping3)")
+        from tuntcp.profiles import ProfileError, get_profile
+        try:
+            p = get_profile(self.profile, self.sysctl)
+        except ProfileError as e:
+            raise SynfloodError(str(e)) from None
+        if p.family != "linux":
+            raise SynfloodError("synflood compares Linux tcp_syncookies 1 and 0: use a linux-* profile")
+
+
+def syn_schedule(retries: int, linear: int | None) -> list[float]:
+    """Times (s after the first SYN) of a Linux client's SYN and its retransmissions
+    (``tcp_retransmit_timer`` in SYN-SENT, limit from ``tcp_write_timeout``): RTO 1 s
+    (TCP_TIMEOUT_INIT), not doubled while the retransmission count is within
+    ``tcp_syn_linear_timeouts`` (6.5+), doubled after that; ``tcp_syn_retries`` +
+    ``tcp_syn_linear_timeouts`` retransmissions in all (reference §6: 6 and 4 give 0, 1, 2, 3, 4,
+    5, 7, 11, 19, 35, 67)."""
+    t, rto, out = 0.0, 1.0, [0.0]
+    for i in range(retries + (linear or 0)):
+        t += rto
+        out.append(t)
+        if i + 1 > (linear or 0):
+            rto *= 2
+    return out
+
+
+def near_point(t: float, points: list[float], tol: float) -> float | None:
+    """The schedule point ``t`` belongs to: within ``tol`` before it, or up to ``tol`` + p/8
+    after it. Kernel timers fire late, never early: the timer wheel (kernel/time/timer.c) files a
+    multi-second timeout in a coarse level whose granularity is up to 1/8 of the timeout (the 4 s
+    RTO before the 7 s retransmission was seen firing 60-300 ms late)."""
+    for p in points:
+        if p - tol <= t <= p + tol + p / 8:
+            return p
+    return None
+
+
+def hping3_argv(cfg: Config, dst: str) -> list[str]:
+    """Bounded: -c count at an -i pace (or --flood), under `timeout` either way."""
+    limit = f"{cfg.flood_s + 0.5:.2f}"
+    base = ["timeout", "-s", "INT", limit, "hping3", "-S", "-p", str(PORT), "-a", cfg.spoof]
+    if cfg.flood_pps:
+        count = int(cfg.flood_pps * cfg.flood_s)
+        return base + ["-q", "-c", str(count), "-i", f"u{max(1, round(1e6 / cfg.flood_pps))}", dst]
+    return base + ["-q", "--flood", dst]
+
+
+def stop(p: subprocess.Popen) -> None:
+    """SIGINT (hping3 prints its statistics), then SIGKILL; the whole process group."""
+    for sig, wait in ((signal.SIGINT, 2.0), (signal.SIGKILL, 5.0)):
+        if p.poll() is not None:
+            return
+        try:
+            os.killpg(p.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            p.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+
+
+class Legit:
+    def __init__(self, start: float):
+        self.start = start
+        self.connect_s: float | None = None
+        self.outcome = "pending"
+        self.error: str | None = None
+
+    async def run(self, lab, dst: str, t0: float, limit: float) -> None:
+        await trio.sleep_until(t0 + self.start)
+        s = trio.socket.from_stdlib_socket(lab.socket_in_ns())
+        t = trio.current_time()
+        try:
+            with trio.move_on_after(limit):
+                try:
+                    await s.connect((dst, PORT))
+                    self.connect_s = trio.current_time() - t
+                    self.outcome = "ok"
+                except OSError as e:
+                    self.outcome = "failed"
+                    self.error = errno.errorcode.get(e.errno, str(e))
+            if self.outcome == "pending":
+                self.outcome, self.error = "failed", "deadline"
+        finally:
+            s.close()
+
+
+async def run_mode(cfg: Config, mode: str, show) -> dict:
+    from tuntcp.core.stack import Stack
+    from tuntcp.harness.clients import kernel_counters
+    from tuntcp.harness.netns import Lab, LabError
+    from tuntcp.profiles import get_profile
+    from tuntcp.shell.endpoint import Endpoint
+    from tuntcp.shell.listener import open_tcp_listener
+
+    rng = random.Random(cfg.seed)
+    profile = get_profile(cfg.profile, [*cfg.sysctl, f"net.ipv4.tcp_syncookies={MODES[mode]}"])
+    legit = [Legit(rng.uniform(0.3, cfg.legit_window_s)) for _ in range(cfg.legit)]
+    timeline: list[list] = []
+    with Lab() as lab:
+        lab.sysctl("net.ipv4.tcp_syn_retries", cfg.client_syn_retries)
+        linear = None
+        if cfg.client_syn_linear_timeouts is not None:
+            try:
+                linear = int(lab.sysctl("net.ipv4.tcp_syn_linear_timeouts",
+                                        cfg.client_syn_linear_timeouts))
+            except LabError:
+                linear = None        # older host kernel: no linear phase at all
+        schedule = syn_schedule(cfg.client_syn_retries, linear)
+        stack = Stack(profile, addrs={lab.endpoint_ip}, secret=rng.randbytes(16))
+        ep = Endpoint(stack, lab.tun_fd)
+        argv = hping3_argv(cfg, lab.endpoint_addr)
+        flood = None
+        problem = None
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ep.run)
+                listener = await open_tcp_listener(ep, PORT, cfg.backlog)
+                lst = listener.listener
+                nursery.start_soon(trio.serve_listeners, guarded(discard), [listener])
+                before = stack.counters.snapshot()
+                kbefore = kernel_counters(lab)
+                tun0 = lab.tun_stats().get("tx_dropped", 0)
+                flood = lab.run_in_ns(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True)
+                started = trio.current_time()
+                show(msg=f"[{mode}] flood: {' '.join(argv)}")
+                # the legitimate clients arrive once the flood holds the whole SYN queue
+                # (hping3's start-up under `ip netns exec` takes a variable moment)
+                with trio.move_on_after(min(cfg.flood_s, 5.0)):
+                    while lst.queue_lengths()["syn"] < lst.backlog:
+                        await trio.sleep(0.005)
+                if lst.queue_lengths()["syn"] < lst.backlog:
+                    problem = f"the flood did not fill the {lst.backlog}-deep SYN queue"
+                    nursery.cancel_scope.cancel()
+                else:
+                    t0 = trio.current_time()
+                    fill_s = t0 - started
+
+                    async def sample():
+                        while True:
+                            q = lst.queue_lengths()
+                            timeline.append([round(trio.current_time() - t0, 3), q["syn"], q["accept"]])
+                            await trio.sleep(0.05)
+
+                    nursery.start_soon(sample)
+                    limit = schedule[-1] * 2 + 2.0       # past the client's own ETIMEDOUT
+                    async with trio.open_nursery() as ln:
+                        for c in legit:
+                            ln.start_soon(c.run, lab, lab.endpoint_addr, t0, limit)
+                    await trio.sleep(0.2)
+                    counters = stack.counters.delta(before)
+                    kafter = kernel_counters(lab)
+                    tun_dropped = lab.tun_stats().get("tx_dropped", 0) - tun0
+                    nursery.cancel_scope.cancel()
+        finally:
+            if flood is not None:
+                stop(flood)
+        out = flood.stdout.read() if flood.stdout else ""
+        flood.stdout.close()
+    if problem:
+        raise SynfloodError(f"{problem} (hping3 exit {flood.returncode}: {out.strip()[-200:]!r})")
+    m = re.search(r"(\d+) packets transmitted", out)
+    sent = int(m.group(1)) if m else None
+    ok = [c for c in legit if c.outcome == "ok"]
+    tol = cfg.tolerance_s
+    retx_points = schedule[1:]
+    near = [c for c in ok if near_point(c.connect_s, retx_points, tol) is not None]
+    hist: dict[str, int] = {f"{p:g}": 0 for p in schedule}
+    hist.update(other=0, failed=0)
+    for c in legit:
+        if c.outcome != "ok":
+            hist["failed"] += 1
+            continue
+        p = near_point(c.connect_s, schedule, tol)
+        hist["other" if p is None else f"{p:g}"] += 1
+    head = {
+        "success_rate": round(len(ok) / len(legit), 4),
+        "connect_s": percentiles([c.connect_s for c in ok]),
+        "near_schedule_fraction": round(len(near) / len(ok), 4) if ok else 0.0,
+        **{k: counters.get("TcpExt" + k, 0) for k in
+           ("SyncookiesSent", "TCPReqQFullDoCookies", "TCPReqQFullDrop")},
+        "flood_sent": sent,
+        # packets the TUN ring dropped before the endpoint read them (an unpaced --flood
+        # outruns a Python endpoint; then legitimate SYNs are lost there too)
+        "tun_dropped": tun_dropped,
+        # the legitimate clients' own kernel (the namespace's MIB; hping3 uses a raw socket)
+        "legit_syn_retransmits": kafter.get("TcpExtTCPSynRetrans", 0) - kbefore.get("TcpExtTCPSynRetrans", 0),
+    }
+    run_ = {"tcp_syncookies": MODES[mode], "schedule_s": schedule, "histogram": hist,
+            "client_tcp_syn_linear_timeouts": linear,
+            "clients": [{"start_s": round(c.start, 3),
+                         "connect_s": None if c.connect_s is None else round(c.connect_s, 4),
+                         "outcome": c.outcome, "error": c.error} for c in legit],
+            "flood": {"argv": argv, "sent": sent, "rc": flood.returncode, "fill_s": round(fill_s, 3),
+                      "output_tail": out.strip().splitlines()[-3:]},
+            "timeline": timeline}
+    return {"headline": head, "counters": counters, "run": run_}
+
+
+async def run(cfg: Config, show=None) -> dict:
+    cfg.check()
+    show = show or (lambda **kw: None)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"scenario": "synflood", "config": {**asdict(cfg), "modes": list(cfg.modes)},
+              "headline": {}, "counters": {}, "runs": {}}
+    for mode in cfg.modes:
+        r = await run_mode(cfg, mode, show)
+        report["headline"][mode] = r["headline"]
+        report["counters"][mode] = r["counters"]
+        report["runs"][mode] = r["run"]
+        show(msg=f"[{mode}] histogram of legit connect times: {r['run']['histogram']}")
+    return write_report(report, out, markdown)
+
+
+def summary_table(report: dict) -> str:
+    heads = report["headline"]
+    names = list(heads)
+    w = 24
+    lines = [f"{'':{w}}" + "".join(f"{n:>14}" for n in names)]
+    for k in ("success_rate", "near_schedule_fraction", "SyncookiesSent", "TCPReqQFullDoCookies",
+              "TCPReqQFullDrop", "flood_sent", "tun_dropped", "legit_syn_retransmits"):
+        lines.append(f"{k:{w}}" + "".join(f"{str(heads[n][k]):>14}" for n in names))
+    for q in ("p50", "p99", "max"):
+        lines.append(f"{'connect_s ' + q:{w}}" + "".join(f"{str(heads[n]['connect_s'][q]):>14}" for n in names))
+    for n in names:
+        lines.append(f"{n} connect-time histogram (s): {report['runs'][n]['histogram']}")
+    return "\n".join(lines)
+
+
+def markdown(report: dict) -> str:
+    out = ["# SYN flood with legitimate clients: cookies on vs off", "",
+           "Config: " + ", ".join(f"`{k}={v}`" for k, v in report["config"].items()), "",
+           "```", summary_table(report), "```"]
+    for mode, r in report["runs"].items():
+        out += ["", f"## {mode}", "", f"client SYN schedule (s): {r['schedule_s']}", "",
+                f"flood: `{' '.join(r['flood']['argv'])}` -> {r['flood']['sent']} SYNs sent"]
+    return "\n".join(out) + "\n"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = Config()
+    p.add_argument("--legit", type=int, default=d.legit, help="legitimate kernel clients")
+    p.add_argument("--backlog", type=int, default=d.backlog, help="listen backlog")
+    p.add_argument("--flood-pps", type=int, default=d.flood_pps, help="hping3 pace (0: --flood)")
+    p.add_argument("--flood-seconds", type=float, default=d.flood_s, help="flood duration")
+    p.add_argument("--spoof", default=d.spoof, help="spoofed source (198.18.0.0/15, assigned nowhere)")
+    p.add_argument("--legit-window", type=float, default=d.legit_window_s,
+                   help="legitimate clients start within this many seconds of the flood")
+    p.add_argument("--client-syn-retries", type=int, default=d.client_syn_retries)
+    p.add_argument("--profile", default=d.profile, help="kernel profile of the endpoint")
+    p.add_argument("--modes", default=",".join(d.modes), help="cookies,nocookies or one of them")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE", help="profile knob")
+    p.add_argument("--out", default=d.out, help="output directory")
+    p.add_argument("--quiet", action="store_true")
+
+
+def main(args) -> int:
+    cfg = Config(legit=args.legit, backlog=args.backlog, flood_pps=args.flood_pps,
+                 flood_s=args.flood_seconds, spoof=args.spoof, legit_window_s=args.legit_window,
+                 client_syn_retries=args.client_syn_retries, profile=args.profile,
+                 modes=tuple(m.strip() for m in args.modes.split(",") if m.strip()),
+                 seed=args.seed, sysctl=list(args.sysctl), out=args.out)
+    def show(msg=""):
+        if not args.quiet:
+            print(msg, flush=True)
+
+    return scenario_main("synflood", cfg, run, errors=(SynfloodError,), summary=summary_table,
+                         show=show)
