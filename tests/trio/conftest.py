@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tuntcp.obs.counters import Counters
+from tuntcp.mib import Counters
 
 
 class FakeStack:

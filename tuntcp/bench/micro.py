@@ -18,6 +18,8 @@ Packets are built once, up front. Times are ``time.process_time`` per packet, me
 """
 from __future__ import annotations
 
+from .. import mib
+
 import argparse
 import statistics
 import sys
@@ -63,7 +65,7 @@ def bench_syn(pkts: list[bytes], prof=None) -> float:
     dt = time.process_time() - t0
     if prof:
         prof.disable()
-    assert out == len(pkts) == st.counters["TcpExtSyncookiesSent"], (out, st.counters)
+    assert out == len(pkts) == st.counters[mib.TcpExtSyncookiesSent], (out, st.counters)
     return dt / len(pkts) * 1e6
 
 

@@ -7,6 +7,8 @@ request/response latency and the connect storms.  Memory is measured sans-IO wit
 """
 from __future__ import annotations
 
+from .. import mib
+
 import json
 import os
 import re
@@ -205,7 +207,7 @@ async def handshakes_tuntcp(lab, profile, cfg) -> dict:
         cpu = meter.share()
     r = _ab_parse(rc, out, err)
     r["endpoint_cpu"] = cpu
-    r["synack_retrans"] = stack.counters.get("TcpRetransSegs", 0)
+    r["synack_retrans"] = stack.counters.get(mib.TcpRetransSegs, 0)
     return r
 
 
@@ -258,7 +260,7 @@ def _tuntcp_flood_sampler(lab, stack):
     def sample():
         c = stack.counters
         drops = lab.tun_stats().get("tx_dropped", 0)   # SYNs the TUN ring dropped before us
-        return c.get("TcpExtSyncookiesSent", 0), c.get("IpInReceives", 0) + drops
+        return c.get(mib.TcpExtSyncookiesSent, 0), c.get(mib.IpInReceives, 0) + drops
     return sample
 
 
@@ -267,7 +269,7 @@ def _kernel_flood_sampler(lab):
 
     def sample():
         k = kernel_counters(lab)
-        return k.get("TcpExtSyncookiesSent", 0), k.get("IpInReceives", 0)
+        return k.get(mib.TcpExtSyncookiesSent, 0), k.get(mib.IpInReceives, 0)
     return sample
 
 
@@ -280,7 +282,7 @@ async def cookies_tuntcp(lab, profile, cfg, pps=None) -> dict:
     async with tuntcp_endpoint(lab, prof, _idle) as (stack, ep):
         r = await _flood(lab, cfg, SPOOF_TO_TUNTCP, lab.endpoint_addr, TUNTCP_PORT,
                          _tuntcp_flood_sampler(lab, stack), pps)
-    if stack.counters.get("TcpExtSyncookiesSent", 0) == 0:
+    if stack.counters.get(mib.TcpExtSyncookiesSent, 0) == 0:
         raise BenchError("the endpoint sent no SYN cookies (the flood did not arrive)")
     r["endpoint_cpu"] = r.pop("process_cpu")
     return r
@@ -350,7 +352,7 @@ async def ingest_tuntcp(lab, profile, cfg) -> dict:
         raise BenchError("the discard app received nothing")
     c = stack.counters
     return {"MBps": box["bytes"] / box["seconds"] / 1e6, "bytes": box["bytes"],
-            "csum_errors": c.get("TcpInCsumErrors", 0), "segs_in": c.get("TcpInSegs", 0),
+            "csum_errors": c.get(mib.TcpInCsumErrors, 0), "segs_in": c.get(mib.TcpInSegs, 0),
             "checksums_verified": not lab.vnet_hdr, "endpoint_cpu": cpu}
 
 
@@ -478,7 +480,7 @@ async def storm_tuntcp(lab, profile, cfg, n) -> dict:
                                         timeout=60), "storm client")
         r["endpoint_cpu"] = meter.share()
         r["tun_tx_dropped"] = lab.tun_stats().get("tx_dropped", 0) - d0
-    r["synack_retrans"] = stack.counters.get("TcpRetransSegs", 0)
+    r["synack_retrans"] = stack.counters.get(mib.TcpRetransSegs, 0)
     return _storm_result(r, n)
 
 

@@ -33,6 +33,8 @@ fires, finds nothing due and re-arms at the real deadline.
 """
 from __future__ import annotations
 
+from .. import mib
+
 from collections import deque
 
 from .cc import make_cc
@@ -292,7 +294,7 @@ class Connection:
             p, space, c.advmss, clamp, c.wscale_ok)
         c.state = "SYN-SENT"
         stack.register(c)
-        stack.counters.inc("TcpActiveOpens")
+        stack.counters[mib.TcpActiveOpens] += 1
         c._send_syn(now, ack=False)
         c.retrans_stamp = None
         c.rtt_time = now
@@ -365,8 +367,8 @@ class Connection:
         else:
             c.rto.fallback()
         c.state = "ESTABLISHED"
-        stack.counters.inc("TcpPassiveOpens")   # tcp_create_openreq_child
-        stack.counters.inc("TcpCurrEstab")
+        stack.counters[mib.TcpPassiveOpens] += 1   # tcp_create_openreq_child
+        stack.counters[mib.TcpCurrEstab] += 1
         stack.register(c)
         return c
 
@@ -497,7 +499,7 @@ class Connection:
             return
         self.app_closed = True
         if self.rcvq:
-            self.stack.counters.inc("TcpExtTCPAbortOnClose")
+            self.stack.counters[mib.TcpExtTCPAbortOnClose] += 1
             self._send_rst(now)
             self._done("CLOSED")
             return
@@ -516,7 +518,7 @@ class Connection:
             return
         self.app_closed = True
         if self.state in SYNCED:
-            self.stack.counters.inc("TcpExtTCPAbortOnData")
+            self.stack.counters[mib.TcpExtTCPAbortOnData] += 1
             self._send_rst(now)
         self._done("CLOSED")
 
@@ -566,7 +568,7 @@ class Connection:
         if self.tw_at is not None and self.tw_at <= now:
             self.tw_at = None
             if self.state == "TIME-WAIT":
-                self.stack.counters.inc("TcpExtTW")
+                self.stack.counters[mib.TcpExtTW] += 1
             self._done("CLOSED")
             return
         nxt = min((t for t in (self.dack_at, self.rtx_at, self.tw_at) if t is not None), default=None)
@@ -584,9 +586,9 @@ class Connection:
             self._done("CLOSED")
             return
         self.syn_retrans = True
-        self.stack.counters.inc("TcpExtTCPTimeouts")
-        self.stack.counters.inc("TcpRetransSegs")
-        self.stack.counters.inc("TcpExtTCPSynRetrans")
+        self.stack.counters[mib.TcpExtTCPTimeouts] += 1
+        self.stack.counters[mib.TcpRetransSegs] += 1
+        self.stack.counters[mib.TcpExtTCPSynRetrans] += 1
         self.total_retrans += 1
         self._send_syn(now, ack=self.state == "SYN-RECV")
         self.retransmits += 1
@@ -607,11 +609,11 @@ class Connection:
             retries = p.get("net.ipv4.tcp_orphan_retries", 0) or 8   # tcp_orphan_retries 0 means 8
         if self.retransmits and now - self.retrans_stamp >= model_timeout(
                 retries, p["model.rto_min"], p["model.rto_max"]) - 1e-9:
-            c.inc("TcpExtTCPAbortOnTimeout")
+            c[mib.TcpExtTCPAbortOnTimeout] += 1
             self.error = "timeout"
             self._done("CLOSED")
             return
-        c.inc("TcpExtTCPTimeouts")
+        c[mib.TcpExtTCPTimeouts] += 1
         inflight = self._inflight_segs()
         self.cc.on_timeout(inflight, repeat=self.retransmits > 0)
         self.in_recovery = False
@@ -638,7 +640,7 @@ class Connection:
         if self.snd_una != self.snd_max or self.state not in CAN_SEND or not self._pending():
             return
         if self.probes_out >= self.profile["net.ipv4.tcp_retries2"]:
-            self.stack.counters.inc("TcpExtTCPAbortOnTimeout")
+            self.stack.counters[mib.TcpExtTCPAbortOnTimeout] += 1
             self.error = "timeout"
             self._done("CLOSED")
             return
@@ -647,7 +649,7 @@ class Connection:
         if wnd_room > 0 and self._pending():
             self._push(now, wakeup=min(wnd_room, self.mss))
         else:
-            self.stack.counters.inc("TcpExtTCPWinProbe")
+            self.stack.counters[mib.TcpExtTCPWinProbe] += 1
             self._send_ack(now, seq=(self.snd_una - 1) & MASK)
         if self.snd_una == self.snd_max:
             self._arm_rtx(now + min(self.rto.rto * (1 << min(self.probes_out, 20)),
@@ -685,7 +687,7 @@ class Connection:
         d = (self.ts_recent - ts[0]) & MASK
         if not self._disordered_ack(seg, d):
             if not seg.flags & RST:
-                self.stack.counters.inc("TcpExtPAWSEstab")
+                self.stack.counters[mib.TcpExtPAWSEstab] += 1
                 self._send_dupack(seg, now)
             return True
         return False
@@ -741,7 +743,7 @@ class Connection:
                 self.snd_wl1 = seg.seq     # nothing new acknowledged: tcp_update_wl only
             elif not self._ack(seg, now) or self.state == "CLOSED":
                 return
-            c["TcpExtTCPHPHits"] = c.get("TcpExtTCPHPHits", 0) + 1
+            c[mib.TcpExtTCPHPHits] = c.get(mib.TcpExtTCPHPHits, 0) + 1
             if ts is not None and ts[1] != self.rcv_rtt_last_tsecr:
                 self._rcv_rtt_measure_ts(seg)
             n = len(payload)
@@ -757,7 +759,7 @@ class Connection:
         else:
             if not self._ack(seg, now) or self.state == "CLOSED":
                 return
-            c["TcpExtTCPHPAcks"] = c.get("TcpExtTCPHPAcks", 0) + 1
+            c[mib.TcpExtTCPHPAcks] = c.get(mib.TcpExtTCPHPAcks, 0) + 1
             if ts is not None:
                 self.rcv_rtt_last_tsecr = ts[1]
         # _after_input
@@ -782,7 +784,7 @@ class Connection:
             if not flags & RST:
                 if flags & SYN:
                     self._syn_challenge(now)
-                elif not self._oow_limited(seg, now, "TcpExtTCPACKSkippedSeq"):
+                elif not self._oow_limited(seg, now, mib.TcpExtTCPACKSkippedSeq):
                     self._send_dupack(seg, now)
             return
         # 2. RST (RFC 5961 3.2): exact match resets, otherwise challenge ACK
@@ -826,7 +828,7 @@ class Connection:
                 if self.app_closed and seg.payload and seq_gt(
                         (end - (1 if flags & FIN else 0)) & MASK, self.rcv_nxt):
                     # RFC 1122 4.2.2.13: data for a closed socket → RST (tcp_rcv_state_process)
-                    self.stack.counters.inc("TcpExtTCPAbortOnData")
+                    self.stack.counters[mib.TcpExtTCPAbortOnData] += 1
                     self._send_rst(now)
                     self._done("CLOSED")
                     return
@@ -940,7 +942,7 @@ class Connection:
             self._send_ack(now)
             self._restart_tw(now)
             return True
-        if seg.seg_len and not self._oow_limited(seg, now, "TcpExtTCPACKSkippedSeq"):
+        if seg.seg_len and not self._oow_limited(seg, now, mib.TcpExtTCPACKSkippedSeq):
             self._send_ack(now)
         return True
 
@@ -989,7 +991,7 @@ class Connection:
                 self.dupacks += 1
                 self._on_dupack(now)
             elif not seg.payload:
-                c.inc("TcpExtTCPPureAcks")
+                c[mib.TcpExtTCPPureAcks] += 1
             if self.snd_wnd and self.rtx_kind == "probe" and self.rtx_at is not None:
                 self.rtx_at = None         # window opened: _push restarts transmission
                 self.probes_out = 0
@@ -1030,7 +1032,7 @@ class Connection:
         mss = self.mss
         acked_segs = (acked + mss - 1) // mss or 1
         if self.in_recovery and self._spurious_recovery(seg):
-            self.stack.counters.inc("TcpExtTCPFullUndo")
+            self.stack.counters[mib.TcpExtTCPFullUndo] += 1
             self.in_recovery = False
             self.cc.in_recovery = False
             self.cc.cwnd = max(self.cc.cwnd, self.undo_cwnd)
@@ -1142,7 +1144,7 @@ class Connection:
                     self.tlp_retrans = sent = True
             if sent:
                 self.tlp_high_seq = self.snd_max
-                self.stack.counters.inc("TcpExtTCPLossProbes")
+                self.stack.counters[mib.TcpExtTCPLossProbes] += 1
                 self._arm_rtx(now + self.rto.rto, "rtx")
                 return
         self._arm_rtx(max(self.tlp_rto_at or now, now), "rtx")
@@ -1164,7 +1166,7 @@ class Connection:
             self.tlp_high_seq = None
             self.cc.on_enter_recovery(now, self._inflight_segs())
             self.cc.on_exit_recovery()
-            self.stack.counters.inc("TcpExtTCPLossProbeRecovery")
+            self.stack.counters[mib.TcpExtTCPLossProbeRecovery] += 1
         elif not advanced and not seg.payload:
             self.tlp_high_seq = None
 
@@ -1203,10 +1205,13 @@ class Connection:
         found = getattr(cc, "found", None)
         cc.on_ack(acked_segs, now, rtt, cwnd_limited, self.snd_una, self.snd_max)
         if found is None and getattr(cc, "found", None):
-            kind = "Train" if cc.found == "train" else "Delay"
             c = self.stack.counters
-            c.inc(f"TcpExtTCPHystart{kind}Detect")
-            c.inc(f"TcpExtTCPHystart{kind}Cwnd", cc.cwnd)
+            if cc.found == "train":
+                c[mib.TcpExtTCPHystartTrainDetect] += 1
+                c[mib.TcpExtTCPHystartTrainCwnd] += cc.cwnd
+            else:
+                c[mib.TcpExtTCPHystartDelayDetect] += 1
+                c[mib.TcpExtTCPHystartDelayCwnd] += cc.cwnd
 
     def _sndbuf_expand(self) -> bool:
         """``tcp_sndbuf_expand`` after an ACK: an unlocked send buffer grows to hold about two
@@ -1232,7 +1237,7 @@ class Connection:
         if not lost:
             return
         c = self.stack.counters
-        c.inc("TcpExtTCPSackRecovery" if self.sack_ok else "TcpExtTCPRenoRecovery")
+        c[mib.TcpExtTCPSackRecovery if self.sack_ok else mib.TcpExtTCPRenoRecovery] += 1
         self.in_recovery = True
         self.recover = self.snd_max
         self.retx_list.clear()
@@ -1253,7 +1258,7 @@ class Connection:
         dist = (dist_bytes + self.mss - 1) // self.mss
         if dist > self.reordering:
             self.reordering = min(dist, 300)
-            self.stack.counters.inc("TcpExtTCPSACKReorder")
+            self.stack.counters[mib.TcpExtTCPSACKReorder] += 1
 
     def _spurious_recovery(self, seg: Segment) -> bool:
         """Eifel detection with timestamps (RFC 3522, ``tcp_packet_delayed``): the ACK that
@@ -1296,7 +1301,7 @@ class Connection:
             n = min((end - seq) & MASK, len(self.sndq) - off)
             if n <= 0:
                 return False
-            self.stack.counters.inc("TcpExtTCPLostRetransmit")
+            self.stack.counters[mib.TcpExtTCPLostRetransmit] += 1
             self._xmit(seq, off, n, now, retrans=True)
             del lst[i]
             lst.append([seq, end, self.snd_max, now])
@@ -1319,7 +1324,7 @@ class Connection:
             if self.sack_ok and self.sb.highest_sacked() is not None and \
                     not seq_lt(seq, self.sb.highest_sacked()) and seq != self.snd_una:
                 break                      # nothing presumed lost above the highest SACK
-            self.stack.counters.inc("TcpExtTCPFastRetrans")
+            self.stack.counters[mib.TcpExtTCPFastRetrans] += 1
             self._xmit(seq, off, n, now, retrans=True)
             self.retx_list.append([seq, end, self.snd_max, now])
             self.retx_nxt = end
@@ -1348,7 +1353,7 @@ class Connection:
         off = ((seq - rcv_nxt + HALF) & MASK) - HALF
         if off == 0 and not self.reasm.blocks:          # the common case: in order
             if rwin == 0:
-                c.inc("TcpExtTCPZeroWindowDrop")
+                c[mib.TcpExtTCPZeroWindowDrop] += 1
                 self._enter_quickack()
                 self._schedule_ack(ACK_NOW)
                 return
@@ -1366,14 +1371,14 @@ class Connection:
             return
         if off + n <= 0:
             # wholly old: a retransmission of data we have, so our ACK was probably lost
-            c.inc("TcpExtDelayedACKLost")
+            c[mib.TcpExtDelayedACKLost] += 1
             self._dsack_set(seq, (seq + n) & MASK)
             self._enter_quickack()
             self._schedule_ack(ACK_NOW)
             return
         if off + n > rwin:
             if off >= rwin:
-                c.inc("TcpExtTCPZeroWindowDrop" if rwin == 0 else "TcpExtTCPOFODrop")
+                c[mib.TcpExtTCPZeroWindowDrop if rwin == 0 else mib.TcpExtTCPOFODrop] += 1
                 self._enter_quickack()
                 self._schedule_ack(ACK_NOW)
                 return
@@ -1381,7 +1386,7 @@ class Connection:
             fin = False
         had_ooo = bool(self.reasm.blocks)
         if off > 0:
-            c.inc("TcpExtTCPOFOQueue")
+            c[mib.TcpExtTCPOFOQueue] += 1
             if fin:
                 self.ofo_fin = (seq + len(payload)) & MASK
         got, nxt = self.reasm.insert(seq, payload, rcv_nxt)
@@ -1582,7 +1587,7 @@ class Connection:
             else:
                 self.pingpong = 0
                 self.ato = self._delack_min
-            self.stack.counters.inc("TcpExtDelayedACKs")
+            self.stack.counters[mib.TcpExtDelayedACKs] += 1
             self._send_ack(now)
 
     def _cleanup_rbuf(self, copied: int, now: float) -> None:
@@ -1707,7 +1712,7 @@ class Connection:
         end = (seq + n + (1 if fin else 0)) & MASK
         c = self.stack.counters
         if retrans:
-            c.inc("TcpRetransSegs")
+            c[mib.TcpRetransSegs] += 1
             self.total_retrans += 1
             self.retrans_out += 1
             if self.retrans_stamp is None:
@@ -1821,7 +1826,7 @@ class Connection:
     def _send_dupack(self, seg: Segment, now: float) -> None:
         """``tcp_send_dupack``: old data means our ACK was lost: quick-ACK mode, then ACK."""
         if seg.payload and seq_lt(seg.seq, self.rcv_nxt):
-            self.stack.counters.inc("TcpExtDelayedACKLost")
+            self.stack.counters[mib.TcpExtDelayedACKLost] += 1
             end = (seg.seq + len(seg.payload)) & MASK
             self._dsack_set(seg.seq, end if seq_lt(end, self.rcv_nxt) else self.rcv_nxt)
             self._enter_quickack()
@@ -1832,7 +1837,7 @@ class Connection:
         the first SACK block of the next ACK (TcpExtTCPDSACKOldSent)."""
         if self.sack_ok and self.profile.get("net.ipv4.tcp_dsack", 1):
             self.dsack = (left, right)
-            self.stack.counters.inc("TcpExtTCPDSACKOldSent")
+            self.stack.counters[mib.TcpExtTCPDSACKOldSent] += 1
 
     def _oow_limited(self, seg: Segment | None, now: float, counter: str) -> bool:
         """``tcp_oow_rate_limited``: at most one out-of-window ACK per tcp_invalid_ratelimit ms
@@ -1841,23 +1846,23 @@ class Connection:
             return False
         gap = self.profile.get("net.ipv4.tcp_invalid_ratelimit", 500) / 1000.0
         if self.last_oow >= 0 and now - self.last_oow < gap:
-            self.stack.counters.inc(counter)
+            self.stack.counters[counter] += 1
             return True
         self.last_oow = now
         return False
 
     def _syn_challenge(self, now: float) -> None:
-        self.stack.counters.inc("TcpExtTCPSYNChallenge")
+        self.stack.counters[mib.TcpExtTCPSYNChallenge] += 1
         self._challenge_ack(now)
 
     def _challenge_ack(self, now: float) -> None:
         """``tcp_send_challenge_ack`` (RFC 5961 3.2/4.2/5.2): per socket one per
         tcp_invalid_ratelimit, then the per-namespace tcp_challenge_ack_limit per second."""
-        if self._oow_limited(None, now, "TcpExtTCPACKSkippedChallenge"):
+        if self._oow_limited(None, now, mib.TcpExtTCPACKSkippedChallenge):
             return
         if not self.stack.challenge_allowed(now):
             return
-        self.stack.counters.inc("TcpExtTCPChallengeACK")
+        self.stack.counters[mib.TcpExtTCPChallengeACK] += 1
         self._send_ack(now)
 
     def _send_rst(self, now: float) -> None:
@@ -1882,11 +1887,11 @@ class Connection:
         was = old in ("ESTABLISHED", "CLOSE-WAIT")
         now_est = new in ("ESTABLISHED", "CLOSE-WAIT")
         if was and not now_est:
-            c["TcpCurrEstab"] = c.get("TcpCurrEstab", 0) - 1
+            c[mib.TcpCurrEstab] = c.get(mib.TcpCurrEstab, 0) - 1
             if new == "CLOSED":
-                c.inc("TcpEstabResets")    # tcp_set_state: straight to CLOSE, no FIN handshake
+                c[mib.TcpEstabResets] += 1    # tcp_set_state: straight to CLOSE, no FIN handshake
         elif now_est and not was:
-            c["TcpCurrEstab"] = c.get("TcpCurrEstab", 0) + 1
+            c[mib.TcpCurrEstab] = c.get(mib.TcpCurrEstab, 0) + 1
         self.state = new
         self.stack.dirty.add(self)
         self.stack.log("tcp_state", conn=self.key, old=old, new=new)
@@ -1897,7 +1902,7 @@ class Connection:
         refuses another: TcpExtTCPTimeWaitOverflow and the socket closes at once (False)."""
         stack = self.stack
         if stack.tw_count >= self.profile["net.ipv4.tcp_max_tw_buckets"]:
-            stack.counters.inc("TcpExtTCPTimeWaitOverflow")
+            stack.counters[mib.TcpExtTCPTimeWaitOverflow] += 1
             self._done("CLOSED")
             return False
         stack.tw_count += 1
@@ -1931,7 +1936,7 @@ class Connection:
         st = self.state
         c = self.stack.counters
         if st in ("SYN-SENT", "SYN-RECV"):
-            c.inc("TcpAttemptFails")
+            c[mib.TcpAttemptFails] += 1
         elif st == "TIME-WAIT":
             self.stack.tw_count -= 1
         self._set_state("CLOSED")

@@ -7,12 +7,14 @@ secrets (``secure_tcp_seq``, ``secure_tcp_ts_off``).
 """
 from __future__ import annotations
 
+from .. import mib
+
 import hashlib
 import heapq
 import itertools
 import struct
 
-from ..obs.counters import Counters
+from ..mib import Counters
 from ..wire import codec
 from ..wire.checksum import IPPROTO_TCP, fold
 from ..wire.segment import ACK, FIN, PSH, RST, SYN, URG, Segment
@@ -85,13 +87,13 @@ class Stack:
         in ``tcp_checksum_complete``); unmarked packets are verified as always.
         """
         c = self.counters
-        c["IpInReceives"] = c.get("IpInReceives", 0) + 1
+        c[mib.IpInReceives] = c.get(mib.IpInReceives, 0) + 1
         try:
             seg = codec.parse(packet, not (csum_ok and self.offload))
         except codec.Malformed as e:
-            self.counters.inc(e.reason)
-            if e.reason == "TcpInCsumErrors":
-                self.counters.inc("TcpInErrs")   # Linux bumps both (tcp_v4_rcv csum_error)
+            self.counters[e.reason] += 1
+            if e.reason == mib.TcpInCsumErrors:
+                self.counters[mib.TcpInErrs] += 1   # Linux bumps both (tcp_v4_rcv csum_error)
             return
         self.receive_segment(seg, now)
 
@@ -101,14 +103,14 @@ class Stack:
         c = self.counters
         daddr, saddr, dport = seg.daddr, seg.saddr, seg.dport
         if self.addrs and daddr not in self.addrs:
-            c.inc("IpInAddrErrors")
+            c[mib.IpInAddrErrors] += 1
             return
         if _martian_source(saddr):
             # ip_route_input_slow: a multicast, limited-broadcast, zeronet or loopback source
             # never reaches TCP (Linux counts it only as rt_cache in_martian_src)
-            c.inc("TuntcpMartianSrc")
+            c[mib.TuntcpMartianSrc] += 1
             return
-        c["TcpInSegs"] = c.get("TcpInSegs", 0) + 1
+        c[mib.TcpInSegs] = c.get(mib.TcpInSegs, 0) + 1
         conn = self.conns.get((daddr, dport, saddr, seg.sport))
         if conn is not None and conn.on_segment(seg, now):
             return
@@ -148,9 +150,9 @@ class Stack:
         """Queue one segment for output (TcpOutSegs; TcpOutRsts for RSTs, as ``tcp_v4_send_reset``)."""
         c = self.counters
         g = seg.gso_size     # a TSO segment counts its MSS pieces (tcp_skb_pcount)
-        c["TcpOutSegs"] = c.get("TcpOutSegs", 0) + (-(-len(seg.payload) // g) if g else 1)
+        c[mib.TcpOutSegs] = c.get(mib.TcpOutSegs, 0) + (-(-len(seg.payload) // g) if g else 1)
         if seg.flags & RST:
-            c.inc("TcpOutRsts")
+            c[mib.TcpOutRsts] += 1
         seg.ttl = self.ttl
         self._out.append(seg)
 
@@ -158,7 +160,7 @@ class Stack:
         """Queue a packet a fast path already built (never a RST), in order with ``emit``'s
         segments; only when ``raw_out`` (``build=True``, no offload). Counts TcpOutSegs."""
         c = self.counters
-        c["TcpOutSegs"] = c.get("TcpOutSegs", 0) + 1
+        c[mib.TcpOutSegs] = c.get(mib.TcpOutSegs, 0) + 1
         self._out.append(pkt)
 
     def take_packets(self) -> list[bytes]:

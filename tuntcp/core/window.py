@@ -20,6 +20,8 @@ that :meth:`RecvWindow.select` returns.
 """
 from __future__ import annotations
 
+from .. import mib
+
 import functools
 from collections import deque
 from collections.abc import Mapping
@@ -500,7 +502,7 @@ class RecvWindow:
         events = ()
         if new < cur:
             if new == 0:
-                events = ("TcpExtTCPWantZeroWindowAdv",)
+                events = (mib.TcpExtTCPWantZeroWindowAdv,)
             unit = 1 << ws
             new = (cur + unit - 1) & ~(unit - 1)
         self.rcv_wnd = new
@@ -511,9 +513,9 @@ class RecvWindow:
             new = min(new, 65535 << ws)
         field = new >> ws
         if field == 0 and old:
-            events += ("TcpExtTCPToZeroWindowAdv",)
+            events += (mib.TcpExtTCPToZeroWindowAdv,)
         elif field and not old:
-            events += ("TcpExtTCPFromZeroWindowAdv",)
+            events += (mib.TcpExtTCPFromZeroWindowAdv,)
         self.events = events
         return field
 

@@ -30,6 +30,8 @@ client's next segment meets no entry and (unless a bucket overflowed recently) a
 """
 from __future__ import annotations
 
+from .. import mib
+
 from collections import deque
 
 from ..core.params import HandshakeParams
@@ -161,7 +163,7 @@ class FreeBSDListener:
         cookies = bool(self._knob("net.inet.tcp.syncookies"))
         e = None if self._cookies_only() else sc.lookup(key)
         if e is not None:
-            c.inc("FreeBSDSyncacheDupsyn")
+            c[mib.FreeBSDSyncacheDupsyn] += 1
             if e.ts_ok and seg.options.ts is not None:
                 e.ts_recent = seg.options.ts[0]
             else:
@@ -182,7 +184,7 @@ class FreeBSDListener:
                                        seg.sport, seg.seq, seg.options.mss,
                                        seg.options.wscale if e.wscale_ok else None, e.sack_ok,
                                        secmod=bucket)
-            c.inc("FreeBSDSyncacheCookiesSent")
+            c[mib.FreeBSDSyncacheCookiesSent] += 1
         else:
             e.iss = self.stack.isn(seg.daddr, seg.dport, seg.saddr, seg.sport)
         self.send_synack(e)
@@ -236,7 +238,7 @@ class FreeBSDListener:
         nxt = (e.irs + 1) & 0xFFFFFFFF
         if seg.seq == nxt:
             self.syncache.remove(e)
-            self.stack.counters.inc("FreeBSDSyncacheReset")
+            self.stack.counters[mib.FreeBSDSyncacheReset] += 1
         elif ((seg.seq - nxt) & 0xFFFFFFFF) < e.wnd:
             laddr, lport, raddr, rport = e.key      # RFC 5961 challenge ACK
             ts = (self.stack.ts_now(e.ts_off), e.ts_recent) if e.ts_ok else None
@@ -260,10 +262,10 @@ class FreeBSDListener:
             info = syncookie_lookup(sc.secrets, now, seg.daddr, seg.dport, seg.saddr,
                                     seg.sport, seg.seq, seg.ack, secmod=bucket)
             if info is None:
-                c.inc("FreeBSDSyncacheCookiesFailed")
+                c[mib.FreeBSDSyncacheCookiesFailed] += 1
                 self.stack.reset_for(seg)
                 return
-            c.inc("FreeBSDSyncacheCookiesRecv")
+            c[mib.FreeBSDSyncacheCookiesRecv] += 1
             e = self._entry_from_cookie(key, bucket, info, seg)
             path = "cookie"
         else:
@@ -276,16 +278,16 @@ class FreeBSDListener:
         if seg.ack != (e.iss + 1) & 0xFFFFFFFF or _seq_le(seg.seq, e.irs) or \
                 not _seq_le(seg.seq, (e.irs + e.wnd) & 0xFFFFFFFF):
             if path == "syncache":
-                c.inc("FreeBSDSyncacheBadack")
+                c[mib.FreeBSDSyncacheBadack] += 1
             self.stack.reset_for(seg)
             return
         if not self._sonewconn_ok():
-            c.inc("FreeBSDListenDrops")
-            c.inc("FreeBSDSyncacheAborted")
+            c[mib.FreeBSDListenDrops] += 1
+            c[mib.FreeBSDSyncacheAborted] += 1
             if self._knob("net.inet.tcp.syncache.rst_on_sock_fail"):
                 self.stack.reset_for(seg)
             return
-        c.inc("FreeBSDSyncacheCompleted")
+        c[mib.FreeBSDSyncacheCompleted] += 1
         self._make_child(e, seg, path, now)
 
     def _entry_from_cookie(self, key, bucket, info, seg: Segment) -> SyncacheEntry:

@@ -31,6 +31,8 @@ Not modelled: ICMP unreachables (tcps_sc_unreach), ECN, TCP-MD5, TFO.
 """
 from __future__ import annotations
 
+from .. import mib
+
 import hashlib
 import heapq
 import itertools
@@ -134,10 +136,10 @@ class Syncache:
         if self.is_paused(now):
             return
         if not self.syncookies:
-            c.inc("FreeBSDSyncacheBucketOverflow")
+            c[mib.FreeBSDSyncacheBucketOverflow] += 1
             return
         self.paused = True
-        c.inc("FreeBSDSyncacheBucketOverflow")
+        c[mib.FreeBSDSyncacheBucketOverflow] += 1
         delta = self.pause_time * (1 << self.pause_backoff)
         if self.pause_until + delta - now > 0:
             if self.pause_backoff < PAUSE_MAX_BACKOFF:
@@ -159,8 +161,8 @@ class Syncache:
         if self.count < self.cache_limit:
             return True
         c = self.stack.counters
-        c.inc("FreeBSDSyncacheCacheOverflow")
-        c.inc("FreeBSDSyncacheZoneFail")
+        c[mib.FreeBSDSyncacheCacheOverflow] += 1
+        c[mib.FreeBSDSyncacheZoneFail] += 1
         b = self.buckets.get(bucket)
         if b:
             self.last_overflow[bucket] = now
@@ -177,13 +179,13 @@ class Syncache:
             if self.pause_enabled:
                 self.pause(now, e.key)
             else:
-                self.stack.counters.inc("FreeBSDSyncacheBucketOverflow")
+                self.stack.counters[mib.FreeBSDSyncacheBucketOverflow] += 1
             self.last_overflow[e.bucket] = now
             self.remove(next(iter(b.values())))
         b[e.key] = e
         self.count += 1
         e.listener.syn_count += 1
-        self.stack.counters.inc("FreeBSDSyncacheAdded")
+        self.stack.counters[mib.FreeBSDSyncacheAdded] += 1
         self.arm(e, now)
 
     def remove(self, e: SyncacheEntry) -> None:
@@ -226,13 +228,13 @@ class Syncache:
                 continue
             if e.rxmits > e.rexmt_limit:
                 self.remove(e)
-                c.inc("FreeBSDSyncacheStale")
+                c[mib.FreeBSDSyncacheStale] += 1
                 self.stack.log("syncache_expired", lport=e.key[1], raddr=e.key[2],
                                rport=e.key[3], synacks=e.rxmits)
                 continue
             e.listener.send_synack(e)
-            c.inc("FreeBSDSyncacheRetransmitted")
-            c.inc("TcpRetransSegs")
+            c[mib.FreeBSDSyncacheRetransmitted] += 1
+            c[mib.TcpRetransSegs] += 1
             self.arm(e, now)
         self._reschedule()
 
@@ -254,7 +256,7 @@ def syncache_stats(stack) -> str:
     c = stack.counters
     n = lambda k: c.get("FreeBSDSyncache" + k, 0)   # noqa: E731
     added = n("Added")
-    drops = c.get("FreeBSDListenDrops", 0)     # printed before the syncache block, as netstat does
+    drops = c.get(mib.FreeBSDListenDrops, 0)     # printed before the syncache block, as netstat does
     out = ["tcp:", f"\t{drops} listen queue overflow{'' if drops == 1 else 's'}",
            f"\t{added} syncache entr{'y' if added == 1 else 'ies'} added"]
     for k, label in (("Retransmitted", "retransmitted"), ("Dupsyn", "dupsyn"),

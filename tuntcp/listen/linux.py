@@ -22,6 +22,8 @@ Approximations (documented, deliberate):
 """
 from __future__ import annotations
 
+from .. import mib
+
 from collections import deque
 
 from ..core.conn import Connection
@@ -157,11 +159,11 @@ class LinuxListener:
 
     def _listendrop(self) -> None:
         """``tcp_listendrop``."""
-        self.stack.counters.inc("TcpExtListenDrops")
+        self.stack.counters[mib.TcpExtListenDrops] += 1
 
     def _overflow_drop(self) -> None:
         """``tcp_v4_syn_recv_sock``/``tcp_conn_request`` on a full accept queue."""
-        self.stack.counters.inc("TcpExtListenOverflows")
+        self.stack.counters[mib.TcpExtListenOverflows] += 1
         self._listendrop()
 
     # ---- input --------------------------------------------------------------------------
@@ -201,7 +203,7 @@ class LinuxListener:
         p, c = self.profile, self.stack.counters
         syncookies = p["net.ipv4.tcp_syncookies"]
         want = syncookies != 0
-        c.inc("TcpExtTCPReqQFullDoCookies" if want else "TcpExtTCPReqQFullDrop")
+        c[mib.TcpExtTCPReqQFullDoCookies if want else mib.TcpExtTCPReqQFullDrop] += 1
         if not self.synflood_warned and syncookies != 2:
             self.synflood_warned = True
             body = R.synflood_line(p["model.synflood_msg"], p["model.synflood_proto"],
@@ -242,7 +244,7 @@ class LinuxListener:
             isn, mss = self.cookies.init_sequence(raddr, syn.sport, laddr, syn.dport, syn.seq,
                                                   mss, now)
             self.last_overflow = R.synq_overflow_stamp(self.last_overflow, now)
-            c["TcpExtSyncookiesSent"] = c.get("TcpExtSyncookiesSent", 0) + 1
+            c[mib.TcpExtSyncookiesSent] = c.get(mib.TcpExtSyncookiesSent, 0) + 1
             if not tstamp_ok:
                 ecn_ok = False
             if st.raw_out:
@@ -303,8 +305,8 @@ class LinuxListener:
     def _rtx_synack(self, req: RequestSock) -> None:
         """``tcp_rtx_synack``: resend, counting TcpRetransSegs and TCPSynRetrans."""
         c = self.stack.counters
-        c.inc("TcpRetransSegs")
-        c.inc("TcpExtTCPSynRetrans")
+        c[mib.TcpRetransSegs] += 1
+        c[mib.TcpExtTCPSynRetrans] += 1
         req.num_retrans += 1
         self.stack.emit(self._synack(req))
 
@@ -342,7 +344,7 @@ class LinuxListener:
             if not fl & RST and not self._oow_limited(req, seg, now, ratelimit):
                 self._send_ack(req)
             if paws_reject:
-                c.inc("TcpExtPAWSEstab")
+                c[mib.TcpExtPAWSEstab] += 1
             return False
         if ts is not None and not seq_gt(seg.seq, rcv_nxt):
             req.ts_recent = ts_recent = ts[0]
@@ -350,7 +352,7 @@ class LinuxListener:
             fl &= ~SYN            # the SYN bit is outside the window: ignore it
         # (d) RST or an in-window SYN kills the embryo
         if fl & (RST | SYN):
-            c.inc("TcpAttemptFails")
+            c[mib.TcpAttemptFails] += 1
             self._embryonic_reset(req, seg)
             return False
         if not fl & ACK:
@@ -358,7 +360,7 @@ class LinuxListener:
         # (e) TCP_DEFER_ACCEPT: swallow a bare ACK while the defer rounds last
         if req.num_timeout < self.defer_rounds and end_seq == rcv_nxt:
             req.acked = True
-            c.inc("TcpExtTCPDeferAcceptDrop")
+            c[mib.TcpExtTCPDeferAcceptDrop] += 1
             return False
         # (f) the child, if the accept queue has room (tcp_v4_syn_recv_sock)
         if self.acceptq_full():
@@ -380,7 +382,7 @@ class LinuxListener:
         has_data = len(seg.payload) > 0 or bool(seg.flags & FIN)
         syn = bool(seg.flags & SYN)
         if R.oow_rate_limited(req.last_oow, now, ratelimit, has_data, syn):
-            self.stack.counters.inc("TcpExtTCPACKSkippedSynRecv")
+            self.stack.counters[mib.TcpExtTCPACKSkippedSynRecv] += 1
             return True
         if syn or not has_data:
             req.last_oow = now
@@ -392,7 +394,7 @@ class LinuxListener:
             self.stack.reset_for(seg)
         if req.alive:
             self._unlink(req)
-            self.stack.counters.inc("TcpExtEmbryonicRsts")
+            self.stack.counters[mib.TcpExtEmbryonicRsts] += 1
 
     # ---- the cookie ACK -----------------------------------------------------------------
 
@@ -407,9 +409,9 @@ class LinuxListener:
         laddr, raddr = seg.daddr, seg.saddr
         mss = self.cookies.check(raddr, seg.sport, laddr, seg.dport, seg.ack, seg.seq, now)
         if not mss:
-            c.inc("TcpExtSyncookiesFailed")
+            c[mib.TcpExtSyncookiesFailed] += 1
             return False
-        c.inc("TcpExtSyncookiesRecv")
+        c[mib.TcpExtSyncookiesRecv] += 1
         saw_ts = seg.options.ts is not None and p["net.ipv4.tcp_timestamps"] != 0
         ts_off = st.ts_offset(laddr, raddr) if saw_ts else 0
         tsecr = seg.options.ts[1] if saw_ts else 0
@@ -532,7 +534,7 @@ class LinuxListener:
         pow2 = self.pow2_size if p["model.synq_full_cmp"] == "pow2" else None
         thresh = R.synack_thresh(max_retries, len(self.reqs), self.young, self.backlog, pow2)
         expire, resend = R.syn_ack_recalc(req.num_timeout, thresh, self.defer_rounds, req.acked)
-        self.stack.counters.inc("TcpExtTCPTimeouts")     # tcp_syn_ack_timeout
+        self.stack.counters[mib.TcpExtTCPTimeouts] += 1     # tcp_syn_ack_timeout
         if expire:
             self._unlink(req)
             return

@@ -198,9 +198,8 @@ def _cc(stack) -> str:
 def nstat_text(counters: dict, zeros: bool = False) -> str:
     """``nstat`` output: ``#kernel`` then name, value, rate (always 0.0 here). Without
     ``zeros`` only non-zero counters; with it every known name too (``nstat -z``)."""
-    from .counters import KNOWN
-    names = [n for n in KNOWN if zeros or counters.get(n, 0)]
-    names += sorted(k for k in counters if k not in KNOWN and (zeros or counters[k]))
+    from ..mib import ALL
+    names = [n for n in ALL if zeros or counters.get(n, 0)]
     lines = ["#kernel"]
     for n in names:
         lines.append(f"{n:<32}{counters.get(n, 0):>18}{0.0:>15.1f}")

@@ -33,6 +33,8 @@ report.json keys:
 """
 from __future__ import annotations
 
+from .. import mib
+
 import argparse
 import errno
 import os
@@ -234,18 +236,18 @@ def headline_of(modes: dict, cfg: Config) -> dict:
     for mode, r in modes.items():
         by = {c["kind"]: c for c in r["clients"]}
         h[mode] = {f"{k}_s": by[k]["accept_delay_s"] for k in KINDS}
-        h[mode]["defer_drops"] = r["counters"].get("TcpExtTCPDeferAcceptDrop", 0)
+        h[mode]["defer_drops"] = r["counters"].get(mib.TcpExtTCPDeferAcceptDrop, 0)
         h[mode]["synacks_to_bare"] = by["bare"].get("synacks")
-        h[mode]["syncookies_recv"] = r["counters"].get("TcpExtSyncookiesRecv", 0)
+        h[mode]["syncookies_recv"] = r["counters"].get(mib.TcpExtSyncookiesRecv, 0)
         h["defer_rounds"] = r["defer_rounds"]
         k = r.get("kernel")
         if k:
             kby = {c["kind"]: c for c in k["clients"]}
             kc = k["counters"]
             h[mode]["kernel"] = {**{f"{x}_s": kby[x]["accept_delay_s"] for x in KINDS},
-                                 "defer_drops": kc.get("TcpExtTCPDeferAcceptDrop", 0),
-                                 "synack_retrans": kc.get("TcpExtTCPSynRetrans", 0),
-                                 "syncookies_recv": kc.get("TcpExtSyncookiesRecv", 0)}
+                                 "defer_drops": kc.get(mib.TcpExtTCPDeferAcceptDrop, 0),
+                                 "synack_retrans": kc.get(mib.TcpExtTCPSynRetrans, 0),
+                                 "syncookies_recv": kc.get(mib.TcpExtSyncookiesRecv, 0)}
     parts = []
     for mode in modes:
         m = h[mode]
@@ -298,14 +300,14 @@ def table(report: dict) -> list[str]:
     for mode, r in modes.items():
         cnt = r["counters"]
         rows.append(f"{mode} counters: " + ", ".join(
-            f"{k}={cnt.get(k, 0)}" for k in ("TcpExtTCPDeferAcceptDrop", "TcpExtTCPSynRetrans",
-                                             "TcpExtTCPTimeouts", "TcpExtSyncookiesSent",
-                                             "TcpExtSyncookiesRecv", "TcpPassiveOpens")))
+            f"{k}={cnt.get(k, 0)}" for k in (mib.TcpExtTCPDeferAcceptDrop, mib.TcpExtTCPSynRetrans,
+                                             mib.TcpExtTCPTimeouts, mib.TcpExtSyncookiesSent,
+                                             mib.TcpExtSyncookiesRecv, mib.TcpPassiveOpens)))
         if "kernel" in r:
             kc = r["kernel"]["counters"]
             rows.append(f"{mode} kernel listener counters: " + ", ".join(
-                f"{k}={kc.get(k, 0)}" for k in ("TcpExtTCPDeferAcceptDrop", "TcpExtTCPSynRetrans",
-                                                "TcpExtSyncookiesSent", "TcpExtSyncookiesRecv")))
+                f"{k}={kc.get(k, 0)}" for k in (mib.TcpExtTCPDeferAcceptDrop, mib.TcpExtTCPSynRetrans,
+                                                mib.TcpExtSyncookiesSent, mib.TcpExtSyncookiesRecv)))
     return rows
 
 

@@ -37,6 +37,8 @@ report.json keys:
 """
 from __future__ import annotations
 
+from .. import mib
+
 import argparse
 import errno
 import os
@@ -181,8 +183,8 @@ async def run_profile(cfg: Config, name: str, outdir: Path, show) -> dict:
     res["lifetime"] = {"rexmtlimit": limit, "rexmit_initial_s": r0, "synack_times_s": synacks,
                        "expected_synack_times_s": exp_times, "lifetime_s": res.pop("lifetime_s"),
                        "expected_lifetime_s": exp_life,
-                       "stale": res["counters"].get("FreeBSDSyncacheStale", 0),
-                       "retransmitted": res["counters"].get("FreeBSDSyncacheRetransmitted", 0)}
+                       "stale": res["counters"].get(mib.FreeBSDSyncacheStale, 0),
+                       "retransmitted": res["counters"].get(mib.FreeBSDSyncacheRetransmitted, 0)}
     res["kernel_log"] = kernel_log
     res["pcap"] = str(pcap_path) if cfg.pcap else None
     return res

@@ -45,6 +45,8 @@ SACK; tests check that too.)
 """
 from __future__ import annotations
 
+from .. import mib
+
 import errno
 import os
 import platform
@@ -61,10 +63,10 @@ from ..harness.netns import Lab
 from ..harness.raw import bare_ack, send_raw, spoofed_syn
 
 PARITY_COUNTERS = (
-    "TcpExtListenOverflows", "TcpExtListenDrops", "TcpExtSyncookiesSent",
-    "TcpExtSyncookiesRecv", "TcpExtSyncookiesFailed", "TcpPassiveOpens",
-    "TcpExtEmbryonicRsts", "TcpExtTCPReqQFullDoCookies", "TcpExtTCPReqQFullDrop",
-    "TcpExtTCPDeferAcceptDrop",
+    mib.TcpExtListenOverflows, mib.TcpExtListenDrops, mib.TcpExtSyncookiesSent,
+    mib.TcpExtSyncookiesRecv, mib.TcpExtSyncookiesFailed, mib.TcpPassiveOpens,
+    mib.TcpExtEmbryonicRsts, mib.TcpExtTCPReqQFullDoCookies, mib.TcpExtTCPReqQFullDrop,
+    mib.TcpExtTCPDeferAcceptDrop,
 )
 SETTLE = 0.25          # < the client's 1 s SYN RTO: a dropped SYN is never retransmitted here
 PROCESS = 0.03         # time for a packet already sent to be processed by the listener
@@ -247,7 +249,7 @@ async def _connect(lab, srv, sc, held: bool):
         await trio.lowlevel.wait_writable(s)
         res.connected = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
     await srv.settle()
-    res.cookie = _delta(srv.counters(), before, "TcpExtSyncookiesSent") > 0
+    res.cookie = _delta(srv.counters(), before, mib.TcpExtSyncookiesSent) > 0
     if not res.connected:
         set_linger0(s)     # still SYN-SENT: close quietly, before its SYN is retransmitted
         s.close()
@@ -462,7 +464,7 @@ async def synack_schedules(retries: int, expiry: float, *, port: int = PORT + 1,
             held_after = (_syn_recv_count(klab), tsrv.listener.queue_lengths()["syn"])
             kafter, tafter = ksrv.totals(), tsrv.totals()
             nursery.cancel_scope.cancel()
-    names = ("TcpExtTCPTimeouts", "TcpExtTCPSynRetrans", "TcpRetransSegs")
+    names = (mib.TcpExtTCPTimeouts, mib.TcpExtTCPSynRetrans, mib.TcpRetransSegs)
     return {
         "kernel": SynackSchedule("kernel", ktimes, held_before[0], held_after[0],
                                  {k: _delta(kafter, kbefore, k) for k in names}),

@@ -29,6 +29,8 @@ report.json keys:
 """
 from __future__ import annotations
 
+from .. import mib
+
 import argparse
 import os
 import platform
@@ -184,8 +186,8 @@ async def run(cfg: Config, show=None) -> dict:
                 pcap.close()
         kafter = _kernel_tcpext(lab)
     kdelta = {k: kafter.get(k, 0) - kbefore.get(k, 0) for k in
-              ("TcpExtSyncookiesSent", "TcpExtSyncookiesRecv", "TcpExtSyncookiesFailed",
-               "TcpExtTCPReqQFullDoCookies", "TcpPassiveOpens", "TcpExtListenDrops")}
+              (mib.TcpExtSyncookiesSent, mib.TcpExtSyncookiesRecv, mib.TcpExtSyncookiesFailed,
+               mib.TcpExtTCPReqQFullDoCookies, mib.TcpPassiveOpens, mib.TcpExtListenDrops)}
     report = summarize(cfg, got, kdelta, dict(stack.counters.snapshot()),
                        read_pcap(pcap_path) if cfg.pcap else [], ip_int(lab.client_addr))
     report["artifacts"] = {"pcap": str(pcap_path) if cfg.pcap else None}
@@ -220,7 +222,7 @@ def summarize(cfg: Config, got: dict, kdelta: dict, ours: dict, pkts: list, kern
     max_field = max(fields) if fields else None
     tinfo_rcv = kinfo["rcv_wscale"]
     equal = ss_rcv == synack_ws and tinfo_rcv == synack_ws
-    cookie = kdelta.get("TcpExtSyncookiesRecv", 0) >= 1
+    cookie = kdelta.get(mib.TcpExtSyncookiesRecv, 0) >= 1
     # without a cookie handshake the cookie path was never exercised: nothing to conclude
     verdict = ("fixed" if equal else "buggy") if cookie else "inconclusive"
     headline = {

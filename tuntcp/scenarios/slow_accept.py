@@ -24,6 +24,8 @@ report.json keys:
 """
 from __future__ import annotations
 
+from .. import mib
+
 import argparse
 import errno
 import random
@@ -213,7 +215,7 @@ async def run_setting(cfg: Config, abort: int, show) -> dict:
              "done_s": None if c.done_s is None else round(c.done_s, 4)} for c in clients]
     outcomes = {k: sum(r["outcome"] == k for r in rows) for k in ("ok", "reset", "timeout", "other")}
     head = {"recv_q_during": during, "recv_q_after": after, "send_q": send_q,
-            "listen_overflows": counters.get("TcpExtListenOverflows", 0), **outcomes}
+            "listen_overflows": counters.get(mib.TcpExtListenOverflows, 0), **outcomes}
     return {"headline": head, "counters": counters,
             "run": {"ss_lnt_during": views["during"], "ss_lnt_after": views["after"],
                     "max_accept_queue": max_q, "clients": rows,
@@ -247,7 +249,7 @@ def summary_table(report: dict) -> str:
     lines = [f"{'':{w}}" + "".join(f"{n:>24}" for n in names)]
     for k in keys:
         lines.append(f"{k:{w}}" + "".join(f"{heads[n][k]:>24}" for n in names))
-    for k in ("TcpExtListenDrops", "TcpExtEmbryonicRsts", "TcpExtTCPSynRetrans"):
+    for k in (mib.TcpExtListenDrops, mib.TcpExtEmbryonicRsts, mib.TcpExtTCPSynRetrans):
         lines.append(f"{k:{w}}" + "".join(f"{report['counters'][n].get(k, 0):>24}" for n in names))
     return "\n".join(lines)
 

@@ -26,6 +26,8 @@ grew 13 % (56832 -> 64284 kB): `Lab.run_in_ns` keeps every Popen until the lab c
 """
 from __future__ import annotations
 
+from .. import mib
+
 import json
 import random
 import shutil
@@ -309,8 +311,8 @@ class Soak:
         }
         verdict["ok"] = ok_rss and ok_conns and verdict["no_failures"] and \
             verdict["syn_queue_max"] <= cfg.backlog
-        keep = ("TcpPassiveOpens", "TcpExtSyncookiesSent", "TcpExtSyncookiesRecv", "TcpExtListenDrops",
-                "TcpExtListenOverflows", "TcpRetransSegs", "TcpInSegs", "TcpOutSegs", "TcpOutRsts")
+        keep = (mib.TcpPassiveOpens, mib.TcpExtSyncookiesSent, mib.TcpExtSyncookiesRecv, mib.TcpExtListenDrops,
+                mib.TcpExtListenOverflows, mib.TcpRetransSegs, mib.TcpInSegs, mib.TcpOutSegs, mib.TcpOutRsts)
         return {"config": asdict(cfg), "wall_seconds": round(wall, 1), "stats": dict(self.stats),
                 "failures": self.failures, "verdict": verdict,
                 "counters": {k: counters.get(k, 0) for k in keep}, "samples": s}

@@ -40,6 +40,8 @@ report.json keys:
 """
 from __future__ import annotations
 
+from .. import mib
+
 import argparse
 import errno
 import ipaddress
@@ -298,7 +300,7 @@ async def run_mode(cfg: Config, mode: str, show) -> dict:
         # outruns a Python endpoint; then legitimate SYNs are lost there too)
         "tun_dropped": tun_dropped,
         # the legitimate clients' own kernel (the namespace's MIB; hping3 uses a raw socket)
-        "legit_syn_retransmits": kafter.get("TcpExtTCPSynRetrans", 0) - kbefore.get("TcpExtTCPSynRetrans", 0),
+        "legit_syn_retransmits": kafter.get(mib.TcpExtTCPSynRetrans, 0) - kbefore.get(mib.TcpExtTCPSynRetrans, 0),
     }
     run_ = {"tcp_syncookies": MODES[mode], "schedule_s": schedule, "histogram": hist,
             "client_tcp_syn_linear_timeouts": linear,

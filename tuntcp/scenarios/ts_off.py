@@ -41,6 +41,8 @@ report.json keys:
 """
 from __future__ import annotations
 
+from .. import mib
+
 import argparse
 import os
 import socket
@@ -253,8 +255,8 @@ def kernel_reference() -> dict:
             ci, si = tcp_info(c), tcp_info(child)
             keys = ("ts", "sack", "wscale_ok", "snd_wscale", "rcv_wscale")
             out[path] = {"client": {k: ci[k] for k in keys}, "server": {k: si[k] for k in keys},
-                         "syncookies_recv": after.get("TcpExtSyncookiesRecv", 0)
-                         - before.get("TcpExtSyncookiesRecv", 0)}
+                         "syncookies_recv": after.get(mib.TcpExtSyncookiesRecv, 0)
+                         - before.get(mib.TcpExtSyncookiesRecv, 0)}
             c.close()
             child.setsockopt(so.SOL_SOCKET, so.SO_LINGER, b"\1\0\0\0\0\0\0\0")
             child.close()
@@ -363,8 +365,8 @@ def table(report: dict) -> list[str]:
         rows += [f"{lab} kernel: {ln}" for ln in lines[:1]]
     for path, cnt in report["counters"].items():
         rows.append(f"{path} counters: " + ", ".join(
-            f"{k}={cnt.get(k, 0)}" for k in ("TcpExtSyncookiesSent", "TcpExtSyncookiesRecv",
-                                             "TcpPassiveOpens", "TcpInSegs", "TcpOutSegs")))
+            f"{k}={cnt.get(k, 0)}" for k in (mib.TcpExtSyncookiesSent, mib.TcpExtSyncookiesRecv,
+                                             mib.TcpPassiveOpens, mib.TcpInSegs, mib.TcpOutSegs)))
     return rows
 
 

@@ -20,6 +20,8 @@ writes whatever the call produced and pulls the loop's wake-up earlier if a time
 """
 from __future__ import annotations
 
+from .. import mib
+
 import math
 import time
 
@@ -28,7 +30,7 @@ import trio
 from .tun import FdIO, PacketIO
 from .vnet import HDR_LEN, VnetIO
 
-TX_DROP = "TuntcpTunTxDrops"   # packets the TUN (or pipe) refused: EAGAIN/ENOBUFS on write
+TX_DROP = mib.TuntcpTunTxDrops   # packets the TUN (or pipe) refused: EAGAIN/ENOBUFS on write
 
 
 class Endpoint:
@@ -147,7 +149,7 @@ class Endpoint:
             self.stats["tx"] += sent
             if drops:
                 self.stats["tx_drops"] += drops
-                self.stack.counters.inc(TX_DROP, drops)
+                self.stack.counters[TX_DROP] += drops
             if self.pcap is not None:
                 ts = now + self._pcap_offset(now)
                 for p in out:

@@ -8,22 +8,24 @@ checksum) and ``tcp_parse_options``.
 """
 from __future__ import annotations
 
+from .. import mib
+
 import ipaddress
 import struct
 
 from .checksum import IPPROTO_TCP
 from .segment import Segment, TcpOptions
 
-# Counter names used as Malformed.reason (see obs/counters.py), as Linux counts each drop.
-IP_HDR_ERRORS = "IpInHdrErrors"
-IP_TRUNCATED = "IpExtInTruncatedPkts"  # ip_rcv_core: total length beyond the received bytes
+# Counter names used as Malformed.reason (see tuntcp/mib.py), as Linux counts each drop.
+IP_HDR_ERRORS = mib.IpInHdrErrors
+IP_TRUNCATED = mib.IpExtInTruncatedPkts  # ip_rcv_core: total length beyond the received bytes
 # tcp_v4_rcv drops a segment shorter than its TCP header (20 bytes, or the data offset) at
 # discard_it, with no MIB counter besides TcpInSegs; this is our own name for that drop.
-TCP_TRUNCATED = "TuntcpTcpTruncated"
-IP_REASM_FAILS = "IpReasmFails"
-IP_UNKNOWN_PROTOS = "IpInUnknownProtos"
-TCP_IN_ERRS = "TcpInErrs"
-TCP_CSUM_ERRORS = "TcpInCsumErrors"
+TCP_TRUNCATED = mib.TuntcpTcpTruncated
+IP_REASM_FAILS = mib.IpReasmFails
+IP_UNKNOWN_PROTOS = mib.IpInUnknownProtos
+TCP_IN_ERRS = mib.TcpInErrs
+TCP_CSUM_ERRORS = mib.TcpInCsumErrors
 
 TCP_MAX_WSCALE = 14  # RFC 7323 §2.3; both Linux and FreeBSD clamp larger shifts to 14
 MAX_OPTION_SPACE = 40
