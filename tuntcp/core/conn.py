@@ -41,6 +41,9 @@ from .cc import make_cc
 from .reasm import Reassembly, Scoreboard
 from .rto import RtoEstimator
 from .seq import HALF, MASK, seq_gt, seq_lt
+from . import state as _state
+from .state import (CLOSED, CLOSE_WAIT, CLOSING, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK,
+                    SYN_RECV, SYN_SENT, TIME_WAIT, State)
 from . import window as _window
 from ..wire.segment import ACK, FIN, PSH, RST, SYN, Segment, TcpOptions
 
@@ -57,10 +60,10 @@ MAX_QUICKACKS = 16           # TCP_MAX_QUICKACKS
 # icsk_ack.pending bits (include/net/inet_connection_sock.h)
 ACK_SCHED, ACK_TIMER, ACK_PUSHED, ACK_PUSHED2, ACK_NOW = 1, 2, 4, 8, 16
 
-SYNCED = frozenset(("ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING",
-                    "LAST-ACK", "SYN-RECV"))
-CAN_SEND = frozenset(("ESTABLISHED", "CLOSE-WAIT", "FIN-WAIT-1", "CLOSING", "LAST-ACK"))
-RCV_DATA = frozenset(("ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2"))
+SYNCED = frozenset((ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT, CLOSING,
+                    LAST_ACK, SYN_RECV))
+CAN_SEND = frozenset((ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, CLOSING, LAST_ACK))
+RCV_DATA = frozenset((ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2))
 
 
 class RecvQueue:
@@ -178,7 +181,7 @@ class Connection:
         self.profile = p
         self.laddr, self.lport, self.raddr, self.rport = laddr, lport, raddr, rport
         self.key = (laddr, lport, raddr, rport)
-        self.state = "CLOSED"
+        self.state = CLOSED
         self.error = None
         self.deadline = None
         self.rtx_at = self.dack_at = self.tw_at = None
@@ -292,7 +295,8 @@ class Connection:
         c.wscale_ok = bool(p.get("net.ipv4.tcp_window_scaling", 1))
         c._init_rcv_wnd, c._init_clamp, c.rcv_wscale = _window.select_initial_window(
             p, space, c.advmss, clamp, c.wscale_ok)
-        c.state = "SYN-SENT"
+        _state.check(c.state, SYN_SENT)     # not _set_state: no event for the first state
+        c.state = SYN_SENT
         stack.register(c)
         stack.counters[mib.TcpActiveOpens] += 1
         c._send_syn(now, ack=False)
@@ -305,7 +309,7 @@ class Connection:
         """Our SYN / SYN-ACK options (``tcp_syn_options``): the codec lays them out like Linux."""
         p = self.profile
         o = TcpOptions(mss=self.advmss)
-        if self.state == "SYN-SENT":
+        if self.state == SYN_SENT:
             if p.get("net.ipv4.tcp_sack", 1):
                 o.sack_ok = True
             if p.get("net.ipv4.tcp_timestamps", 1):
@@ -366,7 +370,8 @@ class Connection:
             c.rto.sample(params.rtt_sample)
         else:
             c.rto.fallback()
-        c.state = "ESTABLISHED"
+        _state.check(c.state, ESTABLISHED)
+        c.state = ESTABLISHED
         stack.counters[mib.TcpPassiveOpens] += 1   # tcp_create_openreq_child
         stack.counters[mib.TcpCurrEstab] += 1
         stack.register(c)
@@ -398,7 +403,7 @@ class Connection:
         self.stack.now = now
         if self.error:
             raise ConnectionStateError(f"send on a connection that failed: {self.error}")
-        if self.fin_queued or self.state in ("CLOSED", "TIME-WAIT"):
+        if self.fin_queued or self.state in (CLOSED, TIME_WAIT):
             raise ConnectionStateError(f"send after shutdown/close (state {self.state})")
         if self.state not in CAN_SEND:
             return 0
@@ -481,46 +486,46 @@ class Connection:
         """shutdown(SHUT_WR): FIN after queued data (``tcp_shutdown`` → ``tcp_send_fin``)."""
         self.stack.now = now
         st = self.state
-        if st in ("SYN-SENT",):
-            self._done("CLOSED")
+        if st in (SYN_SENT,):
+            self._done(CLOSED)
             return
-        if self.fin_queued or st not in ("ESTABLISHED", "CLOSE-WAIT", "SYN-RECV"):
+        if self.fin_queued or st not in (ESTABLISHED, CLOSE_WAIT, SYN_RECV):
             return
         self.fin_queued = True
         self.fin_seq = (self.snd_una + len(self.sndq)) & MASK
-        self._set_state("FIN-WAIT-1" if st in ("ESTABLISHED", "SYN-RECV") else "LAST-ACK")
+        self._set_state(FIN_WAIT_1 if st in (ESTABLISHED, SYN_RECV) else LAST_ACK)
         self._push(now)
 
     def close(self, now: float) -> None:
         """close(2) (``tcp_close``): unread data → RST (RFC 9293 3.10.4, TcpExtTCPAbortOnClose);
         otherwise FIN, and the socket becomes an orphan that drops later data with a RST."""
         self.stack.now = now
-        if self.state == "CLOSED":
+        if self.state == CLOSED:
             return
         self.app_closed = True
         if self.rcvq:
             self.stack.counters[mib.TcpExtTCPAbortOnClose] += 1
             self._send_rst(now)
-            self._done("CLOSED")
+            self._done(CLOSED)
             return
-        if self.state == "SYN-SENT":
-            self._done("CLOSED")
+        if self.state == SYN_SENT:
+            self._done(CLOSED)
             return
         self.shutdown_write(now)
-        if self.state == "FIN-WAIT-2":
+        if self.state == FIN_WAIT_2:
             self._arm_tw(now + self.profile.get("net.ipv4.tcp_fin_timeout", 60))
 
     def abort(self, now: float) -> None:
         """SO_LINGER 0 close (``tcp_disconnect``): RST in synchronized states
         (``tcp_need_reset``), counted TcpExtTCPAbortOnData as Linux does."""
         self.stack.now = now
-        if self.state == "CLOSED":
+        if self.state == CLOSED:
             return
         self.app_closed = True
         if self.state in SYNCED:
             self.stack.counters[mib.TcpExtTCPAbortOnData] += 1
             self._send_rst(now)
-        self._done("CLOSED")
+        self._done(CLOSED)
 
     def set_rcvbuf(self, n: int) -> None:
         """SO_RCVBUF: ``sock_set_rcvbuf`` (limit rmem_max, double, lock)."""
@@ -567,12 +572,12 @@ class Connection:
                 self._rtx_timer(now)
         if self.tw_at is not None and self.tw_at <= now:
             self.tw_at = None
-            if self.state == "TIME-WAIT":
+            if self.state == TIME_WAIT:
                 self.stack.counters[mib.TcpExtTW] += 1
-            self._done("CLOSED")
+            self._done(CLOSED)
             return
         nxt = min((t for t in (self.dack_at, self.rtx_at, self.tw_at) if t is not None), default=None)
-        if nxt is not None and self.state != "CLOSED":
+        if nxt is not None and self.state != CLOSED:
             self._wake(nxt)
 
     def _syn_timer(self, now: float) -> None:
@@ -583,14 +588,14 @@ class Connection:
         linear = p.get("net.ipv4.tcp_syn_linear_timeouts", 0)
         if self.retransmits >= p["net.ipv4.tcp_syn_retries"] + linear:
             self.error = "timeout"
-            self._done("CLOSED")
+            self._done(CLOSED)
             return
         self.syn_retrans = True
         self.stack.counters[mib.TcpExtTCPTimeouts] += 1
         self.stack.counters[mib.TcpRetransSegs] += 1
         self.stack.counters[mib.TcpExtTCPSynRetrans] += 1
         self.total_retrans += 1
-        self._send_syn(now, ack=self.state == "SYN-RECV")
+        self._send_syn(now, ack=self.state == SYN_RECV)
         self.retransmits += 1
         if self.retransmits > linear:
             self.rto.backoff()
@@ -605,13 +610,13 @@ class Connection:
         p = self.profile
         c = self.stack.counters
         retries = p["net.ipv4.tcp_retries2"]
-        if self.app_closed and self.state in ("FIN-WAIT-1", "CLOSING", "LAST-ACK"):
+        if self.app_closed and self.state in (FIN_WAIT_1, CLOSING, LAST_ACK):
             retries = p.get("net.ipv4.tcp_orphan_retries", 0) or 8   # tcp_orphan_retries 0 means 8
         if self.retransmits and now - self.retrans_stamp >= model_timeout(
                 retries, p["model.rto_min"], p["model.rto_max"]) - 1e-9:
             c[mib.TcpExtTCPAbortOnTimeout] += 1
             self.error = "timeout"
-            self._done("CLOSED")
+            self._done(CLOSED)
             return
         c[mib.TcpExtTCPTimeouts] += 1
         inflight = self._inflight_segs()
@@ -642,7 +647,7 @@ class Connection:
         if self.probes_out >= self.profile["net.ipv4.tcp_retries2"]:
             self.stack.counters[mib.TcpExtTCPAbortOnTimeout] += 1
             self.error = "timeout"
-            self._done("CLOSED")
+            self._done(CLOSED)
             return
         self.probes_out += 1
         wnd_room = self.snd_wnd - ((self.snd_nxt - self.snd_una) & MASK)
@@ -663,14 +668,14 @@ class Connection:
         self.segs_in += 1
         self.lastrcv = now
         st = self.state
-        if st == "ESTABLISHED" and seg.flags & (SYN | RST | FIN) == 0 and seg.seq == self.rcv_nxt \
+        if st == ESTABLISHED and seg.flags & (SYN | RST | FIN) == 0 and seg.seq == self.rcv_nxt \
                 and not seg.options.sack_blocks and not self.reasm.blocks:
             self._fast_path(seg, now)
-        elif st == "SYN-SENT":
+        elif st == SYN_SENT:
             self._rcv_synsent(seg, now)
-        elif st == "TIME-WAIT":
+        elif st == TIME_WAIT:
             return self._rcv_timewait(seg, now)
-        elif st == "CLOSED":
+        elif st == CLOSED:
             return False
         else:
             self._rcv_synced(seg, now)
@@ -741,7 +746,7 @@ class Connection:
             if seg.ack == self.snd_una and self.tlp_high_seq is None and \
                     seg.window << self.snd_wscale == self.snd_wnd:
                 self.snd_wl1 = seg.seq     # nothing new acknowledged: tcp_update_wl only
-            elif not self._ack(seg, now) or self.state == "CLOSED":
+            elif not self._ack(seg, now) or self.state == CLOSED:
                 return
             c[mib.TcpExtTCPHPHits] = c.get(mib.TcpExtTCPHPHits, 0) + 1
             if ts is not None and ts[1] != self.rcv_rtt_last_tsecr:
@@ -757,7 +762,7 @@ class Connection:
             else:
                 self._data(seg, now)
         else:
-            if not self._ack(seg, now) or self.state == "CLOSED":
+            if not self._ack(seg, now) or self.state == CLOSED:
                 return
             c[mib.TcpExtTCPHPAcks] = c.get(mib.TcpExtTCPHPAcks, 0) + 1
             if ts is not None:
@@ -790,16 +795,16 @@ class Connection:
         # 2. RST (RFC 5961 3.2): exact match resets, otherwise challenge ACK
         if flags & RST:
             if seg.seq == self.rcv_nxt or (seg.seq == (self.rcv_nxt - 1) & MASK and
-                                           st in ("CLOSE-WAIT", "LAST-ACK", "CLOSING")):
+                                           st in (CLOSE_WAIT, LAST_ACK, CLOSING)):
                 self._reset(now)
             else:
                 self._challenge_ack(now)
             return
         # 3. SYN in a synchronized state (RFC 5961 4): challenge ACK
         if flags & SYN:
-            if st == "SYN-RECV" and seg.seq == self.irs and flags & ACK and seg.ack == self.snd_nxt:
+            if st == SYN_RECV and seg.seq == self.irs and flags & ACK and seg.ack == self.snd_nxt:
                 pass    # the peer's SYN-ACK of a simultaneous open (tcp_validate_incoming)
-            elif st == "SYN-RECV" and seg.seq == self.irs:
+            elif st == SYN_RECV and seg.seq == self.irs:
                 self._send_syn(now, ack=True)      # our SYN-ACK was lost: resend it
                 return
             else:
@@ -808,7 +813,7 @@ class Connection:
         # 4. ACK
         if not flags & ACK:
             return
-        if st == "SYN-RECV":
+        if st == SYN_RECV:
             if not (seq_gt(seg.ack, self.snd_una) and not seq_gt(seg.ack, self.snd_max)):
                 self._send_rst_for(seg)
                 return
@@ -817,7 +822,7 @@ class Connection:
             self._replace_ts_recent(seg, now)
         if not self._ack(seg, now):
             return
-        if self.state == "CLOSED":
+        if self.state == CLOSED:
             return
         # 5. data and FIN
         st = self.state
@@ -830,7 +835,7 @@ class Connection:
                     # RFC 1122 4.2.2.13: data for a closed socket → RST (tcp_rcv_state_process)
                     self.stack.counters[mib.TcpExtTCPAbortOnData] += 1
                     self._send_rst(now)
-                    self._done("CLOSED")
+                    self._done(CLOSED)
                     return
                 self._data(seg, now)
             elif flags & FIN and seg.seq == (self.rcv_nxt - 1) & MASK or seq_lt(seg.seq, self.rcv_nxt):
@@ -855,7 +860,7 @@ class Connection:
         self.rto.reset_backoff()
         if self.syn_retrans:
             self.rto.fallback()
-        self._set_state("ESTABLISHED")
+        self._set_state(ESTABLISHED)
 
     # ---------------------------------------------------------------- SYN-SENT
 
@@ -869,7 +874,7 @@ class Connection:
         if flags & RST:
             if flags & ACK:
                 self.error = "refused"
-                self._done("CLOSED")
+                self._done(CLOSED)
             return
         if not flags & SYN:
             return
@@ -911,13 +916,13 @@ class Connection:
                 self.rto.sample(now - self.rtt_time)
             self.rto.reset_backoff()
             self.retransmits = 0
-            self._set_state("ESTABLISHED")
+            self._set_state(ESTABLISHED)
             self._send_ack(now)
         else:
             # simultaneous open: SYN-RECV, answer SYN-ACK with our ISS (RFC 9293 3.5 fig. 8)
             self.snd_wnd = seg.window
             self.snd_wl1 = seg.seq
-            self._set_state("SYN-RECV")
+            self._set_state(SYN_RECV)
             self._send_syn(now, ack=True)
 
     # ---------------------------------------------------------------- TIME-WAIT
@@ -928,13 +933,13 @@ class Connection:
         a SYN with a higher sequence number (or newer TSval) may start a new connection."""
         flags = seg.flags
         if flags & RST:
-            self._done("CLOSED")
+            self._done(CLOSED)
             return True
         if flags & SYN and not flags & ACK:
             newer_ts = self.ts_ok and seg.options.ts is not None and \
                 seq_gt(seg.options.ts[0], self.ts_recent)
             if seq_gt(seg.seq, self.rcv_nxt) or newer_ts:
-                self._done("CLOSED")
+                self._done(CLOSED)
                 return False
             self._send_ack(now)
             return True
@@ -1069,15 +1074,15 @@ class Connection:
         self.stack.dirty.add(self)
         if fin_acked:
             st = self.state
-            if st == "FIN-WAIT-1":
-                self._set_state("FIN-WAIT-2")
+            if st == FIN_WAIT_1:
+                self._set_state(FIN_WAIT_2)
                 if self.app_closed:
                     self._arm_tw(now + self.profile.get("net.ipv4.tcp_fin_timeout", 60))
-            elif st == "CLOSING":
+            elif st == CLOSING:
                 if not self._enter_timewait(now):
                     return False
-            elif st == "LAST-ACK":
-                self._done("CLOSED")
+            elif st == LAST_ACK:
+                self._done(CLOSED)
                 return False
         return True
 
@@ -1422,13 +1427,13 @@ class Connection:
         self.stack.dirty.add(self)
         st = self.state
         self._schedule_ack(0)
-        if st == "ESTABLISHED":
-            self._set_state("CLOSE-WAIT")
+        if st == ESTABLISHED:
+            self._set_state(CLOSE_WAIT)
             self.pingpong = max(self.pingpong, self._pp_thresh())   # inet_csk_enter_pingpong_mode
-        elif st == "FIN-WAIT-1":
+        elif st == FIN_WAIT_1:
             self._send_ack(now)
-            self._set_state("CLOSING")
-        elif st == "FIN-WAIT-2":
+            self._set_state(CLOSING)
+        elif st == FIN_WAIT_2:
             self._send_ack(now)
             self._enter_timewait(now)
 
@@ -1819,7 +1824,7 @@ class Connection:
         """``tcp_send_ack``: a bare ACK at the highest sequence sent (Linux's snd_nxt; ours
         rewinds during go-back-N, and an old sequence number would make the peer drop the
         ACK as out of window), or at ``seq`` for a window probe."""
-        if self.state == "SYN-RECV":
+        if self.state == SYN_RECV:
             return
         self._output(ACK, self.snd_max if seq is None else seq, b"", now)
 
@@ -1879,16 +1884,19 @@ class Connection:
 
     # ================================================================== state changes
 
-    def _set_state(self, new: str) -> None:
+    def _set_state(self, new: State) -> None:
+        """``tcp_set_state``: checks the move against ``state.TRANSITIONS`` and keeps
+        TcpCurrEstab (ESTABLISHED and CLOSE-WAIT count) and TcpEstabResets."""
         old = self.state
         if old == new:
             return
+        _state.check(old, new)
         c = self.stack.counters
-        was = old in ("ESTABLISHED", "CLOSE-WAIT")
-        now_est = new in ("ESTABLISHED", "CLOSE-WAIT")
+        was = old in (ESTABLISHED, CLOSE_WAIT)
+        now_est = new in (ESTABLISHED, CLOSE_WAIT)
         if was and not now_est:
             c[mib.TcpCurrEstab] = c.get(mib.TcpCurrEstab, 0) - 1
-            if new == "CLOSED":
+            if new == CLOSED:
                 c[mib.TcpEstabResets] += 1    # tcp_set_state: straight to CLOSE, no FIN handshake
         elif now_est and not was:
             c[mib.TcpCurrEstab] = c.get(mib.TcpCurrEstab, 0) + 1
@@ -1903,10 +1911,10 @@ class Connection:
         stack = self.stack
         if stack.tw_count >= self.profile["net.ipv4.tcp_max_tw_buckets"]:
             stack.counters[mib.TcpExtTCPTimeWaitOverflow] += 1
-            self._done("CLOSED")
+            self._done(CLOSED)
             return False
         stack.tw_count += 1
-        self._set_state("TIME-WAIT")
+        self._set_state(TIME_WAIT)
         self.rtx_at = self.dack_at = None
         self.sndq.clear()
         # all sent data is acked and TIME-WAIT never sends data, and a drained receive queue
@@ -1927,19 +1935,19 @@ class Connection:
     def _reset(self, now: float) -> None:
         """``tcp_reset``: the peer reset us (RFC 9293 3.10.7.4 second step)."""
         st = self.state
-        self.error = "refused" if st == "SYN-SENT" else "reset"
-        self._done("CLOSED")
+        self.error = "refused" if st == SYN_SENT else "reset"
+        self._done(CLOSED)
 
     def _done(self, new: str) -> None:
         """``tcp_done``: CLOSED, timers off, out of the demux table (TcpAttemptFails from the
         SYN states; TcpEstabResets is counted by ``_set_state``)."""
         st = self.state
         c = self.stack.counters
-        if st in ("SYN-SENT", "SYN-RECV"):
+        if st in (SYN_SENT, SYN_RECV):
             c[mib.TcpAttemptFails] += 1
-        elif st == "TIME-WAIT":
+        elif st == TIME_WAIT:
             self.stack.tw_count -= 1
-        self._set_state("CLOSED")
+        self._set_state(CLOSED)
         self.rtx_at = self.dack_at = self.tw_at = None
         self.deadline = None
         self.stack.unregister(self)

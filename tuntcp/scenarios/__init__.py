@@ -17,4 +17,5 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "slow_accept": ("tuntcp.scenarios.slow_accept", "accept() stalls: Recv-Q backlog+1, ListenOverflows, tcp_abort_on_overflow 0 vs 1"),
     "fluentd": ("tuntcp.scenarios.fluentd", "fluentd heartbeats: 'Possible SYN flooding on port 24224' at backlog 128, gone at 65535"),
     "synflood": ("tuntcp.scenarios.synflood", "spoofed hping3 SYN flood vs legitimate kernel clients, tcp_syncookies 1 vs 0"),
+    "states": ("tuntcp.scenarios.states", "the TCP state transitions the connection code allows (--dot: Graphviz)"),
 }
