@@ -362,7 +362,7 @@ class Connection:
         c.win = _window.RecvWindow(
             c.profile, rcvbuf=c.rcvbuf, rcvbuf_locked=c.rcvbuf_locked, rcv_wscale=c.rcv_wscale,
             window_clamp=params.window_clamp, rcv_wnd=params.rcv_wnd, advmss=c.advmss,
-            rcv_nxt=c.rcv_nxt)
+            rcv_nxt=c.rcv_nxt, counters=stack.counters)
         c._init_rcv_mss()
         c._init_rcvq_space(now)
         c.cc = make_cc(c.profile.get("net.ipv4.tcp_congestion_control", "cubic"), c.mss)
@@ -901,7 +901,7 @@ class Connection:
         self.win = _window.RecvWindow(
             p, rcvbuf=self.rcvbuf, rcvbuf_locked=self.rcvbuf_locked, rcv_wscale=self.rcv_wscale,
             window_clamp=self._init_clamp, rcv_wnd=self._init_rcv_wnd, advmss=self.advmss,
-            rcv_nxt=self.rcv_nxt)
+            rcv_nxt=self.rcv_nxt, counters=self.stack.counters)
         self._init_rcv_mss()
         self._init_rcvq_space(now)
         if flags & ACK:
