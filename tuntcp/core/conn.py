@@ -38,6 +38,7 @@ from .. import mib
 from collections import deque
 
 from .cc import make_cc
+from .oow import oow_rate_limited
 from .reasm import Reassembly, Scoreboard
 from .rto import RtoEstimator
 from .seq import HALF, MASK, seq_gt, seq_lt
@@ -233,7 +234,7 @@ class Connection:
         self.ts_recent = 0
         self.ts_recent_stamp = now
         self.ts_off = 0
-        self.last_oow = -1.0
+        self.last_oow = None
         self.ack_pending = 0
         self.quick = 0
         self.pingpong = 0
@@ -290,11 +291,9 @@ class Connection:
         c.snd_una = c.iss
         c.snd_nxt = c.snd_max = (c.iss + 1) & MASK
         c.snd_sml = c.iss
-        space = _window.full_space(p, c.rcvbuf)
-        clamp = space if c.rcvbuf_locked else 0
-        c.wscale_ok = bool(p.get("net.ipv4.tcp_window_scaling", 1))
-        c._init_rcv_wnd, c._init_clamp, c.rcv_wscale = _window.select_initial_window(
-            p, space, c.advmss, clamp, c.wscale_ok)
+        c.wscale_ok = bool(p["net.ipv4.tcp_window_scaling"])
+        c._init_rcv_wnd, c._init_clamp, c.rcv_wscale = _window.connect_init_rwin(
+            p, rcvbuf=c.rcvbuf, rcvbuf_locked=c.rcvbuf_locked, advmss=c.advmss)
         _state.check(c.state, SYN_SENT)     # not _set_state: no event for the first state
         c.state = SYN_SENT
         stack.register(c)
@@ -1429,7 +1428,7 @@ class Connection:
         self._schedule_ack(0)
         if st == ESTABLISHED:
             self._set_state(CLOSE_WAIT)
-            self.pingpong = max(self.pingpong, self._pp_thresh())   # inet_csk_enter_pingpong_mode
+            self.pingpong = max(self.pingpong, self._pp_thresh_v)   # inet_csk_enter_pingpong_mode
         elif st == FIN_WAIT_1:
             self._send_ack(now)
             self._set_state(CLOSING)
@@ -1513,9 +1512,6 @@ class Connection:
         self.ack_pending |= ACK_PUSHED
 
     # ---------------------------------------------------------------- delayed ACK
-
-    def _pp_thresh(self) -> int:
-        return self._pp_thresh_v
 
     def in_pingpong(self) -> bool:
         """``inet_csk_in_pingpong_mode``: pingpong count reached tcp_pingpong_thresh."""
@@ -1845,15 +1841,16 @@ class Connection:
             self.stack.counters[mib.TcpExtTCPDSACKOldSent] += 1
 
     def _oow_limited(self, seg: Segment | None, now: float, counter: str) -> bool:
-        """``tcp_oow_rate_limited``: at most one out-of-window ACK per tcp_invalid_ratelimit ms
-        (data segments without SYN are never limited)."""
-        if seg is not None and seg.payload and not seg.flags & SYN:
-            return False
-        gap = self.profile.get("net.ipv4.tcp_invalid_ratelimit", 500) / 1000.0
-        if self.last_oow >= 0 and now - self.last_oow < gap:
+        """``tcp_oow_rate_limited`` (``oow.oow_rate_limited``); ``seg`` None for a challenge
+        ACK (``__tcp_oow_rate_limited``: no exemption for data)."""
+        has_data = seg is not None and seg.seg_len > 0
+        syn = seg is not None and bool(seg.flags & SYN)
+        if oow_rate_limited(self.last_oow, now,
+                            self.profile.get("net.ipv4.tcp_invalid_ratelimit", 500), has_data, syn):
             self.stack.counters[counter] += 1
             return True
-        self.last_oow = now
+        if syn or not has_data:
+            self.last_oow = now
         return False
 
     def _syn_challenge(self, now: float) -> None:
