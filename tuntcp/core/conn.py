@@ -39,7 +39,7 @@ from collections import deque
 
 from .cc import make_cc
 from .consts import MIN_MSS, MSS_DEFAULT, TS_LEN, TSO_MAX  # noqa: F401 (TSO_MAX: tests)
-from .delack import DelackMixin
+from .delack import DelackMixin, DelayedAck
 from .rcvtune import RcvTuneMixin
 from .reasm import Reassembly, Scoreboard
 from .recovery import RecoveryMixin
@@ -135,12 +135,12 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         "retrans_out", "total_retrans", "syn_retrans", "reordering", "undo_cwnd",
         "undo_ssthresh", "retx_tsval", "dsack", "retx_list",
         # receive side
-        "irs", "rcv_nxt", "rcvq", "reasm", "win", "rcvbuf", "rcvbuf_locked", "rcv_wscale",
-        "advmss", "rcv_mss", "fin_rcvd", "ofo_fin",
+        "irs", "rcv_nxt", "rcvq", "reasm", "win", "_rcvbuf", "_rcvbuf_locked", "rcv_wscale",
+        "advmss", "fin_rcvd", "ofo_fin",
         # options
         "wscale_ok", "sack_ok", "ts_ok", "ts_recent", "ts_recent_stamp", "ts_off", "last_oow",
         # delayed ACK (icsk_ack)
-        "ack_pending", "quick", "pingpong", "ato", "lrcvtime", "last_seg_size",
+        "dack",
         # bookkeeping
         "app_closed", "bytes_sent", "bytes_acked", "bytes_received", "segs_out", "segs_in",
         "lastsnd", "lastrcv", "lastack", "_init_rcv_wnd", "_init_clamp",
@@ -152,7 +152,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         # tail loss probe; loss_high: snd_max at the last RTO while in the Loss state
         "tlp_high_seq", "tlp_retrans", "tlp_rto_at", "last_new_seq", "loss_high",
         # profile values read per segment (the profile is immutable)
-        "_delack_min", "_delack_max", "_pp_thresh_v", "_wmem_max", "_tlp_ok", "_rto_min",
+        "_wmem_max", "_tlp_ok", "_rto_min",
     )
 
     def __init__(self, stack, laddr: int, lport: int, raddr: int, rport: int, now: float):
@@ -203,10 +203,9 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         self.rcvq = RecvQueue()
         self.reasm = Reassembly()
         self.win = None
-        self.rcvbuf = p["net.ipv4.tcp_rmem"][1]
-        self.rcvbuf_locked = False
+        self._rcvbuf = p["net.ipv4.tcp_rmem"][1]     # until the window exists (see rcvbuf)
+        self._rcvbuf_locked = False
         self.advmss = stack.mtu - 40
-        self.rcv_mss = MSS_DEFAULT
         self.fin_rcvd = False
         self.ofo_fin = None
         self.wscale_ok = self.sack_ok = self.ts_ok = False
@@ -214,12 +213,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         self.ts_recent_stamp = now
         self.ts_off = 0
         self.last_oow = None
-        self.ack_pending = 0
-        self.quick = 0
-        self.pingpong = 0
-        self.ato = 0.0
-        self.lrcvtime = now
-        self.last_seg_size = 0
+        self.dack = DelayedAck(p, now)
         self.app_closed = False
         self.bytes_sent = self.bytes_acked = self.bytes_received = 0
         self.segs_out = self.segs_in = 0
@@ -240,9 +234,6 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         self.tlp_rto_at = None       # where the RTO stands while the probe timer is armed
         self.last_new_seq = 0        # start of the last new-data segment (the "last skb")
         self.loss_high = None
-        self._delack_min = p["model.delack_min"]
-        self._delack_max = p["model.delack_max"]
-        self._pp_thresh_v = p.get("net.ipv4.tcp_pingpong_thresh", 1)
         self._wmem_max = p["net.ipv4.tcp_wmem"][2]
         self._tlp_ok = p.family == "linux" and p["net.ipv4.tcp_early_retrans"] in (3, 4)
         self._rto_min = p["model.rto_min"]
@@ -330,7 +321,6 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         c.snd_wscale, c.rcv_wscale = params.snd_wscale, params.rcv_wscale
         c.sack_ok, c.ts_ok = params.sack_ok, params.tstamp_ok
         c.ts_recent, c.ts_off = params.ts_recent, params.ts_off
-        c.rcvbuf, c.rcvbuf_locked = params.rcvbuf, params.rcvbuf_locked
         c.sndbuf, c.sndbuf_locked = params.sndbuf, params.sndbuf_locked
         tslen = TS_LEN if c.ts_ok else 0
         c.mss = max(min(params.mss, stack.mtu - 40) - tslen, MIN_MSS)
@@ -338,10 +328,10 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         c.snd_wnd = c.max_window = params.snd_wnd
         c.snd_wl1, c.snd_wl2 = c.rcv_nxt, c.snd_una
         c.win = _window.RecvWindow(
-            c.profile, rcvbuf=c.rcvbuf, rcvbuf_locked=c.rcvbuf_locked, rcv_wscale=c.rcv_wscale,
+            c.profile, rcvbuf=params.rcvbuf, rcvbuf_locked=params.rcvbuf_locked,
+            rcv_wscale=c.rcv_wscale,
             window_clamp=params.window_clamp, rcv_wnd=params.rcv_wnd, advmss=c.advmss,
-            rcv_nxt=c.rcv_nxt, counters=stack.counters)
-        c._init_rcv_mss()
+            rcv_nxt=c.rcv_nxt, mss=c.mss, counters=stack.counters)
         c._init_rcvq_space(now)
         c.cc = make_cc(c.profile.get("net.ipv4.tcp_congestion_control", "cubic"), c.mss)
         if params.rtt_sample is not None and not params.synack_retransmitted:
@@ -354,11 +344,6 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         stack.counters[mib.TcpCurrEstab] += 1
         stack.register(c)
         return c
-
-    def _init_rcv_mss(self) -> None:
-        """``tcp_initialize_rcv_mss``: a conservative first guess of the peer's MSS."""
-        hint = min(self.advmss, self.mss, self.win.rcv_wnd // 2, MSS_DEFAULT)
-        self.rcv_mss = max(hint, MIN_MSS)
 
     # ================================================================== application API
 
@@ -463,10 +448,22 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
 
     def set_rcvbuf(self, n: int) -> None:
         """SO_RCVBUF: ``sock_set_rcvbuf`` (limit rmem_max, double, lock)."""
-        self.rcvbuf = _window.sock_set_rcvbuf(self.profile, n)
-        self.rcvbuf_locked = True
+        buf = _window.sock_set_rcvbuf(self.profile, n)
         if self.win is not None:
-            self.win.set_rcvbuf(n)          # applies the same limit-and-double itself
+            self.win.set_rcvbuf(buf)
+        else:
+            self._rcvbuf, self._rcvbuf_locked = buf, True
+
+    @property
+    def rcvbuf(self) -> int:
+        """sk_rcvbuf. One owner at a time: the connection until the receive window exists
+        (SYN-SENT, or a child being built), then ``RecvWindow.rcvbuf`` (autotuning grows it)."""
+        return self.win.rcvbuf if self.win is not None else self._rcvbuf
+
+    @property
+    def rcvbuf_locked(self) -> bool:
+        """SOCK_RCVBUF_LOCK (SO_RCVBUF was set), owned like ``rcvbuf``."""
+        return self.win.rcvbuf_locked if self.win is not None else self._rcvbuf_locked
 
     def set_sndbuf(self, n: int) -> None:
         """SO_SNDBUF (``sock_setsockopt``): limited by wmem_max, doubled, floored, locked."""
@@ -564,6 +561,12 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
 
     # ================================================================== views
 
+    @property
+    def rcv_mss(self) -> int:
+        """The peer's MSS as we estimate it; the receive window owns it (``RecvWindow.rcv_mss``),
+        TCP_MSS_DEFAULT until the window exists."""
+        return self.win.rcv_mss if self.win is not None else MSS_DEFAULT
+
     def info(self) -> dict:
         """``tcp_get_info``-like snapshot for ``ss -ti`` views and comparisons with TCP_INFO.
         Times in ms like tcp_info (rto, rtt, rttvar, lastsnd/lastrcv/lastack relative to now)."""
@@ -575,14 +578,14 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
             "snd_wscale": self.snd_wscale, "rcv_wscale": self.rcv_wscale,
             "rto": round(r.rto * 1000), "backoff": r.backoffs,
             "rtt": round((r.srtt or 0) * 1000, 3), "rttvar": round((r.rttvar or 0) * 1000, 3),
-            "ato": round(self.ato * 1000),
+            "ato": round(self.dack.ato * 1000),
             "mss": self.mss, "advmss": self.advmss, "rcv_mss": self.rcv_mss,
             "cwnd": self.cc.cwnd if self.cc else 10,
             "ssthresh": self.cc.ssthresh if self.cc else 0x7FFFFFFF,
             "snd_wnd": self.snd_wnd,
             "rcv_wnd": win.rcv_wnd if win else self._init_rcv_wnd,
             "rcv_space": self.rcvq_space, "rcv_rtt": round(self.rcv_rtt * 1000, 3),
-            "rcvbuf": win.rcvbuf if win else self.rcvbuf,
+            "rcvbuf": self.rcvbuf,
             "rcv_ssthresh": win.rcv_ssthresh if win else 0,
             "window_clamp": win.window_clamp if win else self._init_clamp,
             "unacked": self._inflight_segs() if self.cc else 0,
@@ -593,7 +596,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
             "lastsnd": round((now - self.lastsnd) * 1000), "lastrcv": round((now - self.lastrcv) * 1000),
             "lastack": round((now - self.lastack) * 1000),
             "ts": self.ts_ok, "sack": self.sack_ok, "wscale_ok": self.wscale_ok,
-            "pingpong": self.in_pingpong(), "quick": self.quick, "reordering": self.reordering,
+            "pingpong": self.dack.in_pingpong(), "quick": self.dack.quick, "reordering": self.reordering,
             "notsent": len(self.sndq) - ((self.snd_nxt - self.snd_una) & MASK)
             if self.state in CAN_SEND else 0,
             "recv_q": len(self.rcvq), "send_q": len(self.sndq),

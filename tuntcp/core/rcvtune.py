@@ -50,7 +50,7 @@ class RcvTuneMixin:
                     want = rcvwin // advmss * rcvmem
                 rcvbuf = min(want, p["net.ipv4.tcp_rmem"][2])
                 if rcvbuf > win.rcvbuf:
-                    self.rcvbuf = win.rcvbuf = rcvbuf     # grows without locking
+                    win.rcvbuf = rcvbuf     # grows without locking
                     win.window_clamp = _window.win_from_space(p, rcvbuf)
             self.rcvq_space = copied
         self.rcvq_seq = self.copied
@@ -83,7 +83,7 @@ class RcvTuneMixin:
         if ts is None or not self.ts_ok or ts[1] == self.rcv_rtt_last_tsecr:
             return
         self.rcv_rtt_last_tsecr = ts[1]
-        if len(seg.payload) >= self.rcv_mss:
+        if len(seg.payload) >= self.win.rcv_mss:
             delta = (self.stack.ts_now(self.ts_off) - ts[1]) & MASK
             if delta < HALF:
                 self._rcv_rtt_update(max(delta, 1) / 1000.0, False)

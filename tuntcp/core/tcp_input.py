@@ -110,7 +110,7 @@ class InputMixin:
         if self.sndq or self.fin_queued:
             if self.state in CAN_SEND and self._pending():
                 self._push(now)
-        if self.ack_pending & ACK_SCHED:
+        if self.dack.pending & ACK_SCHED:
             self._ack_snd_check(now)
 
     def _rcv_synced(self, seg: Segment, now: float) -> None:
@@ -186,7 +186,7 @@ class InputMixin:
         decide between an immediate and a delayed ACK."""
         if self.state in CAN_SEND and self._pending():
             self._push(now)
-        if self.ack_pending & ACK_SCHED:
+        if self.dack.pending & ACK_SCHED:
             self._ack_snd_check(now)
 
     def _established_from_synrecv(self, seg: Segment, now: float) -> None:
@@ -238,8 +238,7 @@ class InputMixin:
         self.win = _window.RecvWindow(
             p, rcvbuf=self.rcvbuf, rcvbuf_locked=self.rcvbuf_locked, rcv_wscale=self.rcv_wscale,
             window_clamp=self._init_clamp, rcv_wnd=self._init_rcv_wnd, advmss=self.advmss,
-            rcv_nxt=self.rcv_nxt, counters=self.stack.counters)
-        self._init_rcv_mss()
+            rcv_nxt=self.rcv_nxt, mss=self.mss, counters=self.stack.counters)
         self._init_rcvq_space(now)
         if flags & ACK:
             self.snd_una = seg.ack
@@ -509,7 +508,7 @@ class InputMixin:
             self._event_data_recv(seg, len(got), now)
             self.stack.dirty.add(self)
             if had_ooo and not self.reasm.blocks:
-                self.ack_pending |= ACK_NOW     # gap filled: ACK at once (RFC 5681 4.2)
+                self.dack.pending |= ACK_NOW     # gap filled: ACK at once (RFC 5681 4.2)
         self._schedule_ack(ACK_NOW if self.reasm.blocks else 0)
         if fin and off <= 0:
             self._queue_fin((seq + len(payload)) & MASK, now)
@@ -536,7 +535,7 @@ class InputMixin:
         self._schedule_ack(0)
         if st == ESTABLISHED:
             self._set_state(CLOSE_WAIT)
-            self.pingpong = max(self.pingpong, self._pp_thresh_v)   # inet_csk_enter_pingpong_mode
+            self.dack.enter_pingpong()
         elif st == FIN_WAIT_1:
             self._send_ack(now)
             self._set_state(CLOSING)
@@ -547,21 +546,22 @@ class InputMixin:
     def _event_data_recv(self, seg: Segment, n: int, now: float) -> None:
         """``tcp_event_data_recv``: schedule an ACK, measure rcv_mss, adapt ato, arm quick-ACK
         mode on the first data and after an idle gap longer than the RTO; grow rcv_ssthresh."""
-        self.ack_pending |= ACK_SCHED
+        d = self.dack
+        d.pending |= ACK_SCHED
         self._measure_rcv_mss(seg)
-        dmin = self._delack_min
-        if not self.ato:
+        dmin = d.delack_min
+        if not d.ato:
             self._incr_quickack(MAX_QUICKACKS)
-            self.ato = dmin
+            d.ato = dmin
         else:
-            m = now - self.lrcvtime
+            m = now - d.lrcvtime
             if m <= dmin / 2:
-                self.ato = self.ato / 2 + dmin / 2
-            elif m < self.ato:
-                self.ato = min(self.ato / 2 + m, self.rto.rto)
+                d.ato = d.ato / 2 + dmin / 2
+            elif m < d.ato:
+                d.ato = min(d.ato / 2 + m, self.rto.rto)
             elif m > self.rto.rto:
                 self._incr_quickack(MAX_QUICKACKS)
-        self.lrcvtime = now
+        d.lrcvtime = now
         self._rcv_rtt_measure(now)
         self.win.on_data(n, self.rcvq.n)
 
@@ -569,20 +569,22 @@ class InputMixin:
         """``tcp_measure_rcv_mss``: rcv_mss follows full-sized segments (up to advmss); a small
         segment marks ACK_PUSHED (twice in a row: PUSHED2), which lets recv() ACK at once."""
         n = len(seg.payload)
-        lss = self.last_seg_size
-        self.last_seg_size = 0
-        if n >= self.rcv_mss:
-            self.rcv_mss = min(n, self.advmss)
+        d = self.dack
+        win = self.win
+        lss = d.last_seg_size
+        d.last_seg_size = 0
+        if n >= win.rcv_mss:
+            win.rcv_mss = min(n, self.advmss)
             return
         o = seg.options
         hdr = 20 + (TS_LEN if o.ts is not None else 0) + (4 + 8 * len(o.sack_blocks) if o.sack_blocks else 0)
         ln = n + hdr
         if ln >= MSS_DEFAULT + 20 or (ln >= MIN_MSS + 20 and not seg.flags & (FIN | PSH | SYN)):
             ln -= 20 + (TS_LEN if self.ts_ok else 0)
-            self.last_seg_size = ln
+            d.last_seg_size = ln
             if ln == lss:
-                self.rcv_mss = ln
+                win.rcv_mss = ln
                 return
-        if self.ack_pending & ACK_PUSHED:
-            self.ack_pending |= ACK_PUSHED2
-        self.ack_pending |= ACK_PUSHED
+        if d.pending & ACK_PUSHED:
+            d.pending |= ACK_PUSHED2
+        d.pending |= ACK_PUSHED

@@ -145,8 +145,8 @@ class OutputMixin:
                 self.last_new_seq = seq
                 tt.append([end, now])
             # tcp_event_data_sent: a reply within ato of the last receive counts toward ping-pong
-            if now - self.lrcvtime < self.ato:
-                self.pingpong += 1
+            if now - self.dack.lrcvtime < self.dack.ato:
+                self.dack.pingpong += 1
         if n % self.mss:
             self.snd_sml = end     # tcp_minshall_update: skb->len < pcount * mss
         self._output(flags, seq, payload, now)
@@ -169,7 +169,7 @@ class OutputMixin:
                 self.dsack = None
             else:
                 o.sack_blocks = tuple(self.reasm.sack_blocks(limit))
-        wnd = self.win.select(self.rcv_nxt, len(self.rcvq), self.rcv_mss)
+        wnd = self.win.select(self.rcv_nxt, len(self.rcvq), self.win.rcv_mss)
         seg = Segment(self.laddr, self.raddr, self.lport, self.rport, seq=seq, ack=self.rcv_nxt,
                       flags=flags, window=wnd, options=o, payload=payload)
         mss = self.mss
@@ -181,11 +181,7 @@ class OutputMixin:
         self.lastsnd = now
         self.stack.emit(seg)
         if flags & ACK:
-            if self.quick:
-                self.quick -= 1
-                if not self.quick:
-                    self.ato = self._delack_min
-            self.ack_pending = 0
+            self.dack.ack_sent()
             self.dack_at = None
 
     def _send_ack(self, now: float, seq: int | None = None) -> None:
