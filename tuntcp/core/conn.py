@@ -38,10 +38,10 @@ from .. import mib
 from collections import deque
 
 from .cc import make_cc
-from .consts import MIN_MSS, MSS_DEFAULT, TS_LEN, TSO_MAX  # noqa: F401 (TSO_MAX: tests)
+from .consts import MIN_MSS, MSS_DEFAULT, TS_LEN
 from .delack import DelackMixin, DelayedAck
 from .rcvtune import RcvTuneMixin
-from .reasm import Reassembly, Scoreboard
+from .reasm import Reassembly
 from .recovery import RecoveryMixin
 from .rto import RtoEstimator
 from .seq import MASK
@@ -179,13 +179,8 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         self.fin_seq = None
         self.snd_sml = 0
         self.nodelay = False
-        self.dupacks = 0
-        self.recover = 0
-        self.in_recovery = False
-        self.retx_nxt = 0
         self.cc = None
         self.rto = RtoEstimator(p["model.rto_initial"], p["model.rto_min"], p["model.rto_max"])
-        self.sb = Scoreboard()
         self.rtt_seq = None
         self.rtt_time = 0.0
         self.retrans_stamp = None
@@ -194,11 +189,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         self.retrans_out = 0
         self.total_retrans = 0
         self.syn_retrans = False
-        self.reordering = p.get("net.ipv4.tcp_reordering", 3)
-        self.undo_cwnd = self.undo_ssthresh = 0
-        self.retx_tsval = None
         self.dsack = None
-        self.retx_list = []          # [seq, end, snd_max then, time] of this recovery's retransmits
         self.irs = self.rcv_nxt = 0
         self.rcvq = RecvQueue()
         self.reasm = Reassembly()
@@ -221,24 +212,12 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         self.tx_times = None         # deque of [end_seq, sent at or None once retransmitted]
                                      # (+ start seq for a TSO segment), made on first send
         self.lsndtime = now
-        self.rcv_rtt = 0.0           # smoothed receiver-side RTT, s (rcv_rtt_est.rtt_us >> 3)
-        self.rcv_rtt_seq = 0
-        self.rcv_rtt_time = None
-        self.rcv_rtt_last_tsecr = 0
-        self.rcvq_space = 0
-        self.rcvq_seq = 0
-        self.rcvq_time = now
-        self.copied = 0              # bytes the application has read (copied_seq)
-        self.tlp_high_seq = None     # snd_nxt when the outstanding probe went out
-        self.tlp_retrans = False
-        self.tlp_rto_at = None       # where the RTO stands while the probe timer is armed
         self.last_new_seq = 0        # start of the last new-data segment (the "last skb")
-        self.loss_high = None
         self._wmem_max = p["net.ipv4.tcp_wmem"][2]
-        self._tlp_ok = p.family == "linux" and p["net.ipv4.tcp_early_retrans"] in (3, 4)
-        self._rto_min = p["model.rto_min"]
         self._init_rcv_wnd = 0
         self._init_clamp = 0
+        self._init_recovery(p)
+        self._init_rcvtune(now)
 
     # ================================================================== creation
 

@@ -12,6 +12,17 @@ from ..wire.segment import Segment
 class RcvTuneMixin:
     __slots__ = ()
 
+    def _init_rcvtune(self, now: float) -> None:
+        """The autotuning fields of a new connection."""
+        self.rcv_rtt = 0.0           # smoothed receiver-side RTT, s (rcv_rtt_est.rtt_us >> 3)
+        self.rcv_rtt_seq = 0
+        self.rcv_rtt_time = None
+        self.rcv_rtt_last_tsecr = 0
+        self.rcvq_space = 0
+        self.rcvq_seq = 0
+        self.rcvq_time = now
+        self.copied = 0              # bytes the application has read (copied_seq)
+
     def _init_rcvq_space(self, now: float) -> None:
         """``tcp_init_buffer_space``'s autotuning start: the first measurement compares
         against min(rcv_ssthresh, rcv_wnd, TCP_INIT_CWND * advmss)."""

@@ -5,6 +5,7 @@ estimate, and tail loss probes (RFC 8985 7). A mixin of ``Connection``."""
 from __future__ import annotations
 
 from .. import mib
+from .reasm import Scoreboard
 from .seq import MASK, seq_gt, seq_lt
 from .state import CAN_SEND
 from ..wire.segment import Segment
@@ -12,6 +13,44 @@ from ..wire.segment import Segment
 
 class RecoveryMixin:
     __slots__ = ()
+
+    def _init_recovery(self, p) -> None:
+        """The loss-recovery fields of a new connection (profile ``p``)."""
+        self.dupacks = 0
+        self.recover = 0
+        self.in_recovery = False
+        self.retx_nxt = 0
+        self.sb = Scoreboard()
+        self.reordering = p.get("net.ipv4.tcp_reordering", 3)
+        self.undo_cwnd = self.undo_ssthresh = 0
+        self.retx_tsval = None
+        self.retx_list = []          # [seq, end, snd_max then, time] of this recovery's retransmits
+        self.tlp_high_seq = None     # snd_nxt when the outstanding probe went out
+        self.tlp_retrans = False
+        self.tlp_rto_at = None       # where the RTO stands while the probe timer is armed
+        self.loss_high = None
+        self._tlp_ok = p.family == "linux" and p["net.ipv4.tcp_early_retrans"] in (3, 4)
+        self._rto_min = p["model.rto_min"]
+
+    def _recovery_ack(self, seg, ack: int, now: float) -> None:
+        """New data acknowledged during fast recovery: undo if the ACK proves the recovery
+        spurious (``tcp_try_undo_recovery``, TcpExtTCPFullUndo), leave recovery once ``recover``
+        is acknowledged (``tcp_end_cwnd_reduction``), else a NewReno partial ACK (RFC 6582 3.2
+        step 3) retransmits a lost retransmission or the next hole."""
+        cc = self.cc
+        if self._spurious_recovery(seg):
+            self.stack.counters[mib.TcpExtTCPFullUndo] += 1
+            self.in_recovery = False
+            cc.in_recovery = False
+            cc.cwnd = max(cc.cwnd, self.undo_cwnd)
+            cc.ssthresh = max(cc.ssthresh, self.undo_ssthresh)
+            self.dupacks = 0
+        elif not seq_lt(ack, self.recover):
+            self.in_recovery = False
+            cc.on_exit_recovery()
+            self.dupacks = 0
+        elif not (self.sack_ok and self._lost_retransmit(now)):
+            self._retransmit_next(now)
 
     def _on_dupack(self, now: float) -> None:
         """Fast retransmit on the third duplicate ACK, or when SACK shows the head lost

@@ -287,8 +287,7 @@ class InputMixin:
 
     def _ack(self, seg: Segment, now: float) -> bool:
         """``tcp_ack``: validate (RFC 5961 5.2), update the send window (``tcp_ack_update_window``),
-        drop acknowledged data, sample the RTT (Karn), drive congestion control, detect loss by
-        duplicate ACKs or SACK (RFC 5681 3.2, RFC 6675) and NewReno partial ACKs (RFC 6582).
+        then a duplicate ACK (``_ack_dup``) or new data acknowledged (``_ack_new``).
         Returns False when the segment must be dropped."""
         ack = seg.ack
         una = self.snd_una
@@ -321,28 +320,37 @@ class InputMixin:
         if blocks and self.sack_ok:
             self.sb.on_sack(blocks, una, snd_max)
         if acked == 0:
-            c = self.stack.counters
-            # duplicate ACK (RFC 5681 2): no data, no window change, data outstanding
-            if una != self.snd_max and not seg.payload and not win_changed and \
-                    not seg.flags & (SYN | FIN):
-                self.dupacks += 1
-                self._on_dupack(now)
-            elif not seg.payload:
-                c[mib.TcpExtTCPPureAcks] += 1
-            if self.snd_wnd and self.rtx_kind == "probe" and self.rtx_at is not None:
-                self.rtx_at = None         # window opened: _push restarts transmission
-                self.probes_out = 0
-            if self.tlp_high_seq is not None:
-                self._process_tlp_ack(seg, ack, False, now)
+            self._ack_dup(seg, win_changed, now)
             return True
-        # new data acknowledged
+        return self._ack_new(seg, acked, snd_max, now)
+
+    def _ack_dup(self, seg: Segment, win_changed: bool, now: float) -> None:
+        """``tcp_ack`` with nothing new acknowledged: a duplicate ACK (RFC 5681 2: no data, no
+        window change, data outstanding) goes to loss detection; else TcpExtTCPPureAcks. A
+        window that opened stops the zero-window probes; a loss probe episode may end."""
+        if self.snd_una != self.snd_max and not seg.payload and not win_changed and \
+                not seg.flags & (SYN | FIN):
+            self.dupacks += 1
+            self._on_dupack(now)
+        elif not seg.payload:
+            self.stack.counters[mib.TcpExtTCPPureAcks] += 1
+        if self.snd_wnd and self.rtx_kind == "probe" and self.rtx_at is not None:
+            self.rtx_at = None         # window opened: _push restarts transmission
+            self.probes_out = 0
+        if self.tlp_high_seq is not None:
+            self._process_tlp_ack(seg, seg.ack, False, now)
+
+    def _ack_new(self, seg: Segment, acked: int, snd_max: int, now: float) -> bool:
+        """``tcp_ack`` for new data acknowledged: ``tcp_clean_rtx_queue`` (drop it, RTT sample
+        by Karn, ca_rtt, SACK reordering), recovery or congestion control, the loss probe
+        episode, ``tcp_set_xmit_timer`` (RFC 6298 5.3), ``tcp_sndbuf_expand``, and our FIN
+        acknowledged (``_fin_acked``). ``snd_max`` as the ACK found it. Returns False when the
+        connection went away."""
+        ack = seg.ack
+        una = self.snd_una
         fin_seq = self.fin_seq
-        if fin_seq is not None and ack == (fin_seq + 1) & MASK:
-            data_acked = acked - 1
-            fin_acked = True
-        else:
-            data_acked = acked
-            fin_acked = False
+        fin_acked = fin_seq is not None and ack == (fin_seq + 1) & MASK
+        data_acked = acked - 1 if fin_acked else acked
         if data_acked > 0:
             del self.sndq[:data_acked]
             self.bytes_acked += data_acked
@@ -368,22 +376,8 @@ class InputMixin:
             sb.clear_below(ack)
         mss = self.mss
         acked_segs = (acked + mss - 1) // mss or 1
-        if self.in_recovery and self._spurious_recovery(seg):
-            self.stack.counters[mib.TcpExtTCPFullUndo] += 1
-            self.in_recovery = False
-            self.cc.in_recovery = False
-            self.cc.cwnd = max(self.cc.cwnd, self.undo_cwnd)
-            self.cc.ssthresh = max(self.cc.ssthresh, self.undo_ssthresh)
-            self.dupacks = 0
-        elif self.in_recovery:
-            if not seq_lt(ack, self.recover):
-                self.in_recovery = False
-                self.cc.on_exit_recovery()
-                self.dupacks = 0
-            else:
-                # NewReno partial ACK (RFC 6582 3.2 step 3)
-                if not (self.sack_ok and self._lost_retransmit(now)):
-                    self._retransmit_next(now)
+        if self.in_recovery:
+            self._recovery_ack(seg, ack, now)
         else:
             self.dupacks = 0
             out = ((self.snd_nxt - ack) & MASK) - sb.sacked_bytes      # _inflight_segs
@@ -405,17 +399,24 @@ class InputMixin:
             self._sndbuf_expand()
         self.stack.dirty.add(self)
         if fin_acked:
-            st = self.state
-            if st == FIN_WAIT_1:
-                self._set_state(FIN_WAIT_2)
-                if self.app_closed:
-                    self._arm_tw(now + self.profile.get("net.ipv4.tcp_fin_timeout", 60))
-            elif st == CLOSING:
-                if not self._enter_timewait(now):
-                    return False
-            elif st == LAST_ACK:
-                self._done(CLOSED)
+            return self._fin_acked(now)
+        return True
+
+    def _fin_acked(self, now: float) -> bool:
+        """Our FIN was acknowledged (``tcp_rcv_state_process``): FIN-WAIT-1 → FIN-WAIT-2 (an
+        orphan gets tcp_fin_timeout), CLOSING → TIME-WAIT, LAST-ACK → CLOSED. False when the
+        connection is gone."""
+        st = self.state
+        if st == FIN_WAIT_1:
+            self._set_state(FIN_WAIT_2)
+            if self.app_closed:
+                self._arm_tw(now + self.profile.get("net.ipv4.tcp_fin_timeout", 60))
+        elif st == CLOSING:
+            if not self._enter_timewait(now):
                 return False
+        elif st == LAST_ACK:
+            self._done(CLOSED)
+            return False
         return True
 
     def _cc_ack(self, acked_segs: int, now: float, rtt, cwnd_limited: bool) -> None:

@@ -3,7 +3,6 @@ window, TSO sizing, ``tcp_transmit_skb`` (options, the advertised window, ``tcp_
 bare ACKs, D-SACK, challenge ACKs and resets. A mixin of ``Connection``."""
 from __future__ import annotations
 
-from collections import deque
 from .. import mib
 from .seq import MASK, seq_gt, seq_lt
 from .state import CAN_SEND, SYN_RECV
@@ -124,7 +123,6 @@ class OutputMixin:
             self._mark_retrans(seq, end)
         else:
             self.bytes_sent += n
-            mss = self.mss
             if self.rtt_seq is None and n:
                 self.rtt_seq = seq
                 self.rtt_time = now
@@ -132,18 +130,7 @@ class OutputMixin:
             if self.snd_una == self.snd_max:
                 self.cc.on_tx_start(now, now - self.lsndtime)
             self.lsndtime = now
-            tt = self.tx_times
-            if tt is None:
-                tt = self.tx_times = deque()
-            if n > mss:
-                # a TSO segment: one [end, sent, start] entry (_ca_rtt trims it by whole MSS);
-                # its last piece is what a loss probe resends (tcp_send_loss_probe's
-                # tcp_fragment)
-                tt.append([end, now, seq])
-                self.last_new_seq = (seq + (n - 1) // mss * mss) & MASK
-            else:
-                self.last_new_seq = seq
-                tt.append([end, now])
+            self._log_sent(seq, end, n, now)
             # tcp_event_data_sent: a reply within ato of the last receive counts toward ping-pong
             if now - self.dack.lrcvtime < self.dack.ato:
                 self.dack.pingpong += 1

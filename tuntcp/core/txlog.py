@@ -4,11 +4,29 @@ TCPCB_RETRANS marks. Entries are ``[end_seq, sent at or None once retransmitted]
 start seq for a TSO segment. A mixin of ``Connection``."""
 from __future__ import annotations
 
+from collections import deque
+
 from .seq import HALF, MASK, seq_gt, seq_lt
 
 
 class TxLogMixin:
     __slots__ = ()
+
+    def _log_sent(self, seq: int, end: int, n: int, now: float) -> None:
+        """New data [seq, end) of ``n`` bytes went out at ``now`` (the log is made by the first
+        send); also remembers where the last new-data segment starts (the "last skb")."""
+        tt = self.tx_times
+        if tt is None:
+            tt = self.tx_times = deque()
+        mss = self.mss
+        if n > mss:
+            # a TSO segment: one [end, sent, start] entry (_ca_rtt trims it by whole MSS);
+            # its last piece is what a loss probe resends (tcp_send_loss_probe's tcp_fragment)
+            tt.append([end, now, seq])
+            self.last_new_seq = (seq + (n - 1) // mss * mss) & MASK
+        else:
+            self.last_new_seq = seq
+            tt.append([end, now])
 
     def _ca_rtt(self, ack: int, now: float) -> float | None:
         """``tcp_clean_rtx_queue``'s ca_rtt: time since the newest segment this ACK covers
