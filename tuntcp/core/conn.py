@@ -1,15 +1,27 @@
 """One TCP connection, sans-IO: the RFC 9293 state machine with Linux's choices.
 
 Every method takes ``now``; output goes through ``stack.emit`` and timers through
-``stack.schedule``. The receive path is ``on_segment`` (Linux ``tcp_rcv_established`` /
-``tcp_rcv_state_process``); the send path is ``_push`` (``tcp_write_xmit``). Receive-window
-arithmetic lives in ``window.RecvWindow``; RTO, congestion control, reassembly and the SACK
-scoreboard in their own modules.
+``stack.schedule``. This module holds the state machine (``state.TRANSITIONS``, checked by
+``_set_state``), creation (active and passive open) and the application API. The rest of the
+class comes from mixins split along Linux's own files (methods only; every field is a slot of
+``Connection``, so the per-segment path reads attributes of one object):
+
+    tcp_input.py   on_segment's work: PAWS, header prediction, RFC 9293 3.10.7.4, tcp_ack,
+                   tcp_data_queue, tcp_fin, tcp_event_data_recv
+    tcp_output.py  tcp_write_xmit (Nagle, peer window, TSO sizing), tcp_transmit_skb, ACKs, RSTs
+    recovery.py    fast retransmit, SACK/NewReno, lost retransmissions (RACK), undo, TLP
+    timers.py      retransmission/probe/loss-probe timer, delayed-ACK and TIME-WAIT dispatch
+    delack.py      DelayedAck (icsk_ack) and the ACK-now-or-later decisions
+    txlog.py       the send-time log (ca_rtt, Karn marks)
+    rcvtune.py     receiver RTT and tcp_rcv_space_adjust
+Receive-window arithmetic (and the one rcv_mss / rcvbuf once established) lives in
+``window.RecvWindow``; RTO, congestion control, reassembly and the SACK scoreboard in their own
+modules.
 
 Fast path: ``on_segment`` sends an in-order ESTABLISHED segment with only ACK/PSH and nothing
 out of order to ``_fast_path`` (header prediction): ts_recent, ``_ack`` (skipped for data that
-acknowledges nothing new, as Linux does), append to the receive queue, ACK decision. Everything
-else takes ``_rcv_synced`` (RFC 9293 3.10.7.4 step by step).
+acknowledges nothing new, as Linux does), then the same ``_data`` and ``_after_input`` as the
+slow path. Everything else takes ``_rcv_synced`` (RFC 9293 3.10.7.4 step by step).
 
 Also modelled: tail loss probes (``_schedule_loss_probe``), HyStart input (per-ACK ca_rtt from
 segment send times), idle restart, receive-buffer autotuning (``_rcv_space_adjust``).
@@ -27,8 +39,8 @@ than by truesize accounting; receive-buffer autotuning (``_rcv_space_adjust``) u
 rule for every profile, FreeBSD's included (FreeBSD's own recvbuf_auto differs).
 
 Timers: one heap entry per connection at a time. ``rtx_at`` (SYN/data retransmission,
-zero-window probe or tail loss probe, ``rtx_kind`` "syn"/"rtx"/"probe"/"tlp" says which), ``dack_at`` (delayed ACK) and ``tw_at``
-(TIME-WAIT / orphaned FIN-WAIT-2). Moving a timer later costs nothing: the early heap entry
+zero-window probe or tail loss probe, ``rtx_kind`` "syn"/"rtx"/"probe"/"tlp" says which),
+``dack_at`` (delayed ACK) and ``tw_at`` (TIME-WAIT / orphaned FIN-WAIT-2). Moving a timer later costs nothing: the early heap entry
 fires, finds nothing due and re-arms at the real deadline.
 """
 from __future__ import annotations

@@ -68,7 +68,10 @@ class InputMixin:
         """Header prediction (``tcp_rcv_established`` fast path): in-order segment, ACK only
         (maybe PSH), no SACK, nothing out of order. Pure ACKs and in-order data land here.
         A TSval older than ts_recent goes to the slow path, as in Linux; otherwise it is
-        stored when rcv_nxt == rcv_wup (``tcp_store_ts_recent``)."""
+        stored when rcv_nxt == rcv_wup (``tcp_store_ts_recent``). What it skips: PAWS and the
+        sequence/RST/SYN checks (nothing to check), and ``_ack`` for data acknowledging
+        nothing new; what it counts: TcpExtTCPHPHits / TcpExtTCPHPAcks. The data and the
+        ACK decision go through the slow path's ``_data`` and ``_after_input``."""
         if not seg.flags & ACK:
             return
         ts = seg.options.ts
@@ -90,28 +93,14 @@ class InputMixin:
             c[mib.TcpExtTCPHPHits] = c.get(mib.TcpExtTCPHPHits, 0) + 1
             if ts is not None and ts[1] != self.rcv_rtt_last_tsecr:
                 self._rcv_rtt_measure_ts(seg)
-            n = len(payload)
-            rcv_nxt = self.rcv_nxt
-            if 0 < n <= self.win.current(rcv_nxt):     # _data's in-order case, inlined
-                self.rcvq += payload
-                self.rcv_nxt = (rcv_nxt + n) & MASK
-                self.bytes_received += n
-                self._event_data_recv(seg, n, now)
-                self.stack.dirty.add(self)
-            else:
-                self._data(seg, now)
+            self._data(seg, now)
         else:
             if not self._ack(seg, now) or self.state == CLOSED:
                 return
             c[mib.TcpExtTCPHPAcks] = c.get(mib.TcpExtTCPHPAcks, 0) + 1
             if ts is not None:
                 self.rcv_rtt_last_tsecr = ts[1]
-        # _after_input
-        if self.sndq or self.fin_queued:
-            if self.state in CAN_SEND and self._pending():
-                self._push(now)
-        if self.dack.pending & ACK_SCHED:
-            self._ack_snd_check(now)
+        self._after_input(now)
 
     def _rcv_synced(self, seg: Segment, now: float) -> None:
         """Synchronized states (RFC 9293 3.10.7.4; ``tcp_validate_incoming`` then ``tcp_ack``,
@@ -184,8 +173,8 @@ class InputMixin:
     def _after_input(self, now: float) -> None:
         """``tcp_data_snd_check`` + ``tcp_ack_snd_check``: send what the ACK allowed, then
         decide between an immediate and a delayed ACK."""
-        if self.state in CAN_SEND and self._pending():
-            self._push(now)
+        if (self.sndq or self.fin_queued) and self.state in CAN_SEND and self._pending():
+            self._push(now)                # (_pending is False with nothing queued)
         if self.dack.pending & ACK_SCHED:
             self._ack_snd_check(now)
 
