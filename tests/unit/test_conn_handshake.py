@@ -144,9 +144,8 @@ def test_syn_sent_ignores_rst_without_ack_and_resets_bad_ack():
     assert box["c"].state == "SYN-SENT"
 
 
-def test_simultaneous_open():
-    """Both sides send SYN; each answers SYN-ACK from SYN-RECV and becomes ESTABLISHED on the
-    other's SYN-ACK (RFC 9293 figure 8)."""
+def crossed_syns():
+    """Two stacks whose connect() SYNs crossed: both connections in SYN-RECV."""
     p = get_profile("linux-6.1")
     a = Stack(p, addrs={L}, build=False)
     b = Stack(p, addrs={R}, build=False)
@@ -157,6 +156,13 @@ def test_simultaneous_open():
         b.receive_segment(s, 0.01)
     for s in sb:
         a.receive_segment(s, 0.01)
+    return a, b, ca, cb
+
+
+def test_simultaneous_open():
+    """Both sides send SYN; each answers SYN-ACK from SYN-RECV and becomes ESTABLISHED on the
+    other's SYN-ACK (RFC 9293 figure 8)."""
+    a, b, ca, cb = crossed_syns()
     assert ca.state == cb.state == "SYN-RECV"
     sa, sb = a.take_segments(), b.take_segments()
     assert [s.flags for s in sa] == [SYN | ACK] and [s.flags for s in sb] == [SYN | ACK]

@@ -6,34 +6,17 @@ import argparse
 import pytest
 
 from test_conn_close import seg, to_state
+from test_conn_handshake import crossed_syns
 from test_conn_handshake import test_listener_and_connect_between_two_stacks as _listen_connect
 from test_conn_handshake import test_rst_to_syn_is_connection_refused as _refused
 from tuntcp.core import state
-from tuntcp.core.stack import Stack
 from tuntcp.core.state import State, TRANSITIONS
-from tuntcp.profiles import get_profile
 from tuntcp.scenarios import states as states_cli
-from tuntcp.wire.segment import ACK, FIN, RST
-
-from test_conn_delack import L, R
-
-
-def _syn_recv_pair():
-    """A simultaneous open stopped in SYN-RECV (both SYNs crossed)."""
-    p = get_profile("linux-6.1")
-    a, b = Stack(p, addrs={L}, build=False), Stack(p, addrs={R}, build=False)
-    ca = a.connect(L, R, 5000, 0.0, lport=6000)
-    cb = b.connect(R, L, 6000, 0.0, lport=5000)
-    sa, sb = a.take_segments(), b.take_segments()
-    for s in sa:
-        b.receive_segment(s, 0.01)
-    for s in sb:
-        a.receive_segment(s, 0.01)
-    return a, b, ca, cb
+from tuntcp.wire.segment import ACK, RST
 
 
 def _simultaneous_open():
-    a, b, ca, cb = _syn_recv_pair()
+    a, b, ca, cb = crossed_syns()
     sa, sb = a.take_segments(), b.take_segments()
     for s in sa:
         b.receive_segment(s, 0.02)
@@ -43,7 +26,7 @@ def _simultaneous_open():
 
 
 def _syn_recv_shutdown_and_abort():
-    a, b, ca, cb = _syn_recv_pair()
+    a, b, ca, cb = crossed_syns()
     ca.shutdown_write(0.02)
     assert ca.state == "FIN-WAIT-1"
     cb.abort(0.02)
