@@ -69,10 +69,12 @@ class DelackMixin:
     __slots__ = ()
 
     def _incr_quickack(self, max_quickacks: int) -> None:
+        """``tcp_incr_quickack`` with this connection's window and rcv_mss."""
         win = self.win
         self.dack.incr_quickack(win.rcv_wnd, win.rcv_mss, max_quickacks)
 
     def _enter_quickack(self) -> None:
+        """``tcp_enter_quickack_mode`` with this connection's window and rcv_mss."""
         win = self.win
         self.dack.enter_quickack(win.rcv_wnd, win.rcv_mss)
 
