@@ -269,7 +269,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         """Our SYN / SYN-ACK options (``tcp_syn_options``): the codec lays them out like Linux."""
         p = self.profile
         o = TcpOptions(mss=self.advmss)
-        if self.state == SYN_SENT:
+        if self.state is SYN_SENT:
             if p.get("net.ipv4.tcp_sack", 1):
                 o.sack_ok = True
             if p.get("net.ipv4.tcp_timestamps", 1):
@@ -410,7 +410,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         """close(2) (``tcp_close``): unread data → RST (RFC 9293 3.10.4, TcpExtTCPAbortOnClose);
         otherwise FIN, and the socket becomes an orphan that drops later data with a RST."""
         self.stack.now = now
-        if self.state == CLOSED:
+        if self.state is CLOSED:
             return
         self.app_closed = True
         if self.rcvq:
@@ -418,18 +418,18 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
             self._send_rst(now)
             self._done(CLOSED)
             return
-        if self.state == SYN_SENT:
+        if self.state is SYN_SENT:
             self._done(CLOSED)
             return
         self.shutdown_write(now)
-        if self.state == FIN_WAIT_2:
+        if self.state is FIN_WAIT_2:
             self._arm_tw(now + self.profile.get("net.ipv4.tcp_fin_timeout", 60))
 
     def abort(self, now: float) -> None:
         """SO_LINGER 0 close (``tcp_disconnect``): RST in synchronized states
         (``tcp_need_reset``), counted TcpExtTCPAbortOnData as Linux does."""
         self.stack.now = now
-        if self.state == CLOSED:
+        if self.state is CLOSED:
             return
         self.app_closed = True
         if self.state in SYNCED:
@@ -467,14 +467,14 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         self.segs_in += 1
         self.lastrcv = now
         st = self.state
-        if st == ESTABLISHED and seg.flags & (SYN | RST | FIN) == 0 and seg.seq == self.rcv_nxt \
+        if st is ESTABLISHED and seg.flags & (SYN | RST | FIN) == 0 and seg.seq == self.rcv_nxt \
                 and not seg.options.sack_blocks and not self.reasm.blocks:
             self._fast_path(seg, now)
-        elif st == SYN_SENT:
+        elif st is SYN_SENT:
             self._rcv_synsent(seg, now)
-        elif st == TIME_WAIT:
+        elif st is TIME_WAIT:
             return self._rcv_timewait(seg, now)
-        elif st == CLOSED:
+        elif st is CLOSED:
             return False
         else:
             self._rcv_synced(seg, now)
@@ -486,7 +486,8 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         """``tcp_set_state``: checks the move against ``state.TRANSITIONS`` and keeps
         TcpCurrEstab (ESTABLISHED and CLOSE-WAIT count) and TcpEstabResets."""
         old = self.state
-        if old == new:
+        new = State(new)                   # the core compares states by identity
+        if old is new:
             return
         _state.check(old, new)
         c = self.stack.counters
@@ -494,7 +495,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         now_est = new in (ESTABLISHED, CLOSE_WAIT)
         if was and not now_est:
             c[mib.TcpCurrEstab] = c.get(mib.TcpCurrEstab, 0) - 1
-            if new == CLOSED:
+            if new is CLOSED:
                 c[mib.TcpEstabResets] += 1    # tcp_set_state: straight to CLOSE, no FIN handshake
         elif now_est and not was:
             c[mib.TcpCurrEstab] = c.get(mib.TcpCurrEstab, 0) + 1
@@ -533,7 +534,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
     def _reset(self, now: float) -> None:
         """``tcp_reset``: the peer reset us (RFC 9293 3.10.7.4 second step)."""
         st = self.state
-        self.error = "refused" if st == SYN_SENT else "reset"
+        self.error = "refused" if st is SYN_SENT else "reset"
         self._done(CLOSED)
 
     def _done(self, new: str) -> None:
@@ -543,7 +544,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         c = self.stack.counters
         if st in (SYN_SENT, SYN_RECV):
             c[mib.TcpAttemptFails] += 1
-        elif st == TIME_WAIT:
+        elif st is TIME_WAIT:
             self.stack.tw_count -= 1
         self._set_state(CLOSED)
         self.rtx_at = self.dack_at = self.tw_at = None

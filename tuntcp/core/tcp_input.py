@@ -88,14 +88,14 @@ class InputMixin:
             if seg.ack == self.snd_una and self.tlp_high_seq is None and \
                     seg.window << self.snd_wscale == self.snd_wnd:
                 self.snd_wl1 = seg.seq     # nothing new acknowledged: tcp_update_wl only
-            elif not self._ack(seg, now) or self.state == CLOSED:
+            elif not self._ack(seg, now) or self.state is CLOSED:
                 return
             c[mib.TcpExtTCPHPHits] = c.get(mib.TcpExtTCPHPHits, 0) + 1
             if ts is not None and ts[1] != self.rcv_rtt_last_tsecr:
                 self._rcv_rtt_measure_ts(seg)
             self._data(seg, now)
         else:
-            if not self._ack(seg, now) or self.state == CLOSED:
+            if not self._ack(seg, now) or self.state is CLOSED:
                 return
             c[mib.TcpExtTCPHPAcks] = c.get(mib.TcpExtTCPHPAcks, 0) + 1
             if ts is not None:
@@ -130,9 +130,9 @@ class InputMixin:
             return
         # 3. SYN in a synchronized state (RFC 5961 4): challenge ACK
         if flags & SYN:
-            if st == SYN_RECV and seg.seq == self.irs and flags & ACK and seg.ack == self.snd_nxt:
+            if st is SYN_RECV and seg.seq == self.irs and flags & ACK and seg.ack == self.snd_nxt:
                 pass    # the peer's SYN-ACK of a simultaneous open (tcp_validate_incoming)
-            elif st == SYN_RECV and seg.seq == self.irs:
+            elif st is SYN_RECV and seg.seq == self.irs:
                 self._send_syn(now, ack=True)      # our SYN-ACK was lost: resend it
                 return
             else:
@@ -141,7 +141,7 @@ class InputMixin:
         # 4. ACK
         if not flags & ACK:
             return
-        if st == SYN_RECV:
+        if st is SYN_RECV:
             if not (seq_gt(seg.ack, self.snd_una) and not seq_gt(seg.ack, self.snd_max)):
                 self._send_rst_for(seg)
                 return
@@ -150,7 +150,7 @@ class InputMixin:
             self._replace_ts_recent(seg, now)
         if not self._ack(seg, now):
             return
-        if self.state == CLOSED:
+        if self.state is CLOSED:
             return
         # 5. data and FIN
         st = self.state
@@ -396,14 +396,14 @@ class InputMixin:
         orphan gets tcp_fin_timeout), CLOSING → TIME-WAIT, LAST-ACK → CLOSED. False when the
         connection is gone."""
         st = self.state
-        if st == FIN_WAIT_1:
+        if st is FIN_WAIT_1:
             self._set_state(FIN_WAIT_2)
             if self.app_closed:
                 self._arm_tw(now + self.profile.get("net.ipv4.tcp_fin_timeout", 60))
-        elif st == CLOSING:
+        elif st is CLOSING:
             if not self._enter_timewait(now):
                 return False
-        elif st == LAST_ACK:
+        elif st is LAST_ACK:
             self._done(CLOSED)
             return False
         return True
@@ -523,13 +523,13 @@ class InputMixin:
         self.stack.dirty.add(self)
         st = self.state
         self._schedule_ack(0)
-        if st == ESTABLISHED:
+        if st is ESTABLISHED:
             self._set_state(CLOSE_WAIT)
             self.dack.enter_pingpong()
-        elif st == FIN_WAIT_1:
+        elif st is FIN_WAIT_1:
             self._send_ack(now)
             self._set_state(CLOSING)
-        elif st == FIN_WAIT_2:
+        elif st is FIN_WAIT_2:
             self._send_ack(now)
             self._enter_timewait(now)
 

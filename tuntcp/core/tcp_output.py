@@ -175,7 +175,7 @@ class OutputMixin:
         """``tcp_send_ack``: a bare ACK at the highest sequence sent (Linux's snd_nxt; ours
         rewinds during go-back-N, and an old sequence number would make the peer drop the
         ACK as out of window), or at ``seq`` for a window probe."""
-        if self.state == SYN_RECV:
+        if self.state is SYN_RECV:
             return
         self._output(ACK, self.snd_max if seq is None else seq, b"", now)
 

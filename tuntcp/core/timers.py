@@ -53,12 +53,12 @@ class TimerMixin:
                 self._rtx_timer(now)
         if self.tw_at is not None and self.tw_at <= now:
             self.tw_at = None
-            if self.state == TIME_WAIT:
+            if self.state is TIME_WAIT:
                 self.stack.counters[mib.TcpExtTW] += 1
             self._done(CLOSED)
             return
         nxt = min((t for t in (self.dack_at, self.rtx_at, self.tw_at) if t is not None), default=None)
-        if nxt is not None and self.state != CLOSED:
+        if nxt is not None and self.state is not CLOSED:
             self._wake(nxt)
 
     def _syn_timer(self, now: float) -> None:
@@ -76,7 +76,7 @@ class TimerMixin:
         self.stack.counters[mib.TcpRetransSegs] += 1
         self.stack.counters[mib.TcpExtTCPSynRetrans] += 1
         self.total_retrans += 1
-        self._send_syn(now, ack=self.state == SYN_RECV)
+        self._send_syn(now, ack=self.state is SYN_RECV)
         self.retransmits += 1
         if self.retransmits > linear:
             self.rto.backoff()
