@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from ..profiles import get_profile
 from ..wire.codec import ip_int
-from ..wire.segment import ACK, SYN
+from dataclasses import replace
+
+from ..wire.segment import CWR, SYN
 from . import host
 from .code import run_code
 from .commands import Settings
@@ -113,8 +115,8 @@ class Runner:
 
     def _event(self, ev: Event) -> None:
         start, end = self._when(ev)
-        if ev.kind == "packet" and ev.packet.proto != "tcp":
-            raise Unsupported(f"{ev.packet.proto} packets", ev.line)
+        if ev.kind == "packet":
+            self._supported(ev)
         if ev.kind == "packet" and ev.packet.direction == ">":
             actual = self._outbound(ev, start, end)
         else:
@@ -133,6 +135,19 @@ class Runner:
         self.last_time = actual
 
     # ---- packets
+    @staticmethod
+    def _supported(ev: Event) -> None:
+        p = ev.packet
+        if p.proto != "tcp":
+            raise Unsupported(f"{p.proto} packets", ev.line)
+        for o in p.options or ():
+            if o.name in ("FO", "FOEXP"):
+                raise Unsupported("TFO", ev.line, "Fast Open option")
+            if o.name == "md5":
+                raise Unsupported("md5", ev.line, "TCP MD5 option")
+        if p.direction == "<" and p.length and "S" in p.flags:
+            raise Unsupported("TFO", ev.line, "data on a SYN")
+
     def _inbound(self, ev: Event) -> None:
         p = ev.packet
         if p.win is None:
@@ -168,11 +183,7 @@ class Runner:
             t, seg = self.pending.pop(0)
             got.append((t, seg))
             total += len(seg.payload)
-            if self.strict or total >= ev.packet.length or seg.flags & ~0x18 & 0xFF:
-                break
-            # coalesce: the next segment must follow on directly, with the same flags
-            nxt = self.pending[0][1] if self.pending else None
-            if nxt is not None and (nxt.seq != (seg.seq + len(seg.payload)) & 0xFFFFFFFF):
+            if self.strict or total >= ev.packet.length:
                 break
         t0, first = got[0]
         seg = first if len(got) == 1 else _merged(got)
@@ -279,11 +290,11 @@ class _OutArg(Exception):
 
 
 def _merged(got):
+    """packetdrill's aggregate: the last segment's header with the first's seq and CWR."""
     first = got[0][1]
     last = got[-1][1]
-    from dataclasses import replace
-    return replace(first, payload=b"".join(bytes(s.payload) for _, s in got), flags=first.flags | last.flags,
-                   ack=last.ack, window=last.window)
+    return replace(last, payload=b"".join(bytes(s.payload) for _, s in got), seq=first.seq,
+                   flags=(last.flags & ~CWR) | (first.flags & CWR))
 
 
 def _script_text(ev: Event) -> str:

@@ -27,6 +27,7 @@ class Sock:
     conn: object = None
     opts: dict = field(default_factory=dict)
     connected_reported: bool = False
+    rd_shut: bool = False
     pending_write: int = 0      # bytes of a blocking write still to hand to the stack
 
 
@@ -165,6 +166,8 @@ class Shim:
                     s.conn.nodelay = bool(v)
                     s.conn.send(b"", self.now) if v else None
             return 0, None
+        if str(name).startswith("TCP_FASTOPEN"):
+            raise Unsupported("TFO", detail=f"setsockopt {name}")
         raise Unsupported(f"setsockopt {name}")
 
     def sys_getsockopt(self, fd, level, name, val, vlen):
@@ -240,6 +243,8 @@ class Shim:
         return self._write(fd, n)
 
     def sys_sendto(self, fd, buf, n, flags=0, addr=None, alen=None):
+        if "MSG_FASTOPEN" in str(flags):
+            raise Unsupported("TFO", detail="sendto MSG_FASTOPEN")
         return self._write(fd, n)
 
     def sys_writev(self, fd, iov, cnt):
@@ -260,6 +265,8 @@ class Shim:
         data = c.recv(n, self.now)
         if data:
             return len(data), None
+        if s.rd_shut:
+            return 0, None
         if c.error:
             raise _Errno(_ERRNO[c.error])
         if c.at_eof() or c.state == "CLOSED":
@@ -281,9 +288,12 @@ class Shim:
         return self._read(fd, _iov_len(iov))
 
     def sys_shutdown(self, fd, how):
-        c = self.sock(fd).conn
+        s = self.sock(fd)
+        c = s.conn
         if c is None:
             raise _Errno("ENOTCONN")
+        if how in ("SHUT_RD", "SHUT_RDWR", 0, 2):
+            s.rd_shut = True
         if how in ("SHUT_WR", "SHUT_RDWR", 1, 2):
             c.shutdown_write(self.now)
         return 0, None
