@@ -251,6 +251,7 @@ class Runner:
         self._check_ret(ev, res)
 
     def _call(self, ev: Event):
+        self.shim.want_fd = ev.syscall.ret if isinstance(ev.syscall.ret, int) else None
         try:
             res = self.shim.call(ev.syscall.name, ev.syscall.args)
         except _OutArg as e:

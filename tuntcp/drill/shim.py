@@ -50,6 +50,7 @@ class Shim:
     def __init__(self, runner):
         self.r = runner
         self.socks: dict[int, Sock] = {}
+        self.want_fd: int | None = None    # the fd the script expects (packetdrill maps fds)
 
     # ---- helpers
     def sock(self, fd) -> Sock:
@@ -70,6 +71,8 @@ class Shim:
             raise Unsupported(f"syscall {name} arguments", detail=str(e)) from None
 
     def _new_fd(self) -> int:
+        if self.want_fd is not None and self.want_fd >= 0 and self.want_fd not in self.socks:
+            return self.want_fd
         fd = 3
         while fd in self.socks:
             fd += 1
@@ -209,8 +212,13 @@ class Shim:
         raise Unsupported(f"ioctl {req}")
 
     # ---- data
-    def _write(self, fd, n: int):
+    def _write(self, fd, n: int, buf=ELLIPSIS, flags=0):
         s = self.sock(fd)
+        if buf == "NULL" and n:
+            raise _Errno("EFAULT")
+        fl = _flag_names(flags)
+        if fl - {"MSG_EOR", "MSG_DONTWAIT", "MSG_NOSIGNAL"}:
+            raise Unsupported(f"send flag {'|'.join(sorted(fl))}")
         c = s.conn
         if c is None:
             raise _Errno("EPIPE")
@@ -226,7 +234,7 @@ class Shim:
             s.pending_write = n
         left = s.pending_write
         took = c.send(bytes(left), self.now)
-        if s.nonblock:
+        if s.nonblock or "MSG_DONTWAIT" in fl:
             s.pending_write = 0
             if took == 0:
                 raise _Errno("EAGAIN")
@@ -237,15 +245,15 @@ class Shim:
         return n, None
 
     def sys_write(self, fd, buf, n):
-        return self._write(fd, n)
+        return self._write(fd, n, buf)
 
     def sys_send(self, fd, buf, n, flags=0):
-        return self._write(fd, n)
+        return self._write(fd, n, buf, flags)
 
     def sys_sendto(self, fd, buf, n, flags=0, addr=None, alen=None):
         if "MSG_FASTOPEN" in str(flags):
             raise Unsupported("TFO", detail="sendto MSG_FASTOPEN")
-        return self._write(fd, n)
+        return self._write(fd, n, buf, flags)
 
     def sys_writev(self, fd, iov, cnt):
         return self._write(fd, _iov_len(iov))
@@ -255,7 +263,7 @@ class Shim:
                     and isinstance(x[1], tuple) and x[1][1] == "msg_iov"), None)
         if iov is None:
             raise Unsupported("sendmsg without msg_iov")
-        return self._write(fd, _iov_len(iov))
+        return self._write(fd, _iov_len(iov), flags=flags)
 
     def _read(self, fd, n: int):
         s = self.sock(fd)
@@ -347,6 +355,16 @@ class Shim:
 
 _POLL = {"POLLIN": 0x1, "POLLPRI": 0x2, "POLLOUT": 0x4, "POLLERR": 0x8, "POLLHUP": 0x10,
          "POLLRDNORM": 0x40, "POLLWRNORM": 0x100, "POLLRDHUP": 0x2000}
+
+
+def _flag_names(expr) -> set:
+    if isinstance(expr, str):
+        return {expr}
+    if isinstance(expr, tuple) and expr[0] == "|":
+        return _flag_names(expr[1]) | _flag_names(expr[2])
+    if expr in (0, ELLIPSIS, None):
+        return set()
+    raise Unsupported(f"numeric send flags {expr!r}")
 
 
 def _bits(expr) -> int:
