@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 from ..profiles import ProfileError, get_profile
+from .headers import defines_for
 from .result import run_file
 
 
@@ -58,7 +59,12 @@ def main(args) -> int:
         return 2
     status = 0
     for path in args.scripts:
-        r = run_file(path, args.profile, **kw)
+        try:
+            own = defines_for(path, args.profile)     # the script's own per-profile symbols
+        except OSError as e:
+            print(f"tuntcp drill: {e}", file=sys.stderr)
+            return 2
+        r = run_file(path, args.profile, **dict(kw, defines={**own, **defines}))
         if r.verdict == "MATCH":
             continue
         if r.verdict == "SYNTAX":
