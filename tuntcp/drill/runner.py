@@ -153,9 +153,8 @@ class Runner:
         if p.win is None:
             raise Mismatch("error handling packet", "window must be specified for inbound packets", ev.line)
         f = self.flow
-        if self.listening and p.flags.replace(".", "").replace("E", "").replace("W", "") == "S" \
-                and "." not in p.flags and (f is None or f.local_isn is not None and f.rport >= 40000):
-            f = self.new_flow(host.LOCAL_PORT, self._rport())
+        if f is None and self.listening:
+            f = self.new_flow(host.LOCAL_PORT, self._rport())   # one connection per script
         if f is None:
             raise Mismatch("error handling packet", "inbound packet with no socket to send it to", ev.line)
         seg = build_inbound(p, f, ip_int(self.local_ip), ip_int(self.remote_ip))
