@@ -100,9 +100,9 @@ def test_zero_window_probes_back_off_then_window_opens():
 0.630 > . 0:0(0) ack 1 win * <TS val * ecr 300>
 0.700 < . 1:1(0) ack 1 win 0 <TS val 301 ecr 0>
 1.540 > . 0:0(0) ack 1 win * <TS val * ecr 301>
-1.500 < . 1:1(0) ack 1 win 513 <TS val 302 ecr 0>
-1.500 > P. 1:1001(1000) ack 1 win * <TS val * ecr 302>
-1.510 < . 1:1(0) ack 1001 win 513 <TS val 303 ecr 0>
+1.570 < . 1:1(0) ack 1 win 513 <TS val 302 ecr 0>
+1.570 > P. 1:1001(1000) ack 1 win * <TS val * ecr 302>
+1.580 < . 1:1(0) ack 1001 win 513 <TS val 303 ecr 0>
 """, acts(c), settle=2.0)
     assert st.counters["TcpExtTCPWinProbe"] == 3
     assert c.snd_una == c.snd_max and c.error is None
