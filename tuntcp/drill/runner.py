@@ -83,7 +83,10 @@ class Runner:
             st.on_timers(self.now)
             self._collect()
             self._retry_blocked()
-        self.now = max(self.now, t)
+        if t > self.now:
+            self.now = t
+            st.on_timers(t)        # nothing is due; it moves the stack's clock (info(), recv)
+            self._collect()
 
     # ---- the loop
     def run(self) -> None:
