@@ -38,6 +38,10 @@ DEFAULTS_SH = {
     "net.ipv4.tcp_fastopen_key": "a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4",
     "net.ipv4.tcp_syncookies": "1",
 }
+# module parameters the model has fixed: the value it runs with (tcp_cubic.c: HyStart with
+# both ACK-train and delay detection, hystart_detect = HYSTART_ACK_TRAIN | HYSTART_DELAY)
+MODULE_PARAMS = {"/sys/module/tcp_cubic/parameters/hystart_detect": "3"}
+_ECHO = re.compile(r"^echo\s+(\S+)\s*>\s*(/sys/module/\S+)$")
 _MTU = re.compile(r"^ip\s+link\s+set\s+(?:dev\s+)?\S+\s+mtu\s+(\d+)$")
 _PROC = re.compile(r"^/proc/sys/([^=]+)=(.+)$")
 # knobs that only size TSO packets (invisible once outbound segments are coalesced, and the
@@ -94,6 +98,11 @@ class Settings:
                 if not m:
                     raise Unsupported("set_sysctls argument", line, a)
                 self.set(profile, m.group(1).replace("/", "."), m.group(2), line, False)
+            return
+        m = _ECHO.match(cmd)
+        if m:
+            if MODULE_PARAMS.get(m.group(2)) != m.group(1):
+                raise Unsupported(f"module parameter {m.group(2)}", line, cmd)
             return
         m = _MTU.match(cmd)
         if m:
