@@ -190,6 +190,8 @@ class Shim:
             return self.r.check_out(val, have), None
         if name in ("SO_REUSEADDR", "TCP_NODELAY", "TCP_DEFER_ACCEPT"):
             return self.r.check_out(val, s.opts.get(name, 0)), None
+        if name == "TCP_MAXSEG" and s.conn is not None and s.conn.state != "SYN-SENT":
+            return self.r.check_out(val, s.conn.info()["mss"]), None     # tp->mss_cache
         raise Unsupported(f"getsockopt {name}")
 
     def sys_fcntl(self, fd, cmd, arg=None):
@@ -265,11 +267,16 @@ class Shim:
             raise Unsupported("sendmsg without msg_iov")
         return self._write(fd, _iov_len(iov), flags=flags)
 
-    def _read(self, fd, n: int):
+    def _read(self, fd, n: int, buf=ELLIPSIS, flags=0):
         s = self.sock(fd)
+        fl = _flag_names(flags)
+        if fl - {"MSG_DONTWAIT"}:
+            raise Unsupported(f"recv flag {'|'.join(sorted(fl))}")
         c = s.conn
         if c is None:
             raise _Errno("ENOTCONN")
+        if buf == "NULL" and n and c.readable():
+            raise _Errno("EFAULT")          # the copy to user space fails; the data stays queued
         data = c.recv(n, self.now)
         if data:
             return len(data), None
@@ -279,18 +286,18 @@ class Shim:
             raise _Errno(_ERRNO[c.error])
         if c.at_eof() or c.state == "CLOSED":
             return 0, None
-        if s.nonblock:
+        if s.nonblock or fl:
             raise _Errno("EAGAIN")
         return BLOCK
 
     def sys_read(self, fd, buf, n):
-        return self._read(fd, n)
+        return self._read(fd, n, buf)
 
     def sys_recv(self, fd, buf, n, flags=0):
-        return self._read(fd, n)
+        return self._read(fd, n, buf, flags)
 
     def sys_recvfrom(self, fd, buf, n, flags=0, addr=None, alen=None):
-        return self._read(fd, n)
+        return self._read(fd, n, buf, flags)
 
     def sys_readv(self, fd, iov, cnt):
         return self._read(fd, _iov_len(iov))
