@@ -69,6 +69,11 @@ def test_code_blocks_see_tcp_info(tmp_path):
     assert bad.verdict == "DIVERGENCE" and "error in Python code" in bad.message
 
 
+def test_code_blocks_share_names_like_one_program(tmp_path):
+    r = run(tmp_path, "   +0 %{ MSS = 1000 }%\n   +0 %{ assert tcpi_snd_mss == MSS and tcpi_state == TCP_ESTABLISHED }%\n")
+    assert r.verdict == "MATCH", r.message
+
+
 @pytest.mark.parametrize("body,feature", [
     ("   +0 setsockopt(4, SOL_TCP, TCP_CORK, [1], 4) = 0\n", "setsockopt TCP_CORK"),
     ("   +0 %{ assert tcpi_ca_state == 0 }%\n", "tcp_info field tcpi_ca_state"),

@@ -5,6 +5,8 @@ from .model import Mismatch, Unsupported
 
 TCPI_OPT = {"TCPI_OPT_TIMESTAMPS": 1, "TCPI_OPT_SACK": 2, "TCPI_OPT_WSCALE": 4,
             "TCPI_OPT_ECN": 8, "TCPI_OPT_ECN_SEEN": 16, "TCPI_OPT_SYN_DATA": 32}
+CA_STATES = {"TCP_CA_Open": 0, "TCP_CA_Disorder": 1, "TCP_CA_CWR": 2, "TCP_CA_Recovery": 3,
+             "TCP_CA_Loss": 4}
 STATES = {"ESTABLISHED": 1, "SYN-SENT": 2, "SYN-RECV": 3, "FIN-WAIT-1": 4, "FIN-WAIT-2": 5,
           "TIME-WAIT": 6, "CLOSED": 7, "CLOSE-WAIT": 8, "LAST-ACK": 9, "LISTEN": 10, "CLOSING": 11}
 
@@ -40,11 +42,16 @@ class _Names(dict):
         raise KeyError(key)
 
 
-def run_code(text: str, info: dict | None, defines: dict, line: int) -> None:
+def run_code(text: str, info: dict | None, defines: dict, line: int, shared: dict) -> None:
+    """``shared``: the names earlier blocks defined (packetdrill runs all blocks as one
+    Python program, so a variable set in one block is seen by the later ones)."""
     if info is None:
         raise Unsupported("%{ }% without a connection", line)
     names = _Names(tcp_info(info))
     names.update(TCPI_OPT)
+    names.update(CA_STATES)
+    names.update({"TCP_" + k.replace("-", "_").replace("CLOSED", "CLOSE"): v for k, v in STATES.items()})
+    names.update(shared)
     for k, v in defines.items():
         try:
             names[k] = int(str(v), 0)
@@ -52,8 +59,10 @@ def run_code(text: str, info: dict | None, defines: dict, line: int) -> None:
             names[k] = v
     src = text.replace("\\\n", "\n").replace(";\n", "\n")
     src = "\n".join(s.strip() for s in src.replace(";", "\n").splitlines() if s.strip())
+    before = set(names)
     try:
         exec(compile(src, f"line {line}", "exec"), {"__builtins__": __builtins__}, names)
+        shared.update({k: names[k] for k in set(names) - before})
     except Unsupported as e:
         e.line = line
         raise

@@ -52,6 +52,7 @@ class Runner:
         self.last_script = 0.0           # script time of the previous event (tolerance)
         self.last_inbound = False
         self.next_rport = 40000
+        self.code_vars: dict = {}        # names %{ }% blocks defined, for the later blocks
 
     # ---- flows and the stack
     def new_flow(self, lport: int, rport: int) -> Flow:
@@ -132,7 +133,8 @@ class Runner:
                 self._syscall(ev, start)
                 actual = self.now
             else:
-                run_code(ev.text, self.current.info() if self.current else None, self.defines, ev.line)
+                run_code(ev.text, self.current.info() if self.current else None, self.defines, ev.line,
+                         self.code_vars)
         self.last_inbound = ev.kind == "packet" and ev.packet.direction == "<"
         self.last_script = start
         self.last_time = actual
