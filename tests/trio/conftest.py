@@ -7,7 +7,7 @@ from tuntcp.mib import Counters
 
 
 class FakeStack:
-    """Records receive/take_packets calls; replies to every packet with ``reply(pkt)`` if set.
+    """Records receive/take_output calls; replies to every packet with ``reply(pkt)`` if set.
 
     ``deadlines`` is a sorted list of absolute times; on_timers(now) pops the due ones.
     """
@@ -39,7 +39,7 @@ class FakeStack:
     def next_deadline(self):
         return self.deadlines[0] if self.deadlines else None
 
-    def take_packets(self):
+    def take_output(self):
         self.take_calls += 1
         out, self._out = self._out, []
         return out
@@ -64,7 +64,7 @@ class MemLab:
 
     def endpoints(self, profile="linux-6.1", *, server_knobs=(), client_knobs=(), log=None,
                   link_in=None, link_out=None):
-        from tuntcp.core.stack import Stack
+        from tuntcp.host.stack import Stack
         from tuntcp.profiles import get_profile
         from tuntcp.shell import Endpoint, memory_pair
         server = Stack(get_profile(profile, list(server_knobs)), addrs={self.SERVER},

@@ -7,7 +7,7 @@ import pytest
 import trio
 import trio.testing
 
-from tuntcp.core.stack import Stack
+from tuntcp.host.stack import Stack
 from tuntcp.harness.link import LinkModel
 from tuntcp.obs.events import EventLog
 from tuntcp.profiles import get_profile
