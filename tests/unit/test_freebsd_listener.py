@@ -319,9 +319,13 @@ def test_netstat_lan_and_syncache_stats():
     p.st.receive_segment(Segment(C, S, 47100, 8080, seq=6, ack=sa.seq + 1, flags=ACK), 0.7)
     assert netstat_lan(p.st) == (
         "Current listen queue sizes (qlen/incqlen/maxqlen)\n"
-        "Proto Listen         Local Address\n"
-        "tcp4  2/0/3000       *.80\n"
-        "tcp4  0/1/10         198.18.0.1.8080\n")
+        f"Proto {'Listen':<32} Local Address\n"
+        f"tcp4  {'2/0/3000':<32} *.80\n"
+        f"tcp4  {'0/1/10':<32} 198.18.0.1.8080\n")
+    old = Peer("freebsd-9")                  # the printf-era layout: 14 wide
+    old.st.listen(80, 100000)                # clamped to kern.ipc.soacceptqueue (128)
+    assert netstat_lan(old.st).splitlines()[1:] == ["Proto Listen         Local Address",
+                                                    "tcp4  0/0/128        *.80"]
     text = syncache_stats(p.st)
     assert "\t4 syncache entries added\n" in text
     assert "\t\t3 completed\n" in text and "\t4 cookies sent\n" in text
