@@ -27,6 +27,7 @@ from .. import mib
 from collections import deque
 
 from ..core.conn import Connection
+from ..core.oow import oow_rate_limited
 from ..core.params import HandshakeParams
 from ..core.seq import seq_gt
 from ..core.window import (cookie_init_rwin, openreq_init_rwin, sock_set_rcvbuf, sock_set_sndbuf,
@@ -373,7 +374,7 @@ class LinuxListener:
     def _oow_limited(self, req: RequestSock, seg: Segment, now: float, ratelimit: int) -> bool:
         has_data = len(seg.payload) > 0 or bool(seg.flags & FIN)
         syn = bool(seg.flags & SYN)
-        if R.oow_rate_limited(req.last_oow, now, ratelimit, has_data, syn):
+        if oow_rate_limited(req.last_oow, now, ratelimit, has_data, syn):
             self.stack.counters[mib.TcpExtTCPACKSkippedSynRecv] += 1
             return True
         if syn or not has_data:
