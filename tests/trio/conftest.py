@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from tuntcp.host.encode import PacketEncoder
 from tuntcp.mib import Counters
 
 
@@ -19,6 +20,7 @@ class FakeStack:
         self.deadlines = sorted(deadlines)
         self.dirty: set = set()
         self.counters = Counters()
+        self.encoder = PacketEncoder()          # plain packets (no vnet frames)
         self.addrs = {0xC6120101}
         self._out: list[bytes] = []
         self.reply = reply
