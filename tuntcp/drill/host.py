@@ -1,8 +1,9 @@
-"""The one place the runner builds a Stack and takes its output (the Stack is moving to the
-host layer: change the import here only)."""
+"""The one place the runner builds a Stack (tuntcp.host) and takes its output (Segments, from
+a SegmentRecorder encoder)."""
 from __future__ import annotations
 
-from ..core.stack import Stack
+from ..host.encode import SegmentRecorder
+from ..host.stack import Stack
 from ..wire.codec import ip_int
 
 LOCAL_IP = "192.168.0.1"      # packetdrill's defaults (--local_ip / --remote_ip)
@@ -12,11 +13,11 @@ REMOTE_PORT = 8080
 
 
 def make_stack(profile, local_ip: str, mtu: int):
-    stack = Stack(profile, addrs={ip_int(local_ip)}, secret=b"tuntcp drill key", build=False)
+    stack = Stack(profile, addrs={ip_int(local_ip)}, secret=b"tuntcp drill key", encoder=SegmentRecorder())
     stack.mtu = mtu
     return stack
 
 
 def take(stack) -> list:
     """Segments the stack emitted since the last call, in order."""
-    return stack.take_segments()
+    return stack.take_output()
