@@ -111,6 +111,8 @@ def test_cli_exit_codes(tmp_path, capsys):
     assert "b.pkt:10: runtime error in read call" in capsys.readouterr().err
     assert cli.main(_args(scripts=[str(good)], profile="linux-0.1")) == 2
     assert cli.main(_args(scripts=[str(good)], defines=["NOEQUALS"])) == 2
+    assert cli.main(_args(scripts=[str(tmp_path / "missing.pkt")])) == 2
+    assert cli.main(_args(suite=str(tmp_path / "nofolder"))) == 2
 
 
 def test_scoreboard_counts_and_kernel_drift(tmp_path):

@@ -1,6 +1,7 @@
 """``tuntcp drill``: run packetdrill scripts against a modelled kernel, or score a suite."""
 from __future__ import annotations
 
+import os
 import sys
 
 from ..profiles import ProfileError, get_profile
@@ -42,6 +43,9 @@ def main(args) -> int:
     kw = dict(tolerance_usecs=args.tolerance_usecs, defines=defines, strict_segments=args.strict_segments)
     if args.suite:
         from . import score
+        if not os.path.isdir(args.suite):
+            print(f"tuntcp drill: --suite {args.suite}: not a folder", file=sys.stderr)
+            return 2
         try:
             baseline = score.read_baseline(args.baseline)
         except (OSError, KeyError, StopIteration) as e:
