@@ -17,7 +17,7 @@ from tuntcp.wire.segment import ACK, RST
 
 def _simultaneous_open():
     a, b, ca, cb = crossed_syns()
-    sa, sb = a.take_segments(), b.take_segments()
+    sa, sb = a.take_output(), b.take_output()
     for s in sa:
         b.receive_segment(s, 0.02)
     for s in sb:

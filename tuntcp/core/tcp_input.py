@@ -326,6 +326,10 @@ class InputMixin:
         if self.snd_wnd and self.rtx_kind == "probe" and self.rtx_at is not None:
             self.rtx_at = None         # window opened: _push restarts transmission
             self.probes_out = 0
+        elif self.rtx_kind == "probe" and self.rtx_at is not None and self.snd_una == self.snd_max:
+            # tcp_ack_probe: still closed, the probe timer restarts from this ACK
+            self._arm_rtx(now + min(self.rto.rto * (1 << min(self.probes_out, 20)),
+                                    self.rto.rto_max), "probe")
         if self.tlp_high_seq is not None:
             self._process_tlp_ack(seg, seg.ack, False, now)
 

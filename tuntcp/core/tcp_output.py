@@ -223,9 +223,11 @@ class OutputMixin:
         self._send_ack(now)
 
     def _send_rst(self, now: float) -> None:
-        """Active reset (``tcp_send_active_reset``): RST|ACK at snd_nxt."""
+        """Active reset (``tcp_send_active_reset``): RST|ACK at snd_nxt, with the TS option
+        when the connection uses timestamps (it goes out through tcp_transmit_skb)."""
+        o = TcpOptions(ts=(self.stack.ts_now(self.ts_off), self.ts_recent)) if self.ts_ok else TcpOptions()
         seg = Segment(self.laddr, self.raddr, self.lport, self.rport, seq=self.snd_max,
-                      ack=self.rcv_nxt, flags=RST | ACK)
+                      ack=self.rcv_nxt, flags=RST | ACK, options=o)
         self.segs_out += 1
         self.stack.emit(seg)
 
