@@ -77,7 +77,7 @@ def _counters(st):
     return {k: v for k, v in st.counters.items() if k not in HP and v}
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(profile=st.sampled_from(["linux-6.1", "linux-5.4"]),
        rcvbuf=st.sampled_from([8192, 65536, 1 << 20]), plan=steps)
 def test_fast_path_equals_the_slow_path(profile, rcvbuf, plan):
@@ -124,3 +124,17 @@ def test_fast_path_equals_the_slow_path(profile, rcvbuf, plan):
         assert fs.take_output() == ss.take_output()
         assert _state(fs, fc) == _state(ss, sc)
         assert _counters(fs) == _counters(ss)
+
+
+def test_ack_beyond_snd_nxt_is_not_predicted():
+    """``tcp_rcv_established`` predicts only ``!after(ack_seq, snd_nxt)``: an in-order ACK for
+    data never sent takes the slow path, is challenged (RFC 5961 5.2) and leaves ts_recent
+    alone (the property above found the fast path storing it first)."""
+    (st, c), _ = _pair("linux-6.1", 65536)
+    seg = Segment(R, L, 40000, 8080, seq=c.rcv_nxt, ack=(ISS + 1 + 5000) & M, flags=ACK,
+                  window=512, options=TcpOptions(ts=(300, 0)))
+    st.receive_segment(seg, 0.1)
+    out = st.take_output()
+    assert [(s.flags, s.ack, s.options.ts[1]) for s in out] == [(ACK, c.rcv_nxt, 100)]
+    assert c.ts_recent == 100 and st.counters["TcpExtTCPChallengeACK"] == 1
+    assert st.counters["TcpExtTCPHPAcks"] == 0

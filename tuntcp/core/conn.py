@@ -56,7 +56,7 @@ from .rcvtune import RcvTuneMixin
 from .reasm import Reassembly
 from .recovery import RecoveryMixin
 from .rto import RtoEstimator
-from .seq import MASK
+from .seq import HALF, MASK
 from . import state as _state
 from .state import (CAN_SEND, CLOSED, CLOSE_WAIT, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK,
                     SYN_RECV, SYN_SENT, SYNCED, TIME_WAIT, State)
@@ -467,7 +467,9 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         self.segs_in += 1
         self.lastrcv = now
         st = self.state
+        # header prediction (tcp_rcv_established): in order, and !after(ack_seq, snd_nxt)
         if st is ESTABLISHED and seg.flags & (SYN | RST | FIN) == 0 and seg.seq == self.rcv_nxt \
+                and ((self.snd_max - seg.ack) & MASK) < HALF \
                 and not seg.options.sack_blocks and not self.reasm.blocks:
             self._fast_path(seg, now)
         elif st is SYN_SENT:

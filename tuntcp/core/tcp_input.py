@@ -66,7 +66,7 @@ class InputMixin:
 
     def _fast_path(self, seg: Segment, now: float) -> None:
         """Header prediction (``tcp_rcv_established`` fast path): in-order segment, ACK only
-        (maybe PSH), no SACK, nothing out of order. Pure ACKs and in-order data land here.
+        (maybe PSH), acknowledging nothing beyond what we sent, no SACK, nothing out of order. Pure ACKs and in-order data land here.
         A TSval older than ts_recent goes to the slow path, as in Linux; otherwise it is
         stored when rcv_nxt == rcv_wup (``tcp_store_ts_recent``). What it skips: PAWS and the
         sequence/RST/SYN checks (nothing to check), and ``_ack`` for data acknowledging
