@@ -30,7 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE", help="profile knob override")
     p.add_argument("--out", default=d.out, help="output directory")
-    p.add_argument("--modes", default="buggy,fixed", help="buggy,fixed or one of them")
+    p.add_argument("--modes", default="buggy,fixed,kernel",
+                   help="any of buggy, fixed, kernel (the host's own listener, same producers and link)")
     p.add_argument("--no-pcap", action="store_true")
     p.add_argument("--name", default=d.control_name,
                    help="control socket name, for `tuntcp ss/nstat --name NAME` while it runs "
@@ -40,9 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from(args) -> StormConfig:
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
-    bad = [m for m in modes if m not in ("buggy", "fixed")]
+    bad = [m for m in modes if m not in ("buggy", "fixed", "kernel")]
     if bad or not modes:
-        raise StormError(f"--modes takes buggy and/or fixed, got {args.modes!r}")
+        raise StormError(f"--modes takes buggy, fixed and/or kernel, got {args.modes!r}")
     return StormConfig(
         clients=args.clients, hosts=args.hosts, clients_per_process=args.clients_per_process,
         backlog=args.backlog, syncookies=args.syncookies,
@@ -102,13 +103,19 @@ def summary_table(report: dict) -> str:
     rows = [("connections_made",), ("time_to_all_connected_s",), ("syn_retransmits",),
             ("cookie_connections",), ("wscale_mismatches",), ("producer_resets",)]
     w = 28
-    out = [f"{'':{w}}" + "".join(f"{m:>14}" for m in modes)]
+    heads = [runs[m]["profile"] if m == "kernel" else m for m in modes]
+    out = [f"{'':{w}}" + "".join(f"{h:>20}" for h in heads)]
     for (k,) in rows:
-        out.append(f"{k:{w}}" + "".join(f"{_v(runs[m]['summary'].get(k)):>14}" for m in modes))
-    for hs in ("synq", "cookie"):
+        out.append(f"{k:{w}}" + "".join(f"{_v(runs[m]['summary'].get(k)):>20}" for m in modes))
+    for hs in ("synq", "cookie", "all"):
         for q in ("p50", "p99", "max"):
             out.append(f"{'latency_ms ' + hs + ' ' + q:{w}}" + "".join(
-                f"{_v(runs[m]['summary']['latency_ms_by_handshake'].get(hs, {}).get(q)):>14}" for m in modes))
+                f"{_v(_lat(runs[m]['summary'], hs).get(q)):>20}" for m in modes))
+    sat = {m: runs[m].get("saturation") or {} for m in modes}
+    out.append(f"{'saturation':{w}}" + "".join(f"{sat[m].get('verdict', '-'):>20}" for m in modes))
+    out.append(f"{'  cpu_share, lag p99 ms':{w}}" + "".join(
+        f"{_v(sat[m].get('cpu_share')) + ', ' + _v(sat[m].get('loop_lag_ms', {}).get('p99')):>20}"
+        for m in modes))
     for m in modes:
         c = next((c for c in runs[m]["connections"] if c["handshake"] == "cookie"), None)
         if c:
@@ -120,7 +127,28 @@ def summary_table(report: dict) -> str:
             out.append(f"{m} kernel log: {ln}")
     if report.get("comparison", {}).get("headline"):
         out.append(report["comparison"]["headline"])
+    out += [ln for m in modes if (ln := saturation_line(m, runs[m]))]
     return "\n".join(out)
+
+
+def _lat(summary: dict, hs: str) -> dict:
+    return summary["latency_ms_all"] if hs == "all" else summary["latency_ms_by_handshake"].get(hs, {})
+
+
+def saturation_line(mode: str, run: dict) -> str | None:
+    """One plain line when a run was cpu-bound, with what to change."""
+    sat = run.get("saturation") or {}
+    if sat.get("verdict") != "cpu-bound":
+        return None
+    if mode == "kernel":
+        what = ("the relay that carries the kernel's packets through the link model fell behind, "
+                "so this column's latencies include its queueing")
+    else:
+        what = ("these latencies are the Python endpoint's queueing, not the modelled kernel's; "
+                "to measure the model use fewer --clients, a longer --interval or fewer "
+                "--request-bytes (the endpoint has one core; the producers already run in "
+                "their own processes)")
+    return f"{mode}: CPU-BOUND - {sat['reason']} So {what}."
 
 
 def _v(x) -> str:

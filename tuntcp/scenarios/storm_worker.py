@@ -1,6 +1,6 @@
-"""Storm producers in processes of their own, for storms larger than one process's open-files
-limit. Each worker runs `python -m tuntcp.scenarios.storm_worker` inside the lab's namespace (started by
-Lab.run_in_ns, which kills it when the lab closes) and drives a storm.Fleet over its slice of
+"""Storm producers in processes of their own: always, so the producers' CPU is never taken from
+the broker they measure, and as many as the open-files limit needs. Each worker runs `python -m tuntcp.scenarios.storm_worker` inside the lab's namespace (started by
+Lab.run_in_ns, which kills it when the lab closes) and drives a storm_fleet.Fleet over its slice of
 the producers; WorkerFleet is the parent's view of all of them, with Fleet's methods.
 
 JSON lines, parent -> worker stdin, worker -> parent stdout:
@@ -33,7 +33,7 @@ from dataclasses import asdict
 
 import trio
 
-from tuntcp.scenarios.storm import Fleet, StormConfig, StormError, make_producers, raise_fd_limit
+from tuntcp.scenarios.storm_fleet import Fleet, StormConfig, StormError, make_producers, raise_fd_limit
 
 
 # ---- the parent's side -------------------------------------------------------------------------
