@@ -61,10 +61,26 @@ async def test_storm_buggy_vs_fixed(tmp_path, require_netns):
     from tuntcp.scenarios.storm import run_storm
     report = await run_storm(small_storm(tmp_path))
     assert_headline(report, 100)
+    # producers run in one worker process, never in the broker's
     assert {run["processes"] for run in report["runs"].values()} == {1}
     on_disk = json.loads((tmp_path / "report.json").read_text())
-    assert set(on_disk["runs"]) == {"buggy", "fixed"}
+    assert set(on_disk["runs"]) == {"buggy", "fixed", "kernel"}
     assert (tmp_path / "report.md").exists()
+    # the host kernel's listener, same producers and link: it overflows its 50-deep SYN queue
+    # too, sends cookies, and every connection agrees on wscale (the kernel has the fix)
+    k = report["runs"]["kernel"]
+    assert k["profile"].startswith("kernel (host ")
+    assert k["summary"]["connections_made"] == 100
+    assert k["summary"]["counters"]["TcpExtSyncookiesSent"] > 0
+    assert k["summary"]["wscale_mismatches"] == 0
+    assert k["summary"]["latency_ms_all"]["n"] == 200
+    for run in report["runs"].values():
+        sat = run["saturation"]
+        assert sat["verdict"] in ("model-bound", "cpu-bound") and sat["reason"]
+        assert sat["passes"] > 0 and sat["batch"]["max"] >= 1
+        assert 0 < sat["cpu_share"] < 2.0
+    md = (tmp_path / "report.md").read_text()
+    assert "## Saturation" in md and k["profile"] in md
 
 
 async def test_storm_split_over_worker_processes(tmp_path, require_netns):

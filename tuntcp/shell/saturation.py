@@ -60,7 +60,9 @@ def _hist_pct(hist: dict[int, int], n: int, p: float):
 
 
 class Saturation:
-    def __init__(self, *, rtt_ms: float = 0.0, tun_stats=None, counters=None):
+    def __init__(self, *, rtt_ms: float = 0.0, tun_stats=None, counters=None,
+                 wall=time.monotonic, cpu=time.process_time):
+        self.wall, self.cpu = wall, cpu     # clocks for the CPU share (tests pass fakes)
         self.rtt_ms = rtt_ms
         self.tun_stats = tun_stats      # () -> {"tx_dropped": n, "rx_dropped": n} or None
         self.counters = counters        # the stack's Counters, for TuntcpTunTxDrops
@@ -77,8 +79,8 @@ class Saturation:
         self.batch_hist.clear()
         self.lag_n = self.passes = 0
         self.lag_max_ms = 0.0
-        self._wall0 = time.monotonic()
-        self._cpu0 = time.process_time()
+        self._wall0 = self.wall()
+        self._cpu0 = self.cpu()
         self._drops0 = self._drops()
 
     # -- hooks, once per pass ------------------------------------------------------------
@@ -111,8 +113,8 @@ class Saturation:
                 "tun_rx_dropped": st.get("rx_dropped", 0)}
 
     def report(self) -> dict:
-        wall = max(1e-9, time.monotonic() - self._wall0)
-        cpu_share = (time.process_time() - self._cpu0) / wall
+        wall = max(1e-9, self.wall() - self._wall0)
+        cpu_share = (self.cpu() - self._cpu0) / wall
         d1 = self._drops()
         drops = {k: d1[k] - self._drops0.get(k, 0) for k in d1}
         lag = {"p50": None, "p99": None, "max": None}
