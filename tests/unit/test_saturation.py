@@ -20,6 +20,7 @@ class Clocks:
 
 def Saturation(busy=0.3, **kw):
     c = Clocks(busy)
+    kw.setdefault("machine", lambda: None)
     return S.Saturation(wall=c.wall, cpu=c.cpu, **kw)
 
 
@@ -51,6 +52,15 @@ def test_a_busy_core_is_cpu_bound():
     r = Saturation(busy=0.95).report()
     assert r["verdict"] == "cpu-bound" and r["cpu_share"] == 0.95
     assert "0.95 of a core" in r["reason"]
+
+
+def test_a_busy_producer_or_machine_is_cpu_bound():
+    r = Saturation().report({"producer processes": 0.97})
+    assert r["verdict"] == "cpu-bound" and "the producer processes used 0.97 of a core" in r["reason"]
+    assert Saturation().report({"producer processes": 0.5})["verdict"] == "model-bound"
+    ticks = iter([(0, 1000), (980, 2000)])             # 98 % of all CPUs busy in between
+    r = Saturation(machine=lambda: next(ticks)).report()
+    assert r["verdict"] == "cpu-bound" and r["machine_busy"] == 0.98 and "98% busy" in r["reason"]
 
 
 def test_passes_with_nothing_due_are_not_lag():

@@ -133,6 +133,12 @@ class ModelSide:
     async def server_info(self) -> dict:
         return {k: s.info() for k, s in self.broker.streams.items()}
 
+    def mark_cpu(self) -> None:
+        pass                     # the broker app runs in the endpoint's process
+
+    def other_cpu(self) -> dict:
+        return {}
+
 
 async def _choreography(cfg, lab, side, nursery, timeline, show):
     """The storm's phases against either side; returns (server, counters_before, records)."""
@@ -157,9 +163,11 @@ async def _choreography(cfg, lab, side, nursery, timeline, show):
     side.saturation.start()
     done = trio.Event()
     nursery.start_soon(_sample, side, fleet, timeline, t0, done, show)
+    side.mark_cpu()
     await fleet.storm(t0)
     done.set()
-    saturation = side.saturation.report()
+    saturation = side.saturation.report({"producer processes": max(fleet.cpu_shares),
+                                         **side.other_cpu()})
     # let the last window updates reach the broker's final state
     await trio.sleep(0.05)
     server = await side.server_info()

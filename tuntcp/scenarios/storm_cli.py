@@ -140,15 +140,20 @@ def saturation_line(mode: str, run: dict) -> str | None:
     sat = run.get("saturation") or {}
     if sat.get("verdict") != "cpu-bound":
         return None
+    why = sat["reason"]
+    todo = []
     if mode == "kernel":
-        what = ("the relay that carries the kernel's packets through the link model fell behind, "
-                "so this column's latencies include its queueing")
-    else:
-        what = ("these latencies are the Python endpoint's queueing, not the modelled kernel's; "
-                "to measure the model use fewer --clients, a longer --interval or fewer "
-                "--request-bytes (the endpoint has one core; the producers already run in "
-                "their own processes)")
-    return f"{mode}: CPU-BOUND - {sat['reason']} So {what}."
+        todo.append("the kernel column is pessimistic (its packets queued in the relay or the "
+                    "producers were short of CPU)")
+    if "endpoint" in why or "late" in why or "TUN" in why:
+        todo.append("fewer --clients, a longer --interval or smaller --request-bytes (the "
+                    "endpoint is one Python core)")
+    if "producer" in why:
+        todo.append("fewer --clients or a longer --interval (the producers need CPU too)")
+    if "machine" in why:
+        todo.append("a quieter machine or a lighter load (all cores were busy)")
+    return f"{mode}: CPU-BOUND, do not read these latencies as the model's. {why} Change: " + \
+        "; ".join(dict.fromkeys(todo)) + "."
 
 
 def _v(x) -> str:

@@ -20,7 +20,8 @@ Lab B's tcp_syncookies is the storm's. The host kernel carries the cookie wscale
 stdin / stdout JSON lines (parent -> server, server -> parent):
 
     (start)                                  {"ready": true}
-                                             {"status": [accepted since listen, accept queue]}
+                                             {"status": [accepted since listen, accept queue,
+                                                         process_time, monotonic]}
     {"cmd": "restart", "down_s": s}          {"relistened": true}
     {"cmd": "info"}                          {"info": [[addr, port, rcv_wscale, rcv_wnd], ...]}
     EOF                                      exits
@@ -133,7 +134,8 @@ class KernelSide:
         self.proc = None
         self.accepted = 0
         self.acceptq = 0
-        self.last_info: list = []
+        self.cpu = (0.0, 0.0)          # the broker process's (process_time, monotonic)
+        self._cpu0 = None
         self._send_ch, self._inbox = trio.open_memory_channel(1000)
 
     async def start(self, nursery) -> None:
@@ -152,7 +154,8 @@ class KernelSide:
                 async for line in _lines(self._out):
                     msg = json.loads(line)
                     if "status" in msg:
-                        self.accepted, self.acceptq = msg["status"]
+                        self.accepted, self.acceptq, *cpu = msg["status"]
+                        self.cpu = tuple(cpu)
                     else:
                         await self._send_ch.send(msg)
             await self._send_ch.send({"exit": self.proc.wait()})
@@ -180,6 +183,13 @@ class KernelSide:
         rows = await self._cmd({"cmd": "info"}, "info")
         return {(int(IPv4Address(a)), p): {"path": "kernel", "rcv_wscale": ws, "rcv_wnd": wnd}
                 for a, p, ws, wnd in rows}
+
+    def mark_cpu(self) -> None:
+        self._cpu0 = self.cpu
+
+    def other_cpu(self) -> dict:
+        (c0, w0), (c1, w1) = self._cpu0, self.cpu
+        return {"kernel broker process": (c1 - c0) / (w1 - w0) if w1 > w0 else None}
 
     async def relisten(self, nursery) -> None:
         pass                     # restart() answers once the new listener is up
@@ -303,7 +313,8 @@ def server(addr: str, backlog: int, rcvbuf: int) -> None:
         now = time.monotonic()
         if now - last_status >= 0.02:
             last_status = now
-            _say({"status": [accepted, tcp_info(lst)["unacked"]]})   # unacked: accept queue
+            # unacked of a listener: its accept queue
+            _say({"status": [accepted, tcp_info(lst)["unacked"], time.process_time(), now]})
 
 
 def main() -> int:

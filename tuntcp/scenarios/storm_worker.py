@@ -11,7 +11,7 @@ JSON lines, parent -> worker stdin, worker -> parent stdout:
      "stop": j}
     {"cmd": "break"}                        {"broken": k}
     {"cmd": "go", "t0": monotonic}          {"progress": [established, answered]} ...
-                                            {"storm_done": n}
+                                            {"storm_done": cpu share}
     {"cmd": "records"}                      {"record": {...}} per producer, {"records_done": n}
     any failure                             {"error": "one line"}, exit status 1
 
@@ -47,6 +47,7 @@ class WorkerFleet:
         self.slices: list[tuple[int, int]] = []
         self.prog: list[tuple[int, int]] = []
         self.recs: list[list[dict]] = []
+        self.cpu_shares: list[float] = [0.0]     # per worker, over the storm phase
         self._inbox_send, self._inbox = trio.open_memory_channel(math.inf)
 
     @classmethod
@@ -85,7 +86,8 @@ class WorkerFleet:
 
     async def storm(self, t0: float) -> None:
         await self._all({"cmd": "go", "t0": time.monotonic() - (trio.current_time() - t0)})
-        await self._gather("storm_done")
+        # each worker answers with its CPU share over the storm phase (1.0 = a whole core)
+        self.cpu_shares = await self._gather("storm_done")
 
     def progress(self) -> tuple[int, int]:
         return sum(e for e, _ in self.prog), sum(d for _, d in self.prog)
@@ -211,13 +213,15 @@ async def serve() -> None:
                 await fleet.wait_broken()
                 _send({"broken": True})
             elif cmd == "go":
+                cpu0, wall0 = time.process_time(), time.monotonic()
                 t0 = trio.current_time() - (time.monotonic() - msg["t0"])
                 async with trio.open_nursery() as n:
                     n.start_soon(_progress, fleet)
                     await fleet.storm(t0)
                     n.cancel_scope.cancel()
                 _send({"progress": list(fleet.progress())})
-                _send({"storm_done": True})
+                _send({"storm_done": round((time.process_time() - cpu0) /
+                                           max(1e-9, time.monotonic() - wall0), 3)})
             elif cmd == "records":
                 records = await fleet.records()
                 for r in records:

@@ -12,6 +12,8 @@ The endpoint calls two hooks per pass of its loop:
 rx_dropped from ``tun_stats()``), and a verdict:
 
     cpu-bound    cpu_share >= CPU_BOUND_SHARE (the loop was busy nearly all the time), or
+                 a process the measurement depends on (``others``: producers, a kernel broker)
+                 used as much, or the machine's CPUs were >= MACHINE_BUSY busy, or
                  loop lag p99 > LAG_SHARE_OF_RTT x the link RTT (at least LAG_FLOOR_MS), or
                  the TUN ring dropped packets (the reader fell behind the kernel's writes)
     model-bound  otherwise: packets and timers were handled when due, so latencies are the
@@ -36,6 +38,7 @@ from .. import mib
 CPU_BOUND_SHARE = 0.9     # of one core: the endpoint is a single trio thread
 LAG_SHARE_OF_RTT = 0.25
 LAG_FLOOR_MS = 2.0        # below this, scheduler noise on a shared machine, not saturation
+MACHINE_BUSY = 0.95       # every core busy: the processes of the run wait for each other
 _PER_OCTAVE = 8
 
 
@@ -59,10 +62,28 @@ def _hist_pct(hist: dict[int, int], n: int, p: float):
     return max(hist)
 
 
+def _machine_ticks():
+    """(busy, total) jiffies of all CPUs from /proc/stat (host-wide: other work counts too)."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = v[3] + (v[4] if len(v) > 4 else 0)       # idle + iowait
+    return sum(v) - idle, sum(v)
+
+
+def _machine_busy(t0, t1):
+    if t0 is None or t1 is None or t1[1] <= t0[1]:
+        return None
+    return (t1[0] - t0[0]) / (t1[1] - t0[1])
+
+
 class Saturation:
     def __init__(self, *, rtt_ms: float = 0.0, tun_stats=None, counters=None,
-                 wall=time.monotonic, cpu=time.process_time):
+                 wall=time.monotonic, cpu=time.process_time, machine=None):
         self.wall, self.cpu = wall, cpu     # clocks for the CPU share (tests pass fakes)
+        self.machine = machine or _machine_ticks
         self.rtt_ms = rtt_ms
         self.tun_stats = tun_stats      # () -> {"tx_dropped": n, "rx_dropped": n} or None
         self.counters = counters        # the stack's Counters, for TuntcpTunTxDrops
@@ -82,6 +103,7 @@ class Saturation:
         self._wall0 = self.wall()
         self._cpu0 = self.cpu()
         self._drops0 = self._drops()
+        self._machine0 = self.machine()
 
     # -- hooks, once per pass ------------------------------------------------------------
 
@@ -112,9 +134,13 @@ class Saturation:
         return {"endpoint_write_refused": own, "tun_tx_dropped": st.get("tx_dropped", 0),
                 "tun_rx_dropped": st.get("rx_dropped", 0)}
 
-    def report(self) -> dict:
+    def report(self, others: dict | None = None) -> dict:
+        """``others``: CPU shares of the processes the measurement depends on (the storm's
+        producer workers, a kernel broker), each judged like the endpoint's own."""
         wall = max(1e-9, self.wall() - self._wall0)
         cpu_share = (self.cpu() - self._cpu0) / wall
+        machine = _machine_busy(self._machine0, self.machine())
+        others = {k: round(v, 3) for k, v in (others or {}).items() if v is not None}
         d1 = self._drops()
         drops = {k: d1[k] - self._drops0.get(k, 0) for k in d1}
         lag = {"p50": None, "p99": None, "max": None}
@@ -130,6 +156,9 @@ class Saturation:
         why = []
         if cpu_share >= CPU_BOUND_SHARE:
             why.append(f"the endpoint process used {cpu_share:.2f} of a core")
+        why += [f"the {k} used {v:.2f} of a core" for k, v in others.items() if v >= CPU_BOUND_SHARE]
+        if machine is not None and machine >= MACHINE_BUSY:
+            why.append(f"the machine's CPUs were {machine:.0%} busy (this run and everything else)")
         if lag["p99"] is not None and lag["p99"] > lag_limit:
             why.append(f"packets and timers were handled up to {lag['p99']:.1f} ms late (p99; "
                        f"limit {lag_limit:.1f} ms)")
@@ -137,14 +166,16 @@ class Saturation:
             why.append(f"the TUN ring dropped {total_drops} packets")
         if why:
             verdict = "cpu-bound"
-            reason = ("The endpoint could not keep up: " + "; ".join(why) +
-                      ", so latencies include queueing in front of the Python loop.")
+            reason = ("Not the model's latency: " + "; ".join(why) + ".")
         else:
             verdict = "model-bound"
             reason = (f"The endpoint kept up: {cpu_share:.2f} of a core, lag p99 "
                       f"{lag['p99'] if lag['p99'] is not None else 0:.1f} ms (limit "
-                      f"{lag_limit:.1f} ms), no TUN drops.")
+                      f"{lag_limit:.1f} ms), no TUN drops"
+                      + (f", machine {machine:.0%} busy" if machine is not None else "") + ".")
         return {"verdict": verdict, "reason": reason, "cpu_share": round(cpu_share, 3),
+                "other_cpu_share": others,
+                "machine_busy": None if machine is None else round(machine, 3),
                 "wall_s": round(wall, 3), "loop_lag_ms": lag, "lag_limit_ms": lag_limit,
                 "late_passes": self.lag_n, "passes": self.passes, "tun_drops": drops,
                 "batch": batch}
