@@ -176,10 +176,10 @@ def make_config(quick=False, rounds=None, seconds=None, out=None, only=None, pro
         cfg.profile = profile
     if only:
         names = [n.strip() for n in only.split(",") if n.strip()]
-        unknown = [n for n in names if n not in BY_NAME]
+        unknown = [n for n in names if n not in BY_NAME and n != "storm_scale"]
         if unknown:
             raise BenchUsageError(f"unknown workload(s) {', '.join(unknown)}; known: "
-                                  f"{', '.join(BY_NAME)}")
+                                  f"{', '.join(BY_NAME)}, storm_scale")
         cfg.only = names
     if profile_row:
         rows = {r.name: w.name for w in WORKLOADS for r in w.rows}
@@ -307,7 +307,11 @@ async def run_all(cfg: Config) -> dict:
                 errors.append(f"{wl.name} tuntcp: {e}")
                 raw[wl.name]["tuntcp"].append(None)
             raw[wl.name]["kernel"].append(None if kobj is None else {"bytes_per_item": kobj})
-    return _assemble(cfg, chosen, raw, errors, profile)
+    res = _assemble(cfg, chosen, raw, errors, profile)
+    if cfg.only and "storm_scale" in cfg.only:
+        from . import storm_scale
+        res["storm_scale"] = await storm_scale.run(cfg, _log)
+    return res
 
 
 def _assemble(cfg, chosen, raw, errors, profile) -> dict:
@@ -429,6 +433,9 @@ def markdown(res: dict) -> str:
             last = r["tuntcp"][-1]
             out.append(f"- {n} ({last['items']} items): " + ", ".join(
                 f"`{site}` {size:.0f}" for site, size in last["top_sites"]))
+    if res.get("storm_scale"):
+        from .storm_scale import markdown as scale_md
+        out.append(scale_md(res["storm_scale"]))
     if res["errors"]:
         out += ["", "## Runs that failed", ""] + [f"- {e}" for e in res["errors"]]
     out += ["", "Kernel memory figures are slab object sizes (/proc/slabinfo), not live "
@@ -444,6 +451,22 @@ def write(res: dict, out: str) -> tuple[Path, Path]:
     mp = jp.with_suffix(".md")
     mp.write_text(markdown(res))
     return jp, mp
+
+
+def _merge_scale(res: dict, cfg: Config) -> dict:
+    """A storm_scale-only run updates that section (and its PNG) of an existing results file
+    and keeps the other rows, which come from a full run."""
+    from .storm_scale import plot
+    sc = res["storm_scale"]
+    sc["meta"] = {k: res["meta"][k] for k in ("when", "kernel", "cpus", "wall_seconds",
+                                              "loadavg_start_end")}
+    sc["png"] = plot(sc, Path(cfg.out).with_name("storm_scale.png"))
+    jp = Path(cfg.out)
+    if cfg.only == ["storm_scale"] and jp.exists():
+        old = json.loads(jp.read_text())
+        old["storm_scale"] = sc
+        return old
+    return res
 
 
 def _signals() -> None:
@@ -476,6 +499,8 @@ def main(cfg: Config) -> int:
     res["meta"]["wall_seconds"] = round(time.perf_counter() - t0, 1)
     # other work on the machine skews everything; record how busy it was
     res["meta"]["loadavg_start_end"] = [round(load0[0], 2), round(os.getloadavg()[0], 2)]
+    if res.get("storm_scale"):
+        res = _merge_scale(res, cfg)
     jp, mp = write(res, cfg.out)
     print(markdown(res))
     print(f"wrote {jp} and {mp}")
@@ -499,7 +524,9 @@ def add_arguments(s) -> None:
     s.add_argument("--out", default="bench/results.json",
                    help="JSON report; the Markdown table goes next to it (.md)")
     s.add_argument("--only", metavar="WORKLOAD,...",
-                   help="comma-separated subset of: " + ", ".join(BY_NAME))
+                   help="comma-separated subset of: " + ", ".join(BY_NAME) + ", storm_scale "
+                        "(the Kafka storm at 500-5,000 producers with the kernel column; only "
+                        "when named, it takes ~10 min per round)")
     s.add_argument("--profile", default=DEFAULT_PROFILE, help="kernel profile for the endpoint")
     s.add_argument("--profile-row", metavar="ROW",
                    help="record the tuntcp side of this row with py-spy (first round)")

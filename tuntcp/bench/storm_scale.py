@@ -163,6 +163,7 @@ def plot(res: dict, path: Path) -> str:
         a.grid(True, which="both", alpha=0.3)
         a.legend(fontsize=7)
     fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return str(path)
