@@ -110,3 +110,23 @@ def test_console_says_cpu_bound_in_one_line():
     assert saturation_line("fixed", _run("fixed", 1, 0, 1.0)) is None
     line = saturation_line("fixed", _run("fixed", 1, 0, 1.0, "cpu-bound"))
     assert "\n" not in line and line.startswith("fixed: CPU-BOUND") and "--clients" in line
+
+
+def test_framer_counts_requests_however_they_are_cut():
+    import struct
+    from tuntcp.scenarios.storm_fleet import Framer
+    data = b"".join(struct.pack("!I", n) + bytes(n) for n in (3, 0, 1578, 65536))
+    for size in (1, 2, 5, 1578, 1448 * 2, len(data)):
+        f = Framer()
+        assert sum(f.feed(data[i:i + size]) for i in range(0, len(data), size)) == 4, size
+        assert f.left == -1 and f.hdr == b""
+
+
+def test_link_fifo_keeps_delivery_order_when_the_clock_goes_back():
+    from tuntcp.harness.link import LinkModel
+    link = LinkModel(1, delay=0.010)
+    link.push(b"a", 1.0)
+    link.push(b"b", 0.5)            # due 0.51: before a
+    link.push(b"c", 1.0)
+    assert link.next_deadline() == 0.51 and len(link) == 3
+    assert link.pop_due(2.0) == [b"b", b"a", b"c"]

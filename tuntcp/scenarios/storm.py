@@ -27,14 +27,15 @@ import trio
 
 from tuntcp.scenarios.report import percentiles, write_all
 from tuntcp.scenarios.storm_fleet import (  # noqa: F401  (the storm's public names live here too)
-    MAX_CLIENTS, PORT, PORTS_PER_ADDR, RESPONSE, StormConfig, StormError, fd_budget, plan_slices,
-    raise_fd_limit)
+    MAX_CLIENTS, PORT, PORTS_PER_ADDR, REPLY, RESPONSE, Framer, StormConfig, StormError, fd_budget,
+    plan_slices, raise_fd_limit)
 
 # ---- the broker -------------------------------------------------------------------------------
 
 class Broker:
     """The endpoint as a Kafka broker: reads size-prefixed requests, answers each with RESPONSE
-    bytes once the whole request is in (like a produce with acks=1 on a healthy broker)."""
+    bytes once the whole request is in (like a produce with acks=1 on a healthy broker). The
+    kernel column's broker (storm_kernel.server) runs the same Framer on kernel sockets."""
 
     def __init__(self, endpoint, cfg: StormConfig):
         self.ep = endpoint
@@ -61,19 +62,14 @@ class Broker:
 
     async def _serve(self, key, stream) -> None:
         stream.setsockopt_nodelay(True)     # Kafka's Acceptor sets TCP_NODELAY on accepted sockets
-        buf = bytearray()
+        framer = Framer()
         try:
             while True:
                 data = await stream.receive_some(65536)
                 if not data:
                     break
-                buf += data
-                while len(buf) >= 4:
-                    need = 4 + struct.unpack_from("!I", buf)[0]
-                    if len(buf) < need:
-                        break
-                    del buf[:need]
-                    await stream.send_all(struct.pack("!I", RESPONSE) + bytes(RESPONSE))
+                for _ in range(framer.feed(data)):
+                    await stream.send_all(REPLY)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         finally:

@@ -37,7 +37,6 @@ import platform
 import select
 import selectors
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -45,7 +44,7 @@ from ipaddress import IPv4Address
 
 import trio
 
-from tuntcp.scenarios.storm_fleet import PORT, RESPONSE, StormConfig, StormError
+from tuntcp.scenarios.storm_fleet import PORT, REPLY, Framer, StormConfig, StormError
 
 RELAY_BATCH = 256
 
@@ -240,9 +239,8 @@ def server(addr: str, backlog: int, rcvbuf: int) -> None:
     lst = _listen(addr, backlog, rcvbuf)
     sel.register(lst, selectors.EVENT_READ, "listen")
     sel.register(sys.stdin.fileno(), selectors.EVENT_READ, "stdin")
-    conns: dict[socket.socket, bytearray] = {}
+    conns: dict[socket.socket, Framer] = {}
     accepted, last_status, stdin_buf = 0, 0.0, b""
-    reply = struct.pack("!I", RESPONSE) + bytes(RESPONSE)
     _say({"ready": True})
     while True:
         for key, _ in sel.select(timeout=0.02):
@@ -254,7 +252,7 @@ def server(addr: str, backlog: int, rcvbuf: int) -> None:
                         break
                     c.setblocking(False)
                     c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    conns[c] = bytearray()
+                    conns[c] = Framer()
                     sel.register(c, selectors.EVENT_READ, "conn")
                     accepted += 1
             elif key.data == "conn":
@@ -270,15 +268,9 @@ def server(addr: str, backlog: int, rcvbuf: int) -> None:
                     del conns[c]
                     c.close()
                     continue
-                buf = conns[c]
-                buf += data
-                while len(buf) >= 4:
-                    need = 4 + struct.unpack_from("!I", buf)[0]
-                    if len(buf) < need:
-                        break
-                    del buf[:need]
+                for _ in range(conns[c].feed(data)):
                     c.setblocking(True)      # 68 bytes: never blocks for long
-                    c.sendall(reply)
+                    c.sendall(REPLY)
                     c.setblocking(False)
             else:
                 chunk = os.read(sys.stdin.fileno(), 65536)

@@ -91,14 +91,14 @@ class Saturation:
         self.lag_n = 0
         self.lag_max_ms = 0.0
         self.batch_hist: dict[int, int] = {}
-        self.passes = 0
+        self.passes = self.packets = 0
         self.start()
 
     def start(self) -> None:
         """Begin a measurement window (a storm calls it when its storm phase starts)."""
         self.lag_hist.clear()
         self.batch_hist.clear()
-        self.lag_n = self.passes = 0
+        self.lag_n = self.passes = self.packets = 0
         self.lag_max_ms = 0.0
         self._wall0 = self.wall()
         self._cpu0 = self.cpu()
@@ -120,6 +120,7 @@ class Saturation:
     def on_batch(self, n: int) -> None:
         if n:
             self.batch_hist[n] = self.batch_hist.get(n, 0) + 1
+            self.packets += n
 
     # -- the report ----------------------------------------------------------------------
 
@@ -138,7 +139,8 @@ class Saturation:
         """``others``: CPU shares of the processes the measurement depends on (the storm's
         producer workers, a kernel broker), each judged like the endpoint's own."""
         wall = max(1e-9, self.wall() - self._wall0)
-        cpu_share = (self.cpu() - self._cpu0) / wall
+        cpu_s = self.cpu() - self._cpu0
+        cpu_share = cpu_s / wall
         machine = _machine_busy(self._machine0, self.machine())
         others = {k: round(v, 3) for k, v in (others or {}).items() if v is not None}
         d1 = self._drops()
@@ -178,4 +180,6 @@ class Saturation:
                 "machine_busy": None if machine is None else round(machine, 3),
                 "wall_s": round(wall, 3), "loop_lag_ms": lag, "lag_limit_ms": lag_limit,
                 "late_passes": self.lag_n, "passes": self.passes, "tun_drops": drops,
+                "packets_in": self.packets,   # read from the TUN (the relay: both TUNs)
+                "cpu_us_per_packet": round(cpu_s * 1e6 / self.packets, 1) if self.packets else None,
                 "batch": batch}
