@@ -45,11 +45,11 @@ def _point(report: dict) -> dict:
     return p
 
 
-async def run(cfg, log) -> dict:
+async def run(cfg, log, sizes=None) -> dict:
     """Every size and round; each mode runs on its own so one that does not finish does not
     hide the others."""
     from ..scenarios.storm import StormConfig, StormError, compare, run_mode
-    sizes = QUICK_SIZES if cfg.quick else SIZES
+    sizes = sizes or (QUICK_SIZES if cfg.quick else SIZES)
     outdir = Path(cfg.out).with_name("storm_scale")
     points: dict = {}
     for n in sizes:

@@ -187,8 +187,8 @@ async def run_mode(cfg: StormConfig, mode: str, outdir: Path, show=None) -> dict
     show = show or (lambda **kw: None)
     show(mode=mode, phase="setup")
     raise_fd_limit()
-    if mode == "kernel":
-        return await _run_kernel(cfg, show)
+    if mode in ("kernel", "target"):
+        return await _run_kernel(cfg, show, mode)
     from tuntcp.core.stack import Stack
     from tuntcp.harness.netns import Lab
     from tuntcp.shell.control import ControlServer, socket_path
@@ -245,10 +245,11 @@ async def run_mode(cfg: StormConfig, mode: str, outdir: Path, show=None) -> dict
         return result
 
 
-async def _run_kernel(cfg: StormConfig, show) -> dict:
-    """The same storm against the host kernel's listener in a second lab (storm_kernel.py)."""
+async def _run_kernel(cfg: StormConfig, show, mode: str = "kernel") -> dict:
+    """The same storm against the host kernel's listener in a second lab (storm_kernel.py):
+    the built-in kernel broker, or the user's server (``mode="target"``, --target CMD)."""
     from tuntcp.harness.netns import CLIENT_ADDR, ENDPOINT_ADDR, EXTRA_CLIENT_NET, Lab
-    from tuntcp.scenarios.storm_kernel import KernelSide, Relay, host_label, join_labs
+    from tuntcp.scenarios.storm_kernel import KernelSide, Relay, TargetSide, host_label, join_labs
     from tuntcp.shell.saturation import Saturation
 
     with Lab(txqueuelen=_txqueuelen(cfg)) as lab, \
@@ -265,7 +266,7 @@ async def _run_kernel(cfg: StormConfig, show) -> dict:
                     "rx_dropped": a.get("rx_dropped", 0) + b.get("rx_dropped", 0)}
         relay = Relay(lab.tun_fd, lab_b.tun_fd, link_in, link_out,
                       Saturation(rtt_ms=cfg.rtt_ms, tun_stats=drops))
-        side = KernelSide(lab_b, cfg)
+        side = (TargetSide if mode == "target" else KernelSide)(lab_b, cfg)
         side.saturation = relay.saturation
         timeline = {"t": [], "established": [], "accept_queue": [], "syn_queue": []}
         try:
@@ -278,11 +279,12 @@ async def _run_kernel(cfg: StormConfig, show) -> dict:
                     await side.aclose()
                     nursery.cancel_scope.cancel()
         except trio.TooSlowError:
-            raise _too_slow(cfg, "kernel", relay.saturation.report()) from None
+            raise _too_slow(cfg, mode, relay.saturation.report()) from None
         except BaseExceptionGroup as eg:
             raise _one_error(eg) from None
     sat["relay_write_refused"] = relay.drops
-    result = summarize("kernel", host_label(), True, records, server, counters, [], timeline, None)
+    label = host_label() if mode == "kernel" else f"target `{cfg.target}` on {host_label()}"
+    result = summarize(mode, label, True, records, server, counters, [], timeline, None)
     result["processes"] = len(plan_slices(cfg))
     result["pcap"] = None
     result["saturation"] = sat
@@ -358,7 +360,7 @@ def summarize(mode, profile_name, clamp, records, server, counters, kernel_log, 
             "client_snd_wscale": info.get("snd_wscale"),
             "client_rcv_wscale": info.get("rcv_wscale"),
             "server_rcv_wscale": s["rcv_wscale"],
-            "window_field": s["rcv_wnd"] >> s["rcv_wscale"],
+            "window_field": None if s["rcv_wnd"] is None else s["rcv_wnd"] >> s["rcv_wscale"],
             "client_snd_wnd": info.get("snd_wnd"),
             "latency_ms": percentiles(r["latencies"]),
             "retransmits": info.get("total_retrans"),
@@ -394,7 +396,8 @@ def _cookie_part(run: dict) -> str:
 
 def compare(runs: dict) -> dict:
     out = {}
-    b, f, k = runs.get("buggy"), runs.get("fixed"), runs.get("kernel")
+    b, f = runs.get("buggy"), runs.get("fixed")
+    k = runs.get("kernel") or runs.get("target")
 
     def p(run, q, hs="cookie"):
         return run["summary"]["latency_ms_by_handshake"].get(hs, {}).get(q)
@@ -408,7 +411,7 @@ def compare(runs: dict) -> dict:
             out[f"kernel_latency_{q}_ms"] = kall[q]
             if f and f["summary"]["latency_ms_all"][q] and kall[q]:
                 out[f"fixed_to_kernel_{q}_ratio"] = round(f["summary"]["latency_ms_all"][q] / kall[q], 2)
-    parts = [f"{m}: {_cookie_part(r)}" for m, r in runs.items() if m != "kernel"]
+    parts = [f"{m}: {_cookie_part(r)}" for m, r in runs.items() if m in ("buggy", "fixed")]
     if k:
         parts.append(f"{k['profile']}: p50 {k['summary']['latency_ms_all']['p50']} ms over all "
                      f"{k['summary']['connections_made']} connections")
@@ -429,8 +432,9 @@ async def run_storm(cfg: StormConfig, show=None) -> dict:
     report = {"scenario": "kafka-broker-restart", "config": cfg_dict, "runs": runs,
               "comparison": compare(runs),
               "artifacts": {"pcap": {m: r["pcap"] for m, r in runs.items()}}}
-    if "kernel" in runs:
-        report["kernel_column"] = {"label": runs["kernel"]["profile"], "how": KERNEL_HOW}
+    for m in ("kernel", "target"):
+        if m in runs:
+            report["kernel_column"] = {"label": runs[m]["profile"], "how": KERNEL_HOW}
     report = write_all(report, outdir)
     with open(report["artifacts"]["markdown"], "a") as f:
         f.write(saturation_markdown(report))
@@ -452,7 +456,7 @@ def saturation_markdown(report: dict) -> str:
     modes = [m for m in runs if runs[m].get("saturation")]
     if not modes:
         return ""
-    heads = [runs[m]["profile"] if m == "kernel" else m for m in modes]
+    heads = [runs[m]["profile"] if m in ("kernel", "target") else m for m in modes]
     out = ["", "## Saturation: model-bound or cpu-bound", "",
            "The endpoint (for the kernel column: the relay) measures whether it handled packets "
            "and timers when they were due; see docs/storm-report.md for the rule.", "",

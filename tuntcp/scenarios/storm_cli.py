@@ -37,11 +37,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="control socket name, for `tuntcp ss/nstat --name NAME` while it runs "
                         "(give concurrent storms different names)")
     p.add_argument("--quiet", action="store_true", help="no live display")
+    t = p.add_argument_group("storm your own server (--target)")
+    t.add_argument("--target", metavar="CMD", default="",
+                   help="start CMD (sh -c) inside the lab and storm it instead of the built-in "
+                        "brokers; it gets TUNTCP_ADDR and TUNTCP_PORT and must listen there")
+    t.add_argument("--target-port", type=int, default=d.target_port)
+    t.add_argument("--request", default=d.request, metavar="BYTES",
+                   help="literal request, escapes allowed (e.g. 'PING\\r\\n'); default: a 4-byte "
+                        "size prefix and --request-bytes random bytes")
+    t.add_argument("--reply-bytes", type=int, default=d.reply_bytes,
+                   help="a response is complete after this many bytes ...")
+    t.add_argument("--reply-delim", default=d.reply_delim, metavar="BYTES",
+                   help="... or when it ends with these (e.g. '\\r\\n')")
 
 
 def config_from(args) -> StormConfig:
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
-    bad = [m for m in modes if m not in ("buggy", "fixed", "kernel")]
+    if args.target:
+        if args.modes != "buggy,fixed,kernel":
+            raise StormError("--target storms the given server only: leave out --modes")
+        modes = ("target",)
+    bad = [m for m in modes if m not in ("buggy", "fixed", "kernel") and not args.target]
     if bad or not modes:
         raise StormError(f"--modes takes buggy, fixed and/or kernel, got {args.modes!r}")
     return StormConfig(
@@ -51,7 +67,8 @@ def config_from(args) -> StormConfig:
         requests_per_client=args.requests, request_interval_s=args.interval, rtt_ms=args.rtt_ms,
         loss=args.loss, backoff=args.backoff, down_s=args.down, duration_s=args.duration,
         seed=args.seed, sysctl=list(args.sysctl), out=args.out, pcap=not args.no_pcap, modes=modes,
-        control_name=args.name)
+        control_name=args.name, target=args.target, target_port=args.target_port,
+        request=args.request, reply_bytes=args.reply_bytes, reply_delim=args.reply_delim)
 
 
 class Display:
@@ -142,7 +159,7 @@ def saturation_line(mode: str, run: dict) -> str | None:
         return None
     why = sat["reason"]
     todo = []
-    if mode == "kernel":
+    if mode in ("kernel", "target"):
         todo.append("the kernel column is pessimistic (its packets queued in the relay or the "
                     "producers were short of CPU)")
     if "endpoint" in why or "late" in why or "TUN" in why:

@@ -88,6 +88,14 @@ class StormConfig:
     modes: tuple[str, ...] = ("buggy", "fixed", "kernel")   # kernel: the host's own listener
     control_name: str = "storm"         # control socket for `tuntcp ss/nstat --name storm`
     clients_per_process: int = 0        # producers per process; 0: as many as RLIMIT_NOFILE allows
+    # --target: the user's server command, started in the kernel column's namespace, and the
+    # request/response shape it speaks (default: the Kafka-like size-prefixed produce)
+    target: str = ""
+    target_port: int = PORT
+    request: str = ""                   # literal request ("PING\\r\\n", escapes allowed); "":
+                                        # 4-byte size prefix + request_bytes random bytes
+    reply_bytes: int = 4 + RESPONSE     # a response is this many bytes ...
+    reply_delim: str = ""               # ... or ends with this (escapes allowed)
 
     def check(self) -> None:
         if not 1 <= self.hosts <= 4000:
@@ -114,6 +122,32 @@ class StormConfig:
             raise StormError("--loss must be in [0, 0.5)")
         if self.rtt_ms < 0:
             raise StormError("--rtt-ms must be >= 0")
+        if self.reply_bytes < 1:
+            raise StormError("--reply-bytes must be >= 1")
+        for name in ("request", "reply_delim"):
+            try:
+                unescape(getattr(self, name))
+            except ValueError as e:
+                raise StormError(f"--{name.replace('_', '-')}: {e}") from None
+        if self.target and any(m != "target" for m in self.modes):
+            raise StormError("--target storms the given server only: leave out --modes")
+        if "target" in self.modes and not self.target:
+            raise StormError("mode 'target' needs --target CMD")
+        if not 1 <= self.target_port <= 65535:
+            raise StormError("--target-port must be 1..65535")
+
+    def request_for(self, rng: random.Random) -> bytes:
+        if self.request:
+            return unescape(self.request)
+        return struct.pack("!I", self.request_bytes) + rng.randbytes(self.request_bytes)
+
+
+def unescape(text: str) -> bytes:
+    """``PING\\r\\n`` as typed on a command line -> the bytes it means."""
+    try:
+        return text.encode("latin-1").decode("unicode_escape").encode("latin-1")
+    except UnicodeError as e:
+        raise ValueError(f"bad escape in {text!r} ({e.reason})") from None
 
 
 def fd_budget() -> int:
@@ -170,6 +204,7 @@ class Producer:
         self.attempts = 0
         self.error: str | None = None
         self.resets = 0
+        self.delim = unescape(cfg.reply_delim)
 
     async def connect_once(self, dst: str) -> bool:
         raw = self.new_socket()
@@ -178,7 +213,7 @@ class Producer:
         s = trio.socket.from_stdlib_socket(raw)
         self.attempts += 1
         try:
-            await s.connect((dst, PORT))
+            await s.connect((dst, self.cfg.target_port if self.cfg.target else PORT))
         except OSError:
             s.close()
             return False
@@ -208,7 +243,7 @@ class Producer:
         """Send the requests; a reset connection is re-established with the reconnect policy
         and the request retried (Kafka's NetworkClient), its latency counted from the first try."""
         cfg = self.cfg
-        req = struct.pack("!I", cfg.request_bytes) + self.rng.randbytes(cfg.request_bytes)
+        req = cfg.request_for(self.rng)
         await trio.sleep(self.rng.uniform(0, cfg.request_interval_s))
         for _ in range(cfg.requests_per_client):
             t = trio.current_time()
@@ -230,12 +265,12 @@ class Producer:
         while view:
             n = await self.sock.send(view)
             view = view[n:]
-        got = 0
-        while got < 4 + RESPONSE:
+        got, delim, want = b"", self.delim, self.cfg.reply_bytes
+        while not (got.endswith(delim) if delim else len(got) >= want):
             chunk = await self.sock.recv(65536)
             if not chunk:
                 raise ConnectionResetError("broker closed the connection")
-            got += len(chunk)
+            got = got[-len(delim):] + chunk if delim else got + chunk[:want - len(got)]
 
     def capture(self) -> None:
         from tuntcp.harness.clients import tcp_info

@@ -26,8 +26,9 @@ stdin / stdout JSON lines (parent -> server, server -> parent):
     {"cmd": "info"}                          {"info": [[addr, port, rcv_wscale, rcv_wnd], ...]}
     EOF                                      exits
 
-``--target CMD`` (issue 14) will replace server() by the user's command started in lab B; the
-relay, the labs and the producers stay as they are.
+``--target CMD`` (issue 14, TargetSide) replaces server() by the user's command started in lab B;
+the relay, the labs and the producers stay as they are, and the request/response shape is the
+storm's --request / --reply-bytes / --reply-delim.
 """
 from __future__ import annotations
 
@@ -325,3 +326,111 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# ---- --target: the user's own server in lab B -------------------------------------------------
+
+def _listen_queue(port: int):
+    """The accept queue of the listener on ``port`` in the calling thread's namespace (rx_queue
+    of its LISTEN row in /proc/net/tcp), or None when nothing listens there."""
+    want = f":{port:04X}"
+    with open("/proc/thread-self/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if fields[3] == "0A" and fields[1].endswith(want):
+                return int(fields[4].split(":")[1], 16)
+    return None
+
+
+def _cpu_seconds(pid: int):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            v = f.read().rsplit(")", 1)[1].split()
+        return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+class TargetSide(KernelSide):
+    """``--target CMD``: the user's server, started in lab B with ``sh -c`` (TUNTCP_ADDR and
+    TUNTCP_PORT in its environment), stormed like the built-in kernel broker. The restart kills
+    its process group (the kernel resets connections with unread data) and starts it again.
+    What a foreign server cannot tell us comes from the kernel: accepted = TcpPassiveOpens,
+    the accept queue from /proc/net/tcp, each connection's window scale from ``ss -ti``."""
+
+    LISTEN_WAIT_S = 10.0
+
+    async def start(self, nursery) -> None:
+        self._passive0 = 0
+        await self._launch()
+
+    async def _launch(self) -> None:
+        cfg = self.cfg
+        env = {**os.environ, "TUNTCP_ADDR": self.lab.client_addr, "TUNTCP_PORT": str(cfg.target_port)}
+        self.log_path = os.path.join(cfg.out, "target.log")
+        os.makedirs(cfg.out, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = self.lab.run_in_ns(["sh", "-c", cfg.target], stdin=subprocess.DEVNULL,
+                                           stdout=log, stderr=log, env=env)
+        deadline = time.monotonic() + self.LISTEN_WAIT_S
+        while self.lab.call_in_ns(_listen_queue, cfg.target_port) is None:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise StormError(f"--target {cfg.target!r} did not listen on port "
+                                 f"{cfg.target_port} within {self.LISTEN_WAIT_S:.0f} s "
+                                 f"(its output: {self.log_path})")
+            await trio.sleep(0.02)
+        self._passive0 = self.counters().get("TcpPassiveOpens", 0)
+
+    @property
+    def accepted(self) -> int:
+        return self.counters().get("TcpPassiveOpens", 0) - self._passive0
+
+    @accepted.setter
+    def accepted(self, value) -> None:
+        pass                     # KernelSide.__init__ sets it; here the kernel counts
+
+    def queues(self) -> dict:
+        return {"accept": self.lab.call_in_ns(_listen_queue, self.cfg.target_port) or 0,
+                "syn": None}
+
+    async def restart(self) -> None:
+        import signal
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        while self.proc.poll() is None:
+            await trio.sleep(0.01)
+        await trio.sleep(self.cfg.down_s)
+        await self._launch()
+
+    def mark_cpu(self) -> None:
+        self._cpu0 = (_cpu_seconds(self.proc.pid), time.monotonic())
+
+    def other_cpu(self) -> dict:
+        c1, (c0, w0) = _cpu_seconds(self.proc.pid), self._cpu0
+        share = None if c0 is None or c1 is None else (c1 - c0) / max(1e-9, time.monotonic() - w0)
+        return {"target process": share}
+
+    async def server_info(self) -> dict:
+        """wscale and rcv_wnd of each established connection of the target, from ``ss -ti``."""
+        import re
+        p = await trio.run_process(["ip", "netns", "exec", self.lab.ns_name, "ss", "-tinH",
+                                    "state", "established", f"( sport = :{self.cfg.target_port} )"],
+                                   capture_stdout=True, check=False)
+        out, peer = {}, None
+        for line in p.stdout.decode().splitlines():
+            if not line[:1].isspace():
+                a, _, port = line.split()[-1].rpartition(":")
+                peer = (int(IPv4Address(a)), int(port))
+                continue
+            ws = re.search(r"wscale:(\d+),(\d+)", line)
+            wnd = re.search(r"rcv_wnd:(\d+)", line)
+            if peer and ws:
+                out[peer] = {"path": "kernel", "rcv_wscale": int(ws.group(2)),
+                             "rcv_wnd": int(wnd.group(1)) if wnd else None}
+        return out
+
+    async def aclose(self) -> None:
+        pass
