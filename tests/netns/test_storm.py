@@ -158,3 +158,41 @@ def test_storm_sigterm_removes_workers_and_namespace(tmp_path, require_netns):
     assert not [w for w in workers if os.path.exists(f"/proc/{w}")]
     assert not [n for n in list_namespaces() if n.startswith(f"{PREFIX}{p.pid}-")]
 
+
+
+def _children_named(parent: int, name: bytes) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and name in cmd:
+            pids.append(int(entry))
+    return pids
+
+
+def test_storm_sigterm_in_kernel_column_removes_both_labs(tmp_path, require_netns):
+    """SIGTERM while the kernel column runs: its broker process, the producers and both
+    namespaces (producers' and broker's) are gone, exit 130."""
+    cmd = [sys.executable, "-m", "tuntcp.cli", "storm", "--clients", "60", "--modes", "kernel",
+           "--requests", "50", "--interval", "0.1", "--quiet", "--no-pcap", "--out", str(tmp_path)]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    brokers = []
+    while not brokers and time.monotonic() < deadline:
+        time.sleep(0.1)
+        brokers = _children_named(p.pid, b"tuntcp.scenarios.storm_kernel")
+    assert brokers, "the kernel broker never started"
+    assert len([n for n in list_namespaces() if n.startswith(f"{PREFIX}{p.pid}-")]) == 2
+    time.sleep(1.5)
+    workers = _workers(p.pid)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err
+    assert not [w for w in brokers + workers if os.path.exists(f"/proc/{w}")]
+    assert not [n for n in list_namespaces() if n.startswith(f"{PREFIX}{p.pid}-")]
