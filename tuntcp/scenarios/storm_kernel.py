@@ -45,6 +45,7 @@ from ipaddress import IPv4Address
 
 import trio
 
+from tuntcp import mib
 from tuntcp.scenarios.storm_fleet import PORT, REPLY, Framer, StormConfig, StormError
 
 RELAY_BATCH = 256
@@ -380,11 +381,11 @@ class TargetSide(KernelSide):
                                  f"{cfg.target_port} within {self.LISTEN_WAIT_S:.0f} s "
                                  f"(its output: {self.log_path})")
             await trio.sleep(0.02)
-        self._passive0 = self.counters().get("TcpPassiveOpens", 0)
+        self._passive0 = self.counters().get(mib.TcpPassiveOpens, 0)
 
     @property
     def accepted(self) -> int:
-        return self.counters().get("TcpPassiveOpens", 0) - self._passive0
+        return self.counters().get(mib.TcpPassiveOpens, 0) - self._passive0
 
     @accepted.setter
     def accepted(self, value) -> None:
