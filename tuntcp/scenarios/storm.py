@@ -189,7 +189,7 @@ async def run_mode(cfg: StormConfig, mode: str, outdir: Path, show=None) -> dict
     raise_fd_limit()
     if mode in ("kernel", "target"):
         return await _run_kernel(cfg, show, mode)
-    from tuntcp.core.stack import Stack
+    from tuntcp.host.stack import Stack
     from tuntcp.harness.netns import Lab
     from tuntcp.shell.control import ControlServer, socket_path
     from tuntcp.shell.endpoint import Endpoint
