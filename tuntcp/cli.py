@@ -228,6 +228,7 @@ def cmd_scenario(args) -> int:
 
 def cmd_bench(args) -> int:
     from .bench.cli import BenchUsageError, run_cli
+    from .scenarios import storm_scale  # noqa: F401  (registers `--only storm_scale`)
     try:
         return run_cli(args)
     except BenchUsageError as e:

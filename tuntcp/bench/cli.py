@@ -33,6 +33,10 @@ NS_SYSCTLS = {"net.core.somaxconn": 65535, "net.ipv4.tcp_max_syn_backlog": 65535
               "net.ipv4.ip_local_port_range": "1024 65535"}
 PROFILE_KNOBS = {"net.core.somaxconn": 65535, "net.ipv4.tcp_max_syn_backlog": 65535}
 NOT_MEASURED: dict = {}    # name -> why (rows we cannot measure honestly yet)
+# Workloads built on layers above the bench (storm_scale is a scenario) register here when the
+# CLI imports them: name -> module with async run(cfg, log), markdown(res), plot(res, path).
+# They run only when named in --only.
+EXTRA: dict = {}
 
 
 @dataclass
@@ -176,10 +180,10 @@ def make_config(quick=False, rounds=None, seconds=None, out=None, only=None, pro
         cfg.profile = profile
     if only:
         names = [n.strip() for n in only.split(",") if n.strip()]
-        unknown = [n for n in names if n not in BY_NAME and n != "storm_scale"]
+        unknown = [n for n in names if n not in BY_NAME and n not in EXTRA]
         if unknown:
             raise BenchUsageError(f"unknown workload(s) {', '.join(unknown)}; known: "
-                                  f"{', '.join(BY_NAME)}, storm_scale")
+                                  f"{', '.join([*BY_NAME, *EXTRA])}")
         cfg.only = names
     if profile_row:
         rows = {r.name: w.name for w in WORKLOADS for r in w.rows}
@@ -308,9 +312,9 @@ async def run_all(cfg: Config) -> dict:
                 raw[wl.name]["tuntcp"].append(None)
             raw[wl.name]["kernel"].append(None if kobj is None else {"bytes_per_item": kobj})
     res = _assemble(cfg, chosen, raw, errors, profile)
-    if cfg.only and "storm_scale" in cfg.only:
-        from . import storm_scale
-        res["storm_scale"] = await storm_scale.run(cfg, _log)
+    for name, mod in EXTRA.items():
+        if cfg.only and name in cfg.only:
+            res[name] = await mod.run(cfg, _log)
     return res
 
 
@@ -433,9 +437,9 @@ def markdown(res: dict) -> str:
             last = r["tuntcp"][-1]
             out.append(f"- {n} ({last['items']} items): " + ", ".join(
                 f"`{site}` {size:.0f}" for site, size in last["top_sites"]))
-    if res.get("storm_scale"):
-        from .storm_scale import markdown as scale_md
-        out.append(scale_md(res["storm_scale"]))
+    for name, mod in EXTRA.items():
+        if res.get(name):
+            out.append(mod.markdown(res[name]))
     if res["errors"]:
         out += ["", "## Runs that failed", ""] + [f"- {e}" for e in res["errors"]]
     out += ["", "Kernel memory figures are slab object sizes (/proc/slabinfo), not live "
@@ -453,18 +457,17 @@ def write(res: dict, out: str) -> tuple[Path, Path]:
     return jp, mp
 
 
-def _merge_scale(res: dict, cfg: Config) -> dict:
-    """A storm_scale-only run updates that section (and its PNG) of an existing results file
-    and keeps the other rows, which come from a full run."""
-    from .storm_scale import plot
-    sc = res["storm_scale"]
+def _merge_extra(name: str, res: dict, cfg: Config) -> dict:
+    """A run of only an EXTRA workload (storm_scale) updates its section (and its PNG) of an
+    existing results file and keeps the other rows, which come from a full run."""
+    sc = res[name]
     sc["meta"] = {k: res["meta"][k] for k in ("when", "kernel", "cpus", "wall_seconds",
                                               "loadavg_start_end")}
-    sc["png"] = plot(sc, Path(cfg.out).with_name("storm_scale.png"))
+    sc["png"] = EXTRA[name].plot(sc, Path(cfg.out).with_name(f"{name}.png"))
     jp = Path(cfg.out)
-    if cfg.only == ["storm_scale"] and jp.exists():
+    if cfg.only == [name] and jp.exists():
         old = json.loads(jp.read_text())
-        old["storm_scale"] = sc
+        old[name] = sc
         return old
     return res
 
@@ -499,8 +502,9 @@ def main(cfg: Config) -> int:
     res["meta"]["wall_seconds"] = round(time.perf_counter() - t0, 1)
     # other work on the machine skews everything; record how busy it was
     res["meta"]["loadavg_start_end"] = [round(load0[0], 2), round(os.getloadavg()[0], 2)]
-    if res.get("storm_scale"):
-        res = _merge_scale(res, cfg)
+    for name in EXTRA:
+        if res.get(name):
+            res = _merge_extra(name, res, cfg)
     jp, mp = write(res, cfg.out)
     print(markdown(res))
     print(f"wrote {jp} and {mp}")
@@ -524,9 +528,9 @@ def add_arguments(s) -> None:
     s.add_argument("--out", default="bench/results.json",
                    help="JSON report; the Markdown table goes next to it (.md)")
     s.add_argument("--only", metavar="WORKLOAD,...",
-                   help="comma-separated subset of: " + ", ".join(BY_NAME) + ", storm_scale "
-                        "(the Kafka storm at 500-5,000 producers with the kernel column; only "
-                        "when named, it takes ~10 min per round)")
+                   help="comma-separated subset of: " + ", ".join(BY_NAME) + "; and "
+                        "storm_scale (the Kafka storm at 500-5,000 producers with the kernel "
+                        "column; only when named, ~10 min per round)")
     s.add_argument("--profile", default=DEFAULT_PROFILE, help="kernel profile for the endpoint")
     s.add_argument("--profile-row", metavar="ROW",
                    help="record the tuntcp side of this row with py-spy (first round)")

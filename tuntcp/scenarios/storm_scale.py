@@ -8,6 +8,9 @@ wscale mismatches. A mode that does not finish within --duration is a failed poi
 one-line reason, not an error of the bench. Results go into results.json under "storm_scale"
 (merged into an existing file, so a storm_scale run keeps the other rows), a section of
 results.md and storm_scale.png next to them.
+
+The bench layer sits below the scenarios, so this module registers itself with the bench
+(``bench.cli.EXTRA``) when imported; the CLI imports it before running `tuntcp bench`.
 """
 from __future__ import annotations
 
@@ -48,7 +51,7 @@ def _point(report: dict) -> dict:
 async def run(cfg, log, sizes=None) -> dict:
     """Every size and round; each mode runs on its own so one that does not finish does not
     hide the others."""
-    from ..scenarios.storm import StormConfig, StormError, compare, run_mode
+    from .storm import StormConfig, StormError, compare, run_mode
     sizes = sizes or (QUICK_SIZES if cfg.quick else SIZES)
     outdir = Path(cfg.out).with_name("storm_scale")
     points: dict = {}
@@ -167,3 +170,12 @@ def plot(res: dict, path: Path) -> str:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return str(path)
+
+
+def _register() -> None:
+    import sys
+    from ..bench.cli import EXTRA
+    EXTRA["storm_scale"] = sys.modules[__name__]
+
+
+_register()
