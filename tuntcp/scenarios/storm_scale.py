@@ -42,6 +42,8 @@ def _point(report: dict) -> dict:
         p[f"{m}_verdict"] = sat["verdict"]
         p[f"{m}_cpu_share"] = sat["cpu_share"]
         p[f"{m}_lag_p99_ms"] = sat["loop_lag_ms"]["p99"]
+        p[f"{m}_other_cpu"] = sat.get("other_cpu_share")
+        p[f"{m}_machine_busy"] = sat.get("machine_busy")
         p[f"{m}_connections"] = r["summary"]["connections_made"]
         p[f"{m}_wscale_mismatches"] = r["summary"]["wscale_mismatches"]
         p[f"{m}_cookie_connections"] = r["summary"]["cookie_connections"]
