@@ -432,9 +432,9 @@ async def run_storm(cfg: StormConfig, show=None) -> dict:
     report = {"scenario": "kafka-broker-restart", "config": cfg_dict, "runs": runs,
               "comparison": compare(runs),
               "artifacts": {"pcap": {m: r["pcap"] for m, r in runs.items()}}}
-    for m in ("kernel", "target"):
+    for m, how in (("kernel", KERNEL_HOW), ("target", TARGET_HOW)):
         if m in runs:
-            report["kernel_column"] = {"label": runs[m]["profile"], "how": KERNEL_HOW}
+            report["kernel_column"] = {"label": runs[m]["profile"], "how": how}
     report = write_all(report, outdir)
     with open(report["artifacts"]["markdown"], "a") as f:
         f.write(saturation_markdown(report))
@@ -448,6 +448,13 @@ KERNEL_HOW = ("The kernel column runs the same producers (same seed, backoff, pr
               "LinkModel pair as the tuntcp endpoint uses, so the RTT and loss apply alike. The "
               "kernel does not say which connections were cookies, so its latency is over all "
               "connections (latency_ms_all); its counters are the namespace's nstat deltas.")
+
+
+TARGET_HOW = ("The target column runs the storm's producers against the --target command, started "
+              "in a second namespace behind the same relayed userspace LinkModel pair as the "
+              "kernel column; the server chooses its own backlog and socket buffers. Accepted "
+              "connections, the accept queue, window scales and counters come from that "
+              "namespace's kernel (TcpPassiveOpens, /proc/net/tcp, ss -ti, nstat).")
 
 
 def saturation_markdown(report: dict) -> str:
@@ -469,6 +476,10 @@ def saturation_markdown(report: dict) -> str:
     for q in ("p50", "p99", "max"):
         row(f"loop_lag_ms {q}", lambda s, q=q: s["loop_lag_ms"][q])
     row("tun_drops", lambda s: sum(s["tun_drops"].values()))
+    row("other processes' CPU share", lambda s: ", ".join(
+        f"{k} {v}" for k, v in s.get("other_cpu_share", {}).items()) or "-")
+    row("machine busy (all CPUs)", lambda s: s.get("machine_busy"))
+    row("CPU µs per packet read", lambda s: s.get("cpu_us_per_packet"))
     row("batch p50 / max", lambda s: f"{s['batch']['p50']} / {s['batch']['max']}")
     out.append("| latency_ms all p50 / p99 | " + " | ".join(
         f"{runs[m]['summary']['latency_ms_all']['p50']} / {runs[m]['summary']['latency_ms_all']['p99']}"
