@@ -19,11 +19,13 @@ rx_dropped from ``tun_stats()``), and a verdict:
     model-bound  otherwise: packets and timers were handled when due, so latencies are the
                  model's (and the link's) and not the queue in front of the Python loop.
 
-Why these numbers (docs/storm-report.md, "saturation"): a 100-producer storm at 20 ms RTT, which
-is model-bound by construction, measured cpu_share 0.1-0.3 and lag p99 below 2 ms; the
-1,000-producer default storm that issue 11 showed giving wrong answers measured cpu_share
->= 0.95 and lag p99 of hundreds of ms. A lag of a quarter of the RTT already moves every
-round trip of the buggy window's ~42 per request by that much.
+Why these numbers (measured 2026-12-06 on the shared 2-core machine, docs/storm-report.md): a
+100-producer storm at 20 ms RTT had cpu_share 0.2 and lag p99 2.9-3.8 ms (limit 5 ms); the
+1,000-producer default storm, whose fixed column issue 11 showed as slow as the buggy one, had
+endpoint cpu_share 0.2-0.6 but lag p99 10-28 ms, thousands of TUN ring drops and every CPU of
+the machine busy. The endpoint's own share alone would have called that run model-bound, hence
+the lag, drop and machine tests. A lag of a quarter of the RTT already stretches each of the
+buggy window's ~42 round trips per request by that much.
 
 Lag is kept in a log histogram (8 buckets per octave of microseconds, ~9 % resolution), so
 memory stays constant however long the run.
