@@ -91,7 +91,7 @@ def _rng(pts, key) -> str:
     if not vals:
         return "-"
     m = statistics.median(vals)
-    f = (lambda v: f"{v:.3g}") if isinstance(m, float) else str
+    f = (lambda v: f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}") if isinstance(m, float) else str
     return f(m) if len(vals) == 1 else f"{f(m)} ({f(min(vals))}–{f(max(vals))})"
 
 
