@@ -146,17 +146,20 @@ def cmd_profiles(args) -> int:
 
 def cmd_ss(args) -> int:
     from .obs.commands import cmd_ss
-    return cmd_ss(args)
+    from .shell.control import request
+    return cmd_ss(args, request)
 
 
 def cmd_nstat(args) -> int:
     from .obs.commands import cmd_nstat
-    return cmd_nstat(args)
+    from .shell.control import request
+    return cmd_nstat(args, request)
 
 
 def cmd_netstat(args) -> int:
     from .obs.commands import cmd_netstat
-    return cmd_netstat(args)
+    from .shell.control import request
+    return cmd_netstat(args, request)
 
 
 def cmd_serve(args) -> int:
@@ -250,7 +253,7 @@ def main(argv=None) -> int:
     except ImportError:  # pragma: no cover - the harness is optional for ss/nstat/profiles
         LabError = ()
     try:
-        from .core.stack import StackError
+        from .host.stack import StackError
     except ImportError:  # pragma: no cover
         StackError = ()
     from .shell.tun import TunGone

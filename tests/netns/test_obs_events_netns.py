@@ -15,7 +15,7 @@ import trio
 
 from fixtures_endpoint import SECRET
 from tuntcp import mib
-from tuntcp.core.stack import Stack
+from tuntcp.host.stack import Stack
 from tuntcp.harness.clients import tcp_info
 from tuntcp.obs.events import EventLog
 from tuntcp.profiles import get_profile

@@ -7,7 +7,7 @@ import re
 import pytest
 from drill import Drill
 
-from tuntcp.core.stack import Stack
+from tuntcp.host import SegmentRecorder, Stack
 from tuntcp.obs import events as E
 from tuntcp.profiles import get_profile
 from tuntcp.wire.codec import ip_int
@@ -20,7 +20,7 @@ def _run(profile, script, *, backlog=8, overrides=None, rcvbuf=None, actions=Non
     buf = io.StringIO()
     log = E.EventLog(buf)
     st = Stack(get_profile(profile, overrides), addrs={ip_int(L)}, secret=b"k" * 16,
-               build=False, log=log)
+               encoder=SegmentRecorder(), log=log)
     lst = st.listen(8080, backlog, rcvbuf=rcvbuf, **listen_kw)
     d = Drill(st, local=(L, 8080), remote=(R, 40000))
     acts = {"accept": lambda d: lst.accept()}

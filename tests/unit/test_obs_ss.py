@@ -4,7 +4,7 @@ import argparse
 import pytest
 
 from drill import Drill
-from tuntcp.core.stack import Stack
+from tuntcp.host import SegmentRecorder, Stack
 from tuntcp.obs import commands, ssfilter as F
 from tuntcp.obs.ss import render, ms_timer, ss_text, COLUMNS
 from tuntcp.profiles import get_profile
@@ -17,7 +17,7 @@ PROC = ("tuntcp", 4242, 7)
 def _stack():
     """Listener 8080 (backlog 4): 40000 in SYN-RECV, 40001 ESTAB in the accept queue, 40002
     accepted with 5 unread bytes, 40003 accepted then closed by us first (TIME-WAIT)."""
-    st = Stack(get_profile("linux-6.1"), addrs={ip_int(L)}, secret=b"k" * 16, build=False)
+    st = Stack(get_profile("linux-6.1"), addrs={ip_int(L)}, secret=b"k" * 16, encoder=SegmentRecorder())
     lst = st.listen(8080, 4)
     d = Drill(st, local=(L, 8080), remote=(R, 40000))
     box = []

@@ -111,20 +111,19 @@ def nstat_query(args) -> dict:
             "reset": args.reset, "patterns": list(args.patterns)}
 
 
-def cmd_ss(args) -> int:
-    from ..shell.control import request
+def cmd_ss(args, request) -> int:
+    """``request(name, req)`` is the control-socket client (shell.control.request, passed
+    in by the CLI: obs sits below the shell)."""
     sys.stdout.write(request(args.name, {"cmd": "ss", "query": ss_query(args)})["text"])
     return 0
 
 
-def cmd_nstat(args) -> int:
-    from ..shell.control import request
+def cmd_nstat(args, request) -> int:
     sys.stdout.write(request(args.name, {"cmd": "nstat", "query": nstat_query(args)})["text"])
     return 0
 
 
-def cmd_netstat(args) -> int:
-    from ..shell.control import request
+def cmd_netstat(args, request) -> int:
     sys.stdout.write(request(args.name, {"cmd": "netstat"})["text"])
     return 0
 
