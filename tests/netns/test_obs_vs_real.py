@@ -187,3 +187,48 @@ async def test_ss_and_nstat_print_what_iproute2_prints(lab, start_endpoint, tmp_
     for cmd in NSTAT_CMDS:
         key = "nstat " + cmd
         assert ours[key] == real[key], key
+
+
+SYNRECV_CMDS = ["-tn state syn-recv", "-tno state syn-recv", "-tan sport = :9092",
+                "-tanp sport = :9092", "-tane sport = :9092"]
+
+
+async def test_syn_recv_rows_as_iproute2_prints_them(lab):
+    """A request sock on both sides: the kernel's, made by a SYN written into the lab's TUN
+    (from the endpoint address, which never answers the SYN-ACK), and ours, made by the same
+    SYN fed to a Stack. Addresses mirror each other (198.18.0.1 <-> 198.18.1.1): same widths."""
+    import os
+    from tuntcp.host import SegmentRecorder, Stack
+    from tuntcp.profiles import get_profile
+    from tuntcp.wire import codec
+    from tuntcp.wire.segment import SYN, Segment, TcpOptions
+    ksock = lab.socket_in_ns()
+    ksock.bind((lab.client_addr, PORT))
+    ksock.listen(5)
+    syn = Segment(lab.endpoint_ip, lab.client_ip, 40000, PORT, seq=1000, ack=0, flags=SYN,
+                  window=65535, options=TcpOptions(mss=1460))
+    os.write(lab.tun_fd, codec.build(syn))
+    await trio.sleep(0.3)
+
+    def real_ss(cmd):
+        return lab.run_in_ns(["ss"] + cmd.split(), stdout=subprocess.PIPE,
+                             text=True).communicate(timeout=10)[0]
+    real = {c: await trio.to_thread.run_sync(real_ss, c) for c in SYNRECV_CMDS}
+    ksock.close()
+
+    st = Stack(get_profile("linux-6.1"), addrs={lab.endpoint_ip}, secret=b"k" * 16,
+               encoder=SegmentRecorder())
+    st.listen(PORT, 5, addr=lab.endpoint_ip)
+    mirror = Segment(lab.client_ip, lab.endpoint_ip, 40000, PORT, seq=1000, ack=0, flags=SYN,
+                     window=65535, options=TcpOptions(mss=1460))
+    st.receive_segment(mirror, 0.0)
+    st.now = 0.3
+    for cmd in SYNRECV_CMDS:
+        args = commands_parser("ss").parse_args(cmd.split())
+        ours = commands.answer(type("E", (), {"stack": st, "io": type("IO", (), {"fd": 7})})(),
+                               {"cmd": "ss", "query": commands.ss_query(args)}, None)
+        exact = not set("pe") & set(cmd.split()[0])     # pids, fds, ids: their own widths
+        o = [_mask(x, not exact) for x in ours.splitlines()]
+        r = [_mask(x, not exact) for x in real[cmd].splitlines()]
+        assert o[0] == r[0] and sorted(o[1:]) == sorted(r[1:]), (cmd, ours, real[cmd])
+        assert any("SYN-RECV" in x or "timer:(on," in x for x in o[1:]) or "state" in cmd
