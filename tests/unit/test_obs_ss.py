@@ -22,7 +22,8 @@ def _stack():
     d = Drill(st, local=(L, 8080), remote=(R, 40000))
     box = []
     acts = {"accept": lambda d: box.append(lst.accept()),
-            "close": lambda d: box[-1].close(d.now)}
+            "close": lambda d: box[-1].close(d.now),
+            "send": lambda d: box[0].send(b"y" * 100, d.now)}
     d.run("""
 0.000 < S 0:0(0) win 65535 <mss 1460>
 +0    > S. 0:0(0) ack 1 win * <mss 1460>
@@ -42,6 +43,8 @@ def _stack():
 +0    < S 0:0(0) win 65535 port 40001 <mss 1460>
 +0    > S. 0:0(0) ack 1 win * port 40001 <mss 1460>
 +0    < . 1:1(0) ack 1 win 513 port 40001
++.01  %send
++0    > P. 1:101(100) ack 6 win * port 40002
 """, actions=acts, strict=False)
     return st
 
@@ -104,9 +107,14 @@ def test_processes_only_for_sockets_with_a_descriptor(st):
 
 def test_timers_details_memory_and_info(st):
     text = ss_text(st, _q("-tnoa state time-wait"), proc=PROC)
-    assert _rows(text)[0][-1] == "timer:(timewait,1min,0)"      # 60 s, as ss prints it
+    assert _rows(text)[0][-1] == "timer:(timewait,59sec,0)"   # 59.99 s left: ss truncates
     text = ss_text(st, _q("-tnoa state syn-recv"), proc=PROC)
-    assert _rows(text)[0][-1] == "timer:(on,970ms,0)"    # resend 1 s after the SYN at 0; now 0.03
+    assert _rows(text)[0][-1] == "timer:(on,960ms,0)"    # resend 1 s after the SYN at 0; now 0.04
+    # 40002 has 100 bytes in flight: its retransmit timer shows as "on"
+    c = next(c for c in st.conns.values() if c.key[3] == 40002)
+    assert c.rtx_kind in ("rtx", "tlp") and c.rtx_at > st.now
+    assert _rows(ss_text(st, _q("-tno dport = :40002"), proc=PROC))[0][-1] == \
+        f"timer:(on,{ms_timer((c.rtx_at - st.now) * 1000)},0)"
     text = ss_text(st, _q("-tnem dport = :40002"), proc=PROC)
     lines = text.splitlines()
     assert lines[1].split()[-3:-1] == ["ino:0", lines[1].split()[-2]] and lines[1].split()[-1] == "<->"

@@ -45,7 +45,7 @@ def add_ss_arguments(s) -> None:
     s.add_argument("-m", "--memory", action="store_true",
                    help="skmem:(r,rb,t,tb,f,w,o,bl,d): queued bytes and buffer sizes")
     s.add_argument("-o", "--options", action="store_true",
-                   help="timers (SYN-RECV resend, TIME-WAIT) and ts/sack in -i")
+                   help="timers (retransmit, persist, FIN-WAIT-2, TIME-WAIT, SYN-RECV) and ts/sack in -i")
     s.add_argument("-s", "--summary", action="store_true", help="socket counts (ss -s)")
     s.add_argument("-H", "--no-header", action="store_true", help="no header line")
     s.add_argument("-4", "--ipv4", action="store_true", help="IPv4 sockets only")

@@ -124,9 +124,7 @@ def sockets(stack, now: float | None = None) -> list[Sock]:
         tw = c.state == "TIME-WAIT"
         rq = 0 if tw else c.readable()
         wq = 0 if tw else c.info().get("send_q", 0)
-        timer = None
-        if tw and getattr(c, "tw_at", None) is not None:
-            timer = ("timewait", (c.tw_at - now) * 1000, 0)
+        timer = _timer(c, now)
         rest.append(Sock(c.state, rq, wq, laddr, lport, raddr, rport, c,
                          "tw" if tw else "queued" if id(c) in queued else "conn", timer))
     for lst in listeners:
@@ -136,6 +134,22 @@ def sockets(stack, now: float | None = None) -> list[Sock]:
                              ("on", (expires - now) * 1000, num_timeout)))
     rest.sort(key=lambda s: (s.laddr, s.lport, s.raddr, s.rport))
     return rows + rest
+
+
+def _timer(c, now: float):
+    """``inet_sk_diag_fill``'s idiag_timer: 1 "on" (retransmit, loss probe), 4 "persist"
+    (zero-window probe), 2 "keepalive" (sk_timer: an orphaned FIN-WAIT-2's), and TIME-WAIT's
+    "timewait"; the count is icsk_retransmits (our RTO backoffs)."""
+    rtx_at, tw_at = getattr(c, "rtx_at", None), getattr(c, "tw_at", None)
+    if c.state == "TIME-WAIT":
+        return None if tw_at is None else ("timewait", (tw_at - now) * 1000, 0)
+    rto = getattr(c, "rto", None)
+    n = getattr(rto, "backoffs", 0)
+    if rtx_at is not None:
+        return ("persist" if c.rtx_kind == "probe" else "on", (rtx_at - now) * 1000, n)
+    if tw_at is not None:
+        return ("keepalive", (tw_at - now) * 1000, 0)
+    return None
 
 
 def _users(s: Sock, proc: tuple) -> str:
