@@ -154,7 +154,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
 ALL: tuple[str, ...] = tuple(n for names in GROUPS.values() for n in names)
 KERNEL_ONLY: frozenset[str] = frozenset({
     IpInDiscards, IpInDelivers, IpOutRequests, TcpExtTCPSlowStartRetrans, TcpExtTCPDSACKRecv,
-    TcpExtTCPRcvQDrop, TcpExtOutOfWindowIcmps, Ip6InReceives, Ip6InAddrErrors, Ip6InDiscards,
+    TcpExtTCPRcvQDrop, TcpExtOutOfWindowIcmps, Ip6InReceives, Ip6InAddrErrors,
     Ip6OutRequests,
 })
 
