@@ -92,7 +92,7 @@ def _coerce(name: str, value: Any, old: Any) -> Any:
             return float(value)
         return value
     except ValueError:
-        raise ProfileError(f"{name}={value}: not a {_kind(old)} (current value {_show(old)})") from None
+        raise ProfileError(f"bad value {value!r} for {name}: not a {_kind(old)} (current value {_show(old)})") from None
 
 
 def _kind(old: Any) -> str:

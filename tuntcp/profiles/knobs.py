@@ -33,7 +33,9 @@ class Knob:
     netns: bool = True        # writable inside a child namespace (probe-able there)
 
     def describe(self) -> str:
-        if self.kind in ("choice", "bool"):
+        if self.kind == "bool":
+            return "true or false"
+        if self.kind == "choice":
             return "one of " + ", ".join(map(str, self.choices))
         if self.kind == "vec3":
             return f"three ints, each {_span(self.lo, self.hi)}"
@@ -45,7 +47,9 @@ def _span(lo, hi) -> str:
 
 
 def _num(v) -> str:
-    return {INT_MAX: "INT_MAX", INT_MIN: "INT_MIN"}.get(v, f"{v:g}" if isinstance(v, float) else str(v))
+    if isinstance(v, float):
+        return f"{v:.6f}".rstrip("0").rstrip(".")
+    return {INT_MAX: "INT_MAX", INT_MIN: "INT_MIN"}.get(v, str(v))
 
 
 def u8(lo: int = 0, hi: int = 255, unit: str = "", extra: str = "", clamp: str = "") -> Knob:
