@@ -14,7 +14,7 @@ with atheris.instrument_imports():
     from tuntcp import mib
     from tuntcp.wire import codec, ipv6
 
-REASONS = {mib.Ip6InHdrErrors, mib.Ip6InTruncatedPkts, mib.Ip6InUnknownProtos, mib.Ip6InDiscards,
+REASONS = {mib.Ip6InHdrErrors, mib.Ip6InTruncatedPkts, mib.Ip6InUnknownProtos, mib.TuntcpIp6RtHdrDrop,
            mib.Ip6InDelivers, mib.Ip6ReasmFails, mib.TuntcpTcpTruncated, mib.TcpInErrs, mib.TcpInCsumErrors}
 
 

@@ -121,6 +121,7 @@ FreeBSDSyncacheCookiesFailed = "FreeBSDSyncacheCookiesFailed"
 TuntcpMartianSrc = "TuntcpMartianSrc"
 TuntcpTcpTruncated = "TuntcpTcpTruncated"
 TuntcpTunTxDrops = "TuntcpTunTxDrops"
+TuntcpIp6RtHdrDrop = "TuntcpIp6RtHdrDrop"  # seg6/RPL routing header while disabled: Linux counts nothing
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "Ip": (IpInReceives, IpInHdrErrors, IpInAddrErrors, IpInUnknownProtos, IpInDiscards, IpInDelivers,
@@ -149,12 +150,12 @@ GROUPS: dict[str, tuple[str, ...]] = {
         FreeBSDSyncacheCacheOverflow, FreeBSDSyncacheReset, FreeBSDSyncacheStale,
         FreeBSDSyncacheAborted, FreeBSDSyncacheBadack, FreeBSDSyncacheZoneFail,
         FreeBSDSyncacheCookiesSent, FreeBSDSyncacheCookiesRecv, FreeBSDSyncacheCookiesFailed,),
-    "Tuntcp": (TuntcpMartianSrc, TuntcpTcpTruncated, TuntcpTunTxDrops,),
+    "Tuntcp": (TuntcpMartianSrc, TuntcpTcpTruncated, TuntcpTunTxDrops, TuntcpIp6RtHdrDrop,),
 }
 ALL: tuple[str, ...] = tuple(n for names in GROUPS.values() for n in names)
 KERNEL_ONLY: frozenset[str] = frozenset({
     IpInDiscards, IpInDelivers, IpOutRequests, TcpExtTCPSlowStartRetrans, TcpExtTCPDSACKRecv,
-    TcpExtTCPRcvQDrop, TcpExtOutOfWindowIcmps, Ip6InReceives, Ip6InAddrErrors,
+    TcpExtTCPRcvQDrop, TcpExtOutOfWindowIcmps, Ip6InReceives, Ip6InAddrErrors, Ip6InDiscards,
     Ip6OutRequests,
 })
 

@@ -21,7 +21,7 @@ from tuntcp.wire.segment import ACK, PSH, SYN, TcpOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 SECONDS = int(os.environ.get("TUNTCP_FUZZ_SECONDS", "12"))
-REASONS = {mib.Ip6InHdrErrors, mib.Ip6InTruncatedPkts, mib.Ip6InUnknownProtos, mib.Ip6InDiscards,
+REASONS = {mib.Ip6InHdrErrors, mib.Ip6InTruncatedPkts, mib.Ip6InUnknownProtos, mib.TuntcpIp6RtHdrDrop,
            mib.Ip6InDelivers, mib.Ip6ReasmFails, mib.TuntcpTcpTruncated, mib.TcpInErrs, mib.TcpInCsumErrors}
 A = ip6_int("2001:db8::1")
 B = ip6_int("2001:db8::2")
@@ -95,7 +95,9 @@ def test_known_outcomes():
     assert outcome(chain([(0, 0, 0), (60, 0, 0)], tcp_bytes())) == "ok"
     assert outcome(chain([(60, 0, 0), (0, 0, 0)], tcp_bytes())) == mib.Ip6InUnknownProtos
     assert outcome(chain([(44, 0, 0)], tcp_bytes())) == "ok"
-    assert outcome(chain([(44, 0, 1)], tcp_bytes())) == mib.Ip6ReasmFails
+    assert outcome(chain([(44, 0, 8)], tcp_bytes())) == mib.Ip6ReasmFails      # offset 8, last
+    assert outcome(chain([(44, 0, 1)], tcp_bytes())) == mib.Ip6InHdrErrors     # MF, 36 bytes: not 8n
+    assert outcome(chain([(44, 0, 1)], tcp_bytes(b"data" * 2))) == mib.Ip6ReasmFails
     assert outcome(chain([], tcp_bytes(), 17)) == mib.Ip6InUnknownProtos
 
 

@@ -160,7 +160,23 @@ def test_payload_length():
     b = pkt()
     b[4:6] = b"\0\0"                                   # payload length 0, next header TCP: no TCP header
     assert drop(b) == mib.TuntcpTcpTruncated
-    assert drop(pkt(IPv6ExtHdrHopByHop(), plen=0)) == mib.Ip6InHdrErrors   # jumbogram: not taken
+    # payload length 0 with hop-by-hop options: nothing is trimmed, the packet is taken whole
+    assert bytes(parse6(bytes(pkt(IPv6ExtHdrHopByHop(), plen=0, payload=b"abc"))).payload) == b"abc"
+
+
+def test_jumbo_payload_option():
+    def jumbo(value, plen=0, payload=b""):
+        opt = bytes([0xC2, 4]) + value.to_bytes(4, "big")       # at offset 42 = 4n+2
+        b = bytearray(pkt(IPv6ExtHdrHopByHop(options=[PadN(optdata=b"")]), payload=payload))
+        b[42:48] = opt
+        b[4:6] = plen.to_bytes(2, "big")
+        return b
+    # 6.18 takes no Jumbo Payload option on input: it is an unknown type 0xC2 (discard)
+    for value, plen in ((70000, 0), (1000, 0), (70000, 28)):
+        assert drop(jumbo(value, plen)) == mib.Ip6InHdrErrors
+    dest = bytearray(pkt(IPv6ExtHdrDestOpt(options=[PadN(optdata=b"")])))
+    dest[42:48] = bytes([0xC2, 4]) + (70000).to_bytes(4, "big")
+    assert drop(dest) == mib.Ip6InHdrErrors                      # only valid in hop-by-hop options
 
 
 def test_extension_header_chain():
@@ -171,7 +187,7 @@ def test_extension_header_chain():
     assert drop(b) == mib.Ip6InDelivers                                        # no next header (59)
     assert drop(pkt(nh=17)) == mib.Ip6InUnknownProtos
     assert drop(pkt(IPv6ExtHdrRouting(segleft=1, addresses=["2001:db8::9"]))) == mib.Ip6InHdrErrors
-    assert drop(pkt(IPv6ExtHdrRouting(type=4, segleft=1, addresses=["2001:db8::9"]))) == mib.Ip6InDiscards
+    assert drop(pkt(IPv6ExtHdrRouting(type=4, segleft=1, addresses=["2001:db8::9"]))) == mib.TuntcpIp6RtHdrDrop
     # a long but valid chain is walked to the end
     assert parse6(bytes(pkt(*[IPv6ExtHdrDestOpt()] * 200))).dport == 2
 
@@ -208,9 +224,12 @@ def test_fragments():
     assert parse6(bytes(pkt(IPv6ExtHdrFragment(offset=0, m=0))), counters=c).dport == 2
     assert c == {mib.Ip6ReasmReqds: 1, mib.Ip6ReasmOKs: 1}
     c = mib.Counters()
-    assert drop(pkt(IPv6ExtHdrFragment(offset=0, m=1)), c) == mib.Ip6ReasmFails
+    assert drop(pkt(IPv6ExtHdrFragment(offset=0, m=1), payload=bytes(12)), c) == mib.Ip6ReasmFails
     assert drop(pkt(IPv6ExtHdrFragment(offset=5, m=0)), c) == mib.Ip6ReasmFails
     assert c == {mib.Ip6ReasmReqds: 2}
+    # ip6_frag_queue: a non-last fragment not a multiple of 8 long, or one ending past 65535
+    assert drop(pkt(IPv6ExtHdrFragment(offset=0, m=1), payload=bytes(13))) == mib.Ip6InHdrErrors
+    assert drop(pkt(IPv6ExtHdrFragment(offset=8190, m=0), payload=bytes(100))) == mib.Ip6InHdrErrors
     # a first fragment whose TCP header is cut: RFC 8200 4.5
     b = pkt(IPv6ExtHdrFragment(offset=0, m=1), payload=b"")[:40 + 8 + 10]
     b[4:6] = struct.pack("!H", 18)

@@ -97,7 +97,8 @@ def _tlv_ok(buf, off: int, end: int) -> bool:
     Pad1/PadN: at most 7 padding bytes in a row, PadN bytes must be zero (RFC 4942). Other
     options: at most MAX_OPTS_CNT, none running past the header; an unknown type is skipped
     when its two high bits are 00, else the packet is discarded (``ip6_tlvopt_unknown``).
-    Router Alert (5) is accepted; a Jumbo Payload option (0xC2) is refused: no jumbograms here.
+    Router Alert (5) is taken. A Jumbo Payload option (0xC2) is discarded like any unknown type
+    with high bits 11: what a 6.18 namespace does with it (tests/netns/test_wire6_kernel.py).
     """
     padlen = 0
     count = 0
@@ -126,10 +127,10 @@ def _tlv_ok(buf, off: int, end: int) -> bool:
             if t == 5:
                 if optlen != 4:
                     return False
-            elif t == 0xC2 or t >> 6:
+            elif t >> 6:
                 return False
         off += optlen
-    return padlen <= 7
+    return True
 
 
 def parse6(buf, verify: bool = True, counters=None) -> Segment6:
@@ -154,18 +155,19 @@ def parse6(buf, verify: bool = True, counters=None) -> Segment6:
         raise Malformed(IP6_HDR_ERRORS, f"IP version {vtf >> 28}")
     if src[0] == 0xFF:  # ip6_rcv_core: a multicast source is an error
         raise Malformed(IP6_HDR_ERRORS, "multicast source address")
-    if plen == 0 and nh == NEXTHDR_HOP:
-        raise Malformed(IP6_HDR_ERRORS, "jumbogram (payload length 0 with hop-by-hop options)")
-    tot = 40 + plen
-    if tot > n:
-        raise Malformed(IP6_TRUNCATED, f"payload length {plen} > {n - 40} bytes received")
+    if plen or nh != NEXTHDR_HOP:
+        tot = 40 + plen
+        if tot > n:
+            raise Malformed(IP6_TRUNCATED, f"payload length {plen} > {n - 40} bytes received")
+    else:
+        tot = n  # payload length 0 with hop-by-hop options: ip6_rcv_core trims nothing
     off = 40
     if nh == NEXTHDR_HOP:  # only as the first header (ipv6_parse_hopopts in ip6_rcv_core)
-        nh, off = _ext_header(buf, off, tot, True)
+        nh, off = _ext_header(buf, off, tot)
     # ip6_protocol_deliver_rcu: each extension header is a "protocol" that hands on the next.
     while nh != IPPROTO_TCP:
         if nh == NEXTHDR_DEST:
-            nh, off = _ext_header(buf, off, tot, True)
+            nh, off = _ext_header(buf, off, tot)
         elif nh == NEXTHDR_ROUTING:
             nh, off = _routing(buf, off, tot)
         elif nh == NEXTHDR_FRAGMENT:
@@ -198,14 +200,21 @@ def parse6(buf, verify: bool = True, counters=None) -> Segment6:
                     (vtf >> 20) & 0xFF, 0, 0, vtf & 0xFFFFF)
 
 
-def _ext_header(buf, off: int, tot: int, options: bool) -> tuple[int, int]:
-    """Hop-by-hop or destination options: length check, then the TLVs (Ip6InHdrErrors)."""
+def _ext_length(buf, off: int, tot: int) -> int:
+    """End of the extension header at ``off`` (``(hdrlen + 1) * 8``); Ip6InHdrErrors when it or
+    its first 8 bytes are not all there (the ``pskb_may_pull`` checks of each handler)."""
     if tot - off < 8:
         raise Malformed(IP6_HDR_ERRORS, f"truncated extension header at {off}")
     end = off + ((buf[off + 1] + 1) << 3)
     if end > tot:
         raise Malformed(IP6_HDR_ERRORS, f"extension header at {off} runs past the payload ({end} > {tot})")
-    if options and not _tlv_ok(buf, off + 2, end):
+    return end
+
+
+def _ext_header(buf, off: int, tot: int) -> tuple[int, int]:
+    """Hop-by-hop or destination options -> (next header, end); bad options: Ip6InHdrErrors."""
+    end = _ext_length(buf, off, tot)
+    if not _tlv_ok(buf, off + 2, end):
         raise Malformed(IP6_HDR_ERRORS, f"bad option in extension header at {off}")
     return buf[off], end
 
@@ -214,15 +223,16 @@ def _routing(buf, off: int, tot: int) -> tuple[int, int]:
     """``ipv6_rthdr_rcv``: a routing header with no segments left is skipped; one with segments
     left would send the packet on to another node: Ip6InHdrErrors for the types Linux does not
     take (RH0 and unknown types, ``unknown_rh``). Segment routing (type 4) and RPL (type 3) are
-    off by default (seg6_enabled, rpl_seg_enabled) and dropped with no MIB counter in Linux; we
-    count them as Ip6InDiscards so the drop shows.
+    off by default (seg6_enabled, rpl_seg_enabled) and freed with no MIB counter in Linux (seen
+    in a 6.18 namespace); we name that drop TuntcpIp6RtHdrDrop so it shows.
     """
-    nh, end = _ext_header(buf, off, tot, False)
+    end = _ext_length(buf, off, tot)
+    nh = buf[off]
     if buf[off + 3] == 0:
         return nh, end
     rtype = buf[off + 2]
     if rtype in (3, 4):
-        raise Malformed(mib.Ip6InDiscards, f"routing header type {rtype} with segments left (disabled)")
+        raise Malformed(mib.TuntcpIp6RtHdrDrop, f"routing header type {rtype} with segments left (disabled)")
     raise Malformed(IP6_HDR_ERRORS, f"routing header type {rtype} with {buf[off + 3]} segments left")
 
 
@@ -243,7 +253,12 @@ def _fragment(buf, off: int, tot: int, plen: int, counters) -> tuple[int, int]:
         return nh, off + 8
     if not frag & 0xFFF8 and _upper_header_truncated(buf, off + 8, tot, nh):
         raise Malformed(IP6_HDR_ERRORS, "first fragment without the whole TCP header")
-    raise Malformed(IP6_REASM_FAILS, f"IPv6 fragment (offset {frag >> 3}, MF {frag & 1})")
+    # ip6_frag_queue: a fragment ending past 65535, or a non-last fragment whose length is not a
+    # multiple of 8, is a parameter problem (Ip6InHdrErrors); any other would be queued.
+    end = (frag & 0xFFF8) + tot - off - 8
+    if end > 0xFFFF or (frag & 1 and end & 7):
+        raise Malformed(IP6_HDR_ERRORS, f"fragment ends at {end}" + (", MF set, not a multiple of 8" if frag & 1 else ""))
+    raise Malformed(IP6_REASM_FAILS, f"IPv6 fragment (offset {frag >> 3}, MF {frag & 1}), no reassembly here")
 
 
 def _upper_header_truncated(buf, off: int, tot: int, nh: int) -> bool:
