@@ -162,3 +162,72 @@ def test_parse6_counts_what_the_kernel_counts():
     wrong = [f"{name}: kernel {k}, parse6 stands for {expected(pkt)}"
              for (name, pkt), k in zip(CASES.items(), kernel) if k != expected(pkt)]
     assert not wrong, "\n".join(wrong)
+
+
+SENDER = r"""
+import fcntl, json, os, socket, struct, subprocess, sys, time
+auto = sys.argv[1]
+fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
+fcntl.ioctl(fd, 0x400454CA, struct.pack("16sH", b"tt6", 0x0001 | 0x1000))
+def sh(*a):
+    subprocess.run(a, check=True)
+sh("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0")
+sh("sysctl", "-qw", "net.ipv6.conf.tt6.disable_ipv6=0")
+sh("sysctl", "-qw", f"net.ipv6.auto_flowlabels={auto}")
+sh("ip", "link", "set", "tt6", "up")
+sh("ip", "-6", "addr", "add", "2001:db8::2/64", "dev", "tt6", "nodad")
+socks = []
+for i in range(4):
+    s = socket.socket(socket.AF_INET6)
+    s.setblocking(False)
+    try:
+        s.connect(("2001:db8::1", 9000 + i))
+    except BlockingIOError:
+        pass
+    socks.append(s)
+time.sleep(0.3)
+out = []
+while True:
+    try:
+        out.append(os.read(fd, 65536).hex())
+    except BlockingIOError:
+        break
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("auto", [1, 0])
+def test_kernel_syns_carry_the_flow_labels_and_hop_limit_the_model_gives(auto):
+    """A 6.18 client's SYNs: hop limit = net.ipv6.conf.default.hop_limit (64), traffic class 0,
+    and with net.ipv6.auto_flowlabels 1 (the default) a per-connection label from the socket's
+    random txhash (ip6_make_flowlabel): non-zero and different per connection; 0 with the knob
+    at 0. make_flowlabel gives the same shape."""
+    from tuntcp.profiles import get_profile
+    from tuntcp.wire.ipv6 import make_flowlabel
+    reason = probe()
+    if reason is not None:
+        pytest.skip(reason)
+    ns = f"tuntcp-wire6f-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        r = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", SENDER, str(auto)], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stderr[-2000:]
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=True)
+    # the TUN also carries the kernel's ICMPv6 (router solicitations, MLD reports): TCP only
+    pkts = [bytes.fromhex(h) for h in json.loads(r.stdout)]
+    syns = [s for s in (parse6(p) for p in pkts if p[0] >> 4 == 6 and p[6] == 6)
+            if s.flags == 0x02 and 9000 <= s.dport < 9004]
+    assert sorted(s.dport for s in syns) == [9000, 9001, 9002, 9003]
+    prof = get_profile("linux-6.18")
+    assert {s.ttl for s in syns} == {prof["net.ipv6.conf.default.hop_limit"]}
+    assert {s.tos for s in syns} == {0}
+    labels = [s.flowlabel for s in syns]
+    if auto:
+        assert prof["net.ipv6.auto_flowlabels"] == 1
+        assert all(labels) and len(set(labels)) == 4, labels
+        model = [make_flowlabel(h, 1) for h in (0x9E3779B9, 0x7F4A7C15, 0x94D049BB, 0xBF58476D)]
+        assert all(model) and len(set(model)) == 4
+    else:
+        assert labels == [0, 0, 0, 0] and make_flowlabel(0x9E3779B9, 0) == 0
