@@ -35,6 +35,7 @@ NEXTHDR_DEST = 60
 MAX_OPTS_CNT = 8            # IP6_DEFAULT_MAX_HBH_OPTS_CNT / IP6_DEFAULT_MAX_DST_OPTS_CNT
 IPV6_MIN_MTU = 1280
 
+_LOOPBACK = bytes(15) + b"\x01"
 _IP6 = struct.Struct("!IHBB16s16s")  # ver/tc/flow, payload length, next header, hop limit, src, dst
 _TCP = struct.Struct("!HHIIBBHHH")
 _from_bytes = int.from_bytes
@@ -153,8 +154,15 @@ def parse6(buf, verify: bool = True, counters=None) -> Segment6:
         raise Malformed(IP6_HDR_ERRORS, f"not a bytes-like object: {type(buf).__name__}") from None
     if vtf >> 28 != 6:
         raise Malformed(IP6_HDR_ERRORS, f"IP version {vtf >> 28}")
-    if src[0] == 0xFF:  # ip6_rcv_core: a multicast source is an error
+    # ip6_rcv_core's address checks (a TUN is not a loopback device): multicast source, loopback
+    # source or destination, multicast destination of scope 0 or 1. (An IPv4-mapped source is
+    # refused later, by tcp_v6_conn_request, and only for a SYN: the listen path's business.)
+    if src[0] == 0xFF:
         raise Malformed(IP6_HDR_ERRORS, "multicast source address")
+    if src == _LOOPBACK or dst == _LOOPBACK:
+        raise Malformed(IP6_HDR_ERRORS, "loopback address from a non-loopback device")
+    if dst[0] == 0xFF and dst[1] & 0xF < 2:
+        raise Malformed(IP6_HDR_ERRORS, f"multicast destination of scope {dst[1] & 0xF}")
     if plen or nh != NEXTHDR_HOP:
         tot = 40 + plen
         if tot > n:
