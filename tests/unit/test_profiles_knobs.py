@@ -74,7 +74,7 @@ def test_vectors():
 
 
 def test_model_knobs():
-    refused("model.rto_min=-5")
+    assert "model.rto_min=-5:" in refused("model.rto_min=-5")        # quotes what was typed
     refused("model.rto_min=nan")
     refused("model.rto_max=inf")
     msg = refused("model.cookie_wscale_mode=banana")

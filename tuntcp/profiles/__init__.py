@@ -58,7 +58,8 @@ class Profile(dict):
                 close = [k for k in knobs if k.split(".")[-1] == name.split(".")[-1]]
                 hint = f" (did you mean {close[0]}?)" if close else ""
                 raise ProfileError(f"unknown knob {name!r} for profile {self.name}{hint}")
-            knobs[name] = check(self.family, name, _coerce(name, value, knobs[name]))
+            knobs[name] = check(self.family, name, _coerce(name, value, knobs[name]),
+                                value if isinstance(value, str) else None)
         return Profile(self.name, self.family, knobs)
 
 

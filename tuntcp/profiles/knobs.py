@@ -184,9 +184,15 @@ def knob(family: str, name: str) -> Knob:
     return TABLES[family][name]
 
 
-def check(family: str, name: str, value: Any) -> Any:
-    """``value`` if the kernel (or the model) accepts it for ``name``; else ProfileError."""
+def check(family: str, name: str, value: Any, text: str | None = None) -> Any:
+    """``value`` if the kernel (or the model) accepts it for ``name``; else ProfileError, which
+    quotes ``text`` (what the user typed) when given."""
     from . import ProfileError
+    if text is not None:
+        try:
+            return check(family, name, value)
+        except ProfileError as e:
+            raise ProfileError(str(e).replace(f"{name}={_show(value)}:", f"{name}={text}:", 1)) from None
     k = TABLES[family].get(name)
     if k is None:
         raise ProfileError(f"{name}: no entry in the {family} knob table")
