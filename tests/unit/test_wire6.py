@@ -169,9 +169,9 @@ def test_payload_length():
 
 
 def test_jumbo_payload_option():
-    def jumbo(value, plen=0, payload=b""):
+    def jumbo(value, plen=0):
         opt = bytes([0xC2, 4]) + value.to_bytes(4, "big")       # at offset 42 = 4n+2
-        b = bytearray(pkt(IPv6ExtHdrHopByHop(options=[PadN(optdata=b"")]), payload=payload))
+        b = bytearray(pkt(IPv6ExtHdrHopByHop(options=[PadN(optdata=b"")]), payload=b""))
         b[42:48] = opt
         b[4:6] = plen.to_bytes(2, "big")
         return b

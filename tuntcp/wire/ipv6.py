@@ -17,7 +17,8 @@ from typing import ClassVar
 from .. import mib
 from .checksum import IPPROTO_TCP
 from .codec import (
-    MAX_OPTION_SPACE, TCP_CSUM_ERRORS, TCP_IN_ERRS, TCP_TRUNCATED, Malformed, _parse_options, build_options,
+    _TS_ONLY, _TS_WORD, MAX_OPTION_SPACE, TCP_CSUM_ERRORS, TCP_IN_ERRS, TCP_TRUNCATED, Malformed, _parse_options,
+    build_options,
 )
 from .segment import Segment, TcpOptions
 
@@ -202,7 +203,12 @@ def parse6(buf, verify: bool = True, counters=None) -> Segment6:
             raise Malformed(TCP_CSUM_ERRORS, "bad TCP checksum")
     ostart = off + 20
     pstart = off + doff
-    opts = _parse_options(buf, ostart, pstart) if pstart > ostart else TcpOptions()
+    if pstart == ostart:
+        opts = TcpOptions()
+    elif doff == 32 and (w := _TS_ONLY.unpack_from(buf, ostart))[0] == _TS_WORD:  # nop nop TS
+        opts = TcpOptions(None, None, False, (w[1], w[2]))
+    else:
+        opts = _parse_options(buf, ostart, pstart)
     payload = memoryview(buf)[pstart:tot] if tot > pstart else b""
     return Segment6(saddr, daddr, sport, dport, seq, ack, flags, window, opts, payload, urg, hlim,
                     (vtf >> 20) & 0xFF, 0, 0, vtf & 0xFFFFF)
