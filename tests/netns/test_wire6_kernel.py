@@ -65,6 +65,22 @@ print(json.dumps(res))
 """
 
 
+def in_fresh_namespace(script: str, arg: str, stdin: str = "") -> str:
+    """Run ``script`` in a new namespace (deleted afterwards); its stdout."""
+    reason = probe()
+    if reason is not None:
+        pytest.skip(reason)
+    ns = f"tuntcp-wire6-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        r = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", script, arg], input=stdin,
+                           capture_output=True, text=True, timeout=60)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout
+
+
 def P(*ext, tcp=None, payload=b"", **ip):
     p = IPv6(**{"src": "2001:db8::1", "dst": "2001:db8::2", **ip})
     for e in ext:
@@ -158,19 +174,7 @@ def expected(pkt, name="") -> dict:
 
 
 def test_parse6_counts_what_the_kernel_counts():
-    reason = probe()
-    if reason is not None:
-        pytest.skip(reason)
-    ns = f"tuntcp-wire6-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        r = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", HELPER, json.dumps(WATCH)],
-                           input=json.dumps([p.hex() for p in CASES.values()]), capture_output=True, text=True,
-                           timeout=60)
-        assert r.returncode == 0, r.stderr[-2000:]
-        kernel = json.loads(r.stdout)
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], check=True)
+    kernel = json.loads(in_fresh_namespace(HELPER, json.dumps(WATCH), json.dumps([p.hex() for p in CASES.values()])))
     wrong = [f"{name}: kernel {k}, parse6 stands for {expected(pkt, name)}"
              for (name, pkt), k in zip(CASES.items(), kernel) if k != expected(pkt, name)]
     assert not wrong, "\n".join(wrong)
@@ -216,19 +220,9 @@ def test_kernel_syns_carry_the_flow_labels_and_hop_limit_the_model_gives(auto):
     at 0. make_flowlabel gives the same shape."""
     from tuntcp.profiles import get_profile
     from tuntcp.wire.ipv6 import make_flowlabel
-    reason = probe()
-    if reason is not None:
-        pytest.skip(reason)
-    ns = f"tuntcp-wire6f-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        r = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", SENDER, str(auto)], capture_output=True,
-                           text=True, timeout=60)
-        assert r.returncode == 0, r.stderr[-2000:]
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], check=True)
+    out = in_fresh_namespace(SENDER, str(auto))
     # the TUN also carries the kernel's ICMPv6 (router solicitations, MLD reports): TCP only
-    pkts = [bytes.fromhex(h) for h in json.loads(r.stdout)]
+    pkts = [bytes.fromhex(h) for h in json.loads(out)]
     syns = [s for s in (parse6(p) for p in pkts if p[0] >> 4 == 6 and p[6] == 6)
             if s.flags == 0x02 and 9000 <= s.dport < 9004]
     assert sorted(s.dport for s in syns) == [9000, 9001, 9002, 9003]
