@@ -99,7 +99,10 @@ async def test_storm_split_over_worker_processes(tmp_path, require_netns):
 
 def _workers(parent: int | None = None) -> list[int]:
     """Live storm worker processes started by `parent` (this process)."""
-    parent = parent or os.getpid()
+    return _children_named(parent or os.getpid(), b"tuntcp.scenarios.storm_worker")
+
+
+def _children_named(parent: int, name: bytes) -> list[int]:
     pids = []
     for entry in os.listdir("/proc"):
         try:
@@ -109,7 +112,7 @@ def _workers(parent: int | None = None) -> list[int]:
                 cmd = f.read()
         except (OSError, ValueError, IndexError):
             continue
-        if ppid == parent and b"tuntcp.scenarios.storm_worker" in cmd:
+        if ppid == parent and name in cmd:
             pids.append(int(entry))
     return pids
 
@@ -158,21 +161,6 @@ def test_storm_sigterm_removes_workers_and_namespace(tmp_path, require_netns):
     assert not [w for w in workers if os.path.exists(f"/proc/{w}")]
     assert not [n for n in list_namespaces() if n.startswith(f"{PREFIX}{p.pid}-")]
 
-
-
-def _children_named(parent: int, name: bytes) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmd = f.read()
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == parent and name in cmd:
-            pids.append(int(entry))
-    return pids
 
 
 def test_storm_sigterm_in_kernel_column_removes_both_labs(tmp_path, require_netns):

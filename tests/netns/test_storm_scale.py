@@ -5,19 +5,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from tuntcp.harness.netns import probe
-
 pytestmark = pytest.mark.netns
 
 
-@pytest.fixture
-def require_netns():
-    reason = probe()
-    if reason:
-        pytest.skip(reason)
-
-
-async def test_storm_scale_quick_point(tmp_path, require_netns):
+async def test_storm_scale_quick_point(tmp_path, netns_available):
     from tuntcp.scenarios import storm_scale
     cfg = SimpleNamespace(quick=True, rounds=1, out=str(tmp_path / "results.json"))
     res = await storm_scale.run(cfg, lambda msg: None)

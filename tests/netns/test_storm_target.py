@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tuntcp.harness.netns import PREFIX, list_namespaces, probe
+from tuntcp.harness.netns import PREFIX, list_namespaces
 
 pytestmark = pytest.mark.netns
 
@@ -16,10 +16,7 @@ SOCAT = ("exec socat TCP-LISTEN:$TUNTCP_PORT,bind=$TUNTCP_ADDR,fork,reuseaddr,ba
 
 
 @pytest.fixture
-def require_socat():
-    reason = probe()
-    if reason:
-        pytest.skip(reason)
+def require_socat(netns_available):
     if not shutil.which("socat"):
         pytest.fail("socat is missing (make tools)")
 
