@@ -72,6 +72,7 @@ async def test_storm_buggy_vs_fixed(tmp_path, require_netns):
     assert k["profile"].startswith("kernel (host ")
     assert k["summary"]["connections_made"] == 100
     assert k["summary"]["counters"]["TcpExtSyncookiesSent"] > 0
+    assert k["summary"]["cookie_connections"] == k["summary"]["counters"]["TcpExtSyncookiesRecv"] > 0
     assert k["summary"]["wscale_mismatches"] == 0
     assert k["summary"]["latency_ms_all"]["n"] == 200
     for run in report["runs"].values():

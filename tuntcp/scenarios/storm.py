@@ -25,6 +25,7 @@ from pathlib import Path
 
 import trio
 
+from tuntcp import mib
 from tuntcp.scenarios.report import percentiles, write_all
 from tuntcp.scenarios.storm_fleet import (  # noqa: F401  (the storm's public names live here too)
     MAX_CLIENTS, PORT, PORTS_PER_ADDR, REPLY, RESPONSE, Framer, StormConfig, StormError, fd_budget,
@@ -285,6 +286,9 @@ async def _run_kernel(cfg: StormConfig, show, mode: str = "kernel") -> dict:
     sat["relay_write_refused"] = relay.drops
     label = host_label() if mode == "kernel" else f"target `{cfg.target}` on {host_label()}"
     result = summarize(mode, label, True, records, server, counters, [], timeline, None)
+    # the kernel does not mark cookie sockets; it counts the cookie ACKs it accepted
+    result["summary"]["cookie_connections"] = counters.get(mib.TcpExtSyncookiesRecv, 0)
+    result["summary"]["cookie_connections_from"] = mib.TcpExtSyncookiesRecv
     result["processes"] = len(plan_slices(cfg))
     result["pcap"] = None
     result["saturation"] = sat
