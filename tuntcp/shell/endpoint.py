@@ -64,7 +64,8 @@ class Endpoint:
         self.link_out = link_out    # models the path endpoint -> client (applied on write)
         self.clock = clock
         self.max_batch = max_batch
-        self._lots: dict[int, tuple[object, trio.lowlevel.ParkingLot]] = {}
+        # tasks parked on a connection or listener (by the object: both hash by identity)
+        self._waiters: dict[object, list] = {}
         self._sleep: trio.CancelScope | None = None
         self._pcap_off: float | None = None
         self.stats = {"passes": 0, "batches": 0, "rx": 0, "tx": 0, "tx_drops": 0, "max_batch": 0,
@@ -169,11 +170,12 @@ class Endpoint:
             self.pcap.flush()
         dirty = self.stack.dirty
         if dirty:
-            lots = self._lots
-            for obj in dirty:
-                entry = lots.get(id(obj))
-                if entry is not None and entry[0] is obj and entry[1]:   # someone is parked
-                    entry[1].unpark_all()
+            waiters = self._waiters
+            if waiters:
+                for obj in dirty:
+                    tasks = waiters.get(obj)
+                    if tasks:                       # someone is parked on obj
+                        _wake_all(tasks)
             dirty.clear()
 
     # ---- used by app tasks -----------------------------------------------------------------
@@ -194,20 +196,32 @@ class Endpoint:
     async def wait(self, obj) -> None:
         """Park until ``obj`` (a Connection or listener) shows up in ``stack.dirty`` or
         ``wake(obj)`` is called. Callers re-check their condition after waking."""
-        entry = self._lots.get(id(obj))
-        if entry is None or entry[0] is not obj:
-            entry = (obj, trio.lowlevel.ParkingLot())
-            self._lots[id(obj)] = entry
-        await entry[1].park()
+        tasks = self._waiters.get(obj)
+        if tasks is None:
+            tasks = self._waiters[obj] = []
+        task = trio.lowlevel.current_task()
+        tasks.append(task)
+
+        def abort(_):
+            tasks.remove(task)
+            return trio.lowlevel.Abort.SUCCEEDED
+        await trio.lowlevel.wait_task_rescheduled(abort)
 
     def wake(self, obj) -> None:
-        entry = self._lots.get(id(obj))
-        if entry is not None and entry[0] is obj:
-            entry[1].unpark_all()
+        tasks = self._waiters.get(obj)
+        if tasks:
+            _wake_all(tasks)
 
     def forget(self, obj) -> None:
         """Drop the wait slot of an object nobody will wait on again (after waking it)."""
-        entry = self._lots.get(id(obj))
-        if entry is not None and entry[0] is obj:
-            entry[1].unpark_all()
-            del self._lots[id(obj)]
+        tasks = self._waiters.pop(obj, None)
+        if tasks:
+            _wake_all(tasks)
+
+
+def _wake_all(tasks: list) -> None:
+    """Reschedule every parked task in ``tasks`` (in the order they parked) and empty it."""
+    reschedule = trio.lowlevel.reschedule
+    for task in tasks:
+        reschedule(task)
+    tasks.clear()
