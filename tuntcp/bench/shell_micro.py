@@ -34,6 +34,7 @@ SERVER, CLIENT = 0xC6120101, 0xC6120001
 PORT = 9092
 REQUEST = 65536
 RESPONSE = bytes(64)
+STAGGER = 0.000137      # between producers' connects (not a multiple of the link delay)
 
 
 def server_stack(mode: str) -> Stack:
@@ -46,19 +47,30 @@ class Producers:
     """N client connections, each sending ``requests`` requests of REQUEST bytes one after the
     other (the next once the 64-byte response is in), driven by calls, not tasks."""
 
-    def __init__(self, n: int, requests: int, now: float):
+    def __init__(self, n: int, requests: int, now: float, stagger: float = STAGGER):
         self.stack = Stack(get_profile("linux-5.4"), addrs={CLIENT}, secret=b"c" * 16)
         self.state = {}
         self.done = 0
         self.requests = requests
-        for _ in range(n):
-            conn = self.stack.connect(CLIENT, SERVER, PORT, now)
-            conn.nodelay = True                  # Kafka's producers set TCP_NODELAY
-            self.state[conn] = [requests, REQUEST, 0]  # requests left, bytes to send, response bytes
+        # producer i connects at now + i * stagger: their packets do not arrive in lockstep, so
+        # the endpoint wakes for link deliveries and timers per connection, as in a real storm
+        self.starts = [now + i * stagger for i in range(n)][::-1]
+
+    def next_event(self) -> float | None:
+        dl = self.stack.next_deadline()
+        if self.starts and (dl is None or self.starts[-1] < dl):
+            return self.starts[-1]
+        return dl
 
     def step(self, now: float) -> None:
-        """React to whatever changed (the client stack's dirty set)."""
+        """Connect the producers whose time has come, react to whatever changed (the client
+        stack's dirty set)."""
         st = self.stack
+        while self.starts and self.starts[-1] <= now:
+            self.starts.pop()
+            conn = st.connect(CLIENT, SERVER, PORT, now)
+            conn.nodelay = True                  # Kafka's producers set TCP_NODELAY
+            self.state[conn] = [self.requests, REQUEST, 0]  # requests left, bytes to send, response bytes
         dl = st.next_deadline()
         if dl is not None and dl <= now:
             st.on_timers(now)
@@ -91,6 +103,7 @@ class PeerIO:
     def __init__(self, producers: Producers, clock):
         self.p = producers
         self.clock = clock
+        self.ep_deadline = lambda: float("inf")     # the endpoint's wake-up (set by run_shell)
         self.lot = trio.lowlevel.ParkingLot()
         self.out: list = []
 
@@ -114,8 +127,11 @@ class PeerIO:
         if self._pending():
             await trio.lowlevel.checkpoint()
             return
-        dl = self.p.stack.next_deadline()
-        with trio.move_on_at(dl if dl is not None else float("inf")):
+        dl = self.p.next_event()
+        if dl is None or dl >= self.ep_deadline():
+            await self.lot.park()        # the endpoint's own sleep ends first: no scope of ours
+            return
+        with trio.move_on_at(dl):
             await self.lot.park()
 
     def close(self) -> None:
@@ -135,12 +151,13 @@ async def _handler(stream) -> None:
             await stream.send_all(RESPONSE)
 
 
-async def run_shell(conns: int, requests: int, mode: str) -> dict:
+async def run_shell(conns: int, requests: int, mode: str, stagger: float = STAGGER) -> dict:
     stack = server_stack(mode)
-    prod = Producers(conns, requests, trio.current_time())
+    prod = Producers(conns, requests, trio.current_time(), stagger)
     io = PeerIO(prod, trio.current_time)
     ep = Endpoint(stack, io, link_in=LinkModel(1, delay=0.001), link_out=LinkModel(2, delay=0.001),
                   max_batch=8)
+    io.ep_deadline = ep._deadline
     async with trio.open_nursery() as nursery:
         nursery.start_soon(ep.run)
         lst = await open_tcp_listener(ep, PORT, 1024, rcvbuf=102400)
@@ -158,12 +175,12 @@ async def run_shell(conns: int, requests: int, mode: str) -> dict:
     return stats
 
 
-def run_sans_io(conns: int, requests: int, mode: str) -> dict:
+def run_sans_io(conns: int, requests: int, mode: str, stagger: float = STAGGER) -> dict:
     """The same exchange with the server's core called directly: reads, ACKs and responses
     without the shell (no link model; the baseline)."""
     stack = server_stack(mode)
     now = 0.0
-    prod = Producers(conns, requests, now)
+    prod = Producers(conns, requests, now, stagger)
     lst = stack.listen(PORT, 1024, rcvbuf=102400)
     served: dict = {}
     rx = tx = 0
@@ -190,7 +207,7 @@ def run_sans_io(conns: int, requests: int, mode: str) -> dict:
         for p in out:
             prod.stack.receive(p, now)
         if not pkts and not out:
-            dls = [d for d in (stack.next_deadline(), prod.stack.next_deadline()) if d is not None]
+            dls = [d for d in (stack.next_deadline(), prod.next_event()) if d is not None]
             now = min(dls) if dls else now + 0.001
         else:
             now += 0.0001
@@ -203,15 +220,18 @@ def main(argv=None) -> int:
     ap.add_argument("--conns", type=int, default=100)
     ap.add_argument("--requests", type=int, default=2)
     ap.add_argument("--mode", choices=("buggy", "fixed"), default="buggy")
+    ap.add_argument("--stagger", type=float, default=STAGGER,
+                    help=f"seconds between producers' connects (default {STAGGER}; 0: all in "
+                         "lockstep, large batches as in a saturated loop)")
     ap.add_argument("--sans-io", action="store_true", help="the core alone, without the shell")
     a = ap.parse_args(argv)
-    if a.conns < 1 or a.requests < 1:
-        ap.error("--conns and --requests must be positive")
+    if a.conns < 1 or a.requests < 1 or a.stagger < 0:
+        ap.error("--conns and --requests must be positive, --stagger not negative")
     t0 = time.process_time()
     if a.sans_io:
-        st = run_sans_io(a.conns, a.requests, a.mode)
+        st = run_sans_io(a.conns, a.requests, a.mode, a.stagger)
     else:
-        st = trio.run(run_shell, a.conns, a.requests, a.mode,
+        st = trio.run(run_shell, a.conns, a.requests, a.mode, a.stagger,
                       clock=trio.testing.MockClock(autojump_threshold=0))
     dt = time.process_time() - t0
     n_req = a.conns * a.requests
