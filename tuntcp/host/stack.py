@@ -165,7 +165,10 @@ class Stack:
     def take_output(self) -> list:
         """Everything queued since the last call, in order, as the encoder makes it (IPv4
         packets, vnet frames or Segments)."""
-        out, self._out = self._out, []
+        out = self._out
+        if not out:
+            return []           # the loop asks after every pass, most often for nothing
+        self._out = []
         return self.encoder.encode(out)
 
     def reset_for(self, seg: Segment) -> None:

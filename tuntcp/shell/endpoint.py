@@ -33,6 +33,10 @@ from .saturation import Saturation
 from .tun import FdIO, PacketIO
 from .vnet import HDR_LEN, VnetIO
 
+_current_task = trio.lowlevel.current_task
+_wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
+_ABORTED = trio.lowlevel.Abort.SUCCEEDED
+
 TX_DROP = mib.TuntcpTunTxDrops   # packets the TUN (or pipe) refused: EAGAIN/ENOBUFS on write
 
 
@@ -63,6 +67,7 @@ class Endpoint:
         self.link_in = link_in      # models the path client -> endpoint (applied on read)
         self.link_out = link_out    # models the path endpoint -> client (applied on write)
         self.clock = clock
+        self._now = clock           # run() swaps in the run's clock object (one call, not three)
         self.max_batch = max_batch
         # tasks parked on a connection or listener (by the object: both hash by identity)
         self._waiters: dict[object, list] = {}
@@ -80,23 +85,27 @@ class Endpoint:
             raise RuntimeError("Endpoint.run() is already running")
         self.running = True
         stack, io, stats, sat = self.stack, self.io, self.stats, self.saturation
+        clock = self._now = self._clock()
+        max_batch, link_in = self.max_batch, self.link_in
         try:
             while True:
-                now = self.clock()
+                now = clock()
                 stats["passes"] += 1
                 sat.on_pass(now, self._deadline())
-                pkts = io.read_batch(self.max_batch)
-                full = len(pkts) >= self.max_batch
-                if self.link_in is not None:
+                pkts = io.read_batch(max_batch)
+                full = len(pkts) >= max_batch
+                if link_in is not None:
+                    push = link_in.push
                     for p in pkts:
-                        self.link_in.push(p, now)
-                    pkts = self.link_in.pop_due(now)
+                        push(p, now)
+                    pkts = link_in.pop_due(now)
                 if pkts:
-                    sat.on_batch(len(pkts))
+                    n = len(pkts)
+                    sat.on_batch(n)
                     stats["batches"] += 1
-                    stats["rx"] += len(pkts)
-                    if len(pkts) > stats["max_batch"]:
-                        stats["max_batch"] = len(pkts)
+                    stats["rx"] += n
+                    if n > stats["max_batch"]:
+                        stats["max_batch"] = n
                     if self.pcap is not None:
                         ts = now + self._pcap_offset(now)
                         for p in pkts:
@@ -124,18 +133,32 @@ class Endpoint:
                     stats["timer_wakes"] += 1   # woken by a deadline, not by a packet
         finally:
             self._sleep = None
+            self._now = self.clock
             self.running = False
             if self.pcap is not None:
                 self.pcap.flush()
 
+    def _clock(self):
+        """The clock as one call: trio's own clock object when ``clock`` is trio.current_time
+        (which looks the run's clock up on every call)."""
+        if self.clock is trio.current_time:
+            return trio.lowlevel.current_clock().current_time
+        return self.clock
+
     def _deadline(self) -> float:
         d = self.stack.next_deadline()
-        d = math.inf if d is None else d
-        for link in (self.link_in, self.link_out):
-            if link is not None:
-                ld = link.next_deadline()
-                if ld is not None and ld < d:
-                    d = ld
+        if d is None:
+            d = math.inf
+        link = self.link_in
+        if link is not None:
+            ld = link.next_deadline()
+            if ld is not None and ld < d:
+                d = ld
+        link = self.link_out
+        if link is not None:
+            ld = link.next_deadline()
+            if ld is not None and ld < d:
+                d = ld
         return d
 
     def _pcap_offset(self, now: float) -> float:
@@ -181,31 +204,32 @@ class Endpoint:
     # ---- used by app tasks -----------------------------------------------------------------
 
     def now(self) -> float:
-        return self.clock()
+        return self._now()
 
-    def kick(self) -> None:
+    def kick(self, now: float | None = None) -> None:
         """After an app call into the stack: send its output and move the loop's wake-up if a
-        timer is now earlier than the one it sleeps for."""
-        self._flush(self.clock())
+        timer is now earlier than the one it sleeps for. ``now``: the time the call was given."""
+        self._flush(self._now() if now is None else now)
         scope = self._sleep
         if scope is not None:
             d = self._deadline()
             if d < scope.deadline:
                 scope.deadline = d
 
-    async def wait(self, obj) -> None:
-        """Park until ``obj`` (a Connection or listener) shows up in ``stack.dirty`` or
-        ``wake(obj)`` is called. Callers re-check their condition after waking."""
+    def wait(self, obj):
+        """``await ep.wait(obj)``: park until ``obj`` (a Connection or listener) shows up in
+        ``stack.dirty`` or ``wake(obj)`` is called. Callers re-check their condition after
+        waking. (A plain function returning trio's park: one coroutine fewer per wait.)"""
         tasks = self._waiters.get(obj)
         if tasks is None:
             tasks = self._waiters[obj] = []
-        task = trio.lowlevel.current_task()
+        task = _current_task()
         tasks.append(task)
 
         def abort(_):
             tasks.remove(task)
-            return trio.lowlevel.Abort.SUCCEEDED
-        await trio.lowlevel.wait_task_rescheduled(abort)
+            return _ABORTED
+        return _wait_task_rescheduled(abort)
 
     def wake(self, obj) -> None:
         tasks = self._waiters.get(obj)
