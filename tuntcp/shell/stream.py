@@ -88,8 +88,9 @@ class TcpStream(trio.abc.HalfCloseableStream):
                 self._check_send()
                 space = conn.send_space()
                 if space > 0:
-                    n = conn.send(bytes(view[sent:sent + space]), ep.now())
-                    ep.kick()
+                    now = ep.now()
+                    n = conn.send(bytes(view[sent:sent + space]), now)
+                    ep.kick(now)
                     if n > 0:
                         sent += n
                         continue
@@ -145,8 +146,9 @@ class TcpStream(trio.abc.HalfCloseableStream):
                 if self._closed:
                     raise trio.ClosedResourceError("stream was closed")
                 if conn.readable():
-                    data = conn.recv(max_bytes, ep.now())
-                    ep.kick()  # reading may open the window: a window update goes out now
+                    now = ep.now()
+                    data = conn.recv(max_bytes, now)
+                    ep.kick(now)  # reading may open the window: a window update goes out now
                     if data:
                         break
                 if conn.at_eof():
