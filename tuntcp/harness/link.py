@@ -71,6 +71,19 @@ class LinkModel:
                 continue
             self._enqueue(pkt, now)
 
+    def push_all(self, pkts, now: float) -> None:
+        """``push`` each of ``pkts`` in order; a plain constant delay (no loss, duplicate,
+        corrupt or limit) takes them in one step."""
+        fifo = self._fifo
+        if fifo is None or self.loss or self.duplicate or self.corrupt or self.limit is not None \
+                or (fifo and fifo[-1][0] > now + self.delay):
+            for p in pkts:
+                self.push(p, now)
+            return
+        due = now + self.delay
+        fifo.extend([(due, p) for p in pkts])
+        self.stats["sent"] += len(pkts)
+
     def _enqueue(self, pkt: bytes, now: float) -> None:
         rng = self._rng
         if self.corrupt and pkt and rng.random() < self.corrupt:

@@ -95,9 +95,8 @@ class Endpoint:
                 pkts = io.read_batch(max_batch)
                 full = len(pkts) >= max_batch
                 if link_in is not None:
-                    push = link_in.push
-                    for p in pkts:
-                        push(p, now)
+                    if pkts:
+                        link_in.push_all(pkts, now)
                     pkts = link_in.pop_due(now)
                 if pkts:
                     n = len(pkts)
@@ -171,8 +170,8 @@ class Endpoint:
         """Write what the stack produced (through link_out), flush pcap, wake dirty tasks."""
         out = self.stack.take_output()
         if self.link_out is not None:
-            for p in out:
-                self.link_out.push(p, now)
+            if out:
+                self.link_out.push_all(out, now)
             out = self.link_out.pop_due(now)
         if out:
             write = self.io.write
