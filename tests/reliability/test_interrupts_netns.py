@@ -55,8 +55,10 @@ def _leftovers(pid: int) -> dict:
 
 
 def _storm(tmp_path, extra=()) -> subprocess.Popen:
+    # a control name of its own: another storm on this machine must not make it a usage error
     argv = [sys.executable, "-m", "tuntcp.cli", "storm", "--clients", "50", "--modes", "buggy",
-            "--no-pcap", "--quiet", "--requests", "3", "--out", str(tmp_path / "storm"), *extra]
+            "--no-pcap", "--quiet", "--requests", "3", "--out", str(tmp_path / "storm"),
+            "--name", f"storm-test-{os.getpid()}", *extra]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
 
