@@ -24,7 +24,8 @@ def test_user_mistakes_are_one_line_exit_2(argv, needle, capsys):
     assert main(argv) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    assert err.count("\n") == 1 and err.startswith("tuntcp: error: ")
+    prefix = "tuntcp: error: " if argv[0] == "frobnicate" else f"tuntcp {argv[0]}: error: "
+    assert err.count("\n") == 1 and err.startswith(prefix)
     assert needle in err
 
 
@@ -51,11 +52,13 @@ def test_serve_without_privileges_is_a_one_line_error(monkeypatch, capsys):
     monkeypatch.setattr(netns, "privilege_problem", lambda: "tuntcp needs CAP_NET_ADMIN (run as root)")
     assert main(["serve", "--profile", "linux-5.4"]) == 2
     err = capsys.readouterr().err
-    assert err == "tuntcp: error: tuntcp needs CAP_NET_ADMIN (run as root)\n"
+    assert err == "tuntcp serve: error: tuntcp needs CAP_NET_ADMIN (run as root)\n"
 
 
 def test_time_and_probability_units(capsys):
-    from tuntcp.cli import _prob, _seconds
-    assert _seconds("10ms") == pytest.approx(0.01) and _seconds("1.5") == 1.5
-    assert _seconds("200us") == pytest.approx(0.0002)
+    from tuntcp.cli import _prob
+    from tuntcp.scenarios.cli_common import parse_time
+    assert parse_time("10ms") == pytest.approx(0.01) and parse_time("1.5") == 1.5
+    assert parse_time("200us") == pytest.approx(0.0002)
+    assert parse_time("1.5s", "ms") == pytest.approx(1500) and parse_time("20", "ms") == 20
     assert _prob("1%") == pytest.approx(0.01) and _prob("0.25") == 0.25

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import trio
 
-from ..errors import leaves
+from ..errors import UserError, leaves
 from . import workloads as W
 
 DEFAULT_PROFILE = "linux-6.1"
@@ -153,7 +153,7 @@ TARGETS = [
 ]
 
 
-class BenchUsageError(ValueError):
+class BenchUsageError(UserError, ValueError):
     """A user mistake in the bench options."""
 
 

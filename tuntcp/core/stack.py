@@ -7,6 +7,8 @@ secrets (``secure_tcp_seq``, ``secure_tcp_ts_off``).
 """
 from __future__ import annotations
 
+from ..errors import UserError
+
 from .. import mib
 
 import hashlib
@@ -29,7 +31,7 @@ _NEEDS_CSUM, _GSO_TCPV4 = 1, 1
 _NO_MERGE = SYN | FIN | RST | URG | PSH
 
 
-class StackError(ValueError):
+class StackError(UserError, ValueError):
     """A user mistake (port in use, unknown address): reported without a traceback."""
 
 

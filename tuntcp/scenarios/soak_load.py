@@ -26,6 +26,8 @@ grew 13 % (56832 -> 64284 kB): `Lab.run_in_ns` keeps every Popen until the lab c
 """
 from __future__ import annotations
 
+from tuntcp.errors import UserError
+
 from .. import mib
 
 import json
@@ -70,7 +72,7 @@ while time.monotonic() - t0 < seconds:
 """
 
 
-class SoakError(RuntimeError):
+class SoakError(UserError, RuntimeError):
     """The soak cannot run here (missing tool, bad knob): one line for the user."""
 
 

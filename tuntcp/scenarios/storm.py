@@ -14,6 +14,8 @@ and "fixed" (909172a14974). See docs/storm-report.md for the report's keys.
 """
 from __future__ import annotations
 
+from tuntcp.errors import UserError
+
 import math
 import random
 import resource
@@ -33,7 +35,7 @@ PORTS_PER_ADDR = 60999 - 32768 + 1   # the lab namespace's default ip_local_port
 MAX_CLIENTS = 100_000  # the broker process's memory and CPU, see docs/storm-report.md
 
 
-class StormError(ValueError):
+class StormError(UserError, ValueError):
     """A user mistake in the storm's knobs."""
 
 

@@ -12,6 +12,8 @@ question gets a hint that points at a report field or a command, never at the an
 """
 from __future__ import annotations
 
+from tuntcp.errors import UserError
+
 import importlib
 import importlib.util
 import json
@@ -26,7 +28,7 @@ SECTIONS = ("Goal", "Story", "Setup", "Steps", "Predict", "Observe", "Expected",
             "What can go wrong", "Going further", "Cleanup")
 
 
-class LabUserError(ValueError):
+class LabUserError(UserError, ValueError):
     """A learner mistake (unknown lab, missing/invalid answers file or report): one line, exit 2."""
 
 
