@@ -74,14 +74,14 @@ class Config:
 
     def check(self) -> None:
         if not 1 <= self.defer_s <= 60:
-            raise DeferAcceptError("--defer must be 1..60 seconds")
+            raise DeferAcceptError("--defer-s must be 1..60 seconds")
         if not 0 < self.late_s < 60:
-            raise DeferAcceptError("--late must be in (0, 60) seconds")
+            raise DeferAcceptError("--late-s must be in (0, 60) seconds")
         bad = [m for m in self.modes if m not in MODES]
         if bad or not self.modes:
             raise DeferAcceptError(f"--modes takes queue and/or cookies, got {','.join(self.modes)}")
         if self.timeout_s <= 0:
-            raise DeferAcceptError("--timeout must be > 0")
+            raise DeferAcceptError("--timeout-s must be > 0")
 
 
 async def run_mode(cfg: Config, mode: str, outdir: Path, show) -> dict:
@@ -202,7 +202,7 @@ async def run_kernel_mode(cfg: Config, mode: str) -> dict:
                     nursery.cancel_scope.cancel()
         except trio.TooSlowError:
             raise DeferAcceptError(f"kernel {mode}: not every client was accepted within "
-                                   f"--timeout {cfg.timeout_s} s") from None
+                                   f"--timeout-s {cfg.timeout_s} s") from None
         after = kernel_counters(lab)
     counters = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
     return {"clients": _finish(clients), "counters": counters}

@@ -98,7 +98,7 @@ class Config:
         if not 0 < self.spread_ms < 1000 or self.rtt_ms < 0 or self.sample_ms <= 0:
             raise FluentdError("--spread-ms must be in (0, 1000), --rtt-ms >= 0, --sample-ms > 0")
         if self.connect_timeout_s <= 0 or self.batch < 1:
-            raise FluentdError("--connect-timeout must be > 0 and --batch >= 1")
+            raise FluentdError("--connect-timeout-s must be > 0 and --batch >= 1")
         for s in self.settings:
             self.parse_setting(s)
         from tuntcp.profiles import ProfileError, get_profile

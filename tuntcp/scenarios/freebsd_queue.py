@@ -95,9 +95,9 @@ class Config:
         if self.rexmtlimit is not None and not 0 <= self.rexmtlimit <= 6:
             raise FreeBSDQueueError("--rexmtlimit must be 0..6")
         if not 0.05 <= self.split_s <= 10 or not 0.05 <= self.line_s <= 10:
-            raise FreeBSDQueueError("--split and --line must be 0.05..10 seconds")
+            raise FreeBSDQueueError("--split-s and --line-s must be 0.05..10 seconds")
         if self.timeout_s <= 0:
-            raise FreeBSDQueueError("--timeout must be > 0")
+            raise FreeBSDQueueError("--timeout-s must be > 0")
 
 
 def expected_schedule(rexmit_initial_s: float, limit: int) -> tuple[list[float], float]:

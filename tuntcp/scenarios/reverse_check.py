@@ -74,7 +74,7 @@ class Config:
         if self.syncookies not in (0, 1, 2):
             raise ReverseCheckError("--syncookies must be 0, 1 or 2")
         if self.timeout_s <= 0:
-            raise ReverseCheckError("--timeout must be > 0")
+            raise ReverseCheckError("--timeout-s must be > 0")
 
 
 def read_pcap(path) -> list:

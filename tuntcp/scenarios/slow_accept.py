@@ -70,7 +70,7 @@ class Config:
         if not 0 <= self.backlog <= 65535:
             raise SlowAcceptError("--backlog must be 0..65535")
         if self.stall_s < 0 or self.pace_ms < 0 or self.rtt_ms < 0:
-            raise SlowAcceptError("--stall, --pace-ms and --rtt-ms must be >= 0")
+            raise SlowAcceptError("--stall-s, --pace-ms and --rtt-ms must be >= 0")
         if not self.settings or any(s not in (0, 1) for s in self.settings):
             raise SlowAcceptError("--abort-on-overflow takes 0 and/or 1")
         if self.client_timeout_s <= 0:

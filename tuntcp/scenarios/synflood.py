@@ -97,9 +97,9 @@ class Config:
         if not 0 <= self.flood_pps <= 20000:
             raise SynfloodError("--flood-pps must be 0..20000 (0 = hping3 --flood)")
         if not 0 < self.flood_s <= 60:
-            raise SynfloodError("--flood-seconds must be in (0, 60]")
+            raise SynfloodError("--flood-s must be in (0, 60]")
         if not 0.3 <= self.legit_window_s <= 60:
-            raise SynfloodError("--legit-window must be 0.3..60 s")
+            raise SynfloodError("--legit-window-s must be 0.3..60 s")
         if not 1 <= self.client_syn_retries <= 6:
             raise SynfloodError("--client-syn-retries must be 1..6 (6: the last try at 63 s)")
         if not self.modes or any(m not in MODES for m in self.modes):

@@ -101,7 +101,7 @@ class Config:
         if not 4096 <= self.rcvbuf <= 1 << 28:
             raise TsOffError("--rcvbuf must be 4096..2^28 bytes")
         if self.timeout_s <= 0:
-            raise TsOffError("--timeout must be > 0")
+            raise TsOffError("--timeout-s must be > 0")
 
     def bound_mb_s(self) -> float:
         """The unscaled-window ceiling: 65535 bytes per RTT."""
