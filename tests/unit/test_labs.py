@@ -397,7 +397,7 @@ def test_cli_list_marks_pending_scenarios(capsys, monkeypatch):
 
 def test_cli_answers_template_round_trip(tmp_path, capsys):
     f = tmp_path / "answers-01.toml"
-    assert tuntcp(["lab", "answers-template", "1", "--out", str(f)]) == 0
+    assert tuntcp(["lab", "answers-template", "1", "--file", str(f)]) == 0
     text = f.read_text()
     assert all(f'Q{i} = ""' in text for i in range(1, 10)) and "(from your run)" in text
     assert "# Q1 (predict: answer before running)" in text

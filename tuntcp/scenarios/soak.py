@@ -16,6 +16,10 @@ from tuntcp.scenarios.report import stamp
 from tuntcp.scenarios.soak_load import SoakConfig, run_soak, summary
 
 
+class OldJsonFile(str):
+    """``--json FILE``, the old spelling of ``--out``: one file, not a folder."""
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = SoakConfig()
     g = p.add_mutually_exclusive_group()
@@ -39,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="override a profile knob; repeatable")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the load's random choices")
     out_option(p, None)
-    p.add_argument("--json", metavar="FILE", help=argparse.SUPPRESS)    # before --out DIR
+    p.add_argument("--json", dest="out", type=OldJsonFile, help=argparse.SUPPRESS)
 
 
 def main(args) -> int:
@@ -55,11 +59,12 @@ def main(args) -> int:
                      sysctl=list(args.sysctl), seed=args.seed)
     cfg.check()
     get_profile(cfg.profile, cfg.sysctl)
-    if args.json:
-        check_out_file(args.json, "--json")
+    old = isinstance(args.out, OldJsonFile)
+    if old:
+        check_out_file(args.out, "--json")
     require_privileges()
-    path = args.json
-    if args.out:
+    path = args.out
+    if args.out and not old:
         path = os.path.join(make_out_dir(args.out), "report.json")
     report = trio.run(run_soak, cfg)
     print(summary(report))

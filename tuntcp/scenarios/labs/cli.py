@@ -29,7 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(default out/lab-NN)")
     s = sub.add_parser("answers-template", help="write an empty answers file")
     s.add_argument("n", help="lab number")
-    s.add_argument("--out", metavar="FILE", help="default answers-NN.toml (.json for JSON)")
+    s.add_argument("--file", dest="out", metavar="FILE",
+                   help="the answers file to write (default answers-NN.toml; .json for JSON)")
+    s.add_argument("--out", dest="out", help=argparse.SUPPRESS)   # its old name
     s.add_argument("--force", action="store_true", help="overwrite an existing file")
 
 
