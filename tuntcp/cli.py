@@ -208,9 +208,6 @@ def cmd_serve(args) -> int:
 
     profile = get_profile(args.profile, args.sysctl)     # ProfileError -> exit 2
     socket_path(args.name)                               # bad name -> exit 2
-    for opt, path in (("--pcap", args.pcap), ("--events", args.events)):
-        if path:
-            check_out_file(path, opt)
     delay, jitter = args.delay_ms / 1000.0, args.jitter_ms / 1000.0
     links = None
     if args.offload and (delay or jitter or args.loss or args.reorder):
@@ -219,6 +216,9 @@ def cmd_serve(args) -> int:
         kw = dict(delay=delay, jitter=jitter, loss=args.loss, reorder=args.reorder)
         links = (LinkModel(seed=args.seed, **kw), LinkModel(seed=args.seed + 1, **kw))
     require_privileges()
+    for opt, path in (("--pcap", args.pcap), ("--events", args.events)):
+        if path:
+            check_out_file(path, opt)
     import trio
     from .shell import apps
     from .shell.control import remove_stale
@@ -236,7 +236,17 @@ def cmd_serve(args) -> int:
 
 
 def cmd_scenario(args) -> int:
+    """Every scenario but `lab` (whose list/show/check need nothing) builds labs and writes a
+    folder: check the privileges and the --out folder first, so that nothing is created by a
+    run that cannot happen (each scenario's own checks follow)."""
     import importlib
+
+    from .errors import check_out_dir
+    from .scenarios.rig import require_privileges
+    if args._cmd != "lab":
+        require_privileges()
+        if type(getattr(args, "out", None)) is str:     # not soak's old --json FILE (a subclass)
+            check_out_dir(args.out)
     return importlib.import_module(args._scenario).main(args)
 
 
