@@ -14,7 +14,7 @@ import signal
 import sys
 
 from .errors import EXIT_USAGE, UserError, leaves
-from .scenarios.cli_common import time_option
+from .scenarios.cli_common import sysctl_option, time_option
 
 DEFAULT_NAME = "tuntcp"
 DEFAULT_PROFILE = "linux-6.1"
@@ -106,8 +106,7 @@ def serve_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--backlog", type=_nonneg_int, default=4096,
                    help="listen(2) backlog (clamped to net.core.somaxconn)")
     s.add_argument("--profile", default=DEFAULT_PROFILE, help="kernel profile (see `tuntcp profiles`)")
-    s.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a profile knob; repeatable")
+    sysctl_option(s)
     s.add_argument("--rcvbuf", type=_nonneg_int, help="SO_RCVBUF on the listener (before listen)")
     s.add_argument("--pcap", metavar="FILE", help="write every packet (both directions) here; "
                    "captured after the link model (its drops are not in the file)")

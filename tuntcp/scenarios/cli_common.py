@@ -57,6 +57,23 @@ def time_option(p: argparse.ArgumentParser, name: str, *, default, help: str,
         p.add_argument(old, dest=dest, type=conv(old_unit or unit), help=argparse.SUPPRESS)
 
 
+def sysctl_option(p: argparse.ArgumentParser, what: str = "a profile knob") -> None:
+    p.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE",
+                   help=f"override {what}; repeatable")
+
+
+def quiet_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def progress(quiet: bool):
+    """The ``show(msg=...)`` a scenario reports progress through: stdout, or nothing."""
+    def show(msg=""):
+        if not quiet:
+            print(msg, flush=True)
+    return show
+
+
 def out_option(p: argparse.ArgumentParser, default: str | None) -> None:
     p.add_argument("--out", default=default, metavar="DIR",
                    help="output folder (report.json, report.md, pcaps); made if missing")

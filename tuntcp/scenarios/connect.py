@@ -13,6 +13,7 @@ from tuntcp.errors import UserError
 import argparse
 import socket
 
+from tuntcp.scenarios.cli_common import sysctl_option
 from tuntcp.scenarios.reverse_check import _ss, parse_ss_wscale
 
 KERNEL_PORT = 7000
@@ -30,8 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ns-sysctl", action="append", default=[], metavar="NAME=VALUE",
                    help="sysctl inside the namespace (the kernel listener's), e.g. net.ipv4.tcp_syncookies=2")
     p.add_argument("--profile", default="linux-6.12", help="profile of the endpoint (the client)")
-    p.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE",
-                   help="override an endpoint profile knob; repeatable")
+    sysctl_option(p, "an endpoint profile knob")
     p.add_argument("--bytes", type=int, default=65536, help="bytes the endpoint sends")
 
 

@@ -47,7 +47,7 @@ import trio
 
 from tuntcp.scenarios.cli_common import out_option, scenario_main, time_option
 from tuntcp.scenarios.report import write_report
-from tuntcp.scenarios.rig import begin
+from tuntcp.scenarios.rig import begin, file_saturation, side_by_side
 from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.reverse_check import read_pcap
 
@@ -255,24 +255,19 @@ def headline_of(modes: dict, cfg: Config) -> dict:
 async def run(cfg: Config, show=None) -> dict:
     outdir = begin(cfg)
     show = show or (lambda *a: None)
-    results: dict = {}
 
     async def one(mode):
-        results[mode] = await run_mode(cfg, mode, outdir, show)
+        r = await run_mode(cfg, mode, outdir, show)
         if cfg.kernel:
-            results[mode]["kernel"] = await run_kernel_mode(cfg, mode)
-    async with trio.open_nursery() as n:         # the modes run side by side, one lab each
-        for mode in cfg.modes:
-            n.start_soon(one, mode)
-    modes = {m: results[m] for m in cfg.modes}
+            r["kernel"] = await run_kernel_mode(cfg, mode)
+        return r
+    modes = await side_by_side(cfg.modes, one)       # one lab each
     conf = asdict(cfg)
     conf["modes"] = list(cfg.modes)
     report = {"scenario": "defer_accept", "config": conf, "headline": headline_of(modes, cfg),
               "modes": modes, "counters": {m: r["counters"] for m, r in modes.items()},
               "artifacts": {"pcap": {m: r["pcap"] for m, r in modes.items()}}}
-    saturation = {m: r.pop("saturation") for m, r in modes.items()}
-    if any(v is not None for v in saturation.values()):
-        report["saturation"] = saturation
+    file_saturation(report, modes)
     return write_report(report, outdir, render_markdown)
 
 

@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass, field
 
 import trio
 
-from tuntcp.scenarios.cli_common import out_option, scenario_main, time_option
+from tuntcp.scenarios.cli_common import out_option, progress, quiet_option, scenario_main, sysctl_option, time_option
 from tuntcp.scenarios.rig import begin, client_linear_timeouts, collect
 from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.report import percentiles, write_report
@@ -383,10 +383,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     time_option(p, "--connect-timeout-s", old="--connect-timeout", dest="connect_timeout",
                 default=d.connect_timeout_s, help="a forwarder gives up a heartbeat after this")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the phases and the secret")
-    p.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a profile knob; repeatable")
+    sysctl_option(p)
     out_option(p, d.out)
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    quiet_option(p)
 
 
 def main(args) -> int:
@@ -400,8 +399,4 @@ def main(args) -> int:
         if not cfg.settings:
             raise FluentdError("--settings is empty")
 
-    def show(msg=""):
-        if not args.quiet:
-            print(msg, flush=True)
-
-    return scenario_main("fluentd", cfg, run, summary=summary_table, show=show, check=check)
+    return scenario_main("fluentd", cfg, run, summary=summary_table, show=progress(args.quiet), check=check)

@@ -50,8 +50,8 @@ from pathlib import Path
 
 import trio
 
-from tuntcp.scenarios.cli_common import out_option, scenario_main, time_option
-from tuntcp.scenarios.rig import begin
+from tuntcp.scenarios.cli_common import out_option, scenario_main, sysctl_option, time_option
+from tuntcp.scenarios.rig import begin, file_saturation, side_by_side
 from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.report import write_report
 from tuntcp.scenarios.reverse_check import read_pcap
@@ -339,22 +339,13 @@ def headline_of(cfg: Config, profiles: dict) -> dict:
 async def run(cfg: Config, show=None) -> dict:
     outdir = begin(cfg)
     show = show or (lambda *a: None)
-    results: dict = {}
-
-    async def one(name):
-        results[name] = await run_profile(cfg, name, outdir, show)
-    async with trio.open_nursery() as n:            # one lab per profile, side by side
-        for name in cfg.profiles:
-            n.start_soon(one, name)
-    profiles = {p: results[p] for p in cfg.profiles}
+    profiles = await side_by_side(cfg.profiles, lambda name: run_profile(cfg, name, outdir, show))
     conf = asdict(cfg)
     conf["profiles"] = list(cfg.profiles)
     report = {"scenario": "freebsd_queue", "config": conf, "headline": headline_of(cfg, profiles),
               "profiles": profiles, "counters": {p: r["counters"] for p, r in profiles.items()},
               "artifacts": {"pcap": {p: r["pcap"] for p, r in profiles.items()}}}
-    saturation = {p: r.pop("saturation") for p, r in profiles.items()}
-    if any(v is not None for v in saturation.values()):
-        report["saturation"] = saturation
+    file_saturation(report, profiles)
     return write_report(report, outdir, render_markdown)
 
 
@@ -412,8 +403,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     time_option(p, "--line-s", old="--line", dest="line_s", default=d.line_s,
                 help="delay before the non-HTTP client's line")
     time_option(p, "--timeout-s", old="--timeout", default=d.timeout_s, help="limit per profile")
-    p.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a profile knob; repeatable")
+    sysctl_option(p)
     out_option(p, d.out)
     p.add_argument("--no-pcap", dest="pcap", action="store_false", help="write no pcaps")
 

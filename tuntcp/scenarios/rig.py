@@ -52,6 +52,27 @@ def collect(report: dict, name: str, result: dict) -> None:
         report.setdefault("saturation", {})[name] = result["saturation"]
 
 
+def file_saturation(report: dict, results: dict) -> None:
+    """Move each result's ``saturation`` (None when the endpoint measures none) into
+    ``report["saturation"]``, keyed like ``results``; no key when none has one."""
+    sat = {name: r.pop("saturation", None) for name, r in results.items()}
+    if any(v is not None for v in sat.values()):
+        report["saturation"] = sat
+
+
+async def side_by_side(names, run_one) -> dict:
+    """``{name: await run_one(name)}`` with every name's lab running at once, in ``names``
+    order."""
+    results: dict = {}
+
+    async def one(name):
+        results[name] = await run_one(name)
+    async with trio.open_nursery() as n:
+        for name in names:
+            n.start_soon(one, name)
+    return {name: results[name] for name in names}
+
+
 class Rig:
     """One lab and one endpoint in it, for the length of an ``endpoint`` block."""
 

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 
 import trio
 
-from tuntcp.scenarios.cli_common import out_option, scenario_main, time_option
+from tuntcp.scenarios.cli_common import out_option, progress, quiet_option, scenario_main, sysctl_option, time_option
 from tuntcp.scenarios.rig import begin, collect
 from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.report import percentiles, write_report
@@ -268,10 +268,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     time_option(p, "--client-timeout-s", old="--client-timeout", dest="client_timeout",
                 default=d.client_timeout_s, help="a client gives up after this")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the endpoint's secret")
-    p.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a profile knob; repeatable")
+    sysctl_option(p)
     out_option(p, d.out)
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    quiet_option(p)
 
 
 def main(args) -> int:
@@ -285,8 +284,4 @@ def main(args) -> int:
                  client_timeout_s=args.client_timeout, seed=args.seed, sysctl=list(args.sysctl),
                  out=args.out)
 
-    def show(msg=""):
-        if not args.quiet:
-            print(msg, flush=True)
-
-    return scenario_main("slow-accept", cfg, run, summary=summary_table, show=show)
+    return scenario_main("slow-accept", cfg, run, summary=summary_table, show=progress(args.quiet))

@@ -11,7 +11,7 @@ import json
 import os
 
 from tuntcp.errors import check_out_file, make_out_dir
-from tuntcp.scenarios.cli_common import out_option, time_option
+from tuntcp.scenarios.cli_common import out_option, sysctl_option, time_option
 from tuntcp.scenarios.report import stamp
 from tuntcp.scenarios.soak_load import SoakConfig, run_soak, summary
 
@@ -39,8 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     time_option(p, "--trim-every-s", old="--trim-every", dest="trim_every", default=d.trim_every,
                 help="judge RSS read after malloc_trim(0) this often (0: raw RSS)")
     p.add_argument("--profile", default=d.profile, help="kernel profile of the endpoint")
-    p.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a profile knob; repeatable")
+    sysctl_option(p)
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the load's random choices")
     out_option(p, None)
     p.add_argument("--json", dest="out", type=OldJsonFile, help=argparse.SUPPRESS)

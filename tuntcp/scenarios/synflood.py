@@ -57,7 +57,7 @@ from dataclasses import asdict, dataclass, field
 
 import trio
 
-from tuntcp.scenarios.cli_common import out_option, scenario_main, time_option
+from tuntcp.scenarios.cli_common import out_option, progress, quiet_option, scenario_main, sysctl_option, time_option
 from tuntcp.scenarios.rig import begin, client_linear_timeouts, collect
 from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.report import percentiles, write_report
@@ -363,10 +363,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=d.profile, help="kernel profile of the endpoint")
     p.add_argument("--modes", default=",".join(d.modes), help="cookies,nocookies or one of them")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the client starts and the secret")
-    p.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a profile knob; repeatable")
+    sysctl_option(p)
     out_option(p, d.out)
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    quiet_option(p)
 
 
 def main(args) -> int:
@@ -376,8 +375,4 @@ def main(args) -> int:
                  modes=tuple(m.strip() for m in args.modes.split(",") if m.strip()),
                  seed=args.seed, sysctl=list(args.sysctl), out=args.out)
 
-    def show(msg=""):
-        if not args.quiet:
-            print(msg, flush=True)
-
-    return scenario_main("synflood", cfg, run, summary=summary_table, show=show)
+    return scenario_main("synflood", cfg, run, summary=summary_table, show=progress(args.quiet))

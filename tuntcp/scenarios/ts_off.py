@@ -55,7 +55,7 @@ from pathlib import Path
 import trio
 
 from tuntcp.scenarios.cli_common import out_option, scenario_main, time_option
-from tuntcp.scenarios.rig import begin
+from tuntcp.scenarios.rig import begin, file_saturation
 from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.report import write_report
 from tuntcp.scenarios.reverse_check import read_pcap
@@ -317,13 +317,13 @@ async def run(cfg: Config, show=None) -> dict:
         paths = {p: {"connections": [c for c in r["connections"] if c["path"] == hs],
                      "pcap": r["pcap"]} for p, hs in (("cookie", "cookie"), ("queue", "synq"))}
         counters, kernel_log = {"burst": r["counters"]}, {"burst": r["kernel_log"]}
-        saturation = {"burst": r["saturation"]}
+        labs = {"burst": r}
     else:
         # one path after the other (a lab each): they would otherwise share our one Python thread
         paths = {p: await run_lab(cfg, p, PATHS[p], outdir, show) for p in PATHS}
         counters = {p: r.pop("counters") for p, r in paths.items()}
         kernel_log = {p: r.pop("kernel_log") for p, r in paths.items()}
-        saturation = {p: r.pop("saturation") for p, r in paths.items()}
+        labs = paths
     kref = kernel_reference() if cfg.kernel else None
     headline = headline_of(cfg, paths)
     if kref:
@@ -336,8 +336,7 @@ async def run(cfg: Config, show=None) -> dict:
               "kernel_reference": kref,
               "paths": paths, "counters": counters, "kernel_log": kernel_log,
               "artifacts": {"pcap": {p: r["pcap"] for p, r in paths.items()}}}
-    if any(v is not None for v in saturation.values()):
-        report["saturation"] = saturation
+    file_saturation(report, labs)
     return write_report(report, outdir, render_markdown)
 
 
