@@ -62,3 +62,46 @@ def test_time_and_probability_units(capsys):
     assert parse_time("200us") == pytest.approx(0.0002)
     assert parse_time("1.5s", "ms") == pytest.approx(1500) and parse_time("20", "ms") == 20
     assert _prob("1%") == pytest.approx(0.01) and _prob("0.25") == 0.25
+
+
+def test_every_user_facing_error_is_a_user_error():
+    """The CLI prints any UserError as one line (exit 2) without knowing it by name."""
+    import importlib
+
+    from tuntcp.errors import UserError
+    from tuntcp.scenarios import SCENARIOS
+    names = {"tuntcp.profiles": "ProfileError", "tuntcp.harness.netns": "LabError",
+             "tuntcp.shell.control": "ControlError", "tuntcp.core.stack": "StackError",
+             "tuntcp.shell.vnet": "OffloadError", "tuntcp.bench.cli": "BenchUsageError",
+             "tuntcp.scenarios.storm": "StormError", "tuntcp.scenarios.soak_load": "SoakError",
+             "tuntcp.scenarios.labs": "LabUserError", "tuntcp.cli": "UsageError",
+             "tuntcp.errors": "OutputError"}
+    for module, _ in SCENARIOS.values():
+        mod = importlib.import_module(module)
+        names.update({module: n for n in vars(mod) if n.endswith("Error") and
+                      getattr(mod, n).__module__ == module})
+    for module, name in names.items():
+        assert issubclass(getattr(importlib.import_module(module), name), UserError), name
+    assert len(names) >= 17
+
+
+def test_a_user_error_inside_trio_exception_groups_is_one_line(capsys, monkeypatch):
+    import tuntcp.cli as cli
+    from tuntcp.errors import UserError
+
+    def boom(args):
+        raise BaseExceptionGroup("nursery", [ExceptionGroup("inner", [UserError("the knob is bad\nmore")])])
+    monkeypatch.setitem(cli.COMMANDS, "profiles", boom)
+    assert main(["profiles"]) == 2
+    assert capsys.readouterr().err == "tuntcp profiles: error: the knob is bad\n"
+
+    def bug(args):
+        raise BaseExceptionGroup("nursery", [UserError("x"), RuntimeError("a bug")])
+    monkeypatch.setitem(cli.COMMANDS, "profiles", bug)
+    with pytest.raises(BaseExceptionGroup):            # a bug keeps its traceback
+        main(["profiles"])
+
+    def interrupted(args):
+        raise BaseExceptionGroup("nursery", [KeyboardInterrupt()])
+    monkeypatch.setitem(cli.COMMANDS, "profiles", interrupted)
+    assert main(["profiles"]) == 130

@@ -20,6 +20,7 @@ import os
 import struct
 from dataclasses import dataclass
 
+from ..errors import UserError
 from .tun import FdIO
 
 # ioctls (x86-64 _IOW/_IOR encodings, linux/if_tun.h)
@@ -61,7 +62,7 @@ class VnetHdr:
         return cls(*HDR.unpack_from(buf))
 
 
-class OffloadError(RuntimeError):
+class OffloadError(UserError, RuntimeError):
     """The TUN cannot do offload (opened without IFF_VNET_HDR, or the kernel refused)."""
 
 
