@@ -15,6 +15,11 @@ class UserError(Exception):
     """A mistake the user can fix from the message alone: printed as one line, exit status 2."""
 
 
+class StackError(UserError, ValueError):
+    """A socket-call mistake (port in use, unknown address, a knob the personality lacks),
+    raised by the host and by the listen personalities (``ValueError`` for older callers)."""
+
+
 class OutputError(UserError):
     """An output folder or file that cannot be written (checked before anything is created)."""
 

@@ -71,7 +71,7 @@ def test_every_user_facing_error_is_a_user_error():
     from tuntcp.errors import UserError
     from tuntcp.scenarios import SCENARIOS
     names = {"tuntcp.profiles": "ProfileError", "tuntcp.harness.netns": "LabError",
-             "tuntcp.shell.control": "ControlError", "tuntcp.core.stack": "StackError",
+             "tuntcp.shell.control": "ControlError", "tuntcp.host.stack": "StackError",
              "tuntcp.shell.vnet": "OffloadError", "tuntcp.bench.cli": "BenchUsageError",
              "tuntcp.scenarios.storm": "StormError", "tuntcp.scenarios.soak_load": "SoakError",
              "tuntcp.scenarios.labs": "LabUserError", "tuntcp.cli": "UsageError",

@@ -111,7 +111,7 @@ async def endpoint(profile, *, lab: dict | None = None, secret: bytes | None = N
     Endpoint running in a nursery; yields the Rig. ``log(kind, **fields)`` sees every event
     (kernel_log lines are also kept in ``rig.kernel_log``). With ``timeout`` the whole block is
     bounded and ``too_slow()`` (an exception) is raised when it runs out."""
-    from tuntcp.core.stack import Stack
+    from tuntcp.host.stack import Stack
     from tuntcp.harness.netns import Lab
     from tuntcp.shell.endpoint import Endpoint
     from tuntcp.wire.pcap import PcapWriter
