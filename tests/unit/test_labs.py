@@ -495,3 +495,13 @@ def test_what_can_go_wrong_does_not_promise_rootless_runs(n):
     for bullet in wrong.split("\n- "):
         if "user namespace" in bullet:
             assert "not implemented" in bullet, bullet
+
+
+@pytest.mark.parametrize("n", sorted(all_labs()))
+def test_predict_questions_do_not_need_the_run(n):
+    """A prediction is made before running: its text never sends the learner to the run."""
+    lab = get_lab(n)
+    where, qs = lab.question_sections(), lab.questions()
+    for qid, text in qs.items():
+        if where[qid] == "Predict":
+            assert not re.search(r"your run|from your|the report|run's", text, re.I), (qid, text)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import trio
 
-from ..errors import UserError, check_out_dir, leaves
+from ..errors import UserError, check_out_dir
 from . import workloads as W
 
 DEFAULT_PROFILE = "linux-6.1"
@@ -511,12 +511,6 @@ def run_cli(args) -> int:
     check_out_dir(os.path.dirname(out) or ".")           # before any measuring
     cfg = make_config(quick=args.quick, rounds=args.rounds, seconds=args.seconds, out=out,
                       only=args.only, profile=args.profile, profile_row=args.profile_row)
-    try:
-        return main(cfg)
-    except BaseException as e:
-        if not all(isinstance(x, KeyboardInterrupt) for x in leaves(e)):
-            raise
-        print("tuntcp: bench stopped", file=sys.stderr)
-        return 130
+    return main(cfg)      # Ctrl-C/SIGTERM: tuntcp.cli.main reports them once (130/143)
 
 
