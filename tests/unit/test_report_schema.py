@@ -105,3 +105,39 @@ def test_schemas_ship_with_the_package_and_scapy_is_not_a_runtime_dependency():
     runtime = [p for p in (ROOT / "tuntcp").rglob("*.py")
                if re.search(r"^\s*(import scapy|from scapy)", p.read_text(), re.M)]
     assert runtime == []
+
+
+class _Counters:
+    def snapshot(self):
+        return {"TcpInSegs": 1}
+
+    def delta(self, before):
+        return {"TcpInSegs": 4}
+
+
+class _Fake:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+@pytest.mark.parametrize("has_saturation", [True, False])
+def test_rig_reports_the_endpoints_saturation_when_it_has_one(has_saturation, monkeypatch):
+    """Contract with helper scale: ``endpoint.saturation.report() -> dict`` lands in the report
+    as ``saturation``; an endpoint without the attribute leaves the key out."""
+    from tuntcp.scenarios.rig import Rig, collect, file_saturation
+    monkeypatch.setattr(rep, "_client_cc", [])
+    ep = _Fake(saturation=_Fake(report=lambda: {"busy_fraction": 0.5})) if has_saturation else _Fake()
+    lab = _Fake(sysctl=lambda name: "bbr\n")
+    rig = Rig(lab, _Fake(counters=_Counters()), ep, kernel=False)
+    rig.finish()
+    assert rig.counters == {"TcpInSegs": 4} and rig.client_cc == "bbr" and rep.client_cc() == "bbr"
+    report: dict = {}
+    collect(report, "m", {"headline": {}, "counters": rig.counters, "run": {},
+                          "saturation": rig.saturation})
+    other: dict = {}
+    file_saturation(other, {"a": {"saturation": rig.saturation}})
+    if has_saturation:
+        assert report["saturation"] == {"m": {"busy_fraction": 0.5}}
+        assert other["saturation"] == {"a": {"busy_fraction": 0.5}}
+    else:
+        assert "saturation" not in report and "saturation" not in other
