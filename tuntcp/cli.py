@@ -235,18 +235,19 @@ def cmd_serve(args) -> int:
 
 
 def cmd_scenario(args) -> int:
-    """Every scenario but `lab` (whose list/show/check need nothing) builds labs and writes a
-    folder: check the privileges and the --out folder first, so that nothing is created by a
-    run that cannot happen (each scenario's own checks follow)."""
+    """A scenario module that says ``NEEDS_LAB = True`` builds labs and writes its --out
+    folder: the privileges and the folder are checked first, so that nothing is created by a
+    run that cannot happen (the scenario's own checks follow)."""
     import importlib
 
     from .errors import check_out_dir
     from .scenarios.rig import require_privileges
-    if args._cmd != "lab":
+    module = importlib.import_module(args._scenario)
+    if getattr(module, "NEEDS_LAB", False):
         require_privileges()
         if type(getattr(args, "out", None)) is str:     # not soak's old --json FILE (a subclass)
             check_out_dir(args.out)
-    return importlib.import_module(args._scenario).main(args)
+    return module.main(args)
 
 
 def cmd_bench(args) -> int:

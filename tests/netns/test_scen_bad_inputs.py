@@ -71,6 +71,10 @@ def rows():
         (["ts-off", "--profile", "freebsd-14"], "linux"),
         (["freebsd-queue", "--profiles", "linux-6.1"], "freebsd"),
         (["storm", "--modes", "neither"], "--modes takes buggy and/or fixed"),
+        (["drill", "/nonexistent/x.pkt"], "No such file"),
+        (["drill", "--suite", "/nonexistent"], "not a folder"),
+        (["drill"], "give SCRIPT... or --suite DIR"),
+        (["drill", "--profile", "nope", "x.pkt"], "unknown profile 'nope'"),
     ]
     for s in SCENARIOS:
         out += [([s, "--out", "FILE"], "exists and is not a folder"),
@@ -89,7 +93,7 @@ def test_the_table_covers_every_subcommand():
     from tuntcp.scenarios import SCENARIOS as ALL
     covered = {argv[0].replace("_", "-") for argv, _ in ROWS}
     assert {"serve", "ss", "nstat", "netstat", "profiles", "bench", *ALL} <= covered
-    assert len(ROWS) >= 70
+    assert len(ROWS) >= 75
 
 
 def netns_list() -> str:

@@ -16,6 +16,7 @@ import socket
 from tuntcp.scenarios.cli_common import sysctl_option
 from tuntcp.scenarios.reverse_check import _ss, parse_ss_wscale
 
+NEEDS_LAB = True        # tuntcp.cli checks privileges and --out before main()
 KERNEL_PORT = 7000
 
 

@@ -51,6 +51,7 @@ from tuntcp.scenarios.rig import begin, file_saturation, side_by_side
 from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.reverse_check import read_pcap
 
+NEEDS_LAB = True        # tuntcp.cli checks privileges and --out before main()
 PORT = 8090
 KINDS = ("bare", "data", "late")
 MODES = {"queue": 1, "cookies": 2}      # mode -> net.ipv4.tcp_syncookies of the profile

@@ -52,6 +52,7 @@ from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.report import percentiles, write_report
 from tuntcp.shell.apps import discard, guarded
 
+NEEDS_LAB = True        # tuntcp.cli checks privileges and --out before main()
 PORT = 24224
 TCP_SYN_RECV = 0x03
 TCP_LISTEN = 0x0A

@@ -56,6 +56,7 @@ from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.report import write_report
 from tuntcp.scenarios.reverse_check import read_pcap
 
+NEEDS_LAB = True        # tuntcp.cli checks privileges and --out before main()
 PROFILES = ("freebsd-9", "freebsd-14")
 P_OVERFLOW, P_LIFETIME, P_HTTP, P_DATA = 7000, 7001, 7080, 7081
 SPOOF_SRC = "198.18.0.99"       # assigned nowhere; the namespace does not forward: nobody answers

@@ -49,6 +49,7 @@ from tuntcp.scenarios.rig import begin
 from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.report import write_report
 
+NEEDS_LAB = True        # tuntcp.cli checks privileges and --out before main()
 PORT = 9092
 
 

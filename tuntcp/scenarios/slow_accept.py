@@ -40,6 +40,7 @@ from tuntcp.scenarios.rig import begin, collect
 from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.report import percentiles, write_report
 
+NEEDS_LAB = True        # tuntcp.cli checks privileges and --out before main()
 PORT = 8080
 REQUEST = b"GET / HTTP/1.0\r\n\r\n"
 RESPONSE = b"HTTP/1.0 200 OK\r\n\r\n"

@@ -16,6 +16,9 @@ from tuntcp.scenarios.report import stamp
 from tuntcp.scenarios.soak_load import SoakConfig, run_soak, summary
 
 
+NEEDS_LAB = True        # tuntcp.cli checks privileges and --out before main()
+
+
 class OldJsonFile(str):
     """``--json FILE``, the old spelling of ``--out``: one file, not a folder."""
 

@@ -9,6 +9,9 @@ from tuntcp.scenarios.cli_common import time_option
 from tuntcp.scenarios.storm import StormConfig, StormError, run_storm
 
 
+NEEDS_LAB = True        # tuntcp.cli checks privileges and --out before main()
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = StormConfig()
     p.add_argument("--clients", type=int, default=d.clients, help="producers (kernel sockets)")

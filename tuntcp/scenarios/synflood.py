@@ -63,6 +63,7 @@ from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.report import percentiles, write_report
 from tuntcp.shell.apps import discard, guarded
 
+NEEDS_LAB = True        # tuntcp.cli checks privileges and --out before main()
 PORT = 8000
 MODES = {"cookies": 1, "nocookies": 0}
 LAB_NET = ipaddress.IPv4Network("198.18.0.0/15")

@@ -60,6 +60,7 @@ from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.report import write_report
 from tuntcp.scenarios.reverse_check import read_pcap
 
+NEEDS_LAB = True        # tuntcp.cli checks privileges and --out before main()
 PORT = 5001
 PATHS = {"cookie": 2, "queue": 1}      # path -> the endpoint profile's tcp_syncookies
 FORCES = ("syncookies2", "burst")
