@@ -59,25 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve_arguments(sub.add_parser("serve", help="run an endpoint in a fresh network namespace",
                                    epilog=CONVENTIONS))
 
-    s = sub.add_parser("ss", help="sockets of a running endpoint, printed like ss(8)")
-    s.add_argument("-l", "--listening", action="store_true")
-    s.add_argument("-a", "--all", action="store_true")
-    s.add_argument("-t", "--tcp", action="store_true", help="accepted for ss compatibility")
-    s.add_argument("-n", "--numeric", action="store_true", help="accepted; output is numeric")
-    s.add_argument("-i", "--info", action="store_true")
-    s.add_argument("--name", default=DEFAULT_NAME)
-
-    s = sub.add_parser("nstat", help="counters of a running endpoint, printed like nstat(8)")
-    s.add_argument("-a", "--absolute", action="store_true")
-    s.add_argument("-z", "--zeros", action="store_true")
-    s.add_argument("--name", default=DEFAULT_NAME)
-
-    s = sub.add_parser("netstat", help="listen queues of a running endpoint, like FreeBSD "
-                       "`netstat -Lan` (qlen/incqlen/maxqlen)")
-    s.add_argument("-L", "--listen-queues", action="store_true", help="accepted; the only view")
-    s.add_argument("-a", "--all", action="store_true", help="accepted for compatibility")
-    s.add_argument("-n", "--numeric", action="store_true", help="accepted; output is numeric")
-    s.add_argument("--name", default=DEFAULT_NAME)
+    from .obs import commands as obs_cmds
+    obs_cmds.add_ss_arguments(sub.add_parser("ss", help="sockets of a running endpoint, printed like ss(8)"))
+    obs_cmds.add_nstat_arguments(sub.add_parser("nstat", help="counters of a running endpoint, printed like nstat(8)"))
+    obs_cmds.add_netstat_arguments(sub.add_parser("netstat", help="listen queues of a running endpoint, like FreeBSD `netstat -Lan`"))
 
     s = sub.add_parser("profiles", help="list kernel profiles, or the knobs of one")
     s.add_argument("profile", nargs="?", help="show this profile's knobs")
@@ -177,24 +162,21 @@ def cmd_profiles(args) -> int:
 
 
 def cmd_ss(args) -> int:
+    from .obs.commands import cmd_ss
     from .shell.control import request
-    reply = request(args.name, {"cmd": "ss", "listening": args.listening, "all": args.all,
-                                "info": args.info})
-    sys.stdout.write(reply["text"])
-    return 0
+    return cmd_ss(args, request)
 
 
 def cmd_nstat(args) -> int:
+    from .obs.commands import cmd_nstat
     from .shell.control import request
-    reply = request(args.name, {"cmd": "nstat", "absolute": args.absolute, "zeros": args.zeros})
-    sys.stdout.write(reply["text"])
-    return 0
+    return cmd_nstat(args, request)
 
 
 def cmd_netstat(args) -> int:
+    from .obs.commands import cmd_netstat
     from .shell.control import request
-    sys.stdout.write(request(args.name, {"cmd": "netstat"})["text"])
-    return 0
+    return cmd_netstat(args, request)
 
 
 def cmd_serve(args) -> int:

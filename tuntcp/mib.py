@@ -3,8 +3,9 @@
 Linux names come from net/ipv4/proc.c (snmp4_ipstats_list, snmp4_tcp_list, snmp4_net_list,
 snmp4_ipextstats_list) and net/ipv6/proc.c (snmp6_ipstats_list); FreeBSD syncache fields of `struct tcpstat` carry a FreeBSD prefix, our own
 drop reasons a Tuntcp prefix. Increment one way only: ``counters[mib.TcpExtListenOverflows] += 1``.
-GROUPS keeps the kernel's order (the order `nstat -az` lists them); KERNEL_ONLY names counters the
-kernel has that no modelled path bumps (shown by `nstat -z`, always 0 here).
+GROUPS keeps the kernel's order (the order `nstat -az` lists them; tests/netns/test_obs_vs_real.py
+checks it against the real nstat); KERNEL_ONLY names counters the kernel has that no modelled
+path bumps (shown by `nstat -z`, always 0 here).
 """
 from __future__ import annotations
 
@@ -131,19 +132,19 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "Ip6": (Ip6InReceives, Ip6InHdrErrors, Ip6InAddrErrors, Ip6InUnknownProtos, Ip6InTruncatedPkts,
         Ip6InDiscards, Ip6InDelivers, Ip6OutRequests, Ip6ReasmReqds, Ip6ReasmOKs, Ip6ReasmFails,),
     "TcpExt": (TcpExtSyncookiesSent, TcpExtSyncookiesRecv, TcpExtSyncookiesFailed, TcpExtEmbryonicRsts,
-        TcpExtTW, TcpExtPAWSEstab, TcpExtDelayedACKs, TcpExtDelayedACKLost, TcpExtListenOverflows,
-        TcpExtListenDrops, TcpExtTCPHPHits, TcpExtTCPPureAcks, TcpExtTCPHPAcks,
-        TcpExtTCPRenoRecovery, TcpExtTCPSackRecovery, TcpExtTCPSACKReorder, TcpExtTCPFullUndo,
-        TcpExtTCPLostRetransmit, TcpExtTCPFastRetrans, TcpExtTCPSlowStartRetrans, TcpExtTCPTimeouts,
-        TcpExtTCPLossProbes, TcpExtTCPLossProbeRecovery, TcpExtTCPDSACKOldSent, TcpExtTCPDSACKRecv,
-        TcpExtTCPAbortOnData, TcpExtTCPAbortOnClose, TcpExtTCPAbortOnTimeout,
+        TcpExtOutOfWindowIcmps, TcpExtTW, TcpExtPAWSEstab, TcpExtDelayedACKs, TcpExtDelayedACKLost,
+        TcpExtListenOverflows, TcpExtListenDrops, TcpExtTCPHPHits, TcpExtTCPPureAcks,
+        TcpExtTCPHPAcks, TcpExtTCPRenoRecovery, TcpExtTCPSackRecovery, TcpExtTCPSACKReorder,
+        TcpExtTCPFullUndo, TcpExtTCPLostRetransmit, TcpExtTCPFastRetrans, TcpExtTCPSlowStartRetrans,
+        TcpExtTCPTimeouts, TcpExtTCPLossProbes, TcpExtTCPLossProbeRecovery, TcpExtTCPDSACKOldSent,
+        TcpExtTCPDSACKRecv, TcpExtTCPAbortOnData, TcpExtTCPAbortOnClose, TcpExtTCPAbortOnTimeout,
         TcpExtTCPDeferAcceptDrop, TcpExtTCPTimeWaitOverflow, TcpExtTCPReqQFullDoCookies,
-        TcpExtTCPReqQFullDrop, TcpExtTCPRcvQDrop, TcpExtTCPOFOQueue, TcpExtTCPOFODrop,
-        TcpExtTCPChallengeACK, TcpExtTCPSYNChallenge, TcpExtTCPSynRetrans, TcpExtTCPWinProbe,
-        TcpExtTCPHystartTrainDetect, TcpExtTCPHystartTrainCwnd, TcpExtTCPHystartDelayDetect,
-        TcpExtTCPHystartDelayCwnd, TcpExtTCPACKSkippedSynRecv, TcpExtTCPACKSkippedSeq,
-        TcpExtTCPACKSkippedChallenge, TcpExtTCPWantZeroWindowAdv, TcpExtTCPToZeroWindowAdv,
-        TcpExtTCPFromZeroWindowAdv, TcpExtTCPZeroWindowDrop, TcpExtOutOfWindowIcmps,),
+        TcpExtTCPReqQFullDrop, TcpExtTCPOFOQueue, TcpExtTCPOFODrop, TcpExtTCPChallengeACK,
+        TcpExtTCPSYNChallenge, TcpExtTCPFromZeroWindowAdv, TcpExtTCPToZeroWindowAdv,
+        TcpExtTCPWantZeroWindowAdv, TcpExtTCPSynRetrans, TcpExtTCPHystartTrainDetect,
+        TcpExtTCPHystartTrainCwnd, TcpExtTCPHystartDelayDetect, TcpExtTCPHystartDelayCwnd,
+        TcpExtTCPACKSkippedSynRecv, TcpExtTCPACKSkippedSeq, TcpExtTCPACKSkippedChallenge,
+        TcpExtTCPWinProbe, TcpExtTCPZeroWindowDrop, TcpExtTCPRcvQDrop,),
     "IpExt": (IpExtInTruncatedPkts,),
     "FreeBSD": (FreeBSDListenDrops, FreeBSDSyncacheAdded, FreeBSDSyncacheRetransmitted,
         FreeBSDSyncacheDupsyn, FreeBSDSyncacheCompleted, FreeBSDSyncacheBucketOverflow,

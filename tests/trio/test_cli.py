@@ -75,7 +75,7 @@ def test_every_user_facing_error_is_a_user_error():
              "tuntcp.shell.vnet": "OffloadError", "tuntcp.bench.cli": "BenchUsageError",
              "tuntcp.scenarios.storm": "StormError", "tuntcp.scenarios.soak_load": "SoakError",
              "tuntcp.scenarios.labs": "LabUserError", "tuntcp.cli": "UsageError",
-             "tuntcp.errors": "OutputError"}
+             "tuntcp.errors": "OutputError", "tuntcp.obs.commands": "ObsUsageError"}
     for module, _ in SCENARIOS.values():
         if not module.startswith("tuntcp.scenarios"):
             continue                   # tuntcp drill: helper drill's own errors

@@ -43,17 +43,7 @@ def test_the_walk_reaches_every_subcommand():
         {p for p, _ in ALL}
 
 
-def _help_case(path, parser):
-    # ss/nstat/netstat belong to helper obs, who moves them out of tuntcp/cli.py with help
-    # added; until that move lands their missing help is expected (strict: fixed -> XPASS fails)
-    import tuntcp.cli
-    if len(path) == 2 and path[1] in ("ss", "nstat", "netstat") and hasattr(tuntcp.cli, "cmd_ss"):
-        return pytest.param(path, parser, marks=pytest.mark.xfail(strict=True, reason="obs's parsers"))
-    return pytest.param(path, parser)
-
-
-@pytest.mark.parametrize("path, parser", [_help_case(p, s) for p, s in ALL],
-                         ids=[" ".join(p) for p, _ in ALL])
+@pytest.mark.parametrize("path, parser", ALL, ids=[" ".join(p) for p, _ in ALL])
 def test_every_option_has_help(path, parser):
     missing = [a.option_strings or a.dest for a in options(parser) if not a.help]
     assert missing == [], f"{' '.join(path)}: no help for {missing}"
