@@ -77,6 +77,8 @@ def rows():
         (["ts-off", "--profile", "freebsd-14"], "linux"),
         (["freebsd-queue", "--profiles", "linux-6.1"], "freebsd"),
         (["storm", "--modes", "neither"], "--modes takes buggy and/or fixed"),
+        (["events", "/nonexistent/e.jsonl"], "cannot read /nonexistent/e.jsonl"),
+        (["events", "FILE"], "FILE"),
         (["drill", "/nonexistent/x.pkt"], "No such file"),
         (["drill", "--suite", "/nonexistent"], "not a folder"),
         (["drill"], "give SCRIPT... or --suite DIR"),
