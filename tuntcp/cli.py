@@ -234,6 +234,7 @@ def cmd_scenario(args) -> int:
 
 def cmd_bench(args) -> int:
     from .bench.cli import run_cli
+    from .scenarios import storm_scale  # noqa: F401  (registers `--only storm_scale`)
     return run_cli(args)
 
 

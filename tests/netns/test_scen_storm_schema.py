@@ -13,7 +13,7 @@ async def test_storm_report_matches_its_schema(tmp_path):
         pytest.skip(probe())
     from tuntcp.scenarios.storm import StormConfig, run_storm
     cfg = StormConfig(clients=60, hosts=6, requests_per_client=1, request_interval_s=0.5, rtt_ms=10,
-                      out=str(tmp_path), duration_s=60, pcap=False, modes=("buggy",),
+                      out=str(tmp_path), duration_s=60, pcap=False, modes=("buggy", "kernel"),
                       control_name="schema-test")
     report = await run_storm(cfg)
     assert_matches_schema(report, tmp_path)
