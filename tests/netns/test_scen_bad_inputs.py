@@ -76,7 +76,7 @@ def rows():
         (["defer-accept", "--defer-s", "2.5"], "whole s only"),
         (["ts-off", "--profile", "freebsd-14"], "linux"),
         (["freebsd-queue", "--profiles", "linux-6.1"], "freebsd"),
-        (["storm", "--modes", "neither"], "--modes takes buggy and/or fixed"),
+        (["storm", "--modes", "neither"], "--modes takes buggy, fixed and/or kernel"),
         (["events", "/nonexistent/e.jsonl"], "cannot read /nonexistent/e.jsonl"),
         (["events", "FILE"], "FILE"),
         (["drill", "/nonexistent/x.pkt"], "No such file"),
