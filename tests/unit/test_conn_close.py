@@ -174,7 +174,7 @@ def test_fin_ack_is_delayed_when_the_app_does_not_close():
 0.200 < F. 101:101(0) ack 1 win 513 <TS val 301 ecr 0>
 0.240 > . 1:1(0) ack 102 win * <TS val * ecr 301>
 """, settle=1.0)
-    assert c.quick > 0 and not c.in_pingpong()    # the delack timer then left ping-pong
+    assert c.dack.quick > 0 and not c.dack.in_pingpong()    # the delack timer then left ping-pong
     assert c.state == "CLOSE-WAIT" and not c.at_eof()   # 100 bytes still unread
     assert len(c.recv(1000, 0.3)) == 100 and c.at_eof()
 

@@ -5,8 +5,6 @@ the scripts start in ESTABLISHED; ISNs: ours ``ISS``, the peer's 0 (drill relati
 """
 import ipaddress
 
-import pytest
-
 from drill import Drill, payload
 from tuntcp.core.conn import Connection
 from tuntcp.core.params import HandshakeParams
@@ -76,7 +74,7 @@ def test_quickack_mode_at_start_then_40ms_timer():
                                 expect_ack=lambda i: 0.0 if i < 16 else 0.040)
     d.run(script, settle=1.0)
     assert st.counters["TcpExtDelayedACKs"] == 1
-    assert conn.quick == 0
+    assert conn.dack.quick == 0
 
 
 def test_quickack_count_follows_small_window():
@@ -95,7 +93,7 @@ def test_two_full_segments_ack_at_once_after_quick_mode():
     ACK; a single segment waits 40 ms."""
     st, conn, d = established()
     a = acts(conn)
-    a["noquick"] = lambda d: setattr(conn, "quick", 0)     # quick-ACK mode used up
+    a["noquick"] = lambda d: setattr(conn.dack, "quick", 0)     # quick-ACK mode used up
     d.run("""
 0.100 < . 1:1449(1448) ack 1 win 513 <TS val 200 ecr 0>
 0.100 > . 1:1(0) ack 1449 win * <TS val * ecr 200>
@@ -117,7 +115,7 @@ def test_two_segments_unread_do_not_ack_when_window_shrinks():
     two-segment rule does not fire and the delack timer sends the ACK."""
     st, conn, d = established()
     a = acts(conn)
-    a["noquick"] = lambda d: setattr(conn, "quick", 0)
+    a["noquick"] = lambda d: setattr(conn.dack, "quick", 0)
     d.run("""
 0.100 < . 1:1449(1448) ack 1 win 513 <TS val 200 ecr 0>
 0.100 > . 1:1(0) ack 1449 win * <TS val * ecr 200>
@@ -133,9 +131,9 @@ def test_delack_timer_is_not_pushed_back_by_more_data():
     """tcp_send_delayed_ack keeps the earlier timer: a second small segment 20 ms later does
     not postpone the ACK (it goes at 40 ms after the first)."""
     st, conn, d = established()
-    conn.quick = 0
-    conn.ato = 0.04
-    conn.rcv_mss = 1448
+    conn.dack.quick = 0
+    conn.dack.ato = 0.04
+    conn.win.rcv_mss = 1448
     d.run("""
 0.100 < P. 1:101(100) ack 1 win 513 <TS val 200 ecr 0>
 0.120 < P. 101:201(100) ack 1 win 513 <TS val 201 ecr 0>
@@ -147,9 +145,9 @@ def test_read_of_pushed_small_segment_acks_at_once():
     """tcp_cleanup_rbuf: the app drains a small PSH segment (ACK_PUSHED, not ping-pong) -> the
     pending ACK goes at read time, not at the timer."""
     st, conn, d = established()
-    conn.quick = 0
-    conn.ato = 0.04
-    conn.rcv_mss = 1448
+    conn.dack.quick = 0
+    conn.dack.ato = 0.04
+    conn.win.rcv_mss = 1448
     d.run("""
 0.100 < P. 1:101(100) ack 1 win 513 <TS val 200 ecr 0>
 0.110 %read
@@ -171,7 +169,7 @@ def test_pingpong_piggybacks_the_ack_on_the_reply():
 0.210 %send 50
 0.210 > P. 51:101(50) ack 201 win * <TS val * ecr 201>
 """, acts(conn), settle=0)
-    assert conn.in_pingpong()
+    assert conn.dack.in_pingpong()
     assert st.counters["TcpExtDelayedACKs"] == 0
 
 
@@ -188,7 +186,7 @@ def test_pingpong_without_reply_acks_on_timer_and_leaves_pingpong():
 0.240 > . 51:51(0) ack 201 win * <TS val * ecr 201>
 """, acts(conn), settle=1.0)
     assert st.counters["TcpExtDelayedACKs"] == 1
-    assert not conn.in_pingpong()
+    assert not conn.dack.in_pingpong()
 
 
 def test_pingpong_threshold_3_needs_three_replies():
@@ -202,15 +200,15 @@ def test_pingpong_threshold_3_needs_three_replies():
 0.200 < P. 101:201(100) ack 51 win 513 <TS val 201 ecr 0>
 0.200 > . 51:51(0) ack 201 win * <TS val * ecr 201>
 """, acts(conn), settle=0)
-    assert conn.pingpong == 1 and not conn.in_pingpong()
+    assert conn.dack.pingpong == 1 and not conn.dack.in_pingpong()
 
 
 def test_out_of_order_acks_at_once_with_sack_and_gap_fill_acks_at_once():
     """tcp_data_queue_ofo: immediate dup ACK with a SACK block (TcpExtTCPOFOQueue); filling the
     hole ACKs everything at once (ICSK_ACK_NOW)."""
     st, conn, d = established()
-    conn.quick = 0
-    conn.ato = 0.04
+    conn.dack.quick = 0
+    conn.dack.ato = 0.04
     d.run("""
 0.100 < . 1449:2897(1448) ack 1 win 513 <TS val 200 ecr 0>
 0.100 > . 1:1(0) ack 1 win * <nop,nop,TS val * ecr 100,nop,nop,sack 1449:2897>
@@ -228,8 +226,8 @@ def test_duplicate_data_is_acked_at_once():
     re-ACK at once with a D-SACK block for the duplicate (RFC 2883) and re-enter quick-ACK
     mode (tcp_send_dupack / tcp_dsack_set / tcp_enter_quickack_mode)."""
     st, conn, d = established()
-    conn.quick = 0
-    conn.ato = 0.04
+    conn.dack.quick = 0
+    conn.dack.ato = 0.04
     d.run("""
 0.100 < P. 1:101(100) ack 1 win 513 <TS val 200 ecr 0>
 0.140 > . 1:1(0) ack 101 win * <TS val * ecr 200>
@@ -238,15 +236,15 @@ def test_duplicate_data_is_acked_at_once():
 """, settle=1.0)
     assert st.counters["TcpExtDelayedACKLost"] == 1
     assert st.counters["TcpExtTCPDSACKOldSent"] == 1
-    assert conn.quick > 0
+    assert conn.dack.quick > 0
 
 
 def test_idle_gap_longer_than_rto_rearms_quickack():
     """tcp_event_data_recv: an inter-arrival gap above the RTO re-arms quick-ACK mode."""
     st, conn, d = established()
-    conn.quick = 0
-    conn.ato = 0.04
-    conn.lrcvtime = 0.0
+    conn.dack.quick = 0
+    conn.dack.ato = 0.04
+    conn.dack.lrcvtime = 0.0
     d.run("""
 2.000 < P. 1:101(100) ack 1 win 513 <TS val 200 ecr 0>
 2.000 > . 1:1(0) ack 101 win * <TS val * ecr 200>
@@ -258,9 +256,9 @@ def test_small_window_not_read_costs_a_delayed_ack_per_round():
     two full segments do not advance the window, so the two-segment rule does not fire and
     the ACK waits for the 40 ms timer."""
     st, conn, d = established(rcvbuf=3000)
-    conn.quick = 0
-    conn.ato = 0.04
-    conn.rcv_mss = 1448
+    conn.dack.quick = 0
+    conn.dack.ato = 0.04
+    conn.win.rcv_mss = 1448
     assert conn.win.rcv_wnd == 2896
     d.run("""
 0.100 < . 1:1449(1448) ack 1 win 513 <TS val 200 ecr 0>

@@ -429,3 +429,15 @@ def test_a_write_that_sends_nothing_leaves_the_probe_armed():
     d.run("\n".join(lines), acts(c), settle=0.1, strict=False)
     assert st.counters["TcpExtTCPLossProbes"] == 1
     assert st.counters.get("TcpExtTCPTimeouts", 0) == 0
+
+
+def test_so_rcvbuf_on_an_established_socket_has_one_owner():
+    """SO_RCVBUF after the handshake: limited by rmem_max and doubled (``__sock_set_rcvbuf``),
+    held once, by the receive window (it used to keep the raw value there and the doubled one
+    on the connection)."""
+    from test_conn_delack import established
+    st, c, d = established()
+    assert not c.rcvbuf_locked
+    c.set_rcvbuf(16384)
+    assert c.rcvbuf == c.win.rcvbuf == 32768 and c.rcvbuf_locked and c.win.rcvbuf_locked
+    assert c.info()["rcvbuf"] == 32768

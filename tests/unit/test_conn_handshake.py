@@ -1,7 +1,5 @@
 """Active open, option negotiation both ways, SYN retransmission, simultaneous open and the
 passive child created from HandshakeParams (RFC 9293 3.5, RFC 7323, tcp_connect_init)."""
-import ipaddress
-
 import pytest
 
 from drill import Drill
@@ -9,7 +7,7 @@ from test_conn_delack import ISS, L, R, established
 from tuntcp.host.stack import Stack
 from tuntcp.host.encode import SegmentRecorder
 from tuntcp.profiles import get_profile
-from tuntcp.wire.segment import ACK, RST, SYN
+from tuntcp.wire.segment import ACK, SYN
 
 LPORT, RPORT = 40000, 80
 
@@ -145,9 +143,8 @@ def test_syn_sent_ignores_rst_without_ack_and_resets_bad_ack():
     assert box["c"].state == "SYN-SENT"
 
 
-def test_simultaneous_open():
-    """Both sides send SYN; each answers SYN-ACK from SYN-RECV and becomes ESTABLISHED on the
-    other's SYN-ACK (RFC 9293 figure 8)."""
+def crossed_syns():
+    """Two stacks whose connect() SYNs crossed: both connections in SYN-RECV."""
     p = get_profile("linux-6.1")
     a = Stack(p, addrs={L}, encoder=SegmentRecorder())
     b = Stack(p, addrs={R}, encoder=SegmentRecorder())
@@ -158,6 +155,13 @@ def test_simultaneous_open():
         b.receive_segment(s, 0.01)
     for s in sb:
         a.receive_segment(s, 0.01)
+    return a, b, ca, cb
+
+
+def test_simultaneous_open():
+    """Both sides send SYN; each answers SYN-ACK from SYN-RECV and becomes ESTABLISHED on the
+    other's SYN-ACK (RFC 9293 figure 8)."""
+    a, b, ca, cb = crossed_syns()
     assert ca.state == cb.state == "SYN-RECV"
     sa, sb = a.take_output(), b.take_output()
     assert [s.flags for s in sa] == [SYN | ACK] and [s.flags for s in sb] == [SYN | ACK]

@@ -8,7 +8,8 @@ stream of the plain stack, with the same MIB counters and tcp_info.
 """
 import pytest
 
-from tuntcp.core.conn import TSO_MAX, Connection
+from tuntcp.core.conn import Connection
+from tuntcp.core.consts import TSO_MAX
 from tuntcp.shell.vnet import GSO_NONE, GSO_TCPV4
 from tuntcp.wire import codec
 from tuntcp.wire.segment import ACK, PSH, Segment, TcpOptions

@@ -460,16 +460,20 @@ def test_zero_window_counters():
         w.select(nxt, unread, 1448)
     rest = w.current(nxt)
     assert 0 < rest < 1448
+    c = w.counters
+    before = c.snapshot()
     w.select(nxt, unread, 1448)
-    assert w.events == ("TcpExtTCPWantZeroWindowAdv",)   # wanted 0, kept the old edge
+    assert c.delta(before) == {"TcpExtTCPWantZeroWindowAdv": 1}   # wanted 0, kept the old edge
     nxt += rest
     unread += rest
     w.on_data(rest, unread)
+    before = c.snapshot()
     assert w.select(nxt, unread, 1448) == 0
-    assert w.events == ("TcpExtTCPToZeroWindowAdv",)
-    assert w.select(nxt, unread, 1448) == 0 and w.events == ()
+    assert c.delta(before) == {"TcpExtTCPToZeroWindowAdv": 1}
+    before = c.snapshot()
+    assert w.select(nxt, unread, 1448) == 0 and c.delta(before) == {}
     assert w.select(nxt, 0, 1448) == 50476
-    assert w.events == ("TcpExtTCPFromZeroWindowAdv",)
+    assert c.delta(before) == {"TcpExtTCPFromZeroWindowAdv": 1}
 
 
 def test_on_data_reports_growth_for_quickack():

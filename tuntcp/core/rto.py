@@ -44,11 +44,6 @@ class RtoEstimator:
         """Current timeout with exponential backoff applied, capped at rto_max."""
         return min(self._base * (1 << min(self.backoffs, 31)), self.rto_max)
 
-    @property
-    def base_rto(self) -> float:
-        """Timeout without backoff (what ``tcp_set_rto`` last computed)."""
-        return self._base
-
     def sample(self, rtt: float, round_end: bool = True) -> None:
         """Feed one valid RTT measurement in seconds (Karn's rule is the caller's job).
 

@@ -308,12 +308,13 @@ class RecvWindow:
     """
 
     __slots__ = ("profile", "rcvbuf", "rcvbuf_locked", "rcv_wscale", "window_clamp",
-                 "rcv_ssthresh", "rcv_wnd", "rcv_wup", "advmss", "events", "_rcv_mss",
+                 "rcv_ssthresh", "rcv_wnd", "rcv_wup", "advmss", "counters", "rcv_mss",
                  "_q", "_q_bytes", "_q_true", "_wfs", "_signed", "_grow_window",
                  "_last_len", "_last_true", "_last_cost", "_full_buf", "_full")
 
     def __init__(self, profile: Mapping, *, rcvbuf: int, rcvbuf_locked: bool, rcv_wscale: int,
-                 window_clamp: int, rcv_wnd: int, advmss: int, rcv_nxt: int):
+                 window_clamp: int, rcv_wnd: int, advmss: int, rcv_nxt: int, mss: int | None = None,
+                 counters=None):
         self.profile = profile
         self._wfs = _win_fn(profile)
         self._signed = bool(profile.get("net.ipv4.tcp_workaround_signed_windows", 0))
@@ -326,10 +327,14 @@ class RecvWindow:
             profile, rcvbuf=rcvbuf, window_clamp=window_clamp, advmss=advmss, rcv_wnd=rcv_wnd)
         self.rcv_wnd = rcv_wnd
         self.rcv_wup = rcv_nxt & MASK
-        # tcp_initialize_rcv_mss: a guess of the peer's MSS, at most 536 until measured
-        self._rcv_mss = max(min(advmss, rcv_wnd // 2, TCP_MSS_DEFAULT), TCP_MIN_MSS)
-        # MIB counters the last select() would bump (TcpExtTCPWantZeroWindowAdv, ...)
-        self.events: tuple[str, ...] = ()
+        # the one rcv_mss of the connection (icsk_ack.rcv_mss): tcp_initialize_rcv_mss's guess
+        # of the peer's MSS, min(advmss, mss_cache, rcv_wnd / 2, TCP_MSS_DEFAULT) floored at
+        # TCP_MIN_MSS; the connection's _measure_rcv_mss (tcp_measure_rcv_mss) updates it
+        self.rcv_mss = max(min(advmss, advmss if mss is None else mss, rcv_wnd // 2,
+                               TCP_MSS_DEFAULT), TCP_MIN_MSS)
+        # the connection's stack counters (select() bumps the zero-window ones); a window
+        # made on its own (tests) keeps its own
+        self.counters = mib.Counters() if counters is None else counters
         self._q: deque[list[int]] | None = None    # created by the first charge (760 B)
         self._q_bytes = 0
         self._q_true = 0
@@ -372,8 +377,8 @@ class RecvWindow:
         Returns True when rcv_ssthresh grew: the kernel then sets ``icsk_ack.quick |= 1``
         (the next ACK goes out at once unless in ping-pong mode).
 
-        ``tcp_event_data_recv``: ``tcp_measure_rcv_mss`` (rcv_mss follows full-sized segments,
-        capped by advmss), then for segments of >= 128 bytes ``tcp_grow_window``: with
+        ``tcp_event_data_recv`` after ``tcp_measure_rcv_mss`` (the connection's, on
+        ``rcv_mss`` here): for segments of >= 128 bytes ``tcp_grow_window``: with
         ``room = min(window_clamp, tcp_space) - rcv_ssthresh > 0``, rcv_ssthresh grows by
         ``min(room, max(incr, 2 * seg_len))`` where incr is 2 * advmss when the segment's
         truesize is "cheap" (``win_from_space(truesize) <= len``), else ``__tcp_grow_window``'s
@@ -397,8 +402,6 @@ class RecvWindow:
         q.append([seg_len, true])
         self._q_bytes += seg_len
         self._q_true += true
-        if seg_len >= self._rcv_mss:
-            self._rcv_mss = seg_len if seg_len < self.advmss else self.advmss
         if seg_len < 128:
             return False
         clamp = self.window_clamp
@@ -418,7 +421,7 @@ class RecvWindow:
             window = self._grow_window
             while self.rcv_ssthresh <= window:
                 if truesize <= seg_len:
-                    incr = 2 * self._rcv_mss
+                    incr = 2 * self.rcv_mss
                     break
                 truesize >>= 1
                 window >>= 1
@@ -491,18 +494,17 @@ class RecvWindow:
         ``rcv_wup`` (= ``rcv_nxt``) are updated; the returned header field is the byte window
         capped at ``65535 << rcv_wscale`` (32767 unscaled with
         ``tcp_workaround_signed_windows``) and shifted right by ``rcv_wscale``.
-        ``events`` names the MIB counters the kernel bumps here: TCPWantZeroWindowAdv (wanted
-        0 but had to keep the old edge), TCPToZeroWindowAdv / TCPFromZeroWindowAdv (field
-        becomes 0 / leaves 0).
+        MIB counters as ``tcp_select_window`` bumps them: TcpExtTCPWantZeroWindowAdv (wanted
+        0 but had to keep the old edge), TcpExtTCPToZeroWindowAdv (the field is 0 and the last
+        rcv_wnd was not), TcpExtTCPFromZeroWindowAdv (the field is not 0, the last rcv_wnd was).
         """
         ws = self.rcv_wscale
         old = self.rcv_wnd
         cur = self.current(rcv_nxt)
         new = self.peek(unread, rcv_mss)
-        events = ()
         if new < cur:
             if new == 0:
-                events = (mib.TcpExtTCPWantZeroWindowAdv,)
+                self.counters[mib.TcpExtTCPWantZeroWindowAdv] += 1
             unit = 1 << ws
             new = (cur + unit - 1) & ~(unit - 1)
         self.rcv_wnd = new
@@ -512,11 +514,11 @@ class RecvWindow:
         else:
             new = min(new, 65535 << ws)
         field = new >> ws
-        if field == 0 and old:
-            events += (mib.TcpExtTCPToZeroWindowAdv,)
-        elif field and not old:
-            events += (mib.TcpExtTCPFromZeroWindowAdv,)
-        self.events = events
+        if field == 0:
+            if old:
+                self.counters[mib.TcpExtTCPToZeroWindowAdv] += 1
+        elif not old:
+            self.counters[mib.TcpExtTCPFromZeroWindowAdv] += 1
         return field
 
     def would_advance(self, rcv_nxt: int, unread: int, rcv_mss: int) -> bool:

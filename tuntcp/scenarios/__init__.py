@@ -20,4 +20,5 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "events": ("tuntcp.obs.events", "summarise an event log (serve --events): counts per kind and reason, the wscale split"),
     "drill": ("tuntcp.drill.cli", "run packetdrill scripts against a modelled kernel in virtual time; --suite scores a folder"),
     "synflood": ("tuntcp.scenarios.synflood", "spoofed hping3 SYN flood vs legitimate kernel clients, tcp_syncookies 1 vs 0"),
+    "states": ("tuntcp.scenarios.states", "the TCP state transitions the connection code allows (--dot: Graphviz)"),
 }

@@ -1,0 +1,250 @@
+"""Loss recovery of a Connection (Linux ``tcp_input.c``/``tcp_recovery.c``/``tcp_timer.c``):
+fast retransmit on duplicate ACKs or the SACK scoreboard (RFC 5681, RFC 6675), NewReno partial
+ACKs, lost retransmissions (RACK's rule, RFC 8985 6.2), Eifel undo (RFC 3522), reordering
+estimate, and tail loss probes (RFC 8985 7). A mixin of ``Connection``."""
+from __future__ import annotations
+
+from .. import mib
+from .reasm import Scoreboard
+from .seq import MASK, seq_gt, seq_lt
+from .state import CAN_SEND
+from ..wire.segment import Segment
+
+
+class RecoveryMixin:
+    __slots__ = ()
+
+    def _init_recovery(self, p) -> None:
+        """The loss-recovery fields of a new connection (profile ``p``)."""
+        self.dupacks = 0
+        self.recover = 0
+        self.in_recovery = False
+        self.retx_nxt = 0
+        self.sb = Scoreboard()
+        self.reordering = p.get("net.ipv4.tcp_reordering", 3)
+        self.undo_cwnd = self.undo_ssthresh = 0
+        self.retx_tsval = None
+        self.retx_list = []          # [seq, end, snd_max then, time] of this recovery's retransmits
+        self.tlp_high_seq = None     # snd_nxt when the outstanding probe went out
+        self.tlp_retrans = False
+        self.tlp_rto_at = None       # where the RTO stands while the probe timer is armed
+        self.loss_high = None
+        self._tlp_ok = p.family == "linux" and p["net.ipv4.tcp_early_retrans"] in (3, 4)
+        self._rto_min = p["model.rto_min"]
+
+    def _recovery_ack(self, seg, ack: int, now: float) -> None:
+        """New data acknowledged during fast recovery: undo if the ACK proves the recovery
+        spurious (``tcp_try_undo_recovery``, TcpExtTCPFullUndo), leave recovery once ``recover``
+        is acknowledged (``tcp_end_cwnd_reduction``), else a NewReno partial ACK (RFC 6582 3.2
+        step 3) retransmits a lost retransmission or the next hole."""
+        cc = self.cc
+        if self._spurious_recovery(seg):
+            self.stack.counters[mib.TcpExtTCPFullUndo] += 1
+            self.in_recovery = False
+            cc.in_recovery = False
+            cc.cwnd = max(cc.cwnd, self.undo_cwnd)
+            cc.ssthresh = max(cc.ssthresh, self.undo_ssthresh)
+            self.dupacks = 0
+        elif not seq_lt(ack, self.recover):
+            self.in_recovery = False
+            cc.on_exit_recovery()
+            self.dupacks = 0
+        elif not (self.sack_ok and self._lost_retransmit(now)):
+            self._retransmit_next(now)
+
+    def _on_dupack(self, now: float) -> None:
+        """Fast retransmit on the third duplicate ACK, or when SACK shows the head lost
+        (RFC 5681 3.2, RFC 6675 IsLost; Linux ``tcp_time_to_recover``); during recovery
+        each further dupack may retransmit the next hole (RFC 6675 NextSeg)."""
+        if self.in_recovery:
+            if self.sack_ok and not self._lost_retransmit(now):
+                self._retransmit_next(now)
+            return
+        k = self.reordering
+        lost = self.dupacks >= k or (self.sack_ok and self.sb.is_lost(self.snd_una, self.mss, k))
+        if not lost:
+            return
+        c = self.stack.counters
+        c[mib.TcpExtTCPSackRecovery if self.sack_ok else mib.TcpExtTCPRenoRecovery] += 1
+        self.in_recovery = True
+        self.recover = self.snd_max
+        self.retx_list.clear()
+        self.undo_cwnd, self.undo_ssthresh = self.cc.cwnd, self.cc.ssthresh
+        self.tlp_high_seq = None       # tcp_init_cwnd_reduction
+        self.retx_tsval = self.stack.ts_now(self.ts_off) if self.ts_ok else None
+        self.cc.on_enter_recovery(now, self._inflight_segs())
+        self.retx_nxt = self.snd_una
+        self.rtt_seq = None
+        self._retransmit_next(now)
+
+    def _reordering_seen(self, dist_bytes: int) -> None:
+        """``tcp_check_sack_reordering``: a segment was cumulatively ACKed below data already
+        SACKed; unless we retransmitted it, it arrived out of order by that many segments.
+        The loss threshold follows (``tp->reordering``, at most tcp_max_reordering 300)."""
+        if self.in_recovery or self.retrans_out:
+            return
+        dist = (dist_bytes + self.mss - 1) // self.mss
+        if dist > self.reordering:
+            self.reordering = min(dist, 300)
+            self.stack.counters[mib.TcpExtTCPSACKReorder] += 1
+
+    def _spurious_recovery(self, seg: Segment) -> bool:
+        """Eifel detection with timestamps (RFC 3522, ``tcp_packet_delayed``): the ACK that
+        advances snd_una echoes a TSval older than our first retransmission, so the original
+        arrived and the "loss" was reordering: undo the window reduction
+        (``tcp_try_undo_recovery``, TcpExtTCPFullUndo) and raise the reordering estimate."""
+        ts = seg.options.ts
+        if self.retx_tsval is None or ts is None or not ts[1] or not seq_lt(ts[1], self.retx_tsval):
+            return False
+        high = self.sb.highest_sacked()
+        if high is not None:
+            self.reordering = min(max(self.reordering,
+                                      ((high - self.snd_una) & MASK) // self.mss + 1), 300)
+        return True
+
+    def _lost_retransmit(self, now: float) -> bool:
+        """A retransmission that is itself lost (RACK's rule, RFC 8985 6.2, simplified; Linux
+        counts TcpExtTCPLostRetransmit): the oldest retransmitted segment still neither ACKed
+        nor SACKed is resent when data sent after it (new data above the snd_max of its
+        sending, or a later retransmission) has been SACKed and it has been out for more than
+        srtt plus a quarter (RACK's reordering window). Without this only the RTO repairs it.
+        Returns True if it retransmitted."""
+        una = self.snd_una
+        # drop what the cumulative ACK covers; re-sent entries go to the end, so the list is
+        # not in sequence order and ACKed entries may sit behind unACKed ones
+        lst = self.retx_list = [e for e in self.retx_list if seq_gt(e[1], una)]
+        high = self.sb.highest_sacked()
+        if not lst or high is None:
+            return False
+        wait = (self.rto.srtt or 0.0) * 1.25
+        for i, (seq, end, above, sent) in enumerate(lst):
+            if seq_lt(seq, una):
+                seq = una
+            if self.sb.is_sacked(seq, end):
+                continue
+            if now - sent < wait or not (seq_gt(high, above) or
+                                         any(self.sb.is_sacked(e[0], e[1]) for e in lst[i + 1:])):
+                return False
+            off = (seq - una) & MASK
+            n = min((end - seq) & MASK, len(self.sndq) - off)
+            if n <= 0:
+                return False
+            self.stack.counters[mib.TcpExtTCPLostRetransmit] += 1
+            self._xmit(seq, off, n, now, retrans=True)
+            del lst[i]
+            lst.append([seq, end, self.snd_max, now])
+            return True
+        return False
+
+    def _retransmit_next(self, now: float) -> None:
+        """Retransmit the first not-yet-retransmitted, un-SACKed segment at or after snd_una
+        and below ``recover`` (TcpExtTCPFastRetrans)."""
+        seq = self.retx_nxt if seq_gt(self.retx_nxt, self.snd_una) else self.snd_una
+        while seq_lt(seq, self.recover) and seq_lt(seq, self.snd_nxt):
+            off = (seq - self.snd_una) & MASK
+            n = min(self.mss, len(self.sndq) - off)
+            if n <= 0:
+                break
+            end = (seq + n) & MASK
+            if self.sack_ok and self.sb.is_sacked(seq, end):
+                seq = end
+                continue
+            if self.sack_ok and self.sb.highest_sacked() is not None and \
+                    not seq_lt(seq, self.sb.highest_sacked()) and seq != self.snd_una:
+                break                      # nothing presumed lost above the highest SACK
+            self.stack.counters[mib.TcpExtTCPFastRetrans] += 1
+            self._xmit(seq, off, n, now, retrans=True)
+            self.retx_list.append([seq, end, self.snd_max, now])
+            self.retx_nxt = end
+            if self.rtx_at is None or self.rtx_kind != "rtx":
+                self._arm_rtx(now + self.rto.rto, "rtx")
+            return
+
+    def _schedule_loss_probe(self, now: float, advancing_rto: bool) -> bool:
+        """``tcp_schedule_loss_probe`` (RFC 8985 7.2): with SACK, data in flight and no
+        recovery or loss episode going on (CA_Open), arm the probe timeout instead of the RTO:
+        PTO = 2 * srtt, plus TCP_RTO_MIN when a single segment is out (the peer may be
+        delaying its ACK) or TCP_TIMEOUT_MIN (2 jiffies) otherwise; 1 s (TCP_TIMEOUT_INIT)
+        without an RTT sample. Never later than the RTO: a full RTO from now after an ACK
+        (``advancing_rto``), else the RTO that is already running. net.ipv4.tcp_early_retrans
+        3 (the default) or 4 enables it; FreeBSD's default stack
+        has no TLP. The 3.10-era PTO (max(2 srtt, 10 ms), 1.5 srtt + 200 ms for one
+        segment) is not modelled."""
+        if not self._tlp_ok or not self.sack_ok or self.in_recovery or \
+                self.loss_high is not None or self.snd_una == self.snd_max:
+            return False
+        rto = self.rto
+        srtt = rto.srtt
+        if srtt:
+            one = ((self.snd_max - self.snd_una) & MASK) <= self.mss
+            pto = 2 * srtt + (self._rto_min if one else 0.002)
+        else:
+            pto = self.profile["model.rto_initial"]
+        if advancing_rto or self.rtx_kind not in ("rtx", "tlp") or self.rtx_at is None:
+            rto_at = now + rto.rto
+        else:
+            rto_at = self.tlp_rto_at if self.rtx_kind == "tlp" else self.rtx_at
+        if rto_at > now:
+            pto = min(pto, rto_at - now)
+        self.tlp_rto_at = rto_at
+        self._arm_rtx(now + pto, "tlp")
+        return True
+
+    def _send_loss_probe(self, now: float) -> None:
+        """``tcp_send_loss_probe`` (RFC 8985 7.3): one probe per episode (none while
+        tlp_high_seq is set). New data goes if the peer's window takes a segment (cwnd and
+        Nagle ignored); otherwise the last segment sent is retransmitted (at most one MSS from
+        its end, with the FIN if that was last) unless it starts beyond the peer's window. Counted TcpExtTCPLossProbes; the RTO then runs
+        a full RTO from now. If no probe went, the RTO stays where it was."""
+        if self.state not in CAN_SEND or self.snd_una == self.snd_max:
+            return
+        if self.tlp_high_seq is None:
+            self.tlp_retrans = False
+            off = (self.snd_nxt - self.snd_una) & MASK
+            avail = len(self.sndq) - off
+            sent = False
+            if self.snd_nxt == self.snd_max and avail > 0 and not seq_gt(
+                    (self.snd_nxt + min(avail, self.mss)) & MASK,
+                    (self.snd_una + self.snd_wnd) & MASK):
+                self._push(now, wakeup=self.mss)
+                sent = True
+            else:
+                fin = self.fin_seq is not None and self.snd_max == (self.fin_seq + 1) & MASK
+                data_end = (self.snd_max - fin) & MASK
+                start = self.last_new_seq if seq_gt(self.last_new_seq, self.snd_una) \
+                    else self.snd_una
+                if ((data_end - start) & MASK) > self.mss:
+                    start = (data_end - self.mss) & MASK
+                n = (data_end - start) & MASK
+                beyond = start != self.snd_una and not seq_lt(
+                    start, (self.snd_una + self.snd_wnd) & MASK)   # __tcp_retransmit_skb
+                if (n or fin) and not beyond:
+                    self._xmit(start, (start - self.snd_una) & MASK, n, now, retrans=True, fin=fin)
+                    self.tlp_retrans = sent = True
+            if sent:
+                self.tlp_high_seq = self.snd_max
+                self.stack.counters[mib.TcpExtTCPLossProbes] += 1
+                self._arm_rtx(now + self.rto.rto, "rtx")
+                return
+        self._arm_rtx(max(self.tlp_rto_at or now, now), "rtx")
+
+    def _process_tlp_ack(self, seg: Segment, ack: int, advanced: bool, now: float) -> None:
+        """``tcp_process_tlp_ack``: once the ACK reaches tlp_high_seq the episode ends. A probe
+        of new data, a D-SACK (original and probe both arrived) or a pure duplicate ACK mean
+        no loss; an ACK beyond tlp_high_seq after a retransmitted probe means the probe
+        repaired a loss: reduce cwnd once (``tcp_init_cwnd_reduction`` to
+        ``tcp_end_cwnd_reduction``), TcpExtTCPLossProbeRecovery."""
+        high = self.tlp_high_seq
+        if seq_lt(ack, high):
+            return
+        blocks = seg.options.sack_blocks
+        dsack = bool(blocks) and not seq_gt(blocks[0][1], ack)
+        if not self.tlp_retrans or dsack:
+            self.tlp_high_seq = None
+        elif seq_gt(ack, high):
+            self.tlp_high_seq = None
+            self.cc.on_enter_recovery(now, self._inflight_segs())
+            self.cc.on_exit_recovery()
+            self.stack.counters[mib.TcpExtTCPLossProbeRecovery] += 1
+        elif not advanced and not seg.payload:
+            self.tlp_high_seq = None

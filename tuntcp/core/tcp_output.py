@@ -1,0 +1,237 @@
+"""Connection output (Linux ``tcp_output.c``): ``tcp_write_xmit`` with Nagle and the peer's
+window, TSO sizing, ``tcp_transmit_skb`` (options, the advertised window, ``tcp_event_ack_sent``),
+bare ACKs, D-SACK, challenge ACKs and resets. A mixin of ``Connection``."""
+from __future__ import annotations
+
+from .. import mib
+from .seq import MASK, seq_gt, seq_lt
+from .state import CAN_SEND, SYN_RECV
+from .consts import MSS_DEFAULT, TSO_MAX
+from .oow import oow_rate_limited
+from ..wire.segment import ACK, FIN, PSH, RST, SYN, Segment, TcpOptions
+
+
+class OutputMixin:
+    __slots__ = ()
+
+    def _pending(self) -> bool:
+        """Unsent data, or an unsent FIN."""
+        off = (self.snd_nxt - self.snd_una) & MASK
+        if off < len(self.sndq):
+            return True
+        return self.fin_queued and seq_lt(self.snd_nxt, (self.fin_seq + 1) & MASK)
+
+    def _inflight_segs(self) -> int:
+        out = ((self.snd_nxt - self.snd_una) & MASK) - self.sb.sacked_bytes
+        return max((out + self.mss - 1) // self.mss, 0)
+
+    def _push(self, now: float, wakeup: int = 0, head: bool = False) -> None:
+        """``tcp_write_xmit``: send MSS-sized segments from snd_nxt while cwnd, the peer's window
+        (``tcp_snd_wnd_test``: the whole segment must fit) and Nagle (``tcp_nagle_test``,
+        Minshall's variant) allow. ``wakeup`` is ``tcp_write_wakeup``'s window-sized send;
+        ``head``: on RTO the segment at snd_una goes even if the window shrank below it
+        (``tcp_retransmit_skb`` only refuses segments beyond the window after the head).
+        When nothing is in flight and nothing could be sent, arm the zero-window probe timer
+        (``tcp_check_probe_timer``). With ``stack.offload`` new data goes as TSO segments of
+        up to 64 KB (``_tso_len``); retransmissions stay one MSS each."""
+        if self.state not in CAN_SEND:
+            return
+        mss = self.mss
+        sndq = self.sndq
+        cc = self.cc
+        tso = self.stack.offload
+        sent = 0
+        while True:
+            seq = self.snd_nxt
+            off = (seq - self.snd_una) & MASK
+            avail = len(sndq) - off
+            fin_here = self.fin_queued and seq_lt(seq, (self.fin_seq + 1) & MASK) and \
+                avail <= mss
+            if avail <= 0 and not fin_here:
+                break
+            n = min(avail, wakeup or mss) if avail > 0 else 0
+            if not wakeup:
+                if self._inflight_segs() >= cc.cwnd:
+                    break
+                if seq_gt((seq + n + (1 if fin_here and n == avail else 0)) & MASK,
+                          (self.snd_una + self.snd_wnd) & MASK) and not (head and seq == self.snd_una):
+                    break                  # tcp_snd_wnd_test: the whole segment must fit
+                if 0 < n < mss and not fin_here and not self.nodelay and \
+                        seq_gt(self.snd_sml, self.snd_una) and not seq_gt(self.snd_sml, seq) and \
+                        not seq_lt(seq, self.snd_max):
+                    break                  # Nagle/Minshall: a small segment is unacked
+            new = not seq_lt(seq, self.snd_max)
+            if tso and new and n == mss < avail and not wakeup:
+                n = self._tso_len(seq, avail)
+            if n < avail:
+                fin_here = False
+            if self.sack_ok and not new and n and self.sb.is_sacked(seq, (seq + n) & MASK):
+                self.snd_nxt = (seq + n) & MASK    # the peer has it: skip
+                continue
+            self._xmit(seq, off, n, now, retrans=not new, fin=fin_here)
+            sent += new
+            if wakeup:
+                break
+        if self.snd_una == self.snd_max and self._pending():
+            if self.rtx_at is None:
+                self._arm_rtx(now + self.rto.rto, "probe")
+        elif sent and not wakeup and not head and self._schedule_loss_probe(now, False):
+            pass                           # tcp_write_xmit: one loss probe per tail episode
+        elif self.snd_una != self.snd_max and (self.rtx_at is None or self.rtx_kind == "probe"):
+            self._arm_rtx(now + self.rto.rto, "rtx")   # a pending loss probe stays armed
+
+    def _tso_len(self, seq: int, avail: int) -> int:
+        """With offload (TSO): how much new data from ``seq`` goes as one segment, given that
+        one MSS passed ``_push``'s tests: what the per-MSS loop would send in a row (cwnd,
+        ``tcp_snd_wnd_test`` per piece, Nagle on a short tail; a FIN-carrying last piece is
+        left to it), capped at ``tcp_xmit_size_goal``: gso_max_size - 1 - MAX_TCP_HEADER
+        bounded to half the peer's largest window (``tcp_bound_to_half_wnd``), in whole MSS.
+        ``tcp_tso_autosize``'s pacing-rate bound and ``tcp_tso_should_defer`` are not
+        modelled: the wire carries the same bytes as without offload."""
+        mss = self.mss
+        mw = self.max_window
+        goal = min(TSO_MAX, mw // 2 if mw > MSS_DEFAULT else mw)
+        goal = max(goal - goal % mss, mss)
+        wnd_room = (self.snd_una + self.snd_wnd - seq) & MASK
+        n = min(avail, (self.cc.cwnd - self._inflight_segs()) * mss, wnd_room, goal)
+        tail = n % mss
+        if n < avail:
+            return n - tail
+        if self.fin_queued:
+            return n - (tail or mss)       # the FIN rides on the last piece: _push sends it
+        if tail and not self.nodelay and seq_gt(self.snd_sml, self.snd_una) and \
+                not seq_gt(self.snd_sml, (seq + n - tail) & MASK):
+            return n - tail                # Nagle/Minshall holds the short tail back
+        return n
+
+    def _xmit(self, seq: int, off: int, n: int, now: float, retrans: bool, fin: bool = False) -> None:
+        """Build and emit one data/FIN segment (``tcp_transmit_skb``); counts retransmissions."""
+        payload = bytes(self.sndq[off:off + n]) if n else b""
+        flags = ACK
+        if fin:
+            flags |= FIN
+        if n and off + n == len(self.sndq):
+            flags |= PSH
+        end = (seq + n + (1 if fin else 0)) & MASK
+        c = self.stack.counters
+        if retrans:
+            c[mib.TcpRetransSegs] += 1
+            self.total_retrans += 1
+            self.retrans_out += 1
+            if self.retrans_stamp is None:
+                self.retrans_stamp = now
+            self._mark_retrans(seq, end)
+        else:
+            self.bytes_sent += n
+            if self.rtt_seq is None and n:
+                self.rtt_seq = seq
+                self.rtt_time = now
+            # tcp_event_data_sent: CA_EVENT_TX_START when nothing was in flight
+            if self.snd_una == self.snd_max:
+                self.cc.on_tx_start(now, now - self.lsndtime)
+            self.lsndtime = now
+            self._log_sent(seq, end, n, now)
+            # tcp_event_data_sent: a reply within ato of the last receive counts toward ping-pong
+            if now - self.dack.lrcvtime < self.dack.ato:
+                self.dack.pingpong += 1
+        if n % self.mss:
+            self.snd_sml = end     # tcp_minshall_update: skb->len < pcount * mss
+        self._output(flags, seq, payload, now)
+        if seq_gt(end, self.snd_nxt):
+            self.snd_nxt = end
+        if seq_gt(end, self.snd_max):
+            self.snd_max = end
+
+    def _output(self, flags: int, seq: int, payload, now: float) -> None:
+        """Every segment of a synchronized connection: options (TS, SACK blocks), the window from
+        ``RecvWindow.select`` (which records rcv_wup/rcv_wnd like ``tcp_select_window``), and
+        ``tcp_event_ack_sent`` (one quick ACK used, pending ACK and delack timer cleared)."""
+        o = TcpOptions()
+        if self.ts_ok:
+            o.ts = (self.stack.ts_now(self.ts_off), self.ts_recent)
+        if self.sack_ok and (self.reasm.blocks or self.dsack):
+            limit = 3 if self.ts_ok else 4
+            if self.dsack:
+                o.sack_blocks = (self.dsack,) + tuple(self.reasm.sack_blocks(limit - 1))
+                self.dsack = None
+            else:
+                o.sack_blocks = tuple(self.reasm.sack_blocks(limit))
+        wnd = self.win.select(self.rcv_nxt, len(self.rcvq), self.win.rcv_mss)
+        seg = Segment(self.laddr, self.raddr, self.lport, self.rport, seq=seq, ack=self.rcv_nxt,
+                      flags=flags, window=wnd, options=o, payload=payload)
+        mss = self.mss
+        if len(payload) > mss:
+            seg.gso_size = mss        # TSO: tcp_gso_segment cuts it; pcount segments out
+            self.segs_out += -(-len(payload) // mss)
+        else:
+            self.segs_out += 1
+        self.lastsnd = now
+        self.stack.emit(seg)
+        if flags & ACK:
+            self.dack.ack_sent()
+            self.dack_at = None
+
+    def _send_ack(self, now: float, seq: int | None = None) -> None:
+        """``tcp_send_ack``: a bare ACK at the highest sequence sent (Linux's snd_nxt; ours
+        rewinds during go-back-N, and an old sequence number would make the peer drop the
+        ACK as out of window), or at ``seq`` for a window probe."""
+        if self.state is SYN_RECV:
+            return
+        self._output(ACK, self.snd_max if seq is None else seq, b"", now)
+
+    def _send_dupack(self, seg: Segment, now: float) -> None:
+        """``tcp_send_dupack``: old data means our ACK was lost: quick-ACK mode, then ACK."""
+        if seg.payload and seq_lt(seg.seq, self.rcv_nxt):
+            self.stack.counters[mib.TcpExtDelayedACKLost] += 1
+            end = (seg.seq + len(seg.payload)) & MASK
+            self._dsack_set(seg.seq, end if seq_lt(end, self.rcv_nxt) else self.rcv_nxt)
+            self._enter_quickack()
+        self._send_ack(now)
+
+    def _dsack_set(self, left: int, right: int) -> None:
+        """``tcp_dsack_set`` (RFC 2883, net.ipv4.tcp_dsack=1): report the duplicate range as
+        the first SACK block of the next ACK (TcpExtTCPDSACKOldSent)."""
+        if self.sack_ok and self.profile.get("net.ipv4.tcp_dsack", 1):
+            self.dsack = (left, right)
+            self.stack.counters[mib.TcpExtTCPDSACKOldSent] += 1
+
+    def _oow_limited(self, seg: Segment | None, now: float, counter: str) -> bool:
+        """``tcp_oow_rate_limited`` (``oow.oow_rate_limited``); ``seg`` None for a challenge
+        ACK (``__tcp_oow_rate_limited``: no exemption for data)."""
+        has_data = seg is not None and seg.seg_len > 0
+        syn = seg is not None and bool(seg.flags & SYN)
+        if oow_rate_limited(self.last_oow, now,
+                            self.profile.get("net.ipv4.tcp_invalid_ratelimit", 500), has_data, syn):
+            self.stack.counters[counter] += 1
+            return True
+        if syn or not has_data:
+            self.last_oow = now
+        return False
+
+    def _syn_challenge(self, now: float) -> None:
+        self.stack.counters[mib.TcpExtTCPSYNChallenge] += 1
+        self._challenge_ack(now)
+
+    def _challenge_ack(self, now: float) -> None:
+        """``tcp_send_challenge_ack`` (RFC 5961 3.2/4.2/5.2): per socket one per
+        tcp_invalid_ratelimit, then the per-namespace tcp_challenge_ack_limit per second."""
+        if self._oow_limited(None, now, mib.TcpExtTCPACKSkippedChallenge):
+            return
+        if not self.stack.challenge_allowed(now):
+            return
+        self.stack.counters[mib.TcpExtTCPChallengeACK] += 1
+        self._send_ack(now)
+
+    def _send_rst(self, now: float) -> None:
+        """Active reset (``tcp_send_active_reset``): RST|ACK at snd_nxt, with the TS option
+        when the connection uses timestamps (it goes out through tcp_transmit_skb)."""
+        o = TcpOptions(ts=(self.stack.ts_now(self.ts_off), self.ts_recent)) if self.ts_ok else TcpOptions()
+        seg = Segment(self.laddr, self.raddr, self.lport, self.rport, seq=self.snd_max,
+                      ack=self.rcv_nxt, flags=RST | ACK, options=o)
+        self.segs_out += 1
+        self.stack.emit(seg)
+
+    def _send_rst_for(self, seg: Segment) -> None:
+        """Unacceptable ACK in SYN-SENT/SYN-RECV: <SEQ=SEG.ACK><CTL=RST> (RFC 9293 3.10.7.3)."""
+        self.stack.emit(Segment(self.laddr, self.raddr, self.lport, self.rport, seq=seg.ack,
+                                flags=RST))
