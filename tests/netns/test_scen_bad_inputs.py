@@ -77,6 +77,7 @@ def rows():
         (["ts-off", "--profile", "freebsd-14"], "linux"),
         (["freebsd-queue", "--profiles", "linux-6.1"], "freebsd"),
         (["storm", "--modes", "neither"], "--modes takes buggy, fixed and/or kernel"),
+        (["states", "--dott"], "unrecognized arguments: --dott"),
         (["events", "/nonexistent/e.jsonl"], "cannot read /nonexistent/e.jsonl"),
         (["events", "FILE"], "FILE"),
         (["drill", "/nonexistent/x.pkt"], "No such file"),
