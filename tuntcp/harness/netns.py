@@ -20,6 +20,8 @@ namespaces left by killed (SIGKILL) runs.
 """
 from __future__ import annotations
 
+from ..errors import UserError
+
 import atexit
 import ctypes
 import errno
@@ -75,7 +77,7 @@ NEEDS_PRIVILEGE = (
 )
 
 
-class LabError(RuntimeError):
+class LabError(UserError, RuntimeError):
     """A lab cannot be built or used here; the message is one line meant for the user."""
 
 

@@ -10,11 +10,13 @@ name the commit in linux.py / freebsd.py. The host's own sysctls are never read.
 """
 from __future__ import annotations
 
+from ..errors import UserError
+
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 
-class ProfileError(ValueError):
+class ProfileError(UserError, ValueError):
     """A user mistake in a profile name or a --sysctl override (reported without a traceback)."""
 
 
