@@ -4,7 +4,9 @@
 # or fail under CI where TUNTCP_REQUIRE_NETNS=1).
 set -u
 declare -A pkg=( [curl]=curl [socat]=socat [ab]=apache2-utils [wrk]=wrk [hping3]=hping3
-                 [tshark]=tshark [tcpdump]=tcpdump [ss]=iproute2 [nstat]=iproute2 [ip]=iproute2 )
+                 [tshark]=tshark [tcpdump]=tcpdump [ss]=iproute2 [nstat]=iproute2 [ip]=iproute2
+                 [redis-server]=redis-server [redis-benchmark]=redis-tools [redis-cli]=redis-tools
+                 [nginx]=nginx )
 missing=()
 for cmd in "${!pkg[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${pkg[$cmd]}")

@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-from .errors import leaves
+from .errors import UserError, leaves
 
 DEFAULT_NAME = "tuntcp"
 DEFAULT_PROFILE = "linux-6.1"
@@ -35,7 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="run an endpoint in a fresh network namespace")
     s.add_argument("--name", default=DEFAULT_NAME, help="endpoint name for `ss`/`nstat` (--name)")
-    s.add_argument("--app", choices=("echo", "discard", "http"), default="http")
+    from .shell import apps, relay
+    s.add_argument("--app", type=apps.app_spec, default="http", help="echo, discard, http or module:function")
+    s.add_argument("--front", type=relay.hostport, metavar="HOST:PORT", help=relay.FRONT_HELP)
+    s.add_argument("--front-cmd", metavar="CMD", help="start the --front backend in the lab namespace")
     s.add_argument("--port", type=_port, default=8080)
     s.add_argument("--backlog", type=_nonneg_int, default=4096,
                    help="listen(2) backlog (clamped to net.core.somaxconn)")
@@ -276,7 +279,7 @@ def main(argv=None) -> int:
         StackError = ()
     from .shell.tun import TunGone
     user_errors = (UsageError, ProfileError, ControlError, LabError, StackError, PermissionError,
-                   TunGone)
+                   TunGone, UserError)
     try:
         args = build_parser().parse_args(argv)
         tune_gc()
