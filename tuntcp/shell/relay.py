@@ -24,6 +24,7 @@ Rules of the relay, each as a real proxy on a kernel would see them:
 from __future__ import annotations
 
 import argparse
+import errno
 import socket
 import struct
 import subprocess
@@ -96,8 +97,12 @@ class Front:
             sock = trio.socket.from_stdlib_socket(self.socket_factory())
             try:
                 await sock.connect(self.backend)
-            except OSError:
-                self.stats.refused += 1
+            except OSError as e:
+                # a backend that accepted and reset before we saw the connect complete
+                if e.errno == errno.ECONNRESET:
+                    self.stats.backend_resets += 1
+                else:
+                    self.stats.refused += 1
                 sock.close()
                 client.abort()
                 return
