@@ -168,19 +168,20 @@ async def serve(lab, profile, args, links=None) -> None:
 
 def _banner(lab, profile, args, lst) -> None:
     ns, addr, port = lab.ns_name, lab.endpoint_addr, args.port
+    enter = getattr(lab, "enter_command", "")     # nsenter ... when the lab is rootless
     p = print
     front = getattr(args, "front", None)
     what = f"front for {front[0]}:{front[1]} (dialled in {ns})" if front else args.app
     p(f"tuntcp: {what} on {addr}:{port} (profile {profile.name}, backlog {lst.listener.backlog}"
       f" after clamp), clients in namespace {ns} at {lab.client_addr}")
     if front and not args.front_cmd:
-        p(f"  backend: start it in the namespace, e.g. ip netns exec {ns} CMD (listening on "
+        p(f"  backend: start it in the namespace, e.g. {enter}ip netns exec {ns} CMD (listening on "
           f"{front[0]}:{front[1]})")
     if args.app == "http" and not front:
-        p(f"  try:    ip netns exec {ns} curl http://{addr}:{port}/")
+        p(f"  try:    {enter}ip netns exec {ns} curl http://{addr}:{port}/")
     else:
-        p(f"  try:    ip netns exec {ns} socat - TCP:{addr}:{port}")
-    p(f"  look:   tuntcp ss -lnt --name {args.name}   tuntcp ss -tni --name {args.name}"
+        p(f"  try:    {enter}ip netns exec {ns} socat - TCP:{addr}:{port}")
+    p(f"  look:   {enter}tuntcp ss -lnt --name {args.name}   tuntcp ss -tni --name {args.name}"
       f"   tuntcp nstat -a --name {args.name}")
     if args.pcap:
         p(f"  pcap:   {os.path.abspath(args.pcap)}  (tshark -r {args.pcap})")
