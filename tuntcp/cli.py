@@ -200,8 +200,9 @@ def cmd_serve(args) -> int:
     problem = netns.privilege_problem()
     if problem:
         raise UsageError(problem)
-    if not os.path.exists("/dev/net/tun"):
-        raise UsageError("no /dev/net/tun (load the tun module or pass the device to the container)")
+    problem = netns.tun_problem()       # $TUNTCP_TUN_DEVICE or /dev/net/tun
+    if problem:
+        raise UsageError(problem)
     import signal
     import trio
     from .shell import apps

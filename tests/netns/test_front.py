@@ -29,6 +29,14 @@ async def client(lab, port=6379):
     return s
 
 
+async def relayed_pair(lab):
+    """(backend listener, kernel client, the backend's accepted socket), joined by the front."""
+    lst = await backend_listener(lab)
+    c = await client(lab)
+    b, _ = await lst.accept()
+    return lst, c, b
+
+
 async def read_to_eof(sock) -> bytes:
     buf = b""
     while chunk := await sock.recv(65536):
@@ -38,9 +46,7 @@ async def read_to_eof(sock) -> bytes:
 
 async def test_half_close_carried_both_ways(netns_available):
     async with front_lab(None, BACKEND) as (lab, ep, front):
-        lst = await backend_listener(lab)
-        c = await client(lab)
-        b, _ = await lst.accept()
+        lst, c, b = await relayed_pair(lab)
         await c.send(b"request")
         c.shutdown(socket.SHUT_WR)                      # client FIN -> backend sees EOF
         got = await read_to_eof(b)
@@ -55,9 +61,7 @@ async def test_half_close_carried_both_ways(netns_available):
 
 async def test_backend_reset_resets_client(netns_available):
     async with front_lab(None, BACKEND) as (lab, ep, front):
-        lst = await backend_listener(lab)
-        c = await client(lab)
-        b, _ = await lst.accept()
+        lst, c, b = await relayed_pair(lab)
         set_linger0(b)
         b.close()
         with pytest.raises(ConnectionResetError):
@@ -69,9 +73,7 @@ async def test_backend_reset_resets_client(netns_available):
 
 async def test_client_reset_resets_backend(netns_available):
     async with front_lab(None, BACKEND) as (lab, ep, front):
-        lst = await backend_listener(lab)
-        c = await client(lab)
-        b, _ = await lst.accept()
+        lst, c, b = await relayed_pair(lab)
         await c.send(b"ping")
         assert await b.recv(10) == b"ping"
         set_linger0(c)
@@ -94,9 +96,7 @@ async def test_refused_backend_resets_client(netns_available):
 async def test_backpressure_no_unbounded_buffer(netns_available):
     """A backend that does not read stalls the client; nothing piles up in the relay."""
     async with front_lab(None, BACKEND) as (lab, ep, front):
-        lst = await backend_listener(lab)
-        c = await client(lab)
-        b, _ = await lst.accept()
+        lst, c, b = await relayed_pair(lab)
         sent, block = 0, b"z" * 65536
         with trio.move_on_after(3):
             while True:
