@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tuntcp.harness.netns import list_namespaces
+from tuntcp.harness.netns import ip_command, list_namespaces
 from front_common import need
 
 pytestmark = pytest.mark.netns
@@ -32,7 +32,7 @@ http {{
 
 
 def ns_out(ns, argv, timeout=60):
-    p = subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True,
+    p = subprocess.run([ip_command(), "netns", "exec", ns, *argv], capture_output=True, text=True,
                        timeout=timeout)
     assert p.returncode == 0, p.stderr
     return p.stdout

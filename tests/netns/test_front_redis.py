@@ -48,8 +48,9 @@ async def cookie_run(fixed: bool):
         sock, client, server = await probe_connection(lab, ep, b"PING\r\n")
         ss = await ns_tool(lab, ["ss", "-tni", "dst", f"{lab.endpoint_addr}:6379"])
         with sock:
-            # 16 KiB values: each SET is ~11 of the buggy client's 1578-byte windows
-            result = redis_csv(await ns_tool(lab, bench(lab, "-c", "10", "-n", "300", "-d", "16384",
+            # 64 KiB values: each SET needs ~64 of the buggy client's 1 KiB windows, and 1-2
+            # round trips with the fixed derivation
+            result = redis_csv(await ns_tool(lab, bench(lab, "-c", "10", "-n", "200", "-d", "65536",
                                                         "-t", "set")))
         cookies = ep.stack.counters[mib.TcpExtSyncookiesRecv]
     return client, server, ss, result["SET"], cookies, front.stats

@@ -53,8 +53,10 @@ def user_pytest(tmp_path, *pre, env=None):
     plugin = [] if installed else ["-p", "tuntcp.pytest_plugin"]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), **(env or {}))
     env.pop("PYTEST_ADDOPTS", None)
+    # --basetemp: in a rootless run pytest's default /tmp/pytest-of-root is not ours
+    base = tmp_path / f"inner{len(list(tmp_path.glob('inner*')))}"
     return subprocess.run([*pre, sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs",
-                           *plugin, str(tmp_path)], capture_output=True, text=True, cwd=tmp_path,
+                           f"--basetemp={base}", *plugin, str(tmp_path / "test_user_server.py")], capture_output=True, text=True, cwd=tmp_path,
                           env=env, timeout=300)
 
 
@@ -64,13 +66,23 @@ def test_users_own_handler_through_the_plugin(tmp_path, netns_available):
     assert "4 passed" in p.stdout
 
 
-def test_without_privileges_skip_with_reason_or_fail_under_ci(tmp_path, netns_available):
+def test_without_root_the_plugin_runs_rootless(tmp_path, netns_available):
+    """Capabilities dropped: the lab goes through user namespaces and the tests still run."""
     drop = ["setpriv", "--bounding-set", "-net_admin,-sys_admin"]
-    skipped = user_pytest(tmp_path, *drop, env={"TUNTCP_REQUIRE_NETNS": "0"})
+    p = user_pytest(tmp_path, *drop, env={"TUNTCP_REQUIRE_NETNS": "1"})
+    assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]
+    assert "4 passed" in p.stdout
+
+
+def test_without_root_or_tun_skip_with_reason_or_fail_under_ci(tmp_path, netns_available):
+    drop = ["setpriv", "--bounding-set", "-net_admin,-sys_admin"]
+    nodev = {"TUNTCP_TUN_DEVICE": str(tmp_path / "no-tun")}
+    skipped = user_pytest(tmp_path, *drop, env={"TUNTCP_REQUIRE_NETNS": "0", **nodev})
     assert skipped.returncode == 0, skipped.stdout[-3000:]
     assert "1 passed, 3 skipped" in skipped.stdout
-    assert "tuntcp lab unavailable: tuntcp needs CAP_NET_ADMIN" in skipped.stdout
-    failed = user_pytest(tmp_path, *drop, env={"TUNTCP_REQUIRE_NETNS": "1"})
+    assert (f"tuntcp lab unavailable: rootless tuntcp needs a TUN device it may open: no TUN device "
+            f"{tmp_path}/no-tun") in skipped.stdout
+    failed = user_pytest(tmp_path, *drop, env={"TUNTCP_REQUIRE_NETNS": "1", **nodev})
     assert failed.returncode == 1
     assert "3 errors" in failed.stdout or "3 failed" in failed.stdout, failed.stdout[-3000:]
     assert "TUNTCP_REQUIRE_NETNS=1" in failed.stdout

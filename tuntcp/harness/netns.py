@@ -191,11 +191,18 @@ def _mount(src, target, fstype, flags, data=None) -> None:
                        "mount namespace: `unshare --user --map-root-user --net --mount`)")
 
 
+PRIVATE_RUN_MARK = "/run/.tuntcp-private"
+
+
 def _private_run() -> None:
-    """A tmpfs on /run private to this mount namespace: /run/netns and /run/tuntcp are ours."""
+    """A tmpfs on /run private to this mount namespace: /run/netns and /run/tuntcp are ours.
+    Once per mount namespace: a child (a `tuntcp serve` run by a rootless test) shares it."""
+    if os.path.exists(PRIVATE_RUN_MARK):
+        return
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     _mount(b"tmpfs", "/run", b"tmpfs", 0, b"mode=0755")
     os.makedirs(NETNS_RUN_DIR, exist_ok=True)
+    open(PRIVATE_RUN_MARK, "w").close()
 
 
 def enter_rootless() -> None:
@@ -219,7 +226,8 @@ def enter_rootless() -> None:
 
 def enter_command() -> str:
     """What another shell puts before `ip netns exec NS ...` or `tuntcp ss ...` to see this
-    process's labs: nothing as root, nsenter into our user + mount namespaces when rootless."""
+    process's labs: nsenter into the user + mount namespaces this process made for itself;
+    nothing as root, or when it started inside them (`unshare -Urnm`, a child of a rootless run)."""
     return f"nsenter --preserve-credentials -U -m -t {os.getpid()} " if _own_userns else ""
 
 
@@ -237,7 +245,6 @@ def ensure_privileges() -> None:
         _own_userns = True
     elif _in_user_namespace():      # root of a user namespace (`unshare -Urnm tuntcp ...`)
         _private_run()
-        _own_userns = True
     problem = tun_problem()
     if problem:
         raise LabError(problem)
@@ -587,7 +594,12 @@ class Lab:
         /sys); the child is tracked and killed by close()."""
         self._check_open()
         popen_kwargs.setdefault("start_new_session", True)
-        p = subprocess.Popen([ip_command(), "netns", "exec", self.ns_name, *argv], **popen_kwargs)
+        # tools in /usr/sbin (hping3, nginx, tcpdump) are found when a user's PATH lacks it
+        env = dict(popen_kwargs.pop("env", None) or os.environ)
+        path = env.get("PATH", os.defpath).split(os.pathsep)
+        env["PATH"] = os.pathsep.join(path + [d for d in ("/usr/sbin", "/sbin") if d not in path])
+        p = subprocess.Popen([ip_command(), "netns", "exec", self.ns_name, *argv], env=env,
+                             **popen_kwargs)
         self._children.append(p)
         return p
 
