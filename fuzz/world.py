@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 
-from tuntcp.core.stack import Stack
+from tuntcp.host.stack import Stack
 from tuntcp.profiles import get_profile
 from tuntcp.wire import codec
 from tuntcp.wire.checksum import checksum, pseudo_sum, fold
@@ -93,8 +93,8 @@ class World:
 
     def _shuttle(self) -> None:
         for _ in range(10):
-            a = self.client.take_packets()
-            b = self.server.take_packets()
+            a = self.client.take_output()
+            b = self.server.take_output()
             if not a and not b:
                 return
             for p in a:
@@ -112,7 +112,7 @@ class World:
         moved = sum(c[k] - b for k, b in zip(ONCE, before)) + (c["TcpInErrs"] - c["TcpInCsumErrors"] - errs)
         if moved != 1:
             raise AccountingError(f"packet counted {moved} times: {pkt.hex()}")
-        out = self.server.take_packets()
+        out = self.server.take_output()
         for p in out:
             codec.parse(p)    # our own output must pass our own checks (raises Malformed)
         self.out += len(out)
@@ -121,7 +121,7 @@ class World:
     def tick(self, dt: float) -> None:
         self.now += dt
         self.server.on_timers(self.now)
-        for p in self.server.take_packets():
+        for p in self.server.take_output():
             codec.parse(p)
 
     def check_bounds(self) -> None:

@@ -275,7 +275,7 @@ def main(argv=None) -> int:
     except ImportError:  # pragma: no cover - the harness is optional for ss/nstat/profiles
         LabError = ()
     try:
-        from .core.stack import StackError
+        from .host.stack import StackError
     except ImportError:  # pragma: no cover
         StackError = ()
     from .shell.tun import TunGone

@@ -12,6 +12,11 @@ class UserError(Exception):
     """A mistake the user can fix from the message alone: printed as one line, exit status 2."""
 
 
+class StackError(UserError, ValueError):
+    """A socket-call mistake (port in use, unknown address, a knob the personality lacks),
+    raised by the host and by the listen personalities (``ValueError`` for older callers)."""
+
+
 def leaves(e: BaseException) -> Iterator[BaseException]:
     """The plain exceptions inside (nested) exception groups, as trio's nurseries raise them."""
     if isinstance(e, BaseExceptionGroup):

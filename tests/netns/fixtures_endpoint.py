@@ -19,7 +19,7 @@ import sys
 import pytest
 import trio
 
-from tuntcp.core.stack import Stack
+from tuntcp.host.stack import Stack
 from tuntcp.harness.clients import set_linger0
 from tuntcp.profiles import get_profile
 from tuntcp.shell import Endpoint

@@ -14,7 +14,8 @@ import trio
 from scapy.all import TCP, rdpcap
 
 from fixtures_endpoint import SECRET, KClient, payload_chunks, payload_digest
-from tuntcp.core.stack import Stack
+from tuntcp.host.stack import Stack
+from tuntcp.host.encode import VnetEncoder
 from tuntcp.harness.netns import Lab
 from tuntcp.profiles import get_profile
 from tuntcp.shell import Endpoint, open_tcp_listener
@@ -29,7 +30,8 @@ MB = 1_000_000
 
 
 def start(lab, nursery, offload, pcap=None):
-    st = Stack(get_profile("linux-6.1"), addrs={lab.endpoint_ip}, secret=SECRET, offload=offload)
+    st = Stack(get_profile("linux-6.1"), addrs={lab.endpoint_ip}, secret=SECRET,
+               encoder=VnetEncoder() if offload else None)
     ep = Endpoint(st, lab.tun_fd, offload=offload, pcap=pcap)
     nursery.start_soon(ep.run)
     return ep
@@ -133,7 +135,7 @@ async def test_raw_socket_packet_with_bad_checksum_is_still_dropped(vlab, nurser
 
 
 def test_offload_on_a_tun_without_vnet_header_is_a_clear_error(lab):
-    st = Stack(get_profile("linux-6.1"), addrs={lab.endpoint_ip}, offload=True)
+    st = Stack(get_profile("linux-6.1"), addrs={lab.endpoint_ip}, encoder=VnetEncoder())
     with pytest.raises(OffloadError, match=r"IFF_VNET_HDR \(Lab\(vnet_hdr=True\)\)"):
         Endpoint(st, lab.tun_fd, offload=True)
 

@@ -11,7 +11,7 @@ import struct
 import pytest
 import trio
 
-from tuntcp.core.stack import Stack
+from tuntcp.host.stack import Stack
 from tuntcp.harness import clients
 from tuntcp.harness.clients import peek_error
 from tuntcp.harness.raw import send_raw, spoofed_syn

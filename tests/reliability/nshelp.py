@@ -16,7 +16,7 @@ import sys
 
 import trio
 
-from tuntcp.core.stack import Stack
+from tuntcp.host.stack import Stack
 from tuntcp.profiles import get_profile
 from tuntcp.shell import Endpoint, open_tcp_listener
 from tuntcp.shell.apps import echo, guarded

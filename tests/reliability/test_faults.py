@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from tuntcp.core.stack import Stack
+from tuntcp.host.stack import Stack
 from tuntcp.harness.link import LinkModel
 from tuntcp.profiles import get_profile
 
@@ -49,9 +49,9 @@ def run_faulty_transfer(nbytes: int, *, seed: int, profile="linux-6.1", max_time
             got[name] += conn.recv(65536, now)
 
     def flush():
-        for pkt in sa.take_packets():
+        for pkt in sa.take_output():
             ab.push(pkt, now)
-        for pkt in sb.take_packets():
+        for pkt in sb.take_output():
             ba.push(pkt, now)
 
     flush()
@@ -143,9 +143,9 @@ def test_connection_that_cannot_survive_reports_timeout(tally):
     now = 0.0
     ca = sa.connect(A, B, PORT, now)
     for _ in range(3):
-        for pkt in sa.take_packets():
+        for pkt in sa.take_output():
             sb.receive(pkt, now)
-        for pkt in sb.take_packets():
+        for pkt in sb.take_output():
             sa.receive(pkt, now)
     cb = lst.accept()
     assert ca.state == "ESTABLISHED" and cb is not None
@@ -157,7 +157,7 @@ def test_connection_that_cannot_survive_reports_timeout(tally):
             break
         now = dl
         sa.on_timers(now)
-        for pkt in sa.take_packets():
+        for pkt in sa.take_output():
             dead.push(pkt, now)
     assert ca.state == "CLOSED" and ca.error == "timeout"
     assert cb.readable() == 0

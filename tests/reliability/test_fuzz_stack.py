@@ -133,7 +133,7 @@ def test_any_packet_sequence_is_counted_and_bounded(tally, profile, seq_of_packe
 def test_spoofed_syn_flood_keeps_state_bounded(tally, syns):
     """SYNs from arbitrary sources with arbitrary options: the SYN queue fills to the backlog,
     then cookies (no state); the accept queue never grows past backlog+1."""
-    from tuntcp.core.stack import _martian_source
+    from tuntcp.host.stack import _martian_source
     w = World()
     before = w.server.counters.snapshot()
     fed = 0
@@ -255,7 +255,7 @@ def test_zero_and_huge_windows_on_live_connection(tally):
     c = w.conns[0]
     peer = w.peers[0]
     c.send(b"x" * 3000, w.now)
-    w.server.take_packets()
+    w.server.take_output()
     # zero window from the peer, ACKing nothing new
     w.feed(_conn_seg(w, payload=b"", ack=c.snd_una, window=0))
     assert c.snd_wnd == 0

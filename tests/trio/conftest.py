@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import pytest
 
+from tuntcp.host.encode import PacketEncoder
 from tuntcp.mib import Counters
 
 
 class FakeStack:
-    """Records receive/take_packets calls; replies to every packet with ``reply(pkt)`` if set.
+    """Records receive/take_output calls; replies to every packet with ``reply(pkt)`` if set.
 
     ``deadlines`` is a sorted list of absolute times; on_timers(now) pops the due ones.
     """
@@ -19,6 +20,7 @@ class FakeStack:
         self.deadlines = sorted(deadlines)
         self.dirty: set = set()
         self.counters = Counters()
+        self.encoder = PacketEncoder()          # plain packets (no vnet frames)
         self.addrs = {0xC6120101}
         self._out: list[bytes] = []
         self.reply = reply
@@ -39,7 +41,7 @@ class FakeStack:
     def next_deadline(self):
         return self.deadlines[0] if self.deadlines else None
 
-    def take_packets(self):
+    def take_output(self):
         self.take_calls += 1
         out, self._out = self._out, []
         return out
@@ -64,7 +66,7 @@ class MemLab:
 
     def endpoints(self, profile="linux-6.1", *, server_knobs=(), client_knobs=(), log=None,
                   link_in=None, link_out=None):
-        from tuntcp.core.stack import Stack
+        from tuntcp.host.stack import Stack
         from tuntcp.profiles import get_profile
         from tuntcp.shell import Endpoint, memory_pair
         server = Stack(get_profile(profile, list(server_knobs)), addrs={self.SERVER},

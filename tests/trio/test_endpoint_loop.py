@@ -32,7 +32,7 @@ async def test_one_wakeup_drains_every_queued_packet(nursery, fake_stack):
     ep = Endpoint(stack, tun.fileno())
     nursery.start_soon(ep.run)
     await trio.testing.wait_all_tasks_blocked()
-    # all 50 in one batch: one `now`, one take_packets, all replies written in order
+    # all 50 in one batch: one `now`, one take_output, all replies written in order
     assert [p for p, _ in stack.received] == [b"pkt%d" % i for i in range(50)]
     assert len({now for _, now in stack.received}) == 1
     assert stack.take_calls == 1

@@ -7,7 +7,7 @@ import pytest
 import trio
 import trio.testing
 
-from tuntcp.core.stack import Stack
+from tuntcp.host.stack import Stack
 from tuntcp.harness.link import LinkModel
 from tuntcp.obs.events import EventLog
 from tuntcp.profiles import get_profile
@@ -167,4 +167,4 @@ async def test_netstat_lan_on_a_freebsd_endpoint(memlab, nursery, tmp_path):
     await nursery.start(ctl.serve)
     reply = await trio.to_thread.run_sync(
         lambda: request("bsd", {"cmd": "netstat"}, run_dir=str(tmp_path)))
-    assert reply["text"].splitlines()[2] == "tcp4  2/0/7            *.8080"
+    assert reply["text"].splitlines()[2] == f"tcp4  {'2/0/7':<32} *.8080"

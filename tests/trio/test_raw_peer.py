@@ -4,7 +4,7 @@ import pytest
 import trio
 import trio.testing
 
-from tuntcp.core.stack import Stack
+from tuntcp.host.stack import Stack
 from tuntcp.profiles import get_profile
 from tuntcp.shell import Endpoint, memory_pair, open_tcp_listener
 from tuntcp.wire import codec

@@ -10,7 +10,7 @@ import time
 import pytest
 import trio
 
-from tuntcp.core.stack import Stack
+from tuntcp.host.stack import Stack
 from tuntcp.harness import netns
 from tuntcp.profiles import get_profile
 from tuntcp.shell import Endpoint, open_tcp_listener

@@ -80,8 +80,8 @@ def test_netstat_lan_qlen_incqlen_maxqlen():
     lst.q["incomplete"] = 1
     assert views.netstat_lan(FakeStack([lst])).splitlines() == [
         "Current listen queue sizes (qlen/incqlen/maxqlen)",
-        "Proto Listen           Local Address",
-        "tcp4  3/1/128          *.8080",
+        f"Proto {'Listen':<32} Local Address",
+        f"tcp4  {'3/1/128':<32} *.8080",
     ]
 
 

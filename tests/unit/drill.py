@@ -33,7 +33,7 @@ inject or action line runs: emitted segments are matched strictly in order.
 Payload bytes of injected segments are ``payload(offset, n)``: byte i of the stream is
 ``i % 251``, so a test can check what the application read.
 
-Usage (the stack built with ``build=False``)::
+Usage (the stack built with ``encoder=SegmentRecorder()``)::
 
     d = Drill(stack, local=("192.0.2.1", 8080), remote=("192.0.2.2", 40000))
     d.run(script, actions={"accept": lambda d: box.append(listener.accept())}, settle=5.0)
@@ -235,7 +235,7 @@ class Emitted:
 
 
 class Drill:
-    """Runs scripts against ``stack`` (anything with receive_segment/on_timers/take_segments;
+    """Runs scripts against ``stack`` (anything with receive_segment/on_timers/take_output;
     ``next_deadline`` is used when present to fire timers at their own times)."""
 
     def __init__(self, stack, local=("192.0.2.1", 8080), remote=("192.0.2.2", 40000), *,
@@ -268,7 +268,7 @@ class Drill:
 
     # -- the clock
     def _collect(self, t: float) -> None:
-        for seg in self.stack.take_segments():
+        for seg in self.stack.take_output():
             if seg.options.ts is not None and seg.sport == self.lport:
                 self.flow(seg.dport).last_tsval = seg.options.ts[0]
             self.pending.append(Emitted(t - self.start, seg))

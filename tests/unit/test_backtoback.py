@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from tuntcp.core.stack import Stack
+from tuntcp.host.stack import Stack
 from tuntcp.profiles import get_profile
 
 A, B = 0x0A000001, 0x0A000002
@@ -70,9 +70,9 @@ def run_transfer(profile_name, nbytes, *, seed, loss, jitter, max_time=600.0):
             got[name] += conn.recv(65536, now)
 
     def flush():
-        for pkt in sa.take_packets():
+        for pkt in sa.take_output():
             link.send(sb, pkt, now)
-        for pkt in sb.take_packets():
+        for pkt in sb.take_output():
             link.send(sa, pkt, now)
 
     flush()

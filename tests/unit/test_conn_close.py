@@ -31,7 +31,7 @@ def to_state(name):
     if name == "LAST-ACK":
         c.shutdown_write(t)
     assert c.state == name
-    st.take_segments()
+    st.take_output()
     return st, c
 
 
@@ -47,7 +47,7 @@ def test_rst_with_exact_sequence_resets(state):
     st.receive_segment(seg(RST, c.rcv_nxt, ts=None), 0.2)
     assert c.state == "CLOSED"
     assert c.error == (None if state == "TIME-WAIT" else "reset")
-    assert st.take_segments() == []
+    assert st.take_output() == []
     assert c.key not in st.conns
     assert st.counters["TcpEstabResets"] == (1 if state in ("ESTABLISHED", "CLOSE-WAIT") else 0)
 
@@ -57,7 +57,7 @@ def test_in_window_rst_gets_a_challenge_ack(state):
     st, c = to_state(state)
     st.receive_segment(seg(RST, c.rcv_nxt + 1000, ts=None), 0.2)
     assert c.state == state
-    out = st.take_segments()
+    out = st.take_output()
     assert len(out) == 1 and out[0].flags == ACK and out[0].ack == c.rcv_nxt
     assert st.counters["TcpExtTCPChallengeACK"] == 1
 
@@ -65,7 +65,7 @@ def test_in_window_rst_gets_a_challenge_ack(state):
 def test_out_of_window_rst_is_ignored():
     st, c = to_state("ESTABLISHED")
     st.receive_segment(seg(RST, c.rcv_nxt + 10_000_000, ts=None), 0.2)
-    assert c.state == "ESTABLISHED" and st.take_segments() == []
+    assert c.state == "ESTABLISHED" and st.take_output() == []
 
 
 def test_syn_on_established_gets_rate_limited_challenge_acks():
@@ -74,13 +74,13 @@ def test_syn_on_established_gets_rate_limited_challenge_acks():
     st, c = to_state("ESTABLISHED")
     st.receive_segment(seg(SYN, 12345, ts=None), 0.2)
     st.receive_segment(seg(SYN, 12346, ts=None), 0.3)
-    out = st.take_segments()
+    out = st.take_output()
     assert [s.flags for s in out] == [ACK] and out[0].ack == 1
     assert st.counters["TcpExtTCPSYNChallenge"] == 2
     assert st.counters["TcpExtTCPChallengeACK"] == 1
     assert st.counters["TcpExtTCPACKSkippedChallenge"] == 1
     st.receive_segment(seg(SYN, 12347, ts=None), 0.8)
-    assert len(st.take_segments()) == 1
+    assert len(st.take_output()) == 1
     assert c.state == "ESTABLISHED"
 
 
@@ -89,9 +89,9 @@ def test_challenge_ack_limit_per_second_is_per_stack():
     st.profile = st.profile.with_overrides({"net.ipv4.tcp_challenge_ack_limit": 1})
     st.receive_segment(seg(RST, 5000, ts=None), 0.1)
     st.receive_segment(seg(RST, 5000, ts=None), 0.7)     # per-socket limit passed, global not
-    assert len(st.take_segments()) == 1
+    assert len(st.take_output()) == 1
     st.receive_segment(seg(RST, 5000, ts=None), 1.3)     # next second
-    assert len(st.take_segments()) == 1
+    assert len(st.take_output()) == 1
 
 
 def test_ack_for_unsent_data_is_challenged_and_dropped():
@@ -99,18 +99,18 @@ def test_ack_for_unsent_data_is_challenged_and_dropped():
     st, c = to_state("ESTABLISHED")
     st.receive_segment(seg(ACK | PSH, 1, 5000, b"data"), 0.2)
     assert c.readable() == 0
-    out = st.take_segments()
+    out = st.take_output()
     assert len(out) == 1 and out[0].flags == ACK and out[0].ack == 1
 
 
 def test_paws_drops_old_timestamp_and_dupacks():
     st, c = to_state("ESTABLISHED")
     st.receive_segment(seg(ACK | PSH, 1, 1, b"new", ts=1000), 0.2)
-    st.take_segments()
+    st.take_output()
     st.receive_segment(seg(ACK | PSH, 4, 1, b"old", ts=900), 0.3)
     assert st.counters["TcpExtPAWSEstab"] == 1
     assert c.recv(100, 0.4) == b"new"
-    out = st.take_segments()
+    out = st.take_output()
     assert out and out[0].flags == ACK and out[0].ack == 4
 
 
@@ -142,10 +142,10 @@ def test_time_wait_keeps_one_deadline_the_2msl_timer():
     deadline to the restarted 2MSL."""
     st, c = to_state("CLOSING")              # both FINs crossed at 0.1; our FIN's RTO is armed
     st.receive_segment(seg(ACK, 2, 2, ts=501), 0.3)
-    assert c.state == "TIME-WAIT" and st.take_segments() == []
+    assert c.state == "TIME-WAIT" and st.take_output() == []
     assert c.deadline == st.next_deadline() == pytest.approx(60.3)
     st.receive_segment(seg(FIN | ACK, 1, 2, ts=502), 5.0)
-    assert [s.flags for s in st.take_segments()] == [ACK]
+    assert [s.flags for s in st.take_output()] == [ACK]
     assert c.deadline == st.next_deadline() == pytest.approx(65.0)
 
 
@@ -195,9 +195,9 @@ def test_close_with_unread_data_sends_rst():
     """tcp_close: unread data -> RST instead of FIN (RFC 9293 3.10.4), TcpExtTCPAbortOnClose."""
     st, c = to_state("ESTABLISHED")
     st.receive_segment(seg(ACK | PSH, 1, 1, b"unread"), 0.2)
-    st.take_segments()
+    st.take_output()
     c.close(0.3)
-    out = st.take_segments()
+    out = st.take_output()
     assert [s.flags for s in out] == [RST | ACK] and out[0].seq == (ISS + 1) & M
     assert c.state == "CLOSED" and st.counters["TcpExtTCPAbortOnClose"] == 1
     assert st.counters["TcpOutRsts"] == 1
@@ -210,9 +210,9 @@ def test_data_after_close_is_answered_with_rst():
     c.close(0.2)
     st.receive_segment(seg(ACK, 1, 2), 0.3)
     assert c.state == "FIN-WAIT-2"
-    st.take_segments()
+    st.take_output()
     st.receive_segment(seg(ACK | PSH, 1, 2, b"late"), 0.4)
-    assert [s.flags for s in st.take_segments()] == [RST | ACK]
+    assert [s.flags for s in st.take_output()] == [RST | ACK]
     assert c.state == "CLOSED" and st.counters["TcpExtTCPAbortOnData"] == 1
 
 
@@ -230,7 +230,7 @@ def test_orphaned_fin_wait_2_times_out_after_tcp_fin_timeout():
 def test_abort_sends_rst():
     st, c = to_state("ESTABLISHED")
     c.abort(0.2)
-    assert [s.flags for s in st.take_segments()] == [RST | ACK]
+    assert [s.flags for s in st.take_output()] == [RST | ACK]
     assert c.state == "CLOSED"
 
 
@@ -240,5 +240,5 @@ def test_syn_to_time_wait_with_higher_seq_goes_on_to_the_listener():
     st, c = to_state("TIME-WAIT")
     st.receive_segment(seg(SYN, 100000, ts=None), 1.0)
     assert c.state == "CLOSED"
-    out = st.take_segments()
+    out = st.take_output()
     assert [s.flags for s in out] == [RST | ACK] and out[0].ack == 100001

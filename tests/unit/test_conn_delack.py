@@ -10,7 +10,8 @@ import pytest
 from drill import Drill, payload
 from tuntcp.core.conn import Connection
 from tuntcp.core.params import HandshakeParams
-from tuntcp.core.stack import Stack
+from tuntcp.host.stack import Stack
+from tuntcp.host.encode import SegmentRecorder
 from tuntcp.core.window import openreq_init_rwin, sock_set_rcvbuf
 from tuntcp.profiles import get_profile
 
@@ -23,7 +24,7 @@ def established(profile="linux-6.1", *, overrides=None, rcvbuf=None, ts=True, sa
                 peer_wscale=7, peer_win=65535, rtt=0.01, sndbuf=None):
     """Stack + ESTABLISHED child + a Drill aimed at it (remote 192.0.2.2:40000 -> :8080)."""
     p = get_profile(profile, overrides)
-    st = Stack(p, addrs={L}, secret=b"k" * 16, build=False)
+    st = Stack(p, addrs={L}, secret=b"k" * 16, encoder=SegmentRecorder())
     locked = rcvbuf is not None
     buf = sock_set_rcvbuf(p, rcvbuf) if locked else p["net.ipv4.tcp_rmem"][1]
     rcv_wnd, clamp, ws = openreq_init_rwin(p, listener_rcvbuf=buf, rcvbuf_locked=locked,

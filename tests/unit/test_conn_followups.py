@@ -78,7 +78,7 @@ class Bottleneck:
             self.feed -= self.c.send(bytes(min(self.feed, 65536)), now)
 
     def _absorb(self, now):
-        for seg in self.st.take_segments():
+        for seg in self.st.take_output():
             self.sent.append((now, seg))
             if not seg.payload:
                 continue
@@ -206,7 +206,7 @@ def _bulk_ingest(st, c, rounds, rtt=0.010, read=True):
             st.on_timers(t)
             t += 0.00005
         st.on_timers(t + rtt / 2)
-        for s in st.take_segments():
+        for s in st.take_output():
             w = s.window << c.rcv_wscale
             edge = max(edge, s.ack + w)
             best = max(best, w)
@@ -399,7 +399,7 @@ def test_lost_retransmit_skips_acked_entries_behind_unacked_ones():
     st, c, d = established()
     c.nodelay = True
     c.send(payload(0, 7240), 0.0)
-    st.take_segments()
+    st.take_output()
     base = c.snd_una
 
     def s(k):
@@ -410,7 +410,7 @@ def test_lost_retransmit_skips_acked_entries_behind_unacked_ones():
     ack = Segment(c.raddr, c.laddr, c.rport, c.lport, seq=c.rcv_nxt, ack=s(2), flags=ACK,
                   window=513, options=TcpOptions(ts=(300, 0), sack_blocks=((s(3), s(4)),)))
     st.receive_segment(ack, 0.2)
-    out = st.take_segments()
+    out = st.take_output()
     assert out and all(len(x.payload) <= c.mss for x in out)
     assert all(e[1] != s(1) for e in c.retx_list)
 

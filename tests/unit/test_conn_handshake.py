@@ -6,7 +6,8 @@ import pytest
 
 from drill import Drill
 from test_conn_delack import ISS, L, R, established
-from tuntcp.core.stack import Stack
+from tuntcp.host.stack import Stack
+from tuntcp.host.encode import SegmentRecorder
 from tuntcp.profiles import get_profile
 from tuntcp.wire.segment import ACK, RST, SYN
 
@@ -14,7 +15,7 @@ LPORT, RPORT = 40000, 80
 
 
 def active(profile="linux-6.1", overrides=None, rcvbuf=None):
-    st = Stack(get_profile(profile, overrides), addrs={L}, secret=b"s" * 16, build=False)
+    st = Stack(get_profile(profile, overrides), addrs={L}, secret=b"s" * 16, encoder=SegmentRecorder())
     d = Drill(st, local=("192.0.2.1", LPORT), remote=("192.0.2.2", RPORT))
     box = {}
 
@@ -79,7 +80,7 @@ def test_peer_without_options_gets_plain_segments():
 def test_syn_options_follow_the_profile(knob, absent):
     st, d, box, a = active(overrides=[knob])
     a["connect"](d)
-    syn = st.take_segments()[0]
+    syn = st.take_output()[0]
     o = syn.options
     assert o.mss == 1460
     got = {"ts": o.ts is not None, "sack_ok": o.sack_ok, "wscale": o.wscale is not None}
@@ -92,7 +93,7 @@ def test_so_rcvbuf_before_connect_clamps_the_shift():
     shift follows the buffer (SO_RCVBUF 65536 -> sk_rcvbuf 131072 -> 64 KB -> wscale 1)."""
     st, d, box, a = active(rcvbuf=65536)
     a["connect"](d)
-    syn = st.take_segments()[0]
+    syn = st.take_output()[0]
     assert syn.options.wscale == 1
 
 
@@ -102,14 +103,14 @@ def test_so_rcvbuf_before_connect_clamps_the_shift():
 ])
 def test_syn_retransmission_schedule_and_timeout(profile, times, fail_at):
     """tcp_syn_retries 6 (+ tcp_syn_linear_timeouts 4 on 6.5+), reference §6.3."""
-    st = Stack(get_profile(profile), addrs={L}, build=False)
+    st = Stack(get_profile(profile), addrs={L}, encoder=SegmentRecorder())
     c = st.connect(L, R, RPORT, 0.0)
-    sent = [0.0] if st.take_segments() else []
+    sent = [0.0] if st.take_output() else []
     t = 0.0
     while c.state == "SYN-SENT":
         t = st.next_deadline()
         st.on_timers(t)
-        for seg in st.take_segments():
+        for seg in st.take_output():
             assert seg.flags == SYN
             sent.append(t)
     assert sent == pytest.approx(times)
@@ -148,17 +149,17 @@ def test_simultaneous_open():
     """Both sides send SYN; each answers SYN-ACK from SYN-RECV and becomes ESTABLISHED on the
     other's SYN-ACK (RFC 9293 figure 8)."""
     p = get_profile("linux-6.1")
-    a = Stack(p, addrs={L}, build=False)
-    b = Stack(p, addrs={R}, build=False)
+    a = Stack(p, addrs={L}, encoder=SegmentRecorder())
+    b = Stack(p, addrs={R}, encoder=SegmentRecorder())
     ca = a.connect(L, R, 5000, 0.0, lport=6000)
     cb = b.connect(R, L, 6000, 0.0, lport=5000)
-    sa, sb = a.take_segments(), b.take_segments()
+    sa, sb = a.take_output(), b.take_output()
     for s in sa:
         b.receive_segment(s, 0.01)
     for s in sb:
         a.receive_segment(s, 0.01)
     assert ca.state == cb.state == "SYN-RECV"
-    sa, sb = a.take_segments(), b.take_segments()
+    sa, sb = a.take_output(), b.take_output()
     assert [s.flags for s in sa] == [SYN | ACK] and [s.flags for s in sb] == [SYN | ACK]
     for s in sa:
         b.receive_segment(s, 0.02)
@@ -166,7 +167,7 @@ def test_simultaneous_open():
         a.receive_segment(s, 0.02)
     assert ca.state == cb.state == "ESTABLISHED"
     ca.send(b"ping", 0.03)
-    for s in a.take_segments():
+    for s in a.take_output():
         b.receive_segment(s, 0.04)
     assert cb.recv(10, 0.05) == b"ping"
 
@@ -193,14 +194,14 @@ def test_listener_and_connect_between_two_stacks():
     """stack.listen builds the Linux listener; a connect from another Stack is accepted and
     both ends agree on the shifts (client's snd_wscale == server's rcv_wscale)."""
     p = get_profile("linux-6.1")
-    cli = Stack(p, addrs={L}, build=False)
-    srv = Stack(p, addrs={R}, build=False)
+    cli = Stack(p, addrs={L}, encoder=SegmentRecorder())
+    srv = Stack(p, addrs={R}, encoder=SegmentRecorder())
     lst = srv.listen(80, 16, rcvbuf=102400)
     c = cli.connect(L, R, 80, 0.0)
     for t in (0.001, 0.002, 0.003):
-        for s in cli.take_segments():
+        for s in cli.take_output():
             srv.receive_segment(s, t)
-        for s in srv.take_segments():
+        for s in srv.take_output():
             cli.receive_segment(s, t)
     s = lst.accept()
     assert s is not None and s.state == c.state == "ESTABLISHED"

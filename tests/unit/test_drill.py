@@ -1,5 +1,6 @@
 """The packetdrill-style DSL (tests/unit/drill.py): parser, matcher and timing, against a tiny
 scripted fake stack. The fake's ISN sits just below 2^32 so relative numbers cross the wrap."""
+from tuntcp.host.encode import SegmentRecorder
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -75,7 +76,7 @@ class FakeStack:
             self._synack()
             self.synack_at = now + (2.0 ** self.synack_tries)
 
-    def take_segments(self):
+    def take_output(self):
         out, self.out = self.out, []
         return out
 
@@ -257,9 +258,9 @@ def test_strict_end_and_settle():
 # ---------------------------------------------------------------- the real stack
 
 def real_stack():
-    from tuntcp.core.stack import Stack
+    from tuntcp.host.stack import Stack
     from tuntcp.profiles import get_profile
-    st = Stack(get_profile("linux-6.1"), addrs={0xC0000201}, secret=b"0123456789abcdef", build=False)
+    st = Stack(get_profile("linux-6.1"), addrs={0xC0000201}, secret=b"0123456789abcdef", encoder=SegmentRecorder())
     return st, st.listen(8080, 128)
 
 

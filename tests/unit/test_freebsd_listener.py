@@ -1,8 +1,10 @@
-"""FreeBSD passive open against the real Stack (build=False): segments in, segments out."""
+"""FreeBSD passive open against the real Stack (encoder=SegmentRecorder()): segments in, segments out."""
 import pytest
 
-from tuntcp.core.stack import Stack, StackError
-from tuntcp.listen.freebsd import netstat_lan, syncache_stats
+from tuntcp.host.stack import Stack, StackError
+from tuntcp.host.encode import SegmentRecorder
+from tuntcp.listen.freebsd_syncache import syncache_stats
+from tuntcp.obs.views import netstat_lan
 from tuntcp.profiles import get_profile
 from tuntcp.wire.segment import ACK, FIN, PSH, RST, SYN, Segment, TcpOptions
 
@@ -15,11 +17,11 @@ class Peer:
     def __init__(self, profile="freebsd-14", sysctls=None, log=None):
         self.logs = []
         self.st = Stack(get_profile(profile, sysctls), addrs={S}, secret=b"0123456789abcdef",
-                        build=False, log=lambda kind, **f: self.logs.append((kind, f)))
+                        encoder=SegmentRecorder(), log=lambda kind, **f: self.logs.append((kind, f)))
         self.synack = {}
 
     def out(self):
-        segs = self.st.take_segments()
+        segs = self.st.take_output()
         for s in segs:
             if s.flags == SYN | ACK:
                 self.synack[s.dport] = s
@@ -226,7 +228,7 @@ def test_bucket_overflow_evicts_the_oldest_and_its_cookie_ack_still_completes(pr
     lst = p.st.listen(80, 10)
     for i, port in enumerate([45000, 45001, 45002, 45003]):
         p.syn(port, i * 0.1)
-    sc = p.st.syncache
+    sc = p.st.personality.syncache
     assert sc.lookup((S, 80, C, 45000)) is None                 # oldest gone
     assert all(sc.lookup((S, 80, C, q)) for q in (45001, 45002, 45003))
     assert p.c["FreeBSDSyncacheBucketOverflow"] == 1
@@ -252,7 +254,7 @@ def test_cookie_ack_refused_without_recent_overflow_accepted_within_lifetime():
                            "net.inet.tcp.syncache.bucketlimit=1"])
     lst = p.st.listen(80, 10)
     p.syn(45200, 0.0)
-    p.st.syncache.remove(p.st.syncache.lookup((S, 80, C, 45200)))   # entry lost, no overflow
+    p.st.personality.syncache.remove(p.st.personality.syncache.lookup((S, 80, C, 45200)))   # entry lost, no overflow
     assert [s.flags for s in p.ack(45200, 0.1)] == [RST]
     p.syn(45201, 1.0)
     p.syn(45202, 2.0)                                  # overflow at t=2 evicts 45201
@@ -269,8 +271,8 @@ def test_cachelimit_evicts_in_own_bucket_or_answers_statelessly():
     p.syn(46001, 0.1)
     out = p.syn(46002, 0.2)
     assert [s.flags for s in out] == [SYN | ACK]
-    assert p.st.syncache.count == 2 and p.c["FreeBSDSyncacheCacheOverflow"] == 1
-    assert p.st.syncache.lookup((S, 80, C, 46002)) is None          # answered with a cookie only
+    assert p.st.personality.syncache.count == 2 and p.c["FreeBSDSyncacheCacheOverflow"] == 1
+    assert p.st.personality.syncache.lookup((S, 80, C, 46002)) is None          # answered with a cookie only
     q = Peer(sysctls=["net.inet.tcp.syncache.cachelimit=2", "net.inet.tcp.syncookies=0"])
     q.st.listen(80, 10)
     q.syn(46000, 0.0)
@@ -313,13 +315,17 @@ def test_netstat_lan_and_syncache_stats():
     p.syn(47002, 0.5)
     p.st.receive_segment(Segment(C, S, 47100, 8080, seq=5, flags=SYN,
                                  options=TcpOptions(mss=1460)), 0.6)
-    sa = p.st.take_segments()[0]
+    sa = p.st.take_output()[0]
     p.st.receive_segment(Segment(C, S, 47100, 8080, seq=6, ack=sa.seq + 1, flags=ACK), 0.7)
     assert netstat_lan(p.st) == (
         "Current listen queue sizes (qlen/incqlen/maxqlen)\n"
-        "Proto Listen         Local Address\n"
-        "tcp4  2/0/3000       *.80\n"
-        "tcp4  0/1/10         198.18.0.1.8080\n")
+        f"Proto {'Listen':<32} Local Address\n"
+        f"tcp4  {'2/0/3000':<32} *.80\n"
+        f"tcp4  {'0/1/10':<32} 198.18.0.1.8080\n")
+    old = Peer("freebsd-9")                  # the printf-era layout: 14 wide
+    old.st.listen(80, 100000)                # clamped to kern.ipc.soacceptqueue (128)
+    assert netstat_lan(old.st).splitlines()[1:] == ["Proto Listen         Local Address",
+                                                    "tcp4  0/0/128        *.80"]
     text = syncache_stats(p.st)
     assert "\t4 syncache entries added\n" in text
     assert "\t\t3 completed\n" in text and "\t4 cookies sent\n" in text
@@ -441,7 +447,7 @@ def test_freebsd14_syncache_pause_cookie_only_then_backoff():
     lst = p.st.listen(80, 10)
     for i in range(3):
         p.syn(49000 + i, i * 0.1)
-    sc = p.st.syncache
+    sc = p.st.personality.syncache
     (line,) = kernel_lines(p)
     assert line == ("TCP syncache overflow detected; using syncookies for the next 15 seconds "
                     "(last SYN: TCP: [198.18.0.2]:49002 to [198.18.0.1]:80)")
@@ -466,5 +472,5 @@ def test_freebsd9_has_no_pause():
     p.st.listen(80, 10)
     for i in range(4):
         p.syn(49100 + i, i * 0.1)
-    assert p.st.syncache.count == 2 and kernel_lines(p) == []
+    assert p.st.personality.syncache.count == 2 and kernel_lines(p) == []
     assert p.c["FreeBSDSyncacheBucketOverflow"] == 2

@@ -1,10 +1,11 @@
-"""The Linux listener through the real Stack (build=False): segments in, segments and counters out.
+"""The Linux listener through the real Stack (encoder=SegmentRecorder()): segments in, segments and counters out.
 
 Each test reads like a packetdrill script: a client at 10.0.0.2 talks to port 8080 on 10.0.0.1.
 """
 import pytest
 
-from tuntcp.core.stack import Stack
+from tuntcp.host.stack import Stack
+from tuntcp.host.encode import SegmentRecorder
 from tuntcp.core.window import synack_window_field
 from tuntcp.listen.linux import LinuxListener
 from tuntcp.listen.linux_reqsk import req_key
@@ -20,7 +21,7 @@ class Net:
     def __init__(self, profile="linux-5.10", sysctls=(), backlog=128, **kw):
         self.events = []
         self.stack = Stack(get_profile(profile, list(sysctls)), addrs=set(), secret=b"0123456789abcdef",
-                           log=lambda kind, **f: self.events.append((kind, f)), build=False)
+                           log=lambda kind, **f: self.events.append((kind, f)), encoder=SegmentRecorder())
         self.lst = self.stack.listen(PORT, backlog, **kw)
         self.now = 0.0
 
@@ -29,12 +30,12 @@ class Net:
             self.now = at
         before = self.stack.counters.snapshot()
         self.stack.receive_segment(seg, self.now)
-        return self.stack.take_segments(), self.stack.counters.delta(before)
+        return self.stack.take_output(), self.stack.counters.delta(before)
 
     def tick(self, at):
         self.now = at
         self.stack.on_timers(at)
-        return self.stack.take_segments()
+        return self.stack.take_output()
 
     def run_until(self, t):
         """Fire every deadline up to t at its exact time, like a punctual clock."""
@@ -500,7 +501,7 @@ def test_queue_lengths_and_close():
     assert (q["accept"], q["syn"], q["young"], q["backlog"]) == (1, 1, 1, 8)
     assert q["requests"] == [(CLI, 40001, 0, False, 1.5)]
     net.lst.close(1.0)
-    out = net.stack.take_segments()
+    out = net.stack.take_output()
     assert [s.flags & RST for s in out] == [RST]              # the unaccepted child is reset
     assert net.lst.queue_lengths()["syn"] == 0 and net.stack.next_deadline() is None
     out, _ = net.send(syn(40002))
@@ -508,7 +509,7 @@ def test_queue_lengths_and_close():
 
 
 def test_bad_socket_options_are_clear_errors():
-    st = Stack(get_profile("linux-5.10"), build=False)
+    st = Stack(get_profile("linux-5.10"), encoder=SegmentRecorder())
     with pytest.raises(ValueError):
         LinuxListener(st, port=1, backlog=1, defer_accept=-1)
     with pytest.raises(ValueError):

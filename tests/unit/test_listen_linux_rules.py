@@ -1,6 +1,7 @@
 """The small Linux passive-open rules, one kernel decision per test."""
 import pytest
 
+from tuntcp.core.oow import oow_rate_limited
 from tuntcp.listen import linux_rules as R
 
 
@@ -110,11 +111,11 @@ def test_paws_and_rate_limit():
     assert not R.req_paws_reject(1000, 999, False, 1.0)  # one tick back is tolerated
     assert not R.req_paws_reject(0, 5, False, 1.0)
     assert not R.req_paws_reject(1000, 990, True, 64.0)  # old ts_recent lets a RST through
-    assert R.oow_rate_limited(1.0, 1.4, 500, False, False)
-    assert not R.oow_rate_limited(1.0, 1.5, 500, False, False)
-    assert not R.oow_rate_limited(1.0, 1.1, 500, True, False)   # data is never limited
-    assert R.oow_rate_limited(1.0, 1.1, 500, True, True)
-    assert not R.oow_rate_limited(None, 1.1, 500, False, True)
+    assert oow_rate_limited(1.0, 1.4, 500, False, False)
+    assert not oow_rate_limited(1.0, 1.5, 500, False, False)
+    assert not oow_rate_limited(1.0, 1.1, 500, True, False)   # data is never limited
+    assert oow_rate_limited(1.0, 1.1, 500, True, True)
+    assert not oow_rate_limited(None, 1.1, 500, False, True)
 
 
 def test_broadcast_multicast_and_overflow_gate():

@@ -2,7 +2,8 @@
 secrets (ISN, TS offset), ephemeral ports and listen() errors."""
 import pytest
 
-from tuntcp.core.stack import Stack, StackError
+from tuntcp.host.stack import Stack, StackError
+from tuntcp.host.encode import SegmentRecorder
 from tuntcp.profiles import get_profile
 from tuntcp.wire import codec
 from tuntcp.wire.segment import ACK, FIN, PSH, RST, SYN, Segment, TcpOptions
@@ -12,17 +13,17 @@ A, B = 0x0A000001, 0x0A000002
 
 def stack(build=False, **kw):
     return Stack(get_profile("linux-6.1", kw.pop("overrides", None)), addrs={A},
-                 secret=b"0123456789abcdef", build=build, **kw)
+                 secret=b"0123456789abcdef", encoder=None if build else SegmentRecorder(), **kw)
 
 
 def test_rst_for_segment_without_ack():
     """RFC 9293 3.10.7.1: <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK> (SYN counts one)."""
     st = stack()
     st.receive_segment(Segment(B, A, 1234, 80, seq=1000, flags=SYN), 0.0)
-    (rst,) = st.take_segments()
+    (rst,) = st.take_output()
     assert (rst.flags, rst.seq, rst.ack, rst.sport, rst.dport) == (RST | ACK, 0, 1001, 80, 1234)
     st.receive_segment(Segment(B, A, 1234, 80, seq=5, flags=FIN, payload=b"abc"), 0.0)
-    assert st.take_segments()[0].ack == 5 + 3 + 1
+    assert st.take_output()[0].ack == 5 + 3 + 1
     assert st.counters["TcpOutRsts"] == 2
 
 
@@ -30,21 +31,21 @@ def test_rst_for_segment_with_ack_takes_its_seq_from_the_ack():
     st = stack()
     st.receive_segment(Segment(B, A, 1234, 80, seq=7, ack=0xFFFFFFF0, flags=ACK | PSH,
                                payload=b"x"), 0.0)
-    (rst,) = st.take_segments()
+    (rst,) = st.take_output()
     assert (rst.flags, rst.seq) == (RST, 0xFFFFFFF0)
 
 
 def test_rst_is_never_answered():
     st = stack()
     st.receive_segment(Segment(B, A, 1234, 80, seq=7, flags=RST), 0.0)
-    assert st.take_segments() == []
+    assert st.take_output() == []
     assert st.counters["TcpInSegs"] == 1
 
 
 def test_wrong_destination_address_is_counted_and_dropped():
     st = stack()
     st.receive_segment(Segment(B, 0x0A0000FF, 1234, 80, seq=7, flags=SYN), 0.0)
-    assert st.take_segments() == [] and st.counters["IpInAddrErrors"] == 1
+    assert st.take_output() == [] and st.counters["IpInAddrErrors"] == 1
 
 
 def test_malformed_packets_are_counted_under_their_reason():
@@ -58,14 +59,8 @@ def test_malformed_packets_are_counted_under_their_reason():
     assert st.counters["TcpInSegs"] == 0
     st.receive(good, 0.0)
     assert st.counters["TcpInSegs"] == 1
-    (pkt,) = st.take_packets()
+    (pkt,) = st.take_output()
     assert codec.parse(pkt).flags == RST | ACK
-
-
-def test_take_packets_refuses_in_segment_mode():
-    st = stack()
-    with pytest.raises(StackError):
-        st.take_packets()
 
 
 class Owner:
@@ -109,7 +104,8 @@ def test_isn_is_keyed_and_moves_with_the_4us_clock():
     st.now = 1.0
     assert (st.isn(A, 1000, B, 80) - i0) & 0xFFFFFFFF == 250_000
     assert st.isn(A, 1001, B, 80) != st.isn(A, 1000, B, 80)
-    other = Stack(get_profile("linux-6.1"), addrs={A}, secret=b"another secret!!", build=False)
+    other = Stack(get_profile("linux-6.1"), addrs={A}, secret=b"another secret!!",
+                  encoder=SegmentRecorder())
     other.now = 1.0
     assert other.isn(A, 1000, B, 80) != st.isn(A, 1000, B, 80)
 
@@ -154,14 +150,14 @@ def test_demux_prefers_the_connection_then_the_specific_listener():
     exact = st.listen(80, 10, addr=A)
     st.receive_segment(Segment(B, A, 1234, 80, seq=1, flags=SYN,
                                options=TcpOptions(mss=1460)), 0.0)
-    out = st.take_segments()
+    out = st.take_output()
     assert [s.flags for s in out] == [SYN | ACK]
     assert exact.queue_lengths()["syn"] == 1 and wild.queue_lengths()["syn"] == 0
 
 
 def test_martian_sources_never_reach_tcp():
     """ip_route_input_slow drops multicast, limited-broadcast, zeronet and loopback sources."""
-    from tuntcp.core.stack import _martian_source
+    from tuntcp.host.stack import _martian_source
     for a in (0xE0000001, 0xEFFFFFFA, 0xFFFFFFFF, 0x00000000, 0x00FF0001, 0x7F000001):
         assert _martian_source(a), hex(a)
     for a in (0xC6120001, 0x0A000001, 0xF0000001, 0xDFFFFFFF):

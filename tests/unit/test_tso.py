@@ -52,7 +52,7 @@ class Drill:
         self.cc_calls = CC_CALLS[offload] = []   # (acked segs, ca_rtt, ...) per _cc_ack
 
     def wire(self):
-        pkts = self.st.take_packets()
+        pkts = self.st.take_output()
         if not self.offload:
             return pkts
         self.frames += pkts

@@ -8,7 +8,9 @@ import pytest
 
 from tuntcp.core.conn import Connection
 from tuntcp.core.params import HandshakeParams
-from tuntcp.core.stack import Stack, gso_frames
+from tuntcp.host.encode import VnetEncoder
+from tuntcp.host.stack import Stack
+from tuntcp.wire.vnet import gso_frames
 from tuntcp.core.window import openreq_init_rwin
 from tuntcp.profiles import get_profile
 from tuntcp.shell import Endpoint, memory_pair
@@ -175,7 +177,8 @@ L, R = int(ipaddress.IPv4Address("192.0.2.1")), int(ipaddress.IPv4Address("192.0
 
 def established(offload=True):
     p = get_profile("linux-6.1")
-    st = Stack(p, addrs={L}, secret=b"k" * 16, offload=offload)
+    st = Stack(p, addrs={L}, secret=b"k" * 16,
+               encoder=VnetEncoder() if offload else None)
     buf = p["net.ipv4.tcp_rmem"][1]
     rcv_wnd, clamp, ws = openreq_init_rwin(p, listener_rcvbuf=buf, rcvbuf_locked=False,
                                            listener_window_clamp=0, mss_clamp=1460,
@@ -198,7 +201,7 @@ def test_stack_output_in_offload_mode_is_gso_frames():
     st, conn = established()
     msg = bytes(range(256)) * 32
     assert conn.send(msg, 0.0) == 8192                      # the initial send space
-    frames = st.take_packets()
+    frames = st.take_output()
     assert st.counters["TcpOutSegs"] == 6                   # 5 x 1448 + 952, counted per segment
     (frame,) = frames
     hdr, pkt = split(frame)
@@ -207,7 +210,7 @@ def test_stack_output_in_offload_mode_is_gso_frames():
     assert bytes(seg.payload) == msg and seg.flags == ACK | PSH
     st2, conn2 = established(offload=False)
     conn2.send(msg, 0.0)
-    assert len(st2.take_packets()) == 6                     # plain stacks are unchanged
+    assert len(st2.take_output()) == 6                     # plain stacks are unchanged
 
 
 def test_csum_ok_skips_the_tcp_checksum_only_in_offload_mode():
@@ -237,7 +240,7 @@ def test_tso_super_packet_from_the_kernel_is_taken_whole():
     st.receive(frame[HDR_LEN:], 0.0, csum_ok=True)          # partial checksum, marked by kernel
     assert conn.readable() == n
     assert conn.recv(1 << 20, 0.0) == bytes(i % 251 for i in range(n))
-    acks = [codec.parse(complete(p, h)) for h, p in map(split, st.take_packets())]
+    acks = [codec.parse(complete(p, h)) for h, p in map(split, st.take_output())]
     assert acks and acks[0].ack == 1 + n and not acks[0].payload
     assert conn.info()["rcv_mss"] <= conn.info()["advmss"]
     # the same packet with a full checksum and no mark goes through verification and passes
@@ -282,7 +285,7 @@ def test_offload_setup_errors_are_one_clear_line():
         os.close(r)
         os.close(w)
     plain = Stack(get_profile("linux-6.1"), addrs={L})
-    off = Stack(get_profile("linux-6.1"), addrs={L}, offload=True)
+    off = Stack(get_profile("linux-6.1"), addrs={L}, encoder=VnetEncoder())
     a, _ = memory_pair()
     with pytest.raises(ValueError, match="needs a Stack"):
         Endpoint(plain, a, offload=True)
@@ -321,7 +324,7 @@ def resegment(frame):
 
 @st_.composite
 def emitted(draw):
-    """What a batch of take_packets may hold: runs of data from two flows, some gaps, short
+    """What a batch of take_output may hold: runs of data from two flows, some gaps, short
     tails, PSH, FIN/RST, ACK changes, and pure ACKs, in any interleaving."""
     segs = []
     seqs = {40000: draw(st_.integers(0, 0xFFFFFFFF)), 40001: 5}

@@ -3,7 +3,7 @@
     python -m tuntcp.bench.micro [--n N] [--runs R] [--only syn,data,ack] [--cprofile]
 
 * ``syn``: a Linux listener in forced-cookie mode (net.ipv4.tcp_syncookies=2) fed N distinct
-  SYNs through ``Stack.receive``, SYN-ACKs taken per batch of 64 with ``take_packets``; once
+  SYNs through ``Stack.receive``, SYN-ACKs taken per batch of 64 with ``take_output``; once
   with bare SYNs (what ``hping3 -S`` sends) and once with Linux's mss/sackOK/TS/wscale options
   (what ``tuntcp.bench.clients synflood`` sends).
 * ``data``: an ESTABLISHED connection (real handshake through the stack) fed N in-order
@@ -25,7 +25,7 @@ import statistics
 import sys
 import time
 
-from ..core.stack import Stack
+from ..host.stack import Stack
 from ..profiles import get_profile
 from ..wire import codec
 from ..wire.segment import ACK, PSH, SYN, Segment, TcpOptions
@@ -51,7 +51,7 @@ def bench_syn(pkts: list[bytes], prof=None) -> float:
     st = Stack(get_profile("linux-6.1", {"net.ipv4.tcp_syncookies": 2}), addrs={SERVER},
                secret=b"s" * 16)
     st.listen(PORT, 128)
-    recv, take = st.receive, st.take_packets
+    recv, take = st.receive, st.take_output
     out = 0
     now = 1000.0
     if prof:
@@ -75,7 +75,7 @@ def _established():
     lst = st.listen(PORT, 128)
     st.receive(codec.build(Segment(CLIENT, SERVER, 40000, PORT, 1000, 0, SYN, 64240,
                                    TcpOptions(1460, 7, True, (1, 0)))), 1.0)
-    synack = codec.parse(st.take_packets()[0])
+    synack = codec.parse(st.take_output()[0])
     st.receive(codec.build(Segment(CLIENT, SERVER, 40000, PORT, 1001, synack.ack and synack.seq + 1,
                                    ACK, 502, TcpOptions(ts=(2, synack.options.ts[0])))), 1.001)
     conn = lst.accept()
@@ -94,7 +94,7 @@ def bench_data(n: int, prof=None) -> float:
     """µs of CPU per in-order data segment (receive, ACKs built, application read)."""
     st, conn, seq, ack, tsecr = _established()
     pkts = data_packets(n, seq, ack, tsecr)
-    recv, take = st.receive, st.take_packets
+    recv, take = st.receive, st.take_output
     now = 1.01
     i = 0
     acks = 0
@@ -130,14 +130,14 @@ def bench_acks(n: int, prof=None) -> float:
     conn.cc.cwnd = n + 10
     conn.nodelay = True
     assert conn.send(bytes(n * MSS), now) == n * MSS
-    st.take_packets()
+    st.take_output()
     una, ws = conn.snd_una, conn.snd_wscale
     wnd = min((2 * n * MSS) >> ws, 65535)
     pkts = [codec.build(Segment(CLIENT, SERVER, 40000, PORT, seq,
                                 (una + (i + 1) * MSS) & 0xFFFFFFFF, ACK, wnd,
                                 TcpOptions(ts=(3 + i // 64, tsecr))))
             for i in range(n)]
-    recv, take = st.receive, st.take_packets
+    recv, take = st.receive, st.take_output
     if prof:
         prof.enable()
     t0 = time.process_time()

@@ -119,8 +119,10 @@ class KernelServer:
 # ---- the tuntcp side ----------------------------------------------------------------------
 
 def make_stack(lab, profile):
-    from ..core.stack import Stack
-    stack = Stack(profile, addrs={lab.endpoint_ip}, secret=os.urandom(16), offload=lab.vnet_hdr)
+    from ..host.stack import Stack
+    from ..shell.endpoint import encoder_for
+    stack = Stack(profile, addrs={lab.endpoint_ip}, secret=os.urandom(16),
+                  encoder=encoder_for(lab.vnet_hdr))
     stack.mtu = lab.mtu          # advmss = MTU - 40, as the kernel derives it from the route
     return stack
 
@@ -501,7 +503,7 @@ CLIENT_BASE = 0xC6130001     # 198.19.0.1: SYN sources spread over addresses and
 
 
 def _mem_stack(profile):
-    from ..core.stack import Stack
+    from ..host.stack import Stack
     prof = profile.with_overrides({"net.ipv4.tcp_syncookies": 0, "net.core.somaxconn": 65535,
                                    "net.ipv4.tcp_max_syn_backlog": 65535})
     stack = Stack(prof, addrs={0xC6120101}, secret=b"0123456789abcdef")
@@ -525,7 +527,7 @@ def mem_halfopen(profile, n: int) -> dict:
     base = tracemalloc.get_traced_memory()[0]
     for i, p in enumerate(syns):
         stack.receive(p, 1.0 + i * 1e-6)
-        stack.take_packets()
+        stack.take_output()
     used = tracemalloc.get_traced_memory()[0] - base
     top = _top_sites(tracemalloc.take_snapshot(), n)
     tracemalloc.stop()
@@ -548,12 +550,12 @@ def mem_idle_conn(profile, n: int) -> dict:
     for i, p in enumerate(syns):
         now = 1.0 + i * 1e-6
         stack.receive(p, now)
-        out = stack.take_packets()
+        out = stack.take_output()
         sa = codec.parse(out[-1])
         ack = Segment(sa.daddr, sa.saddr, sa.dport, sa.sport, sa.ack, sa.seq + 1, ACK, 502,
                       TcpOptions(ts=(1001 + i, sa.options.ts[0] if sa.options.ts else 0)))
         stack.receive(codec.build(ack), now)
-        stack.take_packets()
+        stack.take_output()
         c = lst.accept()
         if c is None:
             raise BenchError(f"handshake {i} did not complete in the memory test")

@@ -122,11 +122,6 @@ def kernel_counters(lab) -> dict:
     return lab.call_in_ns(_mib_here)
 
 
-def kernel_sysctl_in_ns(lab, name: str) -> str:
-    """Read a sysctl as the lab's namespace sees it (`lab.sysctl(name)` without writing)."""
-    return lab.sysctl(name)
-
-
 async def connect_clients(lab, n: int, port: int, *, addr: str | None = None,
                           sources: list[str] | None = None, linger0: bool = False,
                           rcvbuf: int | None = None, timeout: float | None = None) -> list:

@@ -34,49 +34,39 @@ from .. import mib
 
 from collections import deque
 
+from ..core.conn import Connection
 from ..core.params import HandshakeParams
+from ..core.seq import seq_le
+from ..errors import StackError
+from ..wire.codec import ip_str
 from ..wire.segment import ACK, FIN, RST, SYN, Segment, TcpOptions
 from . import freebsd_accf as accf
 from .bsdcookies import syncookie_generate, syncookie_lookup
-from .freebsd_syncache import Syncache, SyncacheEntry, syncache_stats  # noqa: F401 (re-export)
+from .freebsd_hold import hold
+from .freebsd_syncache import Syncache, SyncacheEntry
 
 TCP_MAXWIN = 65535
 TCP_MAX_WINSHIFT = 14
 TCP_MINMSS = 216
 
 
-class FreeBSDListenError(ValueError):
-    """A user mistake in listen() arguments (reported without a traceback)."""
-
-
-def _error(msg: str) -> Exception:
-    try:
-        from ..core.stack import StackError
-        return StackError(msg)
-    except ImportError:                     # pragma: no cover - the stack module is optional here
-        return FreeBSDListenError(msg)
-
-
-def _seq_le(a: int, b: int) -> bool:
-    return ((b - a) & 0xFFFFFFFF) < 0x80000000
-
-
 class FreeBSDListener:
     """A listening socket with the FreeBSD personality (see docs/design.md for the interface)."""
 
-    def __init__(self, stack, port: int, backlog: int, addr: int = 0, rcvbuf=None, sndbuf=None,
-                 defer_accept: int = 0, synack_retries=None, accept_filter=None):
+    def __init__(self, stack, syncache: Syncache, port: int, backlog: int, addr: int = 0,
+                 rcvbuf=None, sndbuf=None, defer_accept: int = 0, synack_retries=None,
+                 accept_filter=None):
         p = stack.profile
         if defer_accept:
-            raise _error("TCP_DEFER_ACCEPT is Linux-only; FreeBSD uses accept_filter="
+            raise StackError("TCP_DEFER_ACCEPT is Linux-only; FreeBSD uses accept_filter="
                          "'dataready' or 'httpready'")
         if isinstance(accept_filter, tuple):
             accept_filter = accept_filter[0]
         if accept_filter is not None and accept_filter not in accf.FILTERS:
-            raise _error(f"unknown accept filter {accept_filter!r} (ENOENT); "
+            raise StackError(f"unknown accept filter {accept_filter!r} (ENOENT); "
                          f"known: {', '.join(accf.FILTERS)}")
         if synack_retries is not None and not 0 <= synack_retries <= 12:
-            raise _error("synack_retries must be 0..12 (TCP_MAXRXTSHIFT)")
+            raise StackError("synack_retries must be 0..12 (TCP_MAXRXTSHIFT)")
         self.stack = stack
         self.port = port
         self.addr = addr
@@ -87,7 +77,7 @@ class FreeBSDListener:
         self.accept_filter = accept_filter
         self.rexmt_limit = int(p["net.inet.tcp.syncache.rexmtlimit"]) if synack_retries is None \
             else int(synack_retries)
-        self.syncache = Syncache.of(stack)
+        self.syncache = syncache             # the vnet's (FreeBSDPassiveOpen's)
         self.syn_count = 0
         self.comp: deque = deque()           # so_comp: completed, waiting for accept()
         self.incomp: list = []               # so_incomp: held by an accept filter
@@ -123,9 +113,7 @@ class FreeBSDListener:
             conn.abort(now)
         self.comp.clear()
         self.incomp.clear()
-        unlisten = getattr(self.stack, "unlisten", None)
-        if unlisten is not None:
-            unlisten(self)
+        self.stack.unlisten(self)
 
     def on_timer(self, now: float) -> None:
         self.syncache.on_timer(now)
@@ -216,7 +204,7 @@ class FreeBSDListener:
         return s
 
     def _advmss(self) -> int:
-        return max(int(getattr(self.stack, "mtu", 1500)) - 40, TCP_MINMSS)
+        return max(self.stack.mtu - 40, TCP_MINMSS)
 
     def send_synack(self, e: SyncacheEntry) -> None:
         """``syncache_respond`` with SYN|ACK."""
@@ -270,13 +258,13 @@ class FreeBSDListener:
             path = "cookie"
         else:
             ts = seg.options.ts
-            if e.ts_ok and ts is not None and not _seq_le(e.ts_recent, ts[0]):
+            if e.ts_ok and ts is not None and not seq_le(e.ts_recent, ts[0]):
                 return                            # PAWS: silent drop, entry kept
             if e.ts_ok and ts is None and not self._knob("net.inet.tcp.tolerate_missing_ts"):
                 return                            # RFC 7323 3.2: silent drop, entry kept
             sc.remove(e)
-        if seg.ack != (e.iss + 1) & 0xFFFFFFFF or _seq_le(seg.seq, e.irs) or \
-                not _seq_le(seg.seq, (e.irs + e.wnd) & 0xFFFFFFFF):
+        if seg.ack != (e.iss + 1) & 0xFFFFFFFF or seq_le(seg.seq, e.irs) or \
+                not seq_le(seg.seq, (e.irs + e.wnd) & 0xFFFFFFFF):
             if path == "syncache":
                 c[mib.FreeBSDSyncacheBadack] += 1
             self.stack.reset_for(seg)
@@ -318,7 +306,7 @@ class FreeBSDListener:
         if self.lastover is None or now - self.lastover >= interval:
             self.lastover = now
             line = (f"sonewconn: pcb 0x{0xfffff80000000000 | (id(self) & 0xffffffffff):x} "
-                    f"({_ip(self.addr)}:{self.port} (proto 6)): Listen queue overflow: {qlen} "
+                    f"({ip_str(self.addr)}:{self.port} (proto 6)): Listen queue overflow: {qlen} "
                     f"already in queue awaiting acceptance ({self.overcount} occurrences)")
             self.overcount = 0
             self.stack.log("kernel_log", line=line)
@@ -328,7 +316,6 @@ class FreeBSDListener:
 
     def _make_child(self, e: SyncacheEntry, seg: Segment, path: str, now: float) -> None:
         """``syncache_socket``: a connection from the entry, queued by ``solisten_enqueue``."""
-        from ..core.conn import Connection
         laddr, lport, raddr, rport = e.key
         advmss = self._advmss()
         mss = max(min(e.peer_mss or int(self._knob("net.inet.tcp.mssdflt")), advmss), TCP_MINMSS)
@@ -352,7 +339,6 @@ class FreeBSDListener:
             if seg.payload or seg.flags & FIN:
                 conn.on_segment(seg, now)
             return
-        from .freebsd_hold import hold
         while len(self.incomp) > self.backlog:      # solisten_enqueue: abort the oldest held
             old = self.incomp.pop(0)
             old.release_hook()
@@ -390,24 +376,3 @@ class FreeBSDListener:
         for h in [h for h in self.incomp if h.conn.state == "CLOSED"]:
             self.incomp.remove(h)
             h.release_hook()
-
-
-def _ip(a: int) -> str:
-    return f"{a >> 24 & 255}.{a >> 16 & 255}.{a >> 8 & 255}.{a & 255}"
-
-
-def netstat_lan(stack) -> str:
-    """``netstat -Lan``: per listener qlen/incqlen/maxqlen.
-
-    Layout from usr.bin/netstat/inet.c (verified: header "Current listen queue sizes
-    (qlen/incqlen/maxqlen)", columns "%-5.5s %-14.14s %-22.22s"); trailing blanks are trimmed.
-    """
-    lines = ["Current listen queue sizes (qlen/incqlen/maxqlen)",
-             f"{'Proto':<5.5} {'Listen':<14.14} {'Local Address':<22.22}".rstrip()]
-    for (addr, port), lst in sorted(getattr(stack, "listeners", {}).items()):
-        q = lst.queue_lengths()
-        inc = q.get("incqlen", q.get("syn", 0) if stack.profile.family != "freebsd" else 0)
-        qs = f"{q['accept']}/{inc}/{q['backlog']}"
-        local = f"{'*' if addr == 0 else _ip(addr)}.{port}"
-        lines.append(f"{'tcp4':<5.5} {qs:<14.14} {local:<22.22}".rstrip())
-    return "\n".join(lines) + "\n"

@@ -6,9 +6,8 @@ swapped for a slot-less subclass whose ``on_segment``/``on_timer`` call the real
 ask the listener to re-run the filter. The object (identity, table entry, state) is unchanged;
 the class is swapped back on release.
 
-The filters need the buffered bytes without consuming them; Connection offers no peek, so the
-hold keeps a shadow of every payload the connection was handed and rebuilds the in-order prefix
-(capped at ``conn.readable()``, which is what the connection really accepted).
+The filters read the buffered bytes without consuming them: ``bytes(conn.rcvq)``, the
+connection's in-order receive queue.
 """
 from __future__ import annotations
 
@@ -20,10 +19,8 @@ def _held_class(base: type) -> type:
     cls = _CLASSES.get(base)
     if cls is None:
         def on_segment(self, seg, now):
-            h = _HELD.get(id(self))
-            if h is not None and seg.payload:
-                h.record(seg.seq, bytes(seg.payload))
             r = base.on_segment(self, seg, now)
+            h = _HELD.get(id(self))
             if h is not None:
                 h.listener.filter_check(h, now)
             return r
@@ -43,44 +40,22 @@ def _held_class(base: type) -> type:
 class Held:
     """One connection on a listener's incomplete queue."""
 
-    __slots__ = ("listener", "conn", "conn_key", "base", "start", "pieces")
+    __slots__ = ("listener", "conn", "conn_key", "base")
 
     def __init__(self, listener, conn, params):
         self.listener = listener
         self.conn = conn
         self.conn_key = (params.laddr, params.lport, params.raddr, params.rport)
         self.base = type(conn)
-        self.start = (params.irs + 1) & 0xFFFFFFFF
-        self.pieces: dict[int, bytes] = {}
-
-    def record(self, seq: int, data: bytes) -> None:
-        off = (seq - self.start) & 0xFFFFFFFF
-        if off < 0x80000000 and len(data) > len(self.pieces.get(off, b"")):
-            self.pieces[off] = data
 
     def buffered(self) -> bytes:
-        """The in-order bytes the connection holds: its receive queue if it exposes one
-        (``Connection.rcvq``), else rebuilt from the shadow."""
-        q = getattr(self.conn, "rcvq", None)
-        if q is not None:
-            return bytes(q)
-        out = bytearray()
-        for off in sorted(self.pieces):
-            data = self.pieces[off]
-            if off > len(out):
-                break
-            if off + len(data) > len(out):
-                out += data[len(out) - off:]
-        n = self.conn.readable()
-        return bytes(out[:n])
+        """The in-order bytes the connection holds (its receive queue), not consumed."""
+        return bytes(self.conn.rcvq)
 
     def release_hook(self) -> None:
         if _HELD.get(id(self.conn)) is self:
             del _HELD[id(self.conn)]
-            try:
-                self.conn.__class__ = self.base
-            except TypeError:      # pragma: no cover - layouts always match (empty __slots__)
-                pass
+            self.conn.__class__ = self.base      # same layout: the subclass has no slots
 
 
 def hold(listener, conn, params) -> Held:

@@ -1,4 +1,5 @@
-"""The FreeBSD syncache: one per Stack (per vnet), shared by every FreeBSD listener.
+"""The FreeBSD syncache: one per vnet (kept by ``personality.FreeBSDPassiveOpen``), shared by
+every FreeBSD listener.
 
 Semantics from freebsd/freebsd-src sys/netinet/tcp_syncache.c (read for this module; not copied):
 
@@ -94,15 +95,6 @@ class Syncache:
         self.paused = False
         self.pause_until = stack.now - self.pause_time
         self.pause_backoff = 0
-
-    @classmethod
-    def of(cls, stack) -> "Syncache":
-        """The Stack's syncache, created on first use (FreeBSD has one per vnet)."""
-        sc = getattr(stack, "syncache", None)
-        if sc is None:
-            sc = cls(stack)
-            stack.syncache = sc
-        return sc
 
     # ---- lookup ------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ Approximations (documented, deliberate):
     listener; Linux asks the route's TCP metrics cache for an RTT, kept across sockets.
   * pre-4.4 kernels ran the SYN-ACK timer from a 200 ms sweep; here every profile retransmits at
     exactly 1, 3, 7, 15, 31 s.
-  * advmss is MTU 1500 - 40 unless the stack exposes ``mtu``.
+  * advmss is the stack's ``mtu`` (1500) - 40.
   * the RTT handed to the child is the SYN-ACK -> ACK time only when no SYN-ACK was resent
     (Karn); Linux may still take one from the TS echo.
   * a SYN that reopens a TIME-WAIT pair is treated as a fresh SYN (no ``tw_isn`` exemption).
@@ -27,11 +27,11 @@ from .. import mib
 from collections import deque
 
 from ..core.conn import Connection
+from ..core.oow import oow_rate_limited
 from ..core.params import HandshakeParams
 from ..core.seq import seq_gt
 from ..core.window import (cookie_init_rwin, openreq_init_rwin, sock_set_rcvbuf, sock_set_sndbuf,
                            synack_window_field)
-from ..wire.codec import SynAckTemplate
 from ..wire.segment import ACK, CWR, ECE, FIN, RST, SYN, Segment
 from . import linux_rules as R
 from .cookies import LinuxCookies, decode_ts, encode_ts
@@ -99,7 +99,7 @@ class LinuxListener:
         self.sndbuf_locked = sndbuf is not None
         self.sndbuf = sock_set_sndbuf(p, sndbuf) if sndbuf is not None else p["net.ipv4.tcp_wmem"][1]
         self.window_clamp = 0                     # TCP_WINDOW_CLAMP not set
-        self.advmss = getattr(stack, "mtu", 1500) - 40
+        self.advmss = stack.mtu - 40
         self.rto_init = p["model.rto_initial"]
         self.rto_max = p["model.rto_max"]
         # TCP_DEFER_ACCEPT (seconds -> SYN-ACK rounds) and TCP_SYNCNT on the listener
@@ -119,8 +119,7 @@ class LinuxListener:
         self.proven: set[int] = set()
         self.cookies = LinuxCookies(stack.secret)
         self._rwin_cache: dict = {}
-        self._synack_tpl: SynAckTemplate | None = None    # cookie SYN-ACKs (_cookie_synack)
-        self._synack_wnd: dict = {}
+        self._synack_wnd: dict = {}               # cookie SYN-ACK window fields (_cookie_synack)
 
     # ---- listen(2) / close(2) / accept(2) -----------------------------------------------
 
@@ -247,16 +246,13 @@ class LinuxListener:
             c[mib.TcpExtSyncookiesSent] = c.get(mib.TcpExtSyncookiesSent, 0) + 1
             if not tstamp_ok:
                 ecn_ok = False
-            if st.raw_out:
-                self._cookie_synack(syn, isn, tstamp_ok, tsval, ts_off, wscale_ok, snd_wscale,
-                                    sack_ok, ecn_ok)
-                return
+            # stateless: nothing is kept, the SYN-ACK goes out by its fields
+            self._cookie_synack(syn, isn, tstamp_ok, tsval, ts_off, wscale_ok, snd_wscale,
+                                sack_ok, ecn_ok)
+            return
         req = RequestSock(laddr, syn.dport, raddr, syn.sport, syn.seq, isn, mss, wscale_ok,
                           snd_wscale, sack_ok, tstamp_ok, tsval, ts_off, ecn_ok,
                           self._openreq_rwin(tstamp_ok, wscale_ok))
-        if want_cookie:
-            st.emit(self._synack(req, cookie=True))   # stateless: nothing is kept
-            return
         req.snt_synack = now
         self.reqs[req.key] = req                      # inet_csk_reqsk_queue_hash_add
         self.young += 1
@@ -275,20 +271,15 @@ class LinuxListener:
                 tstamp_ok=tstamp_ok, wscale_ok=wscale_ok)
         return r
 
-    def _synack(self, req: RequestSock, cookie: bool = False) -> Segment:
-        gvisor = cookie and self.profile["model.cookie_wscale_mode"] == "gvisor"
-        return make_synack(self.stack, req, self.advmss, cookie, gvisor)
+    def _synack(self, req: RequestSock) -> Segment:
+        return make_synack(self.stack, req, self.advmss)
 
     def _cookie_synack(self, syn: Segment, isn: int, tstamp_ok: bool, tsval: int, ts_off: int,
                        wscale_ok: bool, snd_wscale: int, sack_ok: bool, ecn_ok: bool) -> None:
-        """The cookie SYN-ACK straight to bytes when the stack builds plain packets: the same
-        fields as ``make_synack(..., cookie=True)`` without a request sock, a Segment or
-        ``build()`` (tests/unit/test_fastpath.py checks them byte for byte)."""
-        st = self.stack
-        t = self._synack_tpl
-        if t is None or t.ttl != st.ttl:
-            t = self._synack_tpl = SynAckTemplate(self.port, self.advmss, st.ttl)
-            self._synack_wnd = {}
+        """``tcp_make_synack`` for a cookie: no request sock and no Segment, the fields go to
+        ``emit_synack`` (the encoder may build them from a template). The client's options
+        ride in the low 6 bits of the TSval (``cookie_init_timestamp``) before our per-pair
+        offset is added; "gvisor" mode (model.cookie_wscale_mode) offers no window scaling."""
         w = self._synack_wnd.get((tstamp_ok, wscale_ok))
         if w is None:
             rcv_wnd, _, rcv_wscale = self._openreq_rwin(tstamp_ok, wscale_ok)
@@ -296,11 +287,13 @@ class LinuxListener:
             w = self._synack_wnd[tstamp_ok, wscale_ok] = (
                 synack_window_field(rcv_wnd), rcv_wscale if wscale_ok and not gvisor else None)
         ts = None
+        st = self.stack
         if tstamp_ok:
             raw = encode_ts(st.ts_now(0), wscale_ok, snd_wscale, sack_ok, ecn_ok)
             ts = ((raw + ts_off) & 0xFFFFFFFF, tsval)
-        st.emit_packet(t.build(syn.daddr, syn.saddr, syn.sport, isn, (syn.seq + 1) & 0xFFFFFFFF,
-                               SYN | ACK | ECE if ecn_ok else SYN | ACK, w[0], w[1], sack_ok, ts))
+        st.emit_synack(syn.daddr, syn.saddr, syn.dport, syn.sport, isn, (syn.seq + 1) & 0xFFFFFFFF,
+                       SYN | ACK | ECE if ecn_ok else SYN | ACK, w[0], self.advmss, w[1], sack_ok,
+                       ts)
 
     def _rtx_synack(self, req: RequestSock) -> None:
         """``tcp_rtx_synack``: resend, counting TcpRetransSegs and TCPSynRetrans."""
@@ -381,7 +374,7 @@ class LinuxListener:
     def _oow_limited(self, req: RequestSock, seg: Segment, now: float, ratelimit: int) -> bool:
         has_data = len(seg.payload) > 0 or bool(seg.flags & FIN)
         syn = bool(seg.flags & SYN)
-        if R.oow_rate_limited(req.last_oow, now, ratelimit, has_data, syn):
+        if oow_rate_limited(req.last_oow, now, ratelimit, has_data, syn):
             self.stack.counters[mib.TcpExtTCPACKSkippedSynRecv] += 1
             return True
         if syn or not has_data:

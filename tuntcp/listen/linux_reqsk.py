@@ -10,7 +10,6 @@ from struct import Struct
 
 from ..core.window import TCP_MSS_DEFAULT, synack_window_field
 from ..wire.segment import ACK, ECE, SYN, Segment, TcpOptions
-from .cookies import encode_ts
 
 TCP_MAX_WSCALE = 14
 
@@ -112,25 +111,13 @@ def parse_syn_options(profile, opts: TcpOptions, want_cookie: bool) -> tuple:
     return mss, tstamp_ok, tsval, wscale_ok, snd_wscale, sack_ok
 
 
-def make_synack(stack, req: RequestSock, advmss: int, cookie: bool = False,
-                no_wscale: bool = False) -> Segment:
-    """``tcp_make_synack``: mss, sackOK, TS, wscale as negotiated; the window field is
-    ``min(rcv_wnd, 65535)``, never scaled (RFC 7323 2.2).
-
-    A cookie SYN-ACK carries the client's options in the low 6 bits of its TSval
-    (``cookie_init_timestamp``) before our per-pair offset is added. ``no_wscale`` is the
-    gVisor-style teaching contrast for cookies (no window scaling offered at all).
-    """
+def make_synack(stack, req: RequestSock, advmss: int) -> Segment:
+    """``tcp_make_synack`` for a request sock: mss, sackOK, TS, wscale as negotiated; the
+    window field is ``min(rcv_wnd, 65535)``, never scaled (RFC 7323 2.2). (Cookie SYN-ACKs
+    keep no request sock: ``LinuxListener._cookie_synack``.)"""
     rcv_isn, snt_isn, ts_recent, ts_off, _ = req.seqs()
-    ts = None
-    if req.tstamp_ok:
-        if cookie:
-            raw = encode_ts(stack.ts_now(0), req.wscale_ok, req.snd_wscale, req.sack_ok, req.ecn_ok)
-            tsval = (raw + ts_off) & 0xFFFFFFFF
-        else:
-            tsval = stack.ts_now(ts_off)
-        ts = (tsval, ts_recent)
-    wscale = req.rcv_wscale if req.wscale_ok and not no_wscale else None
+    ts = (stack.ts_now(ts_off), ts_recent) if req.tstamp_ok else None
+    wscale = req.rcv_wscale if req.wscale_ok else None
     opts = TcpOptions(mss=advmss, wscale=wscale, sack_ok=req.sack_ok, ts=ts)
     flags = SYN | ACK | (ECE if req.ecn_ok else 0)
     return Segment(*req.addrs(), seq=snt_isn, ack=(rcv_isn + 1) & 0xFFFFFFFF, flags=flags,

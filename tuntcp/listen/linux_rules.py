@@ -10,7 +10,8 @@ Checked against kernel text with the project's code search (not from memory):
     threshold; with TCP_DEFER_ACCEPT the *defer rounds* (not the threshold) bound an acked request.
   * ``tcp_syn_ack_timeout`` counts TCPTimeouts on every request-timer expiry; ``tcp_rtx_synack``
     counts TcpRetransSegs and TCPSynRetrans for every resent SYN-ACK (timer or retransmitted SYN).
-  * ``tcp_oow_rate_limited``: segments with data and no SYN are never rate limited.
+  * ``tcp_oow_rate_limited`` (the rule is ``core/oow.py``, shared with connections): segments
+    with data and no SYN are never rate limited.
   * ``tcp_peer_is_proven`` (no PAWS check): true when the metrics cache holds an RTT for the peer.
   * ``tcp_syn_flood_action``: the old line ends "<msg>.  Check SNMP counters." with the port only;
     d9282e48c608 "tcp: Add listening address to SYN flood message" (net-next, Nov 2022, v6.2)
@@ -176,18 +177,6 @@ def req_paws_reject(ts_recent: int, tsval: int, rst: bool, age: float) -> bool:
     if rst and age >= TCP_PAWS_MSL:
         return False
     return True
-
-
-def oow_rate_limited(last: float | None, now: float, ratelimit_ms: int, has_data: bool,
-                     syn: bool) -> bool:
-    """``tcp_oow_rate_limited``: at most one out-of-window reply per tcp_invalid_ratelimit.
-
-    Data segments without SYN are never limited (not part of an ACK loop). The caller stores
-    ``now`` as the new ``last`` when this returns False and the segment was not exempt.
-    """
-    if has_data and not syn:
-        return False
-    return last is not None and 0 <= (now - last) * 1000.0 < ratelimit_ms
 
 
 def is_bcast_or_mcast(daddr: int) -> bool:

@@ -175,15 +175,23 @@ def syn_recv(stack, now: float | None = None) -> str:
     return text
 
 
+# usr.bin/netstat/inet.c (freebsd/freebsd-src, both versions read): "%-5.5s %-14.14s %-22.22s"
+# in the printf era (FreeBSD 9), "%-5.5s %-32.32s %-22.22s" since libxo; the queue sizes are
+# cut to the column width, the protocol is "%-3.3s%-2.2s " ("tcp4 "), trailing blanks trimmed.
+_LISTEN_WIDTH = {"freebsd-9": 14}
+
+
 def netstat_lan(stack) -> str:
     """FreeBSD ``netstat -Lan``: ``qlen/incqlen/maxqlen`` per listening socket."""
+    prof = getattr(stack, "profile", None)
+    w = _LISTEN_WIDTH.get(getattr(prof, "name", ""), 32)
     lines = ["Current listen queue sizes (qlen/incqlen/maxqlen)",
-             f"{'Proto':<5} {'Listen':<16} Local Address"]
+             f"{'Proto':<5.5} {'Listen':<{w}.{w}} {'Local Address':<22.22}".rstrip()]
     for lst in _listeners(stack):
         q = lst.queue_lengths()
         addr = f"{ip_str(lst.addr)}.{lst.port}" if lst.addr else f"*.{lst.port}"
         qs = f"{q.get('accept', 0)}/{q.get('incomplete', 0)}/{q.get('backlog', lst.backlog)}"
-        lines.append(f"{'tcp4':<5} {qs:<16} {addr}")
+        lines.append(f"{'tcp4':<5.5} {qs:<{w}.{w}} {addr:<22.22}".rstrip())
     return "\n".join(lines) + "\n"
 
 

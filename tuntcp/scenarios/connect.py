@@ -61,7 +61,7 @@ def main(args) -> int:
 async def run(profile, sysctls: dict, args) -> str:
     import trio
 
-    from tuntcp.core.stack import Stack
+    from tuntcp.host.stack import Stack
     from tuntcp.harness.netns import Lab
     from tuntcp.obs.views import ss_ti
     from tuntcp.shell.endpoint import Endpoint

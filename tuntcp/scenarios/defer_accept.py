@@ -81,7 +81,7 @@ class Config:
 
 
 async def run_mode(cfg: Config, mode: str, outdir: Path, show) -> dict:
-    from tuntcp.core.stack import Stack
+    from tuntcp.host.stack import Stack
     from tuntcp.harness.netns import Lab
     from tuntcp.profiles import get_profile
     from tuntcp.shell.endpoint import Endpoint

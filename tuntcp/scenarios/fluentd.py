@@ -226,7 +226,7 @@ class Forwarder:
 
 
 async def run_setting(cfg: Config, backlog: int, somaxconn: int | None, cookies: int, show) -> dict:
-    from tuntcp.core.stack import Stack
+    from tuntcp.host.stack import Stack
     from tuntcp.harness.link import LinkModel
     from tuntcp.harness.netns import Lab, LabError
     from tuntcp.profiles import get_profile

@@ -104,11 +104,11 @@ def expected_schedule(rexmit_initial_s: float, limit: int) -> tuple[list[float],
 
 
 async def run_profile(cfg: Config, name: str, outdir: Path, show) -> dict:
-    from tuntcp.core.stack import Stack
+    from tuntcp.host.stack import Stack
     from tuntcp.harness.clients import connect_clients
     from tuntcp.harness.netns import Lab
     from tuntcp.harness.raw import send_raw, spoofed_syn
-    from tuntcp.listen.freebsd import netstat_lan
+    from tuntcp.obs.views import netstat_lan
     from tuntcp.listen.freebsd_syncache import syncache_stats
     from tuntcp.profiles import get_profile
     from tuntcp.shell.endpoint import Endpoint

@@ -187,7 +187,7 @@ class _TuntcpServer:
     side = "tuntcp"
 
     def __init__(self, lab: Lab, sc: Scenario, profile: str, nursery):
-        from ..core.stack import Stack
+        from ..host.stack import Stack
         from ..profiles import get_profile
         from ..shell import Endpoint
         self.lab = lab

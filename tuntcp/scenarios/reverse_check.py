@@ -113,7 +113,7 @@ def _kernel_tcpext(lab) -> dict:
 
 async def run(cfg: Config, show=None) -> dict:
     """Build the lab, run the check, write report.json/report.md into cfg.out; returns the report."""
-    from tuntcp.core.stack import Stack
+    from tuntcp.host.stack import Stack
     from tuntcp.harness.clients import tcp_info
     from tuntcp.harness.netns import Lab
     from tuntcp.profiles import get_profile

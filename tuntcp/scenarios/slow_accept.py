@@ -160,7 +160,7 @@ class App:
 
 
 async def run_setting(cfg: Config, abort: int, show) -> dict:
-    from tuntcp.core.stack import Stack
+    from tuntcp.host.stack import Stack
     from tuntcp.harness.clients import kernel_counters
     from tuntcp.harness.link import LinkModel
     from tuntcp.harness.netns import Lab

@@ -238,7 +238,7 @@ class Soak:
             await trio.sleep(self.cfg.sample_every)
 
     async def run(self) -> dict:
-        from ..core.stack import Stack
+        from ..host.stack import Stack
         from ..profiles import get_profile
         from ..shell import Endpoint, open_tcp_listener
         from ..shell.apps import echo, guarded

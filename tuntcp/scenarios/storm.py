@@ -349,7 +349,7 @@ def _profile_for(cfg: StormConfig, mode: str):
 
 async def run_mode(cfg: StormConfig, mode: str, outdir: Path, show=None) -> dict:
     """One complete storm (connect, restart, reconnect, produce) under ``mode``."""
-    from tuntcp.core.stack import Stack
+    from tuntcp.host.stack import Stack
     from tuntcp.harness.link import LinkModel
     from tuntcp.harness.netns import Lab
     from tuntcp.shell.control import ControlServer, socket_path

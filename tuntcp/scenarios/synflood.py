@@ -201,7 +201,7 @@ class Legit:
 
 
 async def run_mode(cfg: Config, mode: str, show) -> dict:
-    from tuntcp.core.stack import Stack
+    from tuntcp.host.stack import Stack
     from tuntcp.harness.clients import kernel_counters
     from tuntcp.harness.netns import Lab, LabError
     from tuntcp.profiles import get_profile

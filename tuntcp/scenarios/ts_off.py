@@ -108,7 +108,7 @@ async def run_lab(cfg: Config, label: str, syncookies: int, outdir: Path, show, 
                   burst: bool = False) -> dict:
     """One lab: kernel clients (one at a time, or ``burst``: 2 x clients at once against
     backlog ``clients``) each send ``nbytes``; per connection the path it took and its rate."""
-    from tuntcp.core.stack import Stack
+    from tuntcp.host.stack import Stack
     from tuntcp.harness.clients import connect_clients, tcp_info
     from tuntcp.harness.link import LinkModel
     from tuntcp.harness.netns import Lab

@@ -118,7 +118,8 @@ def guarded(app):
 
 
 async def serve(lab, profile, args, links=None) -> None:
-    from ..core.stack import Stack
+    from ..host.stack import Stack
+    from .endpoint import encoder_for
     from ..obs.events import EventLog
     from ..wire.pcap import PcapWriter
     from .control import ControlServer, socket_path
@@ -137,7 +138,8 @@ async def serve(lab, profile, args, links=None) -> None:
 
     try:
         offload = getattr(args, "offload", False)
-        stack = Stack(profile, addrs={lab.endpoint_ip}, secret=os.urandom(16), log=log, offload=offload)
+        stack = Stack(profile, addrs={lab.endpoint_ip}, secret=os.urandom(16), log=log,
+                      encoder=encoder_for(offload))
         link_in, link_out = links if links else (None, None)
         ep = Endpoint(stack, lab.tun_fd, pcap=pcap, link_in=link_in, link_out=link_out, offload=offload)
         lst = TcpListener(ep, stack.listen(args.port, args.backlog, rcvbuf=args.rcvbuf))

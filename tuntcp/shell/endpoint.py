@@ -3,7 +3,7 @@
 One task per TUN (``await endpoint.run()``), each pass of its loop being one batch:
 
     wait_readable -> read until EAGAIN -> stack.receive(pkt, now) for each
-    -> stack.on_timers(now) if a deadline is due -> write stack.take_packets()
+    -> stack.on_timers(now) if a deadline is due -> write stack.take_output()
     -> pcap flush -> wake the app tasks of stack.dirty -> sleep until the earliest of
        (stack.next_deadline(), link deadlines, readable)
 
@@ -11,9 +11,10 @@ There is no checkpoint per packet and no periodic tick: the sleep is a cancel-sc
 taken from the stack's timer heap. Time is ``trio.current_time()`` (so MockClock drives tests)
 and is handed to the stack, which never reads a clock.
 
-``offload=True`` (with ``Stack(offload=True)`` and a TUN opened with IFF_VNET_HDR) wraps the fd
-in a ``VnetIO``: packets the kernel marked checksum-valid skip the TCP checksum, TSO
-super-packets come in whole, and the stack's output goes out as GSO frames (``shell/vnet.py``).
+``offload=True`` (with ``Stack(encoder=VnetEncoder())`` and a TUN opened with IFF_VNET_HDR)
+wraps the fd in a ``VnetIO``: packets the kernel marked checksum-valid skip the TCP checksum,
+TSO super-packets come in whole, and the stack's output goes out as GSO frames
+(``wire/vnet.py``). ``encoder_for(offload)`` is the encoder to give the Stack.
 
 App tasks (TcpStream, TcpListener) call into the stack directly and then ``kick()``, which
 writes whatever the call produced and pulls the loop's wake-up earlier if a timer moved.
@@ -27,10 +28,16 @@ import time
 
 import trio
 
+from ..host.encode import PacketEncoder, VnetEncoder
 from .tun import FdIO, PacketIO
 from .vnet import HDR_LEN, VnetIO
 
 TX_DROP = mib.TuntcpTunTxDrops   # packets the TUN (or pipe) refused: EAGAIN/ENOBUFS on write
+
+
+def encoder_for(offload: bool):
+    """The output encoder for a TUN with (``VnetEncoder``) or without a vnet header."""
+    return VnetEncoder() if offload else PacketEncoder()
 
 
 class Endpoint:
@@ -46,13 +53,13 @@ class Endpoint:
             # a link model in between (which may corrupt bytes) would go unchecked.
             if link_in is not None or link_out is not None:
                 raise ValueError("offload=True cannot be combined with link_in/link_out models")
-            if not getattr(stack, "offload", False):
-                raise ValueError("Endpoint(offload=True) needs a Stack(..., offload=True)")
+            if not isinstance(stack.encoder, VnetEncoder):
+                raise ValueError("Endpoint(offload=True) needs a Stack(encoder=VnetEncoder())")
             tun = VnetIO(tun) if isinstance(tun, int) else tun
             if not hasattr(tun, "csum_ok"):
                 raise ValueError("Endpoint(offload=True) needs a TUN fd or a VnetIO")
-        elif getattr(stack, "offload", False):
-            raise ValueError("a Stack(offload=True) writes vnet frames: use Endpoint(offload=True)")
+        elif isinstance(stack.encoder, VnetEncoder):
+            raise ValueError("a Stack with a VnetEncoder writes vnet frames: use Endpoint(offload=True)")
         self.io: PacketIO = FdIO(tun) if isinstance(tun, int) else tun
         self.pcap = pcap
         self.link_in = link_in      # models the path client -> endpoint (applied on read)
@@ -137,7 +144,7 @@ class Endpoint:
 
     def _flush(self, now: float) -> None:
         """Write what the stack produced (through link_out), flush pcap, wake dirty tasks."""
-        out = self.stack.take_packets()
+        out = self.stack.take_output()
         if self.link_out is not None:
             for p in out:
                 self.link_out.push(p, now)

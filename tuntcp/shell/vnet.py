@@ -7,7 +7,8 @@ it vouches for (``DATA_VALID``) or left for the receiver to complete (``NEEDS_CS
 then holds only the pseudo-header sum), and TSO super-packets of up to 64 KB. We write the
 same: every packet ``NEEDS_CSUM`` and, for a TSO segment of the connection (new data of up to
 64 KB) or a run of merged segments, ``gso_type TCPV4`` with ``gso_size`` = the MSS
-(``Stack(offload=True)`` builds those frames; the kernel's ``tcp_gso_segment`` cuts them).
+(``tuntcp.host.encode.VnetEncoder`` builds those frames; the kernel's ``tcp_gso_segment`` cuts
+them).
 
 This is what ``tun_put_user``/``tun_get_user`` do with ``virtio_net_hdr_from_skb`` and
 ``virtio_net_hdr_to_skb``: the skb's ``ip_summed`` (CHECKSUM_PARTIAL / UNNECESSARY) and
@@ -18,8 +19,9 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
-from dataclasses import dataclass
 
+from ..wire.vnet import (F_DATA_VALID, F_NEEDS_CSUM, GSO_ECN, GSO_NONE, GSO_TCPV4,  # noqa: F401
+                         HDR, HDR_LEN, MAX_FRAME, VnetHdr)   # the one header definition
 from .tun import FdIO
 
 # ioctls (x86-64 _IOW/_IOR encodings, linux/if_tun.h)
@@ -29,37 +31,6 @@ TUNSETVNETHDRSZ = 0x400454D8
 IFF_VNET_HDR = 0x4000
 TUN_F_CSUM = 0x01
 TUN_F_TSO4 = 0x02
-
-# struct virtio_net_hdr
-F_NEEDS_CSUM = 1
-F_DATA_VALID = 2
-GSO_NONE = 0
-GSO_TCPV4 = 1
-GSO_ECN = 0x80
-HDR = struct.Struct("=BBHHHH")   # flags gso_type hdr_len gso_size csum_start csum_offset
-HDR_LEN = HDR.size               # 10
-MAX_FRAME = HDR_LEN + 65535
-
-
-@dataclass(slots=True, frozen=True)
-class VnetHdr:
-    flags: int = 0
-    gso_type: int = GSO_NONE
-    hdr_len: int = 0
-    gso_size: int = 0
-    csum_start: int = 0
-    csum_offset: int = 0
-
-    def pack(self) -> bytes:
-        return HDR.pack(self.flags, self.gso_type, self.hdr_len, self.gso_size,
-                        self.csum_start, self.csum_offset)
-
-    @classmethod
-    def unpack(cls, buf) -> "VnetHdr":
-        if len(buf) < HDR_LEN:
-            raise ValueError(f"virtio_net_hdr needs {HDR_LEN} bytes, got {len(buf)}")
-        return cls(*HDR.unpack_from(buf))
-
 
 class OffloadError(RuntimeError):
     """The TUN cannot do offload (opened without IFF_VNET_HDR, or the kernel refused)."""
@@ -88,8 +59,9 @@ class VnetIO(FdIO):
     ``read_batch`` strips the header and returns the IP packets; ``csum_ok`` (parallel to the
     last batch) says which the kernel marked ``NEEDS_CSUM``/``DATA_VALID``: those need no TCP
     checksum check. Anything else (a raw-socket packet, CHECKSUM_NONE) still gets verified.
-    ``write`` takes whole frames (header + packet), as ``Stack(offload=True).take_packets()``
-    makes them. ``setup=False`` skips the ioctls (tests over a datagram socketpair).
+    ``write`` takes whole frames (header + packet), as a stack with a ``VnetEncoder``
+    makes them (``take_output``). ``setup=False`` skips the ioctls (tests over a datagram
+    socketpair).
     """
 
     def __init__(self, fd: int, *, owns: bool = False, setup: bool = True):

@@ -75,6 +75,15 @@ def tcp_checksum_ok(saddr: int, daddr: int, tcp: bytes | bytearray | memoryview)
     return (x % 0xFFFF + saddr + daddr + IPPROTO_TCP + n) % 0xFFFF == 0
 
 
+def ip4_header_sum(tos: int, tot_len: int, ip_id: int, ttl: int, saddr: int, daddr: int) -> int:
+    """Unfolded sum of the IPv4 header we send (no options, DF, protocol TCP, checksum 0).
+
+    Builders and templates add constant parts once and the per-packet fields later; the header
+    checksum is ``-sum % 0xFFFF`` (``ip_send_check``/``ip_fast_csum``).
+    """
+    return (0x4500 | tos) + tot_len + ip_id + 0x4000 + (ttl << 8) + IPPROTO_TCP + saddr + daddr
+
+
 def ip_header_checksum_ok(hdr: bytes | bytearray | memoryview) -> bool:
     """True when an IPv4 header (checksum field included) sums to 0xffff (``ip_fast_csum`` == 0).
 

@@ -13,7 +13,7 @@ from .. import mib
 import ipaddress
 import struct
 
-from .checksum import IPPROTO_TCP
+from .checksum import IPPROTO_TCP, ip4_header_sum
 from .segment import Segment, TcpOptions
 
 # Counter names used as Malformed.reason (see tuntcp/mib.py), as Linux counts each drop.
@@ -279,7 +279,7 @@ def build(seg: Segment) -> bytes:
     urg = seg.urg
     # Checksums from the field values (a 32-bit value is hi*2^16+lo = hi+lo modulo 0xffff), so
     # the header is packed once; struct still range-checks every field.
-    ipc = -((0x4500 | tos) + tlen + 20 + ip_id + 0x4000 + (ttl << 8) + IPPROTO_TCP + saddr + daddr) % 0xFFFF
+    ipc = -ip4_header_sum(tos, tlen + 20, ip_id, ttl, saddr, daddr) % 0xFFFF
     total = (seg.sport + seg.dport + seq + ack + ((20 + olen) << 10) + flags + window + urg
              + saddr + daddr + IPPROTO_TCP + tlen)
     if olen:
@@ -321,7 +321,7 @@ class AckTemplate:
             if not isinstance(value, int) or not 0 <= value < (1 << bits):
                 raise ValueError(f"{name} {value!r} does not fit {bits} bits")
         self.saddr, self.daddr, self.sport, self.dport, self.ttl, self.tos = saddr, daddr, sport, dport, ttl, tos
-        ip_const = (0x4500 | tos) + 0x4000 + ((ttl << 8) | IPPROTO_TCP) + saddr + daddr
+        ip_const = ip4_header_sum(tos, 0, 0, ttl, saddr, daddr)
         self._ip_ts = ip_const + 52
         self._ip_bare = ip_const + 40
         tcp_const = sport + dport + saddr + daddr + IPPROTO_TCP  # ports, pseudo-header
@@ -398,7 +398,7 @@ class SynAckTemplate:
                         words.append(_WS_WORD)
                     tlen = 20 + 4 * (len(words) + (2 if ts else 0))
                     fmt = "!BBHHHBBHIIHHIIBBHHH" + "I" * (len(words) + (2 if ts else 0))
-                    ip_const = 0x4500 + tlen + 20 + 0x4000 + ((ttl << 8) | IPPROTO_TCP)
+                    ip_const = ip4_header_sum(0, tlen + 20, 0, ttl, 0, 0)
                     tcp_const = sport + (tlen << 10) + IPPROTO_TCP + tlen + sum(words)
                     v[ts, sack, ws] = (struct.Struct(fmt), tlen, ip_const, tcp_const, words)
         self._v = v

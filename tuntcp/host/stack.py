@@ -1,9 +1,11 @@
-"""The sans-IO stack: demux, the deadline heap, counters, ISN/TS secrets and output queue.
+"""The host: demux, the deadline heap, counters, ISN/TS secrets and the output queue.
 
-The shell feeds IP packets and the current time in and takes packets out; nothing here reads a
-clock or touches a socket. One ``Stack`` plays the part of one network namespace: its connection
-table (``inet_lookup`` in Linux: established hash, then listeners), its MIB counters and its
-secrets (``secure_tcp_seq``, ``secure_tcp_ts_off``).
+The shell feeds IP packets and the current time in and takes its encoder's output out; nothing
+here reads a clock or touches a socket. One ``Stack`` plays the part of one network namespace:
+its connection table (``inet_lookup`` in Linux: established hash, then listeners), its MIB
+counters, its secrets (``secure_tcp_seq``, ``secure_tcp_ts_off``) and its passive-open
+personality (``tuntcp.listen.personality``, chosen from the profile's family). Connections and
+listeners see it through ``tuntcp.core.host.Host``.
 """
 from __future__ import annotations
 
@@ -14,23 +16,20 @@ import heapq
 import itertools
 import struct
 
+from ..core.conn import Connection
+from ..errors import StackError
+from ..listen.personality import personality_for
 from ..mib import Counters
 from ..wire import codec
-from ..wire.checksum import IPPROTO_TCP, fold
-from ..wire.segment import ACK, FIN, PSH, RST, SYN, URG, Segment
+from ..wire.segment import ACK, RST, Segment
+from .encode import PacketEncoder
+
+__all__ = ["Stack", "StackError"]
 
 EPHEMERAL_LO, EPHEMERAL_HI = 32768, 60999   # net.ipv4.ip_local_port_range default
 
 _ADDR2 = struct.Struct("!II")
 _TUPLE = struct.Struct("!IHIH")
-_VNET = struct.Struct("=BBHHHH")    # struct virtio_net_hdr (tuntcp.shell.vnet decodes it)
-_IPTCP = struct.Struct("!BBHHHBBHIIHHIIBBHHH")
-_NEEDS_CSUM, _GSO_TCPV4 = 1, 1
-_NO_MERGE = SYN | FIN | RST | URG | PSH
-
-
-class StackError(ValueError):
-    """A user mistake (port in use, unknown address): reported without a traceback."""
 
 
 # first octets of martian sources: zeronet, loopback, multicast (255.255.255.255 is the other)
@@ -50,14 +49,14 @@ class Stack:
     so moving a timer costs one heap push and nothing walks all connections.
     """
 
-    def __init__(self, profile, addrs=(), secret: bytes = b"\0" * 16, log=None, build: bool = True,
-                 offload: bool = False):
+    def __init__(self, profile, addrs=(), secret: bytes = b"\0" * 16, log=None, encoder=None):
         self.profile = profile
         self.addrs = set(addrs)
         self.secret = bytes(secret)
         self._log = log
-        self.build = build
-        self.offload = offload
+        # how the output queue is encoded (the shell's choice; PacketEncoder: plain IPv4)
+        self.encoder = PacketEncoder() if encoder is None else encoder
+        self.offload = self.encoder.tso     # connections may send TSO segments
         self.counters = Counters()
         self.conns: dict[tuple[int, int, int, int], object] = {}
         self.listeners: dict[tuple[int, int], object] = {}
@@ -70,12 +69,10 @@ class Stack:
         self._next_port = EPHEMERAL_LO
         self.ttl = profile.get("net.ipv4.ip_default_ttl", 64)
         self.mtu = 1500
-        # emit_packet() allowed: take_packets() builds plain packets (no vnet frames)
-        self.raw_out = build and not offload
         self._ts_offs: dict = {}
-        self._ack_tpls: dict = {}   # take_packets: connection key -> AckTemplate
         self._challenge_second = -1
         self._challenge_count = 0
+        self.personality = personality_for(self)    # Linux or FreeBSD passive open
 
     # ---- input -------------------------------------------------------------------------
 
@@ -156,48 +153,20 @@ class Stack:
         seg.ttl = self.ttl
         self._out.append(seg)
 
-    def emit_packet(self, pkt: bytes) -> None:
-        """Queue a packet a fast path already built (never a RST), in order with ``emit``'s
-        segments; only when ``raw_out`` (``build=True``, no offload). Counts TcpOutSegs."""
+    def emit_synack(self, laddr: int, raddr: int, lport: int, rport: int, seq: int, ack: int,
+                    flags: int, window: int, mss: int, wscale, sack_ok: bool, ts) -> None:
+        """Queue a SYN-ACK given by its fields (no Segment needed: the encoder may build it
+        from a template). ``wscale``/``ts`` None: option absent. Counts TcpOutSegs."""
         c = self.counters
         c[mib.TcpOutSegs] = c.get(mib.TcpOutSegs, 0) + 1
-        self._out.append(pkt)
+        self._out.append(self.encoder.synack(laddr, raddr, lport, rport, seq, ack, flags, window,
+                                             mss, wscale, sack_ok, ts, self.ttl))
 
-    def take_packets(self) -> list[bytes]:
-        """Built IP packets, in order. With ``offload=True``: TUN frames (virtio_net_hdr +
-        packet) where runs of one flow's data segments are merged into GSO super-packets."""
+    def take_output(self) -> list:
+        """Everything queued since the last call, in order, as the encoder makes it (IPv4
+        packets, vnet frames or Segments)."""
         out, self._out = self._out, []
-        if not self.build:
-            raise StackError("this Stack was created with build=False: use take_segments()")
-        if self.offload:
-            return gso_frames(out)
-        build = codec.build
-        tpls = self._ack_tpls
-        pkts = []
-        for s in out:
-            if s.__class__ is bytes:
-                pkts.append(s)
-            elif s.payload or s.flags & SYN:
-                pkts.append(build(s))
-            else:
-                # payload-less segments (ACKs, window updates, FINs) of a connection: from its
-                # AckTemplate (byte-identical to build, half the time) once it has sent one
-                key = (s.saddr, s.sport, s.daddr, s.dport)
-                t = tpls.get(key)
-                if t is not None:
-                    pkts.append(t.segment(s))
-                else:
-                    pkts.append(build(s))
-                    if key in self.conns:
-                        tpls[key] = codec.AckTemplate(s.saddr, s.daddr, s.sport, s.dport, s.ttl,
-                                                      s.tos)
-        return pkts
-
-    def take_segments(self) -> list[Segment]:
-        out, self._out = self._out, []
-        if self.raw_out:      # a build=True stack may hold fast-path packets: parse them back
-            return [codec.parse(s, False) if s.__class__ is bytes else s for s in out]
-        return out
+        return self.encoder.encode(out)
 
     def reset_for(self, seg: Segment) -> None:
         """RST for a segment that matched no socket (RFC 9293 3.10.7.1, ``tcp_v4_send_reset``).
@@ -218,29 +187,23 @@ class Stack:
 
     def register(self, conn) -> None:
         self.conns[conn.key] = conn
+        self.encoder.open(conn.key)
 
     def unregister(self, conn) -> None:
         if self.conns.get(conn.key) is conn:
             del self.conns[conn.key]
-            self._ack_tpls.pop(conn.key, None)
+            self.encoder.close(conn.key)
 
     def listen(self, port: int, backlog: int, *, addr: int = 0, rcvbuf=None, sndbuf=None,
                defer_accept: int = 0, synack_retries=None, accept_filter=None):
-        """listen(2): a Linux or FreeBSD listener (by ``profile.family``) on (addr, port)."""
+        """listen(2): a listener of this stack's personality (Linux or FreeBSD) on (addr, port)."""
         if not 0 < port < 65536:
             raise StackError(f"bad port {port}")
         if (addr, port) in self.listeners:
             raise StackError(f"address in use: port {port} already has a listener")
-        kw = dict(port=port, backlog=backlog, addr=addr, rcvbuf=rcvbuf, sndbuf=sndbuf,
-                  defer_accept=defer_accept, synack_retries=synack_retries)
-        if self.profile.family == "freebsd":
-            from ..listen.freebsd import FreeBSDListener
-            lst = FreeBSDListener(self, accept_filter=accept_filter, **kw)
-        else:
-            if accept_filter is not None:
-                raise StackError("accept filters are a FreeBSD feature; use defer_accept on Linux")
-            from ..listen.linux import LinuxListener
-            lst = LinuxListener(self, **kw)
+        lst = self.personality.listen(port=port, backlog=backlog, addr=addr, rcvbuf=rcvbuf,
+                                      sndbuf=sndbuf, defer_accept=defer_accept,
+                                      synack_retries=synack_retries, accept_filter=accept_filter)
         self.listeners[(addr, port)] = lst
         return lst
 
@@ -251,7 +214,6 @@ class Stack:
     def connect(self, laddr: int, raddr: int, rport: int, now: float, *, lport=None,
                 rcvbuf=None, sndbuf=None):
         """connect(2): pick an ephemeral port if needed and send the SYN."""
-        from .conn import Connection
         self.now = now
         if self.addrs and laddr not in self.addrs:
             raise StackError(f"cannot connect from {codec.ip_str(laddr)}: not an address of this stack")
@@ -317,80 +279,3 @@ class Stack:
                 self._ts_offs.clear()
             off = self._ts_offs[key] = int.from_bytes(h, "big")
         return off
-
-
-# ---- offload output -----------------------------------------------------------------------
-
-
-def gso_frames(segs: list[Segment]) -> list[bytes]:
-    """TUN frames for ``segs`` (in order): each a ``virtio_net_hdr`` plus an IPv4 packet whose
-    TCP checksum field holds only the pseudo-header sum (NEEDS_CSUM: the kernel completes it).
-
-    A run of adjacent segments is merged into one GSO super-packet (gso_type TCPV4, gso_size =
-    the first segment's payload) when it is what ``tcp_gso_segment`` would cut back into the
-    same segments: one flow, contiguous sequence numbers, equal ack/window/options/flags, no
-    SYN/FIN/RST/URG, every segment but the last exactly gso_size long, PSH only on the last,
-    and the whole IPv4 packet within 65535 bytes.
-
-    A TSO segment (``gso_size`` set and a longer payload, from ``Connection._push``) is one
-    frame with that gso_size as it stands, as ``tun_put_user`` hands the kernel a GSO skb.
-    """
-    frames = []
-    i, n = 0, len(segs)
-    while i < n:
-        s = segs[i]
-        j = i + 1
-        size = len(s.payload)
-        if s.gso_size and size > s.gso_size:
-            frames.append(_frame(s, s.flags, s.payload, s.gso_size))
-            i = j
-            continue
-        if size and not s.flags & _NO_MERGE:
-            room = 65535 - 40 - len(codec.build_options(s.options)) - size
-            end = s.seq + size
-            flags, ack, win, opts = s.flags, s.ack, s.window, s.options
-            while j < n:
-                t = segs[j]
-                tl = len(t.payload)
-                if (not tl or tl > size or tl > room or t.gso_size or t.flags & ~PSH != flags
-                        or t.seq != end & 0xFFFFFFFF or t.ack != ack or t.window != win
-                        or t.sport != s.sport or t.dport != s.dport or t.saddr != s.saddr
-                        or t.daddr != s.daddr or t.options != opts or t.ttl != s.ttl
-                        or t.tos != s.tos):
-                    break
-                room -= tl
-                end += tl
-                j += 1
-                if tl < size or t.flags & PSH:
-                    break       # only the last segment may be short or pushed
-        if j - i == 1:
-            frames.append(_frame(s, s.flags, s.payload, 0))
-        else:
-            last = segs[j - 1]
-            payload = b"".join([x.payload for x in segs[i:j]])
-            frames.append(_frame(s, last.flags, payload, size))
-        i = j
-    return frames
-
-
-def _frame(s: Segment, flags: int, payload, gso_size: int) -> bytes:
-    """One frame; ``gso_size`` 0 means a plain packet (gso_type NONE)."""
-    opts = codec.build_options(s.options)
-    thl = 20 + len(opts)
-    if thl > 60:
-        raise ValueError(f"TCP options need {thl - 20} bytes, more than 40: {s}")
-    tlen = thl + len(payload)
-    saddr, daddr = s.saddr, s.daddr
-    ipc = -((0x4500 | s.tos) + tlen + 20 + s.ip_id + 0x4000 + (s.ttl << 8) + IPPROTO_TCP
-            + saddr + daddr) % 0xFFFF
-    # tcp_v4_send_check with CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum,
-    # not inverted; csum_start/csum_offset tell the kernel where to finish the job.
-    psum = fold(saddr + daddr + IPPROTO_TCP + tlen)
-    try:
-        hdr = _IPTCP.pack(0x45, s.tos, tlen + 20, s.ip_id, 0x4000, s.ttl, IPPROTO_TCP, ipc,
-                          saddr, daddr, s.sport, s.dport, s.seq, s.ack, thl << 2, flags,
-                          s.window, psum, s.urg)
-    except struct.error as e:
-        raise ValueError(f"cannot encode segment {s}: {e}") from None
-    vnet = _VNET.pack(_NEEDS_CSUM, _GSO_TCPV4 if gso_size else 0, 20 + thl, gso_size, 20, 16)
-    return b"".join((vnet, hdr, opts, payload))
