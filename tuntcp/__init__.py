@@ -28,7 +28,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "LabError": ("tuntcp.harness.netns", "LabError"),
     "get_profile": ("tuntcp.profiles", "get_profile"),
     "profile_names": ("tuntcp.profiles", "names"),
-    "Stack": ("tuntcp.core.stack", "Stack"),
+    "Stack": ("tuntcp.host.stack", "Stack"),
     "Endpoint": ("tuntcp.shell.endpoint", "Endpoint"),
     "open_tcp_listener": ("tuntcp.shell.listener", "open_tcp_listener"),
     "open_tcp_stream": ("tuntcp.shell.listener", "open_tcp_stream"),
@@ -71,7 +71,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; nothing is imported at run time
     from . import mib
-    from .core.stack import Stack
+    from .host.stack import Stack
     from .errors import UserError
     from .harness.clients import connect_clients, kernel_counters, set_linger0, tcp_info
     from .harness.netns import Lab, LabError

@@ -71,7 +71,7 @@ def tuntcp_endpoint(tuntcp_lab, nursery):
     """Factory: ``tuntcp_endpoint(profile="linux-6.1", backlog=128, sysctl=(), handler=None,
     port=None, rcvbuf=None)`` runs an Endpoint on the lab's TUN in the test's nursery;
     with ``port`` it listens there, and with ``handler`` serves each connection with it."""
-    from .core.stack import Stack
+    from .host.stack import Stack
     from .profiles import get_profile
     from .shell import Endpoint, TcpListener, serve_tcp
 

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 import trio
 
-from tuntcp.core.stack import Stack
+from tuntcp.host.stack import Stack
 from tuntcp.harness import netns
 from tuntcp.harness.clients import tcp_info
 from tuntcp.profiles import get_profile

@@ -37,7 +37,7 @@ def test_import_is_light():
 def test_core_users_do_not_load_trio():
     mods = _modules_after("from tuntcp import Stack, get_profile, Counters, mib")
     assert "trio" not in mods, "the sans-IO core must not import trio"
-    assert "tuntcp.core.stack" in mods
+    assert "tuntcp.host.stack" in mods
 
 
 def test_functions_have_type_hints():
