@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 ARGS    ?=
 
-.PHONY: venv tools test test-unit test-netns serve storm bench fuzz clean
+.PHONY: venv tools test test-unit test-netns serve storm bench fuzz conformance clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -44,6 +44,14 @@ FUZZ_SECONDS ?= 120
 fuzz: venv
 	TUNTCP_FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m pytest -q -p no:cacheprovider \
 		tests/reliability/test_atheris.py
+
+# packetdrill's upstream TCP suite against the profile closest to the host kernel (virtual time,
+# no privileges); the scoreboard is committed under conformance/.
+PACKETDRILL ?= ../shared/packetdrill
+conformance: venv
+	$(BIN)/python -m tuntcp.cli drill --suite $(PACKETDRILL)/gtests/net/tcp \
+		--profile $$($(BIN)/python -c "from tuntcp.profiles import names; print('linux-6.18' if 'linux-6.18' in names() else 'linux-6.12')") \
+		--baseline $(PACKETDRILL)/host-baseline-linux-6.18.csv --out conformance
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis *.egg-info

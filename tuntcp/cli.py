@@ -57,25 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--offload", action="store_true",
                    help="IFF_VNET_HDR: kernel-verified checksums, TSO in, GSO out (no link model)")
 
-    s = sub.add_parser("ss", help="sockets of a running endpoint, printed like ss(8)")
-    s.add_argument("-l", "--listening", action="store_true")
-    s.add_argument("-a", "--all", action="store_true")
-    s.add_argument("-t", "--tcp", action="store_true", help="accepted for ss compatibility")
-    s.add_argument("-n", "--numeric", action="store_true", help="accepted; output is numeric")
-    s.add_argument("-i", "--info", action="store_true")
-    s.add_argument("--name", default=DEFAULT_NAME)
-
-    s = sub.add_parser("nstat", help="counters of a running endpoint, printed like nstat(8)")
-    s.add_argument("-a", "--absolute", action="store_true")
-    s.add_argument("-z", "--zeros", action="store_true")
-    s.add_argument("--name", default=DEFAULT_NAME)
-
-    s = sub.add_parser("netstat", help="listen queues of a running endpoint, like FreeBSD "
-                       "`netstat -Lan` (qlen/incqlen/maxqlen)")
-    s.add_argument("-L", "--listen-queues", action="store_true", help="accepted; the only view")
-    s.add_argument("-a", "--all", action="store_true", help="accepted for compatibility")
-    s.add_argument("-n", "--numeric", action="store_true", help="accepted; output is numeric")
-    s.add_argument("--name", default=DEFAULT_NAME)
+    from .obs import commands as obs_cmds
+    obs_cmds.add_ss_arguments(sub.add_parser("ss", help="sockets of a running endpoint, printed like ss(8)"))
+    obs_cmds.add_nstat_arguments(sub.add_parser("nstat", help="counters of a running endpoint, printed like nstat(8)"))
+    obs_cmds.add_netstat_arguments(sub.add_parser("netstat", help="listen queues of a running endpoint, like FreeBSD `netstat -Lan`"))
 
     s = sub.add_parser("profiles", help="list kernel profiles, or the knobs of one")
     s.add_argument("profile", nargs="?")
@@ -163,24 +148,21 @@ def cmd_profiles(args) -> int:
 
 
 def cmd_ss(args) -> int:
+    from .obs.commands import cmd_ss
     from .shell.control import request
-    reply = request(args.name, {"cmd": "ss", "listening": args.listening, "all": args.all,
-                                "info": args.info})
-    sys.stdout.write(reply["text"])
-    return 0
+    return cmd_ss(args, request)
 
 
 def cmd_nstat(args) -> int:
+    from .obs.commands import cmd_nstat
     from .shell.control import request
-    reply = request(args.name, {"cmd": "nstat", "absolute": args.absolute, "zeros": args.zeros})
-    sys.stdout.write(reply["text"])
-    return 0
+    return cmd_nstat(args, request)
 
 
 def cmd_netstat(args) -> int:
+    from .obs.commands import cmd_netstat
     from .shell.control import request
-    sys.stdout.write(request(args.name, {"cmd": "netstat"})["text"])
-    return 0
+    return cmd_netstat(args, request)
 
 
 def cmd_serve(args) -> int:
@@ -232,6 +214,7 @@ def cmd_scenario(args) -> int:
 
 def cmd_bench(args) -> int:
     from .bench.cli import BenchUsageError, run_cli
+    from .scenarios import storm_scale  # noqa: F401  (registers `--only storm_scale`)
     try:
         return run_cli(args)
     except BenchUsageError as e:
@@ -279,8 +262,9 @@ def main(argv=None) -> int:
     except ImportError:  # pragma: no cover
         StackError = ()
     from .shell.tun import TunGone
+    from .obs.commands import ObsUsageError
     user_errors = (UsageError, ProfileError, ControlError, LabError, StackError, PermissionError,
-                   TunGone, UserError)
+                   TunGone, ObsUsageError, UserError)
     try:
         args = build_parser().parse_args(argv)
         tune_gc()

@@ -1,10 +1,11 @@
 """MIB counter names, as `nstat` prints them: the one list every layer increments from.
 
 Linux names come from net/ipv4/proc.c (snmp4_ipstats_list, snmp4_tcp_list, snmp4_net_list,
-snmp4_ipextstats_list); FreeBSD syncache fields of `struct tcpstat` carry a FreeBSD prefix, our own
+snmp4_ipextstats_list) and net/ipv6/proc.c (snmp6_ipstats_list); FreeBSD syncache fields of `struct tcpstat` carry a FreeBSD prefix, our own
 drop reasons a Tuntcp prefix. Increment one way only: ``counters[mib.TcpExtListenOverflows] += 1``.
-GROUPS keeps the kernel's order (the order `nstat -az` lists them); KERNEL_ONLY names counters the
-kernel has that no modelled path bumps (shown by `nstat -z`, always 0 here).
+GROUPS keeps the kernel's order (the order `nstat -az` lists them; tests/netns/test_obs_vs_real.py
+checks it against the real nstat); KERNEL_ONLY names counters the kernel has that no modelled
+path bumps (shown by `nstat -z`, always 0 here).
 """
 from __future__ import annotations
 
@@ -30,6 +31,19 @@ TcpRetransSegs = "TcpRetransSegs"
 TcpInErrs = "TcpInErrs"
 TcpOutRsts = "TcpOutRsts"
 TcpInCsumErrors = "TcpInCsumErrors"
+
+# Ip6 (/proc/net/snmp6, snmp6_ipstats_list order)
+Ip6InReceives = "Ip6InReceives"
+Ip6InHdrErrors = "Ip6InHdrErrors"
+Ip6InAddrErrors = "Ip6InAddrErrors"
+Ip6InUnknownProtos = "Ip6InUnknownProtos"
+Ip6InTruncatedPkts = "Ip6InTruncatedPkts"
+Ip6InDiscards = "Ip6InDiscards"
+Ip6InDelivers = "Ip6InDelivers"
+Ip6OutRequests = "Ip6OutRequests"
+Ip6ReasmReqds = "Ip6ReasmReqds"
+Ip6ReasmOKs = "Ip6ReasmOKs"
+Ip6ReasmFails = "Ip6ReasmFails"
 
 # TcpExt (/proc/net/netstat)
 TcpExtSyncookiesSent = "TcpExtSyncookiesSent"
@@ -108,38 +122,42 @@ FreeBSDSyncacheCookiesFailed = "FreeBSDSyncacheCookiesFailed"
 TuntcpMartianSrc = "TuntcpMartianSrc"
 TuntcpTcpTruncated = "TuntcpTcpTruncated"
 TuntcpTunTxDrops = "TuntcpTunTxDrops"
+TuntcpIp6RtHdrDrop = "TuntcpIp6RtHdrDrop"  # seg6/RPL routing header while disabled: Linux counts nothing
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "Ip": (IpInReceives, IpInHdrErrors, IpInAddrErrors, IpInUnknownProtos, IpInDiscards, IpInDelivers,
         IpOutRequests, IpReasmFails,),
     "Tcp": (TcpActiveOpens, TcpPassiveOpens, TcpAttemptFails, TcpEstabResets, TcpCurrEstab, TcpInSegs,
         TcpOutSegs, TcpRetransSegs, TcpInErrs, TcpOutRsts, TcpInCsumErrors,),
+    "Ip6": (Ip6InReceives, Ip6InHdrErrors, Ip6InAddrErrors, Ip6InUnknownProtos, Ip6InTruncatedPkts,
+        Ip6InDiscards, Ip6InDelivers, Ip6OutRequests, Ip6ReasmReqds, Ip6ReasmOKs, Ip6ReasmFails,),
     "TcpExt": (TcpExtSyncookiesSent, TcpExtSyncookiesRecv, TcpExtSyncookiesFailed, TcpExtEmbryonicRsts,
-        TcpExtTW, TcpExtPAWSEstab, TcpExtDelayedACKs, TcpExtDelayedACKLost, TcpExtListenOverflows,
-        TcpExtListenDrops, TcpExtTCPHPHits, TcpExtTCPPureAcks, TcpExtTCPHPAcks,
-        TcpExtTCPRenoRecovery, TcpExtTCPSackRecovery, TcpExtTCPSACKReorder, TcpExtTCPFullUndo,
-        TcpExtTCPLostRetransmit, TcpExtTCPFastRetrans, TcpExtTCPSlowStartRetrans, TcpExtTCPTimeouts,
-        TcpExtTCPLossProbes, TcpExtTCPLossProbeRecovery, TcpExtTCPDSACKOldSent, TcpExtTCPDSACKRecv,
-        TcpExtTCPAbortOnData, TcpExtTCPAbortOnClose, TcpExtTCPAbortOnTimeout,
+        TcpExtOutOfWindowIcmps, TcpExtTW, TcpExtPAWSEstab, TcpExtDelayedACKs, TcpExtDelayedACKLost,
+        TcpExtListenOverflows, TcpExtListenDrops, TcpExtTCPHPHits, TcpExtTCPPureAcks,
+        TcpExtTCPHPAcks, TcpExtTCPRenoRecovery, TcpExtTCPSackRecovery, TcpExtTCPSACKReorder,
+        TcpExtTCPFullUndo, TcpExtTCPLostRetransmit, TcpExtTCPFastRetrans, TcpExtTCPSlowStartRetrans,
+        TcpExtTCPTimeouts, TcpExtTCPLossProbes, TcpExtTCPLossProbeRecovery, TcpExtTCPDSACKOldSent,
+        TcpExtTCPDSACKRecv, TcpExtTCPAbortOnData, TcpExtTCPAbortOnClose, TcpExtTCPAbortOnTimeout,
         TcpExtTCPDeferAcceptDrop, TcpExtTCPTimeWaitOverflow, TcpExtTCPReqQFullDoCookies,
-        TcpExtTCPReqQFullDrop, TcpExtTCPRcvQDrop, TcpExtTCPOFOQueue, TcpExtTCPOFODrop,
-        TcpExtTCPChallengeACK, TcpExtTCPSYNChallenge, TcpExtTCPSynRetrans, TcpExtTCPWinProbe,
-        TcpExtTCPHystartTrainDetect, TcpExtTCPHystartTrainCwnd, TcpExtTCPHystartDelayDetect,
-        TcpExtTCPHystartDelayCwnd, TcpExtTCPACKSkippedSynRecv, TcpExtTCPACKSkippedSeq,
-        TcpExtTCPACKSkippedChallenge, TcpExtTCPWantZeroWindowAdv, TcpExtTCPToZeroWindowAdv,
-        TcpExtTCPFromZeroWindowAdv, TcpExtTCPZeroWindowDrop, TcpExtOutOfWindowIcmps,),
+        TcpExtTCPReqQFullDrop, TcpExtTCPOFOQueue, TcpExtTCPOFODrop, TcpExtTCPChallengeACK,
+        TcpExtTCPSYNChallenge, TcpExtTCPFromZeroWindowAdv, TcpExtTCPToZeroWindowAdv,
+        TcpExtTCPWantZeroWindowAdv, TcpExtTCPSynRetrans, TcpExtTCPHystartTrainDetect,
+        TcpExtTCPHystartTrainCwnd, TcpExtTCPHystartDelayDetect, TcpExtTCPHystartDelayCwnd,
+        TcpExtTCPACKSkippedSynRecv, TcpExtTCPACKSkippedSeq, TcpExtTCPACKSkippedChallenge,
+        TcpExtTCPWinProbe, TcpExtTCPZeroWindowDrop, TcpExtTCPRcvQDrop,),
     "IpExt": (IpExtInTruncatedPkts,),
     "FreeBSD": (FreeBSDListenDrops, FreeBSDSyncacheAdded, FreeBSDSyncacheRetransmitted,
         FreeBSDSyncacheDupsyn, FreeBSDSyncacheCompleted, FreeBSDSyncacheBucketOverflow,
         FreeBSDSyncacheCacheOverflow, FreeBSDSyncacheReset, FreeBSDSyncacheStale,
         FreeBSDSyncacheAborted, FreeBSDSyncacheBadack, FreeBSDSyncacheZoneFail,
         FreeBSDSyncacheCookiesSent, FreeBSDSyncacheCookiesRecv, FreeBSDSyncacheCookiesFailed,),
-    "Tuntcp": (TuntcpMartianSrc, TuntcpTcpTruncated, TuntcpTunTxDrops,),
+    "Tuntcp": (TuntcpMartianSrc, TuntcpTcpTruncated, TuntcpTunTxDrops, TuntcpIp6RtHdrDrop,),
 }
 ALL: tuple[str, ...] = tuple(n for names in GROUPS.values() for n in names)
 KERNEL_ONLY: frozenset[str] = frozenset({
     IpInDiscards, IpInDelivers, IpOutRequests, TcpExtTCPSlowStartRetrans, TcpExtTCPDSACKRecv,
-    TcpExtTCPRcvQDrop, TcpExtOutOfWindowIcmps,
+    TcpExtTCPRcvQDrop, TcpExtOutOfWindowIcmps, Ip6InReceives, Ip6InAddrErrors, Ip6InDiscards,
+    Ip6OutRequests,
 })
 
 

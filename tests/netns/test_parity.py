@@ -35,7 +35,8 @@ def fates(outcome, attr):
 
 
 def test_closest_profile_picks_the_newest_not_above_the_release():
-    assert closest_profile("6.18.44-fc") == "linux-6.12"
+    assert closest_profile("6.18.44-fc") == "linux-6.18"
+    assert closest_profile("6.17.1") == "linux-6.12"
     assert closest_profile("6.12.0") == "linux-6.12"
     assert closest_profile("6.6.30") == "linux-6.1"
     assert closest_profile("5.15.0-91-generic") == "linux-5.10"

@@ -61,10 +61,27 @@ async def test_storm_buggy_vs_fixed(tmp_path, require_netns):
     from tuntcp.scenarios.storm import run_storm
     report = await run_storm(small_storm(tmp_path))
     assert_headline(report, 100)
+    # producers run in one worker process, never in the broker's
     assert {run["processes"] for run in report["runs"].values()} == {1}
     on_disk = json.loads((tmp_path / "report.json").read_text())
-    assert set(on_disk["runs"]) == {"buggy", "fixed"}
+    assert set(on_disk["runs"]) == {"buggy", "fixed", "kernel"}
     assert (tmp_path / "report.md").exists()
+    # the host kernel's listener, same producers and link: it overflows its 50-deep SYN queue
+    # too, sends cookies, and every connection agrees on wscale (the kernel has the fix)
+    k = report["runs"]["kernel"]
+    assert k["profile"].startswith("kernel (host ")
+    assert k["summary"]["connections_made"] == 100
+    assert k["summary"]["counters"]["TcpExtSyncookiesSent"] > 0
+    assert k["summary"]["cookie_connections"] == k["summary"]["counters"]["TcpExtSyncookiesRecv"] > 0
+    assert k["summary"]["wscale_mismatches"] == 0
+    assert k["summary"]["latency_ms_all"]["n"] == 200
+    for run in report["runs"].values():
+        sat = run["saturation"]
+        assert sat["verdict"] in ("model-bound", "cpu-bound") and sat["reason"]
+        assert sat["passes"] > 0 and sat["batch"]["max"] >= 1
+        assert 0 < sat["cpu_share"] < 2.0
+    md = (tmp_path / "report.md").read_text()
+    assert "## Saturation" in md and k["profile"] in md
 
 
 async def test_storm_split_over_worker_processes(tmp_path, require_netns):
@@ -83,7 +100,10 @@ async def test_storm_split_over_worker_processes(tmp_path, require_netns):
 
 def _workers(parent: int | None = None) -> list[int]:
     """Live storm worker processes started by `parent` (this process)."""
-    parent = parent or os.getpid()
+    return _children_named(parent or os.getpid(), b"tuntcp.scenarios.storm_worker")
+
+
+def _children_named(parent: int, name: bytes) -> list[int]:
     pids = []
     for entry in os.listdir("/proc"):
         try:
@@ -93,7 +113,7 @@ def _workers(parent: int | None = None) -> list[int]:
                 cmd = f.read()
         except (OSError, ValueError, IndexError):
             continue
-        if ppid == parent and b"tuntcp.scenarios.storm_worker" in cmd:
+        if ppid == parent and name in cmd:
             pids.append(int(entry))
     return pids
 
@@ -142,3 +162,26 @@ def test_storm_sigterm_removes_workers_and_namespace(tmp_path, require_netns):
     assert not [w for w in workers if os.path.exists(f"/proc/{w}")]
     assert not [n for n in list_namespaces() if n.startswith(f"{PREFIX}{p.pid}-")]
 
+
+
+def test_storm_sigterm_in_kernel_column_removes_both_labs(tmp_path, require_netns):
+    """SIGTERM while the kernel column runs: its broker process, the producers and both
+    namespaces (producers' and broker's) are gone, exit 130."""
+    cmd = [sys.executable, "-m", "tuntcp.cli", "storm", "--clients", "60", "--modes", "kernel",
+           "--requests", "50", "--interval", "0.1", "--quiet", "--no-pcap", "--out", str(tmp_path)]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    brokers = []
+    while not brokers and time.monotonic() < deadline:
+        time.sleep(0.1)
+        brokers = _children_named(p.pid, b"tuntcp.scenarios.storm_kernel")
+    assert brokers, "the kernel broker never started"
+    assert len([n for n in list_namespaces() if n.startswith(f"{PREFIX}{p.pid}-")]) == 2
+    time.sleep(1.5)
+    workers = _workers(p.pid)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err
+    assert not [w for w in brokers + workers if os.path.exists(f"/proc/{w}")]
+    assert not [n for n in list_namespaces() if n.startswith(f"{PREFIX}{p.pid}-")]

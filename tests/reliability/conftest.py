@@ -24,6 +24,7 @@ DROP_COUNTERS = (
     "TcpExtTCPReqQFullDrop", "TcpExtPAWSEstab", "TcpExtTCPACKSkippedSeq",
     "TcpExtTCPACKSkippedChallenge", "TcpExtTCPACKSkippedSynRecv", "TcpExtTCPZeroWindowDrop",
     "TcpExtTCPRcvQDrop", "TcpExtTCPOFODrop", "TuntcpTunTxDrops",
+    "Ip6InHdrErrors", "Ip6InTruncatedPkts", "Ip6InUnknownProtos", "Ip6ReasmFails", "TuntcpIp6RtHdrDrop",
 )
 
 

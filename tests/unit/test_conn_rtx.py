@@ -90,7 +90,8 @@ def test_newreno_three_dupacks_and_partial_ack():
 
 def test_zero_window_probes_back_off_then_window_opens():
     """tcp_probe_timer: nothing fits a zero window, so probes (seq snd_una - 1, no data,
-    TcpExtTCPWinProbe) go out at RTO, 2 RTO, ...; a window update restarts transmission."""
+    TcpExtTCPWinProbe) go out at RTO, 2 RTO, ...; an ACK that keeps the window shut restarts
+    the timer from its arrival (tcp_ack_probe: 0.70 + 4 RTO); a window update restarts transmission."""
     st, c, d = established()
     d.run("""
 0.000 < . 1:1(0) ack 1 win 0 <TS val 300 ecr 0>
@@ -98,10 +99,10 @@ def test_zero_window_probes_back_off_then_window_opens():
 0.210 > . 0:0(0) ack 1 win * <TS val * ecr 300>
 0.630 > . 0:0(0) ack 1 win * <TS val * ecr 300>
 0.700 < . 1:1(0) ack 1 win 0 <TS val 301 ecr 0>
-1.470 > . 0:0(0) ack 1 win * <TS val * ecr 301>
-1.500 < . 1:1(0) ack 1 win 513 <TS val 302 ecr 0>
-1.500 > P. 1:1001(1000) ack 1 win * <TS val * ecr 302>
-1.510 < . 1:1(0) ack 1001 win 513 <TS val 303 ecr 0>
+1.540 > . 0:0(0) ack 1 win * <TS val * ecr 301>
+1.570 < . 1:1(0) ack 1 win 513 <TS val 302 ecr 0>
+1.570 > P. 1:1001(1000) ack 1 win * <TS val * ecr 302>
+1.580 < . 1:1(0) ack 1001 win 513 <TS val 303 ecr 0>
 """, acts(c), settle=2.0)
     assert st.counters["TcpExtTCPWinProbe"] == 3
     assert c.snd_una == c.snd_max and c.error is None

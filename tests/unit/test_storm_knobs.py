@@ -9,7 +9,7 @@ import pytest
     (["--name", "a/b"], "tuntcp storm: error: --name: bad endpoint name 'a/b'"),
     (["--clients", "0"], "tuntcp storm: error: --clients must be 1.."),
     (["--clients", "30000", "--hosts", "1"], "tuntcp storm: error: --clients must be 1..28232"),
-    (["--modes", "slow"], "tuntcp storm: error: --modes takes buggy and/or fixed, got 'slow'"),
+    (["--modes", "slow"], "tuntcp storm: error: --modes takes buggy, fixed and/or kernel, got 'slow'"),
 ])
 def test_bad_knob_is_one_line(argv, message):
     r = subprocess.run([sys.executable, "-m", "tuntcp.cli", "storm", *argv],

@@ -33,6 +33,10 @@ NS_SYSCTLS = {"net.core.somaxconn": 65535, "net.ipv4.tcp_max_syn_backlog": 65535
               "net.ipv4.ip_local_port_range": "1024 65535"}
 PROFILE_KNOBS = {"net.core.somaxconn": 65535, "net.ipv4.tcp_max_syn_backlog": 65535}
 NOT_MEASURED: dict = {}    # name -> why (rows we cannot measure honestly yet)
+# Workloads built on layers above the bench (storm_scale is a scenario) register here when the
+# CLI imports them: name -> module with async run(cfg, log), markdown(res), plot(res, path).
+# They run only when named in --only.
+EXTRA: dict = {}
 
 
 @dataclass
@@ -176,10 +180,10 @@ def make_config(quick=False, rounds=None, seconds=None, out=None, only=None, pro
         cfg.profile = profile
     if only:
         names = [n.strip() for n in only.split(",") if n.strip()]
-        unknown = [n for n in names if n not in BY_NAME]
+        unknown = [n for n in names if n not in BY_NAME and n not in EXTRA]
         if unknown:
             raise BenchUsageError(f"unknown workload(s) {', '.join(unknown)}; known: "
-                                  f"{', '.join(BY_NAME)}")
+                                  f"{', '.join([*BY_NAME, *EXTRA])}")
         cfg.only = names
     if profile_row:
         rows = {r.name: w.name for w in WORKLOADS for r in w.rows}
@@ -307,7 +311,11 @@ async def run_all(cfg: Config) -> dict:
                 errors.append(f"{wl.name} tuntcp: {e}")
                 raw[wl.name]["tuntcp"].append(None)
             raw[wl.name]["kernel"].append(None if kobj is None else {"bytes_per_item": kobj})
-    return _assemble(cfg, chosen, raw, errors, profile)
+    res = _assemble(cfg, chosen, raw, errors, profile)
+    for name, mod in EXTRA.items():
+        if cfg.only and name in cfg.only:
+            res[name] = await mod.run(cfg, _log)
+    return res
 
 
 def _assemble(cfg, chosen, raw, errors, profile) -> dict:
@@ -429,6 +437,9 @@ def markdown(res: dict) -> str:
             last = r["tuntcp"][-1]
             out.append(f"- {n} ({last['items']} items): " + ", ".join(
                 f"`{site}` {size:.0f}" for site, size in last["top_sites"]))
+    for name, mod in EXTRA.items():
+        if res.get(name):
+            out.append(mod.markdown(res[name]))
     if res["errors"]:
         out += ["", "## Runs that failed", ""] + [f"- {e}" for e in res["errors"]]
     out += ["", "Kernel memory figures are slab object sizes (/proc/slabinfo), not live "
@@ -444,6 +455,21 @@ def write(res: dict, out: str) -> tuple[Path, Path]:
     mp = jp.with_suffix(".md")
     mp.write_text(markdown(res))
     return jp, mp
+
+
+def _merge_extra(name: str, res: dict, cfg: Config) -> dict:
+    """A run of only an EXTRA workload (storm_scale) updates its section (and its PNG) of an
+    existing results file and keeps the other rows, which come from a full run."""
+    sc = res[name]
+    sc["meta"] = {k: res["meta"][k] for k in ("when", "kernel", "cpus", "wall_seconds",
+                                              "loadavg_start_end")}
+    sc["png"] = EXTRA[name].plot(sc, Path(cfg.out).with_name(f"{name}.png"))
+    jp = Path(cfg.out)
+    if cfg.only == [name] and jp.exists():
+        old = json.loads(jp.read_text())
+        old[name] = sc
+        return old
+    return res
 
 
 def _signals() -> None:
@@ -476,6 +502,9 @@ def main(cfg: Config) -> int:
     res["meta"]["wall_seconds"] = round(time.perf_counter() - t0, 1)
     # other work on the machine skews everything; record how busy it was
     res["meta"]["loadavg_start_end"] = [round(load0[0], 2), round(os.getloadavg()[0], 2)]
+    for name in EXTRA:
+        if res.get(name):
+            res = _merge_extra(name, res, cfg)
     jp, mp = write(res, cfg.out)
     print(markdown(res))
     print(f"wrote {jp} and {mp}")
@@ -499,7 +528,9 @@ def add_arguments(s) -> None:
     s.add_argument("--out", default="bench/results.json",
                    help="JSON report; the Markdown table goes next to it (.md)")
     s.add_argument("--only", metavar="WORKLOAD,...",
-                   help="comma-separated subset of: " + ", ".join(BY_NAME))
+                   help="comma-separated subset of: " + ", ".join(BY_NAME) + "; and "
+                        "storm_scale (the Kafka storm at 500-5,000 producers with the kernel "
+                        "column; only when named, ~10 min per round)")
     s.add_argument("--profile", default=DEFAULT_PROFILE, help="kernel profile for the endpoint")
     s.add_argument("--profile-row", metavar="ROW",
                    help="record the tuntcp side of this row with py-spy (first round)")

@@ -995,6 +995,10 @@ class Connection:
             if self.snd_wnd and self.rtx_kind == "probe" and self.rtx_at is not None:
                 self.rtx_at = None         # window opened: _push restarts transmission
                 self.probes_out = 0
+            elif self.rtx_kind == "probe" and self.rtx_at is not None and una == self.snd_max:
+                # tcp_ack_probe: still closed, the probe timer restarts from this ACK
+                self._arm_rtx(now + min(self.rto.rto * (1 << min(self.probes_out, 20)),
+                                        self.rto.rto_max), "probe")
             if self.tlp_high_seq is not None:
                 self._process_tlp_ack(seg, ack, False, now)
             return True
@@ -1866,9 +1870,11 @@ class Connection:
         self._send_ack(now)
 
     def _send_rst(self, now: float) -> None:
-        """Active reset (``tcp_send_active_reset``): RST|ACK at snd_nxt."""
+        """Active reset (``tcp_send_active_reset``): RST|ACK at snd_nxt, with the TS option
+        when the connection uses timestamps (it goes out through tcp_transmit_skb)."""
+        o = TcpOptions(ts=(self.stack.ts_now(self.ts_off), self.ts_recent)) if self.ts_ok else TcpOptions()
         seg = Segment(self.laddr, self.raddr, self.lport, self.rport, seq=self.snd_max,
-                      ack=self.rcv_nxt, flags=RST | ACK)
+                      ack=self.rcv_nxt, flags=RST | ACK, options=o)
         self.segs_out += 1
         self.stack.emit(seg)
 

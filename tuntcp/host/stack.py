@@ -253,6 +253,11 @@ class Stack:
         if self._log is not None:
             self._log(kind, t=self.now, **fields)
 
+    @property
+    def logging(self) -> bool:
+        """Whether ``log`` writes anywhere: hot paths skip building an event's fields if not."""
+        return self._log is not None
+
     def ts_now(self, ts_off: int) -> int:
         """Our TSval clock: milliseconds (``tcp_time_stamp_raw``, 1 kHz) plus the flow offset."""
         return (int(self.now * 1000) + ts_off) & 0xFFFFFFFF

@@ -179,3 +179,48 @@ def decode_ts(profile: Mapping, tsecr_minus_offset: int, saw_tstamp: bool) -> Co
     if not profile["net.ipv4.tcp_window_scaling"]:
         return None
     return CookieOpts(sack_ok=sack_ok, wscale_ok=True, snd_wscale=ws, ecn_ok=ecn_ok)
+
+
+# ---------------------------------------------------------------- IPv6 (net/ipv6/syncookies.c)
+
+MSSTAB6 = (1280 - 60, 1480 - 60, 1500 - 60, 9000 - 60)   # IPV6_MIN_MTU, IPv6-in-IPv4, Ethernet, jumbo
+_TUPLE6 = struct.Struct("!16s16sHH")
+
+
+class LinuxCookies6(LinuxCookies):
+    """``cookie_v6_init_sequence`` / ``cookie_v6_check``: the IPv4 layout over the 128-bit
+    4-tuple, with the IPv6 MSS table. The options in the TSval (``encode_ts``/``decode_ts``) and
+    the window-scale derivation on the ACK (core/window.py ``cookie_init_rwin``, with
+    ``model.cookie_wscale_clamp``: 909172a14974 fixed IPv4 and IPv6 alike) are shared."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def mss_index(mss: int) -> tuple[int, int]:
+        """``__cookie_v6_init_sequence``: the largest MSSTAB6 entry not above ``mss`` (index 0
+        for anything smaller)."""
+        i = bisect_right(MSSTAB6, mss) - 1
+        return (i, MSSTAB6[i]) if i > 0 else (0, MSSTAB6[0])
+
+    def init_sequence(self, saddr: int, sport: int, daddr: int, dport: int, client_isn: int,
+                      mss: int, now: float) -> tuple[int, int]:
+        """``__cookie_v6_init_sequence`` -> ``(isn, table_mss)``; addresses are 128-bit ints."""
+        idx, table_mss = self.mss_index(mss)
+        count = self.minute(now)
+        t = _TUPLE6.pack(saddr.to_bytes(16, "big"), daddr.to_bytes(16, "big"), sport, dport)
+        isn = (self._hash(self._h0, t, 0) + client_isn + (count << COOKIEBITS)
+               + ((self._hash(self._h1, t, count) + idx) & COOKIEMASK)) & M32
+        return isn, table_mss
+
+    def check(self, saddr: int, sport: int, daddr: int, dport: int, ack_seq: int, seq: int,
+              now: float) -> int:
+        """``__cookie_v6_check``: the MSS from MSSTAB6, or 0 for an invalid or stale cookie."""
+        t = _TUPLE6.pack(saddr.to_bytes(16, "big"), daddr.to_bytes(16, "big"), sport, dport)
+        cookie = (ack_seq - 1) & M32
+        count = self.minute(now)
+        c = (cookie - (self._hash(self._h0, t, 0) + ((seq - 1) & M32))) & M32
+        diff = (count - (c >> COOKIEBITS)) & (M32 >> COOKIEBITS)
+        if diff >= MAX_SYNCOOKIE_AGE:
+            return 0
+        idx = (c - self._hash(self._h1, t, count - diff)) & COOKIEMASK
+        return MSSTAB6[idx] if idx < len(MSSTAB6) else 0

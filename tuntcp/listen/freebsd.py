@@ -159,6 +159,8 @@ class FreeBSDListener:
             self.send_synack(e)
             e.rxmits = 0
             sc.arm(e, now)
+            self.stack.log("synack_retransmit", reason="dup_syn", laddr=seg.daddr,
+                           lport=seg.dport, raddr=seg.saddr, rport=seg.sport, retrans=0)
             return
         e = self._new_entry(seg, key, bucket)
         stateless = self._cookies_only()
@@ -173,11 +175,22 @@ class FreeBSDListener:
                                        seg.options.wscale if e.wscale_ok else None, e.sack_ok,
                                        secmod=bucket)
             c[mib.FreeBSDSyncacheCookiesSent] += 1
+            self.stack.log("cookie_sent", laddr=seg.daddr, lport=seg.dport, raddr=seg.saddr,
+                           rport=seg.sport, mss=seg.options.mss,
+                           wscale=e.rcv_wscale if e.wscale_ok else None,
+                           peer_wscale=e.snd_wscale if e.wscale_ok else None, sack=e.sack_ok,
+                           ts=e.ts_ok, stateless=stateless)
         else:
             e.iss = self.stack.isn(seg.daddr, seg.dport, seg.saddr, seg.sport)
         self.send_synack(e)
         if not stateless:
             sc.insert(e, now)
+            self.stack.log("syn_queued", laddr=seg.daddr, lport=seg.dport, raddr=seg.saddr,
+                           rport=seg.sport, mss=seg.options.mss,
+                           wscale=e.rcv_wscale if e.wscale_ok else None,
+                           peer_wscale=e.snd_wscale if e.wscale_ok else None, sack=e.sack_ok,
+                           ts=e.ts_ok, ecn=False, window=e.wnd, synq=self.syn_count,
+                           backlog=self.backlog)
 
     def _new_entry(self, seg: Segment, key, bucket) -> SyncacheEntry:
         e = SyncacheEntry(key, self, bucket)
@@ -251,10 +264,19 @@ class FreeBSDListener:
                                     seg.sport, seg.seq, seg.ack, secmod=bucket)
             if info is None:
                 c[mib.FreeBSDSyncacheCookiesFailed] += 1
+                self.stack.log("cookie_rejected", reason="bad_cookie", laddr=seg.daddr,
+                               lport=seg.dport, raddr=seg.saddr, rport=seg.sport)
                 self.stack.reset_for(seg)
                 return
             c[mib.FreeBSDSyncacheCookiesRecv] += 1
             e = self._entry_from_cookie(key, bucket, info, seg)
+            self.stack.log("cookie_accepted", laddr=seg.daddr, lport=seg.dport,
+                           raddr=seg.saddr, rport=seg.sport, mss=e.peer_mss,
+                           wscale_ok=e.wscale_ok,
+                           peer_wscale=e.snd_wscale if e.wscale_ok else None, sack=e.sack_ok,
+                           ecn=False, ts=e.ts_ok,
+                           announced_wscale=e.rcv_wscale if e.wscale_ok else None,
+                           child_wscale=e.rcv_wscale if e.wscale_ok else None)
             path = "cookie"
         else:
             ts = seg.options.ts
@@ -272,6 +294,11 @@ class FreeBSDListener:
         if not self._sonewconn_ok():
             c[mib.FreeBSDListenDrops] += 1
             c[mib.FreeBSDSyncacheAborted] += 1
+            self.stack.log("accept_overflow", path=path, laddr=seg.daddr, lport=seg.dport,
+                           raddr=seg.saddr, rport=seg.sport, accept=len(self.comp),
+                           backlog=self.backlog,
+                           action="reset" if self._knob("net.inet.tcp.syncache.rst_on_sock_fail")
+                           else "drop_ack")
             if self._knob("net.inet.tcp.syncache.rst_on_sock_fail"):
                 self.stack.reset_for(seg)
             return

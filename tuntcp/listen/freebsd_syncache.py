@@ -226,6 +226,8 @@ class Syncache:
                 continue
             e.listener.send_synack(e)
             c[mib.FreeBSDSyncacheRetransmitted] += 1
+            self.stack.log("synack_retransmit", reason="timer", laddr=e.key[0],
+                           lport=e.key[1], raddr=e.key[2], rport=e.key[3], retrans=e.rxmits)
             c[mib.TcpRetransSegs] += 1
             self.arm(e, now)
         self._reschedule()

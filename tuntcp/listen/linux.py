@@ -215,6 +215,8 @@ class LinuxListener:
         p, c, st = self.profile, self.stack.counters, self.stack
         if R.is_bcast_or_mcast(syn.daddr):
             self._listendrop()
+            st.log("syn_drop", reason="bcast_mcast", laddr=syn.daddr, lport=syn.dport,
+                   raddr=syn.saddr, rport=syn.sport)
             return
         syncookies = p["net.ipv4.tcp_syncookies"]
         want_cookie = False
@@ -222,10 +224,15 @@ class LinuxListener:
             want_cookie = self.syn_flood_action()
             if not want_cookie:
                 self._listendrop()
+                st.log("syn_drop", reason="syn_queue_full", laddr=syn.daddr, lport=syn.dport,
+                       raddr=syn.saddr, rport=syn.sport, synq=len(self.reqs), backlog=self.backlog)
                 return
         if R.acceptq_drops_syn(p["model.acceptq_syn_drop"], len(self.accept_q), self.backlog,
                                self.young):
             self._overflow_drop()
+            st.log("syn_drop", reason="accept_queue_full", laddr=syn.daddr, lport=syn.dport,
+                   raddr=syn.saddr, rport=syn.sport, accept=len(self.accept_q),
+                   backlog=self.backlog, young=self.young)
             return
         mss, tstamp_ok, tsval, wscale_ok, snd_wscale, sack_ok = parse_syn_options(
             p, syn.options, want_cookie)
@@ -235,6 +242,9 @@ class LinuxListener:
             if R.three_quarter_drop(syncookies, p["net.ipv4.tcp_max_syn_backlog"], len(self.reqs),
                                     raddr in self.proven):
                 self._listendrop()
+                st.log("syn_drop", reason="syn_backlog_quarter_left", laddr=laddr,
+                       lport=syn.dport, raddr=raddr, rport=syn.sport, synq=len(self.reqs),
+                       max_syn_backlog=p["net.ipv4.tcp_max_syn_backlog"])
                 return
             isn = st.isn(laddr, syn.dport, raddr, syn.sport)
         # tcp_ecn_create_request: the client asked (ECE+CWR on the SYN) and tcp_ecn allows it
@@ -246,6 +256,12 @@ class LinuxListener:
             c[mib.TcpExtSyncookiesSent] = c.get(mib.TcpExtSyncookiesSent, 0) + 1
             if not tstamp_ok:
                 ecn_ok = False
+            if st.logging:
+                st.log("cookie_sent", laddr=laddr, lport=syn.dport, raddr=raddr, rport=syn.sport,
+                       mss=mss, wscale=self._openreq_rwin(tstamp_ok, wscale_ok)[2]
+                       if wscale_ok and p["model.cookie_wscale_mode"] != "gvisor" else None,
+                       peer_wscale=snd_wscale if wscale_ok else None, sack=sack_ok, ts=tstamp_ok,
+                       ecn=ecn_ok, opts_in_ts=tstamp_ok)
             # stateless: nothing is kept, the SYN-ACK goes out by its fields
             self._cookie_synack(syn, isn, tstamp_ok, tsval, ts_off, wscale_ok, snd_wscale,
                                 sack_ok, ecn_ok)
@@ -258,6 +274,11 @@ class LinuxListener:
         self.young += 1
         self._arm(req, now, self.rto_init)
         st.emit(self._synack(req))
+        if st.logging:
+            st.log("syn_queued", laddr=laddr, lport=syn.dport, raddr=raddr, rport=syn.sport,
+                   mss=mss, wscale=req.rcv_wscale if wscale_ok else None,
+                   peer_wscale=snd_wscale if wscale_ok else None, sack=sack_ok, ts=tstamp_ok,
+                   ecn=ecn_ok, window=req.rcv_wnd, synq=len(self.reqs), backlog=self.backlog)
 
     def _openreq_rwin(self, tstamp_ok: bool, wscale_ok: bool) -> tuple[int, int, int]:
         """``tcp_openreq_init_rwin`` for this listener; it depends only on the listener's
@@ -325,6 +346,9 @@ class LinuxListener:
         if seg.seq == rcv_isn and fl == SYN and not paws_reject:
             if not self._oow_limited(req, seg, now, ratelimit):
                 self._rtx_synack(req)
+                self.stack.log("synack_retransmit", reason="dup_syn", laddr=req.laddr,
+                               lport=req.lport, raddr=req.raddr, rport=req.rport,
+                               retrans=req.num_retrans)
                 self._arm(req, now, min(self.rto_init * (1 << req.num_timeout), self.rto_max))
             return False
         # (b) an ACK that does not acknowledge our SYN: the listener answers with a RST
@@ -346,6 +370,8 @@ class LinuxListener:
         # (d) RST or an in-window SYN kills the embryo
         if fl & (RST | SYN):
             c[mib.TcpAttemptFails] += 1
+            self.stack.log("syn_recv_reset", reason="rst" if fl & RST else "syn",
+                           laddr=req.laddr, lport=req.lport, raddr=req.raddr, rport=req.rport)
             self._embryonic_reset(req, seg)
             return False
         if not fl & ACK:
@@ -354,13 +380,22 @@ class LinuxListener:
         if req.num_timeout < self.defer_rounds and end_seq == rcv_nxt:
             req.acked = True
             c[mib.TcpExtTCPDeferAcceptDrop] += 1
+            self.stack.log("defer_accept_drop", laddr=req.laddr, lport=req.lport,
+                           raddr=req.raddr, rport=req.rport, round=req.num_timeout,
+                           rounds=self.defer_rounds)
             return False
         # (f) the child, if the accept queue has room (tcp_v4_syn_recv_sock)
         if self.acceptq_full():
             self._overflow_drop()
             if not p["net.ipv4.tcp_abort_on_overflow"]:
+                self.stack.log("accept_overflow", path="synq", action="drop_ack",
+                               laddr=req.laddr, lport=req.lport, raddr=req.raddr,
+                               rport=req.rport, accept=len(self.accept_q), backlog=self.backlog)
                 req.acked = True  # ACK dropped; the timer keeps resending the SYN-ACK
                 return False
+            self.stack.log("accept_overflow", path="synq", action="reset", laddr=req.laddr,
+                           lport=req.lport, raddr=req.raddr, rport=req.rport,
+                           accept=len(self.accept_q), backlog=self.backlog)
             self._embryonic_reset(req, seg)
             return False
         self._unlink(req)
@@ -403,6 +438,8 @@ class LinuxListener:
         mss = self.cookies.check(raddr, seg.sport, laddr, seg.dport, seg.ack, seg.seq, now)
         if not mss:
             c[mib.TcpExtSyncookiesFailed] += 1
+            st.log("cookie_rejected", reason="bad_cookie", laddr=laddr, lport=seg.dport,
+                   raddr=raddr, rport=seg.sport)
             return False
         c[mib.TcpExtSyncookiesRecv] += 1
         saw_ts = seg.options.ts is not None and p["net.ipv4.tcp_timestamps"] != 0
@@ -412,13 +449,25 @@ class LinuxListener:
             tsecr = (tsecr - ts_off) & 0xFFFFFFFF
         opts = decode_ts(p, tsecr, saw_ts)
         if opts is None:
+            st.log("cookie_rejected", reason="bad_ts_options", laddr=laddr, lport=seg.dport,
+                   raddr=raddr, rport=seg.sport)
             return False
         wscale_ok, snd_wscale, ecn_ok = opts.wscale_ok, opts.snd_wscale, opts.ecn_ok
         rcv_wnd, clamp, rcv_wscale = cookie_init_rwin(
             p, listener_rcvbuf=self.rcvbuf, rcvbuf_locked=self.rcvbuf_locked,
             listener_window_clamp=self.window_clamp, cookie_mss=mss, wscale_ok=wscale_ok)
+        if st.logging:
+            st.log("cookie_accepted", laddr=laddr, lport=seg.dport, raddr=raddr, rport=seg.sport,
+                   mss=mss, wscale_ok=wscale_ok, peer_wscale=snd_wscale if wscale_ok else None,
+                   sack=opts.sack_ok, ecn=ecn_ok, ts=saw_ts,
+                   announced_wscale=self._openreq_rwin(saw_ts, wscale_ok)[2]
+                   if wscale_ok and p["model.cookie_wscale_mode"] != "gvisor" else None,
+                   child_wscale=rcv_wscale if wscale_ok else None)
         if self.acceptq_full():
             self._overflow_drop()
+            st.log("accept_overflow", path="cookie", action="drop_ack", laddr=laddr,
+                   lport=seg.dport, raddr=raddr, rport=seg.sport, accept=len(self.accept_q),
+                   backlog=self.backlog)
             return True           # dropped silently: no RST, no state
         self._make_child(seg, now, mss, (seg.seq - 1) & 0xFFFFFFFF, (seg.ack - 1) & 0xFFFFFFFF,
                          wscale_ok, snd_wscale, rcv_wscale, opts.sack_ok, saw_ts,
@@ -443,6 +492,16 @@ class LinuxListener:
         child = Connection.from_handshake(st, params, now, listener=self)   # TcpPassiveOpens
         self.proven.add(seg.saddr)
         self.accept_q.append(child)
+        if st.logging:
+            st.log("accept_queued", path=path, laddr=seg.daddr, lport=seg.dport, raddr=seg.saddr,
+                   rport=seg.sport, mss=params.mss, wscale_ok=wscale_ok,
+                   peer_wscale=ws if wscale_ok else None,
+                   child_wscale=rcv_wscale if wscale_ok else None,
+                   announced_wscale=(rcv_wscale if path == "synq" else self._openreq_rwin(
+                       tstamp_ok, wscale_ok)[2]) if wscale_ok and not (
+                       path == "cookie" and self.profile["model.cookie_wscale_mode"] == "gvisor")
+                   else None, sack=sack_ok, ts=tstamp_ok, ecn=ecn_ok, retransmitted=retransmitted,
+                   accept=len(self.accept_q), backlog=self.backlog)
         st.dirty.add(self)
         if len(seg.payload) or seg.flags & FIN:
             child.on_segment(seg, now)       # data on the completing ACK belongs to the child
@@ -530,9 +589,14 @@ class LinuxListener:
         self.stack.counters[mib.TcpExtTCPTimeouts] += 1     # tcp_syn_ack_timeout
         if expire:
             self._unlink(req)
+            self.stack.log("syn_expired", laddr=req.laddr, lport=req.lport, raddr=req.raddr,
+                           rport=req.rport, retrans=req.num_retrans, acked=req.acked)
             return
         if resend:
             self._rtx_synack(req)
+            self.stack.log("synack_retransmit", reason="timer", laddr=req.laddr,
+                           lport=req.lport, raddr=req.raddr, rport=req.rport,
+                           retrans=req.num_retrans)
         if req.num_timeout == 0:
             self.young -= 1
         req.num_timeout += 1

@@ -17,72 +17,18 @@ SS_STATE = {
     "CLOSED": "UNCONN", "CLOSE-WAIT": "CLOSE-WAIT", "LAST-ACK": "LAST-ACK", "LISTEN": "LISTEN",
     "CLOSING": "CLOSING",
 }
-HEADER = ("State", "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port")
-
-
-def _addr(ip: int, port) -> str:
-    return f"{ip_str(ip) if ip else '0.0.0.0'}:{port}"
-
-
-def _table(rows: list[tuple]) -> str:
-    """Columns like ss: state left-aligned, queues left, local address right-aligned, peer left."""
-    rows = [HEADER] + [tuple(str(c) for c in r) for r in rows]
-    w = [max(len(r[i]) for r in rows) for i in range(5)]
-    out = []
-    for r in rows:
-        out.append(f"{r[0]:<{w[0]}} {r[1]:<{w[1]}} {r[2]:<{w[2]}} {r[3]:>{w[3]}} {r[4]:<{w[4]}}".rstrip())
-    return "\n".join(out) + "\n"
-
-
-def _listeners(stack) -> list:
-    return sorted(stack.listeners.values(), key=lambda l: (l.port, l.addr))
-
-
-def _conns(stack) -> list:
-    return sorted(stack.conns.values(), key=lambda c: c.key)
-
-
-def listen_rows(stack) -> list[tuple]:
-    rows = []
-    for lst in _listeners(stack):
-        q = lst.queue_lengths()
-        rows.append(("LISTEN", q.get("accept", 0), q.get("backlog", lst.backlog),
-                     _addr(lst.addr, lst.port), "0.0.0.0:*"))
-    return rows
-
-
-def send_queue(conn, info: dict) -> int:
-    """Bytes written by the app and not yet acked (ss Send-Q for a connection)."""
-    return info.get("send_q", 0)
-
-
-def conn_row(conn, info: dict | None = None) -> tuple:
-    info = conn.info() if info is None else info
-    laddr, lport, raddr, rport = conn.key
-    state = SS_STATE.get(conn.state, conn.state)
-    return (state, conn.readable(), send_queue(conn, info), _addr(laddr, lport), _addr(raddr, rport))
-
-
-def ss_lnt(stack) -> str:
-    """``ss -lnt``: one LISTEN row per listener."""
-    return _table(listen_rows(stack))
-
-
 def _g(ms) -> str:
     return f"{ms:g}"
 
 
-def info_line(info: dict, cc: str = "cubic") -> str:
+def info_line(info: dict, cc: str = "cubic", options: bool = True) -> str:
     """The second line of ``ss -ti`` from ``conn.info()``, in iproute2's ``tcp_show_info`` field
     order; zero or absent fields are left out as ss leaves them out. ``info`` times are ms
-    (like tcp_info's usec / 1000, which ss prints with %g)."""
+    (like tcp_info's usec / 1000, which ss prints with %g). ``ts sack ecn`` only with
+    ``options`` (ss prints them for -o and -e, not for plain -i)."""
     parts = []
-    if info.get("ts"):
-        parts.append("ts")
-    if info.get("sack"):
-        parts.append("sack")
-    if info.get("ecn"):
-        parts.append("ecn")
+    if options:
+        parts += [k for k in ("ts", "sack", "ecn") if info.get(k)]
     parts.append(info.get("cc") or cc)
     if info.get("wscale_ok"):
         parts.append(f"wscale:{info.get('snd_wscale', 0)},{info.get('rcv_wscale', 0)}")
@@ -118,61 +64,43 @@ def info_line(info: dict, cc: str = "cubic") -> str:
     return " ".join(parts)
 
 
+def _ss(stack, now=None, **q) -> str:
+    from .ss import ss_text
+    from .ssfilter import SS_ALL, SS_CONN, SS_LISTENING
+    states = {"listen": SS_LISTENING, "all": SS_ALL, "conn": SS_CONN}[q.pop("which")]
+    return ss_text(stack, dict(q, states=q.pop("states", states), tcp_only=True), now=now)
+
+
+def ss_lnt(stack) -> str:
+    """``ss -lnt``: one LISTEN row per listener (Recv-Q accept queue, Send-Q backlog)."""
+    return _ss(stack, which="listen")
+
+
 def ss_ti(stack, listening: bool = False) -> str:
-    """``ss -tni``: each connection's row, then its tab-indented info line. With
-    ``listening`` the LISTEN rows come first (``ss -tani``)."""
-    cc = _cc(stack)
-    rows, infos = [], []
-    if listening:
-        for r in listen_rows(stack):
-            rows.append(r)
-            infos.append(None)
-    for c in _conns(stack):
-        info = c.info()
-        rows.append(conn_row(c, info))
-        # a TIME-WAIT mini-socket has no tcp_info, so ss prints no info line for it
-        infos.append(None if c.state == "TIME-WAIT" else info)
-    table = _table(rows).splitlines()
-    out = [table[0]]
-    for line, info in zip(table[1:], infos):
-        out.append(line)
-        if info is not None:
-            out.append("\t " + info_line(info, cc))
-    return "\n".join(out) + "\n"
+    """``ss -tni`` (``ss -tani`` with ``listening``): rows, each with its tcp_info line."""
+    return _ss(stack, which="all" if listening else "conn", info=True)
 
 
 def ss_t(stack, listening: bool = False) -> str:
-    """``ss -tn`` (``-tan`` with ``listening``), without info lines, with SYN-RECV request rows."""
-    rows = listen_rows(stack) if listening else []
-    rows += [conn_row(c) for c in _conns(stack)]
-    rows += syn_recv_rows(stack)
-    return _table(rows)
-
-
-def syn_recv_rows(stack, now: float | None = None) -> list[tuple]:
-    """SYN-RECV rows for request socks (``ss -tan state syn-recv``), from each listener's
-    ``queue_lengths()["requests"]``: (raddr, rport, num_timeout, acked, expires) tuples.
-    With ``now`` each row gets ss -o's ``timer:(on,<ms>,<retrans>)``."""
-    rows = []
-    for lst in _listeners(stack):
-        reqs = lst.queue_lengths().get("requests") or ()
-        local = lst.addr or (min(stack.addrs) if len(stack.addrs) == 1 else 0)
-        for raddr, rport, num_timeout, _acked, expires in reqs:
-            peer = _addr(raddr, rport)
-            if now is not None:
-                peer += f" timer:(on,{max(0, round((expires - now) * 1000))}ms,{num_timeout})"
-            rows.append(("SYN-RECV", 0, 0, _addr(local, lst.port), peer))
-    return rows
+    """``ss -tn`` (``ss -tan`` with ``listening``: LISTEN, TIME-WAIT and SYN-RECV rows too)."""
+    return _ss(stack, which="all" if listening else "conn")
 
 
 def syn_recv(stack, now: float | None = None) -> str:
-    """SYN-RECV listing plus a per-listener summary line (queue counts)."""
-    text = _table(syn_recv_rows(stack, now))
-    for lst in _listeners(stack):
+    """``ss -tano state syn-recv`` (each row ends with ``timer:(on,<left>,<retrans>)``; lines
+    without ss's trailing blanks) plus a ``#`` summary line per listener (queue counts)."""
+    from .ssfilter import scan_state
+    text = _ss(stack, now=now, which="all", states=scan_state("syn-recv"), options=True)
+    text = "".join(ln.rstrip() + "\n" for ln in text.splitlines())
+    for lst in sorted(stack.listeners.values(), key=lambda l: (l.port, l.addr)):
         q = lst.queue_lengths()
         text += (f"# {_addr(lst.addr, lst.port)} syn:{q.get('syn', 0)} accept:{q.get('accept', 0)}"
                  f" backlog:{q.get('backlog', lst.backlog)}\n")
     return text
+
+
+def _addr(ip: int, port) -> str:
+    return f"{ip_str(ip) if ip else '0.0.0.0'}:{port}"
 
 
 # usr.bin/netstat/inet.c (freebsd/freebsd-src, both versions read): "%-5.5s %-14.14s %-22.22s"
@@ -187,7 +115,7 @@ def netstat_lan(stack) -> str:
     w = _LISTEN_WIDTH.get(getattr(prof, "name", ""), 32)
     lines = ["Current listen queue sizes (qlen/incqlen/maxqlen)",
              f"{'Proto':<5.5} {'Listen':<{w}.{w}} {'Local Address':<22.22}".rstrip()]
-    for lst in _listeners(stack):
+    for lst in sorted(stack.listeners.values(), key=lambda l: (l.port, l.addr)):
         q = lst.queue_lengths()
         addr = f"{ip_str(lst.addr)}.{lst.port}" if lst.addr else f"*.{lst.port}"
         qs = f"{q.get('accept', 0)}/{q.get('incomplete', 0)}/{q.get('backlog', lst.backlog)}"
@@ -204,11 +132,6 @@ def _cc(stack) -> str:
 
 
 def nstat_text(counters: dict, zeros: bool = False) -> str:
-    """``nstat`` output: ``#kernel`` then name, value, rate (always 0.0 here). Without
-    ``zeros`` only non-zero counters; with it every known name too (``nstat -z``)."""
-    from ..mib import ALL
-    names = [n for n in ALL if zeros or counters.get(n, 0)]
-    lines = ["#kernel"]
-    for n in names:
-        lines.append(f"{n:<32}{counters.get(n, 0):>18}{0.0:>15.1f}")
-    return "\n".join(lines) + "\n"
+    """``nstat -a`` text (``nstat -az`` with ``zeros``): see obs/nstat.py."""
+    from .nstat import dump
+    return dump(counters, {"zeros": zeros})

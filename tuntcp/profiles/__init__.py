@@ -58,7 +58,8 @@ class Profile(dict):
                 close = [k for k in knobs if k.split(".")[-1] == name.split(".")[-1]]
                 hint = f" (did you mean {close[0]}?)" if close else ""
                 raise ProfileError(f"unknown knob {name!r} for profile {self.name}{hint}")
-            knobs[name] = _coerce(name, value, knobs[name])
+            knobs[name] = check(self.family, name, _coerce(name, value, knobs[name]),
+                                value if isinstance(value, str) else None)
         return Profile(self.name, self.family, knobs)
 
 
@@ -79,18 +80,32 @@ def _coerce(name: str, value: Any, old: Any) -> Any:
             if value.lower() in ("0", "false", "no", "off"):
                 return False
             raise ValueError
-        if isinstance(old, tuple):
-            parts = tuple(int(x) for x in value.replace(",", " ").split())
-            if len(parts) != len(old):
-                raise ValueError
-            return parts
-        if isinstance(old, int):
-            return int(value, 0)
+        # proc_dointvec: an empty write changes nothing, fewer values than the vector holds set a
+        # prefix, values past its end are ignored; numbers are read with base 0 (0x10 is 16).
+        if isinstance(old, (tuple, int)):
+            parts = tuple(int(x, 0) for x in value.replace(",", " ").split())
+            if not parts:
+                return old
+            if isinstance(old, tuple):
+                return parts[:len(old)] + old[len(parts):]
+            return parts[0]
         if isinstance(old, float):
             return float(value)
         return value
     except ValueError:
-        raise ProfileError(f"bad value {value!r} for {name} (current value {old!r})") from None
+        raise ProfileError(f"bad value {value!r} for {name}: not a {_kind(old)} (current value {_show(old)})") from None
+
+
+def _kind(old: Any) -> str:
+    if isinstance(old, bool):
+        return "boolean (true/false/1/0)"
+    if isinstance(old, tuple):
+        return f"list of {len(old)} integers"
+    return "number" if isinstance(old, (int, float)) else "string"
+
+
+def _show(v: Any) -> str:
+    return " ".join(map(str, v)) if isinstance(v, tuple) else str(v)
 
 
 REGISTRY: dict[str, Profile] = {}
@@ -114,5 +129,6 @@ def names() -> list[str]:
     return sorted(REGISTRY)
 
 
+from .knobs import check  # noqa: E402
 from . import linux as _linux  # noqa: E402  (registers the Linux profiles)
 from . import freebsd as _freebsd  # noqa: E402  (registers the FreeBSD profiles)

@@ -16,5 +16,7 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "freebsd_queue": ("tuntcp.scenarios.freebsd_queue", "FreeBSD 9 vs 14: 1.5x backlog + RST, syncache lifetime, httpready/dataready"),
     "slow_accept": ("tuntcp.scenarios.slow_accept", "accept() stalls: Recv-Q backlog+1, ListenOverflows, tcp_abort_on_overflow 0 vs 1"),
     "fluentd": ("tuntcp.scenarios.fluentd", "fluentd heartbeats: 'Possible SYN flooding on port 24224' at backlog 128, gone at 65535"),
+    "events": ("tuntcp.obs.events", "summarise an event log (serve --events): counts per kind and reason, the wscale split"),
+    "drill": ("tuntcp.drill.cli", "run packetdrill scripts against a modelled kernel in virtual time; --suite scores a folder"),
     "synflood": ("tuntcp.scenarios.synflood", "spoofed hping3 SYN flood vs legitimate kernel clients, tcp_syncookies 1 vs 0"),
 }

@@ -94,7 +94,8 @@ def plot(report: dict, outdir: Path) -> list[str]:
         tl = run.get("timeline", {})
         if tl.get("t"):
             axes[0].plot(tl["t"], tl["established"], label=f"{mode} established")
-            axes[1].plot(tl["t"], tl["syn_queue"], label=f"{mode} SYN queue")
+            if len(tl["syn_queue"]) == len(tl["t"]):     # the kernel's is not sampled
+                axes[1].plot(tl["t"], tl["syn_queue"], label=f"{mode} SYN queue")
             axes[1].plot(tl["t"], tl["accept_queue"], label=f"{mode} accept queue", linestyle="--")
     axes[0].set_ylabel("connections")
     axes[0].set_title("Connection timeline after the broker restart")

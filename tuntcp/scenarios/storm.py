@@ -25,115 +25,18 @@ from pathlib import Path
 
 import trio
 
+from tuntcp import mib
 from tuntcp.scenarios.report import percentiles, write_all
-
-PORT = 9092
-RESPONSE = 64          # bytes of a produce response body
-PORTS_PER_ADDR = 60999 - 32768 + 1   # the lab namespace's default ip_local_port_range
-MAX_CLIENTS = 100_000  # the broker process's memory and CPU, see docs/storm-report.md
-
-
-class StormError(ValueError):
-    """A user mistake in the storm's knobs."""
-
-
-@dataclass
-class StormConfig:
-    clients: int = 200
-    hosts: int = 30                     # source addresses the producers spread over
-    backlog: int = 50
-    syncookies: int = 1
-    profile: str = "linux-5.4"
-    rcvbuf: int = 102400
-    request_bytes: int = 65536           # a produce request with a few 16 KiB partition batches
-    requests_per_client: int = 5
-    request_interval_s: float = 1.0     # per producer; each starts at a random phase in it
-    rtt_ms: float = 2.0
-    loss: float = 0.0
-    backoff: str = "kafka"              # kafka | immediate | fixed
-    fixed_backoff_ms: float = 100.0
-    down_s: float = 0.2                 # how long the broker is gone
-    batch: int = 8                      # packets per endpoint pass (a NAPI-like budget), so the
-                                        # acceptor runs between passes as on a multi-core broker
-    duration_s: float = 60.0            # hard limit for one mode
-    seed: int = 1
-    sysctl: list[str] = field(default_factory=list)
-    out: str = "out/storm"
-    pcap: bool = True
-    modes: tuple[str, ...] = ("buggy", "fixed")
-    control_name: str = "storm"         # control socket for `tuntcp ss/nstat --name storm`
-    clients_per_process: int = 0        # producers per process; 0: as many as RLIMIT_NOFILE allows
-
-    def check(self) -> None:
-        if not 1 <= self.hosts <= 4000:
-            raise StormError("--hosts must be 1..4000")
-        # bind(addr, 0) takes a port from ip_local_port_range that is free on that address
-        limit = min(MAX_CLIENTS, self.hosts * PORTS_PER_ADDR)
-        if not 1 <= self.clients <= limit:
-            raise StormError(f"--clients must be 1..{limit} (at most {PORTS_PER_ADDR} source ports "
-                             f"per --hosts address, and {MAX_CLIENTS} for the broker's memory)")
-        budget = fd_budget()
-        if not 0 <= self.clients_per_process <= budget:
-            raise StormError(f"--clients-per-process must be 0 (auto) or 1..{budget} (the open-files "
-                             f"limit {resource.getrlimit(resource.RLIMIT_NOFILE)[1]} less headroom)")
-        from tuntcp.shell.control import ControlError, socket_path
-        try:
-            socket_path(self.control_name)
-        except ControlError as e:
-            raise StormError(f"--name: {e}") from None
-        if self.backoff not in ("kafka", "immediate", "fixed"):
-            raise StormError("--backoff must be kafka, immediate or fixed")
-        if self.request_bytes < 1 or self.requests_per_client < 0:
-            raise StormError("--request-bytes must be >= 1 and --requests >= 0")
-        if not 0.0 <= self.loss < 0.5:
-            raise StormError("--loss must be in [0, 0.5)")
-        if self.rtt_ms < 0:
-            raise StormError("--rtt-ms must be >= 0")
-
-
-def fd_budget() -> int:
-    """Sockets one producer process may hold: the hard RLIMIT_NOFILE (raise_fd_limit lifts the
-    soft one to it) less 10 % for the interpreter, trio, pipes and the TUN."""
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    if hard == resource.RLIM_INFINITY:
-        hard = 1 << 20
-    return max(1, hard - max(256, hard // 10))
-
-
-def raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def plan_slices(cfg: StormConfig) -> list[tuple[int, int]]:
-    """Producer index ranges, one per process: a single range runs in this process, more run in
-    worker processes (scenarios/storm_worker.py) because one cannot hold all the sockets."""
-    per = cfg.clients_per_process or fd_budget()
-    n = math.ceil(cfg.clients / per)
-    return [(cfg.clients * k // n, cfg.clients * (k + 1) // n) for k in range(n)]
-
-
-def backoff_delays(policy: str, rng: random.Random, fixed_ms: float):
-    """Reconnect delays in seconds. "kafka": reconnect.backoff.ms 50 doubling to
-    reconnect.backoff.max.ms 1000 with +-20 % jitter (ClusterConnectionStates)."""
-    attempt = 0
-    while True:
-        if policy == "immediate":
-            yield 0.0
-        elif policy == "fixed":
-            yield fixed_ms / 1000.0
-        else:
-            base = min(0.05 * (2 ** attempt), 1.0)
-            yield base * rng.uniform(0.8, 1.2)
-        attempt += 1
-
+from tuntcp.scenarios.storm_fleet import (  # noqa: F401  (the storm's public names live here too)
+    MAX_CLIENTS, PORT, PORTS_PER_ADDR, REPLY, RESPONSE, Framer, StormConfig, StormError, fd_budget,
+    plan_slices, raise_fd_limit)
 
 # ---- the broker -------------------------------------------------------------------------------
 
 class Broker:
     """The endpoint as a Kafka broker: reads size-prefixed requests, answers each with RESPONSE
-    bytes once the whole request is in (like a produce with acks=1 on a healthy broker)."""
+    bytes once the whole request is in (like a produce with acks=1 on a healthy broker). The
+    kernel column's broker (storm_kernel.server) runs the same Framer on kernel sockets."""
 
     def __init__(self, endpoint, cfg: StormConfig):
         self.ep = endpoint
@@ -160,19 +63,14 @@ class Broker:
 
     async def _serve(self, key, stream) -> None:
         stream.setsockopt_nodelay(True)     # Kafka's Acceptor sets TCP_NODELAY on accepted sockets
-        buf = bytearray()
+        framer = Framer()
         try:
             while True:
                 data = await stream.receive_some(65536)
                 if not data:
                     break
-                buf += data
-                while len(buf) >= 4:
-                    need = 4 + struct.unpack_from("!I", buf)[0]
-                    if len(buf) < need:
-                        break
-                    del buf[:need]
-                    await stream.send_all(struct.pack("!I", RESPONSE) + bytes(RESPONSE))
+                for _ in range(framer.feed(data)):
+                    await stream.send_all(REPLY)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         finally:
@@ -190,155 +88,6 @@ class Broker:
         await trio.sleep(self.cfg.down_s)
 
 
-# ---- producers (real kernel sockets in the namespace) -----------------------------------------
-
-class Producer:
-    """One Kafka producer. ``new_socket()`` makes a kernel socket in the lab's namespace (the
-    Lab's namespace thread in-process, plain socket.socket in a worker started inside it)."""
-
-    def __init__(self, idx: int, src: str, cfg: StormConfig, new_socket, rng: random.Random):
-        self.idx, self.src, self.cfg, self.new_socket, self.rng = idx, src, cfg, new_socket, rng
-        self.sock = None
-        self.local = None
-        self.connected_at: float | None = None
-        self.latencies: list[float] = []
-        self.info: dict = {}
-        self.attempts = 0
-        self.error: str | None = None
-        self.resets = 0
-
-    async def connect_once(self, dst: str) -> bool:
-        raw = self.new_socket()
-        raw.bind((self.src, 0))
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # Kafka's Selector.connect
-        s = trio.socket.from_stdlib_socket(raw)
-        self.attempts += 1
-        try:
-            await s.connect((dst, PORT))
-        except OSError:
-            s.close()
-            return False
-        self.sock = s
-        self.local = raw.getsockname()
-        return True
-
-    async def reconnect(self, dst: str, t0: float) -> None:
-        delays = backoff_delays(self.cfg.backoff, self.rng, self.cfg.fixed_backoff_ms)
-        while True:
-            await trio.sleep(next(delays))
-            if await self.connect_once(dst):
-                self.connected_at = trio.current_time() - t0
-                return
-
-    async def wait_broken(self) -> None:
-        """Block until the broker side resets or closes the connection."""
-        try:
-            while await self.sock.recv(4096):
-                pass
-        except OSError:
-            pass
-        self.sock.close()
-        self.sock = None
-
-    async def produce(self, dst: str, t0: float) -> None:
-        """Send the requests; a reset connection is re-established with the reconnect policy
-        and the request retried (Kafka's NetworkClient), its latency counted from the first try."""
-        cfg = self.cfg
-        req = struct.pack("!I", cfg.request_bytes) + self.rng.randbytes(cfg.request_bytes)
-        await trio.sleep(self.rng.uniform(0, cfg.request_interval_s))
-        for _ in range(cfg.requests_per_client):
-            t = trio.current_time()
-            while True:
-                try:
-                    await self._exchange(req)
-                    break
-                except OSError as e:
-                    self.resets += 1
-                    self.error = f"{type(e).__name__}: {e}"
-                    self.sock.close()
-                    self.sock = None
-                    await self.reconnect(dst, t0)
-            self.latencies.append((trio.current_time() - t) * 1000.0)
-            await trio.sleep(cfg.request_interval_s)
-
-    async def _exchange(self, req: bytes) -> None:
-        view = memoryview(req)
-        while view:
-            n = await self.sock.send(view)
-            view = view[n:]
-        got = 0
-        while got < 4 + RESPONSE:
-            chunk = await self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionResetError("broker closed the connection")
-            got += len(chunk)
-
-    def capture(self) -> None:
-        from tuntcp.harness.clients import tcp_info
-        self.info = tcp_info(self.sock)      # trio sockets have getsockopt too
-
-    def record(self) -> dict:
-        """What summarize() needs of this producer, JSON-ready (a worker sends it as is)."""
-        return {"idx": self.idx, "local": list(self.local) if self.local else None,
-                "connected_at": self.connected_at, "latencies": self.latencies,
-                "info": {k: self.info.get(k) for k in INFO_KEYS}, "resets": self.resets}
-
-
-INFO_KEYS = ("snd_wscale", "rcv_wscale", "snd_wnd", "total_retrans")
-
-
-def make_producers(cfg: StormConfig, srcs: list[str], first: int, stop: int, new_socket) -> list:
-    """Producers ``first..stop-1`` of the storm: the same address and RNG per index whichever
-    process runs them."""
-    return [Producer(i, srcs[i % len(srcs)], cfg, new_socket, random.Random(cfg.seed * 100003 + i))
-            for i in range(first, stop)]
-
-
-class Fleet:
-    """The producer side of one storm, phase by phase. run_mode drives it in-process; a worker
-    (scenarios/storm_worker.py) drives one on its slice, and WorkerFleet has the same methods."""
-
-    def __init__(self, producers: list[Producer], dst: str):
-        self.producers, self.dst = producers, dst
-
-    async def connect(self, first: int, stop: int) -> int:
-        """Phase 1: connect producers ``first..stop-1`` (those this fleet has) at once; returns
-        how many of them did."""
-        base = self.producers[0].idx if self.producers else 0
-        ps = self.producers[max(0, first - base):max(0, stop - base)]
-        async with trio.open_nursery() as n:
-            for p in ps:
-                n.start_soon(p.connect_once, self.dst)
-        return sum(p.sock is not None for p in ps)
-
-    async def wait_broken(self) -> None:
-        """Phase 2: every producer notices the broker's reset."""
-        async with trio.open_nursery() as n:
-            for p in self.producers:
-                if p.sock is not None:
-                    n.start_soon(p.wait_broken)
-
-    async def storm(self, t0: float) -> None:
-        """Phase 3: all reconnect at once with their policy, produce, then read TCP_INFO."""
-        async def one(p):
-            await p.reconnect(self.dst, t0)
-            await p.produce(self.dst, t0)
-            p.capture()
-
-        async with trio.open_nursery() as n:
-            for p in self.producers:
-                n.start_soon(one, p)
-
-    def progress(self) -> tuple[int, int]:
-        """(producers connected since the restart, requests answered)."""
-        return (sum(p.connected_at is not None for p in self.producers),
-                sum(len(p.latencies) for p in self.producers))
-
-    async def records(self) -> list[dict]:
-        return [p.record() for p in self.producers]
-
-
-
 # ---- one run -----------------------------------------------------------------------------------
 
 def _profile_for(cfg: StormConfig, mode: str):
@@ -347,17 +96,106 @@ def _profile_for(cfg: StormConfig, mode: str):
                                      f"model.cookie_wscale_clamp={'true' if mode == 'fixed' else 'false'}"])
 
 
+def _links(cfg: StormConfig):
+    """The link model pair (producers -> broker, broker -> producers), the same for every mode."""
+    from tuntcp.harness.link import LinkModel
+    one_way = cfg.rtt_ms / 2000.0
+    if not (one_way or cfg.loss):
+        return None, None
+    return (LinkModel(cfg.seed, delay=one_way, loss=cfg.loss),
+            LinkModel(cfg.seed + 1, delay=one_way, loss=cfg.loss))
+
+
+class ModelSide:
+    """The tuntcp endpoint as the broker, driven by _choreography."""
+
+    def __init__(self, ep, broker: Broker, stack):
+        self.ep, self.broker, self.stack = ep, broker, stack
+        self.saturation = ep.saturation
+
+    @property
+    def accepted(self) -> int:
+        return len(self.broker.streams)
+
+    def queues(self) -> dict:
+        lst = self.broker.listener.listener if self.broker.listener else None
+        return lst.queue_lengths() if lst else {"accept": 0, "syn": 0}
+
+    async def restart(self) -> None:
+        await self.broker.restart()
+
+    async def relisten(self, nursery) -> None:
+        await self.broker.listen(nursery)
+
+    async def server_info(self) -> dict:
+        return {k: s.info() for k, s in self.broker.streams.items()}
+
+    def mark_cpu(self) -> None:
+        pass                     # the broker app runs in the endpoint's process
+
+    def other_cpu(self) -> dict:
+        return {}
+
+
+async def _choreography(cfg, lab, side, nursery, timeline, show):
+    """The storm's phases against either side; returns (server, counters_before, records)."""
+    from tuntcp.scenarios.storm_worker import WorkerFleet
+    fleet = await WorkerFleet.start(lab, cfg, _srcs(lab, cfg), plan_slices(cfg), nursery)
+    # phase 1: producers connect a few at a time, as over a normal day. Each step waits until
+    # the broker has accepted it: producers in other processes are not slowed by a busy
+    # broker, and a cookie connection whose ACK met a full accept queue would never reach it.
+    step, connected = max(1, cfg.backlog // 2), 0
+    for first in range(0, cfg.clients, step):
+        connected += await fleet.connect(first, first + step)
+        while side.accepted < connected:
+            await trio.sleep(0.001)
+        show(phase="connecting", connected=connected)
+    before = side.counters()
+    # phase 2: restart; every producer notices and reconnects with its policy
+    async with trio.open_nursery() as n:
+        n.start_soon(fleet.wait_broken)
+        await side.restart()
+    await side.relisten(nursery)
+    t0 = trio.current_time()
+    side.saturation.start()
+    done = trio.Event()
+    nursery.start_soon(_sample, side, fleet, timeline, t0, done, show)
+    side.mark_cpu()
+    await fleet.storm(t0)
+    done.set()
+    saturation = side.saturation.report({"producer processes": max(fleet.cpu_shares),
+                                         **side.other_cpu()})
+    # let the last window updates reach the broker's final state
+    await trio.sleep(0.05)
+    server = await side.server_info()
+    counters = side.counters_delta(before)
+    records = await fleet.records()
+    return server, counters, records, saturation
+
+
+def _srcs(lab, cfg) -> list[str]:
+    return lab.extra_client_addrs if cfg.hosts > 1 else [lab.client_addr]
+
+
+def _txqueuelen(cfg) -> int:
+    # The ring must hold the whole reconnect burst (every producer's SYN at once) plus the
+    # first data of the earliest ones, or the storm measures TUN drops instead of the SYN queue.
+    return max(20000, 4 * cfg.clients)
+
+
 async def run_mode(cfg: StormConfig, mode: str, outdir: Path, show=None) -> dict:
     """One complete storm (connect, restart, reconnect, produce) under ``mode``."""
+    show = show or (lambda **kw: None)
+    show(mode=mode, phase="setup")
+    raise_fd_limit()
+    if mode in ("kernel", "target"):
+        return await _run_kernel(cfg, show, mode)
     from tuntcp.host.stack import Stack
-    from tuntcp.harness.link import LinkModel
     from tuntcp.harness.netns import Lab
     from tuntcp.shell.control import ControlServer, socket_path
     from tuntcp.shell.endpoint import Endpoint
     from tuntcp.wire.pcap import PcapWriter
 
-    show = show or (lambda **kw: None)
-    show(mode=mode, phase="setup")
     rng = random.Random(cfg.seed)
     profile = _profile_for(cfg, mode)
     kernel_log: list[str] = []
@@ -367,91 +205,118 @@ async def run_mode(cfg: StormConfig, mode: str, outdir: Path, show=None) -> dict
             kernel_log.append(fields.get("line", ""))
             show(log_line=fields.get("line", ""))
 
-    # The ring must hold the whole reconnect burst (every producer's SYN at once) plus the
-    # first data of the earliest ones, or the storm measures TUN drops instead of the SYN queue.
-    txq = max(20000, 4 * cfg.clients)
-    raise_fd_limit()
-    with Lab(txqueuelen=txq) as lab:
-        srcs = lab.add_client_addrs(cfg.hosts) if cfg.hosts > 1 else [lab.client_addr]
+    with Lab(txqueuelen=_txqueuelen(cfg)) as lab:
+        if cfg.hosts > 1:
+            lab.add_client_addrs(cfg.hosts)
         stack = Stack(profile, addrs={lab.endpoint_ip}, secret=rng.randbytes(16), log=log)
         pcap_path = outdir / f"storm-{mode}.pcap"
         pcap = PcapWriter(str(pcap_path)) if cfg.pcap else None
-        one_way = cfg.rtt_ms / 2000.0
-        link_in = LinkModel(cfg.seed, delay=one_way, loss=cfg.loss) if (one_way or cfg.loss) else None
-        link_out = LinkModel(cfg.seed + 1, delay=one_way, loss=cfg.loss) if (one_way or cfg.loss) else None
+        link_in, link_out = _links(cfg)
         ep = Endpoint(stack, lab.tun_fd, pcap=pcap, link_in=link_in, link_out=link_out,
                       max_batch=cfg.batch)
-        broker = Broker(ep, cfg)
-        slices = plan_slices(cfg)
+        ep.saturation.rtt_ms = cfg.rtt_ms
+        ep.saturation.tun_stats = lab.tun_stats
+        side = ModelSide(ep, Broker(ep, cfg), stack)
+        side.counters = stack.counters.snapshot
+        side.counters_delta = stack.counters.delta
         timeline = {"t": [], "established": [], "accept_queue": [], "syn_queue": []}
-        result: dict = {}
         try:
             with trio.fail_after(cfg.duration_s):
                 async with trio.open_nursery() as nursery:
-                    if len(slices) == 1:
-                        fleet = Fleet(make_producers(cfg, srcs, 0, cfg.clients, lab.socket_in_ns),
-                                      lab.endpoint_addr)
-                    else:
-                        from tuntcp.scenarios.storm_worker import WorkerFleet
-                        fleet = await WorkerFleet.start(lab, cfg, srcs, slices, nursery)
                     nursery.start_soon(ep.run)
                     # `tuntcp ss -lnt --name storm` / `tuntcp nstat --name storm` while it runs
                     await nursery.start(ControlServer(ep, socket_path(cfg.control_name)).serve)
-                    await broker.listen(nursery)
-                    # phase 1: producers connect a few at a time, as over a normal day. Each
-                    # step waits until the broker has accepted it: producers in other processes
-                    # are not slowed by a busy broker, and a cookie connection whose ACK met a
-                    # full accept queue would never reach it (the producer stays idle).
-                    step, connected = max(1, cfg.backlog // 2), 0
-                    for first in range(0, cfg.clients, step):
-                        connected += await fleet.connect(first, first + step)
-                        while len(broker.streams) < connected:
-                            await trio.sleep(0.001)
-                        show(phase="connecting", connected=connected)
-                    before = stack.counters.snapshot()
-                    # phase 2: restart; every producer notices and reconnects with its policy
-                    async with trio.open_nursery() as n:
-                        n.start_soon(fleet.wait_broken)
-                        await broker.restart()
-                    await broker.listen(nursery)
-                    t0 = trio.current_time()
-                    done = trio.Event()
-                    nursery.start_soon(_sample, stack, broker, fleet, timeline, t0, done, show)
-                    await fleet.storm(t0)
-                    done.set()
-                    # let the last window updates reach the broker's final state
-                    await trio.sleep(0.05)
-                    server = {k: s.info() for k, s in broker.streams.items()}
-                    counters = stack.counters.delta(before)
-                    records = await fleet.records()
+                    await side.broker.listen(nursery)
+                    server, counters, records, sat = await _choreography(
+                        cfg, lab, side, nursery, timeline, show)
                     nursery.cancel_scope.cancel()
         except trio.TooSlowError:
-            raise StormError(f"{mode} run did not finish within --duration {cfg.duration_s} s "
-                             f"(raise it, or lower --clients / --requests)") from None
+            raise _too_slow(cfg, mode, ep.saturation.report()) from None
         except BaseExceptionGroup as eg:
-            # a producer process failed: its one-line StormError, not the nursery's group
-            from tuntcp.errors import leaves
-            raise next((e for e in leaves(eg) if isinstance(e, StormError)), eg) from None
+            raise _one_error(eg) from None
         finally:
             if pcap:
                 pcap.close()
         syn_retrans = count_syn_retransmits(pcap_path) if cfg.pcap else None
-        result = summarize(mode, profile, records, server, counters, kernel_log, timeline, syn_retrans)
-        result["processes"] = len(slices)
+        result = summarize(mode, profile.name, profile["model.cookie_wscale_clamp"], records,
+                           server, counters, kernel_log, timeline, syn_retrans)
+        result["processes"] = len(plan_slices(cfg))
         result["pcap"] = str(pcap_path) if cfg.pcap else None
+        result["saturation"] = sat
         return result
 
 
-async def _sample(stack, broker, fleet, timeline, t0, done, show) -> None:
+async def _run_kernel(cfg: StormConfig, show, mode: str = "kernel") -> dict:
+    """The same storm against the host kernel's listener in a second lab (storm_kernel.py):
+    the built-in kernel broker, or the user's server (``mode="target"``, --target CMD)."""
+    from tuntcp.harness.netns import CLIENT_ADDR, ENDPOINT_ADDR, EXTRA_CLIENT_NET, Lab
+    from tuntcp.scenarios.storm_kernel import KernelSide, Relay, TargetSide, host_label, join_labs
+    from tuntcp.shell.saturation import Saturation
+
+    with Lab(txqueuelen=_txqueuelen(cfg)) as lab, \
+            Lab(txqueuelen=_txqueuelen(cfg), client_addr=ENDPOINT_ADDR, endpoint_addr=CLIENT_ADDR,
+                sysctls={"net.ipv4.tcp_syncookies": cfg.syncookies}) as lab_b:
+        if cfg.hosts > 1:
+            lab.add_client_addrs(cfg.hosts)
+        join_labs(lab, lab_b, str(EXTRA_CLIENT_NET))
+        link_in, link_out = _links(cfg)
+
+        def drops():
+            a, b = lab.tun_stats(), lab_b.tun_stats()
+            return {"tx_dropped": a.get("tx_dropped", 0) + b.get("tx_dropped", 0),
+                    "rx_dropped": a.get("rx_dropped", 0) + b.get("rx_dropped", 0)}
+        relay = Relay(lab.tun_fd, lab_b.tun_fd, link_in, link_out,
+                      Saturation(rtt_ms=cfg.rtt_ms, tun_stats=drops))
+        side = (TargetSide if mode == "target" else KernelSide)(lab_b, cfg)
+        side.saturation = relay.saturation
+        timeline = {"t": [], "established": [], "accept_queue": [], "syn_queue": []}
+        try:
+            with trio.fail_after(cfg.duration_s):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(relay.run)
+                    await side.start(nursery)
+                    server, counters, records, sat = await _choreography(
+                        cfg, lab, side, nursery, timeline, show)
+                    await side.aclose()
+                    nursery.cancel_scope.cancel()
+        except trio.TooSlowError:
+            raise _too_slow(cfg, mode, relay.saturation.report()) from None
+        except BaseExceptionGroup as eg:
+            raise _one_error(eg) from None
+    sat["relay_write_refused"] = relay.drops
+    label = host_label() if mode == "kernel" else f"target `{cfg.target}` on {host_label()}"
+    result = summarize(mode, label, True, records, server, counters, [], timeline, None)
+    # the kernel does not mark cookie sockets; it counts the cookie ACKs it accepted
+    result["summary"]["cookie_connections"] = counters.get(mib.TcpExtSyncookiesRecv, 0)
+    result["summary"]["cookie_connections_from"] = mib.TcpExtSyncookiesRecv
+    result["processes"] = len(plan_slices(cfg))
+    result["pcap"] = None
+    result["saturation"] = sat
+    return result
+
+
+def _too_slow(cfg, mode, sat) -> StormError:
+    hint = f" ({sat['reason']})" if sat["verdict"] == "cpu-bound" else ""
+    return StormError(f"{mode} run did not finish within --duration {cfg.duration_s} s "
+                      f"(raise it, or lower --clients / --requests){hint}")
+
+
+def _one_error(eg: BaseExceptionGroup) -> BaseException:
+    """A producer or broker process failed: its one-line StormError, not the nursery's group."""
+    from tuntcp.errors import leaves
+    return next((e for e in leaves(eg) if isinstance(e, StormError)), eg)
+
+
+async def _sample(side, fleet, timeline, t0, done, show) -> None:
     while not done.is_set():
         t = trio.current_time() - t0
-        lst = broker.listener.listener if broker.listener else None
-        q = lst.queue_lengths() if lst else {"accept": 0, "syn": 0}
+        q = side.queues()
         est, answered = fleet.progress()
         timeline["t"].append(round(t, 4))
         timeline["established"].append(est)
         timeline["accept_queue"].append(q["accept"])
-        timeline["syn_queue"].append(q["syn"])
+        if q["syn"] is not None:
+            timeline["syn_queue"].append(q["syn"])
         show(phase="storm", t=t, established=est, syn=q["syn"], accept=q["accept"], done=answered)
         await trio.sleep(0.02)
 
@@ -478,7 +343,8 @@ def count_syn_retransmits(pcap_path: Path) -> int:
     return sum(n - 1 for n in seen.values())
 
 
-def summarize(mode, profile, records, server, counters, kernel_log, timeline, syn_retrans) -> dict:
+def summarize(mode, profile_name, clamp, records, server, counters, kernel_log, timeline,
+              syn_retrans) -> dict:
     """The report of one run from the producers' records (Producer.record(), from this process
     or merged from the workers, in producer order) and the broker's view of each connection."""
     conns, lat_by = [], {"synq": [], "cookie": []}
@@ -498,7 +364,7 @@ def summarize(mode, profile, records, server, counters, kernel_log, timeline, sy
             "client_snd_wscale": info.get("snd_wscale"),
             "client_rcv_wscale": info.get("rcv_wscale"),
             "server_rcv_wscale": s["rcv_wscale"],
-            "window_field": s["rcv_wnd"] >> s["rcv_wscale"],
+            "window_field": None if s["rcv_wnd"] is None else s["rcv_wnd"] >> s["rcv_wscale"],
             "client_snd_wnd": info.get("snd_wnd"),
             "latency_ms": percentiles(r["latencies"]),
             "retransmits": info.get("total_retrans"),
@@ -512,29 +378,49 @@ def summarize(mode, profile, records, server, counters, kernel_log, timeline, sy
         "cookie_connections": sum(c["handshake"] == "cookie" for c in conns),
         "wscale_mismatches": sum(c["client_snd_wscale"] != c["server_rcv_wscale"] for c in conns),
         "latency_ms_by_handshake": {k: percentiles(v) for k, v in lat_by.items()},
+        "latency_ms_all": percentiles([x for v in lat_by.values() for x in v]),
         "counters": counters,
         "kernel_log": kernel_log,
         "producer_resets": sum(r["resets"] for r in records),
     }
-    return {"mode": mode, "profile": profile.name,
-            "cookie_wscale_clamp": profile["model.cookie_wscale_clamp"],
+    return {"mode": mode, "profile": profile_name, "cookie_wscale_clamp": clamp,
             "connections": conns, "summary": summary, "timeline": timeline,
             "latencies": {k: [round(x, 3) for x in v] for k, v in lat_by.items()}}
+
+
+def _cookie_part(run: dict) -> str:
+    s = run["summary"]
+    n = s["cookie_connections"]
+    if not n:
+        return "no cookie connections (the reconnect burst fit in the SYN queue)"
+    p50 = s["latency_ms_by_handshake"].get("cookie", {}).get("p50")
+    lat = f"cookie p50 {p50} ms" if p50 is not None else "no cookie connection completed a request"
+    return f"{s['wscale_mismatches']} of {n} cookie connections disagree on wscale, {lat}"
 
 
 def compare(runs: dict) -> dict:
     out = {}
     b, f = runs.get("buggy"), runs.get("fixed")
+    k = runs.get("kernel") or runs.get("target")
+
+    def p(run, q, hs="cookie"):
+        return run["summary"]["latency_ms_by_handshake"].get(hs, {}).get(q)
     if b and f:
-        def p(run, q):
-            return run["summary"]["latency_ms_by_handshake"].get("cookie", {}).get(q)
         for q in ("p50", "p99"):
             if p(b, q) and p(f, q):
                 out[f"cookie_latency_{q}_ratio"] = round(p(b, q) / p(f, q), 1)
-        out["headline"] = (
-            f"buggy: {b['summary']['wscale_mismatches']} of {b['summary']['cookie_connections']} cookie "
-            f"connections disagree on wscale, cookie p50 {p(b, 'p50')} ms; fixed: "
-            f"{f['summary']['wscale_mismatches']} mismatches, cookie p50 {p(f, 'p50')} ms")
+    if k:
+        kall = k["summary"]["latency_ms_all"]
+        for q in ("p50", "p99"):
+            out[f"kernel_latency_{q}_ms"] = kall[q]
+            if f and f["summary"]["latency_ms_all"][q] and kall[q]:
+                out[f"fixed_to_kernel_{q}_ratio"] = round(f["summary"]["latency_ms_all"][q] / kall[q], 2)
+    parts = [f"{m}: {_cookie_part(r)}" for m, r in runs.items() if m in ("buggy", "fixed")]
+    if k:
+        parts.append(f"{k['profile']}: p50 {k['summary']['latency_ms_all']['p50']} ms over all "
+                     f"{k['summary']['connections_made']} connections")
+    out["headline"] = "; ".join(parts)
+    out["verdicts"] = {m: r.get("saturation", {}).get("verdict") for m, r in runs.items()}
     return out
 
 
@@ -552,4 +438,60 @@ async def run_storm(cfg: StormConfig, show=None) -> dict:
     report = {"scenario": "kafka-broker-restart", "config": cfg_dict, "runs": runs,
               "comparison": compare(runs),
               "artifacts": {"pcap": {m: r["pcap"] for m, r in runs.items()}}}
-    return write_all(report, outdir)
+    for m, how in (("kernel", KERNEL_HOW), ("target", TARGET_HOW)):
+        if m in runs:
+            report["kernel_column"] = {"label": runs[m]["profile"], "how": how}
+    report = write_all(report, outdir)
+    with open(report["artifacts"]["markdown"], "a") as f:
+        f.write(saturation_markdown(report))
+    return report
+
+
+KERNEL_HOW = ("The kernel column runs the same producers (same seed, backoff, produce mix) against "
+              "a listener on the host kernel's own sockets in a second namespace, with the same "
+              "backlog, SO_RCVBUF and tcp_syncookies. Its namespace is joined to the producers' "
+              "by two TUNs whose packets this process relays through the same seeded userspace "
+              "LinkModel pair as the tuntcp endpoint uses, so the RTT and loss apply alike. The "
+              "kernel does not say which connections were cookies, so its latency is over all "
+              "connections (latency_ms_all); its counters are the namespace's nstat deltas.")
+
+
+TARGET_HOW = ("The target column runs the storm's producers against the --target command, started "
+              "in a second namespace behind the same relayed userspace LinkModel pair as the "
+              "kernel column; the server chooses its own backlog and socket buffers. Accepted "
+              "connections, the accept queue, window scales and counters come from that "
+              "namespace's kernel (TcpPassiveOpens, /proc/net/tcp, ss -ti, nstat).")
+
+
+def saturation_markdown(report: dict) -> str:
+    """The saturation section of report.md (one column per mode)."""
+    runs = report["runs"]
+    modes = [m for m in runs if runs[m].get("saturation")]
+    if not modes:
+        return ""
+    heads = [runs[m]["profile"] if m in ("kernel", "target") else m for m in modes]
+    out = ["", "## Saturation: model-bound or cpu-bound", "",
+           "The endpoint (for the kernel column: the relay) measures whether it handled packets "
+           "and timers when they were due; see docs/storm-report.md for the rule.", "",
+           "| | " + " | ".join(heads) + " |", "|---|" + "---|" * len(modes)]
+
+    def row(name, get):
+        out.append(f"| {name} | " + " | ".join(str(get(runs[m]["saturation"])) for m in modes) + " |")
+    row("verdict", lambda s: f"**{s['verdict']}**")
+    row("cpu_share (of one core)", lambda s: s["cpu_share"])
+    for q in ("p50", "p99", "max"):
+        row(f"loop_lag_ms {q}", lambda s, q=q: s["loop_lag_ms"][q])
+    row("tun_drops", lambda s: sum(s["tun_drops"].values()))
+    row("other processes' CPU share", lambda s: ", ".join(
+        f"{k} {v}" for k, v in s.get("other_cpu_share", {}).items()) or "-")
+    row("machine busy (all CPUs)", lambda s: s.get("machine_busy"))
+    row("CPU µs per packet read", lambda s: s.get("cpu_us_per_packet"))
+    row("batch p50 / max", lambda s: f"{s['batch']['p50']} / {s['batch']['max']}")
+    out.append("| latency_ms all p50 / p99 | " + " | ".join(
+        f"{runs[m]['summary']['latency_ms_all']['p50']} / {runs[m]['summary']['latency_ms_all']['p99']}"
+        for m in modes) + " |")
+    out.append("")
+    out += [f"- {h}: {runs[m]['saturation']['reason']}" for m, h in zip(modes, heads)]
+    if report.get("kernel_column"):
+        out += ["", "### How the kernel column is measured", "", report["kernel_column"]["how"]]
+    return "\n".join(out) + "\n"

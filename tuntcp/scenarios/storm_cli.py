@@ -30,19 +30,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE", help="profile knob override")
     p.add_argument("--out", default=d.out, help="output directory")
-    p.add_argument("--modes", default="buggy,fixed", help="buggy,fixed or one of them")
+    p.add_argument("--modes", default="buggy,fixed,kernel",
+                   help="any of buggy, fixed, kernel (the host's own listener, same producers and link)")
     p.add_argument("--no-pcap", action="store_true")
     p.add_argument("--name", default=d.control_name,
                    help="control socket name, for `tuntcp ss/nstat --name NAME` while it runs "
                         "(give concurrent storms different names)")
     p.add_argument("--quiet", action="store_true", help="no live display")
+    t = p.add_argument_group("storm your own server (--target)")
+    t.add_argument("--target", metavar="CMD", default="",
+                   help="start CMD (sh -c) inside the lab and storm it instead of the built-in "
+                        "brokers; it gets TUNTCP_ADDR and TUNTCP_PORT and must listen there")
+    t.add_argument("--target-port", type=int, default=d.target_port)
+    t.add_argument("--request", default=d.request, metavar="BYTES",
+                   help="literal request, escapes allowed (e.g. 'PING\\r\\n'); default: a 4-byte "
+                        "size prefix and --request-bytes random bytes")
+    t.add_argument("--reply-bytes", type=int, default=d.reply_bytes,
+                   help="a response is complete after this many bytes ...")
+    t.add_argument("--reply-delim", default=d.reply_delim, metavar="BYTES",
+                   help="... or when it ends with these (e.g. '\\r\\n')")
 
 
 def config_from(args) -> StormConfig:
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
-    bad = [m for m in modes if m not in ("buggy", "fixed")]
+    if args.target:
+        if args.modes != "buggy,fixed,kernel":
+            raise StormError("--target storms the given server only: leave out --modes")
+        modes = ("target",)
+    bad = [m for m in modes if m not in ("buggy", "fixed", "kernel") and not args.target]
     if bad or not modes:
-        raise StormError(f"--modes takes buggy and/or fixed, got {args.modes!r}")
+        raise StormError(f"--modes takes buggy, fixed and/or kernel, got {args.modes!r}")
     return StormConfig(
         clients=args.clients, hosts=args.hosts, clients_per_process=args.clients_per_process,
         backlog=args.backlog, syncookies=args.syncookies,
@@ -50,7 +67,8 @@ def config_from(args) -> StormConfig:
         requests_per_client=args.requests, request_interval_s=args.interval, rtt_ms=args.rtt_ms,
         loss=args.loss, backoff=args.backoff, down_s=args.down, duration_s=args.duration,
         seed=args.seed, sysctl=list(args.sysctl), out=args.out, pcap=not args.no_pcap, modes=modes,
-        control_name=args.name)
+        control_name=args.name, target=args.target, target_port=args.target_port,
+        request=args.request, reply_bytes=args.reply_bytes, reply_delim=args.reply_delim)
 
 
 class Display:
@@ -102,13 +120,19 @@ def summary_table(report: dict) -> str:
     rows = [("connections_made",), ("time_to_all_connected_s",), ("syn_retransmits",),
             ("cookie_connections",), ("wscale_mismatches",), ("producer_resets",)]
     w = 28
-    out = [f"{'':{w}}" + "".join(f"{m:>14}" for m in modes)]
+    heads = [runs[m]["profile"] if m == "kernel" else m for m in modes]
+    out = [f"{'':{w}}" + "".join(f"{h:>20}" for h in heads)]
     for (k,) in rows:
-        out.append(f"{k:{w}}" + "".join(f"{_v(runs[m]['summary'].get(k)):>14}" for m in modes))
-    for hs in ("synq", "cookie"):
+        out.append(f"{k:{w}}" + "".join(f"{_v(runs[m]['summary'].get(k)):>20}" for m in modes))
+    for hs in ("synq", "cookie", "all"):
         for q in ("p50", "p99", "max"):
             out.append(f"{'latency_ms ' + hs + ' ' + q:{w}}" + "".join(
-                f"{_v(runs[m]['summary']['latency_ms_by_handshake'].get(hs, {}).get(q)):>14}" for m in modes))
+                f"{_v(_lat(runs[m]['summary'], hs).get(q)):>20}" for m in modes))
+    sat = {m: runs[m].get("saturation") or {} for m in modes}
+    out.append(f"{'saturation':{w}}" + "".join(f"{sat[m].get('verdict', '-'):>20}" for m in modes))
+    out.append(f"{'  cpu_share, lag p99 ms':{w}}" + "".join(
+        f"{_v(sat[m].get('cpu_share')) + ', ' + _v(sat[m].get('loop_lag_ms', {}).get('p99')):>20}"
+        for m in modes))
     for m in modes:
         c = next((c for c in runs[m]["connections"] if c["handshake"] == "cookie"), None)
         if c:
@@ -120,7 +144,33 @@ def summary_table(report: dict) -> str:
             out.append(f"{m} kernel log: {ln}")
     if report.get("comparison", {}).get("headline"):
         out.append(report["comparison"]["headline"])
+    out += [ln for m in modes if (ln := saturation_line(m, runs[m]))]
     return "\n".join(out)
+
+
+def _lat(summary: dict, hs: str) -> dict:
+    return summary["latency_ms_all"] if hs == "all" else summary["latency_ms_by_handshake"].get(hs, {})
+
+
+def saturation_line(mode: str, run: dict) -> str | None:
+    """One plain line when a run was cpu-bound, with what to change."""
+    sat = run.get("saturation") or {}
+    if sat.get("verdict") != "cpu-bound":
+        return None
+    why = sat["reason"]
+    todo = []
+    if mode in ("kernel", "target"):
+        todo.append("the kernel column is pessimistic (its packets queued in the relay or the "
+                    "producers were short of CPU)")
+    if "endpoint" in why or "late" in why or "TUN" in why:
+        todo.append("fewer --clients, a longer --interval or smaller --request-bytes (the "
+                    "endpoint is one Python core)")
+    if "producer" in why:
+        todo.append("fewer --clients or a longer --interval (the producers need CPU too)")
+    if "machine" in why:
+        todo.append("a quieter machine or a lighter load (all cores were busy)")
+    return f"{mode}: CPU-BOUND, do not read these latencies as the model's. {why} Change: " + \
+        "; ".join(dict.fromkeys(todo)) + "."
 
 
 def _v(x) -> str:

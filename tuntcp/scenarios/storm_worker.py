@@ -1,6 +1,6 @@
-"""Storm producers in processes of their own, for storms larger than one process's open-files
-limit. Each worker runs `python -m tuntcp.scenarios.storm_worker` inside the lab's namespace (started by
-Lab.run_in_ns, which kills it when the lab closes) and drives a storm.Fleet over its slice of
+"""Storm producers in processes of their own: always, so the producers' CPU is never taken from
+the broker they measure, and as many as the open-files limit needs. Each worker runs `python -m tuntcp.scenarios.storm_worker` inside the lab's namespace (started by
+Lab.run_in_ns, which kills it when the lab closes) and drives a storm_fleet.Fleet over its slice of
 the producers; WorkerFleet is the parent's view of all of them, with Fleet's methods.
 
 JSON lines, parent -> worker stdin, worker -> parent stdout:
@@ -11,7 +11,7 @@ JSON lines, parent -> worker stdin, worker -> parent stdout:
      "stop": j}
     {"cmd": "break"}                        {"broken": k}
     {"cmd": "go", "t0": monotonic}          {"progress": [established, answered]} ...
-                                            {"storm_done": n}
+                                            {"storm_done": cpu share}
     {"cmd": "records"}                      {"record": {...}} per producer, {"records_done": n}
     any failure                             {"error": "one line"}, exit status 1
 
@@ -33,7 +33,7 @@ from dataclasses import asdict
 
 import trio
 
-from tuntcp.scenarios.storm import Fleet, StormConfig, StormError, make_producers, raise_fd_limit
+from tuntcp.scenarios.storm_fleet import Fleet, StormConfig, StormError, make_producers, raise_fd_limit
 
 
 # ---- the parent's side -------------------------------------------------------------------------
@@ -47,6 +47,7 @@ class WorkerFleet:
         self.slices: list[tuple[int, int]] = []
         self.prog: list[tuple[int, int]] = []
         self.recs: list[list[dict]] = []
+        self.cpu_shares: list[float] = [0.0]     # per worker, over the storm phase
         self._inbox_send, self._inbox = trio.open_memory_channel(math.inf)
 
     @classmethod
@@ -85,7 +86,8 @@ class WorkerFleet:
 
     async def storm(self, t0: float) -> None:
         await self._all({"cmd": "go", "t0": time.monotonic() - (trio.current_time() - t0)})
-        await self._gather("storm_done")
+        # each worker answers with its CPU share over the storm phase (1.0 = a whole core)
+        self.cpu_shares = await self._gather("storm_done")
 
     def progress(self) -> tuple[int, int]:
         return sum(e for e, _ in self.prog), sum(d for _, d in self.prog)
@@ -211,13 +213,15 @@ async def serve() -> None:
                 await fleet.wait_broken()
                 _send({"broken": True})
             elif cmd == "go":
+                cpu0, wall0 = time.process_time(), time.monotonic()
                 t0 = trio.current_time() - (time.monotonic() - msg["t0"])
                 async with trio.open_nursery() as n:
                     n.start_soon(_progress, fleet)
                     await fleet.storm(t0)
                     n.cancel_scope.cancel()
                 _send({"progress": list(fleet.progress())})
-                _send({"storm_done": True})
+                _send({"storm_done": round((time.process_time() - cpu0) /
+                                           max(1e-9, time.monotonic() - wall0), 3)})
             elif cmd == "records":
                 records = await fleet.records()
                 for r in records:

@@ -3,8 +3,8 @@
 AF_UNIX stream socket at /run/tuntcp/<name>.sock (removed on exit). One JSON request per
 connection, one line, answered by one JSON line:
 
-    {"cmd": "ss", "listening": true, "all": false, "info": false}  -> {"ok": true, "text": "..."}
-    {"cmd": "nstat", "absolute": false, "zeros": false}           -> {"ok": true, "text": "..."}
+    {"cmd": "ss", "query": {...}}        -> {"ok": true, "text": "..."}   (obs/commands.py)
+    {"cmd": "nstat", "query": {...}}     -> {"ok": true, "text": "..."}
     {"cmd": "netstat"}                                            -> {"ok": true, "text": "..."}
     {"cmd": "stats"}                                              -> {"ok": true, "stats": {...}}
 
@@ -19,7 +19,8 @@ import socket
 
 import trio
 
-from ..obs import views
+from ..obs.commands import answer as obs_answer
+from ..obs.nstat import NstatHistory
 
 RUN_DIR = "/run/tuntcp"
 MAX_REQUEST = 64 * 1024
@@ -39,37 +40,16 @@ class ControlServer:
     def __init__(self, endpoint, path: str):
         self.endpoint = endpoint
         self.path = path
-        self._nstat_last: dict[str, int] = {}
+        self._nstat = NstatHistory()
 
     def handle(self, req: dict) -> dict:
-        stack = self.endpoint.stack
         cmd = req.get("cmd")
-        if cmd == "ss":
-            if req.get("info"):
-                text = views.ss_ti(stack, listening=bool(req.get("all")))
-                if req.get("listening") and not req.get("all"):
-                    text = views.ss_lnt(stack)
-            elif req.get("listening") and not req.get("all"):
-                text = views.ss_lnt(stack)
-            else:
-                text = views.ss_t(stack, listening=bool(req.get("all")))
+        text = obs_answer(self.endpoint, req, self._nstat)     # ss, nstat, netstat
+        if text is not None:
             return {"ok": True, "text": text}
-        if cmd == "nstat":
-            return {"ok": True, "text": self.nstat(bool(req.get("absolute")), bool(req.get("zeros")))}
-        if cmd == "netstat":
-            return {"ok": True, "text": views.netstat_lan(stack)}
         if cmd == "stats":
             return {"ok": True, "stats": dict(self.endpoint.stats)}
         return {"ok": False, "error": f"unknown command {cmd!r}"}
-
-    def nstat(self, absolute: bool, zeros: bool) -> str:
-        """Like nstat(8): increments since the previous call unless ``absolute``."""
-        counters = self.endpoint.stack.counters
-        snap = counters.snapshot()
-        values = snap if absolute else counters.delta(self._nstat_last)
-        text = views.nstat_text(values, zeros=zeros)
-        self._nstat_last = snap
-        return text
 
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)

@@ -29,6 +29,7 @@ import time
 import trio
 
 from ..host.encode import PacketEncoder, VnetEncoder
+from .saturation import Saturation
 from .tun import FdIO, PacketIO
 from .vnet import HDR_LEN, VnetIO
 
@@ -72,6 +73,7 @@ class Endpoint:
         self.stats = {"passes": 0, "batches": 0, "rx": 0, "tx": 0, "tx_drops": 0, "max_batch": 0,
                       "timer_wakes": 0}
         self.running = False
+        self.saturation = Saturation(counters=stack.counters)   # is the loop keeping up?
 
     # ---- the loop --------------------------------------------------------------------------
 
@@ -79,11 +81,12 @@ class Endpoint:
         if self.running:
             raise RuntimeError("Endpoint.run() is already running")
         self.running = True
-        stack, io, stats = self.stack, self.io, self.stats
+        stack, io, stats, sat = self.stack, self.io, self.stats, self.saturation
         try:
             while True:
                 now = self.clock()
                 stats["passes"] += 1
+                sat.on_pass(now, self._deadline())
                 pkts = io.read_batch(self.max_batch)
                 full = len(pkts) >= self.max_batch
                 if self.link_in is not None:
@@ -91,6 +94,7 @@ class Endpoint:
                         self.link_in.push(p, now)
                     pkts = self.link_in.pop_due(now)
                 if pkts:
+                    sat.on_batch(len(pkts))
                     stats["batches"] += 1
                     stats["rx"] += len(pkts)
                     if len(pkts) > stats["max_batch"]:

@@ -7,6 +7,10 @@ complement "negative zero"), never 0. Every helper here works on such residues: 
 residues can be added as plain ints and folded once at the end.
 
 Linux does the same arithmetic in ``csum_partial``/``csum_fold`` and ``csum_tcpudp_magic``.
+
+IPv6 (``csum_ipv6_magic``): a 128-bit address is also the sum of its 16-bit words modulo 0xffff,
+so ``pseudo_sum``, ``tcp_checksum`` and ``tcp_checksum_ok`` take 128-bit ints unchanged and give
+the RFC 8200 §8.1 pseudo-header sum (src, dst, 32-bit length, zeros, next header).
 """
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ Addresses are ints (hash fast, format with ``ipaddress.IPv4Address``). ``window`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 FIN = 0x01
 SYN = 0x02
@@ -60,6 +61,7 @@ class Segment:
     tos: int = 0
     ip_id: int = 0
     gso_size: int = 0       # a TSO segment: cut into gso_size pieces by the device (tcp_skb_pcount)
+    family: ClassVar[int] = 4  # a class constant (no per-packet cost); wire/ipv6.py's Segment6 says 6
 
     @property
     def seg_len(self) -> int:
