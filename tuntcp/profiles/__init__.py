@@ -118,6 +118,7 @@ def register(profile: Profile) -> None:
 
 
 def get_profile(name: str, overrides: Mapping[str, Any] | Iterable[str] | None = None) -> Profile:
+    """The named kernel profile with ``overrides`` ({knob: value} or ["knob=value"]) applied."""
     try:
         base = REGISTRY[name]
     except KeyError:
@@ -126,6 +127,7 @@ def get_profile(name: str, overrides: Mapping[str, Any] | Iterable[str] | None =
 
 
 def names() -> list[str]:
+    """The registered profile names, sorted (`tuntcp profiles` lists them)."""
     return sorted(REGISTRY)
 
 
