@@ -13,12 +13,8 @@ import os
 import signal
 import sys
 
-<<<<<<< HEAD
 from .errors import EXIT_USAGE, UserError, leaves
 from .scenarios.cli_common import sysctl_option, time_option
-=======
-from .errors import UserError, leaves
->>>>>>> api
 
 DEFAULT_NAME = "tuntcp"
 DEFAULT_PROFILE = "linux-6.1"
@@ -57,40 +53,11 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from .scenarios.report import tool_version
     p = _Parser(prog="tuntcp", description="A TCP endpoint on a TUN device that accepts "
-<<<<<<< HEAD
                 "connections the way Linux or FreeBSD does.", epilog=CONVENTIONS)
     p.add_argument("--version", action="version", version=f"tuntcp {tool_version()}")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser, metavar="COMMAND")
     serve_arguments(sub.add_parser("serve", help="run an endpoint in a fresh network namespace",
                                    epilog=CONVENTIONS))
-=======
-                "connections the way Linux or FreeBSD does.")
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
-
-    s = sub.add_parser("serve", help="run an endpoint in a fresh network namespace")
-    s.add_argument("--name", default=DEFAULT_NAME, help="endpoint name for `ss`/`nstat` (--name)")
-    from .shell import apps, relay
-    s.add_argument("--app", type=apps.app_spec, default="http", help="echo, discard, http or module:function")
-    s.add_argument("--front", type=relay.hostport, metavar="HOST:PORT", help=relay.FRONT_HELP)
-    s.add_argument("--front-cmd", metavar="CMD", help="start the --front backend in the lab namespace")
-    s.add_argument("--port", type=_port, default=8080)
-    s.add_argument("--backlog", type=_nonneg_int, default=4096,
-                   help="listen(2) backlog (clamped to net.core.somaxconn)")
-    s.add_argument("--profile", default=DEFAULT_PROFILE, help="kernel profile (see `tuntcp profiles`)")
-    s.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a profile knob; repeatable")
-    s.add_argument("--rcvbuf", type=_nonneg_int, help="SO_RCVBUF on the listener (before listen)")
-    s.add_argument("--pcap", metavar="FILE", help="write every packet (both directions) here")
-    s.add_argument("--events", metavar="FILE", help="JSON-lines event log")
-    s.add_argument("--delay", type=_seconds, default=0.0, help="one-way delay, seconds (each way)")
-    s.add_argument("--jitter", type=_seconds, default=0.0)
-    s.add_argument("--loss", type=_prob, default=0.0, help="loss probability per packet (each way)")
-    s.add_argument("--reorder", type=_prob, default=0.0)
-    s.add_argument("--seed", type=int, default=1)
-    s.add_argument("--duration", type=_seconds, default=None, help="stop after this many seconds")
-    s.add_argument("--offload", action="store_true",
-                   help="IFF_VNET_HDR: kernel-verified checksums, TSO in, GSO out (no link model)")
->>>>>>> api
 
     from .obs import commands as obs_cmds
     obs_cmds.add_ss_arguments(sub.add_parser("ss", help="sockets of a running endpoint, printed like ss(8)"))
@@ -118,8 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def serve_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--name", default=DEFAULT_NAME, help="endpoint name for `ss`/`nstat` (--name)")
-    s.add_argument("--app", choices=("echo", "discard", "http"), default="http",
-                   help="the application behind the listener")
+    from .shell import apps, relay
+    s.add_argument("--app", type=apps.app_spec, default="http",
+                   help="the application behind the listener: echo, discard, http or module:function "
+                   "(an async def handler(stream))")
+    s.add_argument("--front", type=relay.hostport, metavar="HOST:PORT", help=relay.FRONT_HELP)
+    s.add_argument("--front-cmd", metavar="CMD", help="start the --front backend in the lab namespace")
     s.add_argument("--port", type=_port, default=8080, help="listening port")
     s.add_argument("--backlog", type=_nonneg_int, default=4096,
                    help="listen(2) backlog (clamped to net.core.somaxconn)")
@@ -229,20 +200,10 @@ def cmd_serve(args) -> int:
     if delay or jitter or args.loss or args.reorder:
         kw = dict(delay=delay, jitter=jitter, loss=args.loss, reorder=args.reorder)
         links = (LinkModel(seed=args.seed, **kw), LinkModel(seed=args.seed + 1, **kw))
-<<<<<<< HEAD
     require_privileges()
     for opt, path in (("--pcap", args.pcap), ("--events", args.events)):
         if path:
             check_out_file(path, opt)
-=======
-    problem = netns.privilege_problem()
-    if problem:
-        raise UsageError(problem)
-    problem = netns.tun_problem()       # $TUNTCP_TUN_DEVICE or /dev/net/tun
-    if problem:
-        raise UsageError(problem)
-    import signal
->>>>>>> api
     import trio
     from .shell import apps
     from .shell.control import remove_stale
@@ -353,24 +314,7 @@ USER_ERRORS = (UserError, PermissionError)
 
 
 def main(argv=None) -> int:
-<<<<<<< HEAD
     cmd = None
-=======
-    from .profiles import ProfileError
-    from .shell.control import ControlError
-    try:
-        from .harness.netns import LabError
-    except ImportError:  # pragma: no cover - the harness is optional for ss/nstat/profiles
-        LabError = ()
-    try:
-        from .host.stack import StackError
-    except ImportError:  # pragma: no cover
-        StackError = ()
-    from .shell.tun import TunGone
-    from .obs.commands import ObsUsageError
-    user_errors = (UsageError, ProfileError, ControlError, LabError, StackError, PermissionError,
-                   TunGone, ObsUsageError, UserError)
->>>>>>> api
     try:
         _install_signals()
         args = build_parser().parse_args(argv)

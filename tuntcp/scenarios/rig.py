@@ -22,17 +22,16 @@ import trio
 
 from tuntcp.errors import make_out_dir
 
-NO_TUN = "no /dev/net/tun (load the tun module or pass the device to the container)"
-
 
 def require_privileges() -> None:
     """LabError (one line, exit 2) unless labs can be built here."""
-    from tuntcp.harness.netns import LabError, privilege_problem
+    from tuntcp.harness.netns import LabError, privilege_problem, tun_problem
     problem = privilege_problem()
     if problem:
         raise LabError(problem)
-    if not os.path.exists("/dev/net/tun"):
-        raise LabError(NO_TUN)
+    problem = tun_problem()      # $TUNTCP_TUN_DEVICE or /dev/net/tun
+    if problem:
+        raise LabError(problem)
 
 
 def begin(cfg) -> Path:
