@@ -1,6 +1,7 @@
 """In-process micro-benchmark of the storm's shell path (no network; not a test):
 
     python -m tuntcp.bench.shell_micro [--conns N] [--requests R] [--mode buggy|fixed]
+                                       [--stagger S] [--sans-io]
 
 The server is what the storm runs: a ``Stack`` (linux-5.4, SO_RCVBUF 102400, cookies forced
 with ``tcp_syncookies=2`` so every connection takes the cookie path) under an ``Endpoint`` with
@@ -13,7 +14,14 @@ The producers are a second ``Stack`` driven synchronously behind the server's ``
 (``PeerIO``: no trio tasks of its own), so the shell cost measured is the server's. Time is
 trio's ``MockClock`` (autojump), so a run is deterministic: run it under
 ``valgrind --tool=callgrind`` for instruction counts (``--sans-io`` runs the same exchange with
-the server's core driven directly, the baseline the shell adds to).
+the server's core driven directly, the baseline the shell adds to). Both stacks' core work is
+in every count; the start-up is too, so compare the difference between two sizes (e.g. 10 and
+40 connections): the marginal cost per request and per packet.
+
+``--stagger 0`` starts every producer at once: their packets arrive together and the loop
+handles large batches, as a saturated storm's does. The default spreads the producers, so the
+loop wakes for nearly every link delivery at its own instant; under MockClock that is one
+wake per distinct time, more than the real loop's (its epoll timeouts are whole milliseconds).
 """
 from __future__ import annotations
 
