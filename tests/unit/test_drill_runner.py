@@ -33,7 +33,7 @@ def test_match_with_coalesced_segments(tmp_path):
 def test_strict_segments_sees_each_segment(tmp_path):
     r = run(tmp_path, "   +0 write(4, ..., 3000) = 3000\n   +0 > P. 1:3001(3000) ack 1\n",
             strict_segments=True)
-    assert r.verdict == "DIVERGENCE" and "actual packet:  0.010000 . 1:1001(1000)" in r.message
+    assert r.verdict == "DIVERGENCE" and "actual packet:  0.010000 P. 1:2001(2000)" in r.message
 
 
 def test_failure_message_is_packetdrills(tmp_path):

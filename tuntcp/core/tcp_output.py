@@ -86,14 +86,20 @@ class OutputMixin:
         ``tcp_snd_wnd_test`` per piece, Nagle on a short tail; a FIN-carrying last piece is
         left to it), capped at ``tcp_xmit_size_goal``: gso_max_size - 1 - MAX_TCP_HEADER
         bounded to half the peer's largest window (``tcp_bound_to_half_wnd``), in whole MSS.
-        ``tcp_tso_autosize``'s pacing-rate bound and ``tcp_tso_should_defer`` are not
-        modelled: the wire carries the same bytes as without offload."""
+        Where the encoder shows GSO packets whole (``gso_exact``: packetdrill's tun) they are
+        cut as ``tcp_write_xmit`` cuts them: ``_autosize`` and half the cwnd. ``tcp_tso_should_defer`` is not modelled: the wire carries the
+        same bytes as without offload."""
         mss = self.mss
         mw = self.max_window
         goal = min(TSO_MAX, mw // 2 if mw > MSS_DEFAULT else mw)
+        quota = self.cc.cwnd - self._inflight_segs()
+        if self.stack.encoder.gso_exact:
+            if self.rto.srtt:
+                goal = min(goal, self._autosize(mss))
+            quota = min(quota, max(self.cc.cwnd >> 1, 1))   # tcp_cwnd_test: 2 GSO packets in flight
         goal = max(goal - goal % mss, mss)
         wnd_room = (self.snd_una + self.snd_wnd - seq) & MASK
-        n = min(avail, (self.cc.cwnd - self._inflight_segs()) * mss, wnd_room, goal)
+        n = min(avail, quota * mss, wnd_room, goal)
         tail = n % mss
         if n < avail:
             return n - tail
@@ -104,13 +110,32 @@ class OutputMixin:
             return n - tail                # Nagle/Minshall holds the short tail back
         return n
 
+    def _autosize(self, mss: int) -> int:
+        """``tcp_tso_autosize``: a TSO packet carries about 1 ms of the pacing rate
+        (``tcp_update_pacing_rate``: mss * max(cwnd, packets_out) / srtt, times
+        tcp_pacing_ss_ratio 200 % below ssthresh/2 else tcp_pacing_ca_ratio 120 %; shifted by
+        sk_pacing_shift 10), plus gso_max_size >> (rtt_us >> tcp_tso_rtt_log 9) on short
+        paths (srtt stands in for min_rtt), at least tcp_min_tso_segs (2) segments."""
+        cc = self.cc
+        srtt = self.rto.srtt
+        ratio = 2.0 if cc.cwnd < cc.ssthresh // 2 else 1.2
+        size = int(mss * ratio * max(cc.cwnd, self._inflight_segs()) / srtt) >> 10
+        r = int(srtt * 1e6) >> 9
+        if r < 32:
+            size += TSO_MAX >> r
+        return max(min(size, TSO_MAX) // mss, 2) * mss
+
     def _xmit(self, seq: int, off: int, n: int, now: float, retrans: bool, fin: bool = False) -> None:
-        """Build and emit one data/FIN segment (``tcp_transmit_skb``); counts retransmissions."""
+        """Build and emit one data/FIN segment (``tcp_transmit_skb``); counts retransmissions.
+        PSH where the queued data ends, and (``__tcp_transmit_skb``, profile knob
+        model.tso_psh) on every TSO packet: pcount > 1 forces PSH to expedite GRO flushes
+        (where the encoder shows GSO packets whole; VnetEncoder re-merges runs itself)."""
         payload = bytes(self.sndq[off:off + n]) if n else b""
         flags = ACK
         if fin:
             flags |= FIN
-        if n and off + n == len(self.sndq):
+        if n and (off + n == len(self.sndq) or (n > self.mss and self.profile["model.tso_psh"]
+                                                and self.stack.encoder.gso_exact)):
             flags |= PSH
         end = (seq + n + (1 if fin else 0)) & MASK
         c = self.stack.counters

@@ -145,6 +145,7 @@ LINUX: dict[str, Knob] = {
     "model.delack_min": seconds(0.001, 120.0),
     "model.delack_max": seconds(0.001, 120.0),
     "model.timewait_len": seconds(0.0, 3600.0),
+    "model.tso_psh": _BOOL,
 }
 
 # FreeBSD sysctls the FreeBSD personality reads (types from the SYSCTL_* declarations; ranges the

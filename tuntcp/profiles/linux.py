@@ -28,6 +28,8 @@ model.* switches:
   model.rto_initial / rto_min / rto_max  seconds (TCP_TIMEOUT_INIT, TCP_RTO_MIN, TCP_RTO_MAX)
   model.delack_min / delack_max          seconds (TCP_DELACK_MIN, TCP_DELACK_MAX)
   model.timewait_len         seconds (TCP_TIMEWAIT_LEN)
+  model.tso_psh              True: every TSO packet (pcount > 1) carries PSH (__tcp_transmit_skb,
+                             051ba67447 "tcp: force a PSH flag on TSO packets", 4.19)
 """
 from __future__ import annotations
 
@@ -84,6 +86,7 @@ _BASE = {
     "model.delack_min": 0.04,
     "model.delack_max": 0.2,
     "model.timewait_len": 60.0,
+    "model.tso_psh": True,
 }
 
 
@@ -111,6 +114,7 @@ _linux(
     model__cookie_wscale_clamp=False,
     model__init_rcv_wnd_segs=10,
     model__synflood_proto="TCP",
+    model__tso_psh=False,
 )
 _linux(
     "linux-4.9",
@@ -121,6 +125,7 @@ _linux(
     model__acceptq_syn_drop="young",
     model__cookie_wscale_clamp=False,
     model__init_rcv_wnd_segs=20,
+    model__tso_psh=False,
 )
 _linux(
     "linux-5.4",
