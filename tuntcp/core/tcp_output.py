@@ -113,17 +113,18 @@ class OutputMixin:
     def _autosize(self, mss: int) -> int:
         """``tcp_tso_autosize``: a TSO packet carries about 1 ms of the pacing rate
         (``tcp_update_pacing_rate``: mss * max(cwnd, packets_out) / srtt, times
-        tcp_pacing_ss_ratio 200 % below ssthresh/2 else tcp_pacing_ca_ratio 120 %; shifted by
+        tcp_pacing_ss_ratio below ssthresh/2 else tcp_pacing_ca_ratio, in %; shifted by
         sk_pacing_shift 10), plus gso_max_size >> (rtt_us >> tcp_tso_rtt_log 9) on short
-        paths (srtt stands in for min_rtt), at least tcp_min_tso_segs (2) segments."""
+        paths (srtt stands in for min_rtt), at least tcp_min_tso_segs segments."""
         cc = self.cc
+        p = self.profile
         srtt = self.rto.srtt
-        ratio = 2.0 if cc.cwnd < cc.ssthresh // 2 else 1.2
-        size = int(mss * ratio * max(cc.cwnd, self._inflight_segs()) / srtt) >> 10
+        ratio = p["net.ipv4.tcp_pacing_ss_ratio" if cc.cwnd < cc.ssthresh // 2 else "net.ipv4.tcp_pacing_ca_ratio"]
+        size = int(mss * ratio * max(cc.cwnd, self._inflight_segs()) / (100 * srtt)) >> 10
         r = int(srtt * 1e6) >> 9
         if r < 32:
             size += TSO_MAX >> r
-        return max(min(size, TSO_MAX) // mss, 2) * mss
+        return max(min(size, TSO_MAX) // mss, p["net.ipv4.tcp_min_tso_segs"]) * mss
 
     def _xmit(self, seq: int, off: int, n: int, now: float, retrans: bool, fin: bool = False) -> None:
         """Build and emit one data/FIN segment (``tcp_transmit_skb``); counts retransmissions.

@@ -67,6 +67,9 @@ _BASE = {
     "net.ipv4.tcp_slow_start_after_idle": 1,
     "net.ipv4.tcp_dsack": 1,
     "net.ipv4.tcp_early_retrans": 3,
+    "net.ipv4.tcp_min_tso_segs": 2,
+    "net.ipv4.tcp_pacing_ss_ratio": 200,
+    "net.ipv4.tcp_pacing_ca_ratio": 120,
     "net.ipv4.ip_default_ttl": 64,
     "net.ipv6.conf.default.hop_limit": 64,  # IPV6_DEFAULT_HOPLIMIT
     "net.ipv6.auto_flowlabels": 1,          # IP6_AUTO_FLOW_LABEL_OPTOUT (ip6_make_flowlabel)
