@@ -298,3 +298,21 @@ def test_gso_exact_packets_are_cut_and_flagged_as_tcp_write_xmit_does():
         segs = st.take_output()
         assert [len(s.payload) for s in segs] == [2 * MSS, 2 * MSS]
         assert [s.flags & PSH for s in segs] == [want, want]
+
+
+def test_skbs_bound_packets_and_carry_the_push_marks():
+    """tcp_sendmsg_locked / tcp_write_xmit: MSG_EOR closes the tail skb, so the next write's
+    data never shares a packet with it; the end of every write is PSH-marked (tcp_push), and
+    a packet ending inside an skb has no PSH (tso_fragment gives it to the remainder)."""
+    st, c = established(False)
+    c.cc.cwnd = 100
+    c.nodelay = True
+    st.take_output()
+    c.cc.cwnd = 0                       # queue without sending
+    c.send(bytes(400), 0.0, eor=True)
+    c.send(bytes(3000), 0.0)
+    c.cc.cwnd = 100
+    c._push(0.0)
+    segs = [codec.parse(p, False) for p in st.take_output()]
+    assert [len(s.payload) for s in segs] == [400, MSS, MSS, 3000 - 2 * MSS]
+    assert [bool(s.flags & PSH) for s in segs] == [True, False, False, True]

@@ -145,7 +145,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         "snd_sml", "nodelay", "dupacks", "recover", "in_recovery", "retx_nxt", "cc", "rto",
         "sb", "rtt_seq", "rtt_time", "retrans_stamp", "retransmits", "probes_out",
         "retrans_out", "total_retrans", "syn_retrans", "reordering", "undo_cwnd",
-        "undo_ssthresh", "retx_tsval", "dsack", "retx_list",
+        "undo_ssthresh", "retx_tsval", "dsack", "retx_list", "skbs", "pushed_seq",
         # receive side
         "irs", "rcv_nxt", "rcvq", "reasm", "win", "_rcvbuf", "_rcvbuf_locked", "rcv_wscale",
         "advmss", "fin_rcvd", "ofo_fin",
@@ -185,6 +185,8 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         self.snd_wscale = self.rcv_wscale = 0
         self.mss = MSS_DEFAULT
         self.sndq = bytearray()
+        self.skbs = None            # [end_seq, psh, eor] per skb of sndq, made on first send
+        self.pushed_seq = 0
         self.sndbuf = p["net.ipv4.tcp_wmem"][1]
         self.sndbuf_locked = False
         self.fin_queued = False
@@ -344,8 +346,9 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
             return 0
         return max(self.sndbuf // 2 - len(self.sndq), 0)
 
-    def send(self, data, now: float) -> int:
-        """write(2): take what fits, then ``tcp_push`` (Nagle applies unless nodelay)."""
+    def send(self, data, now: float, eor: bool = False) -> int:
+        """write(2): take what fits (as skbs: ``_skb_queue``; ``eor``: MSG_EOR, applied when
+        all of ``data`` fits), then ``tcp_push`` (Nagle applies unless nodelay)."""
         self.stack.now = now
         if self.error:
             raise ConnectionStateError(f"send on a connection that failed: {self.error}")
@@ -357,7 +360,10 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         if n:
             if self.snd_una == self.snd_max and self.cc is not None:
                 self._idle_restart(now)
+            if self.skbs is None:
+                self.pushed_seq = (self.snd_una + len(self.sndq)) & MASK
             self.sndq += data[:n]
+            self._skb_queue(n, eor and n == len(data))
             self._push(now)
         return n
 
@@ -518,6 +524,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         self._set_state(TIME_WAIT)
         self.rtx_at = self.dack_at = None
         self.sndq.clear()
+        self.skbs = None
         # all sent data is acked and TIME-WAIT never sends data, and a drained receive queue
         # needs no deque: 2 x 760 B less for each of the (many) TIME-WAIT sockets
         self.tx_times = None

@@ -346,6 +346,12 @@ class InputMixin:
         data_acked = acked - 1 if fin_acked else acked
         if data_acked > 0:
             del self.sndq[:data_acked]
+            skbs = self.skbs
+            if skbs:
+                i = 0
+                while i < len(skbs) and not seq_gt(skbs[i][0], ack):
+                    i += 1
+                del skbs[:i]
             self.bytes_acked += data_acked
         self.snd_una = ack
         if ((self.snd_nxt - ack) & MASK) >= HALF:

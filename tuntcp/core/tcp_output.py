@@ -49,20 +49,21 @@ class OutputMixin:
                 avail <= mss
             if avail <= 0 and not fin_here:
                 break
-            n = min(avail, wakeup or mss) if avail > 0 else 0
+            room, last = self._skb_room(seq, avail)
+            n = min(avail, room, wakeup or mss) if avail > 0 else 0
             if not wakeup:
                 if self._inflight_segs() >= cc.cwnd:
                     break
                 if seq_gt((seq + n + (1 if fin_here and n == avail else 0)) & MASK,
                           (self.snd_una + self.snd_wnd) & MASK) and not (head and seq == self.snd_una):
                     break                  # tcp_snd_wnd_test: the whole segment must fit
-                if 0 < n < mss and not fin_here and not self.nodelay and \
+                if 0 < n < mss and last and not fin_here and not self.nodelay and \
                         seq_gt(self.snd_sml, self.snd_una) and not seq_gt(self.snd_sml, seq) and \
                         not seq_lt(seq, self.snd_max):
                     break                  # Nagle/Minshall: a small segment is unacked
             new = not seq_lt(seq, self.snd_max)
-            if tso and new and n == mss < avail and not wakeup:
-                n = self._tso_len(seq, avail)
+            if tso and new and n == mss < min(avail, room) and not wakeup:
+                n = self._tso_len(seq, min(avail, room), last)
             if n < avail:
                 fin_here = False
             if self.sack_ok and not new and n and self.sb.is_sacked(seq, (seq + n) & MASK):
@@ -80,7 +81,73 @@ class OutputMixin:
         elif self.snd_una != self.snd_max and (self.rtx_at is None or self.rtx_kind == "probe"):
             self._arm_rtx(now + self.rto.rto, "rtx")   # a pending loss probe stays armed
 
-    def _tso_len(self, seq: int, avail: int) -> int:
+    def _size_goal(self) -> int:
+        """``tcp_xmit_size_goal``: gso_max_size - 1 - MAX_TCP_HEADER bounded to half the peer's
+        largest window (``tcp_bound_to_half_wnd``), in whole MSS: how big an skb grows."""
+        mss = self.mss
+        mw = self.max_window
+        goal = min(TSO_MAX, mw // 2 if mw > MSS_DEFAULT else mw)
+        goal = max(goal - goal % mss, mss)
+        if self.stack.encoder.gso_exact and self.rto.srtt:
+            goal = min(goal, self._autosize(mss))
+        return goal
+
+    def _skb_queue(self, n: int, eor: bool) -> None:
+        """``tcp_sendmsg_locked`` for n bytes just queued, as skbs [end_seq, psh, eor]: the
+        write queue's tail skb (unsent part, not EOR: ``tcp_skb_can_collapse_to``) takes up to
+        size_goal (its PSH cleared: more data follows), then new skbs of size_goal; a full
+        skb gets PSH when write_seq - pushed_seq > max_window/2 (``forced_push``,
+        ``tcp_mark_push``), and ``tcp_push`` marks the last one (MSG_EOR: nothing appends)."""
+        skbs = self.skbs
+        if skbs is None:
+            skbs = self.skbs = []
+        goal = self._size_goal()
+        half = self.max_window >> 1
+        write_seq = (self.snd_una + len(self.sndq) - n) & MASK
+        if skbs and not skbs[-1][2] and seq_lt(self.snd_max, skbs[-1][0]):
+            tail = skbs[-1]
+            start = skbs[-2][0] if len(skbs) > 1 and seq_gt(skbs[-2][0], self.snd_max) else self.snd_max
+            take = min(goal - ((tail[0] - start) & MASK), n)
+            if take > 0:
+                write_seq = tail[0] = (tail[0] + take) & MASK
+                tail[1] = False
+                n -= take
+                if n and seq_gt(write_seq, (self.pushed_seq + half) & MASK):
+                    tail[1] = True
+                    self.pushed_seq = write_seq
+        while n:
+            take = min(goal, n)
+            n -= take
+            write_seq = (write_seq + take) & MASK
+            skbs.append([write_seq, False, False])
+            if n and seq_gt(write_seq, (self.pushed_seq + half) & MASK):
+                skbs[-1][1] = True
+                self.pushed_seq = write_seq
+        skbs[-1][1] = True
+        skbs[-1][2] = eor
+        self.pushed_seq = write_seq
+
+    def _skb_at(self, seq: int):
+        """The skb holding ``seq`` (new data is near the tail: search from there), or None."""
+        skbs = self.skbs
+        if not skbs:
+            return None
+        i = len(skbs) - 1
+        if not seq_lt(seq, skbs[i][0]):
+            return None
+        while i and seq_lt(seq, skbs[i - 1][0]):
+            i -= 1
+        return skbs[i]
+
+    def _skb_room(self, seq: int, avail: int):
+        """(bytes from ``seq`` to the end of its skb, whether that skb is the last): a packet
+        never spans two skbs (``tcp_write_xmit`` sends one skb, or a ``tso_fragment`` of it)."""
+        e = self._skb_at(seq)
+        if e is None or e is self.skbs[-1]:
+            return avail, True
+        return (e[0] - seq) & MASK, False
+
+    def _tso_len(self, seq: int, avail: int, last: bool = True) -> int:
         """With offload (TSO): how much new data from ``seq`` goes as one segment, given that
         one MSS passed ``_push``'s tests: what the per-MSS loop would send in a row (cwnd,
         ``tcp_snd_wnd_test`` per piece, Nagle on a short tail; a FIN-carrying last piece is
@@ -90,19 +157,17 @@ class OutputMixin:
         cut as ``tcp_write_xmit`` cuts them: ``_autosize`` and half the cwnd. ``tcp_tso_should_defer`` is not modelled: the wire carries the
         same bytes as without offload."""
         mss = self.mss
-        mw = self.max_window
-        goal = min(TSO_MAX, mw // 2 if mw > MSS_DEFAULT else mw)
+        goal = self._size_goal()
         quota = self.cc.cwnd - self._inflight_segs()
         if self.stack.encoder.gso_exact:
-            if self.rto.srtt:
-                goal = min(goal, self._autosize(mss))
             quota = min(quota, max(self.cc.cwnd >> 1, 1))   # tcp_cwnd_test: 2 GSO packets in flight
-        goal = max(goal - goal % mss, mss)
         wnd_room = (self.snd_una + self.snd_wnd - seq) & MASK
         n = min(avail, quota * mss, wnd_room, goal)
         tail = n % mss
         if n < avail:
             return n - tail
+        if not last:
+            return n                       # a whole skb that is not the queue's tail goes
         if self.fin_queued:
             return n - (tail or mss)       # the FIN rides on the last piece: _push sends it
         if tail and not self.nodelay and seq_gt(self.snd_sml, self.snd_una) and \
@@ -135,9 +200,12 @@ class OutputMixin:
         flags = ACK
         if fin:
             flags |= FIN
-        if n and (off + n == len(self.sndq) or (n > self.mss and self.profile["model.tso_psh"]
-                                                and self.stack.encoder.gso_exact)):
-            flags |= PSH
+        if n:
+            e = self._skb_at(seq)
+            if (e[1] and e[0] == (seq + n) & MASK) if e is not None else off + n == len(self.sndq):
+                flags |= PSH               # the end of an skb marked by tcp_mark_push
+            elif n > self.mss and self.profile["model.tso_psh"] and self.stack.encoder.gso_exact:
+                flags |= PSH
         end = (seq + n + (1 if fin else 0)) & MASK
         c = self.stack.counters
         if retrans:

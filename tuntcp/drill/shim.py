@@ -235,7 +235,7 @@ class Shim:
         if s.pending_write == 0:
             s.pending_write = n
         left = s.pending_write
-        took = c.send(bytes(left), self.now)
+        took = c.send(bytes(left), self.now, eor="MSG_EOR" in fl)
         if s.nonblock or "MSG_DONTWAIT" in fl:
             s.pending_write = 0
             if took == 0:
