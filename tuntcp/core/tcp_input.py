@@ -347,8 +347,8 @@ class InputMixin:
         if data_acked > 0:
             del self.sndq[:data_acked]
             skbs = self.skbs
-            if skbs:
-                i = 0
+            if skbs and ((ack - skbs[0][0]) & MASK) < HALF:    # the first skb is all acked
+                i = 1
                 while i < len(skbs) and not seq_gt(skbs[i][0], ack):
                     i += 1
                 del skbs[:i]

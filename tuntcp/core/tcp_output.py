@@ -41,16 +41,33 @@ class OutputMixin:
         cc = self.cc
         tso = self.stack.offload
         sent = 0
+        skbs = self.skbs
+        si = -1                            # index of snd_nxt's skb, found once, then walked
         while True:
             seq = self.snd_nxt
             off = (seq - self.snd_una) & MASK
             avail = len(sndq) - off
             fin_here = self.fin_queued and seq_lt(seq, (self.fin_seq + 1) & MASK) and \
                 avail <= mss
-            if avail <= 0 and not fin_here:
-                break
-            room, last = self._skb_room(seq, avail)
-            n = min(avail, room, wakeup or mss) if avail > 0 else 0
+            if avail <= 0:
+                if not fin_here:
+                    break
+                n = 0
+                room = 0
+                last = True
+            elif skbs:
+                if si < 0:
+                    si = self._skb_index(seq)
+                else:
+                    d = (seq - self.snd_una) & MASK
+                    while si < len(skbs) and ((skbs[si][0] - self.snd_una) & MASK) <= d:
+                        si += 1
+                last = si >= len(skbs) - 1
+                room = avail if last else (skbs[si][0] - seq) & MASK
+                n = min(avail, room, wakeup or mss)
+            else:
+                room, last = avail, True
+                n = min(avail, wakeup or mss)
             if not wakeup:
                 if self._inflight_segs() >= cc.cwnd:
                     break
@@ -69,7 +86,8 @@ class OutputMixin:
             if self.sack_ok and not new and n and self.sb.is_sacked(seq, (seq + n) & MASK):
                 self.snd_nxt = (seq + n) & MASK    # the peer has it: skip
                 continue
-            self._xmit(seq, off, n, now, retrans=not new, fin=fin_here)
+            self._xmit(seq, off, n, now, retrans=not new, fin=fin_here,
+                       skb=skbs[si] if skbs and 0 <= si < len(skbs) else None)
             sent += new
             if wakeup:
                 break
@@ -127,25 +145,25 @@ class OutputMixin:
         skbs[-1][2] = eor
         self.pushed_seq = write_seq
 
-    def _skb_at(self, seq: int):
-        """The skb holding ``seq`` (new data is near the tail: search from there), or None."""
+    def _skb_index(self, seq: int) -> int:
+        """Index of the skb holding ``seq`` (at or after snd_una; len(skbs) past the last):
+        a binary search on the skb ends' distance from snd_una (acked skbs are gone, so the
+        distances increase). A packet never spans two skbs: ``tcp_write_xmit`` sends one
+        skb, or a ``tso_fragment`` of it."""
         skbs = self.skbs
-        if not skbs:
-            return None
-        i = len(skbs) - 1
-        if not seq_lt(seq, skbs[i][0]):
-            return None
-        while i and seq_lt(seq, skbs[i - 1][0]):
-            i -= 1
-        return skbs[i]
-
-    def _skb_room(self, seq: int, avail: int):
-        """(bytes from ``seq`` to the end of its skb, whether that skb is the last): a packet
-        never spans two skbs (``tcp_write_xmit`` sends one skb, or a ``tso_fragment`` of it)."""
-        e = self._skb_at(seq)
-        if e is None or e is self.skbs[-1]:
-            return avail, True
-        return (e[0] - seq) & MASK, False
+        una = self.snd_una
+        d = (seq - una) & MASK
+        hi = len(skbs)
+        if hi == 1 or ((skbs[-2][0] - una) & MASK) <= d:
+            return hi - 1 if ((skbs[-1][0] - una) & MASK) > d else hi    # new data: the tail
+        lo = 0
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if ((skbs[mid][0] - una) & MASK) > d:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
 
     def _tso_len(self, seq: int, avail: int, last: bool = True) -> int:
         """With offload (TSO): how much new data from ``seq`` goes as one segment, given that
@@ -191,17 +209,23 @@ class OutputMixin:
             size += TSO_MAX >> r
         return max(min(size, TSO_MAX) // mss, p["net.ipv4.tcp_min_tso_segs"]) * mss
 
-    def _xmit(self, seq: int, off: int, n: int, now: float, retrans: bool, fin: bool = False) -> None:
+    def _xmit(self, seq: int, off: int, n: int, now: float, retrans: bool, fin: bool = False,
+              skb=False) -> None:
         """Build and emit one data/FIN segment (``tcp_transmit_skb``); counts retransmissions.
         PSH where the queued data ends, and (``__tcp_transmit_skb``, profile knob
         model.tso_psh) on every TSO packet: pcount > 1 forces PSH to expedite GRO flushes
-        (where the encoder shows GSO packets whole; VnetEncoder re-merges runs itself)."""
+        (where the encoder shows GSO packets whole; VnetEncoder re-merges runs itself).
+        ``skb``: the skb holding ``seq`` when the caller knows it."""
         payload = bytes(self.sndq[off:off + n]) if n else b""
         flags = ACK
         if fin:
             flags |= FIN
         if n:
-            e = self._skb_at(seq)
+            e = skb
+            if e is False:
+                skbs = self.skbs
+                i = self._skb_index(seq) if skbs else 0
+                e = skbs[i] if skbs and i < len(skbs) else None
             if (e[1] and e[0] == (seq + n) & MASK) if e is not None else off + n == len(self.sndq):
                 flags |= PSH               # the end of an skb marked by tcp_mark_push
             elif n > self.mss and self.profile["model.tso_psh"] and self.stack.encoder.gso_exact:
