@@ -87,7 +87,9 @@ class InputMixin:
         if payload:
             if seg.ack == self.snd_una and self.tlp_high_seq is None and \
                     seg.window << self.snd_wscale == self.snd_wnd:
-                self.snd_wl1 = seg.seq     # nothing new acknowledged: tcp_update_wl only
+                if ((seg.seq - self.snd_wl1) & MASK) < HALF:
+                    self.snd_wl1 = seg.seq     # nothing new acknowledged: what _ack would
+                    self.snd_wl2 = seg.ack     # do (wl1 never moves back: tcp_may_update_window)
             elif not self._ack(seg, now) or self.state is CLOSED:
                 return
             c[mib.TcpExtTCPHPHits] = c.get(mib.TcpExtTCPHPHits, 0) + 1
