@@ -146,6 +146,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         "sb", "rtt_seq", "rtt_time", "retrans_stamp", "retransmits", "probes_out",
         "retrans_out", "total_retrans", "syn_retrans", "reordering", "undo_cwnd",
         "undo_ssthresh", "retx_tsval", "dsack", "retx_list", "skbs", "pushed_seq",
+        "cwnd_lim", "max_pkts_out", "cwnd_usage_seq",
         # receive side
         "irs", "rcv_nxt", "rcvq", "reasm", "win", "_rcvbuf", "_rcvbuf_locked", "rcv_wscale",
         "advmss", "fin_rcvd", "ofo_fin",
@@ -187,6 +188,9 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         self.sndq = bytearray()
         self.skbs = None            # [end_seq, psh, eor] per skb of sndq, made on first send
         self.pushed_seq = 0
+        self.cwnd_lim = False       # tcp_cwnd_validate's is_cwnd_limited, max_packets_out
+        self.max_pkts_out = 0
+        self.cwnd_usage_seq = 0
         self.sndbuf = p["net.ipv4.tcp_wmem"][1]
         self.sndbuf_locked = False
         self.fin_queued = False

@@ -381,9 +381,7 @@ class InputMixin:
             self._recovery_ack(seg, ack, now)
         else:
             self.dupacks = 0
-            out = ((self.snd_nxt - ack) & MASK) - sb.sacked_bytes      # _inflight_segs
-            inflight = (out + mss - 1) // mss if out > 0 else 0
-            self._cc_ack(acked_segs, now, ca_rtt, inflight + acked_segs >= self.cc.cwnd)
+            self._cc_ack(acked_segs, now, ca_rtt, self._cwnd_limited())
         if self.retrans_out:
             self.retrans_out = max(self.retrans_out - acked_segs, 0)
         if self.loss_high is not None and not seq_lt(ack, self.loss_high):

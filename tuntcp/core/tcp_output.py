@@ -91,6 +91,10 @@ class OutputMixin:
             sent += new
             if wakeup:
                 break
+        if not wakeup and cc is not None:
+            lim = self._inflight_segs() >= cc.cwnd
+            if sent or lim:
+                self._cwnd_validate(lim)
         if self.snd_una == self.snd_max and self._pending():
             if self.rtx_at is None:
                 self._arm_rtx(now + self.rto.rto, "probe")
@@ -164,6 +168,25 @@ class OutputMixin:
             else:
                 lo = mid + 1
         return lo
+
+    def _cwnd_validate(self, lim: bool) -> None:
+        """``tcp_cwnd_validate`` after ``tcp_write_xmit``: remember, per window of data (until
+        snd_una passes cwnd_usage_seq), whether the sender was cwnd-limited and else the most
+        packets it had out; ``_cwnd_limited`` reads them on the ACKs of that window."""
+        out = (((self.snd_max - self.snd_una) & MASK) + self.mss - 1) // self.mss
+        if not seq_lt(self.snd_una, self.cwnd_usage_seq) or lim or (
+                not self.cwnd_lim and out > self.max_pkts_out):
+            self.cwnd_lim = lim
+            self.max_pkts_out = out
+            self.cwnd_usage_seq = self.snd_max
+
+    def _cwnd_limited(self) -> bool:
+        """``tcp_is_cwnd_limited``: cwnd-limited in this window, or in slow start with cwnd
+        below twice the most packets out (so it grows to twice what was ACKed)."""
+        if self.cwnd_lim:
+            return True
+        cc = self.cc
+        return cc.cwnd < cc.ssthresh and cc.cwnd < 2 * self.max_pkts_out
 
     def _tso_len(self, seq: int, avail: int, last: bool = True) -> int:
         """With offload (TSO): how much new data from ``seq`` goes as one segment, given that
