@@ -607,7 +607,21 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
             "recv_q": len(self.rcvq), "send_q": len(self.sndq),
             "cc": self.cc.name if self.cc else "",
             "path": self.path,
+            "ca_state": self._ca_state(), "sacked": -(-self.sb.sacked_bytes // self.mss),
         }
+
+    def _ca_state(self) -> int:
+        """icsk_ca_state as tcp_get_info reports it: Loss (4) from an RTO until snd_max of
+        then is ACKed, Recovery (3) in fast recovery, Disorder (1) with SACKed or duplicate-
+        ACKed data out (``tcp_try_to_open``, on an ACK: a loss probe alone leaves Open), else
+        Open (0). CWR (2) needs ECN, which the model does not negotiate."""
+        if self.loss_high is not None:
+            return 4
+        if self.in_recovery:
+            return 3
+        if self.dupacks or self.sb.sacked_bytes:
+            return 1
+        return 0
 
     def __repr__(self) -> str:
         return f"<Connection {self.lport}->{self.rport} {self.state}>"
