@@ -240,8 +240,11 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
     # ================================================================== creation
 
     @classmethod
-    def active(cls, stack, laddr, lport, raddr, rport, now, *, rcvbuf=None, sndbuf=None):
+    def active(cls, stack, laddr, lport, raddr, rport, now, *, rcvbuf=None, sndbuf=None,
+               user_mss=0):
         """connect(2): ``tcp_v4_connect`` → ``tcp_connect_init`` → ``tcp_connect``.
+        ``user_mss`` (TCP_MAXSEG before connect) clamps advmss (``tcp_mss_clamp``) and, on the
+        SYN-ACK, the peer's MSS (``tcp_parse_options``: user_mss < in_mss).
 
         The SYN carries mss, sackOK, TS, wscale as the profile allows (tcp_sack,
         tcp_timestamps, tcp_window_scaling). Our window in the SYN is never scaled (RFC 7323
@@ -249,6 +252,8 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         """
         c = cls(stack, laddr, lport, raddr, rport, now)
         p = c.profile
+        if user_mss:
+            c.advmss = min(c.advmss, user_mss)
         if rcvbuf is not None:
             c.set_rcvbuf(rcvbuf)
         if sndbuf is not None:

@@ -223,7 +223,7 @@ class InputMixin:
             self.ts_recent_stamp = now
         tslen = TS_LEN if self.ts_ok else 0
         peer_mss = o.mss if o.mss else MSS_DEFAULT
-        self.mss = max(min(peer_mss, self.stack.mtu - 40) - tslen, MIN_MSS)
+        self.mss = max(min(peer_mss, self.advmss) - tslen, MIN_MSS)    # advmss: mtu - 40, user_mss
         self.advmss -= tslen           # tcp_rcv_synsent_state_process: advmss -= TS option
         self.cc = make_cc(p.get("net.ipv4.tcp_congestion_control", "cubic"), self.mss)
         self.win = _window.RecvWindow(
