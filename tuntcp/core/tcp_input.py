@@ -370,18 +370,26 @@ class InputMixin:
         self.retransmits = 0
         self.retrans_stamp = None
         sb = self.sb
+        was_sacked = 0
         if sb.ranges:
             high = sb.highest_sacked() if self.sack_ok else None
             if high is not None and seq_gt(high, ack):
                 self._reordering_seen((high - una) & MASK)
+            was_sacked = sb.sacked_bytes
             sb.clear_below(ack)
+            was_sacked -= sb.sacked_bytes
         mss = self.mss
         acked_segs = (acked + mss - 1) // mss or 1
         if self.in_recovery:
             self._recovery_ack(seg, ack, now)
         else:
+            # tcp_cong_control gets what this ACK delivered: data SACKed before was counted
+            # then, and without SACK each dupack counted one (tcp_remove_reno_sacks)
+            delivered = (acked - was_sacked + mss - 1) // mss if was_sacked else acked_segs
+            if self.dupacks and not self.sack_ok:
+                delivered = max(delivered - self.dupacks, 1)
             self.dupacks = 0
-            self._cc_ack(acked_segs, now, ca_rtt, self._cwnd_limited())
+            self._cc_ack(delivered, now, ca_rtt, self._cwnd_limited())
         if self.retrans_out:
             self.retrans_out = max(self.retrans_out - acked_segs, 0)
         if self.loss_high is not None and not seq_lt(ack, self.loss_high):

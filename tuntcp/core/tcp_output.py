@@ -22,8 +22,15 @@ class OutputMixin:
         return self.fin_queued and seq_lt(self.snd_nxt, (self.fin_seq + 1) & MASK)
 
     def _inflight_segs(self) -> int:
+        """``tcp_packets_in_flight`` less retransmissions: out minus SACKed, and without SACK
+        each duplicate ACK counts one segment as left the network (``tcp_add_reno_sack``,
+        at least one hole kept: ``tcp_limit_reno_sacked``), which lets limited transmit
+        (RFC 3042) send new data on the first two dupacks."""
         out = ((self.snd_nxt - self.snd_una) & MASK) - self.sb.sacked_bytes
-        return max((out + self.mss - 1) // self.mss, 0)
+        segs = max((out + self.mss - 1) // self.mss, 0)
+        if self.dupacks and not self.sack_ok and segs > 1:
+            segs -= min(self.dupacks, segs - 1)
+        return segs
 
     def _push(self, now: float, wakeup: int = 0, head: bool = False) -> None:
         """``tcp_write_xmit``: send MSS-sized segments from snd_nxt while cwnd, the peer's window
