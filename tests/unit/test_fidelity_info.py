@@ -35,3 +35,18 @@ def test_ca_state_is_loss_after_an_rto():
     assert c.info()["ca_state"] == 0 and not st.counters.get("TcpExtTCPTimeouts")
     st.on_timers(c.rtx_at + 0.001)              # the RTO: Loss
     assert c.info()["ca_state"] == 4 and st.counters["TcpExtTCPTimeouts"] == 1
+
+
+def test_cwnd_restarts_when_a_window_update_ends_a_long_zero_window():
+    """tcp_slow_start_after_idle_check runs when new data goes with nothing in flight, so a
+    window that opens after more than an RTO of silence restarts cwnd (tcp_cwnd_restart),
+    not only a write after idle."""
+    st, c = established(False)
+    c.cc.cwnd = 36
+    c.sndbuf = 1 << 22
+    c.snd_wnd = 0
+    c.send(bytes(20 * MSS), c.lsndtime)          # nothing may go: the peer's window is shut
+    assert c.snd_max == c.snd_una and c.cc.cwnd == 36
+    st.receive_segment(Segment(R, L, 40000, 8080, seq=1, ack=c.snd_una, flags=ACK, window=65535,
+                               options=TcpOptions(ts=(300, 0))), c.lsndtime + 5.0)
+    assert c.cc.cwnd == 10 and c.snd_max != c.snd_una

@@ -367,8 +367,6 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
             return 0
         n = min(len(data), self.send_space())
         if n:
-            if self.snd_una == self.snd_max and self.cc is not None:
-                self._idle_restart(now)
             if self.skbs is None:
                 self.pushed_seq = (self.snd_una + len(self.sndq)) & MASK
             self.sndq += data[:n]
@@ -377,7 +375,8 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         return n
 
     def _idle_restart(self, now: float) -> None:
-        """``tcp_slow_start_after_idle_check`` (when data is queued with nothing in flight,
+        """``tcp_slow_start_after_idle_check`` (when new data goes with nothing in flight, from
+        ``_push``: after a write or when a window update ends zero-window probing,
         net.ipv4.tcp_slow_start_after_idle=1): after more than an RTO without sending data,
         ``tcp_cwnd_restart`` halves cwnd per RTO of idleness, down to the initial window
         (RFC 5681 4.1, RFC 2861)."""

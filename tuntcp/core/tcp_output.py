@@ -50,6 +50,9 @@ class OutputMixin:
         sent = 0
         skbs = self.skbs
         si = -1                            # index of snd_nxt's skb, found once, then walked
+        if self.snd_una == self.snd_max and not wakeup and cc is not None and \
+                len(sndq) > ((self.snd_nxt - self.snd_una) & MASK):
+            self._idle_restart(now)
         while True:
             seq = self.snd_nxt
             off = (seq - self.snd_una) & MASK
