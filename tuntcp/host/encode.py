@@ -33,6 +33,7 @@ class SegmentRecorder:
     """Keeps the Segments: ``take_output()`` returns them as queued."""
 
     tso = False
+    gso_exact = False   # True: TSO packets sized and flagged as tcp_write_xmit does (core/tcp_output)
 
     def open(self, key) -> None:
         """A connection with this 4-tuple (laddr, lport, raddr, rport) now exists."""
