@@ -82,7 +82,7 @@ def test_bench_user_mistakes_are_one_line_and_exit_2(args, msg):
                         "sys.exit(main(sys.argv[1:]))", "bench", *args],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2
-    assert p.stderr.startswith("tuntcp: error: ") and msg in p.stderr
+    assert p.stderr.startswith("tuntcp bench: error: ") and msg in p.stderr   # one prefix style: "tuntcp CMD: error:"
     assert len(p.stderr.strip().splitlines()) == 1
 
 
