@@ -123,6 +123,7 @@ TuntcpMartianSrc = "TuntcpMartianSrc"
 TuntcpTcpTruncated = "TuntcpTcpTruncated"
 TuntcpTunTxDrops = "TuntcpTunTxDrops"
 TuntcpIp6RtHdrDrop = "TuntcpIp6RtHdrDrop"  # seg6/RPL routing header while disabled: Linux counts nothing
+TuntcpIp6CompatAddr = "TuntcpIp6CompatAddr"  # ::/96 address: its key would collide with IPv4's
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "Ip": (IpInReceives, IpInHdrErrors, IpInAddrErrors, IpInUnknownProtos, IpInDiscards, IpInDelivers,
@@ -151,13 +152,12 @@ GROUPS: dict[str, tuple[str, ...]] = {
         FreeBSDSyncacheCacheOverflow, FreeBSDSyncacheReset, FreeBSDSyncacheStale,
         FreeBSDSyncacheAborted, FreeBSDSyncacheBadack, FreeBSDSyncacheZoneFail,
         FreeBSDSyncacheCookiesSent, FreeBSDSyncacheCookiesRecv, FreeBSDSyncacheCookiesFailed,),
-    "Tuntcp": (TuntcpMartianSrc, TuntcpTcpTruncated, TuntcpTunTxDrops, TuntcpIp6RtHdrDrop,),
+    "Tuntcp": (TuntcpMartianSrc, TuntcpTcpTruncated, TuntcpTunTxDrops, TuntcpIp6RtHdrDrop, TuntcpIp6CompatAddr,),
 }
 ALL: tuple[str, ...] = tuple(n for names in GROUPS.values() for n in names)
 KERNEL_ONLY: frozenset[str] = frozenset({
     IpInDiscards, IpInDelivers, IpOutRequests, TcpExtTCPSlowStartRetrans, TcpExtTCPDSACKRecv,
-    TcpExtTCPRcvQDrop, TcpExtOutOfWindowIcmps, Ip6InReceives, Ip6InAddrErrors, Ip6InDiscards,
-    Ip6OutRequests,
+    TcpExtTCPRcvQDrop, TcpExtOutOfWindowIcmps, Ip6InDiscards, Ip6OutRequests,
 })
 
 

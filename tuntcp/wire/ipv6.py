@@ -9,6 +9,7 @@ Addresses are 128-bit ints; the TCP checksum uses the same residue arithmetic as
 """
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import struct
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ NEXTHDR_NONE = 59
 NEXTHDR_DEST = 60
 MAX_OPTS_CNT = 8            # IP6_DEFAULT_MAX_HBH_OPTS_CNT / IP6_DEFAULT_MAX_DST_OPTS_CNT
 IPV6_MIN_MTU = 1280
+V4_MAX = 0xFFFFFFFF         # one int space for both families: an address above this is IPv6
 
 _LOOPBACK = bytes(15) + b"\x01"
 _IP6 = struct.Struct("!IHBB16s16s")  # ver/tc/flow, payload length, next header, hop limit, src, dst
@@ -301,9 +303,10 @@ def _upper_header_truncated(buf, off: int, tot: int, nh: int) -> bool:
 _HDR6 = struct.Struct("!IHBB16s16sHHIIBBHHH")  # IPv6 header + TCP header: 60 bytes
 
 
-def build6(seg: Segment) -> bytes:
+def build6(seg: Segment, flowlabel: int | None = None) -> bytes:
     """One IPv6 packet for ``seg``: hop limit ``seg.ttl``, traffic class ``seg.tos``, flow label
-    ``seg.flowlabel`` (0 for a plain Segment), no extension headers, TCP checksum filled in.
+    ``flowlabel`` or else ``seg.flowlabel`` (0 for a plain Segment), no extension headers, TCP
+    checksum filled in.
 
     Raises ``ValueError`` naming the field when a value does not fit, as ``build`` does.
     """
@@ -320,7 +323,7 @@ def build6(seg: Segment) -> bytes:
     if tlen > 0xFFFF:
         raise ValueError(f"TCP segment of {tlen} bytes exceeds the IPv6 payload maximum of 65535")
     saddr, daddr = seg.saddr, seg.daddr
-    flow = getattr(seg, "flowlabel", 0)
+    flow = getattr(seg, "flowlabel", 0) if flowlabel is None else flowlabel
     for name, value, bits in (("saddr", saddr, 128), ("daddr", daddr, 128), ("tos", seg.tos, 8),
                               ("flowlabel", flow, 20)):
         if not isinstance(value, int) or not 0 <= value < (1 << bits):
@@ -339,3 +342,40 @@ def build6(seg: Segment) -> bytes:
     except (struct.error, TypeError) as e:
         raise ValueError(f"cannot encode segment {seg}: {e}") from None
     return b"".join((hdr, opts, payload)) if plen else hdr + opts
+
+
+class Ip6Out:
+    """How one host puts its TCP segments into IPv6 packets (the encoders call ``build``).
+
+    Hop limit: ``net.ipv6.conf.default.hop_limit`` (``ip6_dst_hoplimit`` with no route metric).
+    Flow label: ``make_flowlabel`` of the flow's ``sk_txhash``. Linux draws that hash at random
+    per socket, and the child copies its request sock's (``tcp_v6_syn_recv_sock``), so SYN-ACK
+    and data carry one label; a RST takes the skb flow hash. Here one keyed hash of the 4-tuple
+    stands for all three: the same per flow, unrelated between flows.
+    """
+
+    __slots__ = ("hop_limit", "auto_flowlabels", "_key", "_labels")
+
+    def __init__(self, hop_limit: int, auto_flowlabels: int, secret: bytes):
+        self.hop_limit = hop_limit
+        self.auto_flowlabels = auto_flowlabels
+        self._key = bytes(secret)[:32] or b"\0"
+        self._labels: dict = {}
+
+    def flowlabel(self, laddr: int, lport: int, raddr: int, rport: int) -> int:
+        key = (laddr, lport, raddr, rport)
+        label = self._labels.get(key)
+        if label is None:
+            h = hashlib.blake2s(_FLOW.pack(laddr.to_bytes(16, "big"), lport, raddr.to_bytes(16, "big"), rport),
+                                key=self._key, digest_size=4, person=b"txhash").digest()
+            if len(self._labels) >= 4096:    # a flood of spoofed sources cannot grow it
+                self._labels.clear()
+            label = self._labels[key] = make_flowlabel(_from_bytes(h, "big"), self.auto_flowlabels)
+        return label
+
+    def build(self, seg: Segment) -> bytes:
+        seg.ttl = self.hop_limit
+        return build6(seg, self.flowlabel(seg.saddr, seg.sport, seg.daddr, seg.dport))
+
+
+_FLOW = struct.Struct("!16sH16sH")
