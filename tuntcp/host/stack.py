@@ -249,7 +249,7 @@ class Stack:
         """connect(2): pick an ephemeral port if needed and send the SYN."""
         self.now = now
         if self.addrs and laddr not in self.addrs:
-            raise StackError(f"cannot connect from {codec.ip_str(laddr)}: not an address of this stack")
+            raise StackError(f"cannot connect from {ipv6.addr_str(laddr)}: not an address of this stack")
         if not 0 < rport < 65536:
             raise StackError(f"bad port {rport}")
         if lport is None:

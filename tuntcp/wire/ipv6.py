@@ -66,6 +66,31 @@ def ip6_int(addr: str) -> int:
         raise ValueError(f"not an IPv6 address: {addr!r}") from e
 
 
+def addr_int(addr: str) -> int:
+    """The int of an IPv4 or IPv6 address text (what Stack keys use); ValueError otherwise.
+
+    An IPv4-compatible IPv6 address (::a.b.c.d, deprecated) is refused: its int would be an
+    IPv4 address's. ``::`` is 0, the wildcard of both families."""
+    try:
+        a = ipaddress.ip_address(addr)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"not an IP address: {addr!r}") from e
+    n = int(a)
+    if a.version == 6 and 0 < n <= V4_MAX:
+        raise ValueError(f"IPv4-compatible IPv6 address {addr!r} is not supported (use the IPv4 address)")
+    return n
+
+
+def addr_str(addr: int) -> str:
+    """'198.18.0.1' or '2001:2::1' from an address int (above 2**32: IPv6)."""
+    return str(ipaddress.IPv4Address(addr) if addr <= V4_MAX else ipaddress.IPv6Address(addr))
+
+
+def addr_port(addr: int, port: int) -> str:
+    """'198.18.0.1:80' or '[2001:2::1]:80', as ss prints them."""
+    return f"{addr_str(addr)}:{port}" if addr <= V4_MAX else f"[{addr_str(addr)}]:{port}"
+
+
 def mss_for_mtu6(mtu: int) -> int:
     """The MSS a listener announces on an IPv6 path: MTU - 40 (IPv6) - 20 (TCP) = MTU - 60.
 
