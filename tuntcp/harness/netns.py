@@ -37,6 +37,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 import weakref
 
 CLONE_NEWNET = 0x40000000
@@ -394,6 +395,7 @@ class Lab:
 
     def _build(self, sysctls: dict) -> None:
         from pyroute2 import IPRoute, netns
+        from pyroute2.netlink.exceptions import NetlinkError
         import pytun
 
         if os.path.exists(_ns_path(self.ns_name)):
@@ -431,11 +433,20 @@ class Lab:
         self.tun_index = idx
         ipr.link("set", index=idx, mtu=self.mtu, txqlen=self.txqueuelen)
         v6 = self.family == 6
-        ipr.addr("add", index=idx, address=self.client_addr, prefixlen=128 if v6 else 32)
+        # IFA_F_NODAD (2): usable at once; the route's prefsrc must not be tentative
+        ipr.addr("add", index=idx, address=self.client_addr, prefixlen=128 if v6 else 32,
+                 **({"flags": 2} if v6 else {}))
         ipr.link("set", index=idx, state="up")
-        ipr.route("add", dst=str(self.endpoint_net), oif=idx, prefsrc=self.client_addr,
-                  family=self.af,
-                  scope=0 if v6 else 253)  # RT_SCOPE_LINK: a point-to-point TUN has no gateway
+        for wait in range(100 if v6 else 1):
+            try:
+                ipr.route("add", dst=str(self.endpoint_net), oif=idx, prefsrc=self.client_addr,
+                          family=self.af,
+                          scope=0 if v6 else 253)  # RT_SCOPE_LINK: a point-to-point TUN has no gateway
+                break
+            except NetlinkError as e:   # EINVAL while the address is still tentative (addrconf)
+                if e.code != errno.EINVAL or wait == 99:
+                    raise
+                time.sleep(0.01)
         for name, value in sysctls.items():
             self.sysctl(name, value)
 

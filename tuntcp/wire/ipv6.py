@@ -21,6 +21,7 @@ from .codec import (
     _TS_ONLY, _TS_WORD, MAX_OPTION_SPACE, TCP_CSUM_ERRORS, TCP_IN_ERRS, TCP_TRUNCATED, Malformed, _parse_options,
     build_options,
 )
+from .codec import parse as parse4
 from .segment import Segment, TcpOptions
 
 IP6_HDR_ERRORS = mib.Ip6InHdrErrors
@@ -239,6 +240,14 @@ def parse6(buf, verify: bool = True, counters=None) -> Segment6:
     payload = memoryview(buf)[pstart:tot] if tot > pstart else b""
     return Segment6(saddr, daddr, sport, dport, seq, ack, flags, window, opts, payload, urg, hlim,
                     (vtf >> 20) & 0xFF, 0, 0, vtf & 0xFFFFF)
+
+
+def parse_ip(buf, verify: bool = True) -> Segment:
+    """An IPv4 or IPv6 packet, by its version nibble (``codec.parse`` or ``parse6``): for
+    readers of captures that hold both (a LINKTYPE_RAW pcap)."""
+    if len(buf) and buf[0] >> 4 == 6:
+        return parse6(buf, verify)
+    return parse4(buf, verify)
 
 
 def _ext_length(buf, off: int, tot: int) -> int:
