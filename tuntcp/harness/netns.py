@@ -63,7 +63,7 @@ _QUIET_IPV6 = (("addr_gen_mode", 1), ("accept_dad", 0), ("accept_ra", 0), ("rout
 # wmem_max (read-only mirrors in a child netns), net.ipv4.tcp_mem, tcp_max_orphans, udp_mem -
 # are deliberately absent.  net.ipv4.conf.* / net.ipv6.conf.* / neigh.* are per-netns as well.
 PER_NETNS_SYSCTLS = frozenset({
-    "net.core.somaxconn",
+    "net.core.somaxconn", "net.ipv6.ip_nonlocal_bind",
     *(f"net.ipv4.{k}" for k in (
         "tcp_syncookies", "tcp_max_syn_backlog", "tcp_syn_retries", "tcp_synack_retries",
         "tcp_syn_linear_timeouts", "tcp_timestamps", "tcp_sack", "tcp_window_scaling",
@@ -521,6 +521,8 @@ class Lab:
         if n < 0 or have + n > most:
             raise LabError(f"at most {most} extra client addresses")
         if not have and n:
+            if self.family == 6:     # IPv6 bind() wants an assigned address, a local route is not enough
+                self.sysctl("net.ipv6.ip_nonlocal_bind", 1)
             lo = self._ipr.link_lookup(ifname="lo")[0]
             self._ipr.route("add", dst=str(extra), type="local", oif=lo, family=self.af,
                             table=255, scope=254)  # local table, RT_SCOPE_HOST
