@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--duration", type=_seconds, default=None, help="stop after this many seconds")
     s.add_argument("--offload", action="store_true",
                    help="IFF_VNET_HDR: kernel-verified checksums, TSO in, GSO out (no link model)")
+    s.add_argument("--family", choices=("ipv4", "ipv6"), default="ipv4",
+                   help="address family of the lab (ipv6: 2001:2::1 -> 2001:2:0:1::1)")
 
     from .obs import commands as obs_cmds
     obs_cmds.add_ss_arguments(sub.add_parser("ss", help="sockets of a running endpoint, printed like ss(8)"))
@@ -173,6 +175,8 @@ def cmd_serve(args) -> int:
     links = None
     if args.offload and (args.delay or args.jitter or args.loss or args.reorder):
         raise UsageError("--offload cannot be combined with the link model (a corrupted byte would go unchecked)")
+    if args.offload and args.family == "ipv6":
+        raise UsageError("--offload is IPv4 only (the GSO encoder builds IPv4 frames); leave it out with --family ipv6")
     if args.delay or args.jitter or args.loss or args.reorder:
         kw = dict(delay=args.delay, jitter=args.jitter, loss=args.loss, reorder=args.reorder)
         links = (LinkModel(seed=args.seed, **kw), LinkModel(seed=args.seed + 1, **kw))
@@ -190,7 +194,7 @@ def cmd_serve(args) -> int:
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        with netns.Lab(vnet_hdr=args.offload) as lab:
+        with netns.Lab(vnet_hdr=args.offload, family=6 if args.family == "ipv6" else 4) as lab:
             trio.run(apps.serve, lab, profile, args, links)
     except BaseException as e:
         if not all(isinstance(x, KeyboardInterrupt) for x in leaves(e)):

@@ -23,6 +23,7 @@ class ConnectError(ValueError):
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=KERNEL_PORT, help="port of the kernel listener")
+    p.add_argument("--family", choices=("ipv4", "ipv6"), default="ipv4", help="address family of the lab")
     p.add_argument("--kernel-app", choices=("echo", "discard"), default="echo")
     p.add_argument("--kernel-rcvbuf", type=int, default=None, help="SO_RCVBUF on the kernel listener")
     p.add_argument("--ns-sysctl", action="append", default=[], metavar="NAME=VALUE",
@@ -63,11 +64,12 @@ async def run(profile, sysctls: dict, args) -> str:
 
     from tuntcp.host.stack import Stack
     from tuntcp.harness.netns import Lab
+    from tuntcp.wire.ipv6 import addr_port
     from tuntcp.obs.views import ss_ti
     from tuntcp.shell.endpoint import Endpoint
     from tuntcp.shell.listener import open_tcp_stream
 
-    with Lab(sysctls=sysctls or None) as lab:
+    with Lab(sysctls=sysctls or None, family=6 if args.family == "ipv6" else 4) as lab:
         srv = lab.socket_in_ns()
         srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if args.kernel_rcvbuf:
@@ -109,10 +111,11 @@ async def run(profile, sysctls: dict, args) -> str:
             ours = ss_ti(stack)
             info = stream.info()
             kernel = _ss(lab)
-            k = parse_ss_wscale(kernel, args.port, lab.endpoint_addr)
+            k = parse_ss_wscale(kernel, args.port, f"[{lab.endpoint_addr}]" if lab.family == 6
+                                else lab.endpoint_addr)
             await stream.aclose()
             nursery.cancel_scope.cancel()
-    lines = [f"tuntcp ({profile.name}) -> kernel listener {lab.client_addr}:{args.port} "
+    lines = [f"tuntcp ({profile.name}) -> kernel listener {addr_port(lab.client_ip, args.port)} "
              f"({args.kernel_app}{', SO_RCVBUF ' + str(args.kernel_rcvbuf) if args.kernel_rcvbuf else ''})",
              f"sent {args.bytes} bytes" + (f", echoed {got['echoed']}" if args.kernel_app == "echo" else ""),
              "", "tuntcp (client) ss -ti:", ours.rstrip(), "", "kernel (listener's child) ss -tin:"]

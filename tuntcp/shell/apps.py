@@ -106,7 +106,8 @@ async def serve(lab, profile, args, links=None) -> None:
 
 
 def _banner(lab, profile, args, lst) -> None:
-    ns, addr, port = lab.ns_name, lab.endpoint_addr, args.port
+    ns, port = lab.ns_name, args.port
+    addr = f"[{lab.endpoint_addr}]" if ":" in lab.endpoint_addr else lab.endpoint_addr  # URL/socat form
     p = print
     p(f"tuntcp: {args.app} on {addr}:{port} (profile {profile.name}, backlog {lst.listener.backlog}"
       f" after clamp), clients in namespace {ns} at {lab.client_addr}")
