@@ -90,17 +90,20 @@ class Stack:
         in ``tcp_checksum_complete``); unmarked packets are verified as always.
         """
         c = self.counters
-        if packet[0] >> 4 == 6:
-            self._receive6(packet, now, csum_ok)
-            return
-        c[mib.IpInReceives] = c.get(mib.IpInReceives, 0) + 1
         try:
             seg = codec.parse(packet, not (csum_ok and self.offload))
         except codec.Malformed as e:
-            self.counters[e.reason] += 1
+            # IPv6 is told apart where IPv4's version check fails: no cost on the IPv4 path
+            if e.reason == mib.IpInHdrErrors and isinstance(packet, (bytes, bytearray, memoryview)) \
+                    and len(packet) and packet[0] >> 4 == 6:
+                self._receive6(packet, now, csum_ok)
+                return
+            c[mib.IpInReceives] += 1
+            c[e.reason] += 1
             if e.reason == mib.TcpInCsumErrors:
                 self.counters[mib.TcpInErrs] += 1   # Linux bumps both (tcp_v4_rcv csum_error)
             return
+        c[mib.IpInReceives] = c.get(mib.IpInReceives, 0) + 1
         self.receive_segment(seg, now)
 
     def _receive6(self, packet, now: float, csum_ok: bool) -> None:

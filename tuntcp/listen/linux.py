@@ -30,7 +30,7 @@ from ..core.conn import Connection
 from ..core.oow import oow_rate_limited
 from ..core.params import HandshakeParams
 from ..core.seq import seq_gt
-from ..core.window import (TCP_MSS_DEFAULT, cookie_init_rwin, openreq_init_rwin, sock_set_rcvbuf,
+from ..core.window import (cookie_init_rwin, openreq_init_rwin, sock_set_rcvbuf,
                            sock_set_sndbuf, synack_window_field)
 from ..wire.segment import ACK, CWR, ECE, FIN, RST, SYN, Segment
 from . import linux_rules as R
@@ -218,7 +218,9 @@ class LinuxListener:
         kernel's order (reference §2.2). An IPv6 SYN from an IPv4-mapped source (::ffff:0:0/96)
         is dropped as Ip6InHdrErrors, with no listen drop (``tcp_v6_conn_request``)."""
         p, c, st = self.profile, self.stack.counters, self.stack
-        if syn.saddr >> 32 == 0xFFFF:
+        laddr, raddr = syn.daddr, syn.saddr
+        v6 = laddr > V4_MAX
+        if v6 and raddr >> 32 == 0xFFFF:
             c[mib.Ip6InHdrErrors] += 1
             return
         if R.is_bcast_or_mcast(syn.daddr):
@@ -242,10 +244,9 @@ class LinuxListener:
                    raddr=syn.saddr, rport=syn.sport, accept=len(self.accept_q),
                    backlog=self.backlog, young=self.young)
             return
-        laddr, raddr = syn.daddr, syn.saddr
-        v6 = laddr > V4_MAX
         mss, tstamp_ok, tsval, wscale_ok, snd_wscale, sack_ok = parse_syn_options(
-            p, syn.options, want_cookie, IPV6_MIN_MTU - 60 if v6 else TCP_MSS_DEFAULT)
+            p, syn.options, want_cookie, IPV6_MIN_MTU - 60) if v6 else parse_syn_options(
+            p, syn.options, want_cookie)
         ts_off = st.ts_offset(laddr, raddr) if tstamp_ok else 0
         if not want_cookie:
             if R.three_quarter_drop(syncookies, p["net.ipv4.tcp_max_syn_backlog"], len(self.reqs),
@@ -274,7 +275,7 @@ class LinuxListener:
                        ecn=ecn_ok, opts_in_ts=tstamp_ok)
             # stateless: nothing is kept, the SYN-ACK goes out by its fields
             self._cookie_synack(syn, isn, tstamp_ok, tsval, ts_off, wscale_ok, snd_wscale,
-                                sack_ok, ecn_ok)
+                                sack_ok, ecn_ok, v6)
             return
         req = RequestSock(laddr, syn.dport, raddr, syn.sport, syn.seq, isn, mss, wscale_ok,
                           snd_wscale, sack_ok, tstamp_ok, tsval, ts_off, ecn_ok,
@@ -306,12 +307,11 @@ class LinuxListener:
         return make_synack(self.stack, req, self.advmss if req.laddr <= V4_MAX else self.advmss6)
 
     def _cookie_synack(self, syn: Segment, isn: int, tstamp_ok: bool, tsval: int, ts_off: int,
-                       wscale_ok: bool, snd_wscale: int, sack_ok: bool, ecn_ok: bool) -> None:
+                       wscale_ok: bool, snd_wscale: int, sack_ok: bool, ecn_ok: bool, v6: bool) -> None:
         """``tcp_make_synack`` for a cookie: no request sock and no Segment, the fields go to
         ``emit_synack`` (the encoder may build them from a template). The client's options
         ride in the low 6 bits of the TSval (``cookie_init_timestamp``) before our per-pair
         offset is added; "gvisor" mode (model.cookie_wscale_mode) offers no window scaling."""
-        v6 = syn.daddr > V4_MAX
         w = self._synack_wnd.get((tstamp_ok, wscale_ok, v6))
         if w is None:
             rcv_wnd, _, rcv_wscale = self._openreq_rwin(tstamp_ok, wscale_ok, v6)
