@@ -182,3 +182,11 @@ def test_address_text_of_both_families():
     assert parse_ip(syn6()).saddr == CLI6
     with pytest.raises(ValueError):
         addr_int("2001:2::zz")
+
+
+def test_offload_endpoint_refuses_ipv6_in_one_counter():
+    from tuntcp.host.encode import VnetEncoder
+    st = Stack(get_profile("linux-6.18"), addrs={SRV6}, secret=b"k" * 16, encoder=VnetEncoder())
+    st.listen(80, 16)
+    st.receive(syn6(), 1.0)
+    assert st.take_output() == [] and st.counters[mib.TuntcpIp6NoOffload] == 1

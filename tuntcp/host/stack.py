@@ -110,11 +110,15 @@ class Stack:
         """``ipv6_rcv`` + ``tcp_v6_rcv`` up to the socket lookup: parse6 (its drops counted under
         their Ip6 reasons), Ip6InAddrErrors for a destination not ours, then the common demux.
 
+        An offload (vnet) endpoint drops IPv6 as TuntcpIp6NoOffload: its encoder is IPv4 only.
         IPv4-compatible addresses (::/96, deprecated by RFC 4291) are dropped as
         TuntcpIp6CompatAddr: Linux takes them, but here an IPv4 key is an int below 2**32, so a
         ::a.b.c.d peer would share its 4-tuple with a.b.c.d."""
         c = self.counters
         c[mib.Ip6InReceives] += 1
+        if self.offload:     # VnetEncoder builds IPv4 GSO frames only: refuse rather than fail later
+            c[mib.TuntcpIp6NoOffload] += 1
+            return
         try:
             seg = ipv6.parse6(packet, not (csum_ok and self.offload), c)
         except codec.Malformed as e:
