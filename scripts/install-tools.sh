@@ -5,7 +5,8 @@
 set -u
 declare -A pkg=( [curl]=curl [socat]=socat [ab]=apache2-utils [wrk]=wrk [hping3]=hping3
                  [tshark]=tshark [tcpdump]=tcpdump [ss]=iproute2 [nstat]=iproute2 [ip]=iproute2
-                 [gcc]=gcc [make]=make [bison]=bison [flex]=flex )   # gcc..flex: packetdrill (tests/netns/test_drill_kernel.py)
+                 [redis-server]=redis-server [redis-benchmark]=redis-tools [redis-cli]=redis-tools
+                 [nginx]=nginx [gcc]=gcc [make]=make [bison]=bison [flex]=flex )   # gcc..flex: packetdrill (tests/netns/test_drill_kernel.py)
 missing=()
 for cmd in "${!pkg[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${pkg[$cmd]}")

@@ -6,6 +6,13 @@ import pytest
 REQUIRE_NETNS = os.environ.get("TUNTCP_REQUIRE_NETNS") == "1"
 
 
+def pytest_configure(config):
+    # Rootless runs enter their user + net + mount namespaces while the process has one thread.
+    from tuntcp.harness import netns
+    if netns.privilege_problem() is None:
+        netns.ensure_privileges()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield

@@ -10,51 +10,54 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
-from .errors import leaves
+from .errors import EXIT_USAGE, UserError, leaves
+from .scenarios.cli_common import sysctl_option, time_option
 
 DEFAULT_NAME = "tuntcp"
 DEFAULT_PROFILE = "linux-6.1"
-EXIT_USAGE = 2
+CONVENTIONS = """conventions:
+  times      every time option names its unit: --rtt-ms, --stall-s, --duration-s (a value may
+             carry its own suffix: 10ms, 1.5s, 200us); the old spellings (--delay, --stall,
+             --timeout ...) still work, with their old units
+  --out      always a folder (report.json, report.md, pcaps); made only after the inputs and
+             the privileges are checked
+  errors     a user mistake is one line "tuntcp CMD: error: ..." and exit status 2;
+             Ctrl-C exits 130, SIGTERM 143, after removing namespaces and processes
+"""
 
 
-class UsageError(Exception):
-    """A user mistake: printed as one line, exit status 2."""
+class UsageError(UserError):
+    """A mistake on the command line: printed as one line, exit status 2."""
+
+    def __init__(self, message: str, prog: str | None = None):
+        super().__init__(message)
+        self.prog = prog
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message):  # one line, not usage + line
-        raise UsageError(f"{message} (see `{self.prog} -h`)")
+        raise UsageError(f"{message} (see `{self.prog} -h`)", self.prog)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .scenarios.report import tool_version
     p = _Parser(prog="tuntcp", description="A TCP endpoint on a TUN device that accepts "
-                "connections the way Linux or FreeBSD does.")
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
-
-    s = sub.add_parser("serve", help="run an endpoint in a fresh network namespace")
-    s.add_argument("--name", default=DEFAULT_NAME, help="endpoint name for `ss`/`nstat` (--name)")
-    s.add_argument("--app", choices=("echo", "discard", "http"), default="http")
-    s.add_argument("--port", type=_port, default=8080)
-    s.add_argument("--backlog", type=_nonneg_int, default=4096,
-                   help="listen(2) backlog (clamped to net.core.somaxconn)")
-    s.add_argument("--profile", default=DEFAULT_PROFILE, help="kernel profile (see `tuntcp profiles`)")
-    s.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a profile knob; repeatable")
-    s.add_argument("--rcvbuf", type=_nonneg_int, help="SO_RCVBUF on the listener (before listen)")
-    s.add_argument("--pcap", metavar="FILE", help="write every packet (both directions) here")
-    s.add_argument("--events", metavar="FILE", help="JSON-lines event log")
-    s.add_argument("--delay", type=_seconds, default=0.0, help="one-way delay, seconds (each way)")
-    s.add_argument("--jitter", type=_seconds, default=0.0)
-    s.add_argument("--loss", type=_prob, default=0.0, help="loss probability per packet (each way)")
-    s.add_argument("--reorder", type=_prob, default=0.0)
-    s.add_argument("--seed", type=int, default=1)
-    s.add_argument("--duration", type=_seconds, default=None, help="stop after this many seconds")
-    s.add_argument("--offload", action="store_true",
-                   help="IFF_VNET_HDR: kernel-verified checksums, TSO in, GSO out (no link model)")
-    s.add_argument("--family", choices=("ipv4", "ipv6"), default="ipv4",
-                   help="address family of the lab (ipv6: 2001:2::1 -> 2001:2:0:1::1)")
+                "connections the way Linux or FreeBSD does.", epilog=CONVENTIONS)
+    p.add_argument("--version", action="version", version=f"tuntcp {tool_version()}")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser, metavar="COMMAND")
+    serve_arguments(sub.add_parser("serve", help="run an endpoint in a fresh network namespace",
+                                   epilog=CONVENTIONS))
 
     from .obs import commands as obs_cmds
     obs_cmds.add_ss_arguments(sub.add_parser("ss", help="sockets of a running endpoint, printed like ss(8)"))
@@ -62,20 +65,55 @@ def build_parser() -> argparse.ArgumentParser:
     obs_cmds.add_netstat_arguments(sub.add_parser("netstat", help="listen queues of a running endpoint, like FreeBSD `netstat -Lan`"))
 
     s = sub.add_parser("profiles", help="list kernel profiles, or the knobs of one")
-    s.add_argument("profile", nargs="?")
+    s.add_argument("profile", nargs="?", help="show this profile's knobs")
 
     import importlib
 
     from tuntcp.scenarios import SCENARIOS
     for name, (module, help_text) in SCENARIOS.items():
-        s = sub.add_parser(name, help=help_text)
-        s.set_defaults(_scenario=module)
+        alias = name.replace("-", "_")
+        s = sub.add_parser(name, help=help_text, aliases=[alias] if alias != name else [],
+                           epilog=CONVENTIONS)
+        s.set_defaults(_scenario=module, _cmd=name)
         importlib.import_module(module).add_arguments(s)
 
     s = sub.add_parser("bench", help="measure the endpoint side by side with the kernel")
     from .bench.cli import add_arguments as _bench_args
     _bench_args(s)
     return p
+
+
+def serve_arguments(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--name", default=DEFAULT_NAME, help="endpoint name for `ss`/`nstat` (--name)")
+    from .shell import apps, relay
+    s.add_argument("--app", type=apps.app_spec, default="http",
+                   help="the application behind the listener: echo, discard, http or module:function "
+                   "(an async def handler(stream))")
+    s.add_argument("--front", type=relay.hostport, metavar="HOST:PORT", help=relay.FRONT_HELP)
+    s.add_argument("--front-cmd", metavar="CMD", help="start the --front backend in the lab namespace")
+    s.add_argument("--port", type=_port, default=8080, help="listening port")
+    s.add_argument("--backlog", type=_nonneg_int, default=4096,
+                   help="listen(2) backlog (clamped to net.core.somaxconn)")
+    s.add_argument("--profile", default=DEFAULT_PROFILE, help="kernel profile (see `tuntcp profiles`)")
+    sysctl_option(s)
+    s.add_argument("--rcvbuf", type=_nonneg_int, help="SO_RCVBUF on the listener (before listen)")
+    s.add_argument("--pcap", metavar="FILE", help="write every packet (both directions) here; "
+                   "captured after the link model (its drops are not in the file)")
+    s.add_argument("--events", metavar="FILE", help="JSON-lines event log")
+    time_option(s, "--delay-ms", old="--delay", old_unit="s", default=0.0,
+                help="one-way delay (each way)")
+    time_option(s, "--jitter-ms", old="--jitter", old_unit="s", default=0.0,
+                help="random extra delay up to this (each way)")
+    s.add_argument("--loss", type=_prob, default=0.0, help="loss probability per packet (each way)")
+    s.add_argument("--reorder", type=_prob, default=0.0,
+                   help="probability a packet is held back behind the next (each way)")
+    s.add_argument("--seed", type=int, default=1, help="seed of the link model's random choices")
+    time_option(s, "--duration-s", old="--duration", dest="duration", default=None,
+                help="stop after this long (default: until Ctrl-C)")
+    s.add_argument("--offload", action="store_true",
+                   help="IFF_VNET_HDR: kernel-verified checksums, TSO in, GSO out (no link model)")
+    s.add_argument("--family", choices=("ipv4", "ipv6"), default="ipv4",
+                   help="address family of the lab (ipv6: 2001:2::1 -> 2001:2:0:1::1)")
 
 
 def _port(s: str) -> int:
@@ -94,23 +132,6 @@ def _int(s: str) -> int:
 
 def _nonneg_int(s: str) -> int:
     v = _int(s)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {s}")
-    return v
-
-
-def _seconds(s: str) -> float:
-    """Seconds, or with a unit like tc: 10ms, 1.5s, 200us."""
-    t = s.strip().lower()
-    scale = 1.0
-    for suffix, mul in (("ms", 1e-3), ("us", 1e-6), ("s", 1.0)):
-        if t.endswith(suffix):
-            t, scale = t[: -len(suffix)], mul
-            break
-    try:
-        v = float(t) * scale
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a time: {s!r} (e.g. 0.01, 10ms)") from None
     if v < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {s}")
     return v
@@ -165,34 +186,31 @@ def cmd_netstat(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .profiles import get_profile
+    from .errors import check_out_file
     from .harness import netns
     from .harness.link import LinkModel
+    from .profiles import get_profile
+    from .scenarios.rig import require_privileges
     from .shell.control import socket_path
 
     profile = get_profile(args.profile, args.sysctl)     # ProfileError -> exit 2
     socket_path(args.name)                               # bad name -> exit 2
+    delay, jitter = args.delay_ms / 1000.0, args.jitter_ms / 1000.0
     links = None
-    if args.offload and (args.delay or args.jitter or args.loss or args.reorder):
+    if args.offload and (delay or jitter or args.loss or args.reorder):
         raise UsageError("--offload cannot be combined with the link model (a corrupted byte would go unchecked)")
     if args.offload and args.family == "ipv6":
         raise UsageError("--offload is IPv4 only (the GSO encoder builds IPv4 frames); leave it out with --family ipv6")
-    if args.delay or args.jitter or args.loss or args.reorder:
-        kw = dict(delay=args.delay, jitter=args.jitter, loss=args.loss, reorder=args.reorder)
+    if delay or jitter or args.loss or args.reorder:
+        kw = dict(delay=delay, jitter=jitter, loss=args.loss, reorder=args.reorder)
         links = (LinkModel(seed=args.seed, **kw), LinkModel(seed=args.seed + 1, **kw))
-    problem = netns.privilege_problem()
-    if problem:
-        raise UsageError(problem)
-    if not os.path.exists("/dev/net/tun"):
-        raise UsageError("no /dev/net/tun (load the tun module or pass the device to the container)")
-    import signal
+    require_privileges()
+    for opt, path in (("--pcap", args.pcap), ("--events", args.events)):
+        if path:
+            check_out_file(path, opt)
     import trio
     from .shell import apps
     from .shell.control import remove_stale
-    # A shell starts background jobs with SIGINT ignored; Ctrl-C (and the Lab's SIGTERM, which
-    # takes the SIGINT path) must reach trio's KeyboardInterrupt handling to clean up.
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with netns.Lab(vnet_hdr=args.offload, family=6 if args.family == "ipv6" else 4) as lab:
             trio.run(apps.serve, lab, profile, args, links)
@@ -200,42 +218,88 @@ def cmd_serve(args) -> int:
         if not all(isinstance(x, KeyboardInterrupt) for x in leaves(e)):
             raise
         print("tuntcp: stopped", file=sys.stderr)
+        return _signal_status()
     finally:
         remove_stale(socket_path(args.name))
     return 0
 
 
-
-
 def cmd_scenario(args) -> int:
+    """A scenario module that says ``NEEDS_LAB = True`` builds labs and writes its --out
+    folder: the privileges and the folder are checked first, so that nothing is created by a
+    run that cannot happen (the scenario's own checks follow)."""
     import importlib
-    return importlib.import_module(args._scenario).main(args)
+
+    from .errors import check_out_dir
+    from .scenarios.rig import require_privileges
+    module = importlib.import_module(args._scenario)
+    if getattr(module, "NEEDS_LAB", False):
+        require_privileges()
+        if type(getattr(args, "out", None)) is str:     # not soak's old --json FILE (a subclass)
+            check_out_dir(args.out)
+    return module.main(args)
 
 
 def cmd_bench(args) -> int:
-    from .bench.cli import BenchUsageError, run_cli
+    from .bench.cli import run_cli
     from .scenarios import storm_scale  # noqa: F401  (registers `--only storm_scale`)
-    try:
-        return run_cli(args)
-    except BenchUsageError as e:
-        raise UsageError(str(e)) from None
+    return run_cli(args)
 
 
 COMMANDS = {"serve": cmd_serve, "ss": cmd_ss, "nstat": cmd_nstat, "netstat": cmd_netstat,
             "profiles": cmd_profiles, "bench": cmd_bench}
 
 
+_signalled: list[int] = []
+
+
+def _on_signal(signum, frame):
+    # SIGTERM/SIGHUP take the SIGINT path (trio's KeyboardInterrupt handling, every `with Lab`
+    # unwinds); the exit status remembers which signal it was
+    _signalled.append(signum)
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler) and handler is not _on_signal:
+        handler(signal.SIGINT, frame)
+        return
+    raise KeyboardInterrupt
+
+
+def _install_signals() -> None:
+    # a shell starts background jobs with SIGINT ignored: Ctrl-C (and the SIGTERM path) must
+    # still reach KeyboardInterrupt handling to clean up
+    # (trio installs its own Ctrl-C handling only over default_int_handler)
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+
+
+def _signal_status() -> int:
+    return 128 + (_signalled[0] if _signalled else signal.SIGINT)
+
+
 def _interrupted() -> int:
-    # Ctrl-C or SIGTERM (the Lab turns SIGTERM into the SIGINT path); every `with Lab` has
-    # already unwound, so the namespaces and child processes are gone
+    # every `with Lab` has already unwound: the namespaces and child processes are gone
     print("tuntcp: interrupted; namespaces and processes removed", file=sys.stderr)
-    return 130
+    return _signal_status()
 
 
-def _user_error(e: BaseException) -> int:
-    msg = str(e) or type(e).__name__
-    print(f"tuntcp: error: {msg.splitlines()[0]}", file=sys.stderr)
+def _user_error(e: BaseException, cmd: str | None) -> int:
+    msg = (str(e) or type(e).__name__).splitlines()[0]
+    prog = getattr(e, "prog", None) or f"tuntcp{' ' + cmd if cmd else ''}"
+    print(f"{prog}: error: {msg}", file=sys.stderr)
     return EXIT_USAGE
+
+
+def _quiet_pipe() -> int:
+    # the reader went away (`tuntcp lab list | head -1`): say nothing, and keep the
+    # interpreter's final flush from complaining
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def tune_gc() -> None:
@@ -250,42 +314,43 @@ def tune_gc() -> None:
     gc.set_threshold(20000, 20, 10)
 
 
+USER_ERRORS = (UserError, PermissionError)
+
+
 def main(argv=None) -> int:
-    from .profiles import ProfileError
-    from .shell.control import ControlError
+    cmd = None
     try:
-        from .harness.netns import LabError
-    except ImportError:  # pragma: no cover - the harness is optional for ss/nstat/profiles
-        LabError = ()
-    try:
-        from .host.stack import StackError
-    except ImportError:  # pragma: no cover
-        StackError = ()
-    from .shell.tun import TunGone
-    from .obs.commands import ObsUsageError
-    user_errors = (UsageError, ProfileError, ControlError, LabError, StackError, PermissionError,
-                   TunGone, ObsUsageError)
-    try:
+        _install_signals()
         args = build_parser().parse_args(argv)
+        cmd = getattr(args, "_cmd", args.cmd)
         tune_gc()
-        return COMMANDS.get(args.cmd, cmd_scenario)(args)
-    except user_errors as e:
-        return _user_error(e)
-    except BaseExceptionGroup as eg:
-        # a user mistake found inside the trio run (e.g. the endpoint name is taken)
-        leafs = list(leaves(eg))
-        mine = [x for x in leafs if isinstance(x, user_errors)]
-        if mine and all(isinstance(x, user_errors + (KeyboardInterrupt,)) for x in leafs):
-            return _user_error(mine[0])
-        if all(isinstance(x, KeyboardInterrupt) for x in leafs):
-            return _interrupted()
-        raise
+        status = COMMANDS.get(args.cmd, cmd_scenario)(args)
+        sys.stdout.flush()
+        return status
     except KeyboardInterrupt:
         return _interrupted()
-    except SystemExit as e:  # -h prints help and exits 0
-        return e.code if isinstance(e.code, int) else 0
     except BrokenPipeError:
-        return 0
+        return _quiet_pipe()
+    except SystemExit as e:  # -h and --version print and exit 0
+        return e.code if isinstance(e.code, int) else 0
+    except BaseException as e:
+        return _unwrapped(e, cmd)
+
+
+def _unwrapped(e: BaseException, cmd: str | None) -> int:
+    """A user mistake or an interrupt, bare or inside trio's exception groups: one line (2)
+    or 130/143. Anything else is a bug and keeps its traceback."""
+    from .shell.tun import TunGone
+    user_errors = USER_ERRORS + (TunGone,)
+    found = list(leaves(e))
+    if all(isinstance(x, KeyboardInterrupt) for x in found):
+        return _interrupted()
+    if all(isinstance(x, BrokenPipeError) for x in found):
+        return _quiet_pipe()
+    mine = [x for x in found if isinstance(x, user_errors)]
+    if mine and all(isinstance(x, user_errors + (KeyboardInterrupt,)) for x in found):
+        return _user_error(mine[0], cmd)
+    raise e
 
 
 if __name__ == "__main__":

@@ -376,13 +376,24 @@ def test_vnet_hdr_prefixes_each_packet(netns_available):
 
 def test_without_privilege_the_error_is_one_clear_line(monkeypatch):
     monkeypatch.setattr(netns, "_cap_effective", lambda: 0)
+    monkeypatch.setattr(netns, "_ready", False)
+    monkeypatch.setattr(netns, "_read_int", lambda path: 0 if "max_user_namespaces" in path else None)
     msg = netns.privilege_problem()
-    assert msg.startswith("tuntcp needs CAP_NET_ADMIN (run as root) or unprivileged user "
-                          "namespaces (")
-    assert "\n" not in msg
+    assert msg == ("tuntcp needs CAP_NET_ADMIN (run as root) or unprivileged user namespaces: user "
+                   "namespaces are disabled (fix: sysctl -w user.max_user_namespaces=10000)")
     with pytest.raises(LabError) as e:
         Lab()
     assert str(e.value) == msg
+
+
+def test_rootless_without_a_usable_tun_says_how_to_make_one(monkeypatch, tmp_path):
+    monkeypatch.setattr(netns, "_cap_effective", lambda: 0)
+    monkeypatch.setattr(netns, "_userns_problem", lambda: None)
+    monkeypatch.setenv("TUNTCP_TUN_DEVICE", str(tmp_path / "tun"))
+    msg = netns.privilege_problem()
+    assert msg.startswith(f"rootless tuntcp needs a TUN device it may open: no TUN device {tmp_path}/tun")
+    assert "mknod DIR/tun c 10 200; chmod 0666 DIR/tun; then TUNTCP_TUN_DEVICE=DIR/tun" in msg
+    assert "\n" not in msg
 
 
 def test_addresses_outside_the_benchmarking_range_are_refused(netns_available):

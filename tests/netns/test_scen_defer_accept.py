@@ -8,6 +8,7 @@ import json
 import pytest
 
 from tuntcp.harness.netns import probe
+from tuntcp.scenarios.schema import assert_matches_schema
 
 pytestmark = pytest.mark.netns
 
@@ -23,6 +24,7 @@ async def test_defer_accept_queue_vs_cookies(tmp_path, require_netns):
     from tuntcp.scenarios.defer_accept import Config, run
 
     report = await run(Config(defer_s=3, late_s=1.0, out=str(tmp_path)))
+    assert_matches_schema(report, tmp_path)
     h = report["headline"]
     assert h["defer_rounds"] == 2
     q, c = h["queue"], h["cookies"]

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tuntcp.harness.netns import probe
+from tuntcp.scenarios.schema import assert_matches_schema
 
 pytestmark = pytest.mark.netns
 
@@ -34,6 +35,7 @@ async def test_fluentd_line_at_128_not_at_65535(tmp_path, require_netns):
     cfg = Config(forwarders=250, hosts=50, rounds=2, connect_timeout_s=4.0,
                  settings=("128/1", "2048@128/1", "65535/1", "128/0"), out=str(tmp_path))
     report = await run(cfg)
+    assert_matches_schema(report, tmp_path)
     small, fixed = report["headline"]["backlog=128 cookies=1"], report["headline"]["backlog=65535 cookies=1"]
     drop = report["headline"]["backlog=128 cookies=0"]
 

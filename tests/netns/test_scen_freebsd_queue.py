@@ -9,6 +9,7 @@ import re
 import pytest
 
 from tuntcp.harness.netns import probe
+from tuntcp.scenarios.schema import assert_matches_schema
 
 pytestmark = pytest.mark.netns
 
@@ -39,6 +40,7 @@ async def test_freebsd_queue_overflow_lifetime_and_filters(tmp_path, require_net
 
     cfg = Config(backlog=4, clients=10, hosts=3, rexmtlimit=1, out=str(tmp_path))
     report = await run(cfg)
+    assert_matches_schema(report, tmp_path)
     h = report["headline"]
     for name in ("freebsd-9", "freebsd-14"):
         x, prof = h[name], report["profiles"][name]
@@ -80,6 +82,7 @@ async def test_freebsd_syncache_full_lifetime_45_vs_15(tmp_path, require_netns):
     from tuntcp.scenarios.freebsd_queue import Config, run
 
     report = await run(Config(rexmtlimit=None, out=str(tmp_path), timeout_s=90))
+    assert_matches_schema(report, tmp_path)
     for name, times, life in (("freebsd-9", [0, 3, 9, 21], 45.0), ("freebsd-14", [0, 1, 3, 7], 15.0)):
         lt = report["headline"][name]["lifetime"]
         assert lt["rexmtlimit"] == 3 and lt["expected_synack_times_s"] == times

@@ -7,6 +7,7 @@ import platform
 import pytest
 
 from tuntcp.harness.netns import probe
+from tuntcp.scenarios.schema import assert_matches_schema
 
 pytestmark = pytest.mark.netns
 
@@ -22,6 +23,7 @@ async def test_host_kernel_carries_the_cookie_wscale_fix(tmp_path, require_netns
     from tuntcp.scenarios.reverse_check import Config, run
 
     report = await run(Config(out=str(tmp_path)))
+    assert_matches_schema(report, tmp_path)
     h, e = report["headline"], report["evidence"]
     # the handshake really was a cookie one, on the kernel's side
     assert report["counters"]["kernel"]["TcpExtSyncookiesSent"] == 1

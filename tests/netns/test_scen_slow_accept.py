@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tuntcp.harness.netns import probe
+from tuntcp.scenarios.schema import assert_matches_schema
 
 pytestmark = pytest.mark.netns
 
@@ -23,6 +24,7 @@ async def test_slow_accept_queue_and_abort_on_overflow(tmp_path, require_netns):
 
     cfg = Config(clients=30, backlog=8, stall_s=1.5, out=str(tmp_path))
     report = await run(cfg)
+    assert_matches_schema(report, tmp_path)
     off, on = report["headline"]["abort_on_overflow=0"], report["headline"]["abort_on_overflow=1"]
     for h in (off, on):
         assert h["send_q"] == 8

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from tuntcp.harness.netns import probe
+from tuntcp.scenarios.schema import assert_matches_schema
 
 pytestmark = pytest.mark.netns
 
@@ -42,6 +43,7 @@ async def test_synflood_cookies_on_vs_off(tmp_path, require_netns):
 
     cfg = Config(legit=40, out=str(tmp_path))
     report = await run(cfg)
+    assert_matches_schema(report, tmp_path)
     on, off = report["headline"]["cookies"], report["headline"]["nocookies"]
     assert on["flood_sent"] > 2000 and off["flood_sent"] > 2000
     assert on["tun_dropped"] == 0, "the paced flood does not outrun the endpoint"

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tuntcp.harness.netns import probe
+from tuntcp.scenarios.schema import assert_matches_schema
 
 pytestmark = pytest.mark.netns
 
@@ -23,6 +24,7 @@ async def test_ts_off_cookie_connections_are_capped(tmp_path, require_netns):
 
     cfg = Config(clients=3, nbytes=3_000_000, rtt_ms=50, out=str(tmp_path))
     report = await run(cfg)
+    assert_matches_schema(report, tmp_path)
     h = report["headline"]
     assert abs(h["bound_mb_s"] - 1.311) < 0.01
     ck, q = h["cookie"], h["queue"]
@@ -67,6 +69,7 @@ async def test_ts_off_burst_puts_the_overflow_on_cookies(tmp_path, require_netns
 
     report = await run(Config(clients=3, nbytes=2_000_000, force="burst", kernel=False,
                               out=str(tmp_path)))
+    assert_matches_schema(report, tmp_path)
     h = report["headline"]
     ck, q = h["cookie"], h["queue"]
     assert ck["connections"] == q["connections"] == 3

@@ -158,7 +158,7 @@ async def test_storm_worker_killed_is_a_one_line_error(tmp_path, require_netns):
 
 
 def test_storm_sigterm_removes_workers_and_namespace(tmp_path, require_netns):
-    """SIGTERM to `tuntcp storm` while its workers produce: exit 130, nothing left behind."""
+    """SIGTERM to `tuntcp storm` while its workers produce: exit 143, nothing left behind."""
     cmd = [sys.executable, "-m", "tuntcp.cli", "storm", "--clients", "60", "--clients-per-process",
            "20", "--requests", "50", "--interval", "0.1", "--quiet", "--no-pcap", "--out", str(tmp_path)]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -171,7 +171,7 @@ def test_storm_sigterm_removes_workers_and_namespace(tmp_path, require_netns):
     time.sleep(1.0)
     p.send_signal(signal.SIGTERM)
     out, err = p.communicate(timeout=30)
-    assert p.returncode == 130, err
+    assert p.returncode == 143, err
     assert "Traceback" not in err
     assert not [w for w in workers if os.path.exists(f"/proc/{w}")]
     assert not [n for n in list_namespaces() if n.startswith(f"{PREFIX}{p.pid}-")]
@@ -180,7 +180,7 @@ def test_storm_sigterm_removes_workers_and_namespace(tmp_path, require_netns):
 
 def test_storm_sigterm_in_kernel_column_removes_both_labs(tmp_path, require_netns):
     """SIGTERM while the kernel column runs: its broker process, the producers and both
-    namespaces (producers' and broker's) are gone, exit 130."""
+    namespaces (producers' and broker's) are gone, exit 143."""
     cmd = [sys.executable, "-m", "tuntcp.cli", "storm", "--clients", "60", "--modes", "kernel",
            "--requests", "50", "--interval", "0.1", "--quiet", "--no-pcap", "--out", str(tmp_path)]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -195,7 +195,7 @@ def test_storm_sigterm_in_kernel_column_removes_both_labs(tmp_path, require_netn
     workers = _workers(p.pid)
     p.send_signal(signal.SIGTERM)
     out, err = p.communicate(timeout=30)
-    assert p.returncode == 130, err
+    assert p.returncode == 143, err
     assert "Traceback" not in err
     assert not [w for w in brokers + workers if os.path.exists(f"/proc/{w}")]
     assert not [n for n in list_namespaces() if n.startswith(f"{PREFIX}{p.pid}-")]

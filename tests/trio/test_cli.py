@@ -24,7 +24,8 @@ def test_user_mistakes_are_one_line_exit_2(argv, needle, capsys):
     assert main(argv) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    assert err.count("\n") == 1 and err.startswith("tuntcp: error: ")
+    prefix = "tuntcp: error: " if argv[0] == "frobnicate" else f"tuntcp {argv[0]}: error: "
+    assert err.count("\n") == 1 and err.startswith(prefix)
     assert needle in err
 
 
@@ -51,11 +52,58 @@ def test_serve_without_privileges_is_a_one_line_error(monkeypatch, capsys):
     monkeypatch.setattr(netns, "privilege_problem", lambda: "tuntcp needs CAP_NET_ADMIN (run as root)")
     assert main(["serve", "--profile", "linux-5.4"]) == 2
     err = capsys.readouterr().err
-    assert err == "tuntcp: error: tuntcp needs CAP_NET_ADMIN (run as root)\n"
+    assert err == "tuntcp serve: error: tuntcp needs CAP_NET_ADMIN (run as root)\n"
 
 
 def test_time_and_probability_units(capsys):
-    from tuntcp.cli import _prob, _seconds
-    assert _seconds("10ms") == pytest.approx(0.01) and _seconds("1.5") == 1.5
-    assert _seconds("200us") == pytest.approx(0.0002)
+    from tuntcp.cli import _prob
+    from tuntcp.scenarios.cli_common import parse_time
+    assert parse_time("10ms") == pytest.approx(0.01) and parse_time("1.5") == 1.5
+    assert parse_time("200us") == pytest.approx(0.0002)
+    assert parse_time("1.5s", "ms") == pytest.approx(1500) and parse_time("20", "ms") == 20
     assert _prob("1%") == pytest.approx(0.01) and _prob("0.25") == 0.25
+
+
+def test_every_user_facing_error_is_a_user_error():
+    """The CLI prints any UserError as one line (exit 2) without knowing it by name."""
+    import importlib
+
+    from tuntcp.errors import UserError
+    from tuntcp.scenarios import SCENARIOS
+    names = {"tuntcp.profiles": "ProfileError", "tuntcp.harness.netns": "LabError",
+             "tuntcp.shell.control": "ControlError", "tuntcp.host.stack": "StackError",
+             "tuntcp.shell.vnet": "OffloadError", "tuntcp.bench.cli": "BenchUsageError",
+             "tuntcp.scenarios.storm": "StormError", "tuntcp.scenarios.soak_load": "SoakError",
+             "tuntcp.scenarios.labs": "LabUserError", "tuntcp.cli": "UsageError",
+             "tuntcp.errors": "OutputError", "tuntcp.obs.commands": "ObsUsageError"}
+    for module, _ in SCENARIOS.values():
+        if not module.startswith("tuntcp.scenarios"):
+            continue                   # tuntcp drill: helper drill's own errors
+        mod = importlib.import_module(module)
+        names.update({module: n for n in vars(mod) if n.endswith("Error") and
+                      getattr(mod, n).__module__ == module})
+    for module, name in names.items():
+        assert issubclass(getattr(importlib.import_module(module), name), UserError), name
+    assert len(names) >= 17
+
+
+def test_a_user_error_inside_trio_exception_groups_is_one_line(capsys, monkeypatch):
+    import tuntcp.cli as cli
+    from tuntcp.errors import UserError
+
+    def boom(args):
+        raise BaseExceptionGroup("nursery", [ExceptionGroup("inner", [UserError("the knob is bad\nmore")])])
+    monkeypatch.setitem(cli.COMMANDS, "profiles", boom)
+    assert main(["profiles"]) == 2
+    assert capsys.readouterr().err == "tuntcp profiles: error: the knob is bad\n"
+
+    def bug(args):
+        raise BaseExceptionGroup("nursery", [UserError("x"), RuntimeError("a bug")])
+    monkeypatch.setitem(cli.COMMANDS, "profiles", bug)
+    with pytest.raises(BaseExceptionGroup):            # a bug keeps its traceback
+        main(["profiles"])
+
+    def interrupted(args):
+        raise BaseExceptionGroup("nursery", [KeyboardInterrupt()])
+    monkeypatch.setitem(cli.COMMANDS, "profiles", interrupted)
+    assert main(["profiles"]) == 130

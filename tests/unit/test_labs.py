@@ -397,9 +397,10 @@ def test_cli_list_marks_pending_scenarios(capsys, monkeypatch):
 
 def test_cli_answers_template_round_trip(tmp_path, capsys):
     f = tmp_path / "answers-01.toml"
-    assert tuntcp(["lab", "answers-template", "1", "--out", str(f)]) == 0
+    assert tuntcp(["lab", "answers-template", "1", "--file", str(f)]) == 0
     text = f.read_text()
     assert all(f'Q{i} = ""' in text for i in range(1, 10)) and "(from your run)" in text
+    assert "# Q1 (predict: answer before running)" in text
     assert tuntcp(["lab", "answers-template", "1", "--out", str(f)]) == 2
     assert "exists" in capsys.readouterr().err
     assert tuntcp(["lab", "answers-template", "1", "--out", str(f), "--force"]) == 0
@@ -431,14 +432,76 @@ def test_lab_settings_are_fields_of_the_scenario_config(n, tmp_path):
             cfg.check()
 
 
-def test_headline_lines(tmp_path):
-    from tuntcp.scenarios.labs.cli import headline_lines
-    f = tmp_path / "report.json"
-    f.write_text(json.dumps({"headline": {"a": {"x": 1}, "b": "y" * 300}}))
-    lines = headline_lines(f)
-    assert lines[0] == "headline:" and lines[1] == '  a: {"x": 1}' and len(lines[2]) < 170
-    f.write_text(json.dumps({"headline": {"summary": "fixed: all agree", "verdict": "fixed"}}))
-    assert headline_lines(f) == ["headline: fixed: all agree"]
-    f.write_text(json.dumps(storm_report()))
-    assert headline_lines(f) == ["headline: buggy: ..."]
-    assert headline_lines(tmp_path / "missing.json") == []
+def test_lab_run_says_where_to_look_not_what_the_run_found(tmp_path, capsys, monkeypatch):
+    """`lab run` prints the report's path and the fields to read, never the measured values;
+    its control-socket name is unique per run unless --name says otherwise."""
+    import importlib
+
+    from tuntcp.scenarios.labs import cli as lab_cli
+    seen = []
+
+    async def fake_run(cfg, *a):
+        seen.append(cfg)
+        (tmp_path / "report.json").write_text(json.dumps(
+            {"scenario": "slow-accept", "headline": {"abort_on_overflow=0": {"send_q": 987654}}}))
+    for n in (1, 2):
+        monkeypatch.setattr(importlib.import_module(get_lab(n).module), get_lab(n).run_name, fake_run)
+    monkeypatch.setattr("tuntcp.scenarios.rig.require_privileges", lambda: None)
+    assert tuntcp(["lab", "run", "2", "--quick", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "987654" not in out and "headline:" not in out
+    assert f"report: {tmp_path / 'report.json'}" in out and "look at:" in out
+    assert tuntcp(["lab", "run", "1", "--quick", "--out", str(tmp_path)]) == 0
+    assert tuntcp(["lab", "run", "1", "--quick", "--out", str(tmp_path), "--name", "alice"]) == 0
+    assert re.fullmatch(r"lab-01-\d+", seen[1].control_name) and seen[2].control_name == "alice"
+    assert lab_cli.build_config(get_lab(1), str(tmp_path), True).control_name == "storm"
+
+
+def test_lab_run_checks_privileges_before_making_the_output_folder(tmp_path, capsys, monkeypatch):
+    from tuntcp.harness import netns
+    monkeypatch.setattr(netns, "privilege_problem", lambda: "tuntcp needs CAP_NET_ADMIN (run as root)")
+    out = tmp_path / "new"
+    assert tuntcp(["lab", "run", "2", "--quick", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == "tuntcp lab: error: tuntcp needs CAP_NET_ADMIN (run as root)\n"
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("n", sorted(all_labs()))
+def test_template_marks_predict_questions_as_predictions(n, tmp_path):
+    lab = get_lab(n)
+    text = labs.template(lab)
+    where = lab.question_sections()
+    for qid in lab.checks:
+        line = next(ln for ln in text.splitlines() if ln.startswith(f"# {qid} ("))
+        if where[qid] == "Predict":
+            assert "(predict: answer before running)" in line and "from your run" not in line
+    assert any(s == "Predict" for s in where.values())
+
+
+def test_lab_2_predictions_are_answerable_from_the_handout():
+    """Q1 asks for Send-Q from the backlog: the handout states the backlog the run uses."""
+    lab = get_lab(2)
+    setup = lab.markdown.split("## Setup", 1)[1].split("## Steps", 1)[0]
+    q1 = lab.questions()["Q1"]
+    for backlog in (lab.settings["backlog"], lab.quick["backlog"]):
+        assert f"backlog {backlog}" in setup and str(backlog) in q1
+
+
+@pytest.mark.parametrize("n", sorted(all_labs()))
+def test_what_can_go_wrong_does_not_promise_rootless_runs(n):
+    """privilege_problem(): rootless labs are not implemented, so no handout offers them."""
+    md = get_lab(n).markdown
+    wrong = md.split("## What can go wrong", 1)[1].split("\n## ", 1)[0]
+    for bullet in wrong.split("\n- "):
+        if "user namespace" in bullet:
+            assert "not implemented" in bullet, bullet
+
+
+@pytest.mark.parametrize("n", sorted(all_labs()))
+def test_predict_questions_do_not_need_the_run(n):
+    """A prediction is made before running: its text never sends the learner to the run."""
+    lab = get_lab(n)
+    where, qs = lab.question_sections(), lab.questions()
+    for qid, text in qs.items():
+        if where[qid] == "Predict":
+            assert not re.search(r"your run|from your|the report|run's", text, re.I), (qid, text)

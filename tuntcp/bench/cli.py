@@ -25,7 +25,7 @@ from pathlib import Path
 
 import trio
 
-from ..errors import leaves
+from ..errors import UserError, check_out_dir
 from . import workloads as W
 
 DEFAULT_PROFILE = "linux-6.1"
@@ -157,7 +157,7 @@ TARGETS = [
 ]
 
 
-class BenchUsageError(ValueError):
+class BenchUsageError(UserError, ValueError):
     """A user mistake in the bench options."""
 
 
@@ -525,8 +525,9 @@ def add_arguments(s) -> None:
                    help="CI mode: 1 round, under a second per run, small N, every workload")
     s.add_argument("--rounds", type=int, help="rounds per workload (default 3; --quick 1)")
     s.add_argument("--seconds", type=float, help="load duration per timed run (default 2)")
-    s.add_argument("--out", default="bench/results.json",
-                   help="JSON report; the Markdown table goes next to it (.md)")
+    s.add_argument("--out", default="bench", metavar="DIR",
+                   help="output folder: results.json and results.md (a path ending in .json "
+                        "is still taken as the JSON file)")
     s.add_argument("--only", metavar="WORKLOAD,...",
                    help="comma-separated subset of: " + ", ".join(BY_NAME) + "; and "
                         "storm_scale (the Kafka storm at 500-5,000 producers with the kernel "
@@ -537,14 +538,10 @@ def add_arguments(s) -> None:
 
 
 def run_cli(args) -> int:
-    cfg = make_config(quick=args.quick, rounds=args.rounds, seconds=args.seconds, out=args.out,
+    out = args.out if args.out.endswith(".json") else os.path.join(args.out, "results.json")
+    check_out_dir(os.path.dirname(out) or ".")           # before any measuring
+    cfg = make_config(quick=args.quick, rounds=args.rounds, seconds=args.seconds, out=out,
                       only=args.only, profile=args.profile, profile_row=args.profile_row)
-    try:
-        return main(cfg)
-    except BaseException as e:
-        if not all(isinstance(x, KeyboardInterrupt) for x in leaves(e)):
-            raise
-        print("tuntcp: bench stopped", file=sys.stderr)
-        return 130
+    return main(cfg)      # Ctrl-C/SIGTERM: tuntcp.cli.main reports them once (130/143)
 
 

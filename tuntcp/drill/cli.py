@@ -20,7 +20,7 @@ def add_arguments(p) -> None:
                    help="define a symbol used by the script")
     p.add_argument("--suite", help="score every .pkt under this folder")
     p.add_argument("--baseline", help="CSV of host-kernel results (script,host_kernel_...,...)")
-    p.add_argument("--out", default="out/drill", help="scoreboard output folder (with --suite)")
+    p.add_argument("--out", default="out/drill", metavar="DIR", help="scoreboard output folder (with --suite)")
 
 
 def _defines(items: list[str]) -> dict:
@@ -38,18 +38,18 @@ def main(args) -> int:
         get_profile(args.profile)
         defines = _defines(args.defines)
     except (ProfileError, ValueError) as e:
-        print(f"tuntcp drill: {e}", file=sys.stderr)
+        print(f"tuntcp drill: error: {e}", file=sys.stderr)
         return 2
     kw = dict(tolerance_usecs=args.tolerance_usecs, defines=defines, strict_segments=args.strict_segments)
     if args.suite:
         from . import score
         if not os.path.isdir(args.suite):
-            print(f"tuntcp drill: --suite {args.suite}: not a folder", file=sys.stderr)
+            print(f"tuntcp drill: error: --suite {args.suite}: not a folder", file=sys.stderr)
             return 2
         try:
             baseline = score.read_baseline(args.baseline)
         except (OSError, KeyError, StopIteration) as e:
-            print(f"tuntcp drill: cannot read baseline {args.baseline}: {e}", file=sys.stderr)
+            print(f"tuntcp drill: error: cannot read baseline {args.baseline}: {e}", file=sys.stderr)
             return 2
         rows = score.score(args.suite, args.profile, baseline, **kw)
         csv_path, md_path = score.write(rows, args.out, args.profile, args.suite)
@@ -59,14 +59,14 @@ def main(args) -> int:
         print(f"wrote {csv_path} and {md_path}")
         return 1 if counts["CRASH"] else 0
     if not args.scripts:
-        print("tuntcp drill: give SCRIPT... or --suite DIR", file=sys.stderr)
+        print("tuntcp drill: error: give SCRIPT... or --suite DIR", file=sys.stderr)
         return 2
     status = 0
     for path in args.scripts:
         try:
             own = defines_for(path, args.profile)     # the script's own per-profile symbols
         except OSError as e:
-            print(f"tuntcp drill: {e}", file=sys.stderr)
+            print(f"tuntcp drill: error: {e}", file=sys.stderr)
             return 2
         r = run_file(path, args.profile, **dict(kw, defines={**own, **defines}))
         if r.verdict == "MATCH":

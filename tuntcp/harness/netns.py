@@ -23,24 +23,42 @@ namespace is never touched.  Every namespace, TUN fd, socket and child process i
 `close()`, which runs on `with` exit, on atexit, and - because SIGTERM is turned into the SIGINT
 path (KeyboardInterrupt, or trio's KI handling) - on SIGTERM too.  `sweep_stale()` removes
 namespaces left by killed (SIGKILL) runs.
+
+Rootless: without CAP_NET_ADMIN the first lab makes the process root of its own user, network
+and mount namespaces (`enter_rootless`), with a private tmpfs on /run (so /run/netns is ours)
+and the TUN opened from `TUNTCP_TUN_DEVICE` (default /dev/net/tun; any node `c 10 200` the user
+may open).  It must happen before the process starts a thread; `tuntcp` commands do it first
+thing, `unshare -Urnm` before the run works too.
 """
 from __future__ import annotations
+
+from ..errors import UserError
 
 import atexit
 import ctypes
 import errno
+import fcntl
 import ipaddress
 import itertools
 import os
 import queue
+import shutil
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
 import weakref
 
 CLONE_NEWNET = 0x40000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNS = 0x00020000
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
+TUNSETIFF = 0x400454CA
+IFF_TUN, IFF_NO_PI, IFF_VNET_HDR = 0x0001, 0x1000, 0x4000
+TUN_DEVICE_ENV = "TUNTCP_TUN_DEVICE"
 NETNS_RUN_DIR = "/var/run/netns"
 PREFIX = "tuntcp-"
 CAP_NET_ADMIN = 12
@@ -82,14 +100,10 @@ PER_NETNS_SYSCTLS = frozenset({
 })
 PER_NETNS_PREFIXES = ("net.ipv4.conf.", "net.ipv6.conf.", "net.ipv4.neigh.", "net.ipv6.neigh.")
 
-NEEDS_PRIVILEGE = (
-    "tuntcp needs CAP_NET_ADMIN (run as root) or unprivileged user namespaces "
-    "(sysctl kernel.unprivileged_userns_clone=1 and user.max_user_namespaces > 0, then run under "
-    "`unshare --user --map-root-user --net --mount`)"
-)
+NEEDS_PRIVILEGE = "tuntcp needs CAP_NET_ADMIN (run as root) or unprivileged user namespaces"
 
 
-class LabError(RuntimeError):
+class LabError(UserError, RuntimeError):
     """A lab cannot be built or used here; the message is one line meant for the user."""
 
 
@@ -122,21 +136,152 @@ def _read_int(path: str) -> int | None:
         return None
 
 
-def privilege_problem() -> str | None:
-    """None when we can build labs (CAP_NET_ADMIN + CAP_SYS_ADMIN), else the one-line reason.
-
-    The rootless path (user namespaces) is detected for the message but not implemented: a
-    process that already runs as root inside its own user+net+mount namespace passes this check.
-    """
+def _has_caps() -> bool:
     caps = _cap_effective()
-    if caps >> CAP_NET_ADMIN & 1 and caps >> CAP_SYS_ADMIN & 1:
+    return bool(caps >> CAP_NET_ADMIN & 1 and caps >> CAP_SYS_ADMIN & 1)
+
+
+def _userns_problem() -> str | None:
+    """Why this kernel refuses an unprivileged user namespace, with the fix; None if it allows."""
+    if _read_int("/proc/sys/user/max_user_namespaces") == 0:
+        return "user namespaces are disabled (fix: sysctl -w user.max_user_namespaces=10000)"
+    if _read_int("/proc/sys/kernel/unprivileged_userns_clone") == 0:
+        return ("unprivileged user namespaces are disabled (fix: sysctl -w "
+                "kernel.unprivileged_userns_clone=1)")
+    if _read_int("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == 1:
+        return ("AppArmor restricts unprivileged user namespaces (fix: sysctl -w "
+                "kernel.apparmor_restrict_unprivileged_userns=0)")
+    return None
+
+
+def tun_device() -> str:
+    """The TUN clone device: $TUNTCP_TUN_DEVICE, or /dev/net/tun."""
+    return os.environ.get(TUN_DEVICE_ENV) or "/dev/net/tun"
+
+
+def tun_problem() -> str | None:
+    """None if the TUN device can be opened for reading and writing, else the reason and fix."""
+    dev = tun_device()
+    fix = (f"as root: mknod DIR/tun c 10 200; chmod 0666 DIR/tun; then {TUN_DEVICE_ENV}=DIR/tun "
+           "(DIR on a filesystem without nodev)")
+    if not os.path.exists(dev):
+        return f"no TUN device {dev} (load the tun module, or {fix})"
+    if not _has_caps() and not os.access(dev, os.R_OK | os.W_OK):
+        return (f"{dev} is mode {os.stat(dev).st_mode & 0o777:o}, not usable by uid "
+                f"{_real_uid}; run as root, or {fix}")
+    return None
+
+
+def privilege_problem() -> str | None:
+    """None when labs can be built here: as root (CAP_NET_ADMIN + CAP_SYS_ADMIN), or rootless
+    (user namespaces allowed and a TUN device this user may open). Else one line: what is
+    missing and how to fix it."""
+    if _has_caps():
         return None
-    userns = _read_int("/proc/sys/kernel/unprivileged_userns_clone")
-    max_ns = _read_int("/proc/sys/user/max_user_namespaces")
-    allowed = userns != 0 and (max_ns or 0) > 0
-    detail = ("unprivileged user namespaces are allowed here, but rootless labs are not implemented "
-              "yet" if allowed else "unprivileged user namespaces are disabled here")
-    return f"{NEEDS_PRIVILEGE}; {detail}"
+    problem = _userns_problem()
+    if problem:
+        return f"{NEEDS_PRIVILEGE}: {problem}"
+    problem = tun_problem()
+    if problem:
+        return f"rootless tuntcp needs a TUN device it may open: {problem}"
+    return None
+
+
+_real_uid = os.getuid()
+_ready = False
+_own_userns = False     # labs live in a user + mount namespace other shells are not in
+
+
+def _in_user_namespace() -> bool:
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False
+
+
+def _mount(src, target, fstype, flags, data=None) -> None:
+    if _libc.mount(src, target.encode(), fstype, flags, data) != 0:
+        err = ctypes.get_errno()
+        raise LabError(f"mount {target} failed: {os.strerror(err)} (a user namespace needs its own "
+                       "mount namespace: `unshare --user --map-root-user --net --mount`)")
+
+
+PRIVATE_RUN_MARK = "/run/.tuntcp-private"
+
+
+def _private_run() -> None:
+    """A tmpfs on /run private to this mount namespace: /run/netns and /run/tuntcp are ours.
+    Once per mount namespace: a child (a `tuntcp serve` run by a rootless test) shares it."""
+    if os.path.exists(PRIVATE_RUN_MARK):
+        return
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    _mount(b"tmpfs", "/run", b"tmpfs", 0, b"mode=0755")
+    os.makedirs(NETNS_RUN_DIR, exist_ok=True)
+    open(PRIVATE_RUN_MARK, "w").close()
+
+
+def enter_rootless() -> None:
+    """Make this process root of new user, network and mount namespaces (uid/gid mapped to the
+    caller's), with a private /run. Needs a single-threaded process."""
+    global _ready
+    uid, gid = os.geteuid(), os.getegid()
+    if _libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        if err == errno.EINVAL and threading.active_count() > 1:
+            raise LabError("a rootless lab must be the first thing a process does (it runs threads "
+                           "now): call tuntcp.harness.netns.enter_rootless() first, or run under "
+                           "`unshare --user --map-root-user --net --mount`")
+        raise LabError(f"{NEEDS_PRIVILEGE}: unshare(CLONE_NEWUSER) failed: {os.strerror(err)}")
+    for path, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+        with open(f"/proc/self/{path}", "w") as f:
+            f.write(text)
+    _private_run()
+    _ready = True
+
+
+def enter_command() -> str:
+    """What another shell puts before `ip netns exec NS ...` or `tuntcp ss ...` to see this
+    process's labs: nsenter into the user + mount namespaces this process made for itself;
+    nothing as root, or when it started inside them (`unshare -Urnm`, a child of a rootless run)."""
+    return f"nsenter --preserve-credentials -U -m -t {os.getpid()} " if _own_userns else ""
+
+
+def ensure_privileges() -> None:
+    """Make the process able to build labs (entering user namespaces if it must), or raise
+    LabError with the one-line reason."""
+    global _ready, _own_userns
+    if _ready:
+        return
+    problem = privilege_problem()
+    if problem:
+        raise LabError(problem)
+    if not _has_caps():
+        enter_rootless()
+        _own_userns = True
+    elif _in_user_namespace():      # root of a user namespace (`unshare -Urnm tuntcp ...`)
+        _private_run()
+    problem = tun_problem()
+    if problem:
+        raise LabError(problem)
+    _ready = True
+
+
+def _open_tun(name: str, vnet_hdr: bool) -> int:
+    """TUNSETIFF on a fresh fd of the TUN device: a tun interface ``name`` in this namespace."""
+    fd = os.open(tun_device(), os.O_RDWR | os.O_CLOEXEC)
+    try:
+        flags = IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if vnet_hdr else 0)
+        fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH22x", name.encode(), flags))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def ip_command() -> str:
+    """iproute2's `ip` (users' PATH often lacks /usr/sbin)."""
+    return shutil.which("ip") or shutil.which("ip", path="/usr/sbin:/sbin") or "ip"
 
 
 def _ns_path(name: str) -> str:
@@ -333,12 +478,7 @@ class Lab:
                  endpoint_addr: str | None = None, client_addr: str | None = None,
                  endpoint_prefixlen: int | None = None, sysctls: dict | None = None,
                  family: int = 4):
-        problem = privilege_problem()
-        if problem:
-            raise LabError(problem)
-        if not os.path.exists("/dev/net/tun"):
-            raise LabError("tuntcp needs /dev/net/tun (load the tun module or pass the device "
-                           "to the container)")
+        ensure_privileges()
         if family not in (4, 6):
             raise LabError(f"family must be 4 or 6, got {family!r}")
         v6 = family == 6
@@ -396,7 +536,6 @@ class Lab:
     def _build(self, sysctls: dict) -> None:
         from pyroute2 import IPRoute, netns
         from pyroute2.netlink.exceptions import NetlinkError
-        import pytun
 
         if os.path.exists(_ns_path(self.ns_name)):
             # Left by an earlier process that had our pid and was SIGKILLed.
@@ -416,9 +555,7 @@ class Lab:
                                socket.NETLINK_ROUTE)
         self._ipr = IPRoute(use_socket=nl)
 
-        flags = pytun.IFF_TUN | pytun.IFF_NO_PI | (pytun.IFF_VNET_HDR if self.vnet_hdr else 0)
-        self._tun = pytun.TunTapDevice(name=self.tun_name, flags=flags)
-        self.tun_fd = self._tun.fileno()
+        self._tun = self.tun_fd = _open_tun(self.tun_name, self.vnet_hdr)
         os.set_blocking(self.tun_fd, False)
         with IPRoute() as root:
             idx = root.link_lookup(ifname=self.tun_name)
@@ -503,7 +640,12 @@ class Lab:
         /sys); the child is tracked and killed by close()."""
         self._check_open()
         popen_kwargs.setdefault("start_new_session", True)
-        p = subprocess.Popen(["ip", "netns", "exec", self.ns_name, *argv], **popen_kwargs)
+        # tools in /usr/sbin (hping3, nginx, tcpdump) are found when a user's PATH lacks it
+        env = dict(popen_kwargs.pop("env", None) or os.environ)
+        path = env.get("PATH", os.defpath).split(os.pathsep)
+        env["PATH"] = os.pathsep.join(path + [d for d in ("/usr/sbin", "/sbin") if d not in path])
+        p = subprocess.Popen([ip_command(), "netns", "exec", self.ns_name, *argv], env=env,
+                             **popen_kwargs)
         self._children.append(p)
         return p
 
@@ -530,6 +672,11 @@ class Lab:
         self.extra_client_addrs += [str(ipaddress.ip_address(base + i))
                                     for i in range(have, have + n)]
         return list(self.extra_client_addrs)
+
+    @property
+    def enter_command(self) -> str:
+        """Prefix another shell needs before `ip netns exec {ns_name} ...` (see enter_command)."""
+        return enter_command()
 
     def tun_stats(self) -> dict:
         """The TUN interface's counters (tx_* = towards us, rx_* = from us into the namespace)."""
@@ -564,7 +711,7 @@ class Lab:
             self._worker = None
         if self._tun is not None:
             try:
-                self._tun.close()
+                os.close(self._tun)
             except OSError:
                 pass
             self._tun = None
@@ -619,8 +766,6 @@ def probe() -> str | None:
     if _probe_result is not _UNSET:
         return _probe_result
     problem = privilege_problem()
-    if problem is None and not os.path.exists("/dev/net/tun"):
-        problem = "no /dev/net/tun"
     if problem is None:
         try:
             with Lab():

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 
+from ..errors import UserError
+
 from . import ssfilter as F
 
 DEFAULT_NAME = "tuntcp"
@@ -82,7 +84,7 @@ def _raw_formatter():
     return argparse.RawDescriptionHelpFormatter
 
 
-class ObsUsageError(ValueError):
+class ObsUsageError(UserError, ValueError):
     """A bad ss/nstat argument: the CLI prints it as one line (exit 2)."""
 
 

@@ -10,11 +10,13 @@ name the commit in linux.py / freebsd.py. The host's own sysctls are never read.
 """
 from __future__ import annotations
 
+from ..errors import UserError
+
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 
-class ProfileError(ValueError):
+class ProfileError(UserError, ValueError):
     """A user mistake in a profile name or a --sysctl override (reported without a traceback)."""
 
 
@@ -116,6 +118,7 @@ def register(profile: Profile) -> None:
 
 
 def get_profile(name: str, overrides: Mapping[str, Any] | Iterable[str] | None = None) -> Profile:
+    """The named kernel profile with ``overrides`` ({knob: value} or ["knob=value"]) applied."""
     try:
         base = REGISTRY[name]
     except KeyError:
@@ -124,6 +127,7 @@ def get_profile(name: str, overrides: Mapping[str, Any] | Iterable[str] | None =
 
 
 def names() -> list[str]:
+    """The registered profile names, sorted (`tuntcp profiles` lists them)."""
     return sorted(REGISTRY)
 
 

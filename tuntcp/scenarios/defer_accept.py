@@ -33,6 +33,8 @@ report.json keys:
 """
 from __future__ import annotations
 
+from tuntcp.errors import UserError
+
 from .. import mib
 
 import argparse
@@ -43,17 +45,20 @@ from pathlib import Path
 
 import trio
 
-from tuntcp.scenarios.cli_common import scenario_main
+from tuntcp.scenarios.cli_common import out_option, scenario_main, time_option
 from tuntcp.scenarios.report import write_report
+from tuntcp.scenarios.rig import begin, file_saturation, side_by_side
+from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.reverse_check import read_pcap
 
+NEEDS_LAB = True        # tuntcp.cli checks privileges and --out before main()
 PORT = 8090
 KINDS = ("bare", "data", "late")
 MODES = {"queue": 1, "cookies": 2}      # mode -> net.ipv4.tcp_syncookies of the profile
 REQUEST = b"PING\r\n"
 
 
-class DeferAcceptError(ValueError):
+class DeferAcceptError(UserError, ValueError):
     """A user mistake in the defer_accept scenario's knobs."""
 
 
@@ -70,63 +75,50 @@ class Config:
 
     def check(self) -> None:
         if not 1 <= self.defer_s <= 60:
-            raise DeferAcceptError("--defer must be 1..60 seconds")
+            raise DeferAcceptError("--defer-s must be 1..60 seconds")
         if not 0 < self.late_s < 60:
-            raise DeferAcceptError("--late must be in (0, 60) seconds")
+            raise DeferAcceptError("--late-s must be in (0, 60) seconds")
         bad = [m for m in self.modes if m not in MODES]
         if bad or not self.modes:
             raise DeferAcceptError(f"--modes takes queue and/or cookies, got {','.join(self.modes)}")
         if self.timeout_s <= 0:
-            raise DeferAcceptError("--timeout must be > 0")
+            raise DeferAcceptError("--timeout-s must be > 0")
 
 
 async def run_mode(cfg: Config, mode: str, outdir: Path, show) -> dict:
-    from tuntcp.host.stack import Stack
-    from tuntcp.harness.netns import Lab
     from tuntcp.profiles import get_profile
-    from tuntcp.shell.endpoint import Endpoint
     from tuntcp.shell.listener import open_tcp_listener
-    from tuntcp.wire.pcap import PcapWriter
 
     profile = get_profile(cfg.profile, [f"net.ipv4.tcp_syncookies={MODES[mode]}"])
     pcap_path = outdir / f"defer-{mode}.pcap"
-    with Lab() as lab:
-        stack = Stack(profile, addrs={lab.endpoint_ip}, secret=os.urandom(16))
-        pcap = PcapWriter(str(pcap_path)) if cfg.pcap else None
-        ep = Endpoint(stack, lab.tun_fd, pcap=pcap)
-        clients: dict[int, dict] = {}
-        socks = {}
-        try:
-            with trio.fail_after(cfg.timeout_s):
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(ep.run)
-                    lst = await open_tcp_listener(ep, PORT, 16, defer_accept=cfg.defer_s)
-                    before = stack.counters.snapshot()
-                    t0 = trio.current_time()
+    clients: dict[int, dict] = {}
+    socks: dict = {}
 
-                    async def acceptor():
-                        while True:
-                            s = await lst.accept()
-                            rec = clients.get(s.conn.rport)
-                            if rec is not None:
-                                rec["accepted_s"] = trio.current_time() - t0
-                                rec["bytes_at_accept"] = s.conn.readable()
-                    nursery.start_soon(acceptor)
+    def too_slow():
+        return DeferAcceptError(f"{mode}: not every client was accepted within --timeout-s "
+                                f"{cfg.timeout_s} s")
 
-                    show(f"{mode}: clients connecting (defer {cfg.defer_s} s)")
-                    await drive_clients(cfg, lab, lab.endpoint_addr, clients, socks, t0, nursery)
-                    counters = stack.counters.delta(before)
-                    nursery.cancel_scope.cancel()
-        except trio.TooSlowError:
-            raise DeferAcceptError(f"{mode}: not every client was accepted within --timeout "
-                                   f"{cfg.timeout_s} s") from None
-        finally:
-            if pcap:
-                pcap.close()
+    async with rig_endpoint(profile, pcap=pcap_path if cfg.pcap else None, timeout=cfg.timeout_s,
+                            too_slow=too_slow) as rig:
+        lst = await open_tcp_listener(rig.ep, PORT, 16, defer_accept=cfg.defer_s)
+        t0 = trio.current_time()
+
+        async def acceptor():
+            while True:
+                s = await lst.accept()
+                rec = clients.get(s.conn.rport)
+                if rec is not None:
+                    rec["accepted_s"] = trio.current_time() - t0
+                    rec["bytes_at_accept"] = s.conn.readable()
+        rig.nursery.start_soon(acceptor)
+
+        show(f"{mode}: clients connecting (defer {cfg.defer_s} s)")
+        await drive_clients(cfg, rig.lab, rig.lab.endpoint_addr, clients, socks, t0, rig.nursery)
     if cfg.pcap:
         synack_times(read_pcap(pcap_path), clients, t0_wall=None)
-    return {"clients": _finish(clients), "counters": counters, "defer_rounds": lst.listener.defer_rounds,
-            "pcap": str(pcap_path) if cfg.pcap else None}
+    return {"clients": _finish(clients), "counters": rig.counters,
+            "defer_rounds": lst.listener.defer_rounds,
+            "pcap": str(pcap_path) if cfg.pcap else None, "saturation": rig.saturation}
 
 
 async def drive_clients(cfg: Config, lab, addr: str, clients: dict, socks: dict, t0: float,
@@ -211,7 +203,7 @@ async def run_kernel_mode(cfg: Config, mode: str) -> dict:
                     nursery.cancel_scope.cancel()
         except trio.TooSlowError:
             raise DeferAcceptError(f"kernel {mode}: not every client was accepted within "
-                                   f"--timeout {cfg.timeout_s} s") from None
+                                   f"--timeout-s {cfg.timeout_s} s") from None
         after = kernel_counters(lab)
     counters = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
     return {"clients": _finish(clients), "counters": counters}
@@ -262,25 +254,21 @@ def headline_of(modes: dict, cfg: Config) -> dict:
 
 
 async def run(cfg: Config, show=None) -> dict:
-    cfg.check()
+    outdir = begin(cfg)
     show = show or (lambda *a: None)
-    outdir = Path(cfg.out)
-    outdir.mkdir(parents=True, exist_ok=True)
-    results: dict = {}
 
     async def one(mode):
-        results[mode] = await run_mode(cfg, mode, outdir, show)
+        r = await run_mode(cfg, mode, outdir, show)
         if cfg.kernel:
-            results[mode]["kernel"] = await run_kernel_mode(cfg, mode)
-    async with trio.open_nursery() as n:         # the modes run side by side, one lab each
-        for mode in cfg.modes:
-            n.start_soon(one, mode)
-    modes = {m: results[m] for m in cfg.modes}
+            r["kernel"] = await run_kernel_mode(cfg, mode)
+        return r
+    modes = await side_by_side(cfg.modes, one)       # one lab each
     conf = asdict(cfg)
     conf["modes"] = list(cfg.modes)
     report = {"scenario": "defer_accept", "config": conf, "headline": headline_of(modes, cfg),
               "modes": modes, "counters": {m: r["counters"] for m, r in modes.items()},
               "artifacts": {"pcap": {m: r["pcap"] for m, r in modes.items()}}}
+    file_saturation(report, modes)
     return write_report(report, outdir, render_markdown)
 
 
@@ -322,15 +310,15 @@ def render_markdown(report: dict) -> str:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = Config()
-    p.add_argument("--defer", dest="defer_s", type=int, default=d.defer_s,
-                   help="TCP_DEFER_ACCEPT seconds on the endpoint's listener")
-    p.add_argument("--late", dest="late_s", type=float, default=d.late_s,
-                   help="seconds before the 'late' client sends its request")
-    p.add_argument("--profile", default=d.profile)
+    time_option(p, "--defer-s", old="--defer", dest="defer_s", default=d.defer_s, integer=True,
+                help="TCP_DEFER_ACCEPT on the endpoint's listener (whole seconds)")
+    time_option(p, "--late-s", old="--late", dest="late_s", default=d.late_s,
+                help="delay before the 'late' client sends its request")
+    p.add_argument("--profile", default=d.profile, help="the endpoint's Linux profile")
     p.add_argument("--modes", default=",".join(d.modes), help="queue,cookies or one of them")
-    p.add_argument("--timeout", dest="timeout_s", type=float, default=d.timeout_s)
-    p.add_argument("--out", default=d.out)
-    p.add_argument("--no-pcap", dest="pcap", action="store_false")
+    time_option(p, "--timeout-s", old="--timeout", default=d.timeout_s, help="limit per mode")
+    out_option(p, d.out)
+    p.add_argument("--no-pcap", dest="pcap", action="store_false", help="write no pcaps")
     p.add_argument("--no-kernel", dest="kernel", action="store_false",
                    help="skip the reference run against a kernel listener")
 
@@ -340,10 +328,11 @@ def main(args) -> int:
     cfg = Config(defer_s=args.defer_s, late_s=args.late_s, profile=args.profile,
                  modes=tuple(m.strip() for m in args.modes.split(",") if m.strip()),
                  timeout_s=args.timeout_s, out=args.out, pcap=args.pcap, kernel=args.kernel)
+
     def check():
         if get_profile(cfg.profile).family != "linux":
             raise DeferAcceptError("TCP_DEFER_ACCEPT is Linux-only; pick a linux-* profile "
-                                   "(FreeBSD: tuntcp freebsd_queue, accept filters)")
+                                   "(FreeBSD: tuntcp freebsd-queue, accept filters)")
 
-    return scenario_main("defer_accept", cfg, run, errors=(DeferAcceptError,), check=check,
+    return scenario_main("defer-accept", cfg, run, check=check,
                          summary=lambda r: "\n".join(table(r)) + "\n" + r["headline"]["summary"])

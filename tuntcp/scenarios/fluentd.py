@@ -37,25 +37,29 @@ report.json keys:
 """
 from __future__ import annotations
 
+from tuntcp.errors import UserError
+
 import argparse
 import errno
 import random
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import trio
 
-from tuntcp.scenarios.cli_common import scenario_main
+from tuntcp.scenarios.cli_common import out_option, progress, quiet_option, scenario_main, sysctl_option, time_option
+from tuntcp.scenarios.rig import begin, client_linear_timeouts, collect
+from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.report import percentiles, write_report
 from tuntcp.shell.apps import discard, guarded
 
+NEEDS_LAB = True        # tuntcp.cli checks privileges and --out before main()
 PORT = 24224
 TCP_SYN_RECV = 0x03
 TCP_LISTEN = 0x0A
 USER_HZ = 100          # /proc/net/tcp prints timers in clock_t
 
 
-class FluentdError(ValueError):
+class FluentdError(UserError, ValueError):
     """A user mistake in the scenario's knobs."""
 
 
@@ -95,7 +99,7 @@ class Config:
         if not 0 < self.spread_ms < 1000 or self.rtt_ms < 0 or self.sample_ms <= 0:
             raise FluentdError("--spread-ms must be in (0, 1000), --rtt-ms >= 0, --sample-ms > 0")
         if self.connect_timeout_s <= 0 or self.batch < 1:
-            raise FluentdError("--connect-timeout must be > 0 and --batch >= 1")
+            raise FluentdError("--connect-timeout-s must be > 0 and --batch >= 1")
         for s in self.settings:
             self.parse_setting(s)
         from tuntcp.profiles import ProfileError, get_profile
@@ -226,74 +230,74 @@ class Forwarder:
 
 
 async def run_setting(cfg: Config, backlog: int, somaxconn: int | None, cookies: int, show) -> dict:
-    from tuntcp.host.stack import Stack
     from tuntcp.harness.link import LinkModel
-    from tuntcp.harness.netns import Lab, LabError
     from tuntcp.profiles import get_profile
-    from tuntcp.shell.endpoint import Endpoint
     from tuntcp.shell.listener import open_tcp_listener
 
     name = setting_name(backlog, somaxconn, cookies)
     rng = random.Random(cfg.seed)
     profile = get_profile(cfg.profile, cfg.knobs(backlog, somaxconn, cookies))
-    kernel_log: list[str] = []
 
     def log(kind, **fields):
         if kind == "kernel_log":
-            kernel_log.append(fields.get("line", ""))
             show(msg=f"[{name}] kernel: {fields.get('line', '')}")
 
-    with Lab(txqueuelen=max(20000, 4 * cfg.forwarders)) as lab:
-        linear = None
-        if cfg.client_syn_linear_timeouts is not None:
-            try:
-                linear = int(lab.sysctl("net.ipv4.tcp_syn_linear_timeouts",
-                                        cfg.client_syn_linear_timeouts))
-            except LabError:
-                linear = None            # an older host kernel: exponential already
+    link_out = LinkModel(cfg.seed + 1, delay=cfg.rtt_ms / 1000.0) if cfg.rtt_ms else None
+    samples: list[list[float]] = []
+    peak = {"n": -1, "text": "", "syn": 0}
+    async with rig_endpoint(profile, lab=dict(txqueuelen=max(20000, 4 * cfg.forwarders)),
+                            secret=rng.randbytes(16), log=log, link_out=link_out,
+                            max_batch=cfg.batch) as rig:
+        lab = rig.lab
+        linear = client_linear_timeouts(lab, cfg.client_syn_linear_timeouts)
         srcs = lab.add_client_addrs(cfg.hosts)
-        stack = Stack(profile, addrs={lab.endpoint_ip}, secret=rng.randbytes(16), log=log)
-        link_out = LinkModel(cfg.seed + 1, delay=cfg.rtt_ms / 1000.0) if cfg.rtt_ms else None
-        ep = Endpoint(stack, lab.tun_fd, link_out=link_out, max_batch=cfg.batch)
         fwd = [Forwarder(i, srcs[i % len(srcs)], rng.uniform(0, cfg.spread_ms / 1000.0))
                for i in range(cfg.forwarders)]
-        samples: list[list[float]] = []
-        peak = {"n": -1, "text": "", "syn": 0}
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(ep.run)
-            listener = await open_tcp_listener(ep, PORT, backlog)
-            lst = listener.listener
-            # in_forward: accept, read until the heartbeat closes, close
-            nursery.start_soon(trio.serve_listeners, guarded(discard), [listener])
-            before = stack.counters.snapshot()
-            t0 = trio.current_time() + 0.2
-            done = trio.Event()
+        listener = await open_tcp_listener(rig.ep, PORT, backlog)
+        lst = listener.listener
+        # in_forward: accept, read until the heartbeat closes, close
+        rig.nursery.start_soon(trio.serve_listeners, guarded(discard), [listener])
+        t0 = trio.current_time() + 0.2
+        done = trio.Event()
+        rig.nursery.start_soon(sample_syn_recv, cfg, rig.stack, lst, t0, done, samples, peak)
+        await heartbeats(cfg, lab, fwd, t0, name, show)
+        await trio.sleep(0.3)            # the last FINs
+        done.set()
+    return setting_result(cfg, name, fwd, rig, peak, samples,
+                          {"backlog": lst.backlog, "somaxconn": profile["net.core.somaxconn"],
+                           "tcp_max_syn_backlog": profile["net.ipv4.tcp_max_syn_backlog"],
+                           "tcp_syncookies": cookies, "client_tcp_syn_linear_timeouts": linear})
 
-            async def sampler():
-                while not done.is_set():
-                    now = trio.current_time()
-                    text = proc_net_tcp(stack, now)
-                    n = count_syn_recv(text)
-                    samples.append([round(now - t0, 4), n])
-                    if n > peak["n"]:
-                        peak.update(n=n, text=text)
-                    peak["syn"] = max(peak["syn"], lst.queue_lengths()["syn"])
-                    await trio.sleep(cfg.sample_ms / 1000.0)
 
-            nursery.start_soon(sampler)
-            async with trio.open_nursery() as hb:
-                for r in range(cfg.rounds):
-                    await trio.sleep_until(t0 + r - 0.1)
-                    socks = lab.sockets_in_ns(len(fwd))
-                    for f, raw in zip(fwd, socks):
-                        f.connect_ms.append([])
-                        hb.start_soon(f.heartbeat, raw, lab.endpoint_addr, t0 + r + f.phase, r,
-                                      cfg.connect_timeout_s)
-                    show(msg=f"[{name}] heartbeat round {r + 1}/{cfg.rounds}")
-            await trio.sleep(0.3)            # the last FINs
-            done.set()
-            counters = stack.counters.delta(before)
-            nursery.cancel_scope.cancel()
+async def sample_syn_recv(cfg: Config, stack, lst, t0: float, done, samples: list, peak: dict):
+    """Count SYN-RECV rows in /proc/net/tcp every ``sample_ms``, keeping the peak's text."""
+    while not done.is_set():
+        now = trio.current_time()
+        text = proc_net_tcp(stack, now)
+        n = count_syn_recv(text)
+        samples.append([round(now - t0, 4), n])
+        if n > peak["n"]:
+            peak.update(n=n, text=text)
+        peak["syn"] = max(peak["syn"], lst.queue_lengths()["syn"])
+        await trio.sleep(cfg.sample_ms / 1000.0)
+
+
+async def heartbeats(cfg: Config, lab, fwd: list, t0: float, name: str, show) -> None:
+    """``cfg.rounds`` rounds, one second apart: every forwarder connects and closes once."""
+    async with trio.open_nursery() as hb:
+        for r in range(cfg.rounds):
+            await trio.sleep_until(t0 + r - 0.1)
+            socks = lab.sockets_in_ns(len(fwd))
+            for f, raw in zip(fwd, socks):
+                f.connect_ms.append([])
+                hb.start_soon(f.heartbeat, raw, lab.endpoint_addr, t0 + r + f.phase, r,
+                              cfg.connect_timeout_s)
+            show(msg=f"[{name}] heartbeat round {r + 1}/{cfg.rounds}")
+
+
+def setting_result(cfg: Config, name: str, fwd: list, rig, peak: dict, samples: list,
+                   setting: dict) -> dict:
+    counters, kernel_log = rig.counters, rig.kernel_log
     all_ms = [x for f in fwd for rnd in f.connect_ms for x in rnd]
     failures: dict[str, int] = {}
     for f in fwd:
@@ -310,30 +314,24 @@ async def run_setting(cfg: Config, backlog: int, somaxconn: int | None, cookies:
         "connect_ms": percentiles(all_ms),
         "failed": sum(failures.values()),
     }
-    run_ = {"backlog": lst.backlog, "somaxconn": profile["net.core.somaxconn"],
-            "tcp_max_syn_backlog": profile["net.ipv4.tcp_max_syn_backlog"],
-            "tcp_syncookies": cookies, "client_tcp_syn_linear_timeouts": linear,
-            "kernel_log": kernel_log, "proc_net_tcp_at_peak": peak["text"],
+    run_ = {**setting, "kernel_log": kernel_log, "proc_net_tcp_at_peak": peak["text"],
             "syn_recv_samples": samples,
             "connect_ms_by_round": [percentiles([x for f in fwd for x in f.connect_ms[r]])
                                     for r in range(cfg.rounds)],
             "heartbeats": cfg.rounds * cfg.forwarders, "failures": failures}
-    return {"name": name, "headline": head, "counters": counters, "run": run_}
+    return {"name": name, "headline": head, "counters": counters, "run": run_,
+            "saturation": rig.saturation}
 
 
 async def run(cfg: Config, show=None) -> dict:
-    cfg.check()
+    out = begin(cfg)
     show = show or (lambda **kw: None)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     report = {"scenario": "fluentd-heartbeats", "config": {**asdict(cfg), "settings": list(cfg.settings)},
               "headline": {}, "counters": {}, "runs": {}}
     for s in cfg.settings:
         backlog, somaxconn, cookies = cfg.parse_setting(s)
         r = await run_setting(cfg, backlog, somaxconn, cookies, show)
-        report["headline"][r["name"]] = r["headline"]
-        report["counters"][r["name"]] = r["counters"]
-        report["runs"][r["name"]] = r["run"]
+        collect(report, r["name"], r)
     return write_report(report, out, markdown)
 
 
@@ -375,19 +373,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--forwarders", type=int, default=d.forwarders, help="fluentd forwarders (kernel sockets)")
     p.add_argument("--hosts", type=int, default=d.hosts, help="source addresses they spread over")
     p.add_argument("--rounds", type=int, default=d.rounds, help="heartbeats per forwarder (1/s)")
-    p.add_argument("--spread-ms", type=float, default=d.spread_ms, help="a round's heartbeats fire within this")
-    p.add_argument("--rtt-ms", type=float, default=d.rtt_ms, help="link RTT")
+    time_option(p, "--spread-ms", default=d.spread_ms, help="a round's heartbeats fire within this")
+    time_option(p, "--rtt-ms", default=d.rtt_ms, help="link RTT")
     p.add_argument("--batch", type=int, default=d.batch, help="packets per endpoint pass")
     p.add_argument("--profile", default=d.profile, help="kernel profile of the log server (pre-6.2: old line)")
     p.add_argument("--settings", default=",".join(d.settings),
                    help="BACKLOG[@SOMAXCONN]/SYNCOOKIES list; a backlog above 128 without @ also "
                         "raises somaxconn and tcp_max_syn_backlog to it (the seed's fix); "
                         "2048@128/1 is in_forward's backlog raised alone (clamped to somaxconn)")
-    p.add_argument("--connect-timeout", type=float, default=d.connect_timeout_s)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE", help="profile knob")
-    p.add_argument("--out", default=d.out, help="output directory")
-    p.add_argument("--quiet", action="store_true")
+    time_option(p, "--connect-timeout-s", old="--connect-timeout", dest="connect_timeout",
+                default=d.connect_timeout_s, help="a forwarder gives up a heartbeat after this")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the phases and the secret")
+    sysctl_option(p)
+    out_option(p, d.out)
+    quiet_option(p)
 
 
 def main(args) -> int:
@@ -396,14 +395,9 @@ def main(args) -> int:
                  settings=tuple(s.strip() for s in args.settings.split(",") if s.strip()),
                  connect_timeout_s=args.connect_timeout, seed=args.seed, sysctl=list(args.sysctl),
                  out=args.out)
+
     def check():
         if not cfg.settings:
             raise FluentdError("--settings is empty")
 
-    def show(msg=""):
-        if not args.quiet:
-            print(msg, flush=True)
-
-    return scenario_main("fluentd", cfg, run, errors=(FluentdError,), summary=summary_table,
-                         show=show, check=check)
-
+    return scenario_main("fluentd", cfg, run, summary=summary_table, show=progress(args.quiet), check=check)

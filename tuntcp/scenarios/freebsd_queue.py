@@ -37,6 +37,8 @@ report.json keys:
 """
 from __future__ import annotations
 
+from tuntcp.errors import UserError
+
 from .. import mib
 
 import argparse
@@ -48,10 +50,13 @@ from pathlib import Path
 
 import trio
 
-from tuntcp.scenarios.cli_common import scenario_main
+from tuntcp.scenarios.cli_common import out_option, scenario_main, sysctl_option, time_option
+from tuntcp.scenarios.rig import begin, file_saturation, side_by_side
+from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.report import write_report
 from tuntcp.scenarios.reverse_check import read_pcap
 
+NEEDS_LAB = True        # tuntcp.cli checks privileges and --out before main()
 PROFILES = ("freebsd-9", "freebsd-14")
 P_OVERFLOW, P_LIFETIME, P_HTTP, P_DATA = 7000, 7001, 7080, 7081
 SPOOF_SRC = "198.18.0.99"       # assigned nowhere; the namespace does not forward: nobody answers
@@ -61,7 +66,7 @@ LINE = b"HELLO tuntcp\n"
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n"
 
 
-class FreeBSDQueueError(ValueError):
+class FreeBSDQueueError(UserError, ValueError):
     """A user mistake in the freebsd_queue scenario's knobs."""
 
 
@@ -91,9 +96,9 @@ class Config:
         if self.rexmtlimit is not None and not 0 <= self.rexmtlimit <= 6:
             raise FreeBSDQueueError("--rexmtlimit must be 0..6")
         if not 0.05 <= self.split_s <= 10 or not 0.05 <= self.line_s <= 10:
-            raise FreeBSDQueueError("--split and --line must be 0.05..10 seconds")
+            raise FreeBSDQueueError("--split-s and --line-s must be 0.05..10 seconds")
         if self.timeout_s <= 0:
-            raise FreeBSDQueueError("--timeout must be > 0")
+            raise FreeBSDQueueError("--timeout-s must be > 0")
 
 
 def expected_schedule(rexmit_initial_s: float, limit: int) -> tuple[list[float], float]:
@@ -104,16 +109,12 @@ def expected_schedule(rexmit_initial_s: float, limit: int) -> tuple[list[float],
 
 
 async def run_profile(cfg: Config, name: str, outdir: Path, show) -> dict:
-    from tuntcp.host.stack import Stack
     from tuntcp.harness.clients import connect_clients
-    from tuntcp.harness.netns import Lab
     from tuntcp.harness.raw import send_raw, spoofed_syn
     from tuntcp.obs.views import netstat_lan
     from tuntcp.listen.freebsd_syncache import syncache_stats
     from tuntcp.profiles import get_profile
-    from tuntcp.shell.endpoint import Endpoint
     from tuntcp.shell.listener import open_tcp_listener
-    from tuntcp.wire.pcap import PcapWriter
 
     profile = get_profile(name, cfg.sysctl)
     limit = profile["net.inet.tcp.syncache.rexmtlimit"] if cfg.rexmtlimit is None else cfg.rexmtlimit
@@ -121,73 +122,65 @@ async def run_profile(cfg: Config, name: str, outdir: Path, show) -> dict:
     exp_times, exp_life = expected_schedule(r0, limit)
     pcap_path = outdir / f"{name}.pcap"
     events: list = []
-    kernel_log: list[str] = []
 
     def log(kind, **f):
-        if kind == "kernel_log":
-            kernel_log.append(f.get("line", ""))
-        elif kind == "syncache_expired":
+        if kind == "syncache_expired":
             events.append((trio.current_time(), f))
 
+    def too_slow():
+        return FreeBSDQueueError(f"{name}: did not finish within --timeout-s {cfg.timeout_s} s")
+
     res: dict = {}
-    with Lab() as lab:
+    async with rig_endpoint(profile, log=log, pcap=pcap_path if cfg.pcap else None,
+                            timeout=cfg.timeout_s, too_slow=too_slow) as rig:
+        lab, ep = rig.lab, rig.ep
         lab.sysctl("net.ipv4.conf.all.forwarding", 0)
         srcs = lab.add_client_addrs(cfg.hosts)
-        stack = Stack(profile, addrs={lab.endpoint_ip}, secret=os.urandom(16), log=log)
-        pcap = PcapWriter(str(pcap_path)) if cfg.pcap else None
-        ep = Endpoint(stack, lab.tun_fd, pcap=pcap)
-        try:
-            with trio.fail_after(cfg.timeout_s):
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(ep.run)
-                    before = stack.counters.snapshot()
-                    lst_over = await open_tcp_listener(ep, P_OVERFLOW, cfg.backlog)
-                    await open_tcp_listener(ep, P_LIFETIME, 8, synack_retries=limit)
-                    filt = {"httpready": await open_tcp_listener(ep, P_HTTP, 8, accept_filter="httpready"),
-                            "dataready": await open_tcp_listener(ep, P_DATA, 8, accept_filter="dataready")}
-                    # 1. the lifetime probe first: its clock runs while the rest happens
-                    t_spoof = trio.current_time()
-                    send_raw(lab, [spoofed_syn(SPOOF_SRC, lab.endpoint_addr, 41000, P_LIFETIME)],
-                             lab.endpoint_addr)
-                    show(f"{name}: spoofed SYN sent; syncache entry should live {exp_life:g} s")
-                    # 2. the overflow burst
-                    res["overflow"] = await _overflow(cfg, lab, srcs, lst_over, connect_clients,
-                                                      lambda: netstat_lan(stack))
-                    show(f"{name}: overflow {res['overflow']['queued']} queued, "
-                         f"{res['overflow']['reset']} reset")
-                    # 3. the accept filters
-                    res["filters"], res["netstat_held"] = await _filters(
-                        cfg, lab, filt, nursery, lambda: netstat_lan(stack))
-                    show(f"{name}: accept filters done; waiting for the syncache entry to expire")
-                    while not events:
-                        await trio.sleep(0.05)
-                    res["lifetime_s"] = round(events[0][0] - t_spoof, 3)
-                    res["counters"] = stack.counters.delta(before)
-                    res["netstat_s"] = syncache_stats(stack)
-                    nursery.cancel_scope.cancel()
-        except trio.TooSlowError:
-            raise FreeBSDQueueError(f"{name}: did not finish within --timeout {cfg.timeout_s} s") \
-                from None
-        finally:
-            if pcap:
-                pcap.close()
-    synacks = []
-    if cfg.pcap:
-        from tuntcp.wire.codec import ip_int
-        from tuntcp.wire.segment import ACK, SYN
-        spoof = ip_int(SPOOF_SRC)
-        pkts = read_pcap(pcap_path)
-        t_syn = next((t for t, s in pkts if s.saddr == spoof and s.flags == SYN), None)
-        synacks = [round(t - t_syn, 3) for t, s in pkts
-                   if s.daddr == spoof and s.flags & (SYN | ACK) == SYN | ACK and t_syn is not None]
+        lst_over = await open_tcp_listener(ep, P_OVERFLOW, cfg.backlog)
+        await open_tcp_listener(ep, P_LIFETIME, 8, synack_retries=limit)
+        filt = {"httpready": await open_tcp_listener(ep, P_HTTP, 8, accept_filter="httpready"),
+                "dataready": await open_tcp_listener(ep, P_DATA, 8, accept_filter="dataready")}
+        # 1. the lifetime probe first: its clock runs while the rest happens
+        t_spoof = trio.current_time()
+        send_raw(lab, [spoofed_syn(SPOOF_SRC, lab.endpoint_addr, 41000, P_LIFETIME)],
+                 lab.endpoint_addr)
+        show(f"{name}: spoofed SYN sent; syncache entry should live {exp_life:g} s")
+        # 2. the overflow burst
+        res["overflow"] = await _overflow(cfg, lab, srcs, lst_over, connect_clients,
+                                          lambda: netstat_lan(rig.stack))
+        show(f"{name}: overflow {res['overflow']['queued']} queued, "
+             f"{res['overflow']['reset']} reset")
+        # 3. the accept filters
+        res["filters"], res["netstat_held"] = await _filters(
+            cfg, lab, filt, rig.nursery, lambda: netstat_lan(rig.stack))
+        show(f"{name}: accept filters done; waiting for the syncache entry to expire")
+        while not events:
+            await trio.sleep(0.05)
+        lifetime_s = round(events[0][0] - t_spoof, 3)
+        rig.finish()
+        res["counters"] = rig.counters
+        res["netstat_s"] = syncache_stats(rig.stack)
+    synacks = synack_times(pcap_path) if cfg.pcap else []
     res["lifetime"] = {"rexmtlimit": limit, "rexmit_initial_s": r0, "synack_times_s": synacks,
-                       "expected_synack_times_s": exp_times, "lifetime_s": res.pop("lifetime_s"),
+                       "expected_synack_times_s": exp_times, "lifetime_s": lifetime_s,
                        "expected_lifetime_s": exp_life,
                        "stale": res["counters"].get(mib.FreeBSDSyncacheStale, 0),
                        "retransmitted": res["counters"].get(mib.FreeBSDSyncacheRetransmitted, 0)}
-    res["kernel_log"] = kernel_log
+    res["kernel_log"] = rig.kernel_log
     res["pcap"] = str(pcap_path) if cfg.pcap else None
+    res["saturation"] = rig.saturation
     return res
+
+
+def synack_times(pcap_path) -> list[float]:
+    """Seconds from the spoofed SYN to each SYN-ACK the endpoint sent it (from the pcap)."""
+    from tuntcp.wire.codec import ip_int
+    from tuntcp.wire.segment import ACK, SYN
+    spoof = ip_int(SPOOF_SRC)
+    pkts = read_pcap(pcap_path)
+    t_syn = next((t for t, s in pkts if s.saddr == spoof and s.flags == SYN), None)
+    return [round(t - t_syn, 3) for t, s in pkts
+            if s.daddr == spoof and s.flags & (SYN | ACK) == SYN | ACK and t_syn is not None]
 
 
 async def _overflow(cfg: Config, lab, srcs, lst, connect_clients, netstat) -> dict:
@@ -345,23 +338,15 @@ def headline_of(cfg: Config, profiles: dict) -> dict:
 
 
 async def run(cfg: Config, show=None) -> dict:
-    cfg.check()
+    outdir = begin(cfg)
     show = show or (lambda *a: None)
-    outdir = Path(cfg.out)
-    outdir.mkdir(parents=True, exist_ok=True)
-    results: dict = {}
-
-    async def one(name):
-        results[name] = await run_profile(cfg, name, outdir, show)
-    async with trio.open_nursery() as n:            # one lab per profile, side by side
-        for name in cfg.profiles:
-            n.start_soon(one, name)
-    profiles = {p: results[p] for p in cfg.profiles}
+    profiles = await side_by_side(cfg.profiles, lambda name: run_profile(cfg, name, outdir, show))
     conf = asdict(cfg)
     conf["profiles"] = list(cfg.profiles)
     report = {"scenario": "freebsd_queue", "config": conf, "headline": headline_of(cfg, profiles),
               "profiles": profiles, "counters": {p: r["counters"] for p, r in profiles.items()},
               "artifacts": {"pcap": {p: r["pcap"] for p, r in profiles.items()}}}
+    file_saturation(report, profiles)
     return write_report(report, outdir, render_markdown)
 
 
@@ -408,20 +393,20 @@ def render_markdown(report: dict) -> str:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = Config()
-    p.add_argument("--profiles", default=",".join(d.profiles), help="freebsd-9,freebsd-14")
-    p.add_argument("--backlog", type=int, default=d.backlog)
+    p.add_argument("--profiles", default=",".join(d.profiles), help="FreeBSD profiles to run, side by side")
+    p.add_argument("--backlog", type=int, default=d.backlog, help="listen backlog of the overflow listener")
     p.add_argument("--clients", type=int, default=d.clients, help="overflow burst size")
     p.add_argument("--hosts", type=int, default=d.hosts, help="source addresses of the burst")
     p.add_argument("--rexmtlimit", type=int, default=None,
                    help="SYN-ACK resends on the lifetime listener (default: the profile's, 3)")
-    p.add_argument("--split", dest="split_s", type=float, default=d.split_s,
-                   help="gap between the two parts of the split GET")
-    p.add_argument("--line", dest="line_s", type=float, default=d.line_s,
-                   help="delay before the non-HTTP client's line")
-    p.add_argument("--timeout", dest="timeout_s", type=float, default=d.timeout_s)
-    p.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE")
-    p.add_argument("--out", default=d.out)
-    p.add_argument("--no-pcap", dest="pcap", action="store_false")
+    time_option(p, "--split-s", old="--split", dest="split_s", default=d.split_s,
+                help="gap between the two parts of the split GET")
+    time_option(p, "--line-s", old="--line", dest="line_s", default=d.line_s,
+                help="delay before the non-HTTP client's line")
+    time_option(p, "--timeout-s", old="--timeout", default=d.timeout_s, help="limit per profile")
+    sysctl_option(p)
+    out_option(p, d.out)
+    p.add_argument("--no-pcap", dest="pcap", action="store_false", help="write no pcaps")
 
 
 def main(args) -> int:
@@ -430,9 +415,10 @@ def main(args) -> int:
                  backlog=args.backlog, clients=args.clients, hosts=args.hosts,
                  rexmtlimit=args.rexmtlimit, split_s=args.split_s, line_s=args.line_s,
                  timeout_s=args.timeout_s, out=args.out, pcap=args.pcap, sysctl=list(args.sysctl))
+
     def check():
         for p in cfg.profiles:
             get_profile(p, cfg.sysctl)
 
-    return scenario_main("freebsd_queue", cfg, run, errors=(FreeBSDQueueError,), check=check,
+    return scenario_main("freebsd-queue", cfg, run, check=check,
                          summary=lambda r: "\n".join(table(r)) + "\n" + r["headline"]["summary"])

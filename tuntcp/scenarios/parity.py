@@ -268,17 +268,9 @@ async def run_side(lab: Lab, srv, sc: Scenario) -> Outcome:
     start = srv.totals()
     for step in sc.steps:
         op = step[0]
-        if op == "syn_flood":
-            base = ipaddress.ip_address(srv.spoof_base)
-            pkts = [spoofed_syn(str(base + nspoof + i), srv.addr, 40000 + nspoof + i, sc.port)
-                    for i in range(step[1])]
-            nspoof += step[1]
-            send_raw(lab, pkts, srv.addr)
-            await srv.settle()
-        elif op == "bogus_ack":
-            base = ipaddress.ip_address(srv.spoof_base) + 50
-            pkts = [bare_ack(str(base + i), srv.addr, 41000 + i, sc.port) for i in range(step[1])]
-            send_raw(lab, pkts, srv.addr)
+        if op in ("syn_flood", "bogus_ack"):
+            _raw_burst(lab, srv, sc, op, step[1], nspoof)
+            nspoof += step[1] if op == "syn_flood" else 0
             await srv.settle()
         elif op in ("connect", "connect_held"):
             for _ in range(step[1]):
@@ -290,32 +282,12 @@ async def run_side(lab: Lab, srv, sc: Scenario) -> Outcome:
                 socks.append(s)
                 results.append(res)
         elif op == "release":
-            for s in held:
-                try:
-                    s.send(b"!")
-                except OSError:
-                    pass
-                await srv.settle()
+            await _poke(srv, held)
             held = []
         elif op == "send":
-            for i, s in enumerate(socks):
-                if s is not None and step[1] in (None, i):
-                    try:
-                        s.send(b"!")
-                    except OSError:
-                        pass
-                    await srv.settle()
+            await _poke(srv, [s for i, s in enumerate(socks) if s is not None and step[1] in (None, i)])
         elif op == "accept":
-            n = step[1] if len(step) > 1 else None
-            while n is None or n > 0:
-                port = srv.accept_one()
-                if port is None:
-                    break
-                if port in by_port:
-                    results[by_port[port]].accepted = True
-                if n is not None:
-                    n -= 1
-            await srv.settle()
+            await _accept(srv, step[1] if len(step) > 1 else None, results, by_port)
         elif op == "listen":
             srv.relisten(step[1])
         elif op == "close":
@@ -327,6 +299,44 @@ async def run_side(lab: Lab, srv, sc: Scenario) -> Outcome:
         else:
             raise ValueError(f"unknown scenario step {step!r}")
     await srv.settle()
+    return _outcome(srv, start, socks, results)
+
+
+def _raw_burst(lab: Lab, srv, sc: Scenario, op: str, n: int, nspoof: int) -> None:
+    """``n`` spoofed SYNs (fresh sources after the ``nspoof`` already used) or bare ACKs."""
+    base = ipaddress.ip_address(srv.spoof_base)      # either family
+    if op == "syn_flood":
+        pkts = [spoofed_syn(str(base + nspoof + i), srv.addr, 40000 + nspoof + i, sc.port)
+                for i in range(n)]
+    else:
+        pkts = [bare_ack(str(base + 50 + i), srv.addr, 41000 + i, sc.port) for i in range(n)]
+    send_raw(lab, pkts, srv.addr)
+
+
+async def _poke(srv, socks: list) -> None:
+    """One byte from each client (a held one completes its handshake with it)."""
+    for s in socks:
+        try:
+            s.send(b"!")
+        except OSError:
+            pass
+        await srv.settle()
+
+
+async def _accept(srv, n: int | None, results: list, by_port: dict) -> None:
+    """accept() ``n`` connections (None: all queued), marking the clients accepted."""
+    while n is None or n > 0:
+        port = srv.accept_one()
+        if port is None:
+            break
+        if port in by_port:
+            results[by_port[port]].accepted = True
+        if n is not None:
+            n -= 1
+    await srv.settle()
+
+
+def _outcome(srv, start: dict, socks: list, results: list) -> Outcome:
     for s, res in zip(socks, results):
         if s is None:
             continue

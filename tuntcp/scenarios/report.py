@@ -3,7 +3,53 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
 from pathlib import Path
+
+SCHEMA_VERSION = 1
+CC_NOTE = ("the lab namespaces' kernel clients use the host's default congestion control: a new "
+           "network namespace inherits net.ipv4.tcp_congestion_control from the host")
+_client_cc: list[str] = []
+
+
+def tool_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("tuntcp")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def note_client_cc(name: str) -> None:
+    """Remember the congestion control read inside a lab namespace (the rig calls this)."""
+    _client_cc[:] = [name]
+
+
+def client_cc() -> str | None:
+    """The clients' congestion control: as read in the last lab namespace, else read in a
+    fresh network namespace (which, like the labs, inherits the host's default)."""
+    if _client_cc:
+        return _client_cc[0]
+    try:
+        r = subprocess.run(["unshare", "--net", "cat", "/proc/sys/net/ipv4/tcp_congestion_control"],
+                           capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return r.stdout.strip() or None
+
+
+def stamp(report: dict) -> dict:
+    """The facts every report carries: schema and tool version, host kernel, the clients'
+    congestion control, the endpoint's profile(s)."""
+    cfg = report.get("config", {})
+    report.update({
+        "schema_version": SCHEMA_VERSION, "tool_version": tool_version(),
+        "host_kernel": os.uname().release,
+        "clients_congestion_control": client_cc(), "clients_congestion_control_note": CC_NOTE,
+        "profile": cfg.get("profile", cfg.get("profiles")),
+    })
+    return report
 
 
 def percentiles(values: list[float]) -> dict:
@@ -115,6 +161,7 @@ def write_report(report: dict, outdir, render) -> dict:
     outdir = Path(outdir)
     md = outdir / "report.md"
     report.setdefault("artifacts", {})["markdown"] = str(md)
+    stamp(report)
     md.write_text(render(report))
     (outdir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report

@@ -29,10 +29,11 @@ report.json keys:
 """
 from __future__ import annotations
 
+from tuntcp.errors import UserError
+
 from .. import mib
 
 import argparse
-import os
 import platform
 import re
 import socket
@@ -43,13 +44,16 @@ from pathlib import Path
 
 import trio
 
-from tuntcp.scenarios.cli_common import scenario_main
+from tuntcp.scenarios.cli_common import out_option, scenario_main, time_option
+from tuntcp.scenarios.rig import begin
+from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.report import write_report
 
+NEEDS_LAB = True        # tuntcp.cli checks privileges and --out before main()
 PORT = 9092
 
 
-class ReverseCheckError(ValueError):
+class ReverseCheckError(UserError, ValueError):
     """A user mistake in the reverse check's knobs."""
 
 
@@ -71,7 +75,7 @@ class Config:
         if self.syncookies not in (0, 1, 2):
             raise ReverseCheckError("--syncookies must be 0, 1 or 2")
         if self.timeout_s <= 0:
-            raise ReverseCheckError("--timeout must be > 0")
+            raise ReverseCheckError("--timeout-s must be > 0")
 
 
 def read_pcap(path) -> list:
@@ -106,92 +110,84 @@ def parse_ss_wscale(text: str, lport: int, peer: str) -> tuple[int, int, list[st
     return None
 
 
-def _kernel_tcpext(lab) -> dict:
-    from tuntcp.harness.clients import kernel_counters
-    return kernel_counters(lab)
-
-
 async def run(cfg: Config, show=None) -> dict:
     """Build the lab, run the check, write report.json/report.md into cfg.out; returns the report."""
-    from tuntcp.host.stack import Stack
-    from tuntcp.harness.clients import tcp_info
-    from tuntcp.harness.netns import Lab
     from tuntcp.profiles import get_profile
-    from tuntcp.shell.endpoint import Endpoint
-    from tuntcp.shell.listener import open_tcp_stream
     from tuntcp.wire.codec import ip_int
-    from tuntcp.wire.pcap import PcapWriter
 
-    cfg.check()
+    outdir = begin(cfg)
     show = show or (lambda *a: None)
-    outdir = Path(cfg.out)
-    outdir.mkdir(parents=True, exist_ok=True)
-    profile = get_profile(cfg.profile)
     pcap_path = outdir / "reverse_check.pcap"
-    with Lab(sysctls={"net.ipv4.tcp_syncookies": cfg.syncookies}) as lab:
-        ls = lab.socket_in_ns()
-        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, cfg.rcvbuf)   # before listen: the clamp
-        ls.bind((lab.client_addr, PORT))
-        ls.listen(16)
-        ls.setblocking(False)
-        kbefore = _kernel_tcpext(lab)
-        stack = Stack(profile, addrs={lab.endpoint_ip}, secret=os.urandom(16))
-        pcap = PcapWriter(str(pcap_path)) if cfg.pcap else None
-        ep = Endpoint(stack, lab.tun_fd, pcap=pcap)
-        got: dict = {}
-        try:
-            with trio.fail_after(cfg.timeout_s):
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(ep.run)
-                    show("connecting to the kernel listener")
-                    stream = await open_tcp_stream(ep, lab.client_addr, PORT)
-                    got["endpoint_after_handshake"] = stream.info()
-                    lsock = trio.socket.from_stdlib_socket(ls)
-                    child, _ = await lsock.accept()
-                    show("sending data")
+    got: dict = {}
 
-                    async def sink():
-                        n = 0
-                        while n < cfg.nbytes:
-                            chunk = await child.recv(65536)
-                            if not chunk:
-                                break
-                            n += len(chunk)
-                        got["kernel_received"] = n
-                        await child.send(b"ok")       # carries the window of an empty buffer
-                    async with trio.open_nursery() as n2:
-                        n2.start_soon(sink)
-                        await stream.send_all(b"k" * cfg.nbytes)
-                    reply = b""
-                    while len(reply) < 2:
-                        chunk = await stream.receive_some(2 - len(reply))
-                        if not chunk:
-                            break
-                        reply += chunk
-                    got["reply"] = reply.decode(errors="replace")
-                    await trio.sleep(0.05)
-                    got["endpoint_final"] = stream.info()
-                    got["kernel_tcp_info"] = tcp_info(child)
-                    got["ss"] = await trio.to_thread.run_sync(_ss, lab)
-                    got["endpoint_addr"] = lab.endpoint_addr
-                    await stream.aclose()
-                    child.close()
-                    nursery.cancel_scope.cancel()
-        except trio.TooSlowError:
-            raise ReverseCheckError(f"the check did not finish within --timeout {cfg.timeout_s} s") \
-                from None
-        finally:
-            if pcap:
-                pcap.close()
-        kafter = _kernel_tcpext(lab)
-    kdelta = {k: kafter.get(k, 0) - kbefore.get(k, 0) for k in
+    def too_slow():
+        return ReverseCheckError(f"the check did not finish within --timeout-s {cfg.timeout_s} s")
+
+    async with rig_endpoint(get_profile(cfg.profile),
+                            lab=dict(sysctls={"net.ipv4.tcp_syncookies": cfg.syncookies}),
+                            pcap=pcap_path if cfg.pcap else None, kernel=True,
+                            timeout=cfg.timeout_s, too_slow=too_slow) as rig:
+        await exchange(cfg, rig, kernel_listener(cfg, rig.lab), got, show)
+    kdelta = {k: rig.kernel_delta.get(k, 0) for k in
               (mib.TcpExtSyncookiesSent, mib.TcpExtSyncookiesRecv, mib.TcpExtSyncookiesFailed,
                mib.TcpExtTCPReqQFullDoCookies, mib.TcpPassiveOpens, mib.TcpExtListenDrops)}
-    report = summarize(cfg, got, kdelta, dict(stack.counters.snapshot()),
-                       read_pcap(pcap_path) if cfg.pcap else [], ip_int(lab.client_addr))
+    report = summarize(cfg, got, kdelta, dict(rig.stack.counters.snapshot()),
+                       read_pcap(pcap_path) if cfg.pcap else [], ip_int(rig.lab.client_addr))
     report["artifacts"] = {"pcap": str(pcap_path) if cfg.pcap else None}
+    if rig.saturation is not None:
+        report["saturation"] = {"check": rig.saturation}
     return write_report(report, outdir, render_markdown)
+
+
+def kernel_listener(cfg: Config, lab) -> socket.socket:
+    ls = lab.socket_in_ns()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, cfg.rcvbuf)   # before listen: the clamp
+    ls.bind((lab.client_addr, PORT))
+    ls.listen(16)
+    ls.setblocking(False)
+    return ls
+
+
+async def exchange(cfg: Config, rig, ls, got: dict, show) -> None:
+    """The endpoint connects to the kernel listener and sends ``nbytes``; the kernel answers
+    "ok" once it has them all. Both ends' views go into ``got``."""
+    from tuntcp.harness.clients import tcp_info
+    from tuntcp.shell.listener import open_tcp_stream
+    lab = rig.lab
+    show("connecting to the kernel listener")
+    stream = await open_tcp_stream(rig.ep, lab.client_addr, PORT)
+    got["endpoint_after_handshake"] = stream.info()
+    lsock = trio.socket.from_stdlib_socket(ls)
+    child, _ = await lsock.accept()
+    show("sending data")
+
+    async def sink():
+        n = 0
+        while n < cfg.nbytes:
+            chunk = await child.recv(65536)
+            if not chunk:
+                break
+            n += len(chunk)
+        got["kernel_received"] = n
+        await child.send(b"ok")       # carries the window of an empty buffer
+    async with trio.open_nursery() as n2:
+        n2.start_soon(sink)
+        await stream.send_all(b"k" * cfg.nbytes)
+    reply = b""
+    while len(reply) < 2:
+        chunk = await stream.receive_some(2 - len(reply))
+        if not chunk:
+            break
+        reply += chunk
+    got["reply"] = reply.decode(errors="replace")
+    await trio.sleep(0.05)
+    got["endpoint_final"] = stream.info()
+    got["kernel_tcp_info"] = tcp_info(child)
+    got["ss"] = await trio.to_thread.run_sync(_ss, lab)
+    got["endpoint_addr"] = lab.endpoint_addr
+    await stream.aclose()
+    child.close()
 
 
 def _ss(lab) -> str:
@@ -292,9 +288,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=d.profile, help="the endpoint's (client) profile")
     p.add_argument("--syncookies", type=int, default=d.syncookies,
                    help="namespace tcp_syncookies (2 forces a cookie handshake)")
-    p.add_argument("--timeout", dest="timeout_s", type=float, default=d.timeout_s)
-    p.add_argument("--out", default=d.out)
-    p.add_argument("--no-pcap", dest="pcap", action="store_false")
+    time_option(p, "--timeout-s", old="--timeout", default=d.timeout_s, help="limit for the check")
+    out_option(p, d.out)
+    p.add_argument("--no-pcap", dest="pcap", action="store_false", help="write no pcap")
 
 
 def main(args) -> int:
@@ -302,6 +298,7 @@ def main(args) -> int:
     cfg = Config(rcvbuf=args.rcvbuf, nbytes=args.nbytes, profile=args.profile,
                  syncookies=args.syncookies, timeout_s=args.timeout_s, out=args.out,
                  pcap=args.pcap)
+
     def summary(report) -> str:
         h = report["headline"]
         lines = [f"{k:28}{h[k]}" for k in (
@@ -313,5 +310,5 @@ def main(args) -> int:
             lines.append(f"pcap: {report['artifacts']['pcap']}   (tshark -r FILE)")
         return "\n".join(lines)
 
-    return scenario_main("reverse_check", cfg, run, errors=(ReverseCheckError,),
-                         check=lambda: get_profile(cfg.profile), summary=summary)
+    return scenario_main("reverse-check", cfg, run, check=lambda: get_profile(cfg.profile),
+                         summary=summary)

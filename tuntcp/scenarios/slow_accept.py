@@ -24,26 +24,29 @@ report.json keys:
 """
 from __future__ import annotations
 
+from tuntcp.errors import UserError
+
 from .. import mib
 
 import argparse
 import errno
 import random
-import sys
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import trio
 
-from tuntcp.scenarios.cli_common import scenario_main
+from tuntcp.scenarios.cli_common import out_option, progress, quiet_option, scenario_main, sysctl_option, time_option
+from tuntcp.scenarios.rig import begin, collect
+from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.report import percentiles, write_report
 
+NEEDS_LAB = True        # tuntcp.cli checks privileges and --out before main()
 PORT = 8080
 REQUEST = b"GET / HTTP/1.0\r\n\r\n"
 RESPONSE = b"HTTP/1.0 200 OK\r\n\r\n"
 
 
-class SlowAcceptError(ValueError):
+class SlowAcceptError(UserError, ValueError):
     """A user mistake in the scenario's knobs."""
 
 
@@ -68,7 +71,7 @@ class Config:
         if not 0 <= self.backlog <= 65535:
             raise SlowAcceptError("--backlog must be 0..65535")
         if self.stall_s < 0 or self.pace_ms < 0 or self.rtt_ms < 0:
-            raise SlowAcceptError("--stall, --pace-ms and --rtt-ms must be >= 0")
+            raise SlowAcceptError("--stall-s, --pace-ms and --rtt-ms must be >= 0")
         if not self.settings or any(s not in (0, 1) for s in self.settings):
             raise SlowAcceptError("--abort-on-overflow takes 0 and/or 1")
         if self.client_timeout_s <= 0:
@@ -160,52 +163,42 @@ class App:
 
 
 async def run_setting(cfg: Config, abort: int, show) -> dict:
-    from tuntcp.host.stack import Stack
-    from tuntcp.harness.clients import kernel_counters
     from tuntcp.harness.link import LinkModel
-    from tuntcp.harness.netns import Lab
     from tuntcp.obs.views import ss_lnt
     from tuntcp.profiles import get_profile
-    from tuntcp.shell.endpoint import Endpoint
     from tuntcp.shell.listener import open_tcp_listener
 
     rng = random.Random(cfg.seed)
     profile = get_profile(cfg.profile, [*cfg.sysctl, f"net.ipv4.tcp_abort_on_overflow={abort}"])
     one_way = cfg.rtt_ms / 2000.0
-    with Lab() as lab:
-        stack = Stack(profile, addrs={lab.endpoint_ip}, secret=rng.randbytes(16))
-        link_in = LinkModel(cfg.seed, delay=one_way) if one_way else None
-        link_out = LinkModel(cfg.seed + 1, delay=one_way) if one_way else None
-        ep = Endpoint(stack, lab.tun_fd, link_in=link_in, link_out=link_out)
-        kbefore = kernel_counters(lab)
-        before = stack.counters.snapshot()
-        clients = [Client(i, 0.1 + i * cfg.pace_ms / 1000.0) for i in range(cfg.clients)]
-        views: dict = {}
-        max_q = 0
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(ep.run)
-            listener = await open_tcp_listener(ep, PORT, cfg.backlog)
-            lst = listener.listener
-            t0 = trio.current_time()
-            app = App(listener)
-            nursery.start_soon(app.serve, nursery, t0 + cfg.stall_s)
-            async with trio.open_nursery() as cn:
-                for c in clients:
-                    cn.start_soon(c.run, lab, lab.endpoint_addr, t0, cfg.client_timeout_s)
-                # watch the queue; take `ss -lnt` just before accept() resumes
-                while trio.current_time() < t0 + cfg.stall_s - 0.05:
-                    max_q = max(max_q, lst.queue_lengths()["accept"])
-                    await trio.sleep(0.01)
-                views["during"] = ss_lnt(stack)
-                show(msg=f"abort_on_overflow={abort}: stall ends; ss -lnt during the stall:\n"
-                         + views["during"].rstrip())
-            # every client finished: let the last FIN/ACKs settle, then look again
-            await trio.sleep(0.3)
-            views["after"] = ss_lnt(stack)
-            counters = stack.counters.delta(before)
-            kdelta = {k: v - kbefore.get(k, 0) for k, v in kernel_counters(lab).items()
-                      if v != kbefore.get(k, 0)}
-            nursery.cancel_scope.cancel()
+    links = dict(link_in=LinkModel(cfg.seed, delay=one_way),
+                 link_out=LinkModel(cfg.seed + 1, delay=one_way)) if one_way else {}
+    clients = [Client(i, 0.1 + i * cfg.pace_ms / 1000.0) for i in range(cfg.clients)]
+    views: dict = {}
+    max_q = 0
+    async with rig_endpoint(profile, secret=rng.randbytes(16), kernel=True, **links) as rig:
+        lab = rig.lab
+        listener = await open_tcp_listener(rig.ep, PORT, cfg.backlog)
+        lst = listener.listener
+        t0 = trio.current_time()
+        rig.nursery.start_soon(App(listener).serve, rig.nursery, t0 + cfg.stall_s)
+        async with trio.open_nursery() as cn:
+            for c in clients:
+                cn.start_soon(c.run, lab, lab.endpoint_addr, t0, cfg.client_timeout_s)
+            # watch the queue; take `ss -lnt` just before accept() resumes
+            while trio.current_time() < t0 + cfg.stall_s - 0.05:
+                max_q = max(max_q, lst.queue_lengths()["accept"])
+                await trio.sleep(0.01)
+            views["during"] = ss_lnt(rig.stack)
+            show(msg=f"abort_on_overflow={abort}: stall ends; ss -lnt during the stall:\n"
+                     + views["during"].rstrip())
+        # every client finished: let the last FIN/ACKs settle, then look again
+        await trio.sleep(0.3)
+        views["after"] = ss_lnt(rig.stack)
+    return setting_result(clients, views, max_q, rig)
+
+
+def setting_result(clients: list[Client], views: dict, max_q: int, rig) -> dict:
     during, send_q = listen_row_queues(views["during"], PORT)
     after, _ = listen_row_queues(views["after"], PORT)
     rows = [{"client": f"{c.local[0]}:{c.local[1]}" if c.local else None,
@@ -215,29 +208,25 @@ async def run_setting(cfg: Config, abort: int, show) -> dict:
              "done_s": None if c.done_s is None else round(c.done_s, 4)} for c in clients]
     outcomes = {k: sum(r["outcome"] == k for r in rows) for k in ("ok", "reset", "timeout", "other")}
     head = {"recv_q_during": during, "recv_q_after": after, "send_q": send_q,
-            "listen_overflows": counters.get(mib.TcpExtListenOverflows, 0), **outcomes}
-    return {"headline": head, "counters": counters,
+            "listen_overflows": rig.counters.get(mib.TcpExtListenOverflows, 0), **outcomes}
+    return {"headline": head, "counters": rig.counters,
             "run": {"ss_lnt_during": views["during"], "ss_lnt_after": views["after"],
                     "max_accept_queue": max_q, "clients": rows,
                     "connect_s": percentiles([c.connect_s for c in clients if c.connect_s is not None]),
                     "done_s": percentiles([c.done_s for c in clients if c.outcome == "ok"]),
-                    "kernel_client_counters": kdelta}}
+                    "kernel_client_counters": rig.kernel_delta},
+            "saturation": rig.saturation}
 
 
 async def run(cfg: Config, show=None) -> dict:
-    cfg.check()
+    out = begin(cfg)
     show = show or (lambda **kw: None)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     report = {"scenario": "slow-accept", "config": {**asdict(cfg), "settings": list(cfg.settings)},
               "headline": {}, "counters": {}, "runs": {}}
     for abort in cfg.settings:
         name = f"abort_on_overflow={abort}"
         show(msg=f"{name}: {cfg.clients} clients, backlog {cfg.backlog}, accept() stalled {cfg.stall_s} s")
-        r = await run_setting(cfg, abort, show)
-        report["headline"][name] = r["headline"]
-        report["counters"][name] = r["counters"]
-        report["runs"][name] = r["run"]
+        collect(report, name, await run_setting(cfg, abort, show))
     return write_report(report, out, markdown)
 
 
@@ -270,32 +259,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d = Config()
     p.add_argument("--clients", type=int, default=d.clients, help="kernel clients")
     p.add_argument("--backlog", type=int, default=d.backlog, help="listen backlog")
-    p.add_argument("--stall", type=float, default=d.stall_s, help="seconds accept() is not called")
-    p.add_argument("--pace-ms", type=float, default=d.pace_ms, help="ms between client connects")
-    p.add_argument("--rtt-ms", type=float, default=d.rtt_ms, help="link RTT")
+    time_option(p, "--stall-s", old="--stall", dest="stall", default=d.stall_s,
+                help="how long accept() is not called after listen()")
+    time_option(p, "--pace-ms", default=d.pace_ms, help="time between client connects")
+    time_option(p, "--rtt-ms", default=d.rtt_ms, help="link RTT (half each way)")
     p.add_argument("--profile", default=d.profile, help="kernel profile of the endpoint")
-    p.add_argument("--abort-on-overflow", default="0,1", help="tcp_abort_on_overflow values: 0,1 or one")
-    p.add_argument("--client-timeout", type=float, default=d.client_timeout_s)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE", help="profile knob")
-    p.add_argument("--out", default=d.out, help="output directory")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--abort-on-overflow", default="0,1",
+                   help="tcp_abort_on_overflow values to run: 0,1 or one of them")
+    time_option(p, "--client-timeout-s", old="--client-timeout", dest="client_timeout",
+                default=d.client_timeout_s, help="a client gives up after this")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the endpoint's secret")
+    sysctl_option(p)
+    out_option(p, d.out)
+    quiet_option(p)
 
 
 def main(args) -> int:
     try:
         settings = tuple(int(x) for x in args.abort_on_overflow.split(",") if x.strip())
     except ValueError:
-        print(f"tuntcp slow_accept: error: --abort-on-overflow takes 0 and/or 1, got "
-              f"{args.abort_on_overflow!r}", file=sys.stderr)
-        return 2
+        raise SlowAcceptError(f"--abort-on-overflow takes 0 and/or 1, got "
+                              f"{args.abort_on_overflow!r}") from None
     cfg = Config(clients=args.clients, backlog=args.backlog, stall_s=args.stall,
                  pace_ms=args.pace_ms, rtt_ms=args.rtt_ms, profile=args.profile, settings=settings,
                  client_timeout_s=args.client_timeout, seed=args.seed, sysctl=list(args.sysctl),
                  out=args.out)
-    def show(msg=""):
-        if not args.quiet:
-            print(msg, flush=True)
 
-    return scenario_main("slow_accept", cfg, run, errors=(SlowAcceptError,), summary=summary_table,
-                         show=show)
+    return scenario_main("slow-accept", cfg, run, summary=summary_table, show=progress(args.quiet))

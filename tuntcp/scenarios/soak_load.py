@@ -26,6 +26,8 @@ grew 13 % (56832 -> 64284 kB): `Lab.run_in_ns` keeps every Popen until the lab c
 """
 from __future__ import annotations
 
+from tuntcp.errors import UserError
+
 from .. import mib
 
 import json
@@ -70,7 +72,7 @@ while time.monotonic() - t0 < seconds:
 """
 
 
-class SoakError(RuntimeError):
+class SoakError(UserError, RuntimeError):
     """The soak cannot run here (missing tool, bad knob): one line for the user."""
 
 
@@ -95,8 +97,8 @@ class SoakConfig:
             raise SoakError("a soak needs at least 3 seconds (three thirds of samples)")
         if not 1 <= self.clients <= 2000 or not 1 <= self.hosts <= 4000:
             raise SoakError("--clients must be 1..2000 and --hosts 1..4000")
-        if self.flood_seconds > 0 and shutil.which("hping3") is None:
-            raise SoakError("hping3 is not installed (make tools), or pass --flood-seconds 0")
+        if self.flood_seconds > 0 and not (shutil.which("hping3") or shutil.which("hping3", path="/usr/sbin")):
+            raise SoakError("hping3 is not installed (make tools), or pass --flood-s 0")
         if not 0 < self.tolerance < 1:
             raise SoakError("--tolerance is a fraction, e.g. 0.05")
 

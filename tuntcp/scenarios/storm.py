@@ -431,6 +431,8 @@ def compare(runs: dict) -> dict:
 
 
 async def run_storm(cfg: StormConfig, show=None) -> dict:
+    """Run the broker-restart storm once per ``cfg.modes``; returns the report (docs/storm-report.md)
+    after writing report.json/report.md and plots into ``cfg.out``."""
     cfg.check()
     outdir = Path(cfg.out)
     outdir.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,11 @@ import argparse
 import sys
 import time
 
+from tuntcp.scenarios.cli_common import time_option
 from tuntcp.scenarios.storm import StormConfig, StormError, run_storm
+
+
+NEEDS_LAB = True        # tuntcp.cli checks privileges and --out before main()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -18,23 +22,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="producers per process; more run in worker processes (0: as many as "
                         "the open-files limit allows)")
     p.add_argument("--backlog", type=int, default=d.backlog, help="broker listen backlog (Kafka: 50)")
-    p.add_argument("--syncookies", type=int, choices=(0, 1, 2), default=d.syncookies)
+    p.add_argument("--syncookies", type=int, choices=(0, 1, 2), default=d.syncookies, help="broker tcp_syncookies")
     p.add_argument("--profile", default=d.profile, help="kernel profile of the broker")
     p.add_argument("--rcvbuf", type=int, default=d.rcvbuf, help="broker SO_RCVBUF")
-    p.add_argument("--request-bytes", type=int, default=d.request_bytes)
+    p.add_argument("--request-bytes", type=int, default=d.request_bytes, help="bytes per produce request")
     p.add_argument("--requests", type=int, default=d.requests_per_client, help="requests per producer")
-    p.add_argument("--interval", type=float, default=d.request_interval_s, help="seconds between a producer's requests")
+    time_option(p, "--interval-s", old="--interval", dest="interval", default=d.request_interval_s, help="time between a producer's requests")
     p.add_argument("--rtt-ms", type=float, default=d.rtt_ms, help="link RTT from the userspace link model")
     p.add_argument("--loss", type=float, default=d.loss, help="loss probability each way")
-    p.add_argument("--backoff", choices=("kafka", "immediate", "fixed"), default=d.backoff)
-    p.add_argument("--down", type=float, default=d.down_s, help="seconds the broker is gone")
-    p.add_argument("--duration", type=float, default=d.duration_s, help="limit per mode, seconds")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--backoff", choices=("kafka", "immediate", "fixed"), default=d.backoff, help="producer reconnect backoff")
+    time_option(p, "--down-s", old="--down", dest="down", default=d.down_s, help="how long the broker is gone")
+    time_option(p, "--duration-s", old="--duration", dest="duration", default=d.duration_s, help="limit per mode")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the link model and start times")
     p.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE", help="profile knob override")
-    p.add_argument("--out", default=d.out, help="output directory")
+    p.add_argument("--out", default=d.out, metavar="DIR", help="output folder")
     p.add_argument("--modes", default="buggy,fixed,kernel",
                    help="any of buggy, fixed, kernel (the host's own listener, same producers and link)")
-    p.add_argument("--no-pcap", action="store_true")
+    p.add_argument("--no-pcap", action="store_true", help="write no pcaps")
     p.add_argument("--name", default=d.control_name,
                    help="control socket name, for `tuntcp ss/nstat --name NAME` while it runs "
                         "(give concurrent storms different names)")
@@ -43,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--target", metavar="CMD", default="",
                    help="start CMD (sh -c) inside the lab and storm it instead of the built-in "
                         "brokers; it gets TUNTCP_ADDR and TUNTCP_PORT and must listen there")
-    t.add_argument("--target-port", type=int, default=d.target_port)
+    t.add_argument("--target-port", type=int, default=d.target_port, help="the port your server listens on")
     t.add_argument("--request", default=d.request, metavar="BYTES",
                    help="literal request, escapes allowed (e.g. 'PING\\r\\n'); default: a 4-byte "
                         "size prefix and --request-bytes random bytes")

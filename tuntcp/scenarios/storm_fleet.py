@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import trio
 
+from tuntcp.errors import UserError
+
 PORT = 9092
 RESPONSE = 64          # bytes of a produce response body
 REPLY = struct.pack("!I", RESPONSE) + bytes(RESPONSE)
@@ -58,7 +60,7 @@ class Framer:
         return done
 
 
-class StormError(ValueError):
+class StormError(UserError, ValueError):
     """A user mistake in the storm's knobs."""
 
 

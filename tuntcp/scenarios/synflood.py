@@ -40,6 +40,8 @@ report.json keys:
 """
 from __future__ import annotations
 
+from tuntcp.errors import UserError
+
 from .. import mib
 
 import argparse
@@ -52,20 +54,22 @@ import shutil
 import signal
 import subprocess
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import trio
 
-from tuntcp.scenarios.cli_common import scenario_main
+from tuntcp.scenarios.cli_common import out_option, progress, quiet_option, scenario_main, sysctl_option, time_option
+from tuntcp.scenarios.rig import begin, client_linear_timeouts, collect
+from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.report import percentiles, write_report
 from tuntcp.shell.apps import discard, guarded
 
+NEEDS_LAB = True        # tuntcp.cli checks privileges and --out before main()
 PORT = 8000
 MODES = {"cookies": 1, "nocookies": 0}
 LAB_NET = ipaddress.IPv4Network("198.18.0.0/15")
 
 
-class SynfloodError(ValueError):
+class SynfloodError(UserError, ValueError):
     """A user mistake in the scenario's knobs."""
 
 
@@ -94,9 +98,9 @@ class Config:
         if not 0 <= self.flood_pps <= 20000:
             raise SynfloodError("--flood-pps must be 0..20000 (0 = hping3 --flood)")
         if not 0 < self.flood_s <= 60:
-            raise SynfloodError("--flood-seconds must be in (0, 60]")
+            raise SynfloodError("--flood-s must be in (0, 60]")
         if not 0.3 <= self.legit_window_s <= 60:
-            raise SynfloodError("--legit-window must be 0.3..60 s")
+            raise SynfloodError("--legit-window-s must be 0.3..60 s")
         if not 1 <= self.client_syn_retries <= 6:
             raise SynfloodError("--client-syn-retries must be 1..6 (6: the last try at 63 s)")
         if not self.modes or any(m not in MODES for m in self.modes):
@@ -201,82 +205,78 @@ class Legit:
 
 
 async def run_mode(cfg: Config, mode: str, show) -> dict:
-    from tuntcp.host.stack import Stack
-    from tuntcp.harness.clients import kernel_counters
-    from tuntcp.harness.netns import Lab, LabError
     from tuntcp.profiles import get_profile
-    from tuntcp.shell.endpoint import Endpoint
     from tuntcp.shell.listener import open_tcp_listener
 
     rng = random.Random(cfg.seed)
     profile = get_profile(cfg.profile, [*cfg.sysctl, f"net.ipv4.tcp_syncookies={MODES[mode]}"])
     legit = [Legit(rng.uniform(0.3, cfg.legit_window_s)) for _ in range(cfg.legit)]
     timeline: list[list] = []
-    with Lab() as lab:
+    flood = None
+    fl: dict = {}
+    async with rig_endpoint(profile, secret=rng.randbytes(16), kernel=True) as rig:
+        lab = rig.lab
         lab.sysctl("net.ipv4.tcp_syn_retries", cfg.client_syn_retries)
-        linear = None
-        if cfg.client_syn_linear_timeouts is not None:
-            try:
-                linear = int(lab.sysctl("net.ipv4.tcp_syn_linear_timeouts",
-                                        cfg.client_syn_linear_timeouts))
-            except LabError:
-                linear = None        # older host kernel: no linear phase at all
+        linear = client_linear_timeouts(lab, cfg.client_syn_linear_timeouts)
         schedule = syn_schedule(cfg.client_syn_retries, linear)
-        stack = Stack(profile, addrs={lab.endpoint_ip}, secret=rng.randbytes(16))
-        ep = Endpoint(stack, lab.tun_fd)
         argv = hping3_argv(cfg, lab.endpoint_addr)
-        flood = None
-        problem = None
+        listener = await open_tcp_listener(rig.ep, PORT, cfg.backlog)
+        lst = listener.listener
+        rig.nursery.start_soon(trio.serve_listeners, guarded(discard), [listener])
+        tun0 = lab.tun_stats().get("tx_dropped", 0)
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(ep.run)
-                listener = await open_tcp_listener(ep, PORT, cfg.backlog)
-                lst = listener.listener
-                nursery.start_soon(trio.serve_listeners, guarded(discard), [listener])
-                before = stack.counters.snapshot()
-                kbefore = kernel_counters(lab)
-                tun0 = lab.tun_stats().get("tx_dropped", 0)
-                flood = lab.run_in_ns(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      text=True)
-                started = trio.current_time()
-                show(msg=f"[{mode}] flood: {' '.join(argv)}")
-                # the legitimate clients arrive once the flood holds the whole SYN queue
-                # (hping3's start-up under `ip netns exec` takes a variable moment)
-                with trio.move_on_after(min(cfg.flood_s, 5.0)):
-                    while lst.queue_lengths()["syn"] < lst.backlog:
-                        await trio.sleep(0.005)
-                if lst.queue_lengths()["syn"] < lst.backlog:
-                    problem = f"the flood did not fill the {lst.backlog}-deep SYN queue"
-                    nursery.cancel_scope.cancel()
-                else:
-                    t0 = trio.current_time()
-                    fill_s = t0 - started
-
-                    async def sample():
-                        while True:
-                            q = lst.queue_lengths()
-                            timeline.append([round(trio.current_time() - t0, 3), q["syn"], q["accept"]])
-                            await trio.sleep(0.05)
-
-                    nursery.start_soon(sample)
-                    limit = schedule[-1] * 2 + 2.0       # past the client's own ETIMEDOUT
-                    async with trio.open_nursery() as ln:
-                        for c in legit:
-                            ln.start_soon(c.run, lab, lab.endpoint_addr, t0, limit)
-                    await trio.sleep(0.2)
-                    counters = stack.counters.delta(before)
-                    kafter = kernel_counters(lab)
-                    tun_dropped = lab.tun_stats().get("tx_dropped", 0) - tun0
-                    nursery.cancel_scope.cancel()
+            flood = lab.run_in_ns(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            show(msg=f"[{mode}] flood: {' '.join(argv)}")
+            fl = await flood_and_connect(cfg, rig, lst, legit, timeline, schedule)
+            fl["tun_dropped"] = lab.tun_stats().get("tx_dropped", 0) - tun0
+            rig.finish()
         finally:
             if flood is not None:
                 stop(flood)
-        out = flood.stdout.read() if flood.stdout else ""
-        flood.stdout.close()
-    if problem:
-        raise SynfloodError(f"{problem} (hping3 exit {flood.returncode}: {out.strip()[-200:]!r})")
+    out = flood.stdout.read() if flood.stdout else ""
+    flood.stdout.close()
+    if fl.get("problem"):
+        raise SynfloodError(f"{fl['problem']} (hping3 exit {flood.returncode}: {out.strip()[-200:]!r})")
     m = re.search(r"(\d+) packets transmitted", out)
     sent = int(m.group(1)) if m else None
+    return mode_result(cfg, mode, rig, legit, schedule, linear, timeline,
+                       {"argv": argv, "sent": sent, "rc": flood.returncode,
+                        "fill_s": round(fl["fill_s"], 3),
+                        "output_tail": out.strip().splitlines()[-3:]}, fl["tun_dropped"])
+
+
+async def flood_and_connect(cfg: Config, rig, lst, legit: list, timeline: list,
+                            schedule: list) -> dict:
+    """Wait for the flood to hold the whole SYN queue, then run the legitimate clients while
+    sampling the queues. ``{"fill_s"}``, or ``{"problem"}`` if the queue never filled."""
+    started = trio.current_time()
+    # the legitimate clients arrive once the flood holds the whole SYN queue
+    # (hping3's start-up under `ip netns exec` takes a variable moment)
+    with trio.move_on_after(min(cfg.flood_s, 5.0)):
+        while lst.queue_lengths()["syn"] < lst.backlog:
+            await trio.sleep(0.005)
+    if lst.queue_lengths()["syn"] < lst.backlog:
+        return {"problem": f"the flood did not fill the {lst.backlog}-deep SYN queue"}
+    t0 = trio.current_time()
+
+    async def sample():
+        while True:
+            q = lst.queue_lengths()
+            timeline.append([round(trio.current_time() - t0, 3), q["syn"], q["accept"]])
+            await trio.sleep(0.05)
+
+    rig.nursery.start_soon(sample)
+    limit = schedule[-1] * 2 + 2.0       # past the client's own ETIMEDOUT
+    async with trio.open_nursery() as ln:
+        for c in legit:
+            ln.start_soon(c.run, rig.lab, rig.lab.endpoint_addr, t0, limit)
+    await trio.sleep(0.2)
+    return {"fill_s": t0 - started}
+
+
+def mode_result(cfg: Config, mode: str, rig, legit: list, schedule: list, linear, timeline: list,
+                flood: dict, tun_dropped: int) -> dict:
+    counters = rig.counters
     ok = [c for c in legit if c.outcome == "ok"]
     tol = cfg.tolerance_s
     retx_points = schedule[1:]
@@ -295,36 +295,30 @@ async def run_mode(cfg: Config, mode: str, show) -> dict:
         "near_schedule_fraction": round(len(near) / len(ok), 4) if ok else 0.0,
         **{k: counters.get("TcpExt" + k, 0) for k in
            ("SyncookiesSent", "TCPReqQFullDoCookies", "TCPReqQFullDrop")},
-        "flood_sent": sent,
+        "flood_sent": flood["sent"],
         # packets the TUN ring dropped before the endpoint read them (an unpaced --flood
         # outruns a Python endpoint; then legitimate SYNs are lost there too)
         "tun_dropped": tun_dropped,
         # the legitimate clients' own kernel (the namespace's MIB; hping3 uses a raw socket)
-        "legit_syn_retransmits": kafter.get(mib.TcpExtTCPSynRetrans, 0) - kbefore.get(mib.TcpExtTCPSynRetrans, 0),
+        "legit_syn_retransmits": rig.kernel_delta.get(mib.TcpExtTCPSynRetrans, 0),
     }
     run_ = {"tcp_syncookies": MODES[mode], "schedule_s": schedule, "histogram": hist,
             "client_tcp_syn_linear_timeouts": linear,
             "clients": [{"start_s": round(c.start, 3),
                          "connect_s": None if c.connect_s is None else round(c.connect_s, 4),
                          "outcome": c.outcome, "error": c.error} for c in legit],
-            "flood": {"argv": argv, "sent": sent, "rc": flood.returncode, "fill_s": round(fill_s, 3),
-                      "output_tail": out.strip().splitlines()[-3:]},
-            "timeline": timeline}
-    return {"headline": head, "counters": counters, "run": run_}
+            "flood": flood, "timeline": timeline}
+    return {"headline": head, "counters": counters, "run": run_, "saturation": rig.saturation}
 
 
 async def run(cfg: Config, show=None) -> dict:
-    cfg.check()
+    out = begin(cfg)
     show = show or (lambda **kw: None)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     report = {"scenario": "synflood", "config": {**asdict(cfg), "modes": list(cfg.modes)},
               "headline": {}, "counters": {}, "runs": {}}
     for mode in cfg.modes:
         r = await run_mode(cfg, mode, show)
-        report["headline"][mode] = r["headline"]
-        report["counters"][mode] = r["counters"]
-        report["runs"][mode] = r["run"]
+        collect(report, mode, r)
         show(msg=f"[{mode}] histogram of legit connect times: {r['run']['histogram']}")
     return write_report(report, out, markdown)
 
@@ -359,17 +353,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--legit", type=int, default=d.legit, help="legitimate kernel clients")
     p.add_argument("--backlog", type=int, default=d.backlog, help="listen backlog")
     p.add_argument("--flood-pps", type=int, default=d.flood_pps, help="hping3 pace (0: --flood)")
-    p.add_argument("--flood-seconds", type=float, default=d.flood_s, help="flood duration")
+    time_option(p, "--flood-s", old="--flood-seconds", dest="flood_seconds", default=d.flood_s,
+                help="flood duration")
     p.add_argument("--spoof", default=d.spoof, help="spoofed source (198.18.0.0/15, assigned nowhere)")
-    p.add_argument("--legit-window", type=float, default=d.legit_window_s,
-                   help="legitimate clients start within this many seconds of the flood")
-    p.add_argument("--client-syn-retries", type=int, default=d.client_syn_retries)
+    time_option(p, "--legit-window-s", old="--legit-window", dest="legit_window",
+                default=d.legit_window_s,
+                help="legitimate clients start within this long of the flood")
+    p.add_argument("--client-syn-retries", type=int, default=d.client_syn_retries,
+                   help="the clients' net.ipv4.tcp_syn_retries")
     p.add_argument("--profile", default=d.profile, help="kernel profile of the endpoint")
     p.add_argument("--modes", default=",".join(d.modes), help="cookies,nocookies or one of them")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE", help="profile knob")
-    p.add_argument("--out", default=d.out, help="output directory")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the client starts and the secret")
+    sysctl_option(p)
+    out_option(p, d.out)
+    quiet_option(p)
 
 
 def main(args) -> int:
@@ -378,9 +375,5 @@ def main(args) -> int:
                  client_syn_retries=args.client_syn_retries, profile=args.profile,
                  modes=tuple(m.strip() for m in args.modes.split(",") if m.strip()),
                  seed=args.seed, sysctl=list(args.sysctl), out=args.out)
-    def show(msg=""):
-        if not args.quiet:
-            print(msg, flush=True)
 
-    return scenario_main("synflood", cfg, run, errors=(SynfloodError,), summary=summary_table,
-                         show=show)
+    return scenario_main("synflood", cfg, run, summary=summary_table, show=progress(args.quiet))

@@ -41,6 +41,8 @@ report.json keys:
 """
 from __future__ import annotations
 
+from tuntcp.errors import UserError
+
 from .. import mib
 
 import argparse
@@ -52,10 +54,13 @@ from pathlib import Path
 
 import trio
 
-from tuntcp.scenarios.cli_common import scenario_main
+from tuntcp.scenarios.cli_common import out_option, scenario_main, time_option
+from tuntcp.scenarios.rig import begin, file_saturation
+from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.report import write_report
 from tuntcp.scenarios.reverse_check import read_pcap
 
+NEEDS_LAB = True        # tuntcp.cli checks privileges and --out before main()
 PORT = 5001
 PATHS = {"cookie": 2, "queue": 1}      # path -> the endpoint profile's tcp_syncookies
 FORCES = ("syncookies2", "burst")
@@ -68,7 +73,7 @@ HELLO, GO = b"h", b"g"
 MB = 1_000_000
 
 
-class TsOffError(ValueError):
+class TsOffError(UserError, ValueError):
     """A user mistake in the ts_off scenario's knobs."""
 
 
@@ -97,7 +102,7 @@ class Config:
         if not 4096 <= self.rcvbuf <= 1 << 28:
             raise TsOffError("--rcvbuf must be 4096..2^28 bytes")
         if self.timeout_s <= 0:
-            raise TsOffError("--timeout must be > 0")
+            raise TsOffError("--timeout-s must be > 0")
 
     def bound_mb_s(self) -> float:
         """The unscaled-window ceiling: 65535 bytes per RTT."""
@@ -108,14 +113,10 @@ async def run_lab(cfg: Config, label: str, syncookies: int, outdir: Path, show, 
                   burst: bool = False) -> dict:
     """One lab: kernel clients (one at a time, or ``burst``: 2 x clients at once against
     backlog ``clients``) each send ``nbytes``; per connection the path it took and its rate."""
-    from tuntcp.host.stack import Stack
-    from tuntcp.harness.clients import connect_clients, tcp_info
+    from tuntcp.harness.clients import tcp_info
     from tuntcp.harness.link import LinkModel
-    from tuntcp.harness.netns import Lab
     from tuntcp.profiles import get_profile
-    from tuntcp.shell.endpoint import Endpoint
     from tuntcp.shell.listener import open_tcp_listener
-    from tuntcp.wire.pcap import PcapWriter
 
     base = get_profile(cfg.profile)
     profile = base.with_overrides([f"net.ipv4.tcp_syncookies={syncookies}",
@@ -123,93 +124,92 @@ async def run_lab(cfg: Config, label: str, syncookies: int, outdir: Path, show, 
     pcap_path = outdir / f"ts_off-{label}.pcap"
     nclients = 2 * cfg.clients if burst else cfg.clients
     one_way = cfg.rtt_ms / 2000.0
-    with Lab(sysctls={"net.ipv4.tcp_timestamps": 0}) as lab:
-        kernel_log: list[str] = []
-        stack = Stack(profile, addrs={lab.endpoint_ip}, secret=os.urandom(16),
-                      log=lambda kind, **f: kernel_log.append(f.get("line", ""))
-                      if kind == "kernel_log" else None)
-        pcap = PcapWriter(str(pcap_path)) if cfg.pcap else None
-        ep = Endpoint(stack, lab.tun_fd, pcap=pcap, link_in=LinkModel(1, delay=one_way),
-                      link_out=LinkModel(2, delay=one_way))
-        conns: dict[int, dict] = {}
-        try:
-            with trio.fail_after(cfg.timeout_s):
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(ep.run)
-                    lst = await open_tcp_listener(ep, PORT, cfg.clients if burst else 64,
-                                                  rcvbuf=cfg.rcvbuf)
-                    before = stack.counters.snapshot()
+    conns: dict[int, dict] = {}
 
-                    async def serve(stream):
-                        rec = conns.setdefault(stream.conn.rport, {})
-                        rec["path"] = stream.conn.path
-                        hello = await stream.receive_some(1)
-                        if hello != HELLO:
-                            raise TsOffError(f"client {stream.conn.rport} sent {hello!r}, not hello")
-                        await stream.send_all(GO)
-                        n = 0
-                        while True:
-                            data = await stream.receive_some(1 << 20)
-                            if not data:
-                                break
-                            if n == 0:
-                                rec["t_first"] = trio.current_time()
-                            n += len(data)
-                        rec["t_last"] = trio.current_time()
-                        rec["bytes"] = n
-                        rec["endpoint"] = stream.info()
-                        await stream.aclose()
+    def too_slow():
+        return TsOffError(f"{label}: transfers did not finish within --timeout-s {cfg.timeout_s} s "
+                          "(lower --bytes or raise --timeout-s)")
 
-                    async def acceptor():
-                        while True:
-                            nursery.start_soon(serve, await lst.accept())
-                    nursery.start_soon(acceptor)
-                    show(f"{label}: connecting {nclients} clients (timestamps off)")
-                    socks = []
-                    if burst:
-                        for r in await connect_clients(lab, nclients, PORT, timeout=10):
-                            if isinstance(r, BaseException):
-                                raise TsOffError(f"burst: a client failed to connect: {r}")
-                            socks.append(trio.socket.from_stdlib_socket(r))
-                    for _ in range(0 if burst else nclients):   # one at a time: unloaded queue
-                        raw = lab.socket_in_ns()
-                        s = trio.socket.from_stdlib_socket(raw)
-                        await s.connect((lab.endpoint_addr, PORT))
-                        socks.append(s)
-                    show(f"{label}: sending {cfg.nbytes} bytes per client")
-                    payload = os.urandom(cfg.nbytes)
-
-                    async with trio.open_nursery() as n2:
-                        for s in socks:
-                            n2.start_soon(_sendall_then_close, s, payload, conns, tcp_info)
-                    while sum("t_last" in c for c in conns.values()) < nclients:
-                        await trio.sleep(0.01)
-                    counters = stack.counters.delta(before)
-                    nursery.cancel_scope.cancel()
-        except trio.TooSlowError:
-            raise TsOffError(f"{label}: transfers did not finish within --timeout {cfg.timeout_s} s "
-                             "(lower --bytes or raise --timeout)") from None
-        finally:
-            if pcap:
-                pcap.close()
+    async with rig_endpoint(profile, lab=dict(sysctls={"net.ipv4.tcp_timestamps": 0}),
+                            pcap=pcap_path if cfg.pcap else None,
+                            link_in=LinkModel(1, delay=one_way), link_out=LinkModel(2, delay=one_way),
+                            timeout=cfg.timeout_s, too_slow=too_slow) as rig:
+        lst = await open_tcp_listener(rig.ep, PORT, cfg.clients if burst else 64,
+                                      rcvbuf=cfg.rcvbuf)
+        rig.nursery.start_soon(accept_and_sink, lst, conns, rig.nursery)
+        show(f"{label}: connecting {nclients} clients (timestamps off)")
+        socks = await connect_all(rig.lab, nclients, burst)
+        show(f"{label}: sending {cfg.nbytes} bytes per client")
+        payload = os.urandom(cfg.nbytes)
+        async with trio.open_nursery() as n2:
+            for s in socks:
+                n2.start_soon(_sendall_then_close, s, payload, conns, tcp_info)
+        while sum("t_last" in c for c in conns.values()) < nclients:
+            await trio.sleep(0.01)
     windows = max_windows(read_pcap(pcap_path), conns) if cfg.pcap else {}
-    out = []
-    for port, c in sorted(conns.items()):
-        e, k = c["endpoint"], c["client"]
-        secs = c["t_last"] - c["t_first"]
-        wf = windows.get(port)
-        out.append({
-            "client_port": port, "path": c["path"], "bytes": c["bytes"], "seconds": round(secs, 4),
-            "mb_s": round(c["bytes"] / secs / MB, 3),
-            "client": {x: k.get(x) for x in ("ts", "sack", "wscale_ok", "snd_wscale",
-                                             "rcv_wscale", "snd_wnd", "total_retrans")},
-            "endpoint": {x: e.get(x) for x in ("ts", "sack", "wscale_ok", "snd_wscale",
-                                               "rcv_wscale", "window_clamp")},
-            "max_window_field": wf,
-            "max_window_bytes": (wf << e["rcv_wscale"]) if wf is not None else None,
-        })
-    return {"connections": out, "counters": counters, "kernel_log": kernel_log,
-            "pcap": str(pcap_path) if cfg.pcap else None}
+    return {"connections": [connection_row(port, c, windows.get(port))
+                            for port, c in sorted(conns.items())],
+            "counters": rig.counters, "kernel_log": rig.kernel_log,
+            "pcap": str(pcap_path) if cfg.pcap else None, "saturation": rig.saturation}
+
+
+async def accept_and_sink(lst, conns: dict, nursery) -> None:
+    """Accept every client; each says hello, gets "go", sends its bytes and half-closes."""
+    async def serve(stream):
+        rec = conns.setdefault(stream.conn.rport, {})
+        rec["path"] = stream.conn.path
+        hello = await stream.receive_some(1)
+        if hello != HELLO:
+            raise TsOffError(f"client {stream.conn.rport} sent {hello!r}, not hello")
+        await stream.send_all(GO)
+        n = 0
+        while True:
+            data = await stream.receive_some(1 << 20)
+            if not data:
+                break
+            if n == 0:
+                rec["t_first"] = trio.current_time()
+            n += len(data)
+        rec["t_last"] = trio.current_time()
+        rec["bytes"] = n
+        rec["endpoint"] = stream.info()
+        await stream.aclose()
+
+    while True:
+        nursery.start_soon(serve, await lst.accept())
+
+
+async def connect_all(lab, nclients: int, burst: bool) -> list:
+    """Kernel client sockets, connected all at once (``burst``) or one at a time (an unloaded
+    queue)."""
+    from tuntcp.harness.clients import connect_clients
+    socks = []
+    if burst:
+        for r in await connect_clients(lab, nclients, PORT, timeout=10):
+            if isinstance(r, BaseException):
+                raise TsOffError(f"burst: a client failed to connect: {r}")
+            socks.append(trio.socket.from_stdlib_socket(r))
+        return socks
+    for _ in range(nclients):
+        s = trio.socket.from_stdlib_socket(lab.socket_in_ns())
+        await s.connect((lab.endpoint_addr, PORT))
+        socks.append(s)
+    return socks
+
+
+def connection_row(port: int, c: dict, wf: int | None) -> dict:
+    e, k = c["endpoint"], c["client"]
+    secs = c["t_last"] - c["t_first"]
+    return {
+        "client_port": port, "path": c["path"], "bytes": c["bytes"], "seconds": round(secs, 4),
+        "mb_s": round(c["bytes"] / secs / MB, 3),
+        "client": {x: k.get(x) for x in ("ts", "sack", "wscale_ok", "snd_wscale",
+                                         "rcv_wscale", "snd_wnd", "total_retrans")},
+        "endpoint": {x: e.get(x) for x in ("ts", "sack", "wscale_ok", "snd_wscale",
+                                           "rcv_wscale", "window_clamp")},
+        "max_window_field": wf,
+        "max_window_bytes": (wf << e["rcv_wscale"]) if wf is not None else None,
+    }
 
 
 async def _sendall_then_close(s, payload: bytes, conns: dict, tcp_info) -> None:
@@ -311,20 +311,20 @@ def headline_of(cfg: Config, paths: dict) -> dict:
 
 
 async def run(cfg: Config, show=None) -> dict:
-    cfg.check()
+    outdir = begin(cfg)
     show = show or (lambda *a: None)
-    outdir = Path(cfg.out)
-    outdir.mkdir(parents=True, exist_ok=True)
     if cfg.force == "burst":
         r = await run_lab(cfg, "burst", 1, outdir, show, burst=True)
         paths = {p: {"connections": [c for c in r["connections"] if c["path"] == hs],
                      "pcap": r["pcap"]} for p, hs in (("cookie", "cookie"), ("queue", "synq"))}
         counters, kernel_log = {"burst": r["counters"]}, {"burst": r["kernel_log"]}
+        labs = {"burst": r}
     else:
         # one path after the other (a lab each): they would otherwise share our one Python thread
         paths = {p: await run_lab(cfg, p, PATHS[p], outdir, show) for p in PATHS}
         counters = {p: r.pop("counters") for p, r in paths.items()}
         kernel_log = {p: r.pop("kernel_log") for p, r in paths.items()}
+        labs = paths
     kref = kernel_reference() if cfg.kernel else None
     headline = headline_of(cfg, paths)
     if kref:
@@ -337,6 +337,7 @@ async def run(cfg: Config, show=None) -> dict:
               "kernel_reference": kref,
               "paths": paths, "counters": counters, "kernel_log": kernel_log,
               "artifacts": {"pcap": {p: r["pcap"] for p, r in paths.items()}}}
+    file_saturation(report, labs)
     return write_report(report, outdir, render_markdown)
 
 
@@ -389,15 +390,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d = Config()
     p.add_argument("--clients", type=int, default=d.clients, help="connections per path")
     p.add_argument("--bytes", dest="nbytes", type=int, default=d.nbytes, help="bytes per client")
-    p.add_argument("--rtt-ms", dest="rtt_ms", type=float, default=d.rtt_ms,
-                   help="link RTT from the userspace link model (half each way)")
+    time_option(p, "--rtt-ms", default=d.rtt_ms,
+                help="link RTT from the userspace link model (half each way)")
     p.add_argument("--force", choices=FORCES, default=d.force,
                    help="syncookies2: a lab per path; burst: one lab, SYN-queue overflow")
     p.add_argument("--rcvbuf", type=int, default=d.rcvbuf, help="the endpoint listener's SO_RCVBUF")
     p.add_argument("--profile", default=d.profile, help="the endpoint's Linux profile")
-    p.add_argument("--timeout", dest="timeout_s", type=float, default=d.timeout_s)
-    p.add_argument("--out", default=d.out)
-    p.add_argument("--no-pcap", dest="pcap", action="store_false")
+    time_option(p, "--timeout-s", old="--timeout", default=d.timeout_s,
+                help="limit per lab")
+    out_option(p, d.out)
+    p.add_argument("--no-pcap", dest="pcap", action="store_false", help="write no pcaps")
     p.add_argument("--no-kernel", dest="kernel", action="store_false",
                    help="skip asking the host kernel what it negotiates")
 
@@ -405,11 +407,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args) -> int:
     from tuntcp.profiles import get_profile
     cfg = Config(clients=args.clients, nbytes=args.nbytes, rtt_ms=args.rtt_ms,
-                 rcvbuf=args.rcvbuf, force=args.force, profile=args.profile, timeout_s=args.timeout_s, out=args.out, pcap=args.pcap,
-                 kernel=args.kernel)
+                 rcvbuf=args.rcvbuf, force=args.force, profile=args.profile,
+                 timeout_s=args.timeout_s, out=args.out, pcap=args.pcap, kernel=args.kernel)
+
     def check():
         if get_profile(cfg.profile).family != "linux":
-            raise TsOffError("ts_off models Linux cookies; pick a linux-* profile")
+            raise TsOffError("ts-off models Linux cookies; pick a linux-* profile")
 
-    return scenario_main("ts_off", cfg, run, errors=(TsOffError,), check=check,
+    return scenario_main("ts-off", cfg, run, check=check,
                          summary=lambda r: "\n".join(table(r)) + "\n" + r["headline"]["summary"])

@@ -1,14 +1,23 @@
-"""The small apps `tuntcp serve --app` runs, and the serve() body itself.
+"""The apps `tuntcp serve --app` runs, and the serve() body itself.
 
 echo: sends back what it reads, half-closes after the peer does. discard: reads to EOF.
 http: reads one request head and answers ``HTTP/1.0 200 OK`` with a short body, then closes.
+``module:function`` (``module:obj.attr`` too): any trio stream handler, ``async def
+handler(stream)``, imported with the current directory on the path (like ``python -m``).
+``--front HOST:PORT`` replaces the app by a relay to a kernel-socket server (see relay.py).
 """
 from __future__ import annotations
 
+import argparse
+import importlib
+import inspect
 import os
+import shlex
 import sys
 
 import trio
+
+from ..errors import UserError
 
 MAX_HEAD = 16 * 1024
 
@@ -49,6 +58,55 @@ def http_app(banner: str):
     return http
 
 
+BUILTIN_APPS = ("echo", "discard", "http")
+
+
+class AppError(UserError):
+    """--app names nothing runnable; the message is one line."""
+
+
+def resolve_app(spec: str, banner: str = "hello from tuntcp"):
+    """The handler ``--app spec`` names: a built-in app or ``module:function``."""
+    if spec == "http":
+        return http_app(banner)
+    if spec in BUILTIN_APPS:
+        return {"echo": echo, "discard": discard}[spec]
+    mod_name, sep, attr = spec.partition(":")
+    if not sep or not mod_name or not attr:
+        raise AppError(f"{spec!r}: not one of {', '.join(BUILTIN_APPS)} or module:function")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        obj = importlib.import_module(mod_name)
+    except ModuleNotFoundError as e:
+        if e.name and (mod_name == e.name or mod_name.startswith(e.name + ".")):
+            raise AppError(f"{spec!r}: no module named {e.name!r}") from None
+        raise AppError(f"{spec!r}: importing {mod_name} failed: {e}") from None
+    except Exception as e:  # the user's module raised while importing
+        raise AppError(f"{spec!r}: importing {mod_name} failed: "
+                       f"{type(e).__name__}: {e}") from None
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise AppError(f"{spec!r}: {mod_name} has no attribute {attr!r}") from None
+    if not callable(obj):
+        raise AppError(f"{spec!r}: {attr} is a {type(obj).__name__}, not callable")
+    if inspect.isfunction(obj) and not inspect.iscoroutinefunction(obj):
+        raise AppError(f"{spec!r}: {attr} is a plain function; it must be "
+                       f"`async def {attr}(stream)`")
+    return obj
+
+
+def app_spec(spec: str) -> str:
+    """argparse type for --app: the spec, checked now so a bad one is a usage error."""
+    try:
+        resolve_app(spec)
+    except AppError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return spec
+
+
 def guarded(app):
     """A peer that resets mid-request must not take the server down."""
     async def handler(stream) -> None:
@@ -85,15 +143,20 @@ async def serve(lab, profile, args, links=None) -> None:
         link_in, link_out = links if links else (None, None)
         ep = Endpoint(stack, lab.tun_fd, pcap=pcap, link_in=link_in, link_out=link_out, offload=offload)
         lst = TcpListener(ep, stack.listen(args.port, args.backlog, rcvbuf=args.rcvbuf))
-        if args.app == "http":
-            app = http_app(f"hello from tuntcp ({profile.name})")
-        else:
-            app = {"echo": echo, "discard": discard}[args.app]
+        front = getattr(args, "front", None)
         ctl = ControlServer(ep, socket_path(args.name))
         async with trio.open_nursery() as nursery:
             nursery.start_soon(ep.run)
             await nursery.start(ctl.serve)
-            nursery.start_soon(serve_tcp, guarded(app), [lst])
+            if front is not None:
+                from .relay import Front, lab_sockets, start_backend
+                sockets = lab_sockets(lab)
+                if args.front_cmd:
+                    await start_backend(lab, shlex.split(args.front_cmd), front, sockets)
+                nursery.start_soon(Front(lst, front, sockets).serve)
+            else:
+                app = resolve_app(args.app, f"hello from tuntcp ({profile.name})")
+                nursery.start_soon(serve_tcp, guarded(app), [lst])
             _banner(lab, profile, args, lst)
             if args.duration is not None:
                 await trio.sleep(args.duration)
@@ -108,14 +171,20 @@ async def serve(lab, profile, args, links=None) -> None:
 def _banner(lab, profile, args, lst) -> None:
     ns, port = lab.ns_name, args.port
     addr = f"[{lab.endpoint_addr}]" if ":" in lab.endpoint_addr else lab.endpoint_addr  # URL/socat form
+    enter = getattr(lab, "enter_command", "")     # nsenter ... when the lab is rootless
     p = print
-    p(f"tuntcp: {args.app} on {addr}:{port} (profile {profile.name}, backlog {lst.listener.backlog}"
+    front = getattr(args, "front", None)
+    what = f"front for {front[0]}:{front[1]} (dialled in {ns})" if front else args.app
+    p(f"tuntcp: {what} on {addr}:{port} (profile {profile.name}, backlog {lst.listener.backlog}"
       f" after clamp), clients in namespace {ns} at {lab.client_addr}")
-    if args.app == "http":
-        p(f"  try:    ip netns exec {ns} curl http://{addr}:{port}/")
+    if front and not args.front_cmd:
+        p(f"  backend: start it in the namespace, e.g. {enter}ip netns exec {ns} CMD (listening on "
+          f"{front[0]}:{front[1]})")
+    if args.app == "http" and not front:
+        p(f"  try:    {enter}ip netns exec {ns} curl http://{addr}:{port}/")
     else:
-        p(f"  try:    ip netns exec {ns} socat - TCP:{addr}:{port}")
-    p(f"  look:   tuntcp ss -lnt --name {args.name}   tuntcp ss -tni --name {args.name}"
+        p(f"  try:    {enter}ip netns exec {ns} socat - TCP:{addr}:{port}")
+    p(f"  look:   {enter}tuntcp ss -lnt --name {args.name}   tuntcp ss -tni --name {args.name}"
       f"   tuntcp nstat -a --name {args.name}")
     if args.pcap:
         p(f"  pcap:   {os.path.abspath(args.pcap)}  (tshark -r {args.pcap})")

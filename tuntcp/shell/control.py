@@ -12,6 +12,8 @@ Requests run on the endpoint's trio thread between batches, so views see a consi
 """
 from __future__ import annotations
 
+from ..errors import UserError
+
 import errno
 import json
 import os
@@ -26,7 +28,7 @@ RUN_DIR = "/run/tuntcp"
 MAX_REQUEST = 64 * 1024
 
 
-class ControlError(Exception):
+class ControlError(UserError):
     """A user-facing problem talking to an endpoint (no such endpoint, bad reply)."""
 
 

@@ -42,6 +42,9 @@ def encoder_for(offload: bool):
 
 
 class Endpoint:
+    """Runs a Stack on a TUN fd (or a PacketIO): ``await ep.run()`` reads packets, fires timers and
+    wakes the streams; listeners and streams are opened with open_tcp_listener/open_tcp_stream."""
+
     def __init__(self, stack, tun, *, pcap=None, link_in=None, link_out=None,
                  clock=trio.current_time, max_batch: int = 4096, offload: bool = False):
         self.stack = stack

@@ -20,6 +20,7 @@ import fcntl
 import os
 import struct
 
+from ..errors import UserError
 from ..wire.vnet import (F_DATA_VALID, F_NEEDS_CSUM, GSO_ECN, GSO_NONE, GSO_TCPV4,  # noqa: F401
                          HDR, HDR_LEN, MAX_FRAME, VnetHdr)   # the one header definition
 from .tun import FdIO
@@ -32,7 +33,7 @@ IFF_VNET_HDR = 0x4000
 TUN_F_CSUM = 0x01
 TUN_F_TSO4 = 0x02
 
-class OffloadError(RuntimeError):
+class OffloadError(UserError, RuntimeError):
     """The TUN cannot do offload (opened without IFF_VNET_HDR, or the kernel refused)."""
 
 

@@ -12,6 +12,8 @@ question gets a hint that points at a report field or a command, never at the an
 """
 from __future__ import annotations
 
+from tuntcp.errors import UserError
+
 import importlib
 import importlib.util
 import json
@@ -26,7 +28,7 @@ SECTIONS = ("Goal", "Story", "Setup", "Steps", "Predict", "Observe", "Expected",
             "What can go wrong", "Going further", "Cleanup")
 
 
-class LabUserError(ValueError):
+class LabUserError(UserError, ValueError):
     """A learner mistake (unknown lab, missing/invalid answers file or report): one line, exit 2."""
 
 
@@ -225,6 +227,10 @@ class LabSpec:
         """Question id -> text, from the handout's ``**Qn.**`` lines (in order)."""
         return parse_questions(self.markdown)
 
+    def question_sections(self) -> dict[str, str]:
+        """Question id -> the handout section it is asked in ("Predict", "Observe" ...)."""
+        return question_sections(self.markdown)
+
 
 def parse_questions(md: str) -> dict[str, str]:
     out: dict[str, str] = {}
@@ -238,6 +244,19 @@ def parse_questions(md: str) -> dict[str, str]:
             out[cur] += " " + line.strip()
         else:
             cur = None
+    return out
+
+
+def question_sections(md: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    section = ""
+    for line in md.splitlines():
+        m = re.match(r"^##\s+(.+)$", line)
+        if m:
+            section = m.group(1).strip()
+        m = re.match(r"^\s*(?:[-*]\s*)?\*\*(Q\d+)\.\*\*", line)
+        if m:
+            out[m.group(1)] = section
     return out
 
 
@@ -341,12 +360,16 @@ def check(lab: LabSpec, answers: dict[str, Any], report: dict) -> list[Result]:
 def template(lab: LabSpec) -> str:
     """An empty answers file: every question as a comment above ``Qn = ""``."""
     qs = lab.questions()
+    where = lab.question_sections()
     out = [f"# Answers for lab {lab.number}: {lab.title}",
            "# Numbers may carry units (\"42 bytes\"); text is matched ignoring case and spaces.",
            f"# Check with: tuntcp lab check {lab.number} --answers THIS_FILE --report out/lab-{lab.number:02d}",
            ""]
     for qid in sorted(lab.checks, key=_qkey):
-        kind = "from your run" if lab.checks[qid].measured else "concept"
+        if where.get(qid) == "Predict":
+            kind = "predict: answer before running"
+        else:
+            kind = "from your run" if lab.checks[qid].measured else "concept"
         text = qs.get(qid, "")
         out.append(f"# {qid} ({kind}): {text}")
         out.append(f'{qid} = ""')

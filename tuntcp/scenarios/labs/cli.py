@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
+import os
 from dataclasses import fields
 from pathlib import Path
 
+from tuntcp.errors import UserError
 from tuntcp.scenarios.labs import LabSpec, LabUserError, all_labs, check, get_lab, load_answers, load_report, template
 
 
@@ -17,8 +18,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("n", help="lab number")
     s = sub.add_parser("run", help="run a lab's scenario with the lab's settings")
     s.add_argument("n", help="lab number")
-    s.add_argument("--out", help="output directory (default out/lab-NN)")
+    s.add_argument("--out", metavar="DIR", help="output folder (default out/lab-NN)")
     s.add_argument("--quick", action="store_true", help="a smaller run that finishes sooner")
+    s.add_argument("--name", help="this run's endpoint name for `tuntcp ss/nstat --name` "
+                   "(default lab-NN-PID: unique, so several learners' labs run at once)")
     s = sub.add_parser("check", help="grade an answers file against your run's report")
     s.add_argument("n", help="lab number")
     s.add_argument("--answers", required=True, metavar="FILE", help="answers file (.toml or .json)")
@@ -26,7 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(default out/lab-NN)")
     s = sub.add_parser("answers-template", help="write an empty answers file")
     s.add_argument("n", help="lab number")
-    s.add_argument("--out", metavar="FILE", help="default answers-NN.toml (.json for JSON)")
+    s.add_argument("--file", dest="out", metavar="FILE",
+                   help="the answers file to write (default answers-NN.toml; .json for JSON)")
+    s.add_argument("--out", dest="out", help=argparse.SUPPRESS)   # its old name
     s.add_argument("--force", action="store_true", help="overwrite an existing file")
 
 
@@ -46,11 +51,14 @@ def cmd_show(args) -> int:
     return 0
 
 
-def build_config(lab: LabSpec, out: str, quick: bool):
-    """The scenario's Config with the lab's settings (and --quick ones on top)."""
+def build_config(lab: LabSpec, out: str, quick: bool, name: str | None = None):
+    """The scenario's Config with the lab's settings (and --quick ones on top); ``name`` is the
+    endpoint's control-socket name where the scenario serves one."""
     mod = importlib.import_module(lab.module)
     cls = getattr(mod, lab.config_name)
     kw = {**lab.settings, **(lab.quick if quick else {}), "out": out}
+    if name is not None and "control_name" in {f.name for f in fields(cls)}:
+        kw["control_name"] = name
     unknown = sorted(set(kw) - {f.name for f in fields(cls)})
     if unknown:
         raise TypeError(f"{cls.__name__} has no field {', '.join(unknown)}")
@@ -59,31 +67,29 @@ def build_config(lab: LabSpec, out: str, quick: bool):
 
 def cmd_run(args) -> int:
     import trio
+
+    from tuntcp.errors import make_out_dir
+    from tuntcp.scenarios.rig import require_privileges
     lab = get_lab(args.n)
     if lab.pending:
         raise LabUserError(f"lab {lab.number}'s scenario ({lab.module}) has not landed yet")
     out = args.out or default_out(lab)
+    name = args.name or f"lab-{lab.number:02d}-{os.getpid()}"
     mod = importlib.import_module(lab.module)
     try:
-        cfg = build_config(lab, out, args.quick)
+        cfg = build_config(lab, out, args.quick, name)
         if hasattr(cfg, "check"):
             cfg.check()
     except (TypeError, ValueError) as e:
+        if isinstance(e, UserError):
+            raise
         raise LabUserError(f"lab {lab.number}'s settings do not fit {lab.module}: {e}") from None
+    require_privileges()
+    make_out_dir(out)
     print(f"lab {lab.number}: {lab.title}\nrunning {lab.module.rsplit('.', 1)[-1]}"
           f"{' (quick)' if args.quick else ''} -> {out}", flush=True)
-    run = getattr(mod, lab.run_name)
-    try:
-        trio.run(run, cfg)
-    except ValueError as e:
-        if type(e).__module__ != lab.module:      # the scenario's own user-error class only
-            raise
-        raise LabUserError(str(e)) from None
-    except KeyboardInterrupt:
-        print("tuntcp lab: interrupted; namespaces removed", file=sys.stderr)
-        return 130
-    for line in headline_lines(Path(out) / "report.json"):
-        print(line)
+    trio.run(getattr(mod, lab.run_name), cfg)
+    # where to look, not what the run found: the learner reads the report to answer
     print(f"\nreport: {Path(out) / 'report.json'}" + (f", {Path(out) / 'report.md'}"
           if (Path(out) / "report.md").exists() else ""))
     if lab.look_at:
@@ -93,24 +99,6 @@ def cmd_run(args) -> int:
     print(f"\nanswer in answers-{lab.number:02d}.toml (tuntcp lab answers-template {lab.number}), then:\n"
           f"  tuntcp lab check {lab.number} --answers answers-{lab.number:02d}.toml --report {out}")
     return 0
-
-
-def headline_lines(path: Path) -> list[str]:
-    """The run's finding: report["headline"] (a dict or text), or comparison.headline."""
-    import json
-    try:
-        report = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return []
-    h = report.get("headline") or report.get("comparison", {}).get("headline")
-    if isinstance(h, dict) and isinstance(h.get("summary"), str):
-        h = h["summary"]
-    if isinstance(h, dict):
-        def short(v):
-            t = json.dumps(v) if not isinstance(v, str) else v
-            return t if len(t) <= 160 else t[:157] + "..."
-        return ["headline:"] + [f"  {k}: {short(v)}" for k, v in h.items()]
-    return [f"headline: {h}"] if h else []
 
 
 def cmd_check(args) -> int:
@@ -137,7 +125,10 @@ def cmd_template(args) -> int:
         text = json.dumps({q: "" for q in template_ids(lab)}, indent=2) + "\n"
     else:
         text = template(lab)
-    path.write_text(text)
+    try:
+        path.write_text(text)
+    except OSError as e:
+        raise LabUserError(f"cannot write {path}: {e.strerror}") from None
     print(f"wrote {path} ({len(lab.checks)} questions); read them with: tuntcp lab show {lab.number}")
     return 0
 
@@ -152,9 +143,5 @@ ACTIONS = {"list": cmd_list, "show": cmd_show, "run": cmd_run, "check": cmd_chec
 
 
 def main(args) -> int:
-    try:
-        return ACTIONS[args.lab_action](args)
-    except (LabUserError, OSError) as e:
-        msg = (str(e) or type(e).__name__).splitlines()[0]
-        print(f"tuntcp lab: error: {msg}", file=sys.stderr)
-        return 2
+    # LabUserError (a UserError) and Ctrl-C are reported once, by tuntcp.cli.main
+    return ACTIONS[args.lab_action](args)
