@@ -190,3 +190,17 @@ def test_offload_endpoint_refuses_ipv6_in_one_counter():
     st.listen(80, 16)
     st.receive(syn6(), 1.0)
     assert st.take_output() == [] and st.counters[mib.TuntcpIp6NoOffload] == 1
+
+
+@pytest.mark.parametrize("profile,line", [
+    ("linux-5.4", "TCP: request_sock_TCPv6: Possible SYN flooding on port 80. Sending cookies.  Check SNMP counters."),
+    ("linux-6.18", "TCP: request_sock_TCPv6: Possible SYN flooding on port [::]:80. Sending cookies."),
+])
+def test_syn_flood_line_of_an_ipv6_syn(profile, line):
+    logged = []
+    st = Stack(get_profile(profile), addrs={SRV6}, secret=b"k" * 16,
+               log=lambda kind, **f: logged.append(f["line"]) if kind == "kernel_log" else None)
+    st.listen(80, 1)
+    for port in range(40000, 40004):
+        st.receive(syn6(sport=port), 1.0)
+    assert logged == [line]

@@ -196,7 +196,7 @@ class LinuxListener:
 
     # ---- tcp_conn_request ---------------------------------------------------------------
 
-    def syn_flood_action(self) -> bool:
+    def syn_flood_action(self, v6: bool = False) -> bool:
         """``tcp_syn_flood_action``: count, warn once per listener, say whether to send a cookie.
 
         The "new" line prints the listener's bound address (0.0.0.0 for a wildcard listener).
@@ -209,7 +209,7 @@ class LinuxListener:
         if not self.synflood_warned and syncookies != 2:
             self.synflood_warned = True
             body = R.synflood_line(p["model.synflood_msg"], p["model.synflood_proto"],
-                                   self.addr, self.port, want)
+                                   self.addr, self.port, want, v6)
             self.stack.log("kernel_log", line=R.TCP_PR_FMT + body, body=body)
         return want
 
@@ -231,7 +231,7 @@ class LinuxListener:
         syncookies = p["net.ipv4.tcp_syncookies"]
         want_cookie = False
         if syncookies == 2 or self.synq_full():
-            want_cookie = self.syn_flood_action()
+            want_cookie = self.syn_flood_action(v6)
             if not want_cookie:
                 self._listendrop()
                 st.log("syn_drop", reason="syn_queue_full", laddr=syn.daddr, lport=syn.dport,
