@@ -50,7 +50,7 @@ fuzz: venv
 PACKETDRILL ?= ../shared/packetdrill
 conformance: venv
 	$(BIN)/python -m tuntcp.cli drill --suite $(PACKETDRILL)/gtests/net/tcp \
-		--profile $$($(BIN)/python -c "from tuntcp.profiles import names; print('linux-6.18' if 'linux-6.18' in names() else 'linux-6.12')") \
+		--profile linux-6.18 \
 		--baseline $(PACKETDRILL)/host-baseline-linux-6.18.csv --out conformance
 
 clean:

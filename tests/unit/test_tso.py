@@ -8,6 +8,8 @@ stream of the plain stack, with the same MIB counters and tcp_info.
 """
 import pytest
 
+from tuntcp.profiles import get_profile
+
 from tuntcp.core.conn import Connection
 from tuntcp.core.consts import TSO_MAX
 from tuntcp.shell.vnet import GSO_NONE, GSO_TCPV4
@@ -277,3 +279,40 @@ def replay(actions):
 @given(st.lists(action, min_size=1, max_size=30))
 def test_any_exchange_looks_the_same_on_the_wire_with_and_without_tso(actions):
     both(replay(actions))
+
+
+def test_gso_exact_packets_are_cut_and_flagged_as_tcp_write_xmit_does():
+    """packetdrill's view (an encoder with gso_exact): tcp_cwnd_test gives a TSO packet at most
+    half the cwnd, and __tcp_transmit_skb forces PSH on pcount > 1 (model.tso_psh, 4.19+:
+    051ba67447) but not on linux-4.9. Measured on 6.18: a 30000-byte write at cwnd 10, MSS 1000
+    leaves as 2000-byte packets, each with PSH."""
+    from tuntcp.drill.host import TsoRecorder
+    for profile, want in (("linux-6.1", PSH), ("linux-4.9", 0)):
+        st, c = established(True)
+        st.encoder = TsoRecorder()
+        c.profile = get_profile(profile)
+        c.cc.cwnd = 4
+        c.sndbuf = 1 << 22
+        st.take_output()
+        c.send(bytes(10 * MSS), 0.0)
+        segs = st.take_output()
+        assert [len(s.payload) for s in segs] == [2 * MSS, 2 * MSS]
+        assert [s.flags & PSH for s in segs] == [want, want]
+
+
+def test_skbs_bound_packets_and_carry_the_push_marks():
+    """tcp_sendmsg_locked / tcp_write_xmit: MSG_EOR closes the tail skb, so the next write's
+    data never shares a packet with it; the end of every write is PSH-marked (tcp_push), and
+    a packet ending inside an skb has no PSH (tso_fragment gives it to the remainder)."""
+    st, c = established(False)
+    c.cc.cwnd = 100
+    c.nodelay = True
+    st.take_output()
+    c.cc.cwnd = 0                       # queue without sending
+    c.send(bytes(400), 0.0, eor=True)
+    c.send(bytes(3000), 0.0)
+    c.cc.cwnd = 100
+    c._push(0.0)
+    segs = [codec.parse(p, False) for p in st.take_output()]
+    assert [len(s.payload) for s in segs] == [400, MSS, MSS, 3000 - 2 * MSS]
+    assert [bool(s.flags & PSH) for s in segs] == [True, False, False, True]

@@ -145,7 +145,8 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         "snd_sml", "nodelay", "dupacks", "recover", "in_recovery", "retx_nxt", "cc", "rto",
         "sb", "rtt_seq", "rtt_time", "retrans_stamp", "retransmits", "probes_out",
         "retrans_out", "total_retrans", "syn_retrans", "reordering", "undo_cwnd",
-        "undo_ssthresh", "retx_tsval", "dsack", "retx_list",
+        "undo_ssthresh", "retx_tsval", "dsack", "retx_list", "skbs", "pushed_seq",
+        "cwnd_lim", "max_pkts_out", "cwnd_usage_seq",
         # receive side
         "irs", "rcv_nxt", "rcvq", "reasm", "win", "_rcvbuf", "_rcvbuf_locked", "rcv_wscale",
         "advmss", "fin_rcvd", "ofo_fin",
@@ -185,6 +186,11 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         self.snd_wscale = self.rcv_wscale = 0
         self.mss = MSS_DEFAULT
         self.sndq = bytearray()
+        self.skbs = None            # [end_seq, psh, eor] per skb of sndq, made on first send
+        self.pushed_seq = 0
+        self.cwnd_lim = False       # tcp_cwnd_validate's is_cwnd_limited, max_packets_out
+        self.max_pkts_out = 0
+        self.cwnd_usage_seq = 0
         self.sndbuf = p["net.ipv4.tcp_wmem"][1]
         self.sndbuf_locked = False
         self.fin_queued = False
@@ -234,8 +240,11 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
     # ================================================================== creation
 
     @classmethod
-    def active(cls, stack, laddr, lport, raddr, rport, now, *, rcvbuf=None, sndbuf=None):
+    def active(cls, stack, laddr, lport, raddr, rport, now, *, rcvbuf=None, sndbuf=None,
+               user_mss=0):
         """connect(2): ``tcp_v4_connect`` → ``tcp_connect_init`` → ``tcp_connect``.
+        ``user_mss`` (TCP_MAXSEG before connect) clamps advmss (``tcp_mss_clamp``) and, on the
+        SYN-ACK, the peer's MSS (``tcp_parse_options``: user_mss < in_mss).
 
         The SYN carries mss, sackOK, TS, wscale as the profile allows (tcp_sack,
         tcp_timestamps, tcp_window_scaling). Our window in the SYN is never scaled (RFC 7323
@@ -243,6 +252,8 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         """
         c = cls(stack, laddr, lport, raddr, rport, now)
         p = c.profile
+        if user_mss:
+            c.advmss = min(c.advmss, user_mss)
         if rcvbuf is not None:
             c.set_rcvbuf(rcvbuf)
         if sndbuf is not None:
@@ -344,8 +355,9 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
             return 0
         return max(self.sndbuf // 2 - len(self.sndq), 0)
 
-    def send(self, data, now: float) -> int:
-        """write(2): take what fits, then ``tcp_push`` (Nagle applies unless nodelay)."""
+    def send(self, data, now: float, eor: bool = False) -> int:
+        """write(2): take what fits (as skbs: ``_skb_queue``; ``eor``: MSG_EOR, applied when
+        all of ``data`` fits), then ``tcp_push`` (Nagle applies unless nodelay)."""
         self.stack.now = now
         if self.error:
             raise ConnectionStateError(f"send on a connection that failed: {self.error}")
@@ -355,14 +367,16 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
             return 0
         n = min(len(data), self.send_space())
         if n:
-            if self.snd_una == self.snd_max and self.cc is not None:
-                self._idle_restart(now)
+            if self.skbs is None:
+                self.pushed_seq = (self.snd_una + len(self.sndq)) & MASK
             self.sndq += data[:n]
+            self._skb_queue(n, eor and n == len(data))
             self._push(now)
         return n
 
     def _idle_restart(self, now: float) -> None:
-        """``tcp_slow_start_after_idle_check`` (when data is queued with nothing in flight,
+        """``tcp_slow_start_after_idle_check`` (when new data goes with nothing in flight, from
+        ``_push``: after a write or when a window update ends zero-window probing,
         net.ipv4.tcp_slow_start_after_idle=1): after more than an RTO without sending data,
         ``tcp_cwnd_restart`` halves cwnd per RTO of idleness, down to the initial window
         (RFC 5681 4.1, RFC 2861)."""
@@ -518,6 +532,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         self._set_state(TIME_WAIT)
         self.rtx_at = self.dack_at = None
         self.sndq.clear()
+        self.skbs = None
         # all sent data is acked and TIME-WAIT never sends data, and a drained receive queue
         # needs no deque: 2 x 760 B less for each of the (many) TIME-WAIT sockets
         self.tx_times = None
@@ -596,7 +611,21 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
             "recv_q": len(self.rcvq), "send_q": len(self.sndq),
             "cc": self.cc.name if self.cc else "",
             "path": self.path,
+            "ca_state": self._ca_state(), "sacked": -(-self.sb.sacked_bytes // self.mss),
         }
+
+    def _ca_state(self) -> int:
+        """icsk_ca_state as tcp_get_info reports it: Loss (4) from an RTO until snd_max of
+        then is ACKed, Recovery (3) in fast recovery, Disorder (1) with SACKed or duplicate-
+        ACKed data out (``tcp_try_to_open``, on an ACK: a loss probe alone leaves Open), else
+        Open (0). CWR (2) needs ECN, which the model does not negotiate."""
+        if self.loss_high is not None:
+            return 4
+        if self.in_recovery:
+            return 3
+        if self.dupacks or self.sb.sacked_bytes:
+            return 1
+        return 0
 
     def __repr__(self) -> str:
         return f"<Connection {self.lport}->{self.rport} {self.state}>"

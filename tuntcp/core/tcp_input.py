@@ -88,7 +88,9 @@ class InputMixin:
         if payload:
             if seg.ack == self.snd_una and self.tlp_high_seq is None and \
                     seg.window << self.snd_wscale == self.snd_wnd:
-                self.snd_wl1 = seg.seq     # nothing new acknowledged: tcp_update_wl only
+                if ((seg.seq - self.snd_wl1) & MASK) < HALF:
+                    self.snd_wl1 = seg.seq     # nothing new acknowledged: what _ack would
+                    self.snd_wl2 = seg.ack     # do (wl1 never moves back: tcp_may_update_window)
             elif not self._ack(seg, now) or self.state is CLOSED:
                 return
             c[mib.TcpExtTCPHPHits] = c.get(mib.TcpExtTCPHPHits, 0) + 1
@@ -221,10 +223,9 @@ class InputMixin:
             self.ts_recent = o.ts[0]
             self.ts_recent_stamp = now
         tslen = TS_LEN if self.ts_ok else 0
-        advmss = self.stack.advmss(self.laddr)
         # no MSS option: the af_ops mss_clamp, 536 on IPv4, 1220 on IPv6 (tcp_v6_connect)
         peer_mss = o.mss if o.mss else MSS_DEFAULT6 if self.laddr > V4_MAX else MSS_DEFAULT
-        self.mss = max(min(peer_mss, advmss) - tslen, MIN_MSS)
+        self.mss = max(min(peer_mss, self.advmss) - tslen, MIN_MSS)    # advmss: mtu - 40 or 60, user_mss
         self.advmss -= tslen           # tcp_rcv_synsent_state_process: advmss -= TS option
         self.cc = make_cc(p.get("net.ipv4.tcp_congestion_control", "cubic"), self.mss)
         self.win = _window.RecvWindow(
@@ -349,6 +350,12 @@ class InputMixin:
         data_acked = acked - 1 if fin_acked else acked
         if data_acked > 0:
             del self.sndq[:data_acked]
+            skbs = self.skbs
+            if skbs and ((ack - skbs[0][0]) & MASK) < HALF:    # the first skb is all acked
+                i = 1
+                while i < len(skbs) and not seq_gt(skbs[i][0], ack):
+                    i += 1
+                del skbs[:i]
             self.bytes_acked += data_acked
         self.snd_una = ack
         if ((self.snd_nxt - ack) & MASK) >= HALF:
@@ -365,20 +372,26 @@ class InputMixin:
         self.retransmits = 0
         self.retrans_stamp = None
         sb = self.sb
+        was_sacked = 0
         if sb.ranges:
             high = sb.highest_sacked() if self.sack_ok else None
             if high is not None and seq_gt(high, ack):
                 self._reordering_seen((high - una) & MASK)
+            was_sacked = sb.sacked_bytes
             sb.clear_below(ack)
+            was_sacked -= sb.sacked_bytes
         mss = self.mss
         acked_segs = (acked + mss - 1) // mss or 1
         if self.in_recovery:
             self._recovery_ack(seg, ack, now)
         else:
+            # tcp_cong_control gets what this ACK delivered: data SACKed before was counted
+            # then, and without SACK each dupack counted one (tcp_remove_reno_sacks)
+            delivered = (acked - was_sacked + mss - 1) // mss if was_sacked else acked_segs
+            if self.dupacks and not self.sack_ok:
+                delivered = max(delivered - self.dupacks, 1)
             self.dupacks = 0
-            out = ((self.snd_nxt - ack) & MASK) - sb.sacked_bytes      # _inflight_segs
-            inflight = (out + mss - 1) // mss if out > 0 else 0
-            self._cc_ack(acked_segs, now, ca_rtt, inflight + acked_segs >= self.cc.cwnd)
+            self._cc_ack(delivered, now, ca_rtt, self._cwnd_limited())
         if self.retrans_out:
             self.retrans_out = max(self.retrans_out - acked_segs, 0)
         if self.loss_high is not None and not seq_lt(ack, self.loss_high):

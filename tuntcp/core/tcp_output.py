@@ -22,8 +22,15 @@ class OutputMixin:
         return self.fin_queued and seq_lt(self.snd_nxt, (self.fin_seq + 1) & MASK)
 
     def _inflight_segs(self) -> int:
+        """``tcp_packets_in_flight`` less retransmissions: out minus SACKed, and without SACK
+        each duplicate ACK counts one segment as left the network (``tcp_add_reno_sack``,
+        at least one hole kept: ``tcp_limit_reno_sacked``), which lets limited transmit
+        (RFC 3042) send new data on the first two dupacks."""
         out = ((self.snd_nxt - self.snd_una) & MASK) - self.sb.sacked_bytes
-        return max((out + self.mss - 1) // self.mss, 0)
+        segs = max((out + self.mss - 1) // self.mss, 0)
+        if self.dupacks and not self.sack_ok and segs > 1:
+            segs -= min(self.dupacks, segs - 1)
+        return segs
 
     def _push(self, now: float, wakeup: int = 0, head: bool = False) -> None:
         """``tcp_write_xmit``: send MSS-sized segments from snd_nxt while cwnd, the peer's window
@@ -41,37 +48,63 @@ class OutputMixin:
         cc = self.cc
         tso = self.stack.offload
         sent = 0
+        skbs = self.skbs
+        si = -1                            # index of snd_nxt's skb, found once, then walked
+        if self.snd_una == self.snd_max and not wakeup and cc is not None and \
+                len(sndq) > ((self.snd_nxt - self.snd_una) & MASK):
+            self._idle_restart(now)
         while True:
             seq = self.snd_nxt
             off = (seq - self.snd_una) & MASK
             avail = len(sndq) - off
             fin_here = self.fin_queued and seq_lt(seq, (self.fin_seq + 1) & MASK) and \
                 avail <= mss
-            if avail <= 0 and not fin_here:
-                break
-            n = min(avail, wakeup or mss) if avail > 0 else 0
+            if avail <= 0:
+                if not fin_here:
+                    break
+                n = 0
+                room = 0
+                last = True
+            elif skbs:
+                if si < 0:
+                    si = self._skb_index(seq)
+                else:
+                    d = (seq - self.snd_una) & MASK
+                    while si < len(skbs) and ((skbs[si][0] - self.snd_una) & MASK) <= d:
+                        si += 1
+                last = si >= len(skbs) - 1
+                room = avail if last else (skbs[si][0] - seq) & MASK
+                n = min(avail, room, wakeup or mss)
+            else:
+                room, last = avail, True
+                n = min(avail, wakeup or mss)
             if not wakeup:
                 if self._inflight_segs() >= cc.cwnd:
                     break
                 if seq_gt((seq + n + (1 if fin_here and n == avail else 0)) & MASK,
                           (self.snd_una + self.snd_wnd) & MASK) and not (head and seq == self.snd_una):
                     break                  # tcp_snd_wnd_test: the whole segment must fit
-                if 0 < n < mss and not fin_here and not self.nodelay and \
+                if 0 < n < mss and last and not fin_here and not self.nodelay and \
                         seq_gt(self.snd_sml, self.snd_una) and not seq_gt(self.snd_sml, seq) and \
                         not seq_lt(seq, self.snd_max):
                     break                  # Nagle/Minshall: a small segment is unacked
             new = not seq_lt(seq, self.snd_max)
-            if tso and new and n == mss < avail and not wakeup:
-                n = self._tso_len(seq, avail)
+            if tso and new and n == mss < min(avail, room) and not wakeup:
+                n = self._tso_len(seq, min(avail, room), last)
             if n < avail:
                 fin_here = False
             if self.sack_ok and not new and n and self.sb.is_sacked(seq, (seq + n) & MASK):
                 self.snd_nxt = (seq + n) & MASK    # the peer has it: skip
                 continue
-            self._xmit(seq, off, n, now, retrans=not new, fin=fin_here)
+            self._xmit(seq, off, n, now, retrans=not new, fin=fin_here,
+                       skb=skbs[si] if skbs and 0 <= si < len(skbs) else None)
             sent += new
             if wakeup:
                 break
+        if not wakeup and cc is not None:
+            lim = self._inflight_segs() >= cc.cwnd
+            if sent or lim:
+                self._cwnd_validate(lim)
         if self.snd_una == self.snd_max and self._pending():
             if self.rtx_at is None:
                 self._arm_rtx(now + self.rto.rto, "probe")
@@ -80,23 +113,112 @@ class OutputMixin:
         elif self.snd_una != self.snd_max and (self.rtx_at is None or self.rtx_kind == "probe"):
             self._arm_rtx(now + self.rto.rto, "rtx")   # a pending loss probe stays armed
 
-    def _tso_len(self, seq: int, avail: int) -> int:
+    def _size_goal(self) -> int:
+        """``tcp_xmit_size_goal``: gso_max_size - 1 - MAX_TCP_HEADER bounded to half the peer's
+        largest window (``tcp_bound_to_half_wnd``), in whole MSS: how big an skb grows."""
+        mss = self.mss
+        mw = self.max_window
+        goal = min(TSO_MAX, mw // 2 if mw > MSS_DEFAULT else mw)
+        goal = max(goal - goal % mss, mss)
+        if self.stack.encoder.gso_exact and self.rto.srtt:
+            goal = min(goal, self._autosize(mss))
+        return goal
+
+    def _skb_queue(self, n: int, eor: bool) -> None:
+        """``tcp_sendmsg_locked`` for n bytes just queued, as skbs [end_seq, psh, eor]: the
+        write queue's tail skb (unsent part, not EOR: ``tcp_skb_can_collapse_to``) takes up to
+        size_goal (its PSH cleared: more data follows), then new skbs of size_goal; a full
+        skb gets PSH when write_seq - pushed_seq > max_window/2 (``forced_push``,
+        ``tcp_mark_push``), and ``tcp_push`` marks the last one (MSG_EOR: nothing appends)."""
+        skbs = self.skbs
+        if skbs is None:
+            skbs = self.skbs = []
+        goal = self._size_goal()
+        half = self.max_window >> 1
+        write_seq = (self.snd_una + len(self.sndq) - n) & MASK
+        if skbs and not skbs[-1][2] and seq_lt(self.snd_max, skbs[-1][0]):
+            tail = skbs[-1]
+            start = skbs[-2][0] if len(skbs) > 1 and seq_gt(skbs[-2][0], self.snd_max) else self.snd_max
+            take = min(goal - ((tail[0] - start) & MASK), n)
+            if take > 0:
+                write_seq = tail[0] = (tail[0] + take) & MASK
+                tail[1] = False
+                n -= take
+                if n and seq_gt(write_seq, (self.pushed_seq + half) & MASK):
+                    tail[1] = True
+                    self.pushed_seq = write_seq
+        while n:
+            take = min(goal, n)
+            n -= take
+            write_seq = (write_seq + take) & MASK
+            skbs.append([write_seq, False, False])
+            if n and seq_gt(write_seq, (self.pushed_seq + half) & MASK):
+                skbs[-1][1] = True
+                self.pushed_seq = write_seq
+        skbs[-1][1] = True
+        skbs[-1][2] = eor
+        self.pushed_seq = write_seq
+
+    def _skb_index(self, seq: int) -> int:
+        """Index of the skb holding ``seq`` (at or after snd_una; len(skbs) past the last):
+        a binary search on the skb ends' distance from snd_una (acked skbs are gone, so the
+        distances increase). A packet never spans two skbs: ``tcp_write_xmit`` sends one
+        skb, or a ``tso_fragment`` of it."""
+        skbs = self.skbs
+        una = self.snd_una
+        d = (seq - una) & MASK
+        hi = len(skbs)
+        if hi == 1 or ((skbs[-2][0] - una) & MASK) <= d:
+            return hi - 1 if ((skbs[-1][0] - una) & MASK) > d else hi    # new data: the tail
+        lo = 0
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if ((skbs[mid][0] - una) & MASK) > d:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    def _cwnd_validate(self, lim: bool) -> None:
+        """``tcp_cwnd_validate`` after ``tcp_write_xmit``: remember, per window of data (until
+        snd_una passes cwnd_usage_seq), whether the sender was cwnd-limited and else the most
+        packets it had out; ``_cwnd_limited`` reads them on the ACKs of that window."""
+        out = (((self.snd_max - self.snd_una) & MASK) + self.mss - 1) // self.mss
+        if not seq_lt(self.snd_una, self.cwnd_usage_seq) or lim or (
+                not self.cwnd_lim and out > self.max_pkts_out):
+            self.cwnd_lim = lim
+            self.max_pkts_out = out
+            self.cwnd_usage_seq = self.snd_max
+
+    def _cwnd_limited(self) -> bool:
+        """``tcp_is_cwnd_limited``: cwnd-limited in this window, or in slow start with cwnd
+        below twice the most packets out (so it grows to twice what was ACKed)."""
+        if self.cwnd_lim:
+            return True
+        cc = self.cc
+        return cc.cwnd < cc.ssthresh and cc.cwnd < 2 * self.max_pkts_out
+
+    def _tso_len(self, seq: int, avail: int, last: bool = True) -> int:
         """With offload (TSO): how much new data from ``seq`` goes as one segment, given that
         one MSS passed ``_push``'s tests: what the per-MSS loop would send in a row (cwnd,
         ``tcp_snd_wnd_test`` per piece, Nagle on a short tail; a FIN-carrying last piece is
         left to it), capped at ``tcp_xmit_size_goal``: gso_max_size - 1 - MAX_TCP_HEADER
         bounded to half the peer's largest window (``tcp_bound_to_half_wnd``), in whole MSS.
-        ``tcp_tso_autosize``'s pacing-rate bound and ``tcp_tso_should_defer`` are not
-        modelled: the wire carries the same bytes as without offload."""
+        Where the encoder shows GSO packets whole (``gso_exact``: packetdrill's tun) they are
+        cut as ``tcp_write_xmit`` cuts them: ``_autosize`` and half the cwnd. ``tcp_tso_should_defer`` is not modelled: the wire carries the
+        same bytes as without offload."""
         mss = self.mss
-        mw = self.max_window
-        goal = min(TSO_MAX, mw // 2 if mw > MSS_DEFAULT else mw)
-        goal = max(goal - goal % mss, mss)
+        goal = self._size_goal()
+        quota = self.cc.cwnd - self._inflight_segs()
+        if self.stack.encoder.gso_exact:
+            quota = min(quota, max(self.cc.cwnd >> 1, 1))   # tcp_cwnd_test: 2 GSO packets in flight
         wnd_room = (self.snd_una + self.snd_wnd - seq) & MASK
-        n = min(avail, (self.cc.cwnd - self._inflight_segs()) * mss, wnd_room, goal)
+        n = min(avail, quota * mss, wnd_room, goal)
         tail = n % mss
         if n < avail:
             return n - tail
+        if not last:
+            return n                       # a whole skb that is not the queue's tail goes
         if self.fin_queued:
             return n - (tail or mss)       # the FIN rides on the last piece: _push sends it
         if tail and not self.nodelay and seq_gt(self.snd_sml, self.snd_una) and \
@@ -104,14 +226,43 @@ class OutputMixin:
             return n - tail                # Nagle/Minshall holds the short tail back
         return n
 
-    def _xmit(self, seq: int, off: int, n: int, now: float, retrans: bool, fin: bool = False) -> None:
-        """Build and emit one data/FIN segment (``tcp_transmit_skb``); counts retransmissions."""
+    def _autosize(self, mss: int) -> int:
+        """``tcp_tso_autosize``: a TSO packet carries about 1 ms of the pacing rate
+        (``tcp_update_pacing_rate``: mss * max(cwnd, packets_out) / srtt, times
+        tcp_pacing_ss_ratio below ssthresh/2 else tcp_pacing_ca_ratio, in %; shifted by
+        sk_pacing_shift 10), plus gso_max_size >> (rtt_us >> tcp_tso_rtt_log 9) on short
+        paths (srtt stands in for min_rtt), at least tcp_min_tso_segs segments."""
+        cc = self.cc
+        p = self.profile
+        srtt = self.rto.srtt
+        ratio = p["net.ipv4.tcp_pacing_ss_ratio" if cc.cwnd < cc.ssthresh // 2 else "net.ipv4.tcp_pacing_ca_ratio"]
+        size = int(mss * ratio * max(cc.cwnd, self._inflight_segs()) / (100 * srtt)) >> 10
+        r = int(srtt * 1e6) >> 9
+        if r < 32:
+            size += TSO_MAX >> r
+        return max(min(size, TSO_MAX) // mss, p["net.ipv4.tcp_min_tso_segs"]) * mss
+
+    def _xmit(self, seq: int, off: int, n: int, now: float, retrans: bool, fin: bool = False,
+              skb=False) -> None:
+        """Build and emit one data/FIN segment (``tcp_transmit_skb``); counts retransmissions.
+        PSH where the queued data ends, and (``__tcp_transmit_skb``, profile knob
+        model.tso_psh) on every TSO packet: pcount > 1 forces PSH to expedite GRO flushes
+        (where the encoder shows GSO packets whole; VnetEncoder re-merges runs itself).
+        ``skb``: the skb holding ``seq`` when the caller knows it."""
         payload = bytes(self.sndq[off:off + n]) if n else b""
         flags = ACK
         if fin:
             flags |= FIN
-        if n and off + n == len(self.sndq):
-            flags |= PSH
+        if n:
+            e = skb
+            if e is False:
+                skbs = self.skbs
+                i = self._skb_index(seq) if skbs else 0
+                e = skbs[i] if skbs and i < len(skbs) else None
+            if (e[1] and e[0] == (seq + n) & MASK) if e is not None else off + n == len(self.sndq):
+                flags |= PSH               # the end of an skb marked by tcp_mark_push
+            elif n > self.mss and self.profile["model.tso_psh"] and self.stack.encoder.gso_exact:
+                flags |= PSH
         end = (seq + n + (1 if fin else 0)) & MASK
         c = self.stack.counters
         if retrans:

@@ -32,6 +32,7 @@ def tcp_info(info: dict) -> dict:
         "tcpi_rcv_wnd": info["rcv_wnd"], "tcpi_notsent_bytes": info["notsent"],
         "tcpi_last_data_sent": info["lastsnd"], "tcpi_last_data_recv": info["lastrcv"],
         "tcpi_last_ack_recv": info["lastack"],
+        "tcpi_ca_state": info["ca_state"], "tcpi_sacked": info["sacked"],
     }
 
 

@@ -46,8 +46,7 @@ _MTU = re.compile(r"^ip\s+link\s+set\s+(?:dev\s+)?\S+\s+mtu\s+(\d+)$")
 _PROC = re.compile(r"^/proc/sys/([^=]+)=(.+)$")
 # knobs that only size TSO packets (invisible once outbound segments are coalesced, and the
 # model does not defer sending for TSO): accepted, listed as unmodelled
-PACKETIZATION_ONLY = ("net.ipv4.tcp_min_tso_segs", "net.ipv4.tcp_tso_win_divisor",
-                      "net.ipv4.tcp_pacing_ss_ratio", "net.ipv4.tcp_pacing_ca_ratio")
+PACKETIZATION_ONLY = ("net.ipv4.tcp_tso_win_divisor",)
 
 
 class Settings:

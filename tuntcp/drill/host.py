@@ -12,8 +12,16 @@ LOCAL_PORT = 8080             # bind(..., ...) and connect(..., ...) use packetd
 REMOTE_PORT = 8080
 
 
+class TsoRecorder(SegmentRecorder):
+    """packetdrill's tun takes TSO packets, so the kernel's GSO packets reach the script whole:
+    the model sends TSO segments too (their PSH and size are part of what is compared)."""
+
+    tso = True
+    gso_exact = True
+
+
 def make_stack(profile, local_ip: str, mtu: int):
-    stack = Stack(profile, addrs={ip_int(local_ip)}, secret=b"tuntcp drill key", encoder=SegmentRecorder())
+    stack = Stack(profile, addrs={ip_int(local_ip)}, secret=b"tuntcp drill key", encoder=TsoRecorder())
     stack.mtu = mtu
     return stack
 

@@ -103,6 +103,7 @@ class Shim:
         s.listener = stack.listen(s.port or host.LOCAL_PORT, backlog, rcvbuf=s.opts.get("SO_RCVBUF"),
                                   sndbuf=s.opts.get("SO_SNDBUF"),
                                   defer_accept=s.opts.get("TCP_DEFER_ACCEPT", 0))
+        self._user_mss(s)
         self.r.listening = True
         return 0, None
 
@@ -128,7 +129,7 @@ class Shim:
             r = self.r
             s.conn = r.stack.connect(ip_int(r.local_ip), ip_int(r.remote_ip), host.REMOTE_PORT, self.now,
                                      lport=s.port, rcvbuf=s.opts.get("SO_RCVBUF"),
-                                     sndbuf=s.opts.get("SO_SNDBUF"))
+                                     sndbuf=s.opts.get("SO_SNDBUF"), user_mss=s.opts.get("TCP_MAXSEG", 0))
             if s.opts.get("TCP_NODELAY"):
                 s.conn.nodelay = True
             r.current = s.conn
@@ -169,9 +170,24 @@ class Shim:
                     s.conn.nodelay = bool(v)
                     s.conn.send(b"", self.now) if v else None
             return 0, None
+        if name == "TCP_MAXSEG":
+            if not 88 <= v <= 32767:            # TCP_MIN_MSS .. MAX_TCP_WINDOW
+                raise _Errno("EINVAL")
+            s.opts[name] = v                    # rx_opt.user_mss: new connections only
+            self._user_mss(s)
+            return 0, None
         if str(name).startswith("TCP_FASTOPEN"):
             raise Unsupported("TFO", detail=f"setsockopt {name}")
         raise Unsupported(f"setsockopt {name}")
+
+    def _user_mss(self, s) -> None:
+        """A listener's user_mss: its SYN-ACKs offer min(advmss, user_mss) (``tcp_mss_clamp``
+        in tcp_make_synack) and children clamp the peer's MSS to it."""
+        v = s.opts.get("TCP_MAXSEG")
+        if v and s.listener is not None:
+            if not hasattr(s.listener, "advmss"):
+                raise Unsupported("setsockopt TCP_MAXSEG", detail="on this profile's listener")
+            s.listener.advmss = min(self.r.stack.mtu - 40, v)
 
     def sys_getsockopt(self, fd, level, name, val, vlen):
         s = self.sock(fd)
@@ -192,6 +208,8 @@ class Shim:
             return self.r.check_out(val, s.opts.get(name, 0)), None
         if name == "TCP_MAXSEG" and s.conn is not None and s.conn.state != "SYN-SENT":
             return self.r.check_out(val, s.conn.info()["mss"]), None     # tp->mss_cache
+        if name == "TCP_MAXSEG" and "TCP_MAXSEG" in s.opts:
+            return self.r.check_out(val, s.opts[name]), None     # user_mss while CLOSE/LISTEN
         raise Unsupported(f"getsockopt {name}")
 
     def sys_fcntl(self, fd, cmd, arg=None):
@@ -235,7 +253,7 @@ class Shim:
         if s.pending_write == 0:
             s.pending_write = n
         left = s.pending_write
-        took = c.send(bytes(left), self.now)
+        took = c.send(bytes(left), self.now, eor="MSG_EOR" in fl)
         if s.nonblock or "MSG_DONTWAIT" in fl:
             s.pending_write = 0
             if took == 0:

@@ -39,7 +39,7 @@ class SegmentRecorder:
 
     tso = False
     ip6: Ip6Out | None = None      # set by the host
-
+    gso_exact = False   # True: TSO packets sized and flagged as tcp_write_xmit does (core/tcp_output)
 
     def open(self, key) -> None:
         """A connection with this 4-tuple (laddr, lport, raddr, rport) now exists."""

@@ -252,7 +252,7 @@ class Stack:
             del self.listeners[(lst.addr, lst.port)]
 
     def connect(self, laddr: int, raddr: int, rport: int, now: float, *, lport=None,
-                rcvbuf=None, sndbuf=None):
+                rcvbuf=None, sndbuf=None, user_mss=0):
         """connect(2): pick an ephemeral port if needed and send the SYN."""
         self.now = now
         if self.addrs and laddr not in self.addrs:
@@ -263,7 +263,8 @@ class Stack:
             lport = self._ephemeral(laddr, raddr, rport)
         elif (laddr, lport, raddr, rport) in self.conns:
             raise StackError(f"address in use: {laddr}:{lport} -> {raddr}:{rport}")
-        return Connection.active(self, laddr, lport, raddr, rport, now, rcvbuf=rcvbuf, sndbuf=sndbuf)
+        return Connection.active(self, laddr, lport, raddr, rport, now, rcvbuf=rcvbuf, sndbuf=sndbuf,
+                                 user_mss=user_mss)
 
     def _ephemeral(self, laddr, raddr, rport) -> int:
         span = EPHEMERAL_HI - EPHEMERAL_LO + 1

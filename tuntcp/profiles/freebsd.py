@@ -107,6 +107,7 @@ def _freebsd(name: str, **changes) -> None:
     f["model.delack_min"] = f["net.inet.tcp.delacktime"] / 1000.0   # TCPTV_DELACK 100 ms
     f["model.delack_max"] = f["net.inet.tcp.delacktime"] / 1000.0
     f["model.timewait_len"] = 2 * f["net.inet.tcp.msl"] / 1000.0    # 2*MSL = 60 s
+    f["model.tso_psh"] = False      # tcp_output sets TH_PUSH only where the send buffer ends
     register(Profile(name, "freebsd", f))
 
 

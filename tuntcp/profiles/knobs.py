@@ -122,6 +122,12 @@ LINUX: dict[str, Knob] = {
     "net.ipv4.tcp_slow_start_after_idle": u8(),
     "net.ipv4.tcp_dsack": u8(),
     "net.ipv4.tcp_early_retrans": u8(0, 4, extra=" extra1=SYSCTL_ZERO extra2=SYSCTL_FOUR"),
+    # ranges read back from a 6.18 namespace (0 and 256 refused; 1001 refused)
+    "net.ipv4.tcp_min_tso_segs": u8(1, 255, "segments", extra=" extra1=SYSCTL_ONE"),
+    "net.ipv4.tcp_pacing_ss_ratio": intk(0, 1000, "%", "proc_dointvec_minmax extra1=SYSCTL_ZERO "
+                                         "extra2=SYSCTL_ONE_THOUSAND"),
+    "net.ipv4.tcp_pacing_ca_ratio": intk(0, 1000, "%", "proc_dointvec_minmax extra1=SYSCTL_ZERO "
+                                         "extra2=SYSCTL_ONE_THOUSAND"),
     "net.ipv4.ip_default_ttl": intk(1, 255, "hops", "proc_dointvec_minmax extra1=&ip_ttl_min extra2=&ip_ttl_max"),
     # net/ipv6/addrconf.c (hop_limit: extra1=SYSCTL_ONE extra2=&two_five_five), sysctl_net_ipv6.c.
     "net.ipv6.conf.default.hop_limit": intk(1, 255, "hops", "proc_dointvec_minmax extra1=SYSCTL_ONE "
@@ -145,6 +151,7 @@ LINUX: dict[str, Knob] = {
     "model.delack_min": seconds(0.001, 120.0),
     "model.delack_max": seconds(0.001, 120.0),
     "model.timewait_len": seconds(0.0, 3600.0),
+    "model.tso_psh": _BOOL,
 }
 
 # FreeBSD sysctls the FreeBSD personality reads (types from the SYSCTL_* declarations; ranges the

@@ -28,6 +28,8 @@ model.* switches:
   model.rto_initial / rto_min / rto_max  seconds (TCP_TIMEOUT_INIT, TCP_RTO_MIN, TCP_RTO_MAX)
   model.delack_min / delack_max          seconds (TCP_DELACK_MIN, TCP_DELACK_MAX)
   model.timewait_len         seconds (TCP_TIMEWAIT_LEN)
+  model.tso_psh              True: every TSO packet (pcount > 1) carries PSH (__tcp_transmit_skb,
+                             051ba67447 "tcp: force a PSH flag on TSO packets", 4.19)
 """
 from __future__ import annotations
 
@@ -65,6 +67,9 @@ _BASE = {
     "net.ipv4.tcp_slow_start_after_idle": 1,
     "net.ipv4.tcp_dsack": 1,
     "net.ipv4.tcp_early_retrans": 3,
+    "net.ipv4.tcp_min_tso_segs": 2,
+    "net.ipv4.tcp_pacing_ss_ratio": 200,
+    "net.ipv4.tcp_pacing_ca_ratio": 120,
     "net.ipv4.ip_default_ttl": 64,
     "net.ipv6.conf.default.hop_limit": 64,  # IPV6_DEFAULT_HOPLIMIT
     "net.ipv6.auto_flowlabels": 1,          # IP6_AUTO_FLOW_LABEL_OPTOUT (ip6_make_flowlabel)
@@ -84,6 +89,7 @@ _BASE = {
     "model.delack_min": 0.04,
     "model.delack_max": 0.2,
     "model.timewait_len": 60.0,
+    "model.tso_psh": True,
 }
 
 
@@ -111,6 +117,7 @@ _linux(
     model__cookie_wscale_clamp=False,
     model__init_rcv_wnd_segs=10,
     model__synflood_proto="TCP",
+    model__tso_psh=False,
 )
 _linux(
     "linux-4.9",
@@ -121,6 +128,7 @@ _linux(
     model__acceptq_syn_drop="young",
     model__cookie_wscale_clamp=False,
     model__init_rcv_wnd_segs=20,
+    model__tso_psh=False,
 )
 _linux(
     "linux-5.4",

@@ -214,5 +214,5 @@ def main(args) -> int:
     print(f"\nreport: {cfg.out}/report.json, {art['markdown']}")
     print("plots:  " + ", ".join(art["plots"]))
     if cfg.pcap:
-        print("pcap:   " + ", ".join(f"{m}: {p}" for m, p in art["pcap"].items()) + "   (tshark -r FILE)")
+        print("pcap:   " + ", ".join(f"{m}: {p}" for m, p in art["pcap"].items() if p) + "   (tshark -r FILE)")
     return 0
