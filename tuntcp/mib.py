@@ -123,6 +123,8 @@ TuntcpMartianSrc = "TuntcpMartianSrc"
 TuntcpTcpTruncated = "TuntcpTcpTruncated"
 TuntcpTunTxDrops = "TuntcpTunTxDrops"
 TuntcpIp6RtHdrDrop = "TuntcpIp6RtHdrDrop"  # seg6/RPL routing header while disabled: Linux counts nothing
+TuntcpIp6CompatAddr = "TuntcpIp6CompatAddr"  # ::/96 address: its key would collide with IPv4's
+TuntcpIp6NoOffload = "TuntcpIp6NoOffload"  # IPv6 packet on a vnet (offload) endpoint: IPv4 only
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "Ip": (IpInReceives, IpInHdrErrors, IpInAddrErrors, IpInUnknownProtos, IpInDiscards, IpInDelivers,
@@ -151,13 +153,13 @@ GROUPS: dict[str, tuple[str, ...]] = {
         FreeBSDSyncacheCacheOverflow, FreeBSDSyncacheReset, FreeBSDSyncacheStale,
         FreeBSDSyncacheAborted, FreeBSDSyncacheBadack, FreeBSDSyncacheZoneFail,
         FreeBSDSyncacheCookiesSent, FreeBSDSyncacheCookiesRecv, FreeBSDSyncacheCookiesFailed,),
-    "Tuntcp": (TuntcpMartianSrc, TuntcpTcpTruncated, TuntcpTunTxDrops, TuntcpIp6RtHdrDrop,),
+    "Tuntcp": (TuntcpMartianSrc, TuntcpTcpTruncated, TuntcpTunTxDrops, TuntcpIp6RtHdrDrop, TuntcpIp6CompatAddr,
+        TuntcpIp6NoOffload,),
 }
 ALL: tuple[str, ...] = tuple(n for names in GROUPS.values() for n in names)
 KERNEL_ONLY: frozenset[str] = frozenset({
     IpInDiscards, IpInDelivers, IpOutRequests, TcpExtTCPSlowStartRetrans, TcpExtTCPDSACKRecv,
-    TcpExtTCPRcvQDrop, TcpExtOutOfWindowIcmps, Ip6InReceives, Ip6InAddrErrors, Ip6InDiscards,
-    Ip6OutRequests,
+    TcpExtTCPRcvQDrop, TcpExtOutOfWindowIcmps, Ip6InDiscards, Ip6OutRequests,
 })
 
 

@@ -20,7 +20,8 @@ def netns_available():
 
 
 @pytest.fixture
-def lab(netns_available):
-    """A fresh namespace + TUN (198.18.0.1 -> 198.18.1.1), removed after the test."""
-    with netns.Lab() as lab:
+def lab(netns_available, request):
+    """A fresh namespace + TUN (198.18.0.1 -> 198.18.1.1), removed after the test. IPv6
+    (2001:2::1 -> 2001:2:0:1::1) for a test parametrized ``("lab", [4, 6], indirect=True)``."""
+    with netns.Lab(family=getattr(request, "param", 4)) as lab:
         yield lab

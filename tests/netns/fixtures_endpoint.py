@@ -28,6 +28,10 @@ PROFILE = "linux-6.1"
 SECRET = b"netns-tests-key!"   # fixed: same ISNs/cookies/TS offsets for the same 4-tuple
 
 
+# a netns test run once per address family (the conftest's lab fixture takes the family)
+BOTH_FAMILIES = pytest.mark.parametrize("lab", [4, 6], indirect=True, ids=["ipv4", "ipv6"])
+
+
 @pytest.fixture
 def start_endpoint(lab, nursery):
     """`start_endpoint(profile=PROFILE, pcap=None, link_in=None, link_out=None, overrides=None)`

@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from fixtures_endpoint import start_endpoint  # noqa: F401  (a fixture, used by name)
-from fixtures_endpoint import (KClient, ans_run, kernel_connect, payload_chunks, payload_digest,
+from fixtures_endpoint import (BOTH_FAMILIES, KClient, ans_run, kernel_connect, payload_chunks, payload_digest,
                                receive_exactly, recv_all, sock_send_all)
 from tuntcp.harness.clients import tcp_info
 from tuntcp.shell import open_tcp_listener
@@ -20,11 +20,12 @@ from tuntcp.shell import open_tcp_listener
 pytestmark = pytest.mark.netns
 
 TS_LEN = 12   # the timestamp option (10 bytes + 2 NOPs) every segment carries when TS is on
-MTU_MSS = 1460
+MTU_MSS = {4: 1460, 6: 1440}    # 1500 - 40 / 1500 - 60
 
 
 # ---- 1. handshake options ---------------------------------------------------------------------
 
+@BOTH_FAMILIES
 @pytest.mark.parametrize("ts,sack,ws", list(itertools.product((1, 0), repeat=3)))
 async def test_handshake_options_agree_with_kernel_client(lab, start_endpoint, ts, sack, ws):
     """The client namespace's sysctls decide what its SYN offers; our endpoint (all three on)
@@ -49,8 +50,8 @@ async def test_handshake_options_agree_with_kernel_client(lab, start_endpoint, t
     else:
         assert (e["rcv_wscale"], e["snd_wscale"]) == (0, 0)
     tslen = TS_LEN if ts else 0
-    assert k["snd_mss"] == e["advmss"] == MTU_MSS - tslen
-    assert e["mss"] == k["advmss"] == MTU_MSS - tslen
+    assert k["snd_mss"] == e["advmss"] == MTU_MSS[lab.family] - tslen
+    assert e["mss"] == k["advmss"] == MTU_MSS[lab.family] - tslen
     # and the connection works after this handshake: one round trip each way
     with trio.fail_after(10):
         await client.send(b"ping")
@@ -131,6 +132,7 @@ async def _keep(box, coro):
 MB = 1_000_000
 
 
+@BOTH_FAMILIES
 async def test_bulk_100mb_kernel_to_endpoint(lab, start_endpoint):
     ep = start_endpoint()
     r = await bulk_upload(lab, ep, 5001, 100 * MB, seed=1, timeout=60)
@@ -138,6 +140,7 @@ async def test_bulk_100mb_kernel_to_endpoint(lab, start_endpoint):
     print(f"\nkernel -> endpoint 100 MB: {r['seconds']:.2f} s = {100 / r['seconds']:.1f} MB/s")
 
 
+@BOTH_FAMILIES
 async def test_bulk_100mb_endpoint_to_kernel(lab, start_endpoint):
     ep = start_endpoint()
     r = await bulk_download(lab, ep, 5002, 100 * MB, seed=2, timeout=60)

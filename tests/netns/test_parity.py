@@ -2,6 +2,8 @@
 against tuntcp (profile closest to the running kernel) must give the same counters and the same
 per-client fates. Each test also pins what the kernel did, so a script that stopped exercising
 its case (both sides quietly doing nothing) fails too. See tuntcp/harness/parity.py."""
+import dataclasses
+
 import pytest
 import trio
 
@@ -20,7 +22,15 @@ def need_netns():
         pytest.skip(reason)
 
 
-async def parity(sc):
+@pytest.fixture(params=[4, 6], ids=["ipv4", "ipv6"])
+def family(request):
+    """Every parity script runs once per address family: the kernel's IPv6 listener and
+    tuntcp's cookie_v6/tcp_v6 paths must agree as the IPv4 ones do."""
+    return request.param
+
+
+async def parity_in(family, sc):
+    sc = dataclasses.replace(sc, family=family)
     need_netns()
     with trio.fail_after(30):
         kernel, ours = await run_parity(sc)
@@ -46,10 +56,10 @@ def test_closest_profile_picks_the_newest_not_above_the_release():
 
 
 @pytest.mark.parametrize("backlog", [2, 0])
-async def test_backlog_n_admits_n_plus_one(backlog):
+async def test_backlog_n_admits_n_plus_one(backlog, family):
     """No cookies, app asleep: N+1 handshakes complete, the next SYN is dropped (overflow)."""
     n = backlog + 1
-    k = await parity(Scenario(f"backlog {backlog}", backlog, [("connect", n + 1), ("accept", None)],
+    k = await parity_in(family, Scenario(f"backlog {backlog}", backlog, [("connect", n + 1), ("accept", None)],
                               {SYNCOOKIES: 0}))
     assert fates(k, "connected") == [True] * n + [False]
     assert fates(k, "accepted") == [True] * n + [False]
@@ -57,10 +67,10 @@ async def test_backlog_n_admits_n_plus_one(backlog):
     assert k.counters["TcpPassiveOpens"] == n
 
 
-async def test_cookies_on_syn_queue_overflow():
+async def test_cookies_on_syn_queue_overflow(family):
     """Three unanswered SYNs fill a backlog-2 SYN queue; real clients then get cookies, and the
     accept queue still caps them at 3 (the 4th SYN is dropped before any cookie is made)."""
-    k = await parity(Scenario("cookies on overflow", 2,
+    k = await parity_in(family, Scenario("cookies on overflow", 2,
                               [("syn_flood", 3), ("connect", 4), ("accept", None)],
                               {SYNCOOKIES: 1}))
     assert fates(k, "cookie") == [True, True, True, False]
@@ -71,10 +81,10 @@ async def test_cookies_on_syn_queue_overflow():
 
 
 @pytest.mark.parametrize("timestamps", [1, 0])
-async def test_cookies_forced(timestamps):
+async def test_cookies_forced(timestamps, family):
     """tcp_syncookies=2: every SYN gets a cookie; options survive only with timestamps; an
     accept() makes room for one more."""
-    k = await parity(Scenario(f"forced cookies ts={timestamps}", 1,
+    k = await parity_in(family, Scenario(f"forced cookies ts={timestamps}", 1,
                               [("connect", 3), ("accept", 1), ("connect", 1), ("accept", None)],
                               {SYNCOOKIES: 2, "net.ipv4.tcp_timestamps": timestamps}))
     assert fates(k, "connected") == [True, True, False, True]
@@ -84,9 +94,9 @@ async def test_cookies_forced(timestamps):
     assert k.counters["TcpExtSyncookiesRecv"] == 3 and k.counters["TcpExtListenOverflows"] == 1
 
 
-async def test_failed_cookies_after_an_overflow():
+async def test_failed_cookies_after_an_overflow(family):
     """Bare ACKs that match nothing count as failed cookies only while an overflow is recent."""
-    k = await parity(Scenario("failed cookies", 2,
+    k = await parity_in(family, Scenario("failed cookies", 2,
                               [("bogus_ack", 1), ("syn_flood", 4), ("bogus_ack", 2),
                                ("connect", 1), ("accept", None)], {SYNCOOKIES: 1}))
     assert k.counters["TcpExtSyncookiesFailed"] == 2
@@ -94,10 +104,10 @@ async def test_failed_cookies_after_an_overflow():
     assert fates(k, "accepted") == [True]
 
 
-async def test_abort_on_overflow_resets_the_third_ack():
+async def test_abort_on_overflow_resets_the_third_ack(family):
     """Backlog 1 holding one child; two clients whose SYNs both fit, ACKs held back: the second
     completing ACK overflows the accept queue and tcp_abort_on_overflow=1 answers with a RST."""
-    k = await parity(Scenario("abort_on_overflow=1", 1,
+    k = await parity_in(family, Scenario("abort_on_overflow=1", 1,
                               [("connect", 1), ("connect_held", 2), ("release",),
                                ("accept", None)], {SYNCOOKIES: 1, ABORT: 1}))
     assert fates(k, "cookie") == [False, False, False]
@@ -106,10 +116,10 @@ async def test_abort_on_overflow_resets_the_third_ack():
     assert k.counters["TcpExtEmbryonicRsts"] == 1 and k.counters["TcpExtListenOverflows"] == 1
 
 
-async def test_without_abort_the_overflowed_client_stalls_then_gets_in():
+async def test_without_abort_the_overflowed_client_stalls_then_gets_in(family):
     """Same script with tcp_abort_on_overflow=0: no RST, the request sock stays (acked); once
     accept() made room, the client's retransmitted data completes the handshake."""
-    k = await parity(Scenario("abort_on_overflow=0", 1,
+    k = await parity_in(family, Scenario("abort_on_overflow=0", 1,
                               [("connect", 1), ("connect_held", 2), ("release",),
                                ("accept", None), ("wait", 0.8), ("accept", None)],
                               {SYNCOOKIES: 1, ABORT: 0}))
@@ -119,11 +129,11 @@ async def test_without_abort_the_overflowed_client_stalls_then_gets_in():
     assert k.counters["TcpPassiveOpens"] == 3
 
 
-async def test_backlog_0_cookie_ack_overflow_is_silent_even_with_abort():
+async def test_backlog_0_cookie_ack_overflow_is_silent_even_with_abort(family):
     """Backlog 0, two clients whose SYNs both arrive before any ACK: the second SYN finds the
     SYN queue full (qlen 1 > 0) and gets a cookie; its ACK then overflows the accept queue and
     is dropped with no state and no RST, tcp_abort_on_overflow=1 notwithstanding."""
-    k = await parity(Scenario("backlog 0 abort", 0,
+    k = await parity_in(family, Scenario("backlog 0 abort", 0,
                               [("connect_held", 2), ("release",), ("accept", None)],
                               {SYNCOOKIES: 1, ABORT: 1}))
     assert fates(k, "cookie") == [False, True]
@@ -133,8 +143,8 @@ async def test_backlog_0_cookie_ack_overflow_is_silent_even_with_abort():
     assert k.counters["TcpExtListenOverflows"] == 1
 
 
-async def test_syn_queue_full_without_cookies_drops_the_syn():
-    k = await parity(Scenario("synq full, no cookies", 2,
+async def test_syn_queue_full_without_cookies_drops_the_syn(family):
+    k = await parity_in(family, Scenario("synq full, no cookies", 2,
                               [("syn_flood", 3), ("connect", 1), ("accept", None)],
                               {SYNCOOKIES: 0}))
     assert fates(k, "connected") == [False]
@@ -142,10 +152,10 @@ async def test_syn_queue_full_without_cookies_drops_the_syn():
     assert k.counters["TcpExtListenOverflows"] == 0
 
 
-async def test_three_quarter_rule_drops_unproven_peers():
+async def test_three_quarter_rule_drops_unproven_peers(family):
     """tcp_syncookies=0: once fewer than max_syn_backlog/4 request slots are left, a SYN from
     a peer with no history is dropped although the listener's own SYN queue has room."""
-    k = await parity(Scenario("3/4 of tcp_max_syn_backlog", 64,
+    k = await parity_in(family, Scenario("3/4 of tcp_max_syn_backlog", 64,
                               [("syn_flood", 7), ("connect", 1), ("accept", None)],
                               {SYNCOOKIES: 0, "net.ipv4.tcp_max_syn_backlog": 8}))
     assert fates(k, "connected") == [False]
@@ -153,8 +163,8 @@ async def test_three_quarter_rule_drops_unproven_peers():
     assert k.counters["TcpExtTCPReqQFullDrop"] == 0 and k.counters["TcpExtListenOverflows"] == 0
 
 
-async def test_defer_accept_holds_a_bare_ack_until_data():
-    k = await parity(Scenario("TCP_DEFER_ACCEPT", 4,
+async def test_defer_accept_holds_a_bare_ack_until_data(family):
+    k = await parity_in(family, Scenario("TCP_DEFER_ACCEPT", 4,
                               [("connect", 1), ("accept", None), ("send", 0), ("accept", None)],
                               {SYNCOOKIES: 1}, defer_accept=1))
     assert fates(k, "accepted") == [True]
@@ -176,8 +186,8 @@ async def test_synack_schedule_matches_the_kernel():
     assert res["kernel"].counters["TcpExtTCPSynRetrans"] == 2
 
 
-async def test_listen_again_only_changes_the_backlog():
-    k = await parity(Scenario("relisten", 0,
+async def test_listen_again_only_changes_the_backlog(family):
+    k = await parity_in(family, Scenario("relisten", 0,
                               [("connect", 2), ("listen", 2), ("connect", 3), ("accept", None)],
                               {SYNCOOKIES: 0}))
     assert fates(k, "connected") == [True, False, True, True, False]
@@ -185,18 +195,18 @@ async def test_listen_again_only_changes_the_backlog():
     assert k.counters["TcpExtListenOverflows"] == 2
 
 
-async def test_closing_the_listener_resets_unaccepted_children():
-    k = await parity(Scenario("close", 4,
+async def test_closing_the_listener_resets_unaccepted_children(family):
+    k = await parity_in(family, Scenario("close", 4,
                               [("connect", 3), ("accept", 1), ("close",)], {SYNCOOKIES: 1}))
     assert fates(k, "accepted") == [True, False, False]
     assert fates(k, "reset") == [False, True, True]
 
 
-async def test_dropped_cookie_ack_is_revalidated_by_the_clients_retransmission():
+async def test_dropped_cookie_ack_is_revalidated_by_the_clients_retransmission(family):
     """Forced cookies, backlog 0: the second client's cookie ACK (with its byte) overflows and
     leaves no state; after accept() its retransmitted byte carries the same cookie, which is
     validated again and now gets in."""
-    k = await parity(Scenario("cookie ack retransmitted", 0,
+    k = await parity_in(family, Scenario("cookie ack retransmitted", 0,
                               [("connect_held", 2), ("release",), ("accept", None),
                                ("wait", 0.8), ("accept", None)], {SYNCOOKIES: 2}))
     assert fates(k, "cookie") == [True, True]

@@ -18,6 +18,8 @@ from tuntcp.harness.raw import send_raw, spoofed_syn
 from tuntcp.profiles import get_profile
 from tuntcp.shell import Endpoint, open_tcp_listener
 from tuntcp.wire import codec
+from tuntcp.wire.ipv6 import parse_ip
+from fixtures_endpoint import BOTH_FAMILIES
 from tuntcp.wire.pcap import PcapWriter
 from tuntcp.wire.segment import ACK, SYN
 
@@ -43,13 +45,12 @@ def read_pcap(path):
     while off + 16 <= len(data):
         sec, usec, incl, _ = struct.unpack_from("<IIII", data, off)
         off += 16
-        out.append((sec + usec / 1e6, codec.parse(data[off:off + incl], verify=False)))
+        out.append((sec + usec / 1e6, parse_ip(data[off:off + incl], verify=False)))
         off += incl
     return out
 
 
-def from_endpoint(pkts):
-    ip = codec.ip_int(EP)
+def from_endpoint(pkts, ip=codec.ip_int(EP)):
     return [(t, s) for t, s in pkts if s.saddr == ip]
 
 
@@ -75,12 +76,18 @@ async def connect(lab, port, *, held=False):
 
 # ---- 1. the worked example: SO_RCVBUF 102400, forced cookies -----------------------------
 
-@pytest.mark.parametrize("profile,ep_wscale,field,client_wnd", [
-    ("linux-5.4", 7, 789, 1578),        # the bug: SYN-ACK says 1, the cookie child uses 7
-    ("linux-5.10", 1, 50476, 100952),   # 909172a14974: both sides use 1
+@BOTH_FAMILIES
+@pytest.mark.parametrize("profile,ep_wscale", [
+    ("linux-5.4", 7),        # the bug: SYN-ACK says 1, the cookie child uses 7: field 789, window 1578
+    ("linux-5.10", 1),       # 909172a14974: both sides use 1: field 50476, window 100952
 ])
-async def test_worked_example_cookie_wscale(lab, nursery, tmp_path, profile, ep_wscale, field,
-                                            client_wnd):
+async def test_worked_example_cookie_wscale(lab, nursery, tmp_path, profile, ep_wscale):
+    """Over IPv6 (cookie_v6_check) the MSS is 20 bytes smaller (1440 - 12 = 1428), so the
+    clamp is 102400 - 1428 = 100972 and the fixed profile's field 100972 >> 1 = 50486; the
+    buggy field stays 789 (100972 rounded up to 128, >> 7) with the client's window 1578."""
+    clamp = 102400 - (1448 if lab.family == 4 else 1428)      # max(2*mss, rcvbuf - mss)
+    field = -(-clamp >> ep_wscale)                            # rounded up to 1 << wscale
+    client_wnd = field << 1                                   # the client applies our SYN-ACK's 1
     SIZE = 200_000
     pcap_path = tmp_path / "kafka.pcap"
     stack, ep = start(lab, nursery, profile, ["net.ipv4.tcp_syncookies=2"],
@@ -118,9 +125,9 @@ async def test_worked_example_cookie_wscale(lab, nursery, tmp_path, profile, ep_
     assert stack.counters["TcpExtSyncookiesRecv"] == 1
     assert cinfo["snd_wscale"] == 1                   # what the SYN-ACK announced
     assert infos[0]["rcv_wscale"] == ep_wscale        # what the cookie child uses
-    assert infos[0]["window_clamp"] == 100952         # max(2*1448, 102400 - 1448)
+    assert infos[0]["window_clamp"] == clamp
     assert cinfo["snd_wnd"] == client_wnd
-    pkts = from_endpoint(read_pcap(pcap_path))
+    pkts = from_endpoint(read_pcap(pcap_path), lab.endpoint_ip)
     (synack,) = [s for _, s in pkts if s.flags & SYN]
     assert synack.options.wscale == 1 and synack.window == 65535
     fields = [s.window for _, s in pkts if not s.flags & SYN]

@@ -84,6 +84,20 @@ async def test_storm_buggy_vs_fixed(tmp_path, require_netns):
     assert "## Saturation" in md and k["profile"] in md
 
 
+async def test_storm_over_ipv6(tmp_path, require_netns):
+    """`tuntcp storm --family ipv6`: the same incident through cookie_v6_check, producers spread
+    over 10 IPv6 sources, and the kernel column's IPv6 listener agreeing on wscale."""
+    from tuntcp.scenarios.storm import run_storm
+    report = await run_storm(small_storm(tmp_path, family=6, control_name=f"storm6-{os.getpid()}"))
+    assert_headline(report, 100)
+    buggy = report["runs"]["buggy"]
+    assert all(c["client"].startswith("[2001:2:0:ff::") for c in buggy["connections"])
+    assert len({c["client"].rpartition(":")[0] for c in buggy["connections"]}) == 10
+    k = report["runs"]["kernel"]["summary"]
+    assert k["connections_made"] == 100 and k["wscale_mismatches"] == 0
+    assert k["cookie_connections"] > 0
+
+
 async def test_storm_split_over_worker_processes(tmp_path, require_netns):
     """100 producers in 3 worker processes (33, 33, 34): the merged records say the same."""
     from tuntcp.scenarios.storm import run_storm

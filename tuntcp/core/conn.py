@@ -214,7 +214,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         self.win = None
         self._rcvbuf = p["net.ipv4.tcp_rmem"][1]     # until the window exists (see rcvbuf)
         self._rcvbuf_locked = False
-        self.advmss = stack.mtu - 40
+        self.advmss = stack.advmss(laddr)
         self.fin_rcvd = False
         self.ofo_fin = None
         self.wscale_ok = self.sack_ok = self.ts_ok = False
@@ -325,7 +325,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         c.ts_recent, c.ts_off = params.ts_recent, params.ts_off
         c.sndbuf, c.sndbuf_locked = params.sndbuf, params.sndbuf_locked
         tslen = TS_LEN if c.ts_ok else 0
-        c.mss = max(min(params.mss, stack.mtu - 40) - tslen, MIN_MSS)
+        c.mss = max(min(params.mss, stack.advmss(c.laddr)) - tslen, MIN_MSS)
         c.advmss = params.advmss - tslen
         c.snd_wnd = c.max_window = params.snd_wnd
         c.snd_wl1, c.snd_wl2 = c.rcv_nxt, c.snd_una

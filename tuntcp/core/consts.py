@@ -1,6 +1,7 @@
 """Constants of the connection code, with the kernel names they stand for."""
 
 MSS_DEFAULT = 536            # TCP_MSS_DEFAULT: peer sent no MSS option (RFC 9293 3.7.1)
+MSS_DEFAULT6 = 1280 - 60     # the same on IPv6: IPV6_MIN_MTU - 60 (tcp_v6_connect's mss_clamp)
 TSO_MAX = 65536 - 1 - 320    # tcp_xmit_size_goal: GSO_LEGACY_MAX_SIZE - 1 - MAX_TCP_HEADER
 MIN_MSS = 88                 # TCP_MIN_MSS
 TS_LEN = 12                  # TCPOLEN_TSTAMP_ALIGNED

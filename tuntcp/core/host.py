@@ -31,7 +31,7 @@ class Host(Protocol):
     tw_count: int
     """TIME-WAIT sockets in the namespace (net.ipv4.tcp_max_tw_buckets)."""
     mtu: int
-    """The interface MTU: advmss = mtu - 40."""
+    """The interface MTU (see ``advmss``)."""
     offload: bool
     """The output path takes TSO segments (a ``VnetEncoder``): ``Connection._push`` sizes them."""
     log: Callable[..., None]
@@ -59,6 +59,9 @@ class Host(Protocol):
 
     def ts_offset(self, laddr: int, raddr: int) -> int:
         """``secure_tcp_ts_off`` for an address pair (0 unless tcp_timestamps=1)."""
+
+    def advmss(self, laddr: int) -> int:
+        """The MSS for a local address's family: mtu - 40 (IPv4) or mtu - 60 (IPv6)."""
 
     def challenge_allowed(self, now: float) -> bool:
         """Take one from the namespace's challenge-ACK budget (``tcp_send_challenge_ack``)."""

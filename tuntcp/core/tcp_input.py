@@ -13,7 +13,8 @@ from . import window as _window
 from .state import (CAN_SEND, CLOSED, CLOSE_WAIT, CLOSING, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2,
                     LAST_ACK, RCV_DATA, SYN_RECV)
 from .consts import (ACK_NOW, ACK_PUSHED, ACK_PUSHED2, ACK_SCHED, MAX_QUICKACKS, MIN_MSS,
-                     MSS_DEFAULT, PAWS_24DAYS, TS_LEN)
+                     MSS_DEFAULT, MSS_DEFAULT6, PAWS_24DAYS, TS_LEN)
+from ..wire.ipv6 import V4_MAX
 from ..wire.segment import ACK, FIN, PSH, RST, SYN, Segment
 
 
@@ -222,8 +223,9 @@ class InputMixin:
             self.ts_recent = o.ts[0]
             self.ts_recent_stamp = now
         tslen = TS_LEN if self.ts_ok else 0
-        peer_mss = o.mss if o.mss else MSS_DEFAULT
-        self.mss = max(min(peer_mss, self.advmss) - tslen, MIN_MSS)    # advmss: mtu - 40, user_mss
+        # no MSS option: the af_ops mss_clamp, 536 on IPv4, 1220 on IPv6 (tcp_v6_connect)
+        peer_mss = o.mss if o.mss else MSS_DEFAULT6 if self.laddr > V4_MAX else MSS_DEFAULT
+        self.mss = max(min(peer_mss, self.advmss) - tslen, MIN_MSS)    # advmss: mtu - 40 or 60, user_mss
         self.advmss -= tslen           # tcp_rcv_synsent_state_process: advmss -= TS option
         self.cc = make_cc(p.get("net.ipv4.tcp_congestion_control", "cubic"), self.mss)
         self.win = _window.RecvWindow(

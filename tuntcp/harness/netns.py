@@ -11,6 +11,12 @@ network:
     198.18.1.0/24        endpoint prefix, routed into the TUN; the endpoint is 198.18.1.1
     198.19.0.0/16        extra client addresses for storms (`add_client_addrs`)
 
+`Lab(family=6)` does the same over IPv6 in the benchmarking prefix 2001:2::/48 (RFC 5180):
+client 2001:2::1/128, endpoint prefix 2001:2:0:1::/64 (endpoint 2001:2:0:1::1), extra clients
+2001:2:0:ff::/64. The TUN then gets no link-local address (addr_gen_mode 1), no DAD (accept_dad
+0, so addresses are usable at once) and sends no router solicitations; being NOARP it joins no
+solicited-node group, so nothing but the clients' traffic reaches the endpoint.
+
 Host safety: namespace sysctls are written only from a worker thread that has joined the lab's
 namespace (`/proc/sys/net` resolves against the calling *thread's* namespace), so the root
 namespace is never touched.  Every namespace, TUN fd, socket and child process is released by
@@ -42,6 +48,7 @@ import socket
 import struct
 import subprocess
 import threading
+import time
 import weakref
 
 CLONE_NEWNET = 0x40000000
@@ -61,13 +68,20 @@ CLIENT_ADDR = "198.18.0.1"
 ENDPOINT_ADDR = "198.18.1.1"
 ENDPOINT_PREFIXLEN = 24
 EXTRA_CLIENT_NET = ipaddress.IPv4Network("198.19.0.0/16")
+LAB_NET = {4: ipaddress.IPv4Network("198.18.0.0/15"), 6: ipaddress.IPv6Network("2001:2::/48")}
+CLIENT_ADDR6 = "2001:2::1"
+ENDPOINT_ADDR6 = "2001:2:0:1::1"
+ENDPOINT_PREFIXLEN6 = 64
+EXTRA_CLIENT_NET6 = ipaddress.IPv6Network("2001:2:0:ff::/64")
+# before an IPv6 TUN arrives: no link-local address, no DAD, no router solicitations
+_QUIET_IPV6 = (("addr_gen_mode", 1), ("accept_dad", 0), ("accept_ra", 0), ("router_solicitations", 0))
 
 # Sysctls that are per network namespace on current kernels (reference §6.4; the tcp_* ones live
 # in `ipv4_net_table`), i.e. safe to change inside a lab.  Global ones - net.core.rmem_max /
 # wmem_max (read-only mirrors in a child netns), net.ipv4.tcp_mem, tcp_max_orphans, udp_mem -
 # are deliberately absent.  net.ipv4.conf.* / net.ipv6.conf.* / neigh.* are per-netns as well.
 PER_NETNS_SYSCTLS = frozenset({
-    "net.core.somaxconn",
+    "net.core.somaxconn", "net.ipv6.ip_nonlocal_bind",
     *(f"net.ipv4.{k}" for k in (
         "tcp_syncookies", "tcp_max_syn_backlog", "tcp_syn_retries", "tcp_synack_retries",
         "tcp_syn_linear_timeouts", "tcp_timestamps", "tcp_sack", "tcp_window_scaling",
@@ -457,33 +471,44 @@ class Lab:
     lab.tun_name        interface name (inside lab.ns_name)
     lab.endpoint_addr   "198.18.1.1"; lab.endpoint_ip is the int (as Stack(addrs=...) wants)
     lab.client_addr     "198.18.0.1"; lab.client_ip is the int
+    lab.family, lab.af  4 and AF_INET, or 6 and AF_INET6 (sockets made in the lab default to it)
     """
 
     def __init__(self, *, mtu: int = 1500, txqueuelen: int = 20000, vnet_hdr: bool = False,
-                 endpoint_addr: str = ENDPOINT_ADDR, client_addr: str = CLIENT_ADDR,
-                 endpoint_prefixlen: int = ENDPOINT_PREFIXLEN, sysctls: dict | None = None):
+                 endpoint_addr: str | None = None, client_addr: str | None = None,
+                 endpoint_prefixlen: int | None = None, sysctls: dict | None = None,
+                 family: int = 4):
         ensure_privileges()
+        if family not in (4, 6):
+            raise LabError(f"family must be 4 or 6, got {family!r}")
+        v6 = family == 6
+        endpoint_addr = endpoint_addr or (ENDPOINT_ADDR6 if v6 else ENDPOINT_ADDR)
+        client_addr = client_addr or (CLIENT_ADDR6 if v6 else CLIENT_ADDR)
+        endpoint_prefixlen = endpoint_prefixlen or (ENDPOINT_PREFIXLEN6 if v6 else ENDPOINT_PREFIXLEN)
+        addr_type = ipaddress.IPv6Address if v6 else ipaddress.IPv4Address
         for a in (endpoint_addr, client_addr):
             try:
-                ipaddress.IPv4Address(a)
+                addr_type(a)
             except ValueError:
-                raise LabError(f"not an IPv4 address: {a!r}") from None
-            if ipaddress.IPv4Address(a) not in ipaddress.IPv4Network("198.18.0.0/15"):
-                raise LabError(f"{a} is outside 198.18.0.0/15; labs use only the benchmarking "
+                raise LabError(f"not an IPv{family} address: {a!r}") from None
+            if addr_type(a) not in LAB_NET[family]:
+                raise LabError(f"{a} is outside {LAB_NET[family]}; labs use only the benchmarking "
                                "range")
-        net = ipaddress.IPv4Network(f"{endpoint_addr}/{endpoint_prefixlen}", strict=False)
-        if ipaddress.IPv4Address(client_addr) in net:
+        net = ipaddress.ip_network(f"{endpoint_addr}/{endpoint_prefixlen}", strict=False)
+        if addr_type(client_addr) in net:
             raise LabError(f"client address {client_addr} lies inside the endpoint prefix {net}")
-        if not 68 <= mtu <= 65535:
-            raise LabError(f"MTU {mtu} out of range (68..65535)")
+        if not (1280 if v6 else 68) <= mtu <= 65535:
+            raise LabError(f"MTU {mtu} out of range ({1280 if v6 else 68}..65535)")
         if not 0 <= txqueuelen <= 1 << 24:
             raise LabError(f"txqueuelen {txqueuelen} out of range")
         _install_handlers()
         self.endpoint_addr = endpoint_addr
-        self.endpoint_ip = int(ipaddress.IPv4Address(endpoint_addr))
+        self.endpoint_ip = int(addr_type(endpoint_addr))
         self.endpoint_net = net
         self.client_addr = client_addr
-        self.client_ip = int(ipaddress.IPv4Address(client_addr))
+        self.client_ip = int(addr_type(client_addr))
+        self.family = family
+        self.af = socket.AF_INET6 if v6 else socket.AF_INET
         self.extra_client_addrs: list[str] = []
         self.mtu = mtu
         self.txqueuelen = txqueuelen
@@ -510,6 +535,7 @@ class Lab:
 
     def _build(self, sysctls: dict) -> None:
         from pyroute2 import IPRoute, netns
+        from pyroute2.netlink.exceptions import NetlinkError
 
         if os.path.exists(_ns_path(self.ns_name)):
             # Left by an earlier process that had our pid and was SIGKILLed.
@@ -518,8 +544,13 @@ class Lab:
         self._ns_fd = os.open(_ns_path(self.ns_name), os.O_RDONLY | os.O_CLOEXEC)
         self._worker = _NsWorker(self._ns_fd)
         # Before the TUN arrives, so it never gets an IPv6 link-local address (RS/MLD noise).
-        self.sysctl("net.ipv6.conf.all.disable_ipv6", 1)
-        self.sysctl("net.ipv6.conf.default.disable_ipv6", 1)
+        if self.family == 6:
+            for name, value in _QUIET_IPV6:
+                self.sysctl(f"net.ipv6.conf.all.{name}", value)
+                self.sysctl(f"net.ipv6.conf.default.{name}", value)
+        else:
+            self.sysctl("net.ipv6.conf.all.disable_ipv6", 1)
+            self.sysctl("net.ipv6.conf.default.disable_ipv6", 1)
         nl = self._worker.call(socket.socket, socket.AF_NETLINK, socket.SOCK_DGRAM,
                                socket.NETLINK_ROUTE)
         self._ipr = IPRoute(use_socket=nl)
@@ -538,10 +569,21 @@ class Lab:
         (idx,) = ipr.link_lookup(ifname=self.tun_name)
         self.tun_index = idx
         ipr.link("set", index=idx, mtu=self.mtu, txqlen=self.txqueuelen)
-        ipr.addr("add", index=idx, address=self.client_addr, prefixlen=32)
+        v6 = self.family == 6
+        # IFA_F_NODAD (2): usable at once; the route's prefsrc must not be tentative
+        ipr.addr("add", index=idx, address=self.client_addr, prefixlen=128 if v6 else 32,
+                 **({"flags": 2} if v6 else {}))
         ipr.link("set", index=idx, state="up")
-        ipr.route("add", dst=str(self.endpoint_net), oif=idx, prefsrc=self.client_addr,
-                  scope=253)  # RT_SCOPE_LINK: a point-to-point TUN has no gateway
+        for wait in range(100 if v6 else 1):
+            try:
+                ipr.route("add", dst=str(self.endpoint_net), oif=idx, prefsrc=self.client_addr,
+                          family=self.af,
+                          scope=0 if v6 else 253)  # RT_SCOPE_LINK: a point-to-point TUN has no gateway
+                break
+            except NetlinkError as e:   # EINVAL while the address is still tentative (addrconf)
+                if e.code != errno.EINVAL or wait == 99:
+                    raise
+                time.sleep(0.01)
         for name, value in sysctls.items():
             self.sysctl(name, value)
 
@@ -576,16 +618,18 @@ class Lab:
         except OSError as e:
             raise LabError(f"the kernel refused {name}={value!r}: {e.strerror}") from None
 
-    def socket_in_ns(self, family=socket.AF_INET, type=socket.SOCK_STREAM, proto=0):
-        """A socket created inside the namespace (sockets keep their namespace for life)."""
+    def socket_in_ns(self, family=None, type=socket.SOCK_STREAM, proto=0):
+        """A socket created inside the namespace (sockets keep their namespace for life); of
+        the lab's family unless told."""
         self._check_open()
-        s = self._worker.call(socket.socket, family, type, proto)
+        s = self._worker.call(socket.socket, family or self.af, type, proto)
         self._sockets.add(s)
         return s
 
-    def sockets_in_ns(self, n, family=socket.AF_INET, type=socket.SOCK_STREAM, proto=0):
+    def sockets_in_ns(self, n, family=None, type=socket.SOCK_STREAM, proto=0):
         """`n` sockets in one round trip to the namespace thread (for storms)."""
         self._check_open()
+        family = family or self.af
         socks = self._worker.call(lambda: [socket.socket(family, type, proto) for _ in range(n)])
         for s in socks:
             self._sockets.add(s)
@@ -613,15 +657,19 @@ class Lab:
         the namespace, so sockets can bind any of them; one netlink request instead of one per
         address (which costs ~0.5 ms each through pyroute2)."""
         self._check_open()
+        extra = EXTRA_CLIENT_NET6 if self.family == 6 else EXTRA_CLIENT_NET
         have = len(self.extra_client_addrs)
-        if n < 0 or have + n > EXTRA_CLIENT_NET.num_addresses - 2:
-            raise LabError(f"at most {EXTRA_CLIENT_NET.num_addresses - 2} extra client addresses")
+        most = min(extra.num_addresses - 2, 65534)
+        if n < 0 or have + n > most:
+            raise LabError(f"at most {most} extra client addresses")
         if not have and n:
+            if self.family == 6:     # IPv6 bind() wants an assigned address, a local route is not enough
+                self.sysctl("net.ipv6.ip_nonlocal_bind", 1)
             lo = self._ipr.link_lookup(ifname="lo")[0]
-            self._ipr.route("add", dst=str(EXTRA_CLIENT_NET), type="local", oif=lo,
+            self._ipr.route("add", dst=str(extra), type="local", oif=lo, family=self.af,
                             table=255, scope=254)  # local table, RT_SCOPE_HOST
-        base = int(EXTRA_CLIENT_NET.network_address) + 1
-        self.extra_client_addrs += [str(ipaddress.IPv4Address(base + i))
+        base = int(extra.network_address) + 1
+        self.extra_client_addrs += [str(ipaddress.ip_address(base + i))
                                     for i in range(have, have + n)]
         return list(self.extra_client_addrs)
 

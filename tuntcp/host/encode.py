@@ -2,7 +2,7 @@
 
 The shell picks one and hands it to ``Stack(encoder=...)``; nobody below the host asks which:
 
-* ``PacketEncoder`` (the default): plain IPv4 packets for a TUN without a vnet header. A
+* ``PacketEncoder`` (the default): plain IP packets for a TUN without a vnet header. A
   connection's payload-less segments (ACKs, window updates, FINs) come from its
   ``codec.AckTemplate`` once it has sent one, and SYN-ACKs from a per-port
   ``codec.SynAckTemplate``; both are byte-for-byte ``codec.build`` (tests/unit/test_fastpath.py).
@@ -12,10 +12,15 @@ The shell picks one and hands it to ``Stack(encoder=...)``; nobody below the hos
 
 An encoder's ``encode(queue)`` gets the host's queue in order: Segments, plus whatever its own
 ``synack`` returned for a SYN-ACK built without a Segment.
+
+IPv6: a segment whose destination is above 2**32 is an IPv6 one; the host hands each encoder
+an ``ip6`` (``wire.ipv6.Ip6Out``: hop limit and flow label) that builds it. IPv6 flows get no
+templates (IPv4's per-packet cost stays as it was); ``VnetEncoder`` is IPv4 only.
 """
 from __future__ import annotations
 
 from ..wire import codec
+from ..wire.ipv6 import V4_MAX, Ip6Out
 from ..wire.segment import SYN, Segment, TcpOptions
 from ..wire.vnet import gso_frames
 
@@ -33,6 +38,7 @@ class SegmentRecorder:
     """Keeps the Segments: ``take_output()`` returns them as queued."""
 
     tso = False
+    ip6: Ip6Out | None = None      # set by the host
     gso_exact = False   # True: TSO packets sized and flagged as tcp_write_xmit does (core/tcp_output)
 
     def open(self, key) -> None:
@@ -57,7 +63,7 @@ class VnetEncoder(SegmentRecorder):
 
 
 class PacketEncoder(SegmentRecorder):
-    """Plain IPv4 packets, from templates where a flow has one."""
+    """Plain IP packets (IPv4 from templates where a flow has one, IPv6 through ``ip6``)."""
 
     def __init__(self) -> None:
         self._open: set = set()          # 4-tuples of live connections
@@ -73,6 +79,9 @@ class PacketEncoder(SegmentRecorder):
 
     def synack(self, laddr, raddr, lport, rport, seq, ack, flags, window, mss, wscale, sack_ok,
                ts, ttl) -> bytes:
+        if laddr > V4_MAX:
+            return self.ip6.build(synack_segment(laddr, raddr, lport, rport, seq, ack, flags, window, mss,
+                                                 wscale, sack_ok, ts, ttl))
         t = self._synack.get(lport)
         if t is None or t.mss != mss or t.ttl != ttl:
             t = self._synack[lport] = codec.SynAckTemplate(lport, mss, ttl)
@@ -86,7 +95,7 @@ class PacketEncoder(SegmentRecorder):
             if s.__class__ is bytes:
                 pkts.append(s)
             elif s.payload or s.flags & SYN:
-                pkts.append(build(s))
+                pkts.append(build(s) if s.daddr <= V4_MAX else self.ip6.build(s))
             else:
                 # payload-less segments (ACKs, window updates, FINs) of a connection: from its
                 # AckTemplate (byte-identical to build, half the time) once it has sent one
@@ -94,6 +103,8 @@ class PacketEncoder(SegmentRecorder):
                 t = tpls.get(key)
                 if t is not None:
                     pkts.append(t.segment(s))
+                elif s.daddr > V4_MAX:
+                    pkts.append(self.ip6.build(s))
                 else:
                     pkts.append(build(s))
                     if key in self._open:

@@ -20,7 +20,8 @@ from ..core.conn import Connection
 from ..errors import StackError
 from ..listen.personality import personality_for
 from ..mib import Counters
-from ..wire import codec
+from ..wire import codec, ipv6
+from ..wire.ipv6 import V4_MAX
 from ..wire.segment import ACK, RST, Segment
 from .encode import PacketEncoder
 
@@ -30,6 +31,8 @@ EPHEMERAL_LO, EPHEMERAL_HI = 32768, 60999   # net.ipv4.ip_local_port_range defau
 
 _ADDR2 = struct.Struct("!II")
 _TUPLE = struct.Struct("!IHIH")
+_ADDR2_6 = struct.Struct("!16s16s")
+_TUPLE6 = struct.Struct("!16sH16sH")
 
 
 # first octets of martian sources: zeronet, loopback, multicast (255.255.255.255 is the other)
@@ -69,6 +72,9 @@ class Stack:
         self._next_port = EPHEMERAL_LO
         self.ttl = profile.get("net.ipv4.ip_default_ttl", 64)
         self.mtu = 1500
+        # IPv6 output: hop limit and flow labels (encoders build IPv6 packets through it)
+        self.encoder.ip6 = ipv6.Ip6Out(profile.get("net.ipv6.conf.default.hop_limit", 64),
+                                       profile.get("net.ipv6.auto_flowlabels", 1), self.secret)
         self._ts_offs: dict = {}
         self._challenge_second = -1
         self._challenge_count = 0
@@ -84,13 +90,47 @@ class Stack:
         in ``tcp_checksum_complete``); unmarked packets are verified as always.
         """
         c = self.counters
-        c[mib.IpInReceives] = c.get(mib.IpInReceives, 0) + 1
         try:
             seg = codec.parse(packet, not (csum_ok and self.offload))
         except codec.Malformed as e:
-            self.counters[e.reason] += 1
+            # IPv6 is told apart where IPv4's version check fails: no cost on the IPv4 path
+            if e.reason == mib.IpInHdrErrors and isinstance(packet, (bytes, bytearray, memoryview)) \
+                    and len(packet) and packet[0] >> 4 == 6:
+                self._receive6(packet, now, csum_ok)
+                return
+            c[mib.IpInReceives] += 1
+            c[e.reason] += 1
             if e.reason == mib.TcpInCsumErrors:
                 self.counters[mib.TcpInErrs] += 1   # Linux bumps both (tcp_v4_rcv csum_error)
+            return
+        c[mib.IpInReceives] = c.get(mib.IpInReceives, 0) + 1
+        self.receive_segment(seg, now)
+
+    def _receive6(self, packet, now: float, csum_ok: bool) -> None:
+        """``ipv6_rcv`` + ``tcp_v6_rcv`` up to the socket lookup: parse6 (its drops counted under
+        their Ip6 reasons), Ip6InAddrErrors for a destination not ours, then the common demux.
+
+        An offload (vnet) endpoint drops IPv6 as TuntcpIp6NoOffload: its encoder is IPv4 only.
+        IPv4-compatible addresses (::/96, deprecated by RFC 4291) are dropped as
+        TuntcpIp6CompatAddr: Linux takes them, but here an IPv4 key is an int below 2**32, so a
+        ::a.b.c.d peer would share its 4-tuple with a.b.c.d."""
+        c = self.counters
+        c[mib.Ip6InReceives] += 1
+        if self.offload:     # VnetEncoder builds IPv4 GSO frames only: refuse rather than fail later
+            c[mib.TuntcpIp6NoOffload] += 1
+            return
+        try:
+            seg = ipv6.parse6(packet, not (csum_ok and self.offload), c)
+        except codec.Malformed as e:
+            c[e.reason] += 1
+            if e.reason == mib.TcpInCsumErrors:
+                c[mib.TcpInErrs] += 1   # tcp_v6_rcv csum_error bumps both, as IPv4
+            return
+        if seg.saddr <= V4_MAX or seg.daddr <= V4_MAX:
+            c[mib.TuntcpIp6CompatAddr] += 1
+            return
+        if self.addrs and seg.daddr not in self.addrs:
+            c[mib.Ip6InAddrErrors] += 1
             return
         self.receive_segment(seg, now)
 
@@ -219,7 +259,7 @@ class Stack:
         """connect(2): pick an ephemeral port if needed and send the SYN."""
         self.now = now
         if self.addrs and laddr not in self.addrs:
-            raise StackError(f"cannot connect from {codec.ip_str(laddr)}: not an address of this stack")
+            raise StackError(f"cannot connect from {ipv6.addr_str(laddr)}: not an address of this stack")
         if not 0 < rport < 65536:
             raise StackError(f"bad port {rport}")
         if lport is None:
@@ -238,6 +278,11 @@ class Stack:
                     and (0, p) not in self.listeners:
                 return p
         raise StackError("no free ephemeral port (EADDRNOTAVAIL)")
+
+    def advmss(self, laddr: int) -> int:
+        """``tcp_mtu_to_mss`` for the interface MTU: minus 40 on IPv4, 60 on IPv6
+        (``icsk_af_ops->net_header_len`` + the TCP header)."""
+        return self.mtu - 40 if laddr <= V4_MAX else ipv6.mss_for_mtu6(self.mtu)
 
     def challenge_allowed(self, now: float) -> bool:
         """The per-namespace challenge-ACK budget (``tcp_send_challenge_ack``:
@@ -267,13 +312,18 @@ class Stack:
         return (int(self.now * 1000) + ts_off) & 0xFFFFFFFF
 
     def isn(self, laddr: int, lport: int, raddr: int, rport: int) -> int:
-        """``secure_tcp_seq``: keyed hash of the 4-tuple plus a 4 µs clock (RFC 6528)."""
-        h = hashlib.blake2s(_TUPLE.pack(laddr, lport, raddr, rport), key=self.secret[:32],
-                            digest_size=4).digest()
+        """``secure_tcp_seq`` / ``secure_tcpv6_seq``: keyed hash of the 4-tuple plus a 4 µs
+        clock (RFC 6528)."""
+        if laddr > V4_MAX:
+            t = _TUPLE6.pack(laddr.to_bytes(16, "big"), lport, raddr.to_bytes(16, "big"), rport)
+        else:
+            t = _TUPLE.pack(laddr, lport, raddr, rport)
+        h = hashlib.blake2s(t, key=self.secret[:32], digest_size=4).digest()
         return (int.from_bytes(h, "big") + int(self.now * 250_000)) & 0xFFFFFFFF
 
     def ts_offset(self, laddr: int, raddr: int) -> int:
-        """``secure_tcp_ts_off``: per address pair with tcp_timestamps=1, 0 otherwise.
+        """``secure_tcp_ts_off`` (``secure_tcpv6_ts_off``): per address pair with
+        tcp_timestamps=1, 0 otherwise.
 
         Remembered per pair (a flood from one spoofed source hashes once); the memo is
         emptied when it reaches 1024 pairs, so random sources cannot grow it."""
@@ -282,8 +332,9 @@ class Stack:
         key = (laddr, raddr)
         off = self._ts_offs.get(key)
         if off is None:
-            h = hashlib.blake2s(_ADDR2.pack(laddr, raddr), key=self.secret[:32], digest_size=4,
-                                person=b"tsoff").digest()
+            pair = (_ADDR2_6.pack(laddr.to_bytes(16, "big"), raddr.to_bytes(16, "big"))
+                    if laddr > V4_MAX else _ADDR2.pack(laddr, raddr))
+            h = hashlib.blake2s(pair, key=self.secret[:32], digest_size=4, person=b"tsoff").digest()
             if len(self._ts_offs) >= 1024:
                 self._ts_offs.clear()
             off = self._ts_offs[key] = int.from_bytes(h, "big")

@@ -30,11 +30,14 @@ import math
 import struct
 from dataclasses import dataclass
 
+from ..wire.ipv6 import V4_MAX
+
 MSSTAB = (216, 536, 1200, 1360, 1400, 1440, 1452, 1460)
 WSTAB = (0, 0, 1, 2, 4, 6, 7, 8)
 LIFETIME = 15.0
 
 _MAC_IN = struct.Struct("!IIHHIBI")
+_MAC_IN6 = struct.Struct("!16s16sHHIBI")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +97,11 @@ class SyncookieSecrets:
 
 def _mac(key: bytes, laddr: int, lport: int, raddr: int, rport: int, irs: int, flags: int,
          secmod: int) -> int:
-    data = _MAC_IN.pack(raddr, laddr, rport, lport, irs & 0xFFFFFFFF, flags, secmod & 0xFFFFFFFF)
+    if raddr > V4_MAX:    # INET6: syncookie_mac hashes inc6_faddr / inc6_laddr
+        data = _MAC_IN6.pack(raddr.to_bytes(16, "big"), laddr.to_bytes(16, "big"), rport, lport,
+                             irs & 0xFFFFFFFF, flags, secmod & 0xFFFFFFFF)
+    else:
+        data = _MAC_IN.pack(raddr, laddr, rport, lport, irs & 0xFFFFFFFF, flags, secmod & 0xFFFFFFFF)
     return int.from_bytes(hashlib.blake2s(data, key=key, digest_size=4).digest(), "big")
 
 

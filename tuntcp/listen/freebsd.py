@@ -18,7 +18,7 @@ Rules (freebsd/freebsd-src, read for this module and paraphrased, never copied):
   An entry hit by a wrong ACK has already left its bucket and is lost (counted Badack here).
   PAWS: a TSval older than the SYN's, or a missing TS when TS was negotiated, drops silently.
 * ``syncache_respond``: SYN-ACK window = min(listener's receive buffer, 65535); our wscale is the
-  smallest s with 65535 << s >= kern.ipc.maxsockbuf; MSS = interface MTU - 40; TS and SACK are
+  smallest s with 65535 << s >= kern.ipc.maxsockbuf; MSS = interface MTU - 40 (60 on IPv6); TS and SACK are
   echoed when the SYN offered them (and rfc1323 / sack.enable allow).
 
 Checked with the source search (freebsd/freebsd-src): the 3*qlimit/2 test, the log line text
@@ -39,6 +39,7 @@ from ..core.params import HandshakeParams
 from ..core.seq import seq_le
 from ..errors import StackError
 from ..wire.codec import ip_str
+from ..wire.ipv6 import V4_MAX
 from ..wire.segment import ACK, FIN, RST, SYN, Segment, TcpOptions
 from . import freebsd_accf as accf
 from .bsdcookies import syncookie_generate, syncookie_lookup
@@ -216,13 +217,14 @@ class FreeBSDListener:
             s += 1
         return s
 
-    def _advmss(self) -> int:
-        return max(self.stack.mtu - 40, TCP_MINMSS)
+    def _advmss(self, laddr: int) -> int:
+        """``tcp_mssopt``: the interface MTU minus the IPv4 or IPv6 + TCP headers."""
+        return max(self.stack.advmss(laddr), TCP_MINMSS)
 
     def send_synack(self, e: SyncacheEntry) -> None:
         """``syncache_respond`` with SYN|ACK."""
         laddr, lport, raddr, rport = e.key
-        opts = TcpOptions(mss=self._advmss(), wscale=e.rcv_wscale if e.wscale_ok else None,
+        opts = TcpOptions(mss=self._advmss(laddr), wscale=e.rcv_wscale if e.wscale_ok else None,
                           sack_ok=e.sack_ok,
                           ts=(self.stack.ts_now(e.ts_off), e.ts_recent) if e.ts_ok else None)
         self.stack.emit(Segment(laddr, raddr, lport, rport, seq=e.iss,
@@ -344,8 +346,10 @@ class FreeBSDListener:
     def _make_child(self, e: SyncacheEntry, seg: Segment, path: str, now: float) -> None:
         """``syncache_socket``: a connection from the entry, queued by ``solisten_enqueue``."""
         laddr, lport, raddr, rport = e.key
-        advmss = self._advmss()
-        mss = max(min(e.peer_mss or int(self._knob("net.inet.tcp.mssdflt")), advmss), TCP_MINMSS)
+        advmss = self._advmss(laddr)
+        # no MSS option: V_tcp_mssdflt, or V_tcp_v6mssdflt (1220) on IPv6 (tcp_mss_update)
+        dflt = int(self._knob("net.inet.tcp.mssdflt")) if laddr <= V4_MAX else 1220
+        mss = max(min(e.peer_mss or dflt, advmss), TCP_MINMSS)
         params = HandshakeParams(
             laddr=laddr, lport=lport, raddr=raddr, rport=rport, iss=e.iss, irs=e.irs,
             mss=mss, advmss=advmss, wscale_ok=e.wscale_ok,

@@ -40,6 +40,7 @@ import itertools
 import struct
 from collections import OrderedDict
 
+from ..wire.ipv6 import V4_MAX
 from .bsdcookies import SyncookieSecrets
 
 TCP_BACKOFF = (1, 2, 4, 8, 16, 32, 64, 64, 64, 64, 64, 64, 64)
@@ -100,7 +101,9 @@ class Syncache:
 
     def bucket_of(self, key) -> int:
         laddr, lport, raddr, rport = key
-        h = hashlib.blake2s(_BUCKET_IN.pack(raddr, rport, lport), key=self._hkey, digest_size=4)
+        # syncache_hashbucket hashes the foreign address of either family (32 bits folded from 128)
+        fa = raddr if raddr <= V4_MAX else (raddr ^ raddr >> 32 ^ raddr >> 64 ^ raddr >> 96) & V4_MAX
+        h = hashlib.blake2s(_BUCKET_IN.pack(fa, rport, lport), key=self._hkey, digest_size=4)
         return int.from_bytes(h.digest(), "big") & (self.hashsize - 1)
 
     def lookup(self, key) -> SyncacheEntry | None:

@@ -15,7 +15,7 @@ Approximations (documented, deliberate):
     listener; Linux asks the route's TCP metrics cache for an RTT, kept across sockets.
   * pre-4.4 kernels ran the SYN-ACK timer from a 200 ms sweep; here every profile retransmits at
     exactly 1, 3, 7, 15, 31 s.
-  * advmss is the stack's ``mtu`` (1500) - 40.
+  * advmss is the stack's ``mtu`` (1500) - 40 on IPv4, - 60 on IPv6 (``stack.advmss``).
   * the RTT handed to the child is the SYN-ACK -> ACK time only when no SYN-ACK was resent
     (Karn); Linux may still take one from the TS echo.
   * a SYN that reopens a TIME-WAIT pair is treated as a fresh SYN (no ``tw_isn`` exemption).
@@ -30,11 +30,12 @@ from ..core.conn import Connection
 from ..core.oow import oow_rate_limited
 from ..core.params import HandshakeParams
 from ..core.seq import seq_gt
-from ..core.window import (cookie_init_rwin, openreq_init_rwin, sock_set_rcvbuf, sock_set_sndbuf,
-                           synack_window_field)
+from ..core.window import (cookie_init_rwin, openreq_init_rwin, sock_set_rcvbuf,
+                           sock_set_sndbuf, synack_window_field)
 from ..wire.segment import ACK, CWR, ECE, FIN, RST, SYN, Segment
 from . import linux_rules as R
-from .cookies import LinuxCookies, decode_ts, encode_ts
+from ..wire.ipv6 import IPV6_MIN_MTU, V4_MAX
+from .cookies import LinuxCookies, LinuxCookies6, decode_ts, encode_ts
 from .linux_reqsk import (RequestSock, make_reqsk_ack, make_synack, parse_syn_options,
                           req_key)
 
@@ -99,7 +100,8 @@ class LinuxListener:
         self.sndbuf_locked = sndbuf is not None
         self.sndbuf = sock_set_sndbuf(p, sndbuf) if sndbuf is not None else p["net.ipv4.tcp_wmem"][1]
         self.window_clamp = 0                     # TCP_WINDOW_CLAMP not set
-        self.advmss = stack.mtu - 40
+        self.advmss = stack.advmss(0)              # IPv4: mtu - 40
+        self.advmss6 = stack.advmss(V4_MAX + 1)    # IPv6: mtu - 60 (a dual-stack listener has both)
         self.rto_init = p["model.rto_initial"]
         self.rto_max = p["model.rto_max"]
         # TCP_DEFER_ACCEPT (seconds -> SYN-ACK rounds) and TCP_SYNCNT on the listener
@@ -118,6 +120,7 @@ class LinuxListener:
         self.last_overflow: float | None = None   # tcp_synq_overflow stamp
         self.proven: set[int] = set()
         self.cookies = LinuxCookies(stack.secret)
+        self.cookies6 = LinuxCookies6(stack.secret)
         self._rwin_cache: dict = {}
         self._synack_wnd: dict = {}               # cookie SYN-ACK window fields (_cookie_synack)
 
@@ -193,7 +196,7 @@ class LinuxListener:
 
     # ---- tcp_conn_request ---------------------------------------------------------------
 
-    def syn_flood_action(self) -> bool:
+    def syn_flood_action(self, v6: bool = False) -> bool:
         """``tcp_syn_flood_action``: count, warn once per listener, say whether to send a cookie.
 
         The "new" line prints the listener's bound address (0.0.0.0 for a wildcard listener).
@@ -206,13 +209,20 @@ class LinuxListener:
         if not self.synflood_warned and syncookies != 2:
             self.synflood_warned = True
             body = R.synflood_line(p["model.synflood_msg"], p["model.synflood_proto"],
-                                   self.addr, self.port, want)
+                                   self.addr, self.port, want, v6)
             self.stack.log("kernel_log", line=R.TCP_PR_FMT + body, body=body)
         return want
 
     def conn_request(self, syn: Segment, now: float) -> None:
-        """``tcp_v4_conn_request`` + ``tcp_conn_request`` in the kernel's order (reference §2.2)."""
+        """``tcp_v4_conn_request`` / ``tcp_v6_conn_request`` + ``tcp_conn_request`` in the
+        kernel's order (reference §2.2). An IPv6 SYN from an IPv4-mapped source (::ffff:0:0/96)
+        is dropped as Ip6InHdrErrors, with no listen drop (``tcp_v6_conn_request``)."""
         p, c, st = self.profile, self.stack.counters, self.stack
+        laddr, raddr = syn.daddr, syn.saddr
+        v6 = laddr > V4_MAX
+        if v6 and raddr >> 32 == 0xFFFF:
+            c[mib.Ip6InHdrErrors] += 1
+            return
         if R.is_bcast_or_mcast(syn.daddr):
             self._listendrop()
             st.log("syn_drop", reason="bcast_mcast", laddr=syn.daddr, lport=syn.dport,
@@ -221,7 +231,7 @@ class LinuxListener:
         syncookies = p["net.ipv4.tcp_syncookies"]
         want_cookie = False
         if syncookies == 2 or self.synq_full():
-            want_cookie = self.syn_flood_action()
+            want_cookie = self.syn_flood_action(v6)
             if not want_cookie:
                 self._listendrop()
                 st.log("syn_drop", reason="syn_queue_full", laddr=syn.daddr, lport=syn.dport,
@@ -235,8 +245,8 @@ class LinuxListener:
                    backlog=self.backlog, young=self.young)
             return
         mss, tstamp_ok, tsval, wscale_ok, snd_wscale, sack_ok = parse_syn_options(
+            p, syn.options, want_cookie, IPV6_MIN_MTU - 60) if v6 else parse_syn_options(
             p, syn.options, want_cookie)
-        laddr, raddr = syn.daddr, syn.saddr
         ts_off = st.ts_offset(laddr, raddr) if tstamp_ok else 0
         if not want_cookie:
             if R.three_quarter_drop(syncookies, p["net.ipv4.tcp_max_syn_backlog"], len(self.reqs),
@@ -250,25 +260,26 @@ class LinuxListener:
         # tcp_ecn_create_request: the client asked (ECE+CWR on the SYN) and tcp_ecn allows it
         ecn_ok = bool(syn.flags & ECE and syn.flags & CWR) and p["net.ipv4.tcp_ecn"] != 0
         if want_cookie:
-            isn, mss = self.cookies.init_sequence(raddr, syn.sport, laddr, syn.dport, syn.seq,
-                                                  mss, now)
+            # cookie_v6_init_sequence for IPv6 (its own MSS table), else cookie_v4_init_sequence
+            isn, mss = (self.cookies6 if v6 else self.cookies).init_sequence(
+                raddr, syn.sport, laddr, syn.dport, syn.seq, mss, now)
             self.last_overflow = R.synq_overflow_stamp(self.last_overflow, now)
             c[mib.TcpExtSyncookiesSent] = c.get(mib.TcpExtSyncookiesSent, 0) + 1
             if not tstamp_ok:
                 ecn_ok = False
             if st.logging:
                 st.log("cookie_sent", laddr=laddr, lport=syn.dport, raddr=raddr, rport=syn.sport,
-                       mss=mss, wscale=self._openreq_rwin(tstamp_ok, wscale_ok)[2]
+                       mss=mss, wscale=self._openreq_rwin(tstamp_ok, wscale_ok, v6)[2]
                        if wscale_ok and p["model.cookie_wscale_mode"] != "gvisor" else None,
                        peer_wscale=snd_wscale if wscale_ok else None, sack=sack_ok, ts=tstamp_ok,
                        ecn=ecn_ok, opts_in_ts=tstamp_ok)
             # stateless: nothing is kept, the SYN-ACK goes out by its fields
             self._cookie_synack(syn, isn, tstamp_ok, tsval, ts_off, wscale_ok, snd_wscale,
-                                sack_ok, ecn_ok)
+                                sack_ok, ecn_ok, v6)
             return
         req = RequestSock(laddr, syn.dport, raddr, syn.sport, syn.seq, isn, mss, wscale_ok,
                           snd_wscale, sack_ok, tstamp_ok, tsval, ts_off, ecn_ok,
-                          self._openreq_rwin(tstamp_ok, wscale_ok))
+                          self._openreq_rwin(tstamp_ok, wscale_ok, v6))
         req.snt_synack = now
         self.reqs[req.key] = req                      # inet_csk_reqsk_queue_hash_add
         self.young += 1
@@ -280,32 +291,32 @@ class LinuxListener:
                    peer_wscale=snd_wscale if wscale_ok else None, sack=sack_ok, ts=tstamp_ok,
                    ecn=ecn_ok, window=req.rcv_wnd, synq=len(self.reqs), backlog=self.backlog)
 
-    def _openreq_rwin(self, tstamp_ok: bool, wscale_ok: bool) -> tuple[int, int, int]:
+    def _openreq_rwin(self, tstamp_ok: bool, wscale_ok: bool, v6: bool = False) -> tuple[int, int, int]:
         """``tcp_openreq_init_rwin`` for this listener; it depends only on the listener's
-        buffer, clamp and MSS and on two SYN options, so the four answers are cached."""
-        key = (tstamp_ok, wscale_ok)
+        buffer, clamp and MSS (per family) and on two SYN options, so the answers are cached."""
+        key = (tstamp_ok, wscale_ok, v6)
         r = self._rwin_cache.get(key)
         if r is None:
             r = self._rwin_cache[key] = openreq_init_rwin(
                 self.profile, listener_rcvbuf=self.rcvbuf, rcvbuf_locked=self.rcvbuf_locked,
-                listener_window_clamp=self.window_clamp, mss_clamp=self.advmss,
+                listener_window_clamp=self.window_clamp, mss_clamp=self.advmss6 if v6 else self.advmss,
                 tstamp_ok=tstamp_ok, wscale_ok=wscale_ok)
         return r
 
     def _synack(self, req: RequestSock) -> Segment:
-        return make_synack(self.stack, req, self.advmss)
+        return make_synack(self.stack, req, self.advmss if req.laddr <= V4_MAX else self.advmss6)
 
     def _cookie_synack(self, syn: Segment, isn: int, tstamp_ok: bool, tsval: int, ts_off: int,
-                       wscale_ok: bool, snd_wscale: int, sack_ok: bool, ecn_ok: bool) -> None:
+                       wscale_ok: bool, snd_wscale: int, sack_ok: bool, ecn_ok: bool, v6: bool) -> None:
         """``tcp_make_synack`` for a cookie: no request sock and no Segment, the fields go to
         ``emit_synack`` (the encoder may build them from a template). The client's options
         ride in the low 6 bits of the TSval (``cookie_init_timestamp``) before our per-pair
         offset is added; "gvisor" mode (model.cookie_wscale_mode) offers no window scaling."""
-        w = self._synack_wnd.get((tstamp_ok, wscale_ok))
+        w = self._synack_wnd.get((tstamp_ok, wscale_ok, v6))
         if w is None:
-            rcv_wnd, _, rcv_wscale = self._openreq_rwin(tstamp_ok, wscale_ok)
+            rcv_wnd, _, rcv_wscale = self._openreq_rwin(tstamp_ok, wscale_ok, v6)
             gvisor = self.profile["model.cookie_wscale_mode"] == "gvisor"
-            w = self._synack_wnd[tstamp_ok, wscale_ok] = (
+            w = self._synack_wnd[tstamp_ok, wscale_ok, v6] = (
                 synack_window_field(rcv_wnd), rcv_wscale if wscale_ok and not gvisor else None)
         ts = None
         st = self.stack
@@ -313,7 +324,8 @@ class LinuxListener:
             raw = encode_ts(st.ts_now(0), wscale_ok, snd_wscale, sack_ok, ecn_ok)
             ts = ((raw + ts_off) & 0xFFFFFFFF, tsval)
         st.emit_synack(syn.daddr, syn.saddr, syn.dport, syn.sport, isn, (syn.seq + 1) & 0xFFFFFFFF,
-                       SYN | ACK | ECE if ecn_ok else SYN | ACK, w[0], self.advmss, w[1], sack_ok,
+                       SYN | ACK | ECE if ecn_ok else SYN | ACK, w[0],
+                       self.advmss6 if v6 else self.advmss, w[1], sack_ok,
                        ts)
 
     def _rtx_synack(self, req: RequestSock) -> None:
@@ -435,7 +447,9 @@ class LinuxListener:
         if R.synq_no_recent_overflow(self.last_overflow, now):
             return False
         laddr, raddr = seg.daddr, seg.saddr
-        mss = self.cookies.check(raddr, seg.sport, laddr, seg.dport, seg.ack, seg.seq, now)
+        v6 = laddr > V4_MAX       # cookie_v6_check: the IPv6 MSS table
+        mss = (self.cookies6 if v6 else self.cookies).check(raddr, seg.sport, laddr, seg.dport,
+                                                            seg.ack, seg.seq, now)
         if not mss:
             c[mib.TcpExtSyncookiesFailed] += 1
             st.log("cookie_rejected", reason="bad_cookie", laddr=laddr, lport=seg.dport,
@@ -460,7 +474,7 @@ class LinuxListener:
             st.log("cookie_accepted", laddr=laddr, lport=seg.dport, raddr=raddr, rport=seg.sport,
                    mss=mss, wscale_ok=wscale_ok, peer_wscale=snd_wscale if wscale_ok else None,
                    sack=opts.sack_ok, ecn=ecn_ok, ts=saw_ts,
-                   announced_wscale=self._openreq_rwin(saw_ts, wscale_ok)[2]
+                   announced_wscale=self._openreq_rwin(saw_ts, wscale_ok, v6)[2]
                    if wscale_ok and p["model.cookie_wscale_mode"] != "gvisor" else None,
                    child_wscale=rcv_wscale if wscale_ok else None)
         if self.acceptq_full():
@@ -483,10 +497,11 @@ class LinuxListener:
         """``tcp_create_openreq_child`` + ``inet_csk_complete_hashdance`` + ``tcp_child_process``."""
         st = self.stack
         ws = snd_wscale if wscale_ok else 0
+        advmss = self.advmss if seg.daddr <= V4_MAX else self.advmss6
         # positional (field order of HandshakeParams): keywords cost 5x as much per child
         params = HandshakeParams(
-            seg.daddr, seg.dport, seg.saddr, seg.sport, iss, irs, min(mss, self.advmss),
-            self.advmss, wscale_ok, ws, rcv_wscale if wscale_ok else 0, sack_ok, tstamp_ok,
+            seg.daddr, seg.dport, seg.saddr, seg.sport, iss, irs, min(mss, advmss),
+            advmss, wscale_ok, ws, rcv_wscale if wscale_ok else 0, sack_ok, tstamp_ok,
             ts_recent, ts_off, rcv_wnd, window_clamp, seg.window << ws, self.rcvbuf,
             self.rcvbuf_locked, self.sndbuf, self.sndbuf_locked, ecn_ok, path, retransmitted, rtt)
         child = Connection.from_handshake(st, params, now, listener=self)   # TcpPassiveOpens
@@ -498,7 +513,7 @@ class LinuxListener:
                    peer_wscale=ws if wscale_ok else None,
                    child_wscale=rcv_wscale if wscale_ok else None,
                    announced_wscale=(rcv_wscale if path == "synq" else self._openreq_rwin(
-                       tstamp_ok, wscale_ok)[2]) if wscale_ok and not (
+                       tstamp_ok, wscale_ok, seg.daddr > V4_MAX)[2]) if wscale_ok and not (
                        path == "cookie" and self.profile["model.cookie_wscale_mode"] == "gvisor")
                    else None, sack=sack_ok, ts=tstamp_ok, ecn=ecn_ok, retransmitted=retransmitted,
                    accept=len(self.accept_q), backlog=self.backlog)

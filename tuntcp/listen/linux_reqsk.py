@@ -9,6 +9,7 @@ from __future__ import annotations
 from struct import Struct
 
 from ..core.window import TCP_MSS_DEFAULT, synack_window_field
+from ..wire.ipv6 import V4_MAX
 from ..wire.segment import ACK, ECE, SYN, Segment, TcpOptions
 
 TCP_MAX_WSCALE = 14
@@ -16,12 +17,26 @@ TCP_MAX_WSCALE = 14
 # A SYN flood holds one request per SYN, and every distinct int above 256 is a 32-byte object:
 # the 4-tuple and the four 32-bit values of a request are packed into bytes (C-speed both ways).
 _KEY = Struct("!IIHH")      # laddr, raddr, lport, rport: Segment's argument order
+_KEY6 = Struct("!16s16sHH")  # the same for IPv6 (36 bytes: the length tells the family)
 _SEQS = Struct("!IIIIH")    # rcv_isn, snt_isn, ts_recent, ts_off, mss
 _U32 = Struct("!I")
 
-req_key = _KEY.pack
-"""req_key(laddr, raddr, lport, rport): the SYN-queue hash key of a 4-tuple (48 bytes where a
-tuple of four ints costs about 160)."""
+
+
+def req_key(laddr: int, raddr: int, lport: int, rport: int) -> bytes:
+    """The SYN-queue hash key of a 4-tuple (48 bytes where a tuple of four ints costs about
+    160; 72 for IPv6)."""
+    if laddr <= V4_MAX:
+        return _KEY.pack(laddr, raddr, lport, rport)
+    return _KEY6.pack(laddr.to_bytes(16, "big"), raddr.to_bytes(16, "big"), lport, rport)
+
+
+def key_addrs(key: bytes) -> tuple[int, int, int, int]:
+    """(laddr, raddr, lport, rport) of a ``req_key``."""
+    if len(key) == 12:
+        return _KEY.unpack(key)
+    la, ra, lp, rp = _KEY6.unpack(key)
+    return int.from_bytes(la, "big"), int.from_bytes(ra, "big"), lp, rp
 
 
 def _seq_field(fmt: str, offset: int, doc: str) -> property:
@@ -45,7 +60,7 @@ class RequestSock:
                  snt_isn: int, mss: int, wscale_ok: bool, snd_wscale: int, sack_ok: bool,
                  tstamp_ok: bool, ts_recent: int, ts_off: int, ecn_ok: bool,
                  rwin: tuple[int, int, int] = (0, 0, 0)):
-        self.key = _KEY.pack(laddr, raddr, lport, rport)
+        self.key = req_key(laddr, raddr, lport, rport)
         self._seqs = _SEQS.pack(rcv_isn, snt_isn, ts_recent, ts_off, mss)
         self.wscale_ok, self.snd_wscale, self.sack_ok = wscale_ok, snd_wscale, sack_ok
         self.tstamp_ok, self.ecn_ok = tstamp_ok, ecn_ok
@@ -63,16 +78,16 @@ class RequestSock:
 
     def addrs(self) -> tuple[int, int, int, int]:
         """(laddr, raddr, lport, rport), Segment's argument order."""
-        return _KEY.unpack(self.key)
+        return key_addrs(self.key)
 
     def seqs(self) -> tuple[int, int, int, int, int]:
         """(rcv_isn, snt_isn, ts_recent, ts_off, mss) in one go."""
         return _SEQS.unpack(self._seqs)
 
-    laddr = property(lambda self: _KEY.unpack(self.key)[0])
-    raddr = property(lambda self: _KEY.unpack(self.key)[1])
-    lport = property(lambda self: _KEY.unpack(self.key)[2])
-    rport = property(lambda self: _KEY.unpack(self.key)[3])
+    laddr = property(lambda self: key_addrs(self.key)[0])
+    raddr = property(lambda self: key_addrs(self.key)[1])
+    lport = property(lambda self: key_addrs(self.key)[2])
+    rport = property(lambda self: key_addrs(self.key)[3])
     rcv_isn = _seq_field("!I", 0, "the SYN's sequence number")
     snt_isn = _seq_field("!I", 4, "our ISN")
     ts_off = _seq_field("!I", 12, "our per-pair TSval offset")
@@ -93,14 +108,17 @@ class RequestSock:
                 f"acked={self.acked}, alive={self.alive})")
 
 
-def parse_syn_options(profile, opts: TcpOptions, want_cookie: bool) -> tuple:
+def parse_syn_options(profile, opts: TcpOptions, want_cookie: bool,
+                      mss_default: int = TCP_MSS_DEFAULT) -> tuple:
     """``tcp_parse_options`` on a SYN plus ``tcp_conn_request``'s cookie clearing.
 
     Options are only honoured when their sysctl is on; the peer's shift is capped at 14. A
     cookie without client timestamps can carry nothing, so SACK and window scaling are cleared.
+    ``mss_default``: the af_ops ``mss_clamp`` when the SYN has no MSS option (536 on IPv4,
+    IPV6_MIN_MTU - 60 = 1220 on IPv6, ``tcp_request_sock_ipv6_ops``).
     -> (mss, tstamp_ok, tsval, wscale_ok, snd_wscale, sack_ok)
     """
-    mss = opts.mss if opts.mss else TCP_MSS_DEFAULT
+    mss = opts.mss if opts.mss else mss_default
     tstamp_ok = opts.ts is not None and profile["net.ipv4.tcp_timestamps"] != 0
     tsval = opts.ts[0] if tstamp_ok else 0
     wscale_ok = opts.wscale is not None and profile["net.ipv4.tcp_window_scaling"] != 0

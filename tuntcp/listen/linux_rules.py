@@ -88,14 +88,20 @@ def three_quarter_drop(syncookies: int, max_syn_backlog: int, qlen: int, proven:
 TCP_PR_FMT = "TCP: "     # pr_fmt of net/ipv4/tcp_input.c: what dmesg puts before the body
 
 
-def synflood_line(style: str, proto: str, laddr: int, port: int, cookies: bool) -> str:
+def synflood_line(style: str, proto: str, laddr: int, port: int, cookies: bool,
+                  v6: bool = False) -> str:
     """The ``tcp_syn_flood_action`` printk body (model.synflood_msg "old" or "new"),
-    without the "TCP: " pr_fmt prefix that dmesg adds."""
+    without the "TCP: " pr_fmt prefix that dmesg adds. ``v6``: an IPv6 SYN, so
+    ``tcp_v6_conn_request``'s name ("TCPv6", or the slab "request_sock_TCPv6") and the AF_INET6
+    listener's address as ``[%pI6c]``."""
     msg = "Sending cookies" if cookies else "Dropping request"
+    if v6:
+        proto += "v6"
     if style == "old":
         return f"{proto}: Possible SYN flooding on port {port}. {msg}.  Check SNMP counters."
     if style == "new":
-        return f"{proto}: Possible SYN flooding on port {ipaddress.IPv4Address(laddr)}:{port}. {msg}."
+        where = f"[{ipaddress.IPv6Address(laddr)}]" if v6 else ipaddress.IPv4Address(laddr)
+        return f"{proto}: Possible SYN flooding on port {where}:{port}. {msg}."
     raise ValueError(f"unknown model.synflood_msg {style!r}")
 
 

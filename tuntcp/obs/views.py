@@ -8,7 +8,7 @@ is bytes queued but not yet acknowledged (``write_seq - snd_una``).
 """
 from __future__ import annotations
 
-from ..wire.codec import ip_str
+from ..wire.ipv6 import addr_port, addr_str
 
 # ss prints these short names (iproute2 misc/ss.c sstate_name)
 SS_STATE = {
@@ -100,7 +100,7 @@ def syn_recv(stack, now: float | None = None) -> str:
 
 
 def _addr(ip: int, port) -> str:
-    return f"{ip_str(ip) if ip else '0.0.0.0'}:{port}"
+    return addr_port(ip, port) if ip else f"0.0.0.0:{port}"
 
 
 # usr.bin/netstat/inet.c (freebsd/freebsd-src, both versions read): "%-5.5s %-14.14s %-22.22s"
@@ -117,7 +117,7 @@ def netstat_lan(stack) -> str:
              f"{'Proto':<5.5} {'Listen':<{w}.{w}} {'Local Address':<22.22}".rstrip()]
     for lst in sorted(stack.listeners.values(), key=lambda l: (l.port, l.addr)):
         q = lst.queue_lengths()
-        addr = f"{ip_str(lst.addr)}.{lst.port}" if lst.addr else f"*.{lst.port}"
+        addr = f"{addr_str(lst.addr)}.{lst.port}" if lst.addr else f"*.{lst.port}"
         qs = f"{q.get('accept', 0)}/{q.get('incomplete', 0)}/{q.get('backlog', lst.backlog)}"
         lines.append(f"{'tcp4':<5.5} {qs:<{w}.{w}} {addr:<22.22}".rstrip())
     return "\n".join(lines) + "\n"

@@ -26,6 +26,7 @@ class ConnectError(UserError, ValueError):
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=KERNEL_PORT, help="port of the kernel listener")
+    p.add_argument("--family", choices=("ipv4", "ipv6"), default="ipv4", help="address family of the lab")
     p.add_argument("--kernel-app", choices=("echo", "discard"), default="echo",
                    help="what the kernel listener's child does with the bytes")
     p.add_argument("--kernel-rcvbuf", type=int, default=None, help="SO_RCVBUF on the kernel listener")
@@ -82,9 +83,11 @@ async def run(profile, sysctls: dict, args) -> str:
     from tuntcp.obs.views import ss_ti
     from tuntcp.scenarios.rig import endpoint
     from tuntcp.shell.listener import open_tcp_stream
+    from tuntcp.wire.ipv6 import addr_port
 
     got = {"echoed": 0}
-    async with endpoint(profile, lab=dict(sysctls=sysctls or None), secret=bytes(16)) as rig:
+    family = 6 if args.family == "ipv6" else 4
+    async with endpoint(profile, lab=dict(sysctls=sysctls or None, family=family), secret=bytes(16)) as rig:
         lab = rig.lab
         rig.nursery.start_soon(kernel_listener(lab, args))
         with trio.fail_after(30):
@@ -105,9 +108,9 @@ async def run(profile, sysctls: dict, args) -> str:
         ours = ss_ti(rig.stack)
         info = stream.info()
         kernel = _ss(lab)
-        k = parse_ss_wscale(kernel, args.port, lab.endpoint_addr)
+        k = parse_ss_wscale(kernel, args.port, f"[{lab.endpoint_addr}]" if family == 6 else lab.endpoint_addr)
         await stream.aclose()
-    lines = [f"tuntcp ({profile.name}) -> kernel listener {lab.client_addr}:{args.port} "
+    lines = [f"tuntcp ({profile.name}) -> kernel listener {addr_port(lab.client_ip, args.port)} "
              f"({args.kernel_app}{', SO_RCVBUF ' + str(args.kernel_rcvbuf) if args.kernel_rcvbuf else ''})",
              f"sent {args.bytes} bytes" + (f", echoed {got['echoed']}" if args.kernel_app == "echo" else ""),
              "", "tuntcp (client) ss -ti:", ours.rstrip(), "", "kernel (listener's child) ss -tin:"]

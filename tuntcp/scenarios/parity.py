@@ -48,6 +48,7 @@ from __future__ import annotations
 from .. import mib
 
 import errno
+import ipaddress
 import os
 import platform
 import re
@@ -81,6 +82,7 @@ class Scenario:
     sysctls: dict = field(default_factory=dict)
     port: int = PORT
     defer_accept: int = 0     # TCP_DEFER_ACCEPT seconds on the listener
+    family: int = 4           # the lab's address family (IPv6: 2001:2::/48)
 
 
 @dataclass
@@ -148,7 +150,7 @@ class _KernelServer:
         self.lab = lab
         self.addr = lab.client_addr
         # spoofed sources route into the TUN, which nobody reads in this run: no RST comes back
-        self.spoof_base = "198.18.1.200"
+        self.spoof_base = "2001:2:0:1::200" if lab.family == 6 else "198.18.1.200"
         s = lab.socket_in_ns()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind((self.addr, sc.port))
@@ -193,7 +195,7 @@ class _TuntcpServer:
         self.lab = lab
         self.addr = lab.endpoint_addr
         # a SYN-ACK to 198.18.0.x re-enters the namespace and is dropped (forwarding is off)
-        self.spoof_base = "198.18.0.200"
+        self.spoof_base = "2001:2::200" if lab.family == 6 else "198.18.0.200"
         self.stack = Stack(get_profile(profile, profile_overrides(sc.sysctls)),
                            addrs={lab.endpoint_ip}, secret=os.urandom(16))
         self.ep = Endpoint(self.stack, lab.tun_fd)
@@ -302,13 +304,12 @@ async def run_side(lab: Lab, srv, sc: Scenario) -> Outcome:
 
 def _raw_burst(lab: Lab, srv, sc: Scenario, op: str, n: int, nspoof: int) -> None:
     """``n`` spoofed SYNs (fresh sources after the ``nspoof`` already used) or bare ACKs."""
-    base = int.from_bytes(socket.inet_aton(srv.spoof_base), "big")
+    base = ipaddress.ip_address(srv.spoof_base)      # either family
     if op == "syn_flood":
-        pkts = [spoofed_syn(socket.inet_ntoa((base + nspoof + i).to_bytes(4, "big")),
-                            srv.addr, 40000 + nspoof + i, sc.port) for i in range(n)]
+        pkts = [spoofed_syn(str(base + nspoof + i), srv.addr, 40000 + nspoof + i, sc.port)
+                for i in range(n)]
     else:
-        pkts = [bare_ack(socket.inet_ntoa((base + 50 + i).to_bytes(4, "big")), srv.addr,
-                         41000 + i, sc.port) for i in range(n)]
+        pkts = [bare_ack(str(base + 50 + i), srv.addr, 41000 + i, sc.port) for i in range(n)]
     send_raw(lab, pkts, srv.addr)
 
 
@@ -352,7 +353,7 @@ def _outcome(srv, start: dict, socks: list, results: list) -> Outcome:
 
 
 def _lab(sc: Scenario) -> Lab:
-    lab = Lab()
+    lab = Lab(family=sc.family)
     try:
         lab.sysctl("net.ipv4.conf.all.forwarding", 0)
         for k, v in sc.sysctls.items():

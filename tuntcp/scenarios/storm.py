@@ -20,13 +20,13 @@ import resource
 import socket
 import struct
 from dataclasses import asdict, dataclass, field
-from ipaddress import IPv4Address
 from pathlib import Path
 
 import trio
 
 from tuntcp import mib
 from tuntcp.scenarios.report import percentiles, write_all
+from tuntcp.wire.ipv6 import addr_int, addr_port
 from tuntcp.scenarios.storm_fleet import (  # noqa: F401  (the storm's public names live here too)
     MAX_CLIENTS, PORT, PORTS_PER_ADDR, REPLY, RESPONSE, Framer, StormConfig, StormError, fd_budget,
     plan_slices, raise_fd_limit)
@@ -205,7 +205,7 @@ async def run_mode(cfg: StormConfig, mode: str, outdir: Path, show=None) -> dict
             kernel_log.append(fields.get("line", ""))
             show(log_line=fields.get("line", ""))
 
-    with Lab(txqueuelen=_txqueuelen(cfg)) as lab:
+    with Lab(txqueuelen=_txqueuelen(cfg), family=cfg.family) as lab:
         if cfg.hosts > 1:
             lab.add_client_addrs(cfg.hosts)
         stack = Stack(profile, addrs={lab.endpoint_ip}, secret=rng.randbytes(16), log=log)
@@ -249,16 +249,21 @@ async def run_mode(cfg: StormConfig, mode: str, outdir: Path, show=None) -> dict
 async def _run_kernel(cfg: StormConfig, show, mode: str = "kernel") -> dict:
     """The same storm against the host kernel's listener in a second lab (storm_kernel.py):
     the built-in kernel broker, or the user's server (``mode="target"``, --target CMD)."""
-    from tuntcp.harness.netns import CLIENT_ADDR, ENDPOINT_ADDR, EXTRA_CLIENT_NET, Lab
+    from tuntcp.harness import netns
+    from tuntcp.harness.netns import Lab
     from tuntcp.scenarios.storm_kernel import KernelSide, Relay, TargetSide, host_label, join_labs
     from tuntcp.shell.saturation import Saturation
 
-    with Lab(txqueuelen=_txqueuelen(cfg)) as lab, \
-            Lab(txqueuelen=_txqueuelen(cfg), client_addr=ENDPOINT_ADDR, endpoint_addr=CLIENT_ADDR,
+    v6 = cfg.family == 6
+    # lab B is lab A mirrored: its "client" address is the broker's
+    with Lab(txqueuelen=_txqueuelen(cfg), family=cfg.family) as lab, \
+            Lab(txqueuelen=_txqueuelen(cfg), family=cfg.family,
+                client_addr=netns.ENDPOINT_ADDR6 if v6 else netns.ENDPOINT_ADDR,
+                endpoint_addr=netns.CLIENT_ADDR6 if v6 else netns.CLIENT_ADDR,
                 sysctls={"net.ipv4.tcp_syncookies": cfg.syncookies}) as lab_b:
         if cfg.hosts > 1:
             lab.add_client_addrs(cfg.hosts)
-        join_labs(lab, lab_b, str(EXTRA_CLIENT_NET))
+        join_labs(lab, lab_b, str(netns.EXTRA_CLIENT_NET6 if v6 else netns.EXTRA_CLIENT_NET))
         link_in, link_out = _links(cfg)
 
         def drops():
@@ -323,7 +328,8 @@ async def _sample(side, fleet, timeline, t0, done, show) -> None:
 
 def count_syn_retransmits(pcap_path: Path) -> int:
     """SYNs seen more than once for the same (addr, port, ISN): client SYN retransmissions."""
-    from tuntcp.wire.codec import Malformed, parse
+    from tuntcp.wire.codec import Malformed
+    from tuntcp.wire.ipv6 import parse_ip as parse
     from tuntcp.wire.segment import ACK, SYN
     seen: dict[tuple, int] = {}
     with open(pcap_path, "rb") as f:
@@ -352,14 +358,14 @@ def summarize(mode, profile_name, clamp, records, server, counters, kernel_log, 
         if r["local"] is None or r["connected_at"] is None:
             continue
         addr, port = r["local"]
-        s = server.get((int(IPv4Address(addr)), port))
+        s = server.get((addr_int(addr), port))
         if s is None:
             continue
         hs = s.get("path", "synq")
         info = r["info"]
         lat_by.setdefault(hs, []).extend(r["latencies"])
         conns.append({
-            "client": f"{addr}:{port}",
+            "client": addr_port(addr_int(addr), port),
             "handshake": hs,
             "client_snd_wscale": info.get("snd_wscale"),
             "client_rcv_wscale": info.get("rcv_wscale"),

@@ -16,6 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d = StormConfig()
     p.add_argument("--clients", type=int, default=d.clients, help="producers (kernel sockets)")
     p.add_argument("--hosts", type=int, default=d.hosts, help="source addresses they spread over")
+    p.add_argument("--family", choices=("ipv4", "ipv6"), default="ipv4",
+                   help="address family of the lab, the producers and the broker")
     p.add_argument("--clients-per-process", type=int, default=d.clients_per_process, metavar="N",
                    help="producers per process; more run in worker processes (0: as many as "
                         "the open-files limit allows)")
@@ -66,6 +68,7 @@ def config_from(args) -> StormConfig:
         raise StormError(f"--modes takes buggy, fixed and/or kernel, got {args.modes!r}")
     return StormConfig(
         clients=args.clients, hosts=args.hosts, clients_per_process=args.clients_per_process,
+        family=6 if args.family == "ipv6" else 4,
         backlog=args.backlog, syncookies=args.syncookies,
         profile=args.profile, rcvbuf=args.rcvbuf, request_bytes=args.request_bytes,
         requests_per_client=args.requests, request_interval_s=args.interval, rtt_ms=args.rtt_ms,

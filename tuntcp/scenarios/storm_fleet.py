@@ -68,6 +68,7 @@ class StormError(UserError, ValueError):
 class StormConfig:
     clients: int = 200
     hosts: int = 30                     # source addresses the producers spread over
+    family: int = 4                     # 4 or 6: the lab's, the producers' and the broker's
     backlog: int = 50
     syncookies: int = 1
     profile: str = "linux-5.4"
@@ -100,6 +101,8 @@ class StormConfig:
     reply_delim: str = ""               # ... or ends with this (escapes allowed)
 
     def check(self) -> None:
+        if self.family not in (4, 6):
+            raise StormError("--family must be ipv4 or ipv6")
         if not 1 <= self.hosts <= 4000:
             raise StormError("--hosts must be 1..4000")
         # bind(addr, 0) takes a port from ip_local_port_range that is free on that address
@@ -280,7 +283,7 @@ class Producer:
 
     def record(self) -> dict:
         """What summarize() needs of this producer, JSON-ready (a worker sends it as is)."""
-        return {"idx": self.idx, "local": list(self.local) if self.local else None,
+        return {"idx": self.idx, "local": list(self.local[:2]) if self.local else None,
                 "connected_at": self.connected_at, "latencies": self.latencies,
                 "info": {k: self.info.get(k) for k in INFO_KEYS}, "resets": self.resets}
 

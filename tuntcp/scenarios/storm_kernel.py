@@ -41,7 +41,7 @@ import socket
 import subprocess
 import sys
 import time
-from ipaddress import IPv4Address
+from tuntcp.wire.ipv6 import addr_int
 
 import trio
 
@@ -182,7 +182,7 @@ class KernelSide:
 
     async def server_info(self) -> dict:
         rows = await self._cmd({"cmd": "info"}, "info")
-        return {(int(IPv4Address(a)), p): {"path": "kernel", "rcv_wscale": ws, "rcv_wnd": wnd}
+        return {(addr_int(a), p): {"path": "kernel", "rcv_wscale": ws, "rcv_wnd": wnd}
                 for a, p, ws, wnd in rows}
 
     def mark_cpu(self) -> None:
@@ -221,7 +221,7 @@ def join_labs(lab_a, lab_b, extra_net: str) -> None:
 # ---- the kernel broker process (runs inside lab B) ---------------------------------------------
 
 def _listen(addr: str, backlog: int, rcvbuf: int) -> socket.socket:
-    s = socket.socket()
+    s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)   # inherited by accepted sockets
     s.bind((addr, PORT))
@@ -299,7 +299,7 @@ def server(addr: str, backlog: int, rcvbuf: int) -> None:
                         for c in conns:
                             try:
                                 i = tcp_info(c)
-                                a, p = c.getpeername()
+                                a, p = c.getpeername()[:2]
                             except OSError:
                                 continue
                             rows.append([a, p, i["rcv_wscale"], i.get("rcv_wnd", 0)])
@@ -424,7 +424,7 @@ class TargetSide(KernelSide):
         for line in p.stdout.decode().splitlines():
             if not line[:1].isspace():
                 a, _, port = line.split()[-1].rpartition(":")
-                peer = (int(IPv4Address(a)), int(port))
+                peer = (addr_int(a.strip("[]")), int(port))
                 continue
             ws = re.search(r"wscale:(\d+),(\d+)", line)
             wnd = re.search(r"rcv_wnd:(\d+)", line)

@@ -21,6 +21,7 @@ re-listen. EOF on stdin means the parent is gone: the worker exits.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -202,7 +203,9 @@ async def serve() -> None:
         nursery.start_soon(_commands, trio.lowlevel.FdStream(os.dup(0)), send, nursery.cancel_scope)
         init = await commands.receive()
         cfg = StormConfig(**{**init["cfg"], "modes": tuple(init["cfg"]["modes"])})
-        fleet = Fleet(make_producers(cfg, init["srcs"], init["first"], init["stop"], socket.socket),
+        af = socket.AF_INET6 if cfg.family == 6 else socket.AF_INET
+        fleet = Fleet(make_producers(cfg, init["srcs"], init["first"], init["stop"],
+                                     functools.partial(socket.socket, af)),
                       init["dst"])
         _send({"ready": len(fleet.producers)})
         async for msg in commands:

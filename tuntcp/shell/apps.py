@@ -169,7 +169,8 @@ async def serve(lab, profile, args, links=None) -> None:
 
 
 def _banner(lab, profile, args, lst) -> None:
-    ns, addr, port = lab.ns_name, lab.endpoint_addr, args.port
+    ns, port = lab.ns_name, args.port
+    addr = f"[{lab.endpoint_addr}]" if ":" in lab.endpoint_addr else lab.endpoint_addr  # URL/socat form
     enter = getattr(lab, "enter_command", "")     # nsenter ... when the lab is rootless
     p = print
     front = getattr(args, "front", None)

@@ -9,7 +9,7 @@ import errno
 
 import trio
 
-from ..wire.codec import ip_int
+from ..wire.ipv6 import V4_MAX, addr_int
 from .stream import TcpStream, _Guard
 
 DEFAULT_BACKLOG = 0xFFFF  # like trio: ask for a lot; the listener clamps to somaxconn
@@ -121,13 +121,17 @@ async def open_tcp_stream(endpoint, host: str | int, port: int, *, laddr: str | 
     """connect(2): send the SYN and wait for the handshake. Refused -> ConnectionRefusedError,
     retries exhausted -> TimeoutError (both OSError, as trio.open_tcp_stream raises)."""
     stack = endpoint.stack
-    raddr = ip_int(host) if isinstance(host, str) else host
+    raddr = addr_int(host) if isinstance(host, str) else host
     if laddr is None:
         if not stack.addrs:
             raise OSError(errno.EADDRNOTAVAIL, "the stack has no local address")
-        laddr = min(stack.addrs)
+        # an address of the peer's family (int magnitude tells: IPv6 is above 2**32)
+        same = [a for a in stack.addrs if (a > V4_MAX) == (raddr > V4_MAX)]
+        if not same:
+            raise OSError(errno.EADDRNOTAVAIL, "the stack has no local address of the peer's family")
+        laddr = min(same)
     elif isinstance(laddr, str):
-        laddr = ip_int(laddr)
+        laddr = addr_int(laddr)
     conn = stack.connect(laddr, raddr, port, endpoint.now(), lport=lport, rcvbuf=rcvbuf, sndbuf=sndbuf)
     endpoint.kick()
     try:

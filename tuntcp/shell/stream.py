@@ -12,7 +12,7 @@ import operator
 
 import trio
 
-from ..wire.codec import ip_str
+from ..wire.ipv6 import addr_str
 
 DEFAULT_RECEIVE_SIZE = 65536
 _DEAD = ("CLOSED",)
@@ -50,12 +50,12 @@ class TcpStream(trio.abc.HalfCloseableStream):
     @property
     def local_address(self) -> tuple[str, int]:
         laddr, lport, _, _ = self.conn.key
-        return ip_str(laddr), lport
+        return addr_str(laddr), lport
 
     @property
     def peer_address(self) -> tuple[str, int]:
         _, _, raddr, rport = self.conn.key
-        return ip_str(raddr), rport
+        return addr_str(raddr), rport
 
     def info(self) -> dict:
         return self.conn.info()

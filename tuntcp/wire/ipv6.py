@@ -9,6 +9,7 @@ Addresses are 128-bit ints; the TCP checksum uses the same residue arithmetic as
 """
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import struct
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from .codec import (
     _TS_ONLY, _TS_WORD, MAX_OPTION_SPACE, TCP_CSUM_ERRORS, TCP_IN_ERRS, TCP_TRUNCATED, Malformed, _parse_options,
     build_options,
 )
+from .codec import parse as parse4
 from .segment import Segment, TcpOptions
 
 IP6_HDR_ERRORS = mib.Ip6InHdrErrors
@@ -35,6 +37,7 @@ NEXTHDR_NONE = 59
 NEXTHDR_DEST = 60
 MAX_OPTS_CNT = 8            # IP6_DEFAULT_MAX_HBH_OPTS_CNT / IP6_DEFAULT_MAX_DST_OPTS_CNT
 IPV6_MIN_MTU = 1280
+V4_MAX = 0xFFFFFFFF         # one int space for both families: an address above this is IPv6
 
 _LOOPBACK = bytes(15) + b"\x01"
 _IP6 = struct.Struct("!IHBB16s16s")  # ver/tc/flow, payload length, next header, hop limit, src, dst
@@ -62,6 +65,31 @@ def ip6_int(addr: str) -> int:
         return int(ipaddress.IPv6Address(addr))
     except (ipaddress.AddressValueError, ValueError, TypeError) as e:
         raise ValueError(f"not an IPv6 address: {addr!r}") from e
+
+
+def addr_int(addr: str) -> int:
+    """The int of an IPv4 or IPv6 address text (what Stack keys use); ValueError otherwise.
+
+    An IPv4-compatible IPv6 address (::a.b.c.d, deprecated) is refused: its int would be an
+    IPv4 address's. ``::`` is 0, the wildcard of both families."""
+    try:
+        a = ipaddress.ip_address(addr)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"not an IP address: {addr!r}") from e
+    n = int(a)
+    if a.version == 6 and 0 < n <= V4_MAX:
+        raise ValueError(f"IPv4-compatible IPv6 address {addr!r} is not supported (use the IPv4 address)")
+    return n
+
+
+def addr_str(addr: int) -> str:
+    """'198.18.0.1' or '2001:2::1' from an address int (above 2**32: IPv6)."""
+    return str(ipaddress.IPv4Address(addr) if addr <= V4_MAX else ipaddress.IPv6Address(addr))
+
+
+def addr_port(addr: int, port: int) -> str:
+    """'198.18.0.1:80' or '[2001:2::1]:80', as ss prints them."""
+    return f"{addr_str(addr)}:{port}" if addr <= V4_MAX else f"[{addr_str(addr)}]:{port}"
 
 
 def mss_for_mtu6(mtu: int) -> int:
@@ -214,6 +242,14 @@ def parse6(buf, verify: bool = True, counters=None) -> Segment6:
                     (vtf >> 20) & 0xFF, 0, 0, vtf & 0xFFFFF)
 
 
+def parse_ip(buf, verify: bool = True) -> Segment:
+    """An IPv4 or IPv6 packet, by its version nibble (``codec.parse`` or ``parse6``): for
+    readers of captures that hold both (a LINKTYPE_RAW pcap)."""
+    if len(buf) and buf[0] >> 4 == 6:
+        return parse6(buf, verify)
+    return parse4(buf, verify)
+
+
 def _ext_length(buf, off: int, tot: int) -> int:
     """End of the extension header at ``off`` (``(hdrlen + 1) * 8``); Ip6InHdrErrors when it or
     its first 8 bytes are not all there (the ``pskb_may_pull`` checks of each handler)."""
@@ -301,9 +337,10 @@ def _upper_header_truncated(buf, off: int, tot: int, nh: int) -> bool:
 _HDR6 = struct.Struct("!IHBB16s16sHHIIBBHHH")  # IPv6 header + TCP header: 60 bytes
 
 
-def build6(seg: Segment) -> bytes:
+def build6(seg: Segment, flowlabel: int | None = None) -> bytes:
     """One IPv6 packet for ``seg``: hop limit ``seg.ttl``, traffic class ``seg.tos``, flow label
-    ``seg.flowlabel`` (0 for a plain Segment), no extension headers, TCP checksum filled in.
+    ``flowlabel`` or else ``seg.flowlabel`` (0 for a plain Segment), no extension headers, TCP
+    checksum filled in.
 
     Raises ``ValueError`` naming the field when a value does not fit, as ``build`` does.
     """
@@ -320,7 +357,7 @@ def build6(seg: Segment) -> bytes:
     if tlen > 0xFFFF:
         raise ValueError(f"TCP segment of {tlen} bytes exceeds the IPv6 payload maximum of 65535")
     saddr, daddr = seg.saddr, seg.daddr
-    flow = getattr(seg, "flowlabel", 0)
+    flow = getattr(seg, "flowlabel", 0) if flowlabel is None else flowlabel
     for name, value, bits in (("saddr", saddr, 128), ("daddr", daddr, 128), ("tos", seg.tos, 8),
                               ("flowlabel", flow, 20)):
         if not isinstance(value, int) or not 0 <= value < (1 << bits):
@@ -339,3 +376,40 @@ def build6(seg: Segment) -> bytes:
     except (struct.error, TypeError) as e:
         raise ValueError(f"cannot encode segment {seg}: {e}") from None
     return b"".join((hdr, opts, payload)) if plen else hdr + opts
+
+
+class Ip6Out:
+    """How one host puts its TCP segments into IPv6 packets (the encoders call ``build``).
+
+    Hop limit: ``net.ipv6.conf.default.hop_limit`` (``ip6_dst_hoplimit`` with no route metric).
+    Flow label: ``make_flowlabel`` of the flow's ``sk_txhash``. Linux draws that hash at random
+    per socket, and the child copies its request sock's (``tcp_v6_syn_recv_sock``), so SYN-ACK
+    and data carry one label; a RST takes the skb flow hash. Here one keyed hash of the 4-tuple
+    stands for all three: the same per flow, unrelated between flows.
+    """
+
+    __slots__ = ("hop_limit", "auto_flowlabels", "_key", "_labels")
+
+    def __init__(self, hop_limit: int, auto_flowlabels: int, secret: bytes):
+        self.hop_limit = hop_limit
+        self.auto_flowlabels = auto_flowlabels
+        self._key = bytes(secret)[:32] or b"\0"
+        self._labels: dict = {}
+
+    def flowlabel(self, laddr: int, lport: int, raddr: int, rport: int) -> int:
+        key = (laddr, lport, raddr, rport)
+        label = self._labels.get(key)
+        if label is None:
+            h = hashlib.blake2s(_FLOW.pack(laddr.to_bytes(16, "big"), lport, raddr.to_bytes(16, "big"), rport),
+                                key=self._key, digest_size=4, person=b"txhash").digest()
+            if len(self._labels) >= 4096:    # a flood of spoofed sources cannot grow it
+                self._labels.clear()
+            label = self._labels[key] = make_flowlabel(_from_bytes(h, "big"), self.auto_flowlabels)
+        return label
+
+    def build(self, seg: Segment) -> bytes:
+        seg.ttl = self.hop_limit
+        return build6(seg, self.flowlabel(seg.saddr, seg.sport, seg.daddr, seg.dport))
+
+
+_FLOW = struct.Struct("!16sH16sH")
