@@ -26,7 +26,10 @@ BACKLOG = 64
 # Exactly one of these moves per packet given to Stack.receive (TcpInErrs only for data
 # offset < 5: a checksum error moves TcpInErrs too, and is counted by TcpInCsumErrors).
 ONCE = ("IpInHdrErrors", "IpExtInTruncatedPkts", "IpReasmFails", "IpInUnknownProtos",
-        "TuntcpTcpTruncated", "TcpInCsumErrors", "IpInAddrErrors", "TuntcpMartianSrc", "TcpInSegs")
+        "TuntcpTcpTruncated", "TcpInCsumErrors", "IpInAddrErrors", "TuntcpMartianSrc", "TcpInSegs",
+        # a version nibble of 6 sends a packet down the IPv6 path, as the TUN driver does
+        "Ip6InHdrErrors", "Ip6InAddrErrors", "Ip6InUnknownProtos", "Ip6InTruncatedPkts",
+        "Ip6ReasmFails", "TuntcpIp6RtHdrDrop", "TuntcpIp6CompatAddr", "TuntcpIp6NoOffload")
 
 
 def raw(saddr: int, daddr: int, sport: int, dport: int, seq: int = 0, ack: int = 0, flags: int = 0,

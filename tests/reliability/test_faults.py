@@ -81,7 +81,9 @@ def run_faulty_transfer(nbytes: int, *, seed: int, profile="linux-6.1", max_time
 
 
 REFUSED = ("IpInHdrErrors", "IpExtInTruncatedPkts", "IpReasmFails", "IpInUnknownProtos",
-           "TuntcpTcpTruncated", "TcpInCsumErrors")
+           "TuntcpTcpTruncated", "TcpInCsumErrors",
+           # a flipped version bit makes it an IPv6 packet: refused on the IPv6 path
+           "Ip6InHdrErrors", "Ip6InTruncatedPkts", "Ip6InUnknownProtos", "Ip6ReasmFails")
 
 LINKS = [
     # seed, loss, reorder, duplicate, corrupt, delay, jitter

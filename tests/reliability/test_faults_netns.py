@@ -94,7 +94,9 @@ class WatchedLink(LinkModel):
 
 
 REFUSED = ("IpInHdrErrors", "IpExtInTruncatedPkts", "IpReasmFails", "IpInUnknownProtos",
-           "TuntcpTcpTruncated", "TcpInCsumErrors")
+           "TuntcpTcpTruncated", "TcpInCsumErrors",
+           # a flipped version bit makes it an IPv6 packet: refused on the IPv6 path
+           "Ip6InHdrErrors", "Ip6InTruncatedPkts", "Ip6InUnknownProtos", "Ip6ReasmFails")
 
 
 @pytest.mark.parametrize("seed,loss,reorder,duplicate,corrupt,n", [
