@@ -110,9 +110,14 @@ class World:
         well-formed packet. Returns the replies."""
         c = self.server.counters
         before = [c[k] for k in ONCE]
+        delivered6 = c["Ip6InDelivers"]
         errs = c["TcpInErrs"] - c["TcpInCsumErrors"]
         self.server.receive(pkt, self.now)
         moved = sum(c[k] - b for k, b in zip(ONCE, before)) + (c["TcpInErrs"] - c["TcpInCsumErrors"] - errs)
+        if c["TcpInSegs"] == before[ONCE.index("TcpInSegs")]:
+            # IPv6 delivered to no transport (next header 59, "no next header"): counted delivered
+            moved += c["Ip6InDelivers"] - delivered6
+
         if moved != 1:
             raise AccountingError(f"packet counted {moved} times: {pkt.hex()}")
         out = self.server.take_output()
