@@ -54,6 +54,7 @@ import weakref
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNS = 0x00020000
+MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
 TUNSETIFF = 0x400454CA
@@ -218,7 +219,16 @@ def _private_run() -> None:
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     _mount(b"tmpfs", "/run", b"tmpfs", 0, b"mode=0755")
     os.makedirs(NETNS_RUN_DIR, exist_ok=True)
+    _private_tun()
     open(PRIVATE_RUN_MARK, "w").close()
+
+
+def _private_tun() -> None:
+    """$TUNTCP_TUN_DEVICE bind-mounted on /dev/net/tun in this mount namespace only, so tools
+    that open /dev/net/tun themselves (packetdrill) get the node this user may open."""
+    dev = tun_device()
+    if dev != "/dev/net/tun" and os.path.exists(dev) and os.path.exists("/dev/net/tun"):
+        _mount(dev.encode(), "/dev/net/tun", None, MS_BIND)
 
 
 def enter_rootless() -> None:
