@@ -201,6 +201,20 @@ def _in_user_namespace() -> bool:
         return False
 
 
+def in_user_namespace() -> bool:
+    """True when this process lives in a user namespace (rootless: root here, a plain user on
+    the host), as after ensure_privileges() without root or under `unshare -Ur`."""
+    return _in_user_namespace()
+
+
+def as_plain_user(argv: list[str]) -> list[str]:
+    """``argv`` run so that it does not see itself as root when we are root of a user namespace:
+    tools that drop root to a user of their own (tcpdump, even for -r) cannot become that user
+    here (only uid 0 is mapped); in a nested user namespace without a mapping they run as our
+    real user, with no capabilities. Unchanged as the host's root."""
+    return ["unshare", "--user", *argv] if _in_user_namespace() else argv
+
+
 def _mount(src, target, fstype, flags, data=None) -> None:
     if _libc.mount(src, target.encode(), fstype, flags, data) != 0:
         err = ctypes.get_errno()
