@@ -27,8 +27,9 @@ namespaces left by killed (SIGKILL) runs.
 Rootless: without CAP_NET_ADMIN the first lab makes the process root of its own user, network
 and mount namespaces (`enter_rootless`), with a private tmpfs on /run (so /run/netns is ours)
 and the TUN opened from `TUNTCP_TUN_DEVICE` (default /dev/net/tun; any node `c 10 200` the user
-may open).  It must happen before the process starts a thread; `tuntcp` commands do it first
-thing, `unshare -Urnm` before the run works too.
+may open; it is also bind-mounted on /dev/net/tun inside the private mount namespace, for
+tools such as packetdrill that open that path themselves).  It must happen before the process
+starts a thread; `tuntcp` commands do it first thing, `unshare -Urnm` before the run works too.
 """
 from __future__ import annotations
 
