@@ -149,6 +149,15 @@ def freebsd_queue_report(backlog=4, rexmt=1, split_delay=0.53):
             "profiles": {}, "counters": {}}
 
 
+def drill_report(field=528):
+    """scenarios/drill_lab.py: runs.<profile>.verdict/message/window_field."""
+    msg = (f"cookie-rcvbuf-wscale.pkt:26: error handling packet: live packet field tcp_window: "
+           f"expected: 50600 vs actual: {field}")
+    return {"scenario": "drill-cookie-wscale", "config": {"profiles": ["linux-5.4", "linux-6.18"]},
+            "runs": {"linux-5.4": {"verdict": "DIVERGENCE", "message": msg, "window_field": field},
+                     "linux-6.18": {"verdict": "MATCH", "message": "", "window_field": 50600}}}
+
+
 REPORTS = {
     1: [storm_report(), storm_report(ratio=4.0, cookies=1)],
     2: [slow_accept_report(), slow_accept_report(backlog=8, overflows=12, resets=6, clients=30)],
@@ -160,7 +169,21 @@ REPORTS = {
                                                    cookie_bare=12.0)],
     7: [freebsd_queue_report(), freebsd_queue_report(backlog=10, rexmt=3, split_delay=1.2)],
     8: [reverse_check_report(), reverse_check_report("buggy", 1, 7, 63, "5.4.0-42-generic")],
+    9: [drill_report(), drill_report(field=400)],
 }
+
+
+def test_lab_9_key_passes_on_a_real_run(tmp_path):
+    """The drill lab needs no privileges: run its scenario for real and grade the key."""
+    import trio
+
+    from tuntcp.scenarios.drill_lab import Config, run
+    report = trio.run(run, Config(out=str(tmp_path)))
+    assert report["runs"]["linux-5.4"]["verdict"] == "DIVERGENCE"
+    assert report["runs"]["linux-5.4"]["window_field"] == 528
+    assert report["runs"]["linux-6.18"]["verdict"] == "MATCH"
+    assert json.loads((tmp_path / "report.json").read_text()) == json.loads(json.dumps(report))
+    assert all(r.ok for r in check(get_lab(9), SOLUTIONS[9][0](report), report))
 
 
 def cases():
