@@ -13,6 +13,7 @@ LAB = LabSpec(
     slug="drill",
     module="tuntcp.scenarios.drill_lab",
     report_scenario="drill-cookie-wscale",
+    needs_privileges=False,
     look_at=["report.json: runs.<profile>.verdict, runs.<profile>.message (packetdrill's words), "
              "runs.<profile>.window_field"],
     checks={
