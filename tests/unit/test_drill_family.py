@@ -84,3 +84,13 @@ def test_scoreboard_names_its_family(tmp_path):
     assert open(md_path).readline().startswith("# tuntcp drill scoreboard: profile linux-6.18, --ip_version ipv6")
     score.write(rows, str(tmp_path / "out4"), "linux-6.18", "suite")
     assert open(tmp_path / "out4" / "scoreboard.md").readline() == "# tuntcp drill scoreboard: profile linux-6.18\n"
+
+
+def test_headers_per_family_defines():
+    from tuntcp.drill.headers import read_headers
+    h = read_headers("// tuntcp-define linux-5.4: W=1 X=2\n// tuntcp-define linux-5.4 ipv6: W=3\n"
+                     "// tuntcp-kernel: valid -D W=5\n// tuntcp-kernel ipv6: -D W=6\n")
+    assert h.model_defines("linux-5.4") == {"W": "1", "X": "2"}
+    assert h.model_defines("linux-5.4", "ipv6") == {"W": "3", "X": "2"}
+    assert h.model_defines("linux-5.4", "ipv4-mapped-ipv6") == {"W": "1", "X": "2"}
+    assert h.kernel_defines() == {"W": "5"} and h.kernel_defines("ipv6") == {"W": "6"}

@@ -75,7 +75,7 @@ def main(args) -> int:
     status = 0
     for path in args.scripts:
         try:
-            own = defines_for(path, args.profile)     # the script's own per-profile symbols
+            own = defines_for(path, args.profile, args.ip_version)   # the script's own symbols
         except OSError as e:
             print(f"tuntcp drill: error: {e}", file=sys.stderr)
             return 2

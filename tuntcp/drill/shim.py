@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..core.window import sock_set_rcvbuf, sock_set_sndbuf
+from ..wire.ipv6 import V4_MAX
 from . import host
 from .model import ELLIPSIS, Unsupported
 
@@ -186,7 +187,9 @@ class Shim:
         if v and s.listener is not None:
             if not hasattr(s.listener, "advmss"):
                 raise Unsupported("setsockopt TCP_MAXSEG", detail="on this profile's listener")
-            s.listener.advmss = min(self.r.stack.advmss(self.r.laddr), v)
+            s.listener.advmss = min(self.r.stack.advmss(0), v)       # user_mss clamps both
+            if hasattr(s.listener, "advmss6"):
+                s.listener.advmss6 = min(self.r.stack.advmss(V4_MAX + 1), v)
 
     def sys_getsockopt(self, fd, level, name, val, vlen):
         s = self.sock(fd)
