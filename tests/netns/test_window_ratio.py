@@ -58,11 +58,13 @@ def kernel_broker(srv, out):
     c.close()
 
 
-async def run_kernel(vnet_hdr):
-    with Lab(vnet_hdr=vnet_hdr) as lab, \
-            Lab(vnet_hdr=vnet_hdr, client_addr=netns.ENDPOINT_ADDR,
-                endpoint_addr=netns.CLIENT_ADDR) as lab_b:
-        join_labs(lab, lab_b, str(netns.EXTRA_CLIENT_NET))
+async def run_kernel(vnet_hdr, family=4):
+    v6 = family == 6
+    with Lab(vnet_hdr=vnet_hdr, family=family) as lab, \
+            Lab(vnet_hdr=vnet_hdr, family=family,
+                client_addr=netns.ENDPOINT_ADDR6 if v6 else netns.ENDPOINT_ADDR,
+                endpoint_addr=netns.CLIENT_ADDR6 if v6 else netns.CLIENT_ADDR) as lab_b:
+        join_labs(lab, lab_b, str(netns.EXTRA_CLIENT_NET6 if v6 else netns.EXTRA_CLIENT_NET))
         if vnet_hdr:            # TSO/GSO frames pass through whole, as into the endpoint
             enable_offload(lab.tun_fd)
             enable_offload(lab_b.tun_fd)
@@ -84,8 +86,8 @@ async def run_kernel(vnet_hdr):
         return cinfo, out[0]
 
 
-async def run_model(profile, vnet_hdr):
-    with Lab(vnet_hdr=vnet_hdr) as lab:
+async def run_model(profile, vnet_hdr, family=4):
+    with Lab(vnet_hdr=vnet_hdr, family=family) as lab:
         stack = Stack(get_profile(profile), addrs={lab.endpoint_ip}, secret=os.urandom(16),
                       encoder=encoder_for(vnet_hdr))
         ep = Endpoint(stack, lab.tun_fd, offload=vnet_hdr)
@@ -112,22 +114,26 @@ async def run_model(profile, vnet_hdr):
         return cinfo, infos[0]
 
 
-@pytest.mark.parametrize("vnet_hdr,field", [(False, 63280), (True, 65535)],
-                         ids=["tun-1500", "tun-vnet-gso"])
-async def test_linux_6_18_window_after_data_matches_the_host_kernel(netns_available, vnet_hdr, field):
-    kc, ks = await run_kernel(vnet_hdr)
+@pytest.mark.parametrize("vnet_hdr,family,field", [(False, 4, 63280), (True, 4, 65535), (False, 6, 62489)],
+                         ids=["tun-1500", "tun-vnet-gso", "tun-1500-ipv6"])
+async def test_linux_6_18_window_after_data_matches_the_host_kernel(netns_available, vnet_hdr, family,
+                                                                    field):
+    """IPv6: 1428-byte segments with 72 header bytes still cost 2304 (ratio 158, clamp 126400);
+    the queued one leaves (204800 - 2304) * 158 >> 8 = 124978, field 62489. (No IPv6 vnet case:
+    the lab's offload turns on TSO4 only, and the offload endpoint does not carry IPv6 yet.)"""
+    kc, ks = await run_kernel(vnet_hdr, family)
     assert kc["snd_wscale"] == 1 and ks["rcv_wscale"] == 1
     assert kc["snd_wnd"] == field << 1, (kc["snd_wnd"], ks["rcv_ssthresh"])
     for profile in ("linux-6.18", "linux-6.12"):
-        mc, ms = await run_model(profile, vnet_hdr)
+        mc, ms = await run_model(profile, vnet_hdr, family)
         assert mc["snd_wscale"] == 1 and ms["rcv_wscale"] == 1
         assert mc["snd_wnd"] == kc["snd_wnd"], (profile, mc["snd_wnd"], ms["rcv_ssthresh"])
         # the clamp moved off tcp_init_buffer_space's 102400 - 1448 with the measured ratio:
         # 160 (1448 / 2304) on the plain TUN; from the first GSO packet's len/truesize with vnet
-        if vnet_hdr:
+        if vnet_hdr and family == 4:
             assert ms["window_clamp"] > 131070
         else:
-            assert ms["window_clamp"] == 128000
+            assert ms["window_clamp"] == (128000 if family == 4 else 126400)
 
 
 @pytest.mark.parametrize("vnet_hdr", [False, True], ids=["tun-1500", "tun-vnet-gso"])
