@@ -38,10 +38,29 @@ def test_the_same_script_matches_in_every_family(ip_version):
     assert r.settings.mtu == (1520 if v6 else 1500)
 
 
-def test_ipv6_headers_on_the_segments_the_runner_builds_and_matches(tmp_path):
+def test_ipv6_headers_on_the_packets_the_runner_builds_and_matches():
+    """Inbound script packets enter as IPv6 bytes through the stack's IPv6 input (parse6 and the
+    pseudo-header checksum); what the model sends back must carry the family's addresses."""
     r = runner(SCRIPT, ip_version="ipv6")
     assert r.local_ip == "fd3d:a0b:17d6::1" and r.remote_ip == "fd3d:fa7b:d17d::1"
     assert r.stack.advmss(r.laddr) == 1460
+    c = r.stack.counters
+    assert c["Ip6InReceives"] == 2 and c.get("IpInReceives", 0) == 0
+    r4 = runner(SCRIPT, ip_version="ipv4")
+    assert r4.stack.counters["IpInReceives"] == 2 and r4.stack.counters.get("Ip6InReceives", 0) == 0
+
+
+def test_an_outbound_packet_with_the_wrong_addresses_is_a_mismatch(monkeypatch):
+    """The script's inbound packets come from one address; the runner expects the replies to go
+    to another: the match fails on the addresses, not silently on ports alone."""
+    from tuntcp.drill import runner as runner_mod
+    from tuntcp.drill.model import Mismatch
+    r = Runner(parse(SCRIPT, "t.pkt", {}), "linux-6.18", ip_version="ipv6")
+    real, sender = runner_mod.build_inbound, r.raddr
+    r.raddr += 1
+    monkeypatch.setattr(runner_mod, "build_inbound", lambda p, f, la, ra: real(p, f, la, sender))
+    with pytest.raises(Mismatch, match="live packet addresses fd3d:a0b:17d6::1 > fd3d:fa7b:d17d::1"):
+        r.run()
 
 
 def test_ipv6_at_mtu_1500_advertises_1440(tmp_path):

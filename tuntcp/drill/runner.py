@@ -10,7 +10,8 @@ from ..profiles import get_profile
 from ..wire.ipv6 import addr_int
 from dataclasses import replace
 
-from ..wire.ipv6 import V4_MAX, addr_str
+from ..wire.codec import build
+from ..wire.ipv6 import V4_MAX, addr_str, build6
 from ..wire.segment import CWR, SYN
 from . import host
 from .code import run_code
@@ -175,7 +176,9 @@ class Runner:
         if f is None:
             raise Mismatch("error handling packet", "inbound packet with no socket to send it to", ev.line)
         seg = build_inbound(p, f, self.laddr, self.raddr)
-        self.stack.receive_segment(seg, self.now)
+        # as bytes through the stack's own IPv4 / IPv6 input (parse, checksum, Ip*InReceives),
+        # as packetdrill writes them into its tun
+        self.stack.receive(build6(seg) if self.raddr > V4_MAX else build(seg), self.now)
         self._collect()
         self._retry_blocked()
 
