@@ -99,10 +99,11 @@ def test_scoreboard_names_its_family(tmp_path):
     (tmp_path / "suite" / "a.pkt").write_text(SCRIPT)
     rows = score.score(str(tmp_path / "suite"), "linux-6.18", {}, ip_version="ipv6")
     assert rows[0]["verdict"] == "MATCH"
-    csv_path, md_path = score.write(rows, str(tmp_path / "out"), "linux-6.18", "suite", "ipv6")
-    assert open(md_path).readline().startswith("# tuntcp drill scoreboard: profile linux-6.18, --ip_version ipv6")
+    _, md_path = score.write(rows, str(tmp_path / "out"), "linux-6.18", "suite", "ipv6")
+    title = "# tuntcp drill scoreboard: profile linux-6.18"
+    assert open(md_path).readline() == title + ", --ip_version ipv6\n"
     score.write(rows, str(tmp_path / "out4"), "linux-6.18", "suite")
-    assert open(tmp_path / "out4" / "scoreboard.md").readline() == "# tuntcp drill scoreboard: profile linux-6.18\n"
+    assert open(tmp_path / "out4" / "scoreboard.md").readline() == title + "\n"
 
 
 def test_headers_per_family_defines():

@@ -18,11 +18,12 @@ from ..wire.ipv6 import V4_MAX
 from ..wire.segment import ACK, FIN, PSH, RST, SYN, Segment
 
 
-
 def _tcp_hdr_len(seg: Segment) -> int:
     """The TCP header length of a received segment with the options we parse (TS, SACK)."""
     o = seg.options
-    return 20 + (TS_LEN if o.ts is not None else 0) + (4 + 8 * len(o.sack_blocks) if o.sack_blocks else 0)
+    sack = 4 + 8 * len(o.sack_blocks) if o.sack_blocks else 0
+    return 20 + (TS_LEN if o.ts is not None else 0) + sack
+
 
 class InputMixin:
     __slots__ = ()

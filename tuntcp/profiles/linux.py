@@ -143,7 +143,8 @@ _linux(
 _linux("linux-5.10")
 _linux("linux-6.1")
 # 6.12: no tcp_adv_win_scale any more (dfa2f0483360, 6.6), 50 % ratio (697a6c8cec03, 6.10) adapting
-# from len/truesize with the window clamp following it (a2cbb1603943, 6.11; f5da7c45188e, 6.12 stable Feb 2025),
+# from len/truesize with the window clamp following it (a2cbb1603943, 6.11; f5da7c45188e, 6.12
+# stable Feb 2025),
 # linear SYN timeouts (6.5), SYN queue '>' (3479c7549fb1 in stable), new flood message (>= 6.2).
 _V6_12 = dict(
     net__ipv4__tcp_syn_linear_timeouts=4,

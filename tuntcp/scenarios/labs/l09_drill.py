@@ -1,5 +1,6 @@
 """Lab 9: one packetdrill script, two kernels (scenario: scenarios/drill_lab.py)."""
-from tuntcp.scenarios.labs import Check, LabSpec, fixed_number, fixed_text, fixed_yes_no, measured_number, norm_text
+from tuntcp.scenarios.labs import (Check, LabSpec, fixed_number, fixed_text, fixed_yes_no, measured_number,
+                                   norm_text)
 
 
 def _verdict(profile):
