@@ -180,7 +180,7 @@ _linux("linux-6.12", **_V6_12)
 # dfa2f0483360, 6.6), scaling_ratio 50 % (697a6c8cec03, 6.10), synq '>' (3479c7549fb1), the new
 # flood message, the ratio adaptation with the clamp following (a2cbb1603943 "tcp: Update window
 # clamping condition", 6.11, fixing 05f76b2d634e; f5da7c45188e's tcp_set_window_clamp form):
-# tests/netns/test_window_ratio.py checks 131070 / 65535 against this kernel. Not verified: anything
+# tests/netns/test_window_ratio_kernel.py checks 131070 / 65535 against this kernel. Not verified: anything
 # in syncookies.c after 6.12.
 # net.ipv4.tcp_congestion_control reads bbr in a lab namespace only because it inherits the host's
 # init_net default; the kernel's own default is cubic, and so is the profile's.
