@@ -94,3 +94,31 @@ def test_same_ratio_changes_nothing():
     w = broker_window(prof("linux-6.18"))
     assert w.measure_ratio(1448) is True
     assert w.measure_ratio(1448) is False
+
+
+RCVBUF_15000 = """`sysctl -q net.ipv4.tcp_timestamps=0`
+    0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
+   +0 setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0
+   +0 setsockopt(3, SOL_SOCKET, SO_RCVBUF, [15000], 4) = 0
+   +0 bind(3, ..., ...) = 0
+   +0 listen(3, 10) = 0
+   +0 < S 0:0(0) win 65535 <mss 1460,sackOK,nop,nop,nop,wscale 7>
+   +0 > S. 0:0(0) ack 1 <...>
+ +.01 < . 1:1(0) ack 1 win 502
+   +0 accept(3, ..., ...) = 4
+ +.01 < P. 1:1001(1000) ack 1 win 502
+"""
+
+
+@pytest.mark.parametrize("profile,after", [("linux-6.18", 13007), ("linux-6.12", 13007), ("linux-6.1", 13540)])
+def test_a_lower_ratio_shrinks_clamp_ssthresh_and_rcv_space(profile, after):
+    """1000 bytes: ratio 111, clamp 30000 * 111 >> 8 = 13007 below tcp_init_buffer_space's 13540:
+    __tcp_adjust_rcv_ssthresh lowers rcv_ssthresh and f5da7c45188e lowers rcvq_space. Real
+    packetdrill on the 6.18 host printed tcpi_rcv_space, tcpi_rcv_ssthresh = 13540, 13540 after
+    accept and 13007, 13007 after this segment."""
+    from tuntcp.drill.parser import parse
+    from tuntcp.drill.runner import Runner
+    r = Runner(parse(RCVBUF_15000, "t.pkt", {}), profile)
+    r.run()
+    i = r.current.info()
+    assert (i["window_clamp"], i["rcv_ssthresh"], i["rcv_space"]) == (after, after, after)
