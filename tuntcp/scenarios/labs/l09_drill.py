@@ -1,13 +1,5 @@
 """Lab 9: one packetdrill script, two kernels (scenario: scenarios/drill_lab.py)."""
-from tuntcp.scenarios.labs import (Check, LabSpec, fixed_number, fixed_text, fixed_yes_no, measured_number,
-                                   norm_text)
-
-
-def _verdict(profile):
-    def grade(answer, report) -> bool:
-        return norm_text(answer).upper() == report["runs"][profile]["verdict"]
-    return grade
-
+from tuntcp.scenarios.labs import LabSpec, fixed_number, fixed_text, fixed_yes_no, measured_number, measured_text
 
 LAB = LabSpec(
     number=9,
@@ -21,7 +13,7 @@ LAB = LabSpec(
         "Q1": fixed_text([r"\b5\.4\b"], "Story: which release lacks 909172a14974?", reject=[r"6\.18"]),
         "Q2": fixed_number(7, "lab 1, or the broker's tcp_rmem[2] / rmem_max: the shift a clamp-free "
                               "tcp_select_initial_window picks"),
-        "Q3": Check(_verdict("linux-6.18"), "runs.linux-6.18.verdict"),
+        "Q3": measured_text(lambda r: r["runs"]["linux-6.18"]["verdict"], "runs.linux-6.18.verdict"),
         "Q4": measured_number(lambda r: r["runs"]["linux-5.4"]["window_field"],
                               "runs.linux-5.4.window_field (the 'actual' in its message)"),
         "Q5": measured_number(lambda r: r["runs"]["linux-5.4"]["window_field"] << 1,
