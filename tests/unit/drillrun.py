@@ -2,6 +2,7 @@
 tests/drill/*.pkt cannot express: counters, obs events, ss rows, the connection's state.
 
     r = Drive("linux-6.1").run(LISTEN + HANDSHAKE_TS + "+.1 < P. 1:101(100) ack 1 win 502 ...")
+    r = Drive("linux-6.12").run_file("rto-backoff.pkt")     # a tests/drill script, then...
     assert r.stack.counters["TcpExtDelayedACKs"] == 1 and r.conn.state == "ESTABLISHED"
     r.run("+.1 ...")                 # more lines on the same run (times go on from the last)
 
@@ -10,12 +11,16 @@ or back to an earlier one); the runner itself follows one connection per script.
 """
 from __future__ import annotations
 
+import os
+
 from tuntcp.drill import host
+from tuntcp.drill.headers import read_headers
 from tuntcp.drill.model import DrillError
 from tuntcp.drill.parser import parse
 from tuntcp.drill.runner import Runner
 from tuntcp.profiles import get_profile
 
+SCRIPTS = os.path.join(os.path.dirname(__file__), "..", "drill")
 SYSCTL = "`sysctl -q net.ipv4.tcp_syncookies=0 net.ipv4.tcp_timestamps={ts} net.ipv4.tcp_sack={sack}`\n"
 LISTEN = """
 0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
@@ -43,7 +48,7 @@ class _Runner(Runner):
 
 class Drive:
     def __init__(self, profile: str = "linux-6.1", overrides=None, *, log=None, defines=None):
-        self.r = _Runner(parse("", "<test>"), profile, defines=defines)
+        self.r = _Runner(parse("", "<test>"), profile, defines=dict(defines or {}))
         self.r.base_profile = get_profile(profile, overrides)
         self.r.log = log
 
@@ -54,6 +59,14 @@ class Drive:
         except DrillError as e:
             raise AssertionError(f"script line {e.line}: {getattr(e, 'what', '')}: {e.msg}") from None
         return self
+
+    def run_file(self, name: str) -> "Drive":
+        """tests/drill/NAME with the -D symbols its header gives this run's profile."""
+        path = os.path.join(SCRIPTS, name)
+        with open(path) as f:
+            text = f.read()
+        self.r.defines.update(read_headers(text).defines.get(self.r.profile_name, {}))
+        return self.run(text)
 
     def settle(self, seconds: float) -> "Drive":
         """Fire the timers of the next ``seconds``; nothing may be left unmatched (the runner,
