@@ -47,10 +47,13 @@ class _Runner(Runner):
 
 
 class Drive:
-    def __init__(self, profile: str = "linux-6.1", overrides=None, *, log=None, defines=None):
+    def __init__(self, profile: str = "linux-6.1", overrides=None, *, log=None, defines=None,
+                 local_ip=None, remote_ip=None):
         self.r = _Runner(parse("", "<test>"), profile, defines=dict(defines or {}))
         self.r.base_profile = get_profile(profile, overrides)
         self.r.log = log
+        self.r.local_ip = local_ip or self.r.local_ip          # packetdrill's --local_ip
+        self.r.remote_ip = remote_ip or self.r.remote_ip
 
     def run(self, text: str) -> "Drive":
         self.r.script = parse(text, "<test>", self.r.defines)
