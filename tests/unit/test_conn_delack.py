@@ -8,6 +8,8 @@ for the tests that drive segments by hand; ISNs: ours ``ISS``, the peer's 0.
 """
 import ipaddress
 
+import pytest
+
 from drillrun import HANDSHAKE_TS, LISTEN, SYSCTL, Drive
 from tuntcp.core.conn import Connection
 from tuntcp.core.params import HandshakeParams
@@ -58,6 +60,14 @@ def after_quick_mode(d, rcv_mss=None):
     if rcv_mss:
         d.conn.win.rcv_mss = rcv_mss
     return d
+
+
+@pytest.mark.parametrize("script", ["delack-quickack-count.pkt", "delack-quickack-small-window.pkt"])
+def test_quick_ack_mode_runs_out_then_one_delayed_ack(script):
+    """The packets are the scripts'; the counter and the state are checked here."""
+    d = Drive().run_file(script).settle(1.0)
+    assert d.stack.counters["TcpExtDelayedACKs"] == 1
+    assert d.conn.dack.quick == 0
 
 
 def test_two_full_segments_ack_at_once_after_quick_mode():
