@@ -70,15 +70,18 @@ def test_quick_ack_mode_runs_out_then_one_delayed_ack(script):
     assert d.conn.dack.quick == 0
 
 
+FIRST_SEGMENT_READ = """
+0.100 < . 1:1449(1448) ack 1 win 513 <nop,nop,TS val 200 ecr 0>
++0 > . 1:1(0) ack 1449 <nop,nop,TS val 1 ecr 200>
++0 read(4, ..., 100000) = 1448
+"""
+
+
 def test_two_full_segments_ack_at_once_after_quick_mode():
     """__tcp_ack_snd_check: more than one rcv_mss since the last window update and the window
     we would offer now is not smaller than the last one (the app keeps reading) -> immediate
     ACK; a single segment waits 40 ms."""
-    d = handshake().run("""
-0.100 < . 1:1449(1448) ack 1 win 513 <nop,nop,TS val 200 ecr 0>
-+0 > . 1:1(0) ack 1449 <nop,nop,TS val 1 ecr 200>
-+0 read(4, ..., 100000) = 1448
-""")
+    d = handshake().run(FIRST_SEGMENT_READ)
     after_quick_mode(d).run("""
 0.200 < . 1449:2897(1448) ack 1 win 513 <nop,nop,TS val 201 ecr 0>
 +0 read(4, ..., 100000) = 1448
@@ -94,11 +97,7 @@ def test_two_full_segments_ack_at_once_after_quick_mode():
 def test_two_segments_unread_do_not_ack_when_window_shrinks():
     """The same two segments left unread: the offered window would shrink, so the
     two-segment rule does not fire and the delack timer sends the ACK."""
-    d = handshake().run("""
-0.100 < . 1:1449(1448) ack 1 win 513 <nop,nop,TS val 200 ecr 0>
-+0 > . 1:1(0) ack 1449 <nop,nop,TS val 1 ecr 200>
-+0 read(4, ..., 100000) = 1448
-""")
+    d = handshake().run(FIRST_SEGMENT_READ)
     after_quick_mode(d).run("""
 0.200 < . 1449:2897(1448) ack 1 win 513 <nop,nop,TS val 201 ecr 0>
 +0 < . 2897:4345(1448) ack 1 win 513 <nop,nop,TS val 202 ecr 0>
