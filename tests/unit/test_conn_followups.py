@@ -264,13 +264,13 @@ def test_single_segment_tail_loss_probe_instead_of_rto():
 
 
 def test_tail_of_a_flight_probe_after_two_srtt_then_rto_a_full_rto_later():
-    d = Drive().run_file("tlp-tail.pkt")
+    d = Drive().run_file("tlp-tail.pkt", exact=True)
     assert d.stack.counters["TcpExtTCPLossProbes"] == 1
     assert d.stack.counters["TcpExtTCPTimeouts"] == 1
 
 
 def test_probe_sends_new_data_when_the_window_allows():
-    d = Drive().run_file("tlp-new-data.pkt")
+    d = Drive().run_file("tlp-new-data.pkt", exact=True)
     c = d.conn
     assert d.stack.counters["TcpExtTCPLossProbes"] == 1
     assert d.stack.counters.get("TcpRetransSegs", 0) == 0
@@ -344,7 +344,7 @@ def test_lost_retransmit_skips_acked_entries_behind_unacked_ones():
 
 
 def test_a_write_that_sends_nothing_leaves_the_probe_armed():
-    d = Drive().run_file("tlp-write-nothing.pkt")
+    d = Drive().run_file("tlp-write-nothing.pkt", exact=True)
     assert d.stack.counters["TcpExtTCPLossProbes"] == 1
     assert d.stack.counters.get("TcpExtTCPTimeouts", 0) == 0
 
