@@ -589,6 +589,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
             "rtt": round((r.srtt or 0) * 1000, 3), "rttvar": round((r.rttvar or 0) * 1000, 3),
             "ato": round(self.dack.ato * 1000),
             "mss": self.mss, "advmss": self.advmss, "rcv_mss": self.rcv_mss,
+            "pmtu": self.stack.mtu,     # icsk_pmtu_cookie: the device MTU (no PMTU discovery modelled)
             "cwnd": self.cc.cwnd if self.cc else 10,
             "ssthresh": self.cc.ssthresh if self.cc else 0x7FFFFFFF,
             "snd_wnd": self.snd_wnd,
