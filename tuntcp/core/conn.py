@@ -389,6 +389,15 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
     def readable(self) -> int:
         return len(self.rcvq)
 
+    def inq_hint(self) -> int:
+        """TCP_CM_INQ's value (``tcp_inq_hint``): rcv_nxt - copied_seq, where an in-order FIN
+        counts one until a read passes it; 0 becomes 1 once the socket is done (SOCK_DONE:
+        FIN received or ``tcp_done``) so the reader goes on to see EOF."""
+        inq = len(self.rcvq) + (1 if self.fin_rcvd and self.rcvq else 0)
+        if inq == 0 and (self.fin_rcvd or self.state is CLOSED):
+            inq = 1
+        return inq
+
     def at_eof(self) -> bool:
         return self.fin_rcvd and not self.rcvq
 

@@ -156,8 +156,8 @@ class Shim:
             d = dict(x[1:] for x in val[1] if isinstance(x, tuple) and x[0] == "=")
             s.opts["SO_LINGER"] = (d.get("onoff", 0), d.get("linger", 0))
             return 0, None
-        if name in ("SO_REUSEADDR", "SO_REUSEPORT", "SO_KEEPALIVE"):
-            s.opts[name] = v
+        if name in ("SO_REUSEADDR", "SO_REUSEPORT", "SO_KEEPALIVE", "TCP_INQ", "SO_ZEROCOPY"):
+            s.opts[name] = v        # TCP_INQ: tp->recvmsg_inq; SO_ZEROCOPY: sock_flag SOCK_ZEROCOPY
             return 0, None
         if name in ("SO_RCVBUF", "SO_SNDBUF", "TCP_DEFER_ACCEPT", "TCP_NODELAY"):
             s.opts[name] = v
@@ -204,7 +204,7 @@ class Shim:
             have = s.conn.sndbuf if s.conn is not None else (
                 sock_set_sndbuf(p, s.opts["SO_SNDBUF"]) if "SO_SNDBUF" in s.opts else p["net.ipv4.tcp_wmem"][1])
             return self.r.check_out(val, have), None
-        if name in ("SO_REUSEADDR", "TCP_NODELAY", "TCP_DEFER_ACCEPT"):
+        if name in ("SO_REUSEADDR", "TCP_NODELAY", "TCP_DEFER_ACCEPT", "TCP_INQ", "SO_ZEROCOPY"):
             return self.r.check_out(val, s.opts.get(name, 0)), None
         if name == "TCP_MAXSEG" and s.conn is not None and s.conn.state != "SYN-SENT":
             return self.r.check_out(val, s.conn.info()["mss"]), None     # tp->mss_cache
@@ -237,9 +237,14 @@ class Shim:
         if buf == "NULL" and n:
             raise _Errno("EFAULT")
         fl = _flag_names(flags)
-        if fl - {"MSG_EOR", "MSG_DONTWAIT", "MSG_NOSIGNAL"}:
+        if fl - {"MSG_EOR", "MSG_DONTWAIT", "MSG_NOSIGNAL", "MSG_ZEROCOPY"}:
             raise Unsupported(f"send flag {'|'.join(sorted(fl))}")
         c = s.conn
+        if "MSG_ZEROCOPY" in fl and n and s.opts.get("SO_ZEROCOPY") and c is not None and \
+                c.state in ("ESTABLISHED", "CLOSE-WAIT") and c.info()["notsent"]:
+            # tcp_sendmsg_locked appends zerocopy frags to the tail skb only under the same
+            # ubuf_info (skb_zerocopy_iter_stream): skb boundaries the model does not keep
+            raise Unsupported("MSG_ZEROCOPY behind unsent data")
         if c is None:
             raise _Errno("EPIPE")
         if c.error:
@@ -279,11 +284,34 @@ class Shim:
         return self._write(fd, _iov_len(iov))
 
     def sys_sendmsg(self, fd, msg, flags=0):
-        iov = next((x[2] for x in msg[1] if isinstance(x, tuple) and x[0] == "="
-                    and isinstance(x[1], tuple) and x[1][1] == "msg_iov"), None)
+        iov = _msg_field(msg, "msg_iov")
         if iov is None:
             raise Unsupported("sendmsg without msg_iov")
         return self._write(fd, _iov_len(iov), flags=flags)
+
+    def sys_recvmsg(self, fd, msg, flags=0):
+        """recvmsg(2) (``tcp_recvmsg``): the read, then with TCP_INQ on, one TCP_CM_INQ cmsg
+        holding ``tcp_inq_hint`` (checked against the script's msg_control when it has one)."""
+        iov = _msg_field(msg, "msg_iov")
+        if iov is None:
+            raise Unsupported("recvmsg without msg_iov")
+        if _msg_field(msg, "msg_flags") not in (None, 0, ELLIPSIS):
+            raise Unsupported("recvmsg msg_flags")
+        res = self._read(fd, _iov_len(iov), flags=flags)
+        want = _msg_field(msg, "msg_control")
+        if res is BLOCK or res[0] < 0 or want in (None, ELLIPSIS):
+            return res
+        s = self.sock(fd)
+        have = [("SOL_TCP", "TCP_CM_INQ", s.conn.inq_hint())] if s.opts.get("TCP_INQ") else []
+        exp = []
+        for c in want[1] if isinstance(want, tuple) and want[0] == "[]" else ():
+            d = {x[1]: x[2] for x in c[1] if isinstance(x, tuple) and x[0] == "="}
+            if d.get("cmsg_type") != "TCP_CM_INQ":
+                raise Unsupported(f"cmsg {d.get('cmsg_type')}")
+            exp.append((d.get("cmsg_level"), d.get("cmsg_type"), d.get("cmsg_data")))
+        if exp != have:
+            self.r.check_out(("[]", [exp]), have)
+        return res
 
     def _read(self, fd, n: int, buf=ELLIPSIS, flags=0):
         s = self.sock(fd)
@@ -380,6 +408,16 @@ class Shim:
 
 _POLL = {"POLLIN": 0x1, "POLLPRI": 0x2, "POLLOUT": 0x4, "POLLERR": 0x8, "POLLHUP": 0x10,
          "POLLRDNORM": 0x40, "POLLWRNORM": 0x100, "POLLRDHUP": 0x2000}
+
+
+def _msg_field(msg, name: str):
+    """The value of ``name=`` (or ``name(N)=``) in a struct msghdr written as {...}."""
+    for x in msg[1] if isinstance(msg, tuple) and msg[0] == "{}" else ():
+        if isinstance(x, tuple) and x[0] == "=":
+            key = x[1][1] if isinstance(x[1], tuple) and x[1][0] == "call" else x[1]
+            if key == name:
+                return x[2]
+    return None
 
 
 def _flag_names(expr) -> set:
