@@ -38,18 +38,21 @@ def _val(arg):
     return arg
 
 
+def _iov_lens(arg) -> list[int]:
+    return [sum(x for x in item[1] if isinstance(x, int))
+            for item in (arg[1] if isinstance(arg, tuple) and arg[0] == "[]" else [])
+            if isinstance(item, tuple) and item[0] == "{}"]
+
+
 def _iov_len(arg) -> int:
-    total = 0
-    for item in (arg[1] if isinstance(arg, tuple) and arg[0] == "[]" else []):
-        if isinstance(item, tuple) and item[0] == "{}":
-            total += sum(x for x in item[1] if isinstance(x, int))
-    return total
+    return sum(_iov_lens(arg))
 
 
 class Shim:
     def __init__(self, runner):
         self.r = runner
         self.socks: dict[int, Sock] = {}
+        self.files: dict[int, list] = {}    # fd -> [path, offset] of an open()ed script file
         self.want_fd: int | None = None    # the fd the script expects (packetdrill maps fds)
 
     # ---- helpers
@@ -71,10 +74,11 @@ class Shim:
             raise Unsupported(f"syscall {name} arguments", detail=str(e)) from None
 
     def _new_fd(self) -> int:
-        if self.want_fd is not None and self.want_fd >= 0 and self.want_fd not in self.socks:
+        if self.want_fd is not None and self.want_fd >= 0 and self.want_fd not in self.socks \
+                and self.want_fd not in self.files:
             return self.want_fd
         fd = 3
-        while fd in self.socks:
+        while fd in self.socks or fd in self.files:
             fd += 1
         return fd
 
@@ -287,6 +291,12 @@ class Shim:
         iov = _msg_field(msg, "msg_iov")
         if iov is None:
             raise Unsupported("sendmsg without msg_iov")
+        if "MSG_ZEROCOPY" in _flag_names(flags) and self.sock(fd).opts.get("SO_ZEROCOPY"):
+            # each iov element becomes page frags of the skb (skb_zerocopy_iter_stream); past
+            # MAX_SKB_FRAGS (17) a new skb starts: boundaries the model does not keep
+            frags = sum(n // 4096 + 2 for n in _iov_lens(iov) if n)
+            if frags > 17:
+                raise Unsupported("MSG_ZEROCOPY beyond MAX_SKB_FRAGS")
         return self._write(fd, _iov_len(iov), flags=flags)
 
     def sys_recvmsg(self, fd, msg, flags=0):
@@ -359,7 +369,39 @@ class Shim:
             c.shutdown_write(self.now)
         return 0, None
 
+    # ---- files the script's commands made (commands.Settings.files: names and sizes)
+    def sys_open(self, path, flags, mode=None):
+        name = path[1] if isinstance(path, tuple) and path[0] == "str" else path
+        if _flag_names(flags) - {"O_RDONLY"}:
+            raise Unsupported(f"open flags {flags}")
+        if name not in self.r.settings.files:
+            raise _Errno("ENOENT")
+        fd = self._new_fd()
+        self.files[fd] = [name, 0]
+        return fd, None
+
+    def sys_sendfile(self, out_fd, in_fd, offset, count):
+        """sendfile(2) to a TCP socket: ``do_splice_direct`` feeds the file through a pipe to
+        ``tcp_sendmsg_locked``, with MSG_MORE on every chunk but the last; one chunk (up to
+        the pipe's 16 pages) is one write. The file holds zeros, as packetdrill's payloads."""
+        f = self.files.get(in_fd)
+        if f is None:
+            raise _Errno("EBADF")
+        pos = _val(offset)
+        pos = f[1] if pos in ("NULL", ELLIPSIS) else pos
+        n = max(min(count, self.r.settings.files.get(f[0], 0) - pos), 0)
+        if n > 16 * 4096:
+            raise Unsupported("sendfile of more than one pipe's worth")
+        if n == 0:
+            return 0, None
+        res = self._write(out_fd, n)
+        if res is not BLOCK and res[0] > 0 and _val(offset) in ("NULL", ELLIPSIS):
+            f[1] = pos + res[0]
+        return res
+
     def sys_close(self, fd):
+        if self.files.pop(fd, None) is not None:
+            return 0, None
         s = self.socks.pop(fd, None)
         if s is None:
             raise _Errno("EBADF")
