@@ -24,9 +24,10 @@ def test_rto_backoff_doubles_and_ack_resets_it():
 
 
 def test_give_up_after_tcp_retries2_worth_of_backoff():
-    """tcp_retries2=3: tcp_model_timeout = (2^4 - 1) * 200 ms = 3 s since the first send; the
-    timer that finds it exceeded aborts without retransmitting (ETIMEDOUT, no RST).
-    No SACK, so no tail loss probe takes the first timeout's place."""
+    """tcp_retries2=3: tcp_model_timeout = (2^4 - 1) * 200 ms = 3 s since retrans_stamp, the
+    first retransmission (0.21 s; tests/drill/retries2-timeout.pkt shows it on the kernel): the
+    timer at 3.15 s still retransmits, the one at 6.51 s aborts without retransmitting
+    (ETIMEDOUT, no RST). No SACK, so no tail loss probe takes the first timeout's place."""
     st, c, d = established(overrides=["net.ipv4.tcp_retries2=3"], sack=False)
     d.run("""
 0.000 %send 1000
@@ -34,6 +35,7 @@ def test_give_up_after_tcp_retries2_worth_of_backoff():
 0.210 > P. 1:1001(1000) ack 1 win * <TS val * ecr 100>
 0.630 > P. 1:1001(1000) ack 1 win * <TS val * ecr 100>
 1.470 > P. 1:1001(1000) ack 1 win * <TS val * ecr 100>
+3.150 > P. 1:1001(1000) ack 1 win * <TS val * ecr 100>
 """, acts(c), settle=5.0)
     assert c.state == "CLOSED" and c.error == "timeout"
     assert st.counters["TcpExtTCPAbortOnTimeout"] == 1

@@ -144,7 +144,8 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         "snd_wscale", "mss", "sndq", "sndbuf", "sndbuf_locked", "fin_queued", "fin_seq",
         "snd_sml", "nodelay", "dupacks", "recover", "in_recovery", "retx_nxt", "cc", "rto",
         "sb", "rtt_seq", "rtt_time", "retrans_stamp", "retransmits", "probes_out",
-        "retrans_out", "total_retrans", "syn_retrans", "reordering", "undo_cwnd",
+        "retrans_out", "total_retrans", "syn_retrans", "reordering", "undo_cwnd", "user_timeout",
+        "probes_tstamp",
         "undo_ssthresh", "retx_tsval", "dsack", "retx_list", "skbs", "pushed_seq",
         "cwnd_lim", "max_pkts_out", "cwnd_usage_seq",
         # receive side
@@ -204,6 +205,8 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         self.retrans_stamp = None
         self.retransmits = 0
         self.probes_out = 0
+        self.user_timeout = 0.0      # TCP_USER_TIMEOUT (icsk_user_timeout), seconds; 0: off
+        self.probes_tstamp = None    # icsk_probes_tstamp: the first zero-window probe's time
         self.retrans_out = 0
         self.total_retrans = 0
         self.syn_retrans = False

@@ -163,9 +163,11 @@ class InputMixin:
             if st in RCV_DATA:
                 if self.app_closed and seg.payload and seq_gt(
                         (end - (1 if flags & FIN else 0)) & MASK, self.rcv_nxt):
-                    # RFC 1122 4.2.2.13: data for a closed socket → RST (tcp_rcv_state_process)
+                    # RFC 1122 4.2.2.13: data for a closed socket → RST (tcp_rcv_state_process
+                    # returns non-zero: tcp_v4_do_rcv answers with tcp_v4_send_reset, a RST
+                    # made from the segment, seq = its ACK number)
                     self.stack.counters[mib.TcpExtTCPAbortOnData] += 1
-                    self._send_rst(now)
+                    self._send_rst_for(seg)
                     self._done(CLOSED)
                     return
                 self._data(seg, now)
@@ -330,10 +332,10 @@ class InputMixin:
         if self.snd_wnd and self.rtx_kind == "probe" and self.rtx_at is not None:
             self.rtx_at = None         # window opened: _push restarts transmission
             self.probes_out = 0
+            self.probes_tstamp = None
         elif self.rtx_kind == "probe" and self.rtx_at is not None and self.snd_una == self.snd_max:
             # tcp_ack_probe: still closed, the probe timer restarts from this ACK
-            self._arm_rtx(now + min(self.rto.rto * (1 << min(self.probes_out, 20)),
-                                    self.rto.rto_max), "probe")
+            self._arm_rtx(now + self._probe0_when(now), "probe")
         if self.tlp_high_seq is not None:
             self._process_tlp_ack(seg, seg.ack, False, now)
 

@@ -383,6 +383,7 @@ class OutputMixin:
         self.stack.emit(seg)
 
     def _send_rst_for(self, seg: Segment) -> None:
-        """Unacceptable ACK in SYN-SENT/SYN-RECV: <SEQ=SEG.ACK><CTL=RST> (RFC 9293 3.10.7.3)."""
+        """A reset made from an ACK segment (``tcp_v4_send_reset``): <SEQ=SEG.ACK><CTL=RST>, for an
+        unacceptable ACK in SYN-SENT/SYN-RECV (RFC 9293 3.10.7.3) and data for a closed socket."""
         self.stack.emit(Segment(self.laddr, self.raddr, self.lport, self.rport, seq=seg.ack,
                                 flags=RST))

@@ -122,6 +122,7 @@ class Shim:
             return BLOCK
         nfd = self._new_fd()
         self.socks[nfd] = Sock(nfd, conn=child, opts=dict(s.opts), connected_reported=True)
+        self._apply(self.socks[nfd])
         self.r.current = child
         return nfd, None
 
@@ -134,8 +135,7 @@ class Shim:
             s.conn = r.stack.connect(ip_int(r.local_ip), ip_int(r.remote_ip), host.REMOTE_PORT, self.now,
                                      lport=s.port, rcvbuf=s.opts.get("SO_RCVBUF"),
                                      sndbuf=s.opts.get("SO_SNDBUF"), user_mss=s.opts.get("TCP_MAXSEG", 0))
-            if s.opts.get("TCP_NODELAY"):
-                s.conn.nodelay = True
+            self._apply(s)
             r.current = s.conn
             r.new_flow(s.conn.lport, s.conn.rport)
             if s.nonblock:
@@ -153,6 +153,14 @@ class Shim:
         return 0, None
 
     # ---- options
+    def _apply(self, s: Sock) -> None:
+        """Options set before connect, or on the listener (a child inherits them: sk_clone),
+        onto the connection."""
+        c = s.conn
+        if s.opts.get("TCP_NODELAY"):
+            c.nodelay = True
+        c.user_timeout = s.opts.get("TCP_USER_TIMEOUT", 0) / 1000
+
     def sys_setsockopt(self, fd, level, name, val, vlen):
         s = self.sock(fd)
         v = _val(val)
@@ -173,6 +181,15 @@ class Shim:
                 elif name == "TCP_NODELAY":
                     s.conn.nodelay = bool(v)
                     s.conn.send(b"", self.now) if v else None
+            return 0, None
+        if name == "TCP_USER_TIMEOUT":
+            if self.r.stack.profile.family != "linux":
+                raise _Errno("ENOPROTOOPT")
+            if v < 0:
+                raise _Errno("EINVAL")
+            s.opts[name] = v                    # icsk_user_timeout, ms
+            if s.conn is not None:
+                s.conn.user_timeout = v / 1000
             return 0, None
         if name == "TCP_MAXSEG":
             if not 88 <= v <= 32767:            # TCP_MIN_MSS .. MAX_TCP_WINDOW
@@ -208,7 +225,8 @@ class Shim:
             have = s.conn.sndbuf if s.conn is not None else (
                 sock_set_sndbuf(p, s.opts["SO_SNDBUF"]) if "SO_SNDBUF" in s.opts else p["net.ipv4.tcp_wmem"][1])
             return self.r.check_out(val, have), None
-        if name in ("SO_REUSEADDR", "TCP_NODELAY", "TCP_DEFER_ACCEPT", "TCP_INQ", "SO_ZEROCOPY"):
+        if name in ("SO_REUSEADDR", "TCP_NODELAY", "TCP_DEFER_ACCEPT", "TCP_INQ", "SO_ZEROCOPY",
+                    "TCP_USER_TIMEOUT"):
             return self.r.check_out(val, s.opts.get(name, 0)), None
         if name == "TCP_MAXSEG" and s.conn is not None and s.conn.state != "SYN-SENT":
             return self.r.check_out(val, s.conn.info()["mss"]), None     # tp->mss_cache
