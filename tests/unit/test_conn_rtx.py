@@ -112,14 +112,14 @@ def test_zero_window_probes_back_off_then_window_opens():
 
 def test_window_below_mss_is_filled_by_the_probe_timer():
     """tcp_write_wakeup: a segment that does not fit a small window waits (tcp_snd_wnd_test);
-    the probe timer then sends a window-sized piece (the 'window < MSS' stall of §7.2)."""
+    the probe timer then sends a window-sized piece, with PSH (the 'window < MSS' stall of §7.2)."""
     st, c, d = established(peer_wscale=0)
     d.run("""
 0.000 < . 1:1(0) ack 1 win 1024 <TS val 300 ecr 0>
 0.000 %send 3000
-0.210 > . 1:1025(1024) ack 1 win * <TS val * ecr 300>
+0.210 > P. 1:1025(1024) ack 1 win * <TS val * ecr 300>
 0.220 < . 1:1(0) ack 1025 win 1024 <TS val 301 ecr 0>
-0.430 > . 1025:2049(1024) ack 1 win * <TS val * ecr 301>
+0.430 > P. 1025:2049(1024) ack 1 win * <TS val * ecr 301>
 """, acts(c), strict=False)
     assert st.counters["TcpExtTCPWinProbe"] == 0
 

@@ -61,7 +61,7 @@ from . import state as _state
 from .state import (CAN_SEND, CLOSED, CLOSE_WAIT, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK,
                     SYN_RECV, SYN_SENT, SYNCED, TIME_WAIT, State)
 from .tcp_input import InputMixin
-from .tcp_output import OutputMixin
+from .tcp_output import NAGLE_CORK, NAGLE_PUSH, OutputMixin
 from .timers import TimerMixin
 from .txlog import TxLogMixin
 from . import window as _window
@@ -142,7 +142,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         # send side
         "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2", "max_window",
         "snd_wscale", "mss", "sndq", "sndbuf", "sndbuf_locked", "fin_queued", "fin_seq",
-        "snd_sml", "nodelay", "dupacks", "recover", "in_recovery", "retx_nxt", "cc", "rto",
+        "snd_sml", "nodelay", "cork", "nagle_push", "dupacks", "recover", "in_recovery", "retx_nxt", "cc", "rto",
         "sb", "rtt_seq", "rtt_time", "retrans_stamp", "retransmits", "probes_out",
         "retrans_out", "total_retrans", "syn_retrans", "reordering", "undo_cwnd", "user_timeout",
         "probes_tstamp",
@@ -198,6 +198,8 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         self.fin_seq = None
         self.snd_sml = 0
         self.nodelay = False
+        self.cork = False            # TCP_CORK
+        self.nagle_push = False      # TCP_NAGLE_PUSH (see _nonagle)
         self.cc = None
         self.rto = RtoEstimator(p["model.rto_initial"], p["model.rto_min"], p["model.rto_max"])
         self.rtt_seq = None
@@ -358,9 +360,12 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
             return 0
         return max(self.sndbuf // 2 - len(self.sndq), 0)
 
-    def send(self, data, now: float, eor: bool = False) -> int:
-        """write(2): take what fits (as skbs: ``_skb_queue``; ``eor``: MSG_EOR, applied when
-        all of ``data`` fits), then ``tcp_push`` (Nagle applies unless nodelay)."""
+    def send(self, data, now: float, eor: bool = False, more: bool = False) -> int:
+        """write(2) (``tcp_sendmsg_locked``): take what fits (as skbs: ``_skb_queue``; ``eor``:
+        MSG_EOR, applied when all of ``data`` fits), then ``tcp_push``: the tail skb gets PSH
+        and Nagle/TCP_CORK apply, but with ``more`` (MSG_MORE) no PSH and the push is corked
+        (TCP_NAGLE_CORK). When not all of ``data`` fits, ``wait_for_space`` pushes
+        with PSH and TCP_NAGLE_PUSH, MSG_MORE or not."""
         self.stack.now = now
         if self.error:
             raise ConnectionStateError(f"send on a connection that failed: {self.error}")
@@ -373,9 +378,31 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
             if self.skbs is None:
                 self.pushed_seq = (self.snd_una + len(self.sndq)) & MASK
             self.sndq += data[:n]
-            self._skb_queue(n, eor and n == len(data))
-            self._push(now)
+            full = n == len(data)
+            self._skb_queue(n, eor and full, mark=not (more and full))
+            self._push(now, nonagle=None if full and not more else
+                       NAGLE_PUSH if not full else NAGLE_CORK)
         return n
+
+    def set_nodelay(self, on: bool, now: float) -> None:
+        """TCP_NODELAY (``__tcp_sock_set_nodelay``): on sets TCP_NAGLE_OFF|TCP_NAGLE_PUSH and
+        pushes what is pending (a cork set too is overridden by that push)."""
+        self.stack.now = now
+        self.nodelay = bool(on)
+        if on:
+            self.nagle_push = True
+            self._push(now)
+
+    def set_cork(self, on: bool, now: float) -> None:
+        """TCP_CORK (``__tcp_sock_set_cork``): hold sub-MSS segments; off pushes what is pending
+        (with TCP_NAGLE_PUSH when TCP_NODELAY is on). A cork nobody lifts ends when the probe
+        timer (RTO, at least 200 ms) sends the held data (``tcp_write_wakeup``)."""
+        self.stack.now = now
+        self.cork = bool(on)
+        if not on:
+            if self.nodelay:
+                self.nagle_push = True
+            self._push(now)
 
     def _idle_restart(self, now: float) -> None:
         """``tcp_slow_start_after_idle_check`` (when new data goes with nothing in flight, from

@@ -10,6 +10,9 @@ from .consts import MSS_DEFAULT, TSO_MAX
 from .oow import oow_rate_limited
 from ..wire.segment import ACK, FIN, PSH, RST, SYN, Segment, TcpOptions
 
+# tp->nonagle bits (include/net/tcp.h)
+NAGLE_OFF, NAGLE_CORK, NAGLE_PUSH = 1, 2, 4
+
 
 class OutputMixin:
     __slots__ = ()
@@ -32,15 +35,39 @@ class OutputMixin:
             segs -= min(self.dupacks, segs - 1)
         return segs
 
-    def _push(self, now: float, wakeup: int = 0, head: bool = False) -> None:
+    def _nonagle(self) -> int:
+        """tp->nonagle: TCP_NAGLE_OFF (TCP_NODELAY), TCP_NAGLE_CORK (TCP_CORK) and
+        TCP_NAGLE_PUSH (a one-shot push set when TCP_NODELAY goes on, or TCP_CORK off with
+        TCP_NODELAY on; cleared when a new skb is queued: ``tcp_skb_entail``)."""
+        return (NAGLE_OFF if self.nodelay else 0) | (NAGLE_CORK if self.cork else 0) | (
+            NAGLE_PUSH if self.nagle_push else 0)
+
+    def _nagle_holds(self, nonagle: int, seq: int) -> bool:
+        """``tcp_nagle_test`` / ``tcp_nagle_check`` for a sub-MSS tail at ``seq`` (new data,
+        the queue's last skb, no FIN): never with TCP_NAGLE_PUSH, always when corked
+        (TCP_CORK or MSG_MORE), else with Nagle on while a small segment is unacked
+        (Minshall: ``tcp_minshall_check``)."""
+        if nonagle & NAGLE_PUSH:
+            return False
+        if nonagle & NAGLE_CORK:
+            return True
+        return not nonagle and seq_gt(self.snd_sml, self.snd_una) and not seq_gt(self.snd_sml, seq)
+
+    def _push(self, now: float, wakeup: int = 0, head: bool = False, nonagle: int | None = None,
+              probe: bool = False) -> None:
         """``tcp_write_xmit``: send MSS-sized segments from snd_nxt while cwnd, the peer's window
         (``tcp_snd_wnd_test``: the whole segment must fit) and Nagle (``tcp_nagle_test``,
         Minshall's variant) allow. ``wakeup`` is ``tcp_write_wakeup``'s window-sized send;
         ``head``: on RTO the segment at snd_una goes even if the window shrank below it
         (``tcp_retransmit_skb`` only refuses segments beyond the window after the head).
         When nothing is in flight and nothing could be sent, arm the zero-window probe timer
-        (``tcp_check_probe_timer``). With ``stack.offload`` new data goes as TSO segments of
-        up to 64 KB (``_tso_len``); retransmissions stay one MSS each."""
+        (``tcp_check_probe_timer``): it also ends a cork that nothing else lifts (the probe
+        sends the held data). ``nonagle``: the caller's tp->nonagle (``tcp_push`` passes
+        TCP_NAGLE_CORK for MSG_MORE); ``probe``: ``tcp_write_wakeup``, which sets PSH.
+        With ``stack.offload`` new data goes as TSO segments of up to 64 KB (``_tso_len``);
+        retransmissions stay one MSS each."""
+        if nonagle is None:
+            nonagle = self._nonagle()
         if self.state not in CAN_SEND:
             return
         mss = self.mss
@@ -84,20 +111,19 @@ class OutputMixin:
                 if seq_gt((seq + n + (1 if fin_here and n == avail else 0)) & MASK,
                           (self.snd_una + self.snd_wnd) & MASK) and not (head and seq == self.snd_una):
                     break                  # tcp_snd_wnd_test: the whole segment must fit
-                if 0 < n < mss and last and not fin_here and not self.nodelay and \
-                        seq_gt(self.snd_sml, self.snd_una) and not seq_gt(self.snd_sml, seq) and \
-                        not seq_lt(seq, self.snd_max):
-                    break                  # Nagle/Minshall: a small segment is unacked
+                if 0 < n < mss and last and not fin_here and not seq_lt(seq, self.snd_max) and \
+                        self._nagle_holds(nonagle, seq):
+                    break                  # Nagle/Minshall, or corked
             new = not seq_lt(seq, self.snd_max)
             if tso and new and n == mss < min(avail, room) and not wakeup:
-                n = self._tso_len(seq, min(avail, room), last)
+                n = self._tso_len(seq, min(avail, room), last, nonagle)
             if n < avail:
                 fin_here = False
             if self.sack_ok and not new and n and self.sb.is_sacked(seq, (seq + n) & MASK):
                 self.snd_nxt = (seq + n) & MASK    # the peer has it: skip
                 continue
             self._xmit(seq, off, n, now, retrans=not new, fin=fin_here,
-                       skb=skbs[si] if skbs and 0 <= si < len(skbs) else None)
+                       skb=skbs[si] if skbs and 0 <= si < len(skbs) else None, psh=probe)
             sent += new
             if wakeup:
                 break
@@ -124,12 +150,13 @@ class OutputMixin:
             goal = min(goal, self._autosize(mss))
         return goal
 
-    def _skb_queue(self, n: int, eor: bool) -> None:
+    def _skb_queue(self, n: int, eor: bool, mark: bool = True) -> None:
         """``tcp_sendmsg_locked`` for n bytes just queued, as skbs [end_seq, psh, eor]: the
         write queue's tail skb (unsent part, not EOR: ``tcp_skb_can_collapse_to``) takes up to
         size_goal (its PSH cleared: more data follows), then new skbs of size_goal; a full
         skb gets PSH when write_seq - pushed_seq > max_window/2 (``forced_push``,
-        ``tcp_mark_push``), and ``tcp_push`` marks the last one (MSG_EOR: nothing appends)."""
+        ``tcp_mark_push``), and ``tcp_push`` marks the last one unless ``mark`` is False (MSG_MORE,
+        unless forced_push); MSG_EOR: nothing appends. A new skb clears TCP_NAGLE_PUSH."""
         skbs = self.skbs
         if skbs is None:
             skbs = self.skbs = []
@@ -152,12 +179,14 @@ class OutputMixin:
             n -= take
             write_seq = (write_seq + take) & MASK
             skbs.append([write_seq, False, False])
+            self.nagle_push = False
             if n and seq_gt(write_seq, (self.pushed_seq + half) & MASK):
                 skbs[-1][1] = True
                 self.pushed_seq = write_seq
-        skbs[-1][1] = True
+        if mark or seq_gt(write_seq, (self.pushed_seq + half) & MASK):
+            skbs[-1][1] = True
+            self.pushed_seq = write_seq
         skbs[-1][2] = eor
-        self.pushed_seq = write_seq
 
     def _skb_index(self, seq: int) -> int:
         """Index of the skb holding ``seq`` (at or after snd_una; len(skbs) past the last):
@@ -198,7 +227,7 @@ class OutputMixin:
         cc = self.cc
         return cc.cwnd < cc.ssthresh and cc.cwnd < 2 * self.max_pkts_out
 
-    def _tso_len(self, seq: int, avail: int, last: bool = True) -> int:
+    def _tso_len(self, seq: int, avail: int, last: bool = True, nonagle: int = 0) -> int:
         """With offload (TSO): how much new data from ``seq`` goes as one segment, given that
         one MSS passed ``_push``'s tests: what the per-MSS loop would send in a row (cwnd,
         ``tcp_snd_wnd_test`` per piece, Nagle on a short tail; a FIN-carrying last piece is
@@ -221,9 +250,8 @@ class OutputMixin:
             return n                       # a whole skb that is not the queue's tail goes
         if self.fin_queued:
             return n - (tail or mss)       # the FIN rides on the last piece: _push sends it
-        if tail and not self.nodelay and seq_gt(self.snd_sml, self.snd_una) and \
-                not seq_gt(self.snd_sml, (seq + n - tail) & MASK):
-            return n - tail                # Nagle/Minshall holds the short tail back
+        if tail and self._nagle_holds(nonagle, (seq + n - tail) & MASK):
+            return n - tail                # Nagle/Minshall or a cork holds the short tail back
         return n
 
     def _autosize(self, mss: int) -> int:
@@ -243,7 +271,7 @@ class OutputMixin:
         return max(min(size, TSO_MAX) // mss, p["net.ipv4.tcp_min_tso_segs"]) * mss
 
     def _xmit(self, seq: int, off: int, n: int, now: float, retrans: bool, fin: bool = False,
-              skb=False) -> None:
+              skb=False, psh: bool = False) -> None:
         """Build and emit one data/FIN segment (``tcp_transmit_skb``); counts retransmissions.
         PSH where the queued data ends, and (``__tcp_transmit_skb``, profile knob
         model.tso_psh) on every TSO packet: pcount > 1 forces PSH to expedite GRO flushes
@@ -253,7 +281,9 @@ class OutputMixin:
         flags = ACK
         if fin:
             flags |= FIN
-        if n:
+        if psh and n:
+            flags |= PSH                   # tcp_write_wakeup
+        elif n:
             e = skb
             if e is False:
                 skbs = self.skbs

@@ -157,7 +157,7 @@ class TimerMixin:
         self.probes_out += 1
         wnd_room = self.snd_wnd - ((self.snd_nxt - self.snd_una) & MASK)
         if wnd_room > 0 and self._pending():
-            self._push(now, wakeup=min(wnd_room, self.mss))
+            self._push(now, wakeup=min(wnd_room, self.mss), probe=True)
             if self.snd_una != self.snd_max:
                 self.probes_tstamp = None   # tcp_send_probe0: data out, probing is over
         else:

@@ -159,6 +159,7 @@ class Shim:
         c = s.conn
         if s.opts.get("TCP_NODELAY"):
             c.nodelay = True
+        c.cork = bool(s.opts.get("TCP_CORK"))
         c.user_timeout = s.opts.get("TCP_USER_TIMEOUT", 0) / 1000
 
     def sys_setsockopt(self, fd, level, name, val, vlen):
@@ -171,7 +172,7 @@ class Shim:
         if name in ("SO_REUSEADDR", "SO_REUSEPORT", "SO_KEEPALIVE", "TCP_INQ", "SO_ZEROCOPY"):
             s.opts[name] = v        # TCP_INQ: tp->recvmsg_inq; SO_ZEROCOPY: sock_flag SOCK_ZEROCOPY
             return 0, None
-        if name in ("SO_RCVBUF", "SO_SNDBUF", "TCP_DEFER_ACCEPT", "TCP_NODELAY"):
+        if name in ("SO_RCVBUF", "SO_SNDBUF", "TCP_DEFER_ACCEPT", "TCP_NODELAY", "TCP_CORK"):
             s.opts[name] = v
             if s.conn is not None:
                 if name == "SO_RCVBUF":
@@ -179,8 +180,9 @@ class Shim:
                 elif name == "SO_SNDBUF":
                     s.conn.set_sndbuf(v)
                 elif name == "TCP_NODELAY":
-                    s.conn.nodelay = bool(v)
-                    s.conn.send(b"", self.now) if v else None
+                    s.conn.set_nodelay(bool(v), self.now)
+                elif name == "TCP_CORK":
+                    s.conn.set_cork(bool(v), self.now)
             return 0, None
         if name == "TCP_USER_TIMEOUT":
             if self.r.stack.profile.family != "linux":
@@ -226,7 +228,7 @@ class Shim:
                 sock_set_sndbuf(p, s.opts["SO_SNDBUF"]) if "SO_SNDBUF" in s.opts else p["net.ipv4.tcp_wmem"][1])
             return self.r.check_out(val, have), None
         if name in ("SO_REUSEADDR", "TCP_NODELAY", "TCP_DEFER_ACCEPT", "TCP_INQ", "SO_ZEROCOPY",
-                    "TCP_USER_TIMEOUT"):
+                    "TCP_USER_TIMEOUT", "TCP_CORK"):
             return self.r.check_out(val, s.opts.get(name, 0)), None
         if name == "TCP_MAXSEG" and s.conn is not None and s.conn.state != "SYN-SENT":
             return self.r.check_out(val, s.conn.info()["mss"]), None     # tp->mss_cache
@@ -259,7 +261,7 @@ class Shim:
         if buf == "NULL" and n:
             raise _Errno("EFAULT")
         fl = _flag_names(flags)
-        if fl - {"MSG_EOR", "MSG_DONTWAIT", "MSG_NOSIGNAL", "MSG_ZEROCOPY"}:
+        if fl - {"MSG_EOR", "MSG_DONTWAIT", "MSG_NOSIGNAL", "MSG_ZEROCOPY", "MSG_MORE"}:
             raise Unsupported(f"send flag {'|'.join(sorted(fl))}")
         c = s.conn
         if "MSG_ZEROCOPY" in fl and n and s.opts.get("SO_ZEROCOPY") and c is not None and \
@@ -280,7 +282,7 @@ class Shim:
         if s.pending_write == 0:
             s.pending_write = n
         left = s.pending_write
-        took = c.send(bytes(left), self.now, eor="MSG_EOR" in fl)
+        took = c.send(bytes(left), self.now, eor="MSG_EOR" in fl, more="MSG_MORE" in fl)
         if s.nonblock or "MSG_DONTWAIT" in fl:
             s.pending_write = 0
             if took == 0:
