@@ -142,7 +142,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         # send side
         "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2", "max_window",
         "snd_wscale", "mss", "sndq", "sndbuf", "sndbuf_locked", "fin_queued", "fin_seq",
-        "snd_sml", "nodelay", "cork", "nagle_push", "dupacks", "recover", "in_recovery", "retx_nxt", "cc", "rto",
+        "snd_sml", "nodelay", "cork", "nagle_push", "notsent_lowat", "dupacks", "recover", "in_recovery", "retx_nxt", "cc", "rto",
         "sb", "rtt_seq", "rtt_time", "retrans_stamp", "retransmits", "probes_out",
         "retrans_out", "total_retrans", "syn_retrans", "reordering", "undo_cwnd", "user_timeout",
         "probes_tstamp",
@@ -200,6 +200,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         self.nodelay = False
         self.cork = False            # TCP_CORK
         self.nagle_push = False      # TCP_NAGLE_PUSH (see _nonagle)
+        self.notsent_lowat = 0       # TCP_NOTSENT_LOWAT; 0: net.ipv4.tcp_notsent_lowat
         self.cc = None
         self.rto = RtoEstimator(p["model.rto_initial"], p["model.rto_min"], p["model.rto_max"])
         self.rtt_seq = None
@@ -373,16 +374,45 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
             raise ConnectionStateError(f"send after shutdown/close (state {self.state})")
         if self.state not in CAN_SEND:
             return 0
-        n = min(len(data), self.send_space())
-        if n:
-            if self.skbs is None:
-                self.pushed_seq = (self.snd_una + len(self.sndq)) & MASK
-            self.sndq += data[:n]
+        room = min(len(data), self.send_space())
+        if not room:
+            return 0
+        if self.skbs is None:
+            self.pushed_seq = (self.snd_una + len(self.sndq)) & MASK
+        lowat = self._lowat()
+        n = 0
+        while n < room:
+            # new_segment: a new skb only while sk_stream_memory_free (tcp_stream_memory_free)
+            if not self._tail_room() and self._notsent() >= lowat:
+                break
+            take = min(room - n, self._tail_room() or self._size_goal())
+            self.sndq += data[n:n + take]
+            n += take
             full = n == len(data)
-            self._skb_queue(n, eor and full, mark=not (more and full))
-            self._push(now, nonagle=None if full and not more else
-                       NAGLE_PUSH if not full else NAGLE_CORK)
+            self._skb_queue(take, eor and full, mark=False)
+            if n < room and not self._tail_room():      # the skb is full
+                if self.pushed_seq == (self.snd_una + len(self.sndq)) & MASK:
+                    self._push(now, nonagle=NAGLE_PUSH)           # forced_push
+                elif self._tail_is_send_head():
+                    self._push(now, nonagle=NAGLE_PUSH, one=True)  # tcp_push_one
+        full = n == len(data)
+        self._skb_queue(0, eor and full, mark=not (more and full))
+        self._push(now, nonagle=None if full and not more else NAGLE_PUSH if not full else NAGLE_CORK)
         return n
+
+    def _lowat(self) -> int:
+        """``tcp_notsent_lowat``: the socket's TCP_NOTSENT_LOWAT, else the sysctl (UINT_MAX
+        where the profile predates it)."""
+        return self.notsent_lowat or self.profile.get("net.ipv4.tcp_notsent_lowat", 2**32 - 1)
+
+    def _notsent(self) -> int:
+        """write_seq - snd_nxt."""
+        return len(self.sndq) - ((self.snd_nxt - self.snd_una) & MASK)
+
+    def writeable(self) -> bool:
+        """POLLOUT (``sk_stream_is_writeable`` from ``tcp_poll``): send-buffer space, and unsent
+        bytes below half the low-water mark (``tcp_stream_memory_free`` with wake=1)."""
+        return self.send_space() > 0 and self._notsent() * 2 < self._lowat()
 
     def set_nodelay(self, on: bool, now: float) -> None:
         """TCP_NODELAY (``__tcp_sock_set_nodelay``): on sets TCP_NAGLE_OFF|TCP_NAGLE_PUSH and

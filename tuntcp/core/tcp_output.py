@@ -54,7 +54,7 @@ class OutputMixin:
         return not nonagle and seq_gt(self.snd_sml, self.snd_una) and not seq_gt(self.snd_sml, seq)
 
     def _push(self, now: float, wakeup: int = 0, head: bool = False, nonagle: int | None = None,
-              probe: bool = False) -> None:
+              probe: bool = False, one: bool = False) -> None:
         """``tcp_write_xmit``: send MSS-sized segments from snd_nxt while cwnd, the peer's window
         (``tcp_snd_wnd_test``: the whole segment must fit) and Nagle (``tcp_nagle_test``,
         Minshall's variant) allow. ``wakeup`` is ``tcp_write_wakeup``'s window-sized send;
@@ -63,7 +63,8 @@ class OutputMixin:
         When nothing is in flight and nothing could be sent, arm the zero-window probe timer
         (``tcp_check_probe_timer``): it also ends a cork that nothing else lifts (the probe
         sends the held data). ``nonagle``: the caller's tp->nonagle (``tcp_push`` passes
-        TCP_NAGLE_CORK for MSG_MORE); ``probe``: ``tcp_write_wakeup``, which sets PSH.
+        TCP_NAGLE_CORK for MSG_MORE); ``probe``: ``tcp_write_wakeup``, which sets PSH; ``one``:
+        ``tcp_push_one``, at most one packet.
         With ``stack.offload`` new data goes as TSO segments of up to 64 KB (``_tso_len``);
         retransmissions stay one MSS each."""
         if nonagle is None:
@@ -125,7 +126,7 @@ class OutputMixin:
             self._xmit(seq, off, n, now, retrans=not new, fin=fin_here,
                        skb=skbs[si] if skbs and 0 <= si < len(skbs) else None, psh=probe)
             sent += new
-            if wakeup:
+            if wakeup or one:
                 break
         if not wakeup and cc is not None:
             lim = self._inflight_segs() >= cc.cwnd
@@ -145,10 +146,22 @@ class OutputMixin:
         mss = self.mss
         mw = self.max_window
         goal = min(TSO_MAX, mw // 2 if mw > MSS_DEFAULT else mw)
-        goal = max(goal - goal % mss, mss)
-        if self.stack.encoder.gso_exact and self.rto.srtt:
-            goal = min(goal, self._autosize(mss))
-        return goal
+        return max(goal - goal % mss, mss)
+
+    def _tail_room(self) -> int:
+        """What the write queue's tail skb can still take (``tcp_sendmsg_locked``: size_goal
+        less its unsent bytes; the sent part went to the retransmit queue, ``tso_fragment``),
+        0 when there is no unsent, non-EOR tail."""
+        skbs = self.skbs
+        if not skbs or skbs[-1][2] or not seq_lt(self.snd_max, skbs[-1][0]):
+            return 0
+        start = skbs[-2][0] if len(skbs) > 1 and seq_gt(skbs[-2][0], self.snd_max) else self.snd_max
+        return max(self._size_goal() - ((skbs[-1][0] - start) & MASK), 0)
+
+    def _tail_is_send_head(self) -> bool:
+        """The tail skb holds snd_nxt: ``skb == tcp_send_head(sk)``."""
+        skbs = self.skbs
+        return len(skbs) < 2 or not seq_gt(skbs[-2][0], self.snd_nxt)
 
     def _skb_queue(self, n: int, eor: bool, mark: bool = True) -> None:
         """``tcp_sendmsg_locked`` for n bytes just queued, as skbs [end_seq, psh, eor]: the
@@ -241,6 +254,8 @@ class OutputMixin:
         quota = self.cc.cwnd - self._inflight_segs()
         if self.stack.encoder.gso_exact:
             quota = min(quota, max(self.cc.cwnd >> 1, 1))   # tcp_cwnd_test: 2 GSO packets in flight
+            if self.rto.srtt:
+                goal = min(goal, self._autosize(mss))         # tcp_tso_segs
         wnd_room = (self.snd_una + self.snd_wnd - seq) & MASK
         n = min(avail, quota * mss, wnd_room, goal)
         tail = n % mss

@@ -161,6 +161,7 @@ class Shim:
             c.nodelay = True
         c.cork = bool(s.opts.get("TCP_CORK"))
         c.user_timeout = s.opts.get("TCP_USER_TIMEOUT", 0) / 1000
+        c.notsent_lowat = s.opts.get("TCP_NOTSENT_LOWAT", 0)
 
     def sys_setsockopt(self, fd, level, name, val, vlen):
         s = self.sock(fd)
@@ -183,6 +184,13 @@ class Shim:
                     s.conn.set_nodelay(bool(v), self.now)
                 elif name == "TCP_CORK":
                     s.conn.set_cork(bool(v), self.now)
+            return 0, None
+        if name == "TCP_NOTSENT_LOWAT":
+            if "net.ipv4.tcp_notsent_lowat" not in self.r.stack.profile:
+                raise _Errno("ENOPROTOOPT")     # before 3.12, and FreeBSD
+            s.opts[name] = v & 0xFFFFFFFF       # tp->notsent_lowat (u32)
+            if s.conn is not None:
+                s.conn.notsent_lowat = s.opts[name]
             return 0, None
         if name == "TCP_USER_TIMEOUT":
             if self.r.stack.profile.family != "linux":
@@ -228,7 +236,7 @@ class Shim:
                 sock_set_sndbuf(p, s.opts["SO_SNDBUF"]) if "SO_SNDBUF" in s.opts else p["net.ipv4.tcp_wmem"][1])
             return self.r.check_out(val, have), None
         if name in ("SO_REUSEADDR", "TCP_NODELAY", "TCP_DEFER_ACCEPT", "TCP_INQ", "SO_ZEROCOPY",
-                    "TCP_USER_TIMEOUT", "TCP_CORK"):
+                    "TCP_USER_TIMEOUT", "TCP_CORK", "TCP_NOTSENT_LOWAT"):
             return self.r.check_out(val, s.opts.get(name, 0)), None
         if name == "TCP_MAXSEG" and s.conn is not None and s.conn.state != "SYN-SENT":
             return self.r.check_out(val, s.conn.info()["mss"]), None     # tp->mss_cache
@@ -281,6 +289,8 @@ class Shim:
             raise _Errno("EPIPE")
         if s.pending_write == 0:
             s.pending_write = n
+        elif not c.writeable():
+            return BLOCK                # sk_stream_wait_memory: woken by sk_stream_write_space
         left = s.pending_write
         took = c.send(bytes(left), self.now, eor="MSG_EOR" in fl, more="MSG_MORE" in fl)
         if s.nonblock or "MSG_DONTWAIT" in fl:
@@ -459,7 +469,7 @@ class Shim:
         ev = 0
         if c.readable() or c.at_eof():
             ev |= 0x1 | 0x40
-        if c.state in ("ESTABLISHED", "CLOSE-WAIT") and c.send_space() > 0:
+        if c.state in ("ESTABLISHED", "CLOSE-WAIT") and c.writeable():
             ev |= 0x4 | 0x100
         if c.error:
             ev |= 0x8
