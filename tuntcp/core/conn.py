@@ -61,7 +61,8 @@ from . import state as _state
 from .state import (CAN_SEND, CLOSED, CLOSE_WAIT, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK,
                     SYN_RECV, SYN_SENT, SYNCED, TIME_WAIT, State)
 from .tcp_input import InputMixin
-from .tcp_output import NAGLE_CORK, NAGLE_PUSH, OutputMixin
+from .tcp_output import CHRONO_BUSY, NAGLE_CORK, NAGLE_PUSH, OutputMixin
+from ..profiles.knobs import HZ
 from .timers import TimerMixin
 from .txlog import TxLogMixin
 from . import window as _window
@@ -142,7 +143,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         # send side
         "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2", "max_window",
         "snd_wscale", "mss", "sndq", "sndbuf", "sndbuf_locked", "fin_queued", "fin_seq",
-        "snd_sml", "nodelay", "cork", "nagle_push", "notsent_lowat", "dupacks", "recover", "in_recovery", "retx_nxt", "cc", "rto",
+        "snd_sml", "nodelay", "cork", "nagle_push", "notsent_lowat", "chrono", "dupacks", "recover", "in_recovery", "retx_nxt", "cc", "rto",
         "sb", "rtt_seq", "rtt_time", "retrans_stamp", "retransmits", "probes_out",
         "retrans_out", "total_retrans", "syn_retrans", "reordering", "undo_cwnd", "user_timeout",
         "probes_tstamp",
@@ -201,6 +202,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         self.cork = False            # TCP_CORK
         self.nagle_push = False      # TCP_NAGLE_PUSH (see _nonagle)
         self.notsent_lowat = 0       # TCP_NOTSENT_LOWAT; 0: net.ipv4.tcp_notsent_lowat
+        self.chrono = None           # [type, start jiffies, busy, rwnd-limited] (tcp_chrono_*)
         self.cc = None
         self.rto = RtoEstimator(p["model.rto_initial"], p["model.rto_min"], p["model.rto_max"])
         self.rtt_seq = None
@@ -377,6 +379,8 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         room = min(len(data), self.send_space())
         if not room:
             return 0
+        if not self._notsent():
+            self._chrono_start(CHRONO_BUSY, now)    # tcp_add_write_queue_tail: a new queue head
         if self.skbs is None:
             self.pushed_seq = (self.snd_una + len(self.sndq)) & MASK
         lowat = self._lowat()
@@ -399,6 +403,45 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         self._skb_queue(0, eor and full, mark=not (more and full))
         self._push(now, nonagle=None if full and not more else NAGLE_PUSH if not full else NAGLE_CORK)
         return n
+
+    def _chrono_start(self, kind: int, now: float) -> None:
+        """``tcp_chrono_start``: a more interesting state (busy < rwnd-limited) takes over; time
+        is kept in jiffies (``tcp_jiffies32``), as ``tcp_get_info_chrono_stats`` reports it."""
+        ch = self.chrono
+        if ch is None:
+            ch = self.chrono = [0, 0, 0, 0]
+        if kind > ch[0]:
+            self._chrono_set(kind, now)
+
+    def _chrono_stop(self, kind: int, now: float) -> None:
+        """``tcp_chrono_stop``: nothing queued or in flight ends the chronograph; else the
+        state that stops falls back to busy."""
+        if self.chrono is None:
+            return
+        if not self.sndq and self.snd_una == self.snd_max:
+            self._chrono_set(0, now)
+        elif kind == self.chrono[0]:
+            self._chrono_set(CHRONO_BUSY, now)
+
+    def _chrono_set(self, kind: int, now: float) -> None:
+        """``tcp_chrono_set``: charge the time since chrono_start to the state that ends."""
+        ch = self.chrono
+        t = int(now * HZ)
+        if ch[0]:
+            ch[1 + ch[0]] += t - ch[1]
+        ch[0], ch[1] = kind, t
+
+    def chrono_us(self) -> tuple[int, int]:
+        """(tcpi_busy_time, tcpi_rwnd_limited) in µs (``tcp_get_info_chrono_stats``: busy time
+        is the total of all states; the running state counts up to now)."""
+        ch = self.chrono
+        if ch is None:
+            return 0, 0
+        stats = [ch[2], ch[3]]
+        if ch[0]:
+            stats[ch[0] - 1] += int(self.stack.now * HZ) - ch[1]
+        us = 1_000_000 // HZ
+        return sum(stats) * us, stats[1] * us
 
     def _lowat(self) -> int:
         """``tcp_notsent_lowat``: the socket's TCP_NOTSENT_LOWAT, else the sysctl (UINT_MAX
@@ -651,6 +694,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         now = self.stack.now
         win = self.win
         r = self.rto
+        busy, rwnd_limited = self.chrono_us()
         return {
             "state": self.state,
             "snd_wscale": self.snd_wscale, "rcv_wscale": self.rcv_wscale,
@@ -681,6 +725,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
             "cc": self.cc.name if self.cc else "",
             "path": self.path,
             "ca_state": self._ca_state(), "sacked": -(-self.sb.sacked_bytes // self.mss),
+            "busy_us": busy, "rwnd_limited_us": rwnd_limited,
         }
 
     def _ca_state(self) -> int:

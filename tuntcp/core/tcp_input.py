@@ -14,6 +14,7 @@ from .state import (CAN_SEND, CLOSED, CLOSE_WAIT, CLOSING, ESTABLISHED, FIN_WAIT
                     LAST_ACK, RCV_DATA, SYN_RECV)
 from .consts import (ACK_NOW, ACK_PUSHED, ACK_PUSHED2, ACK_SCHED, MAX_QUICKACKS, MIN_MSS,
                      MSS_DEFAULT, MSS_DEFAULT6, PAWS_24DAYS, TS_LEN)
+from .tcp_output import CHRONO_BUSY
 from ..wire.ipv6 import V4_MAX
 from ..wire.segment import ACK, FIN, PSH, RST, SYN, Segment
 
@@ -362,6 +363,8 @@ class InputMixin:
         self.snd_una = ack
         if ((self.snd_nxt - ack) & MASK) >= HALF:
             self.snd_nxt = ack
+        if ack == self.snd_max:
+            self._chrono_stop(CHRONO_BUSY, now)   # tcp_clean_rtx_queue: the rtx queue emptied
         self.probes_out = 0
         # RTT (Karn: only segments never retransmitted)
         rto = self.rto

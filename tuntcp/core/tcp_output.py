@@ -12,6 +12,8 @@ from ..wire.segment import ACK, FIN, PSH, RST, SYN, Segment, TcpOptions
 
 # tp->nonagle bits (include/net/tcp.h)
 NAGLE_OFF, NAGLE_CORK, NAGLE_PUSH = 1, 2, 4
+# enum tcp_chrono (TCP_CHRONO_SNDBUF_LIMITED is not modelled)
+CHRONO_BUSY, CHRONO_RWND_LIMITED = 1, 2
 
 
 class OutputMixin:
@@ -76,6 +78,7 @@ class OutputMixin:
         cc = self.cc
         tso = self.stack.offload
         sent = 0
+        rwnd_limited = False
         skbs = self.skbs
         si = -1                            # index of snd_nxt's skb, found once, then walked
         if self.snd_una == self.snd_max and not wakeup and cc is not None and \
@@ -111,6 +114,7 @@ class OutputMixin:
                     break
                 if seq_gt((seq + n + (1 if fin_here and n == avail else 0)) & MASK,
                           (self.snd_una + self.snd_wnd) & MASK) and not (head and seq == self.snd_una):
+                    rwnd_limited = True
                     break                  # tcp_snd_wnd_test: the whole segment must fit
                 if 0 < n < mss and last and not fin_here and not seq_lt(seq, self.snd_max) and \
                         self._nagle_holds(nonagle, seq):
@@ -128,6 +132,11 @@ class OutputMixin:
             sent += new
             if wakeup or one:
                 break
+        if not wakeup:                     # tcp_write_xmit's chronograph update
+            if rwnd_limited:
+                self._chrono_start(CHRONO_RWND_LIMITED, now)
+            else:
+                self._chrono_stop(CHRONO_RWND_LIMITED, now)
         if not wakeup and cc is not None:
             lim = self._inflight_segs() >= cc.cwnd
             if sent or lim:
