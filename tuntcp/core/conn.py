@@ -144,7 +144,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2", "max_window",
         "snd_wscale", "mss", "sndq", "sndbuf", "sndbuf_locked", "fin_queued", "fin_seq",
         "snd_sml", "nodelay", "cork", "nagle_push", "notsent_lowat", "chrono", "dupacks", "recover", "in_recovery", "retx_nxt", "cc", "rto",
-        "sb", "rtt_seq", "rtt_time", "retrans_stamp", "retransmits", "probes_out",
+        "sb", "rtt_seq", "rtt_time", "mdev_seq", "retrans_stamp", "retransmits", "probes_out",
         "retrans_out", "total_retrans", "syn_retrans", "reordering", "undo_cwnd", "user_timeout",
         "probes_tstamp",
         "undo_ssthresh", "retx_tsval", "dsack", "retx_list", "skbs", "pushed_seq",
@@ -205,8 +205,9 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         self.chrono = None           # [type, start jiffies, busy, rwnd-limited] (tcp_chrono_*)
         self.cc = None
         self.rto = RtoEstimator(p["model.rto_initial"], p["model.rto_min"], p["model.rto_max"])
-        self.rtt_seq = None
+        self.rtt_seq = None          # the segment being timed (FreeBSD's t_rtseq)
         self.rtt_time = 0.0
+        self.mdev_seq = 0            # Linux's tp->rtt_seq: where tcp_rtt_estimator's round ends
         self.retrans_stamp = None
         self.retransmits = 0
         self.probes_out = 0
@@ -346,6 +347,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         c.cc = make_cc(c.profile.get("net.ipv4.tcp_congestion_control", "cubic"), c.mss)
         if params.rtt_sample is not None and not params.synack_retransmitted:
             c.rto.sample(params.rtt_sample)
+            c.mdev_seq = c.snd_nxt
         else:
             c.rto.fallback()
         _state.check(c.state, ESTABLISHED)

@@ -246,6 +246,7 @@ class InputMixin:
                 self.rto.fallback()
             else:
                 self.rto.sample(now - self.rtt_time)
+                self.mdev_seq = self.snd_max
             self.rto.reset_backoff()
             self.retransmits = 0
             self._set_state(ESTABLISHED)
@@ -368,11 +369,19 @@ class InputMixin:
         self.probes_out = 0
         # RTT (Karn: only segments never retransmitted)
         rto = self.rto
-        rtt_seq = self.rtt_seq
-        if rtt_seq is not None and ((rtt_seq - ack) & MASK) >= HALF:
-            rto.sample(now - self.rtt_time)
+        rtts = self._ack_rtts(ack, now) if self.tx_times else None
+        ca_rtt = rtts[1] if rtts else None
+        if self.profile.family == "linux":
+            if rtts:
+                # tcp_ack_update_rtt: a sample on every ACK (seq_rtt, the oldest acked segment);
+                # tcp_rtt_estimator ends its mdev round once snd_una passes rtt_seq
+                end = seq_gt(ack, self.mdev_seq)
+                rto.sample(rtts[0], end)
+                if end:
+                    self.mdev_seq = self.snd_max
+        elif self.rtt_seq is not None and ((self.rtt_seq - ack) & MASK) >= HALF:
+            rto.sample(now - self.rtt_time)     # one timed segment per round trip
             self.rtt_seq = None
-        ca_rtt = self._ca_rtt(ack, now) if self.tx_times else None
         rto.backoffs = 0                   # RtoEstimator.reset_backoff
         self.retransmits = 0
         self.retrans_stamp = None
