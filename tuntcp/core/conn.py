@@ -143,7 +143,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         # send side
         "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2", "max_window",
         "snd_wscale", "mss", "sndq", "sndbuf", "sndbuf_locked", "fin_queued", "fin_seq",
-        "snd_sml", "nodelay", "cork", "nagle_push", "notsent_lowat", "chrono", "dupacks", "recover", "in_recovery", "retx_nxt", "cc", "rto",
+        "snd_sml", "nodelay", "cork", "nagle_push", "notsent_lowat", "chrono", "tos", "dupacks", "recover", "in_recovery", "retx_nxt", "cc", "rto",
         "sb", "rtt_seq", "rtt_time", "mdev_seq", "retrans_stamp", "retransmits", "probes_out",
         "retrans_out", "total_retrans", "syn_retrans", "reordering", "undo_cwnd", "user_timeout",
         "probes_tstamp",
@@ -203,6 +203,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         self.nagle_push = False      # TCP_NAGLE_PUSH (see _nonagle)
         self.notsent_lowat = 0       # TCP_NOTSENT_LOWAT; 0: net.ipv4.tcp_notsent_lowat
         self.chrono = None           # [type, start jiffies, busy, rwnd-limited] (tcp_chrono_*)
+        self.tos = 0                 # IP_TOS without the ECN bits (inet->tos)
         self.cc = None
         self.rto = RtoEstimator(p["model.rto_initial"], p["model.rto_min"], p["model.rto_max"])
         self.rtt_seq = None          # the segment being timed (FreeBSD's t_rtseq)
@@ -307,7 +308,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
     def _send_syn(self, now, ack: bool) -> None:
         seg = Segment(self.laddr, self.raddr, self.lport, self.rport, seq=self.iss,
                       ack=self.rcv_nxt if ack else 0, flags=SYN | ACK if ack else SYN,
-                      window=min(self._init_rcv_wnd, 65535), options=self._syn_options(now))
+                      window=min(self._init_rcv_wnd, 65535), options=self._syn_options(now), tos=self.tos)
         self.segs_out += 1
         self.lastsnd = now
         self.stack.emit(seg)

@@ -363,7 +363,7 @@ class OutputMixin:
                 o.sack_blocks = tuple(self.reasm.sack_blocks(limit))
         wnd = self.win.select(self.rcv_nxt, len(self.rcvq), self.win.rcv_mss)
         seg = Segment(self.laddr, self.raddr, self.lport, self.rport, seq=seq, ack=self.rcv_nxt,
-                      flags=flags, window=wnd, options=o, payload=payload)
+                      flags=flags, window=wnd, options=o, payload=payload, tos=self.tos)
         mss = self.mss
         if len(payload) > mss:
             seg.gso_size = mss        # TSO: tcp_gso_segment cuts it; pcount segments out

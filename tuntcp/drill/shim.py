@@ -162,6 +162,7 @@ class Shim:
         c.cork = bool(s.opts.get("TCP_CORK"))
         c.user_timeout = s.opts.get("TCP_USER_TIMEOUT", 0) / 1000
         c.notsent_lowat = s.opts.get("TCP_NOTSENT_LOWAT", 0)
+        c.tos = s.opts.get("IP_TOS", 0)
 
     def sys_setsockopt(self, fd, level, name, val, vlen):
         s = self.sock(fd)
@@ -191,6 +192,25 @@ class Shim:
             s.opts[name] = v & 0xFFFFFFFF       # tp->notsent_lowat (u32)
             if s.conn is not None:
                 s.conn.notsent_lowat = s.opts[name]
+            return 0, None
+        if name == "IP_TOS":
+            # do_ip_setsockopt: TCP keeps its own ECN bits (inet->tos = val & ~INET_ECN_MASK);
+            # the connection's segments carry it (ip_queue_xmit). SYN-ACKs from a listener
+            # with a TOS are not modelled.
+            tos = v & 0xFC
+            if s.conn is None and s.listener is not None and tos:
+                raise Unsupported("IP_TOS on a listener")
+            s.opts[name] = tos
+            if s.conn is not None:
+                s.conn.tos = tos
+            return 0, None
+        if name == "IP_MTU_DISCOVER":
+            # inet->pmtudisc: the DF bit and ICMP "fragmentation needed" handling, neither of
+            # which the model has (no PMTU discovery; segments carry no DF; ICMP is unsupported)
+            v = _PMTUDISC.get(v, v)
+            if not isinstance(v, int) or not 0 <= v <= 5:
+                raise _Errno("EINVAL")
+            s.opts[name] = v
             return 0, None
         if name == "TCP_USER_TIMEOUT":
             if self.r.stack.profile.family != "linux":
@@ -236,8 +256,10 @@ class Shim:
                 sock_set_sndbuf(p, s.opts["SO_SNDBUF"]) if "SO_SNDBUF" in s.opts else p["net.ipv4.tcp_wmem"][1])
             return self.r.check_out(val, have), None
         if name in ("SO_REUSEADDR", "TCP_NODELAY", "TCP_DEFER_ACCEPT", "TCP_INQ", "SO_ZEROCOPY",
-                    "TCP_USER_TIMEOUT", "TCP_CORK", "TCP_NOTSENT_LOWAT"):
+                    "TCP_USER_TIMEOUT", "TCP_CORK", "TCP_NOTSENT_LOWAT", "IP_TOS"):
             return self.r.check_out(val, s.opts.get(name, 0)), None
+        if name == "IP_MTU_DISCOVER":           # default IP_PMTUDISC_WANT (ip_no_pmtu_disc 0)
+            return self.r.check_out(val, s.opts.get(name, 1)), None
         if name == "TCP_MAXSEG" and s.conn is not None and s.conn.state != "SYN-SENT":
             return self.r.check_out(val, s.conn.info()["mss"]), None     # tp->mss_cache
         if name == "TCP_MAXSEG" and "TCP_MAXSEG" in s.opts:
@@ -478,6 +500,8 @@ class Shim:
         return ev
 
 
+_PMTUDISC = {"IP_PMTUDISC_DONT": 0, "IP_PMTUDISC_WANT": 1, "IP_PMTUDISC_DO": 2, "IP_PMTUDISC_PROBE": 3,
+             "IP_PMTUDISC_INTERFACE": 4, "IP_PMTUDISC_OMIT": 5}
 _POLL = {"POLLIN": 0x1, "POLLPRI": 0x2, "POLLOUT": 0x4, "POLLERR": 0x8, "POLLHUP": 0x10,
          "POLLRDNORM": 0x40, "POLLWRNORM": 0x100, "POLLRDHUP": 0x2000}
 
