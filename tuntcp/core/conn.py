@@ -66,7 +66,7 @@ from ..profiles.knobs import HZ
 from .timers import TimerMixin
 from .txlog import TxLogMixin
 from . import window as _window
-from ..wire.segment import ACK, FIN, RST, SYN, Segment, TcpOptions
+from ..wire.segment import ACK, FIN, RST, SYN, URG, Segment, TcpOptions
 
 
 class RecvQueue:
@@ -143,7 +143,8 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         # send side
         "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2", "max_window",
         "snd_wscale", "mss", "sndq", "sndbuf", "sndbuf_locked", "fin_queued", "fin_seq",
-        "snd_sml", "nodelay", "cork", "nagle_push", "notsent_lowat", "chrono", "tos", "dupacks", "recover", "in_recovery", "retx_nxt", "cc", "rto",
+        "snd_sml", "nodelay", "cork", "nagle_push", "notsent_lowat", "chrono", "tos", "urg_seq",
+        "dupacks", "recover", "in_recovery", "retx_nxt", "cc", "rto",
         "sb", "rtt_seq", "rtt_time", "mdev_seq", "retrans_stamp", "retransmits", "probes_out",
         "retrans_out", "total_retrans", "syn_retrans", "reordering", "undo_cwnd", "user_timeout",
         "probes_tstamp",
@@ -204,6 +205,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         self.notsent_lowat = 0       # TCP_NOTSENT_LOWAT; 0: net.ipv4.tcp_notsent_lowat
         self.chrono = None           # [type, start jiffies, busy, rwnd-limited] (tcp_chrono_*)
         self.tos = 0                 # IP_TOS without the ECN bits (inet->tos)
+        self.urg_seq = None          # tp->urg_seq while urgent data is pending (tp->urg_data)
         self.cc = None
         self.rto = RtoEstimator(p["model.rto_initial"], p["model.rto_min"], p["model.rto_max"])
         self.rtt_seq = None          # the segment being timed (FreeBSD's t_rtseq)
@@ -507,13 +509,37 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
     def at_eof(self) -> bool:
         return self.fin_rcvd and not self.rcvq
 
+    def _copied_seq(self) -> int:
+        return (self.rcv_nxt - len(self.rcvq) - (1 if self.fin_rcvd else 0)) & MASK
+
+    def _urg_offset(self) -> int | None:
+        """Bytes before the urgent byte in the receive queue (None: no urgent data queued)."""
+        if self.urg_seq is None:
+            return None
+        off = (self.urg_seq - self._copied_seq()) & MASK
+        return off if off < len(self.rcvq) else None
+
+    def read_sock(self, max_bytes: int, now: float) -> bytes:
+        """splice(2) from the socket (``tcp_read_sock``): like read, but it stops at the urgent
+        mark, and at the mark it takes nothing (``tcp_splice_read`` then returns 0)."""
+        off = self._urg_offset()
+        return self.recv(min(max_bytes, off), now) if off is not None else self.recv(max_bytes, now)
+
     def recv(self, max_bytes: int, now: float) -> bytes:
-        """read(2): copy out, then ``tcp_cleanup_rbuf`` decides whether an ACK goes now."""
+        """read(2): copy out, then ``tcp_cleanup_rbuf`` decides whether an ACK goes now. Urgent
+        data (not SO_OOBINLINE): a read stops before the urgent byte; a read starting at it
+        skips it (``tcp_recvmsg_locked``: urg_hole), which ends the urgent state."""
         self.stack.now = now
         q = self.rcvq
-        if not q:
+        if not q or max_bytes <= 0:
             return b""
-        n = min(max_bytes, len(q))
+        off = self._urg_offset()
+        if off == 0:
+            q.take(1)                      # the out-of-band byte leaves the stream
+            self.copied += 1
+            self.urg_seq = None
+            return self.recv(max_bytes, now)
+        n = min(max_bytes, len(q), off if off is not None else max_bytes)
         data = q.take(n)
         self.copied += n
         if self.win is not None:
@@ -597,7 +623,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         self.lastrcv = now
         st = self.state
         # header prediction (tcp_rcv_established): in order, and !after(ack_seq, snd_nxt)
-        if st is ESTABLISHED and seg.flags & (SYN | RST | FIN) == 0 and seg.seq == self.rcv_nxt \
+        if st is ESTABLISHED and seg.flags & (SYN | RST | FIN | URG) == 0 and seg.seq == self.rcv_nxt \
                 and ((self.snd_max - seg.ack) & MASK) < HALF \
                 and not seg.options.sack_blocks and not self.reasm.blocks:
             self._fast_path(seg, now)

@@ -16,7 +16,7 @@ from .consts import (ACK_NOW, ACK_PUSHED, ACK_PUSHED2, ACK_SCHED, MAX_QUICKACKS,
                      MSS_DEFAULT, MSS_DEFAULT6, PAWS_24DAYS, TS_LEN)
 from .tcp_output import CHRONO_BUSY
 from ..wire.ipv6 import V4_MAX
-from ..wire.segment import ACK, FIN, PSH, RST, SYN, Segment
+from ..wire.segment import ACK, FIN, PSH, RST, SYN, URG, Segment
 
 
 class InputMixin:
@@ -156,8 +156,10 @@ class InputMixin:
             return
         if self.state is CLOSED:
             return
-        # 5. data and FIN
+        # 5. data and FIN (urgent pointer first: tcp_urg)
         st = self.state
+        if flags & URG and st in RCV_DATA:
+            self._check_urg(seg)
         if seg.payload:
             self._rcv_rtt_measure_ts(seg)
         if seg.payload or flags & FIN:
@@ -175,6 +177,20 @@ class InputMixin:
             elif flags & FIN and seg.seq == (self.rcv_nxt - 1) & MASK or seq_lt(seg.seq, self.rcv_nxt):
                 self._schedule_ack(ACK_NOW)   # retransmitted FIN or old data: re-ACK
         self._after_input(now)
+
+    def _check_urg(self, seg: Segment) -> None:
+        """``tcp_check_urg``: the urgent pointer (BSD reading, tcp_stdurg=0: it points one past
+        the urgent byte) marks tp->urg_seq, unless that byte was already read, is older than
+        rcv_nxt, or an urgent pointer at or after it is pending."""
+        ptr = seg.urg
+        if ptr and not self.profile.get("net.ipv4.tcp_stdurg", 0):
+            ptr -= 1
+        ptr = (ptr + seg.seq) & MASK
+        if seq_gt(self._copied_seq(), ptr) or seq_lt(ptr, self.rcv_nxt):
+            return
+        if self.urg_seq is not None and not seq_gt(ptr, self.urg_seq):
+            return
+        self.urg_seq = ptr
 
     def _after_input(self, now: float) -> None:
         """``tcp_data_snd_check`` + ``tcp_ack_snd_check``: send what the ACK allowed, then

@@ -53,6 +53,7 @@ class Shim:
         self.r = runner
         self.socks: dict[int, Sock] = {}
         self.files: dict[int, list] = {}    # fd -> [path, offset] of an open()ed script file
+        self.pipes: dict[int, list] = {}    # fd -> [read end?, shared [bytes buffered]]
         self.want_fd: int | None = None    # the fd the script expects (packetdrill maps fds)
 
     # ---- helpers
@@ -75,10 +76,10 @@ class Shim:
 
     def _new_fd(self) -> int:
         if self.want_fd is not None and self.want_fd >= 0 and self.want_fd not in self.socks \
-                and self.want_fd not in self.files:
+                and self.want_fd not in self.files and self.want_fd not in self.pipes:
             return self.want_fd
         fd = 3
-        while fd in self.socks or fd in self.files:
+        while fd in self.socks or fd in self.files or fd in self.pipes:
             fd += 1
         return fd
 
@@ -171,8 +172,12 @@ class Shim:
             d = dict(x[1:] for x in val[1] if isinstance(x, tuple) and x[0] == "=")
             s.opts["SO_LINGER"] = (d.get("onoff", 0), d.get("linger", 0))
             return 0, None
-        if name in ("SO_REUSEADDR", "SO_REUSEPORT", "SO_KEEPALIVE", "TCP_INQ", "SO_ZEROCOPY"):
-            s.opts[name] = v        # TCP_INQ: tp->recvmsg_inq; SO_ZEROCOPY: sock_flag SOCK_ZEROCOPY
+        if name in ("SO_REUSEADDR", "SO_REUSEPORT", "SO_KEEPALIVE", "TCP_INQ", "SO_ZEROCOPY",
+                    "IP_FREEBIND"):
+            # TCP_INQ: tp->recvmsg_inq; SO_ZEROCOPY: sock_flag SOCK_ZEROCOPY; IP_FREEBIND
+            # (inet->freebind) only lets bind() take a non-local address: the shim binds the
+            # script's local address whatever it names
+            s.opts[name] = v
             return 0, None
         if name in ("SO_RCVBUF", "SO_SNDBUF", "TCP_DEFER_ACCEPT", "TCP_NODELAY", "TCP_CORK"):
             s.opts[name] = v
@@ -451,8 +456,45 @@ class Shim:
             f[1] = pos + res[0]
         return res
 
+    def sys_pipe(self, fds):
+        """pipe(2): [rfd, wfd] as the script names them; a pipe holds up to 16 pages."""
+        want = fds[1] if isinstance(fds, tuple) and fds[0] == "[]" else []
+        if len(want) != 2 or not all(isinstance(x, int) for x in want) or \
+                any(x in self.socks or x in self.files or x in self.pipes for x in want):
+            raise Unsupported("pipe fds", detail=str(fds))
+        buf = [0]
+        self.pipes[want[0]] = [True, buf]
+        self.pipes[want[1]] = [False, buf]
+        return 0, None
+
+    def sys_splice(self, fd_in, off_in, fd_out, off_out, n, flags):
+        """splice(2) from a TCP socket into a pipe (``tcp_splice_read`` over ``tcp_read_sock``):
+        it stops at the urgent mark; taking nothing, it returns 0 after a FIN or SHUT_RD,
+        EAGAIN when non-blocking, 0 when data is queued (the urgent mark: no loop), else waits."""
+        p = self.pipes.get(fd_out)
+        s = self.socks.get(fd_in)
+        if p is None or p[0] or s is None or off_in != "NULL" or off_out != "NULL" or \
+                _flag_names(flags) - {"SPLICE_F_NONBLOCK"}:
+            raise Unsupported("splice other than socket to pipe")
+        c = s.conn
+        if c is None:
+            raise _Errno("ENOTCONN")
+        got = len(c.read_sock(min(n, 16 * 4096 - p[1][0]), self.now)) if c.readable() else 0
+        p[1][0] += got
+        if got or c.fin_rcvd or s.rd_shut:       # SOCK_DONE, RCV_SHUTDOWN
+            return got, None
+        if c.error:
+            raise _Errno(_ERRNO[c.error])
+        if c.state == "CLOSED":
+            raise _Errno("ENOTCONN")
+        if s.nonblock or "SPLICE_F_NONBLOCK" in str(flags):
+            raise _Errno("EAGAIN")
+        if c.readable():
+            return 0, None          # data queued but nothing taken (the urgent mark): no loop
+        return BLOCK
+
     def sys_close(self, fd):
-        if self.files.pop(fd, None) is not None:
+        if self.files.pop(fd, None) is not None or self.pipes.pop(fd, None) is not None:
             return 0, None
         s = self.socks.pop(fd, None)
         if s is None:
