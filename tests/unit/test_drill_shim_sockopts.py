@@ -3,18 +3,8 @@ sendfile, SO_ZEROCOPY, TCP_USER_TIMEOUT, TCP_NOTSENT_LOWAT, IP_TOS / IP_MTU_DISC
 tcp_info chronograph (each against the real model, in virtual time)."""
 import pytest
 
+from test_drill_runner import HEAD       # listen, handshake (MSS 1000, wscale 7), accept fd 4
 from tuntcp.drill.result import run_file
-
-HEAD = """`sysctl -q net.ipv4.tcp_timestamps=0 net.ipv4.tcp_rmem="4096 131072 6291456"`
-    0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
-   +0 setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0
-   +0 bind(3, ..., ...) = 0
-   +0 listen(3, 10) = 0
-   +0 < S 0:0(0) win 64240 <mss 1000,sackOK,nop,nop,nop,wscale 7>
-   +0 > S. 0:0(0) ack 1 <mss 1460,nop,nop,sackOK,nop,wscale 7>
- +.01 < . 1:1(0) ack 1 win 502
-   +0 accept(3, ..., ...) = 4
-"""
 
 
 def run(tmp_path, body, profile="linux-6.18", head=HEAD):
