@@ -63,6 +63,8 @@ from .state import (CAN_SEND, CLOSED, CLOSE_WAIT, ESTABLISHED, FIN_WAIT_1, FIN_W
 from .tcp_input import InputMixin
 from .tcp_output import CHRONO_BUSY, NAGLE_CORK, NAGLE_PUSH, OutputMixin
 from ..profiles.knobs import HZ
+
+UNLIMITED = 2**32 - 1            # tcp_notsent_lowat's default: UINT_MAX
 from .timers import TimerMixin
 from .txlog import TxLogMixin
 from . import window as _window
@@ -373,7 +375,10 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         MSG_EOR, applied when all of ``data`` fits), then ``tcp_push``: the tail skb gets PSH
         and Nagle/TCP_CORK apply, but with ``more`` (MSG_MORE) no PSH and the push is corked
         (TCP_NAGLE_CORK). When not all of ``data`` fits, ``wait_for_space`` pushes
-        with PSH and TCP_NAGLE_PUSH, MSG_MORE or not."""
+        with PSH and TCP_NAGLE_PUSH, MSG_MORE or not. The pushes during the copy (``forced_push``,
+        ``tcp_push_one`` of a full send-head skb) are made where they change what the write
+        takes (a TCP_NOTSENT_LOWAT); otherwise one push at the end sends the same packets except
+        for skb boundaries in corner cases, and keeps them the same with and without offload."""
         self.stack.now = now
         if self.error:
             raise ConnectionStateError(f"send on a connection that failed: {self.error}")
@@ -399,7 +404,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
             n += take
             full = n == len(data)
             self._skb_queue(take, eor and full, mark=False)
-            if n < room and not self._tail_room():      # the skb is full
+            if n < room and lowat < UNLIMITED and not self._tail_room():   # the skb is full
                 if self.pushed_seq == (self.snd_una + len(self.sndq)) & MASK:
                     self._push(now, nonagle=NAGLE_PUSH)           # forced_push
                 elif self._tail_is_send_head():
@@ -451,7 +456,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
     def _lowat(self) -> int:
         """``tcp_notsent_lowat``: the socket's TCP_NOTSENT_LOWAT, else the sysctl (UINT_MAX
         where the profile predates it)."""
-        return self.notsent_lowat or self.profile.get("net.ipv4.tcp_notsent_lowat", 2**32 - 1)
+        return self.notsent_lowat or self.profile.get("net.ipv4.tcp_notsent_lowat", UNLIMITED)
 
     def _notsent(self) -> int:
         """write_seq - snd_nxt."""

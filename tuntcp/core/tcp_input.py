@@ -341,6 +341,7 @@ class InputMixin:
         """``tcp_ack`` with nothing new acknowledged: a duplicate ACK (RFC 5681 2: no data, no
         window change, data outstanding) goes to loss detection; else TcpExtTCPPureAcks. A
         window that opened stops the zero-window probes; a loss probe episode may end."""
+        self.probes_out = 0                # tcp_ack: any acceptable ACK (icsk_probes_out)
         if self.snd_una != self.snd_max and not seg.payload and not win_changed and \
                 not seg.flags & (SYN | FIN):
             self.dupacks += 1
@@ -348,8 +349,8 @@ class InputMixin:
         elif not seg.payload:
             self.stack.counters[mib.TcpExtTCPPureAcks] += 1
         if self.snd_wnd and self.rtx_kind == "probe" and self.rtx_at is not None:
-            self.rtx_at = None         # window opened: _push restarts transmission
-            self.probes_out = 0
+            self.rtx_at = None         # window opened (tcp_ack_probe): _push restarts transmission
+            self.rto.reset_backoff()
             self.probes_tstamp = None
         elif self.rtx_kind == "probe" and self.rtx_at is not None and self.snd_una == self.snd_max:
             # tcp_ack_probe: still closed, the probe timer restarts from this ACK

@@ -134,7 +134,9 @@ class TimerMixin:
     def _probe_timer(self, now: float) -> None:
         """Zero-window probe (``tcp_probe_timer`` → ``tcp_send_probe0`` → ``tcp_write_wakeup``):
         send what fits in the window if it opened, else an old-sequence probe (TcpExtTCPWinProbe);
-        back off; give up after tcp_retries2 unanswered probes, or with TCP_USER_TIMEOUT once
+        back off (icsk_backoff, up to tcp_retries2); give up after tcp_retries2 unanswered probes
+        (every ACK clears icsk_probes_out: a peer that answers is probed forever, RFC 1122
+        4.2.2.17), or with TCP_USER_TIMEOUT once
         that long has passed since the first probe (icsk_probes_tstamp, cleared when the window
         opens: 5.11+, 9d9b1ee0b2d1), the next probe no later than then
         (``tcp_clamp_probe0_to_user_timeout``, at least TCP_TIMEOUT_MIN)."""
@@ -155,6 +157,8 @@ class TimerMixin:
             self._done(CLOSED)
             return
         self.probes_out += 1
+        if self.rto.backoffs < self.profile["net.ipv4.tcp_retries2"]:
+            self.rto.backoff()             # icsk_backoff, at most tcp_retries2
         wnd_room = self.snd_wnd - ((self.snd_nxt - self.snd_una) & MASK)
         if wnd_room > 0 and self._pending():
             self._push(now, wakeup=min(wnd_room, self.mss), probe=True)
@@ -167,9 +171,9 @@ class TimerMixin:
             self._arm_rtx(now + self._probe0_when(now), "probe")
 
     def _probe0_when(self, now: float) -> float:
-        """``tcp_probe0_when`` (the RTO backed off per probe, at most rto_max), cut to what is
-        left of TCP_USER_TIMEOUT (``tcp_clamp_probe0_to_user_timeout``; TCP_TIMEOUT_MIN 2 ms)."""
-        when = min(self.rto.rto * (1 << min(self.probes_out, 20)), self.rto.rto_max)
+        """``tcp_probe0_when`` (the RTO backed off by icsk_backoff, at most rto_max), cut to what
+        is left of TCP_USER_TIMEOUT (``tcp_clamp_probe0_to_user_timeout``; TCP_TIMEOUT_MIN 2 ms)."""
+        when = self.rto.rto
         if self.user_timeout and self.probes_tstamp is not None:
             left = self.user_timeout - max(now - self.probes_tstamp, 0.0)
             when = min(max(left, 0.002), when)
