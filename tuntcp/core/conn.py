@@ -759,7 +759,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
             "cc": self.cc.name if self.cc else "",
             "path": self.path,
             "ca_state": self._ca_state(), "sacked": -(-self.sb.sacked_bytes // self.mss),
-            "busy_us": busy, "rwnd_limited_us": rwnd_limited,
+            "busy_us": busy, "rwnd_limited_us": rwnd_limited, "probes": self.probes_out,
         }
 
     def _ca_state(self) -> int:
