@@ -196,8 +196,8 @@ class ShardSet:
         self.closing = True
         for s in self._out:
             try:
-                os.close(s.fileno())
-            except (OSError, AttributeError):
+                s.close()          # EOF: a shard still running ends by itself
+            except OSError:
                 pass
         for p in self.procs:                 # the lab kills what is left (process groups)
             if p.poll() is None:
