@@ -257,6 +257,16 @@ class MemShares:
             _SLOT.pack_into(self.buf, off, *v)
         return MemShare(self.buf, off, self.locked, k)
 
+    def peek(self, addr: int, port: int) -> tuple[int, int, int]:
+        """(qlen, young, acceptq) of the listener on (addr, port), zeros if none: for views
+        in a process that does not listen itself."""
+        k = self._key(addr, port)
+        for i in range(self.slots):
+            v = _SLOT.unpack_from(self.buf, i * SLOT_SIZE)
+            if (v[0], v[1], v[2]) == k and v[3]:
+                return v[4], v[5], v[6]
+        return 0, 0, 0
+
     def detach(self, share: MemShare) -> None:
         with self.locked:
             v = list(_SLOT.unpack_from(self.buf, share.off))

@@ -279,6 +279,31 @@ def merge_events(parts: list[str], dest: str) -> None:
         f.writelines(line for _, _, line in recs)
 
 
+def merge_pcaps(parts: list[str], dest: str) -> None:
+    """Each shard's pcap (same link type), merged into ``dest`` in time order."""
+    import struct
+    head, recs = None, []
+    for path in parts:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            continue
+        os.unlink(path)
+        head = head or data[:24]
+        off = 24
+        while off + 16 <= len(data):
+            sec, usec, incl = struct.unpack_from("<III", data, off)
+            recs.append((sec, usec, len(recs), data[off:off + 16 + incl]))
+            off += 16 + incl
+    if head is None:
+        return
+    recs.sort()
+    with open(dest, "wb") as f:
+        f.write(head)
+        f.writelines(r[3] for r in recs)
+
+
 # ---- child side -------------------------------------------------------------------------------
 
 async def serve_commands(handlers: dict, *, stdin_fd: int = 0, stdout_fd: int = 1) -> None:
@@ -316,11 +341,11 @@ async def serve_commands(handlers: dict, *, stdin_fd: int = 0, stdout_fd: int = 
         nursery.cancel_scope.cancel()
 
 
-def log_sender():
-    """A ``kernel_log`` forwarder for a shard: lines go to the parent unasked (stdout pipe,
-    written whole: one write per line)."""
-    def send(line: str) -> None:
-        data = (json.dumps({"kernel_log": line}) + "\n").encode()
+def note_sender():
+    """``send(msg)``: a message to the parent that it did not ask for (the stdout pipe,
+    written whole, so it never splits a reply)."""
+    def send(msg: dict) -> None:
+        data = (json.dumps(msg) + "\n").encode()
         while data:
             try:
                 n = os.write(1, data)
@@ -331,6 +356,12 @@ def log_sender():
     return send
 
 
+def log_sender():
+    """A shard's kernel log lines ("Possible SYN flooding ..."), forwarded to the parent."""
+    note = note_sender()
+    return lambda line: note({"kernel_log": line})
+
+
 def read_spec() -> dict:
     line = sys.stdin.buffer.readline()
     if not line:
@@ -339,7 +370,8 @@ def read_spec() -> dict:
 
 
 __all__ = ["ShardSet", "ShardControl", "ShardError", "MonoClock", "RecordLock", "attach_shares",
-           "check_shards", "merge_events", "serve_commands", "log_sender", "read_spec"]
+           "check_shards", "merge_events", "merge_pcaps", "serve_commands", "note_sender",
+           "log_sender", "read_spec"]
 
 
 # ---- `tuntcp serve --shards N` ------------------------------------------------------------------
