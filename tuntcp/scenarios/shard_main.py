@@ -3,7 +3,8 @@
 Reads its spec (one JSON line on stdin), builds a Stack on its TUN queue with the listener state
 in the shared memfd, runs the Endpoint and its role's app, and answers the parent's commands on
 stdin/stdout until the parent closes the pipe. Roles: ``serve`` (``tuntcp serve --shards``: the
-app behind one listener) and ``storm`` (the storm's broker, ``storm_shards.py``).
+app behind one listener), ``storm`` (the storm's broker, ``storm_shards.py``) or any
+``module:function`` (tests hold the accept queue with one).
 """
 from __future__ import annotations
 
@@ -37,9 +38,17 @@ async def _serve_role(ep, stack, spec, nursery, handlers) -> None:
     handlers["backlog"] = backlog
 
 
-def _storm_role():
-    from tuntcp.scenarios.storm_shards import storm_role
-    return storm_role
+def _role(name: str):
+    """``serve``, ``storm``, or ``module:function``: an ``async def role(ep, stack, spec,
+    nursery, handlers)`` that opens the shard's listener and adds its commands."""
+    if name == "serve":
+        return _serve_role
+    if name == "storm":
+        from tuntcp.scenarios.storm_shards import storm_role
+        return storm_role
+    import importlib
+    mod, _, fn = name.partition(":")
+    return getattr(importlib.import_module(mod), fn)
 
 
 async def run(spec: dict) -> None:
@@ -91,7 +100,7 @@ async def run(spec: dict) -> None:
 
     handlers = {"counters": counters, "ss": ss, "states": states, "ss_summary": ss_summary,
                 "netstat": netstat, "stats": stats}
-    role = _serve_role if spec["role"] == "serve" else _storm_role()
+    role = _role(spec["role"])
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(ep.run)
