@@ -20,9 +20,13 @@ from tuntcp.wire.segment import ACK, SYN
 from test_listen_linux import PORT, ack_of, syn
 
 
-def _mem():
+def _mem(shard=0, nshards=3):
     fd = shared_memfd()
-    return fd, MemShares(memoryview(mmap.mmap(fd, mem_size())), RecordLock(fd))
+    return fd, _view(fd, shard, nshards)
+
+
+def _view(fd, shard, nshards=3):
+    return MemShares(memoryview(mmap.mmap(fd, mem_size())), RecordLock(fd), shard, nshards)
 
 
 @pytest.mark.parametrize("backlog", [0, 1, 5])
@@ -41,7 +45,7 @@ def test_local_and_shared_admit_backlog_plus_one(backlog):
 def test_warn_once_and_overflow_stamp_are_the_listeners():
     fd, shares = _mem()
     try:
-        a, b = shares.attach(0, PORT), shares.attach(0, PORT)     # two shards, one listener
+        a, b = shares.attach(0, PORT), _view(fd, 1).attach(0, PORT)   # two shards, one listener
         assert a.warn_once() and not b.warn_once() and not a.warn_once()
         assert b.last_overflow is None
         a.stamp_overflow(100.0)
@@ -54,16 +58,15 @@ def test_warn_once_and_overflow_stamp_are_the_listeners():
         other = shares.attach(0, PORT + 1)      # another listener: its own slot
         assert other.counts() == (0, 0, 0) and other.warn_once()
         # every shard closes, then listens again: a new socket, nothing carried over
-        shares.detach(a); shares.detach(b)
+        shares.detach(a); _view(fd, 1).detach(b)
         c = shares.attach(0, PORT)
         assert c.counts() == (0, 0, 0) and c.last_overflow is None and c.warn_once()
     finally:
         os.close(fd)
 
 
-def _racer(fd, backlog, rounds, start, out):
-    shares = MemShares(memoryview(mmap.mmap(fd, mem_size())), RecordLock(fd))
-    sh = shares.attach(0, PORT)
+def _racer(fd, shard, backlog, rounds, start, out):
+    sh = _view(fd, shard).attach(0, PORT)
     won = 0
     for r in range(rounds):
         start.wait()                            # both processes go for round r's last slot
@@ -80,7 +83,8 @@ def test_two_processes_race_for_the_last_slot(backlog):
     try:
         sh = shares.attach(0, PORT)
         start, out = ctx.Barrier(3), ctx.Queue()
-        procs = [ctx.Process(target=_racer, args=(fd, backlog, rounds, start, out)) for _ in range(2)]
+        procs = [ctx.Process(target=_racer, args=(fd, k, backlog, rounds, start, out))
+                 for k in (1, 2)]
         for p in procs:
             p.start()
         for _ in range(rounds):
@@ -98,8 +102,8 @@ def test_two_processes_race_for_the_last_slot(backlog):
         os.close(fd)
 
 
-def _racer_many(fd, backlog, n, out):
-    sh = MemShares(memoryview(mmap.mmap(fd, mem_size())), RecordLock(fd)).attach(0, PORT)
+def _racer_many(fd, shard, backlog, n, out):
+    sh = _view(fd, shard).attach(0, PORT)
     out.put(sum(sh.admit_child(backlog) for _ in range(n)))
 
 
@@ -108,7 +112,7 @@ def test_many_tries_from_two_processes_admit_exactly_backlog_plus_one():
     ctx = multiprocessing.get_context("fork")
     try:
         out = ctx.Queue()
-        procs = [ctx.Process(target=_racer_many, args=(fd, 50, 2000, out)) for _ in range(2)]
+        procs = [ctx.Process(target=_racer_many, args=(fd, k, 50, 2000, out)) for k in (1, 2)]
         for p in procs:
             p.start()
         total = sum(out.get(timeout=30) for _ in procs)
@@ -124,10 +128,10 @@ def test_many_tries_from_two_processes_admit_exactly_backlog_plus_one():
 def _shards(profile="linux-5.10", sysctls=(), backlog=2, n=2):
     fd = shared_memfd()
     stacks = []
-    for _ in range(n):
+    for k in range(n):
         st = Stack(get_profile(profile, list(sysctls)), addrs=set(), secret=b"0123456789abcdef",
                    log=None, encoder=SegmentRecorder())
-        attach_shares(st, fd)
+        attach_shares(st, fd, k, n)
         st.events = []
         st._log = lambda kind, _e=st.events, **f: _e.append((kind, f))
         st.lst = st.listen(PORT, backlog)

@@ -103,10 +103,19 @@ class LocalShares:
 
 
 # ---- shared memory ---------------------------------------------------------------------------
+#
+# A slot per listener: a header (key, users, warned, last_overflow) and one column of
+# (qlen, young, acceptq) per shard, written only by that shard, as Linux keeps per-CPU counts
+# lock-free where a sum is enough. The lock is taken only where one decision must see every
+# shard at once: a child's admission (test and add), the first flood warning, a new overflow
+# stamp, and listen/close. Plain reads of the sums may be a moment stale, as the kernel's
+# READ_ONCE reads are; a stale accept count is never lower than the truth at admission,
+# because only admissions (under the lock) raise it.
 
-# slot: key (addr as two u64 for IPv6, port), users, qlen, young, acceptq, warned, last_overflow
-_SLOT = struct.Struct("<QQqqqqqqd")
-SLOT_SIZE = 128                     # two cache lines: no false sharing between listeners
+_HEAD = struct.Struct("<QQqqqd")       # addr hi, addr lo, port + 1, users, warned, last_overflow
+_COL = struct.Struct("<qqq")           # qlen, young, acceptq of one shard
+MAX_SHARDS = 64
+SLOT_SIZE = 2048                       # header + 64 columns, cache-line aligned slots
 SLOTS = 16
 
 
@@ -128,27 +137,24 @@ class _Locked:
 
 
 class MemShare:
-    """One listener's slot in shared memory: the ``LocalShare`` interface, each operation one
-    locked read-modify-write of the slot."""
+    """One listener's slot in shared memory, seen by shard ``shard`` of ``nshards``: the
+    ``LocalShare`` interface."""
 
-    __slots__ = ("buf", "off", "locked", "_key")
+    __slots__ = ("buf", "off", "locked", "col", "_sums")
 
-    def __init__(self, buf, off: int, locked: _Locked, key: tuple[int, int, int]):
-        self.buf, self.off, self.locked, self._key = buf, off, locked, key
+    def __init__(self, buf, off: int, locked: _Locked, shard: int, nshards: int):
+        self.buf, self.off, self.locked = buf, off, locked
+        self.col = off + _HEAD.size + shard * _COL.size
+        self._sums = struct.Struct(f"<{3 * nshards}q")     # every shard's column at once
 
-    def _get(self) -> list:
-        return list(_SLOT.unpack_from(self.buf, self.off))
-
-    def _put(self, v: list) -> None:
-        _SLOT.pack_into(self.buf, self.off, *v)
+    def counts(self) -> tuple[int, int, int]:
+        v = self._sums.unpack_from(self.buf, self.off + _HEAD.size)
+        return sum(v[0::3]), sum(v[1::3]), sum(v[2::3])
 
     def add(self, qlen: int = 0, young: int = 0, acceptq: int = 0) -> None:
-        with self.locked:
-            v = self._get()
-            v[4] += qlen
-            v[5] += young
-            v[6] += acceptq
-            self._put(v)
+        """This shard's column only: no lock (one writer)."""
+        q, y, a = _COL.unpack_from(self.buf, self.col)
+        _COL.pack_into(self.buf, self.col, q + qlen, y + young, a + acceptq)
 
     def req_added(self) -> None:
         self.add(1, 1)
@@ -161,74 +167,75 @@ class MemShare:
 
     def admit_child(self, backlog: int) -> bool:
         with self.locked:
-            v = self._get()
-            if acceptq_is_full(v[6], backlog):
+            if acceptq_is_full(self.counts()[2], backlog):
                 return False
-            v[6] += 1
-            self._put(v)
+            self.add(acceptq=1)
             return True
 
     def child_removed(self, n: int = 1) -> None:
         self.add(acceptq=-n)
 
     def warn_once(self) -> bool:
+        if self.warned:
+            return False                 # the common case under a flood: no lock
         with self.locked:
-            v = self._get()
-            if v[7]:
+            h = list(_HEAD.unpack_from(self.buf, self.off))
+            if h[4]:
                 return False
-            v[7] = 1
-            self._put(v)
+            h[4] = 1
+            _HEAD.pack_into(self.buf, self.off, *h)
             return True
 
     def stamp_overflow(self, now: float) -> None:
+        last = self.last_overflow
+        if synq_overflow_stamp(last, now) == last:
+            return                       # stamped less than a second ago: nothing to write
         with self.locked:
-            v = self._get()
-            last = None if math.isnan(v[8]) else v[8]
-            v[8] = synq_overflow_stamp(last, now)
-            self._put(v)
+            h = list(_HEAD.unpack_from(self.buf, self.off))
+            h[5] = synq_overflow_stamp(None if math.isnan(h[5]) else h[5], now)
+            _HEAD.pack_into(self.buf, self.off, *h)
 
     @property
     def last_overflow(self) -> float | None:
-        t = _SLOT.unpack_from(self.buf, self.off)[8]     # one aligned 8-byte field: no lock
+        t = _HEAD.unpack_from(self.buf, self.off)[5]
         return None if math.isnan(t) else t
 
     @last_overflow.setter
     def last_overflow(self, t: float | None) -> None:
         with self.locked:
-            v = self._get()
-            v[8] = math.nan if t is None else t
-            self._put(v)
+            h = list(_HEAD.unpack_from(self.buf, self.off))
+            h[5] = math.nan if t is None else t
+            _HEAD.pack_into(self.buf, self.off, *h)
 
     @property
     def qlen(self) -> int:
-        return _SLOT.unpack_from(self.buf, self.off)[4]
+        return self.counts()[0]
 
     @property
     def young(self) -> int:
-        return _SLOT.unpack_from(self.buf, self.off)[5]
+        return self.counts()[1]
 
     @property
     def acceptq(self) -> int:
-        return _SLOT.unpack_from(self.buf, self.off)[6]
+        return self.counts()[2]
 
     @property
     def warned(self) -> bool:
-        return bool(_SLOT.unpack_from(self.buf, self.off)[7])
-
-    def counts(self) -> tuple[int, int, int]:
-        v = _SLOT.unpack_from(self.buf, self.off)
-        return v[4], v[5], v[6]
+        return bool(_HEAD.unpack_from(self.buf, self.off)[4])
 
 
 class MemShares:
-    """Listener slots in a shared buffer (zeroed by its creator). A listener on (addr, port)
-    finds or claims its slot at listen(); the first shard to listen on it after every shard
-    closed it starts it afresh (a new socket: ``inet_csk_listen_start`` clears the flag)."""
+    """Listener slots in a shared buffer (zeroed by its creator), seen by shard ``shard`` of
+    ``nshards``. A listener on (addr, port) finds or claims its slot at listen(); the first
+    shard to listen on it after every shard closed it starts it afresh (a new socket:
+    ``inet_csk_listen_start`` clears the flag and the queues)."""
 
-    def __init__(self, buf, lock, slots: int = SLOTS):
+    def __init__(self, buf, lock, shard: int = 0, nshards: int = 1, slots: int = SLOTS):
         if len(buf) < mem_size(slots):
             raise ValueError(f"shared buffer too small: {len(buf)} < {mem_size(slots)}")
-        self.buf, self.slots = buf, slots
+        if not 0 <= shard < nshards <= MAX_SHARDS:
+            raise ValueError(f"shard {shard} of {nshards}: at most {MAX_SHARDS} shards")
+        self.buf, self.slots, self.shard, self.nshards = buf, slots, shard, nshards
         self.locked = _Locked(lock)
 
     @staticmethod
@@ -236,39 +243,38 @@ class MemShares:
         # port + 1 so that an all-zero slot is free
         return addr >> 64, addr & 0xFFFFFFFFFFFFFFFF, port + 1
 
+    def _find(self, k) -> int | None:
+        for i in range(self.slots):
+            if _HEAD.unpack_from(self.buf, i * SLOT_SIZE)[:3] == k:
+                return i * SLOT_SIZE
+        return None
+
     def attach(self, addr: int, port: int) -> MemShare:
         k = self._key(addr, port)
         with self.locked:
-            free = None
-            for i in range(self.slots):
-                off = i * SLOT_SIZE
-                v = list(_SLOT.unpack_from(self.buf, off))
-                if (v[0], v[1], v[2]) == k:
-                    break
-                if free is None and v[2] == 0:
-                    free = off
-            else:
-                if free is None:
+            off = self._find(k)
+            if off is None:
+                off = self._find((0, 0, 0))
+                if off is None:
                     raise ValueError(f"more than {self.slots} shared listeners")
-                off, v = free, [0] * 9
-            if v[3] == 0:        # nobody listens: a fresh socket
-                v = [k[0], k[1], k[2], 0, 0, 0, 0, 0, math.nan]
-            v[3] += 1
-            _SLOT.pack_into(self.buf, off, *v)
-        return MemShare(self.buf, off, self.locked, k)
+            h = list(_HEAD.unpack_from(self.buf, off))
+            if h[3] == 0:        # nobody listens: a fresh socket
+                self.buf[off:off + SLOT_SIZE] = bytes(SLOT_SIZE)
+                h = [*k, 0, 0, math.nan]
+            h[3] += 1
+            _HEAD.pack_into(self.buf, off, *h)
+        return MemShare(self.buf, off, self.locked, self.shard, self.nshards)
 
     def peek(self, addr: int, port: int) -> tuple[int, int, int]:
         """(qlen, young, acceptq) of the listener on (addr, port), zeros if none: for views
         in a process that does not listen itself."""
-        k = self._key(addr, port)
-        for i in range(self.slots):
-            v = _SLOT.unpack_from(self.buf, i * SLOT_SIZE)
-            if (v[0], v[1], v[2]) == k and v[3]:
-                return v[4], v[5], v[6]
-        return 0, 0, 0
+        off = self._find(self._key(addr, port))
+        if off is None or not _HEAD.unpack_from(self.buf, off)[3]:
+            return 0, 0, 0
+        return MemShare(self.buf, off, self.locked, 0, self.nshards).counts()
 
     def detach(self, share: MemShare) -> None:
         with self.locked:
-            v = list(_SLOT.unpack_from(self.buf, share.off))
-            v[3] -= 1
-            _SLOT.pack_into(self.buf, share.off, *v)
+            h = list(_HEAD.unpack_from(self.buf, share.off))
+            h[3] -= 1
+            _HEAD.pack_into(self.buf, share.off, *h)

@@ -74,7 +74,8 @@ async def run(spec: dict) -> None:
     offload = bool(spec.get("offload"))
     stack = Stack(profile, addrs={spec["addr"]}, secret=bytes.fromhex(spec["secret"]), log=log,
                   encoder=encoder_for(offload))
-    attach_shares(stack, spec["mem_fd"])
+    if not spec.get("local_shares"):       # a lone shard may keep the one-process state
+        attach_shares(stack, spec["mem_fd"], spec["shard"], spec["nshards"])
     link_in, link_out = _links(spec)
     ep = Endpoint(stack, spec["tun_fd"], pcap=pcap, link_in=link_in, link_out=link_out,
                   max_batch=spec.get("max_batch", 4096), offload=offload)

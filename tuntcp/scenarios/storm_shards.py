@@ -116,7 +116,8 @@ class ShardSide:
         self.lab, self.shards = lab, shards
         self._accepted = [0] * shards.n
         shards.on_note = self._note
-        self._shares = MemShares(memoryview(mmap.mmap(mem_fd, mem_size())), RecordLock(mem_fd))
+        self._shares = MemShares(memoryview(mmap.mmap(mem_fd, mem_size())), RecordLock(mem_fd),
+                                 0, shards.n)
         self.saturation = _Saturation(self)
 
     def _note(self, i: int, msg: dict) -> None:

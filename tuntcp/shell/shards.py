@@ -73,10 +73,11 @@ def shared_memfd() -> int:
     return fd
 
 
-def attach_shares(stack, fd: int) -> None:
-    """Make ``stack``'s Linux listeners keep their shared state in the memfd ``fd``."""
+def attach_shares(stack, fd: int, shard: int, nshards: int) -> None:
+    """Make ``stack`` (shard ``shard`` of ``nshards``) keep its Linux listeners' shared state
+    in the memfd ``fd``."""
     buf = mmap.mmap(fd, mem_size())
-    stack.listen_shares = MemShares(memoryview(buf), RecordLock(fd))
+    stack.listen_shares = MemShares(memoryview(buf), RecordLock(fd), shard, nshards)
 
 
 def check_shards(n: int, profile, offload: bool = False) -> None:
@@ -120,7 +121,8 @@ class ShardSet:
             ev = trio.Event()
             ready.append(ev)
             nursery.start_soon(self._read, i, inp, ev)
-            await self._write(i, dict(self.spec, shard=i, tun_fd=qfd, mem_fd=self.memfd,
+            await self._write(i, dict(self.spec, shard=i, nshards=self.n, tun_fd=qfd,
+                                      mem_fd=self.memfd,
                                       **self.per_shard.get(i, {})))
         for ev in ready:
             await ev.wait()
