@@ -6,13 +6,14 @@ connection table); the race tests fork real processes on the memfd + fcntl lock 
 import mmap
 import multiprocessing
 import os
+import time
 
 import pytest
 
 from tuntcp import mib
 from tuntcp.host.encode import SegmentRecorder
 from tuntcp.host.stack import Stack
-from tuntcp.listen.shared import LocalShare, MemShares, mem_size
+from tuntcp.listen.shared import LocalShare, MemShare, MemShares, mem_size
 from tuntcp.profiles import get_profile
 from tuntcp.shell.shards import RecordLock, attach_shares, shared_memfd
 from tuntcp.wire.segment import ACK, SYN
@@ -65,13 +66,28 @@ def test_warn_once_and_overflow_stamp_are_the_listeners():
         os.close(fd)
 
 
-def _racer(fd, shard, backlog, rounds, start, out):
+def _slow_reads():
+    """Widen the window between reading the count and adding to it (1 ms), so that two racers
+    overlap there: only the lock keeps the second one out."""
+    read = MemShare.counts
+
+    def slow_counts(self):
+        v = read(self)
+        time.sleep(0.001)
+        return v
+    MemShare.counts = slow_counts
+
+
+def _racer(fd, shard, backlog, rounds, go, done, out):
+    _slow_reads()
     sh = _view(fd, shard).attach(0, PORT)
     won = 0
-    for r in range(rounds):
-        start.wait()                            # both processes go for round r's last slot
+    for r in range(1, rounds + 1):
+        while go.value != r:                 # spin: both racers leave within microseconds
+            pass
         won += sh.admit_child(backlog)
-        start.wait()
+        with done.get_lock():
+            done.value += 1
     out.put(won)
 
 
@@ -79,30 +95,42 @@ def _racer(fd, shard, backlog, rounds, start, out):
 def test_two_processes_race_for_the_last_slot(backlog):
     fd, shares = _mem()
     ctx = multiprocessing.get_context("fork")
-    rounds = 200
+    rounds = 100
     try:
         sh = shares.attach(0, PORT)
-        start, out = ctx.Barrier(3), ctx.Queue()
-        procs = [ctx.Process(target=_racer, args=(fd, k, backlog, rounds, start, out))
+        go, done, out = ctx.Value("i", 0, lock=False), ctx.Value("i", 0), ctx.Queue()
+        procs = [ctx.Process(target=_racer, args=(fd, k, backlog, rounds, go, done, out))
                  for k in (1, 2)]
         for p in procs:
             p.start()
-        for _ in range(rounds):
-            sh.child_removed(sh.acceptq)
-            for _ in range(backlog):            # fill all but the last slot
+        over = 0
+        for r in range(1, rounds + 1):
+            # empty the queue (every shard's column) and fill all but the last slot
+            for k in range(3):
+                v = _view(fd, k).attach(0, PORT)
+                v.child_removed(mmap_col(v))
+            for _ in range(backlog):
                 assert sh.admit_child(backlog)
-            start.wait()                        # the racers go
-            start.wait()                        # both done
-            assert sh.acceptq == backlog + 1    # exactly one took it: backlog N holds N+1
+            go.value = r                      # the racers go for the last slot
+            while done.value != 2 * r:
+                time.sleep(0.0005)
+            over += sh.acceptq != backlog + 1
         wins = [out.get(timeout=30) for _ in procs]
         for p in procs:
             p.join(timeout=30)
-        assert sum(wins) == rounds
+        assert over == 0 and sum(wins) == rounds   # exactly one took it: backlog N holds N+1
     finally:
         os.close(fd)
 
 
+def mmap_col(share):
+    """What one shard's column holds in the accept queue."""
+    import struct
+    return struct.unpack_from("<qqq", share.buf, share.col)[2]
+
+
 def _racer_many(fd, shard, backlog, n, out):
+    _slow_reads()
     sh = _view(fd, shard).attach(0, PORT)
     out.put(sum(sh.admit_child(backlog) for _ in range(n)))
 
@@ -112,7 +140,7 @@ def test_many_tries_from_two_processes_admit_exactly_backlog_plus_one():
     ctx = multiprocessing.get_context("fork")
     try:
         out = ctx.Queue()
-        procs = [ctx.Process(target=_racer_many, args=(fd, k, 50, 2000, out)) for k in (1, 2)]
+        procs = [ctx.Process(target=_racer_many, args=(fd, k, 50, 100, out)) for k in (1, 2)]
         for p in procs:
             p.start()
         total = sum(out.get(timeout=30) for _ in procs)
