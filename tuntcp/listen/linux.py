@@ -173,8 +173,9 @@ class LinuxListener:
 
     # ---- queue tests --------------------------------------------------------------------
 
-    def synq_full(self) -> bool:
-        return R.synq_is_full(self.profile["model.synq_full_cmp"], self.share.qlen, self.backlog,
+    def synq_full(self, qlen: int) -> bool:
+        """``inet_csk_reqsk_queue_is_full`` for the listener's ``qlen`` (over every shard)."""
+        return R.synq_is_full(self.profile["model.synq_full_cmp"], qlen, self.backlog,
                               self.pow2_size)
 
     def admit_child(self) -> bool:
@@ -252,30 +253,31 @@ class LinuxListener:
             return
         syncookies = p["net.ipv4.tcp_syncookies"]
         want_cookie = False
-        if syncookies == 2 or self.synq_full():
+        sh = self.share
+        qlen, young, acceptq = sh.counts()          # one read of the listener's queues
+        if syncookies == 2 or self.synq_full(qlen):
             want_cookie = self.syn_flood_action(v6)
             if not want_cookie:
                 self._listendrop()
                 st.log("syn_drop", reason="syn_queue_full", laddr=syn.daddr, lport=syn.dport,
-                       raddr=syn.saddr, rport=syn.sport, synq=self.share.qlen, backlog=self.backlog)
+                       raddr=syn.saddr, rport=syn.sport, synq=qlen, backlog=self.backlog)
                 return
-        sh = self.share
-        if R.acceptq_drops_syn(p["model.acceptq_syn_drop"], sh.acceptq, self.backlog, sh.young):
+        if R.acceptq_drops_syn(p["model.acceptq_syn_drop"], acceptq, self.backlog, young):
             self._overflow_drop()
             st.log("syn_drop", reason="accept_queue_full", laddr=syn.daddr, lport=syn.dport,
-                   raddr=syn.saddr, rport=syn.sport, accept=sh.acceptq,
-                   backlog=self.backlog, young=sh.young)
+                   raddr=syn.saddr, rport=syn.sport, accept=acceptq,
+                   backlog=self.backlog, young=young)
             return
         mss, tstamp_ok, tsval, wscale_ok, snd_wscale, sack_ok = parse_syn_options(
             p, syn.options, want_cookie, IPV6_MIN_MTU - 60) if v6 else parse_syn_options(
             p, syn.options, want_cookie)
         ts_off = st.ts_offset(laddr, raddr) if tstamp_ok else 0
         if not want_cookie:
-            if R.three_quarter_drop(syncookies, p["net.ipv4.tcp_max_syn_backlog"], sh.qlen,
+            if R.three_quarter_drop(syncookies, p["net.ipv4.tcp_max_syn_backlog"], qlen,
                                     raddr in self.proven):
                 self._listendrop()
                 st.log("syn_drop", reason="syn_backlog_quarter_left", laddr=laddr,
-                       lport=syn.dport, raddr=raddr, rport=syn.sport, synq=sh.qlen,
+                       lport=syn.dport, raddr=raddr, rport=syn.sport, synq=qlen,
                        max_syn_backlog=p["net.ipv4.tcp_max_syn_backlog"])
                 return
             isn = st.isn(laddr, syn.dport, raddr, syn.sport)
@@ -311,7 +313,7 @@ class LinuxListener:
             st.log("syn_queued", laddr=laddr, lport=syn.dport, raddr=raddr, rport=syn.sport,
                    mss=mss, wscale=req.rcv_wscale if wscale_ok else None,
                    peer_wscale=snd_wscale if wscale_ok else None, sack=sack_ok, ts=tstamp_ok,
-                   ecn=ecn_ok, window=req.rcv_wnd, synq=sh.qlen, backlog=self.backlog)
+                   ecn=ecn_ok, window=req.rcv_wnd, synq=qlen + 1, backlog=self.backlog)
 
     def _openreq_rwin(self, tstamp_ok: bool, wscale_ok: bool, v6: bool = False) -> tuple[int, int, int]:
         """``tcp_openreq_init_rwin`` for this listener; it depends only on the listener's
