@@ -3,8 +3,10 @@
     PYTHONPATH=. .venv/bin/python bench/shards_cpu.py --rounds 3 --seconds 3
 
 Each round runs, alternating: 1 shard (one endpoint process, the one-process listener state,
-``LocalShares``) and N shards (N processes on a multi-queue TUN, the listener state in shared
-memory, ``MemShares``), both through ``shard_main`` so only the sharing differs. Workloads:
+``LocalShares``), N shards (N processes on a multi-queue TUN, the listener state in shared
+memory, ``MemShares``), and N shards each with its own listener state (``--split``: what
+SO_REUSEPORT would give, not the modelled semantics: it separates the price of splitting the
+work over processes from the price of sharing the listener), all through ``shard_main``. Workloads:
 ``ab -c 64`` (handshake + HTTP/1.0 request/response + close) against the http app, then a
 ``hping3 --flood`` of spoofed SYNs against tcp_syncookies=2 (every SYN answered by a cookie).
 CPU is the shard processes' utime+stime (/proc/PID/stat) over the window, divided by the
@@ -45,13 +47,13 @@ def _ab(addr, seconds):
             f"http://{addr}:{PORT}/"]
 
 
-async def one(n: int, seconds: int, workload: str) -> dict:
+async def one(n: int, seconds: int, workload: str, local: bool) -> dict:
     with netns.Lab(queues=n) as lab:
         sysctl = ["net.ipv4.tcp_syncookies=2"] if workload == "cookies" else []
         spec = {"role": "serve", "profile": "linux-6.1", "sysctl": sysctl,
                 "secret": os.urandom(16).hex(), "addr": lab.endpoint_ip, "port": PORT,
                 "backlog": 4096, "app": "http" if workload == "ab" else "discard", "link": None,
-                "local_shares": n == 1}
+                "local_shares": local}
         shards = ShardSet(lab, spec)
         try:
             async with trio.open_nursery() as nursery:
@@ -98,12 +100,13 @@ async def kernel(seconds: int) -> float:
 async def main(args):
     rows = {}
     for r in range(args.rounds):
-        for n in (1, args.shards):
+        confs = [(1, True), (args.shards, False)] + ([(args.shards, True)] if args.split else [])
+        for n, local in confs:
             for w in ("ab", "cookies"):
-                res = await one(n, args.seconds, w)
-                res.update(round=r, shards=n, workload=w, load=os.getloadavg()[0])
+                res = await one(n, args.seconds, w, local)
+                res.update(round=r, shards=n, local=local, workload=w, load=os.getloadavg()[0])
                 print(json.dumps(res), flush=True)
-                rows.setdefault((n, w), []).append(res)
+                rows.setdefault((n, local, w), []).append(res)
         k = await kernel(args.seconds)
         print(json.dumps({"round": r, "kernel_handshakes_per_s": k,
                           "load": os.getloadavg()[0]}), flush=True)
@@ -111,15 +114,17 @@ async def main(args):
     med = statistics.median
     n = args.shards
     out = {"kernel_ab_per_s": med(rows["kernel"])}
-    for s in (1, n):
-        out[f"{s}_ab_per_s"] = med(x["handshakes_per_s"] for x in rows[(s, "ab")])
-        out[f"{s}_us_per_handshake"] = med(x["cpu_us_per_handshake"] for x in rows[(s, "ab")])
-        out[f"{s}_us_per_cookie"] = med(x["cpu_us_per_cookie"] for x in rows[(s, "cookies")])
-        out[f"{s}_cookies_per_s"] = med(x["cookie_synacks_per_s"] for x in rows[(s, "cookies")])
-    out["handshake_cpu_ratio"] = out[f"{n}_us_per_handshake"] / out["1_us_per_handshake"]
-    out["cookie_cpu_ratio"] = out[f"{n}_us_per_cookie"] / out["1_us_per_cookie"]
-    for s in (1, n):
+    names = {(1, True): "1", (n, False): f"{n}", (n, True): f"{n}split"}
+    for key, s in names.items():
+        if (*key, "ab") not in rows:
+            continue
+        out[f"{s}_ab_per_s"] = med(x["handshakes_per_s"] for x in rows[(*key, "ab")])
+        out[f"{s}_us_per_handshake"] = med(x["cpu_us_per_handshake"] for x in rows[(*key, "ab")])
+        out[f"{s}_us_per_cookie"] = med(x["cpu_us_per_cookie"] for x in rows[(*key, "cookies")])
+        out[f"{s}_cookies_per_s"] = med(x["cookie_synacks_per_s"] for x in rows[(*key, "cookies")])
         out[f"{s}_ab_vs_kernel"] = out[f"{s}_ab_per_s"] / out["kernel_ab_per_s"]
+        out[f"{s}_handshake_cpu_ratio"] = out[f"{s}_us_per_handshake"] / out["1_us_per_handshake"]
+        out[f"{s}_cookie_cpu_ratio"] = out[f"{s}_us_per_cookie"] / out["1_us_per_cookie"]
     print(json.dumps({"medians": out}), flush=True)
 
 
@@ -128,4 +133,6 @@ if __name__ == "__main__":
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--shards", type=int, default=2)
+    ap.add_argument("--split", action="store_true",
+                    help="also N shards with separate listener state (to separate the costs)")
     trio.run(main, ap.parse_args())
