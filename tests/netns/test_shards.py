@@ -116,8 +116,10 @@ sys.stdin.readline()
 """
 
 
-def test_serve_two_shards_views_sum_the_shards(netns_available):
-    p = _serve("--shards", "2", "--app", "echo", "--name", "shtest1", "--duration-s", "60")
+def test_serve_two_shards_views_sum_the_shards(netns_available, tmp_path):
+    events = tmp_path / "events.jsonl"
+    p = _serve("--shards", "2", "--app", "echo", "--name", "shtest1", "--duration-s", "60",
+               "--events", str(events))
     try:
         banner = _banner(p)
         ns = _ns_of(banner)
@@ -140,6 +142,11 @@ def test_serve_two_shards_views_sum_the_shards(netns_available):
         p.wait(timeout=30)
     assert p.returncode == 130
     _gone(ns, _pids(banner))
+    # the shards' event files, merged in time order into the one --events file
+    recs = [json.loads(line) for line in events.read_text().splitlines()]
+    assert sum(r["kind"] == "accept_queued" for r in recs) == 10
+    assert [r["t"] for r in recs] == sorted(r["t"] for r in recs)
+    assert sorted(tmp_path.iterdir()) == [events]
 
 
 @pytest.mark.parametrize("how", ["kill-shard", "sigterm"])

@@ -201,14 +201,12 @@ class ShardSet:
                 s.close()          # EOF: a shard still running ends by itself
             except OSError:
                 pass
-        for p in self.procs:                 # the lab kills what is left (process groups)
-            if p.poll() is None:
-                p.terminate()
+        deadline = time.monotonic() + 2.0       # a shard at EOF flushes its files and exits
         for p in self.procs:
             try:
-                p.wait(timeout=2)
+                p.wait(timeout=max(0.01, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                p.kill()
+                p.terminate()                   # the lab kills what is left (process groups)
         if self.memfd >= 0:
             os.close(self.memfd)
             self.memfd = -1
