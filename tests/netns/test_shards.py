@@ -182,3 +182,21 @@ async def test_storm_with_two_shards_keeps_the_headline(netns_available, tmp_pat
         # one listener: one flood line for both shards, cookies counted once each
         assert len(s["kernel_log"]) == 1
         assert c["TcpExtSyncookiesRecv"] == s["cookie_connections"]
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["serve", "--shards", "0"], "--shards must be 1..64"),
+    (["serve", "--shards", "2", "--profile", "freebsd-14"], "--shards > 1 models Linux's listener"),
+    (["serve", "--shards", "2", "--front", "127.0.0.1:6379"], "--front runs one relay"),
+    (["storm", "--shards", "0", "--out", "o"], "--shards must be 1..64"),
+    (["storm", "--shards", "2", "--profile", "freebsd-14", "--out", "o"],
+     "--shards > 1 models Linux's listener"),
+])
+def test_bad_shards_is_one_line_and_creates_nothing(tmp_path, argv, needle):
+    before = set(netns.list_namespaces())
+    r = subprocess.run([sys.executable, "-m", "tuntcp.cli", *argv], cwd=tmp_path, env=_env(),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stdout == ""
+    (line,) = r.stderr.splitlines()
+    assert line.startswith(f"tuntcp {argv[0]}: error: ") and needle in line
+    assert list(tmp_path.iterdir()) == [] and set(netns.list_namespaces()) <= before

@@ -192,12 +192,15 @@ def _v(x) -> str:
 
 def main(args) -> int:
     import trio
+
+    from tuntcp.shell.shards import ShardError, check_shards
     try:
         cfg = config_from(args)
         cfg.check()
         from tuntcp.profiles import get_profile
-        get_profile(cfg.profile, cfg.sysctl)          # fail fast on a bad profile or knob
-    except (StormError, ValueError) as e:
+        # fail fast on a bad profile or knob, or shards the profile cannot share a listener over
+        check_shards(cfg.shards, get_profile(cfg.profile, cfg.sysctl))
+    except (StormError, ValueError, ShardError) as e:
         print(f"tuntcp storm: error: {e}", file=sys.stderr)
         return 2
     disp = Display(args.quiet)
