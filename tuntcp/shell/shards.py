@@ -156,29 +156,19 @@ class ShardSet:
             await self._died(i)
 
     async def _read(self, i: int, stream, ready: trio.Event) -> None:
-        buf = b""
         async with stream:
-            while True:
-                data = await stream.receive_some(1 << 16)
-                if not data:
-                    break
-                buf += data
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    msg = json.loads(line)
-                    if "kernel_log" in msg:
-                        self.on_log(msg["kernel_log"])
-                    elif "ready" in msg:
-                        ready.set()
-                    elif "fatal" in msg:
-                        raise ShardError(f"shard {i}: {msg['fatal']}")
-                    elif "id" in msg:
-                        slot = self._pending.get(msg["id"])
-                        if slot is not None:
-                            slot[1] = msg
-                            slot[0].set()
-                    else:
-                        self.on_note(i, msg)
+            async for msg in json_lines(stream):
+                if "kernel_log" in msg:
+                    self.on_log(msg["kernel_log"])
+                elif "ready" in msg:
+                    ready.set()
+                elif "id" in msg:
+                    slot = self._pending.get(msg["id"])
+                    if slot is not None:
+                        slot[1] = msg
+                        slot[0].set()
+                else:
+                    self.on_note(i, msg)
         if not self.closing:
             await self._died(i)
 
@@ -306,6 +296,19 @@ def merge_pcaps(parts: list[str], dest: str) -> None:
 
 # ---- child side -------------------------------------------------------------------------------
 
+async def json_lines(stream):
+    """The JSON messages of a stream, one per line, until EOF."""
+    buf = b""
+    while True:
+        data = await stream.receive_some(1 << 16)
+        if not data:
+            return
+        buf += data
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            yield json.loads(line)
+
+
 async def serve_commands(handlers: dict, *, stdin_fd: int = 0, stdout_fd: int = 1) -> None:
     """Answer the parent's JSON lines until it closes the pipe (then return: the shard ends).
     A handler is ``async def h(**kw) -> value``; a UserError in one is answered as an error."""
@@ -329,15 +332,8 @@ async def serve_commands(handlers: dict, *, stdin_fd: int = 0, stdout_fd: int = 
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(reply, {"ready": os.getpid()})
-        buf = b""
-        while True:
-            data = await inp.receive_some(1 << 16)
-            if not data:
-                break
-            buf += data
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                nursery.start_soon(one, json.loads(line))
+        async for msg in json_lines(inp):
+            nursery.start_soon(one, msg)
         nursery.cancel_scope.cancel()
 
 
