@@ -140,10 +140,13 @@ class MemShare:
     """One listener's slot in shared memory, seen by shard ``shard`` of ``nshards``: the
     ``LocalShare`` interface."""
 
-    __slots__ = ("buf", "off", "locked", "col", "_sums")
+    __slots__ = ("buf", "off", "locked", "col", "_sums", "_warned", "_stamp")
 
     def __init__(self, buf, off: int, locked: _Locked, shard: int, nshards: int):
         self.buf, self.off, self.locked = buf, off, locked
+        # what this shard already saw: the flag never clears and the stamp only moves forward
+        # for one socket, so a flood's SYNs need not read the shared header each time
+        self._warned, self._stamp = False, None
         self.col = off + _HEAD.size + shard * _COL.size
         self._sums = struct.Struct(f"<{3 * nshards}q")     # every shard's column at once
 
@@ -178,7 +181,8 @@ class MemShare:
         self.add(acceptq=-n)
 
     def warn_once(self) -> bool:
-        if self.warned:
+        if self._warned or self.warned:
+            self._warned = True
             return False                 # the common case under a flood: no lock
         with self.locked:
             h = list(_HEAD.unpack_from(self.buf, self.off))
@@ -186,15 +190,20 @@ class MemShare:
                 return False
             h[4] = 1
             _HEAD.pack_into(self.buf, self.off, *h)
+            self._warned = True
             return True
 
     def stamp_overflow(self, now: float) -> None:
+        seen = self._stamp
+        if seen is not None and seen <= now <= seen + 1.0:
+            return          # within a second of a stamp we saw: any later one covers now too
         last = self.last_overflow
         if synq_overflow_stamp(last, now) == last:
+            self._stamp = last
             return                       # stamped less than a second ago: nothing to write
         with self.locked:
             h = list(_HEAD.unpack_from(self.buf, self.off))
-            h[5] = synq_overflow_stamp(None if math.isnan(h[5]) else h[5], now)
+            h[5] = self._stamp = synq_overflow_stamp(None if math.isnan(h[5]) else h[5], now)
             _HEAD.pack_into(self.buf, self.off, *h)
 
     @property
@@ -208,6 +217,7 @@ class MemShare:
             h = list(_HEAD.unpack_from(self.buf, self.off))
             h[5] = math.nan if t is None else t
             _HEAD.pack_into(self.buf, self.off, *h)
+            self._stamp = None
 
     @property
     def qlen(self) -> int:
