@@ -19,6 +19,7 @@ import struct
 from ..core.conn import Connection
 from ..errors import StackError
 from ..listen.personality import personality_for
+from ..listen.shared import LocalShares
 from ..mib import Counters
 from ..wire import codec, ipv6
 from ..wire.ipv6 import V4_MAX
@@ -79,6 +80,8 @@ class Stack:
         self._challenge_second = -1
         self._challenge_count = 0
         self.personality = personality_for(self)    # Linux or FreeBSD passive open
+        # where a Linux listener keeps the state every CPU sees (shards swap in MemShares)
+        self.listen_shares = LocalShares()
 
     # ---- input -------------------------------------------------------------------------
 
@@ -116,7 +119,8 @@ class Stack:
         ::a.b.c.d peer would share its 4-tuple with a.b.c.d."""
         c = self.counters
         c[mib.Ip6InReceives] += 1
-        if self.offload:     # VnetEncoder builds IPv4 GSO frames only: refuse rather than fail later
+        # VnetEncoder builds IPv4 GSO frames only: refuse rather than fail later
+        if self.offload and not getattr(self.encoder, "carries_ipv6", False):
             c[mib.TuntcpIp6NoOffload] += 1
             return
         try:
