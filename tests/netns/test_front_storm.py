@@ -44,9 +44,11 @@ def test_storm_front_relays_producers_to_redis(tmp_path, netns_available):
     assert fixed["wscale_mismatches"] == 0
 
 
-def test_storm_front_refuses_the_kernel_mode_in_one_line(tmp_path, netns_available):
-    rc, out, err = _storm("--front", "127.0.0.1:16379", "--modes", "buggy,kernel",
-                          "--out", str(tmp_path), timeout=60)
+@pytest.mark.parametrize("args, msg", [
+    (["--modes", "buggy,kernel"], "--front runs the buggy and fixed modes (storm the backend "
+                                  "itself on the host kernel with --target CMD)"),
+    (["--shards", "2"], "--front relays from one endpoint: leave out --shards")])
+def test_storm_front_mistakes_are_one_line(tmp_path, netns_available, args, msg):
+    rc, out, err = _storm("--front", "127.0.0.1:16379", *args, "--out", str(tmp_path), timeout=60)
     assert rc == 2 and "Traceback" not in err
-    assert err.strip() == ("tuntcp storm: error: --front runs the buggy and fixed modes (storm "
-                           "the backend itself on the host kernel with --target CMD)")
+    assert err.strip() == f"tuntcp storm: error: {msg}"

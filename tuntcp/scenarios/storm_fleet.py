@@ -148,6 +148,8 @@ class StormConfig:
         if self.front and not set(self.modes) <= {"buggy", "fixed"}:
             raise StormError("--front runs the buggy and fixed modes (storm the backend itself "
                              "on the host kernel with --target CMD)")
+        if self.front and self.shards > 1:
+            raise StormError("--front relays from one endpoint: leave out --shards")
         if self.front_cmd and not self.front:
             raise StormError("--front-cmd needs --front HOST:PORT")
         if not 1 <= self.target_port <= 65535:
