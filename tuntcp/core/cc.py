@@ -102,24 +102,24 @@ class Reno(_Cc):
                 return
         self._cong_avoid_ai(self.cwnd, acked_segs)
 
-    def _ssthresh(self, inflight_segs: int) -> int:
-        # RFC 5681 eq. (4): max(FlightSize / 2, 2 * SMSS). Linux's tcp_reno_ssthresh halves
-        # cwnd instead; the two agree for a cwnd-limited flow.
-        return max(inflight_segs // 2, 2)
+    def _ssthresh(self) -> int:
+        """``tcp_reno_ssthresh``: max(cwnd / 2, 2). RFC 5681 eq. (4) halves FlightSize; Linux
+        (and FreeBSD's newreno) halve cwnd, which differs when the sender is app-limited."""
+        return max(self.cwnd >> 1, 2)
 
     def on_enter_recovery(self, now: float, inflight_segs: int) -> None:
-        """Fast retransmit: ssthresh = max(FlightSize/2, 2); cwnd = ssthresh (RFC 6675 5,
-        which is where Linux's PRR ends up)."""
-        self.ssthresh = self._ssthresh(inflight_segs)
+        """Fast retransmit or ECN's CWR: ssthresh = ``_ssthresh``; cwnd = ssthresh (where
+        Linux's PRR ends up). ``inflight_segs`` is unused (the common interface)."""
+        self.ssthresh = self._ssthresh()
         self.cwnd = self.ssthresh
         self.cwnd_cnt = 0
         self.in_recovery = True
 
     def on_timeout(self, inflight_segs: int, repeat: bool = False) -> None:
-        """RTO (RFC 5681 eq. 4, ``tcp_enter_loss``): ssthresh = max(FlightSize/2, 2), cwnd = 1.
-        ``repeat``: the same data timed out again; ssthresh is held (RFC 5681 3.1)."""
+        """RTO (``tcp_enter_loss``): ssthresh = ``_ssthresh``, cwnd = 1. ``repeat``: the same
+        data timed out again; ssthresh is held (RFC 5681 3.1)."""
         if not repeat:
-            self.ssthresh = self._ssthresh(inflight_segs)
+            self.ssthresh = self._ssthresh()
         self.cwnd = 1
         self.cwnd_cnt = 0
         self.in_recovery = False

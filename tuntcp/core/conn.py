@@ -34,7 +34,7 @@ Linux resends from its queue without rewinding snd_nxt: here ``snd_max`` plays s
 for ACKs); loss recovery is SACK/NewReno with one retransmission per ACK; RACK only resends lost
 retransmissions (no RACK time-based marking of first transmissions, so a probe that gets SACKed
 does not start recovery by itself), no PRR or F-RTO; D-SACK only for duplicates below rcv_nxt;
-no ECN; no keepalive; the send buffer grows by ``_sndbuf_expand`` rather
+classic ECN (ecn.py) with the CWR reduction applied at once; no keepalive; the send buffer grows by ``_sndbuf_expand`` rather
 than by truesize accounting; receive-buffer autotuning (``_rcv_space_adjust``) uses Linux's
 rule for every profile, FreeBSD's included (FreeBSD's own recvbuf_auto differs).
 
@@ -52,6 +52,7 @@ from collections import deque
 from .cc import make_cc
 from .consts import MIN_MSS, MSS_DEFAULT, TS_LEN
 from .delack import DelackMixin, DelayedAck
+from .ecn import EcnMixin
 from .rcvtune import RcvTuneMixin
 from .reasm import Reassembly
 from .recovery import RecoveryMixin
@@ -134,8 +135,8 @@ class ConnectionStateError(ValueError):
     """An application call that the connection's state forbids (send after shutdown...)."""
 
 
-class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin, DelackMixin,
-                 RcvTuneMixin):
+class Connection(InputMixin, OutputMixin, RecoveryMixin, EcnMixin, TxLogMixin, TimerMixin,
+                 DelackMixin, RcvTuneMixin):
     __slots__ = (
         "stack", "profile", "laddr", "lport", "raddr", "rport", "key", "state", "error",
         "deadline", "rtx_at", "rtx_kind", "dack_at", "tw_at", "listener", "path",
@@ -164,6 +165,8 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         "rcvq_space", "rcvq_seq", "rcvq_time", "copied",
         # tail loss probe; loss_high: snd_max at the last RTO while in the Loss state
         "tlp_high_seq", "tlp_retrans", "tlp_rto_at", "last_new_seq", "loss_high",
+        # ECN (ecn.py)
+        "ecn_ok", "ecn_demand", "ecn_queue_cwr", "cwr_high",
         # profile values read per segment (the profile is immutable)
         "_wmem_max", "_tlp_ok", "_rto_min",
     )
@@ -235,6 +238,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         self._init_rcv_wnd = 0
         self._init_clamp = 0
         self._init_recovery(p)
+        self._init_ecn()
         self._init_rcvtune(now)
 
     # ================================================================== creation
@@ -297,7 +301,8 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
 
     def _send_syn(self, now, ack: bool) -> None:
         seg = Segment(self.laddr, self.raddr, self.lport, self.rport, seq=self.iss,
-                      ack=self.rcv_nxt if ack else 0, flags=SYN | ACK if ack else SYN,
+                      ack=self.rcv_nxt if ack else 0,
+                      flags=SYN | ACK if ack else SYN | self._ecn_syn_flags(),
                       window=min(self._init_rcv_wnd, 65535), options=self._syn_options(now))
         self.segs_out += 1
         self.lastsnd = now
@@ -322,6 +327,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         c.wscale_ok = params.wscale_ok
         c.snd_wscale, c.rcv_wscale = params.snd_wscale, params.rcv_wscale
         c.sack_ok, c.ts_ok = params.sack_ok, params.tstamp_ok
+        c.ecn_ok = params.ecn_ok
         c.ts_recent, c.ts_off = params.ts_recent, params.ts_off
         c.sndbuf, c.sndbuf_locked = params.sndbuf, params.sndbuf_locked
         tslen = TS_LEN if c.ts_ok else 0
@@ -618,11 +624,13 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         """icsk_ca_state as tcp_get_info reports it: Loss (4) from an RTO until snd_max of
         then is ACKed, Recovery (3) in fast recovery, Disorder (1) with SACKed or duplicate-
         ACKed data out (``tcp_try_to_open``, on an ACK: a loss probe alone leaves Open), else
-        Open (0). CWR (2) needs ECN, which the model does not negotiate."""
+        CWR (2) after an ECN echo until high_seq is ACKed, else Open (0)."""
         if self.loss_high is not None:
             return 4
         if self.in_recovery:
             return 3
+        if self.cwr_high is not None:
+            return 2
         if self.dupacks or self.sb.sacked_bytes:
             return 1
         return 0

@@ -72,7 +72,9 @@ class RecoveryMixin:
         self.undo_cwnd, self.undo_ssthresh = self.cc.cwnd, self.cc.ssthresh
         self.tlp_high_seq = None       # tcp_init_cwnd_reduction
         self.retx_tsval = self.stack.ts_now(self.ts_off) if self.ts_ok else None
-        self.cc.on_enter_recovery(now, self._inflight_segs())
+        if self.cwr_high is None:      # tcp_enter_recovery: no second cut while in CWR
+            self.cc.on_enter_recovery(now, self._inflight_segs())
+        self.cwr_high = None
         self.retx_nxt = self.snd_una
         self.rtt_seq = None
         self._retransmit_next(now)

@@ -207,6 +207,8 @@ class InputMixin:
             return
         if not flags & SYN:
             return
+        if self.ecn_ok:
+            self._ecn_rcv_syn(flags)
         o = seg.options
         self.irs = seg.seq
         self.rcv_nxt = (seg.seq + 1) & MASK
@@ -312,6 +314,8 @@ class InputMixin:
         blocks = seg.options.sack_blocks
         if blocks and self.sack_ok:
             self.sb.on_sack(blocks, una, snd_max)
+        if self.ecn_ok:
+            self._ecn_echo(seg, now)
         if acked == 0:
             self._ack_dup(seg, win_changed, now)
             return True
@@ -382,6 +386,8 @@ class InputMixin:
             was_sacked -= sb.sacked_bytes
         mss = self.mss
         acked_segs = (acked + mss - 1) // mss or 1
+        if self.cwr_high is not None:
+            self._ecn_cwr_done(ack)
         if self.in_recovery:
             self._recovery_ack(seg, ack, now)
         else:
@@ -460,6 +466,8 @@ class InputMixin:
         (TcpExtTCPOFOQueue, immediate ACK with SACK), duplicates re-ACKed at once
         (TcpExtDelayedACKLost), data on a zero window dropped (TcpExtTCPZeroWindowDrop),
         data beyond the window trimmed (RFC 9293 3.10.7.4)."""
+        if self.ecn_ok:
+            self._ecn_rcv_data(seg)
         payload = seg.payload
         seq = seg.seq
         n = len(payload)

@@ -287,16 +287,17 @@ class OutputMixin:
                 self.dack.pingpong += 1
         if n % self.mss:
             self.snd_sml = end     # tcp_minshall_update: skb->len < pcount * mss
-        self._output(flags, seq, payload, now)
+        self._output(flags, seq, payload, now, new_data=bool(n) and not retrans)
         if seq_gt(end, self.snd_nxt):
             self.snd_nxt = end
         if seq_gt(end, self.snd_max):
             self.snd_max = end
 
-    def _output(self, flags: int, seq: int, payload, now: float) -> None:
+    def _output(self, flags: int, seq: int, payload, now: float, new_data: bool = False) -> None:
         """Every segment of a synchronized connection: options (TS, SACK blocks), the window from
-        ``RecvWindow.select`` (which records rcv_wup/rcv_wnd like ``tcp_select_window``), and
-        ``tcp_event_ack_sent`` (one quick ACK used, pending ACK and delack timer cleared)."""
+        ``RecvWindow.select`` (which records rcv_wup/rcv_wnd like ``tcp_select_window``), ECN
+        marks (``_ecn_out``) and ``tcp_event_ack_sent`` (one quick ACK used, pending ACK and
+        delack timer cleared)."""
         o = TcpOptions()
         if self.ts_ok:
             o.ts = (self.stack.ts_now(self.ts_off), self.ts_recent)
@@ -308,8 +309,11 @@ class OutputMixin:
             else:
                 o.sack_blocks = tuple(self.reasm.sack_blocks(limit))
         wnd = self.win.select(self.rcv_nxt, len(self.rcvq), self.win.rcv_mss)
+        tos = 0
+        if self.ecn_ok:
+            flags, tos = self._ecn_out(flags, new_data)
         seg = Segment(self.laddr, self.raddr, self.lport, self.rport, seq=seq, ack=self.rcv_nxt,
-                      flags=flags, window=wnd, options=o, payload=payload)
+                      flags=flags, window=wnd, options=o, payload=payload, tos=tos)
         mss = self.mss
         if len(payload) > mss:
             seg.gso_size = mss        # TSO: tcp_gso_segment cuts it; pcount segments out

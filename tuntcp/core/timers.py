@@ -114,6 +114,7 @@ class TimerMixin:
         self.tx_times = None
         self.tlp_high_seq = None
         self.loss_high = self.snd_max  # TCP_CA_Loss until this is ACKed: no loss probes
+        self.cwr_high = None
         self.snd_nxt = self.snd_una    # go back N: mark everything lost (tcp_enter_loss)
         self.rto.backoff()
         self._push(now, head=True)
