@@ -52,12 +52,13 @@ def test_app_limited_acks_do_not_grow_cwnd():
 def test_reno_recovery_and_exit():
     cc = make_cc("newreno", 1460)
     cc.cwnd = 40
-    cc.on_enter_recovery(1.0, inflight_segs=30)     # RFC 5681 eq. 4 uses FlightSize
-    assert (cc.ssthresh, cc.cwnd) == (15, 15)
+    cc.on_enter_recovery(1.0, inflight_segs=30)     # tcp_reno_ssthresh halves cwnd, not
+    assert (cc.ssthresh, cc.cwnd) == (20, 20)       # FlightSize (RFC 5681 eq. 4)
     cc.on_ack(5, 1.1)                               # no growth during recovery
-    assert cc.cwnd == 15
+    assert cc.cwnd == 20
     cc.on_exit_recovery()
-    assert cc.cwnd == 15 and not cc.in_slow_start()
+    assert cc.cwnd == 20 and not cc.in_slow_start()
+    cc.cwnd = 3
     cc.on_enter_recovery(2.0, inflight_segs=3)
     assert cc.ssthresh == 2                         # floor of 2 segments
 
@@ -65,7 +66,7 @@ def test_reno_recovery_and_exit():
 def test_reno_timeout_and_repeated_timeout_holds_ssthresh():
     cc = make_cc("reno", 1460)
     cc.cwnd = 50
-    cc.on_timeout(inflight_segs=50)
+    cc.on_timeout(inflight_segs=10)                 # app-limited: still cwnd / 2
     assert (cc.cwnd, cc.ssthresh) == (1, 25)
     cc.on_timeout(inflight_segs=1, repeat=True)
     assert (cc.cwnd, cc.ssthresh) == (1, 25)

@@ -610,7 +610,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, EcnMixin, TxLogMixin, T
             "segs_out": self.segs_out, "segs_in": self.segs_in,
             "lastsnd": round((now - self.lastsnd) * 1000), "lastrcv": round((now - self.lastrcv) * 1000),
             "lastack": round((now - self.lastack) * 1000),
-            "ts": self.ts_ok, "sack": self.sack_ok, "wscale_ok": self.wscale_ok,
+            "ts": self.ts_ok, "sack": self.sack_ok, "wscale_ok": self.wscale_ok, "ecn": self.ecn_ok,
             "pingpong": self.dack.in_pingpong(), "quick": self.dack.quick, "reordering": self.reordering,
             "notsent": len(self.sndq) - ((self.snd_nxt - self.snd_una) & MASK)
             if self.state in CAN_SEND else 0,
