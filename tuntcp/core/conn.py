@@ -53,6 +53,7 @@ from .cc import make_cc
 from .consts import MIN_MSS, MSS_DEFAULT, TS_LEN
 from .delack import DelackMixin, DelayedAck
 from .ecn import EcnMixin
+from .rack import RackMixin
 from .rcvtune import RcvTuneMixin
 from .reasm import Reassembly
 from .recovery import RecoveryMixin
@@ -135,8 +136,8 @@ class ConnectionStateError(ValueError):
     """An application call that the connection's state forbids (send after shutdown...)."""
 
 
-class Connection(InputMixin, OutputMixin, RecoveryMixin, EcnMixin, TxLogMixin, TimerMixin,
-                 DelackMixin, RcvTuneMixin):
+class Connection(InputMixin, OutputMixin, RecoveryMixin, RackMixin, EcnMixin, TxLogMixin,
+                 TimerMixin, DelackMixin, RcvTuneMixin):
     __slots__ = (
         "stack", "profile", "laddr", "lport", "raddr", "rport", "key", "state", "error",
         "deadline", "rtx_at", "rtx_kind", "dack_at", "tw_at", "listener", "path",
@@ -167,6 +168,9 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, EcnMixin, TxLogMixin, T
         "tlp_high_seq", "tlp_retrans", "tlp_rto_at", "last_new_seq", "loss_high",
         # ECN (ecn.py)
         "ecn_ok", "ecn_demand", "ecn_queue_cwr", "cwr_high",
+        # RACK and PRR (rack.py)
+        "rq", "lost_out", "rack_retx", "sacked_out", "rack_t", "rack_end", "rack_rtt", "rack_adv",
+        "reord_seen", "prior_cwnd", "prr_delivered", "prr_out", "_rack_ok",
         # profile values read per segment (the profile is immutable)
         "_wmem_max", "_tlp_ok", "_rto_min",
     )
@@ -239,6 +243,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, EcnMixin, TxLogMixin, T
         self._init_clamp = 0
         self._init_recovery(p)
         self._init_ecn()
+        self._init_rack(p)
         self._init_rcvtune(now)
 
     # ================================================================== creation
@@ -618,6 +623,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, EcnMixin, TxLogMixin, T
             "cc": self.cc.name if self.cc else "",
             "path": self.path,
             "ca_state": self._ca_state(), "sacked": -(-self.sb.sacked_bytes // self.mss),
+            "lost": self.lost_out, "reord_seen": self.reord_seen,
         }
 
     def _ca_state(self) -> int:

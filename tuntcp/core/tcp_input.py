@@ -312,14 +312,27 @@ class InputMixin:
             if nwin > self.max_window:
                 self.max_window = nwin
         blocks = seg.options.sack_blocks
+        rack = self._rack_ok and self.sack_ok
+        newly = 0
         if blocks and self.sack_ok:
+            prior_fack = self.sb.highest_sacked() or una
             self.sb.on_sack(blocks, una, snd_max)
+            if rack:
+                newly = self._rack_on_sack(blocks, una, snd_max, prior_fack, now)
         if self.ecn_ok:
             self._ecn_echo(seg, now)
         if acked == 0:
             self._ack_dup(seg, win_changed, now)
+            if rack:
+                self._rack_after_ack(newly, False, now)
             return True
-        return self._ack_new(seg, acked, snd_max, now)
+        if rack:
+            newly += self._rack_on_ack(seg.ack, now)
+        if not self._ack_new(seg, acked, snd_max, now):
+            return False
+        if rack and self.state in CAN_SEND:
+            self._rack_after_ack(newly, True, now)
+        return True
 
     def _ack_dup(self, seg: Segment, win_changed: bool, now: float) -> None:
         """``tcp_ack`` with nothing new acknowledged: a duplicate ACK (RFC 5681 2: no data, no

@@ -26,6 +26,10 @@ class OutputMixin:
         each duplicate ACK counts one segment as left the network (``tcp_add_reno_sack``,
         at least one hole kept: ``tcp_limit_reno_sacked``), which lets limited transmit
         (RFC 3042) send new data on the first two dupacks."""
+        if self.lost_out or self.rack_retx:
+            # tcp_packets_in_flight over RACK's pieces: out - sacked - lost + retransmitted
+            pc = self._pcount
+            return sum(pc(e) for e in self.rq) - self.sacked_out - self.lost_out + self.rack_retx
         out = ((self.snd_nxt - self.snd_una) & MASK) - self.sb.sacked_bytes
         segs = max((out + self.mss - 1) // self.mss, 0)
         if self.dupacks and not self.sack_ok and segs > 1:
@@ -265,6 +269,10 @@ class OutputMixin:
                 flags |= PSH
         end = (seq + n + (1 if fin else 0)) & MASK
         c = self.stack.counters
+        if n and self._rack_ok and self.sack_ok:
+            self._rq_sent(seq, (seq + n) & MASK, now, retrans)
+            if not retrans and self.in_recovery:
+                self.prr_out += -(-n // self.mss)     # tcp_write_xmit: prr_out += sent_pkts
         if retrans:
             c[mib.TcpRetransSegs] += 1
             self.total_retrans += 1

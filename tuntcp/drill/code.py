@@ -34,6 +34,7 @@ def tcp_info(info: dict) -> dict:
         "tcpi_last_data_sent": info["lastsnd"], "tcpi_last_data_recv": info["lastrcv"],
         "tcpi_last_ack_recv": info["lastack"],
         "tcpi_ca_state": info["ca_state"], "tcpi_sacked": info["sacked"],
+        "tcpi_lost": info["lost"], "tcpi_reord_seen": info["reord_seen"],
     }
 
 

@@ -67,6 +67,7 @@ _BASE = {
     "net.ipv4.tcp_slow_start_after_idle": 1,
     "net.ipv4.tcp_dsack": 1,
     "net.ipv4.tcp_early_retrans": 3,
+    "net.ipv4.tcp_recovery": 1,             # RACK loss detection (4.4+, TCP_RACK_LOSS_DETECTION)
     "net.ipv4.tcp_min_tso_segs": 2,
     "net.ipv4.tcp_pacing_ss_ratio": 200,
     "net.ipv4.tcp_pacing_ca_ratio": 120,
@@ -118,6 +119,7 @@ _linux(
     model__init_rcv_wnd_segs=10,
     model__synflood_proto="TCP",
     model__tso_psh=False,
+    net__ipv4__tcp_recovery=0,              # no RACK before 4.4
 )
 _linux(
     "linux-4.9",
