@@ -191,8 +191,9 @@ def test_pure_ack_after_go_back_n_carries_the_highest_sequence_sent():
 
 def test_lost_retransmission_is_resent_without_waiting_for_the_rto():
     """The fast retransmission of 1449:2897 is lost too: once data sent after it (the new
-    segment 7241:8689) is SACKed and more than 1.25 srtt has passed, it goes again
-    (RACK's rule, TcpExtTCPLostRetransmit) instead of at the RTO (0.21 s later)."""
+    segment 8689:10137, let out by PRR when 7241:8689 is SACKed) is SACKed, it is older
+    than RACK's rtt + reo_wnd (0 in recovery) and goes again (``tcp_rack_detect_loss``,
+    TcpExtTCPLostRetransmit) instead of at the RTO (0.21 s later)."""
     st, c, d = established()
     c.nodelay = True
     d.run("""
@@ -202,16 +203,19 @@ def test_lost_retransmission_is_resent_without_waiting_for_the_rto():
 0.000 > . 2897:4345(1448) ack 1 win * <TS val * ecr 100>
 0.000 > . 4345:5793(1448) ack 1 win * <TS val * ecr 100>
 0.000 > P. 5793:7241(1448) ack 1 win * <TS val * ecr 100>
-0.010 < . 1:1(0) ack 1449 win 513 <TS val 300 ecr 0>
-0.011 < . 1:1(0) ack 1449 win 513 <nop,nop,TS val 301 ecr 0,nop,nop,sack 2897:4345>
-0.012 < . 1:1(0) ack 1449 win 513 <nop,nop,TS val 302 ecr 0,nop,nop,sack 2897:5793>
-0.013 < . 1:1(0) ack 1449 win 513 <nop,nop,TS val 303 ecr 0,nop,nop,sack 2897:7241>
+0.010 < . 1:1(0) ack 1449 win 1026 <TS val 300 ecr 0>
+0.010 %send 1448
+0.010 > P. 7241:8689(1448) ack 1 win * <TS val * ecr 300>
+0.011 < . 1:1(0) ack 1449 win 1026 <nop,nop,TS val 301 ecr 0,nop,nop,sack 2897:4345>
+0.012 < . 1:1(0) ack 1449 win 1026 <nop,nop,TS val 302 ecr 0,nop,nop,sack 2897:5793>
+0.013 < . 1:1(0) ack 1449 win 1026 <nop,nop,TS val 303 ecr 0,nop,nop,sack 2897:7241>
 0.013 > . 1449:2897(1448) ack 1 win * <TS val * ecr 303>
 0.014 %send 1448
-0.014 > P. 7241:8689(1448) ack 1 win * <TS val * ecr 303>
-0.030 < . 1:1(0) ack 1449 win 513 <nop,nop,TS val 304 ecr 0,nop,nop,sack 2897:8689>
-0.030 > . 1449:2897(1448) ack 1 win * <TS val * ecr 304>
-0.040 < . 1:1(0) ack 8689 win 513 <TS val 305 ecr 0>
+0.015 < . 1:1(0) ack 1449 win 1026 <nop,nop,TS val 304 ecr 0,nop,nop,sack 2897:8689>
+0.015 > P. 8689:10137(1448) ack 1 win * <TS val * ecr 304>
+0.030 < . 1:1(0) ack 1449 win 1026 <nop,nop,TS val 305 ecr 0,nop,nop,sack 2897:10137>
+0.030 > . 1449:2897(1448) ack 1 win * <TS val * ecr 305>
+0.040 < . 1:1(0) ack 10137 win 1026 <TS val 306 ecr 0>
 """, acts(c), settle=1.0)
     assert st.counters["TcpExtTCPLostRetransmit"] == 1
     assert st.counters["TcpExtTCPTimeouts"] == 0

@@ -158,7 +158,7 @@ def test_sack_fast_retransmit_cuts_one_mss_out_of_the_tso_segment():
         for k in range(1, 5):                             # MSS 3 lost; 4.. SACKed
             d.st.receive_segment(ack_in(una, sack=[(una + MSS, una + (1 + k) * MSS)]), 0.01)
             yield d.wire()
-        d.st.receive_segment(ack_in(una + 5 * MSS), 0.02)  # the retransmission arrived
+        d.st.receive_segment(ack_in(1001 + GOAL), 0.02)      # the retransmission arrived
         yield d.wire()
 
     d = both(script)
@@ -219,8 +219,9 @@ def test_rtt_samples_from_a_partly_acked_tso_segment_match_the_per_mss_path():
             d.st.receive_segment(ack_in(una + ack), t)
             yield d.wire()
         una += 3 * MSS + 7
-        for k in range(1, 5):                             # the MSS at una lost, SACKs above
-            d.st.receive_segment(ack_in(una, sack=[(una + MSS, una + (1 + k) * MSS)]), 0.02)
+        grid = 1001 + 4 * MSS                             # SACKs fall on the MSS grid of the
+        for k in range(1, 5):                             # first transmission: una..grid+MSS lost
+            d.st.receive_segment(ack_in(una, sack=[(grid + MSS, grid + (1 + k) * MSS)]), 0.02)
             yield d.wire()
             yield d.send_times()                          # the retransmitted piece cut out
         for t, ack in ((0.03, 2 * MSS), (0.031, 6 * MSS + 5), (0.04, 20 * MSS), (0.05, 2 * GOAL)):

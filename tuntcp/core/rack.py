@@ -2,11 +2,12 @@
 (RFC 6937; ``tcp_cwnd_reduction``) for SACK connections of profiles with net.ipv4.tcp_recovery
 bit 1 (Linux 4.4+). A mixin of ``Connection``.
 
-The retransmission queue is kept as pieces ``[seq, end, sent, flags]`` in sequence order, one
+The retransmission queue is kept as pieces ``[seq, end, sent, flags, origin]`` in sequence order, one
 per transmission unit like Linux's skbs: a (TSO) packet when sent, cut where a SACK block or a
 retransmission starts or ends (``tcp_fragment``). ``sent`` is the last (re)transmission time
 (``skb_mstamp``); flags are LOST, RETRANS (retransmitted, not since lost: TCPCB_SACKED_RETRANS),
-EVER (TCPCB_EVER_RETRANS) and SACKED. From them: lost_out, retrans_out and sacked_out in
+EVER (TCPCB_EVER_RETRANS) and SACKED; ``origin`` is where the first transmission of
+the piece started (its MSS grid, kept through cuts and partial ACKs). From them: lost_out, retrans_out and sacked_out in
 segments, so packets in flight are packets_out - sacked_out - lost_out + retrans_out
 (``tcp_packets_in_flight``) while any piece is marked lost.
 
@@ -55,12 +56,22 @@ class RackMixin:
                     retx += pc(e)
         self.lost_out, self.rack_retx, self.sacked_out = lost, retx, sacked
 
-    def _rq_cut(self, at: int) -> None:
-        """``tcp_fragment``: the piece holding ``at`` strictly inside is cut there."""
+    def _rq_cut(self, at: int, align: int = 0) -> None:
+        """``tcp_fragment``: the piece holding ``at`` strictly inside is cut there. For a SACK
+        edge (``tcp_match_skb_to_sack``) the cut is rounded to whole MSS of the piece's first
+        transmission: up for a left edge (``align`` 1), down for a right edge (-1), none if
+        that leaves nothing on one side (a SACK of part of an MSS marks nothing)."""
         rq = self.rq
         for i, e in enumerate(rq):
             if seq_lt(e[0], at) and seq_lt(at, e[1]):
-                rq.insert(i + 1, [at, e[1], e[2], e[3]])
+                if align:
+                    mss = self.mss
+                    off = (at - e[4]) & MASK
+                    off = -(-off // mss) * mss if align > 0 else off // mss * mss
+                    at = (e[4] + off) & MASK
+                    if not (seq_lt(e[0], at) and seq_lt(at, e[1])):
+                        return
+                rq.insert(i + 1, [at, e[1], e[2], e[3], e[4]])
                 e[1] = at
                 return
             if not seq_lt(e[0], at):
@@ -72,7 +83,7 @@ class RackMixin:
         rq = self.rq
         if not retrans:
             if not rq or not seq_lt(seq, rq[-1][1]):
-                rq.append([seq, end, now, 0])
+                rq.append([seq, end, now, 0, seq])
                 return
         self._rq_cut(seq)
         self._rq_cut(end)
@@ -102,8 +113,8 @@ class RackMixin:
         newly SACKed segments."""
         for l, r in blocks:
             if seq_lt(l, r) and seq_gt(l, una) and not seq_gt(r, snd_max):
-                self._rq_cut(l)
-                self._rq_cut(r)
+                self._rq_cut(l, 1)
+                self._rq_cut(r, -1)
         newly = 0
         low = None
         sb = self.sb
@@ -135,8 +146,8 @@ class RackMixin:
 
     def _rack_on_ack(self, ack: int, now: float) -> int:
         """``tcp_clean_rtx_queue`` on the pieces: drop what ``ack`` covers (RACK advances on
-        each one not SACKed before), trim a partly covered one. Returns the segments newly
-        delivered by the cumulative ACK."""
+        each one not SACKed before, and on a partly covered one that lost a whole segment),
+        trim that one. Returns the segments newly delivered by the cumulative ACK."""
         rq = self.rq
         newly = 0
         i = 0
@@ -151,8 +162,9 @@ class RackMixin:
             e = rq[0]
             before = self._pcount(e)
             e[0] = ack
-            if not e[3] & SACKED:
-                newly += before - self._pcount(e)
+            if not e[3] & SACKED and before > self._pcount(e):
+                newly += before - self._pcount(e)   # tcp_tso_acked: whole MSS trimmed off
+                self._rack_advance(e, now)
         if newly or i:
             self._rack_recount()
         return newly
@@ -247,9 +259,12 @@ class RackMixin:
     def _xmit_retransmit_queue(self, now: float) -> None:
         """``tcp_xmit_retransmit_queue``: resend lost, not yet retransmitted pieces in sequence
         order while cwnd has room, each cut to that room (TcpExtTCPFastRetrans, prr_out);
-        resending the head restarts the RTO."""
+        resending the head restarts the RTO. Where the encoder does not show GSO packets
+        whole (per-MSS output, VnetEncoder) retransmissions go one MSS of the first
+        transmission's grid at a time, as the rest of the core sends them."""
         cc = self.cc
         una = self.snd_una
+        tso = self.stack.encoder.gso_exact
         for e in self.rq:
             if self.rack_retx >= self.lost_out:
                 break
@@ -261,7 +276,9 @@ class RackMixin:
                 continue
             seq = e[0]
             off = (seq - una) & MASK
-            n = min((e[1] - seq) & MASK, room * self.mss, len(self.sndq) - off)
+            mss = self.mss
+            cap = room * mss if tso else mss - ((seq - e[4]) & MASK) % mss   # per MSS: on the grid
+            n = min((e[1] - seq) & MASK, cap, len(self.sndq) - off)
             if n <= 0:
                 break
             head = seq == una

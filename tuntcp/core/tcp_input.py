@@ -314,8 +314,8 @@ class InputMixin:
         blocks = seg.options.sack_blocks
         rack = self._rack_ok and self.sack_ok
         newly = 0
+        prior_fack = self.sb.highest_sacked() or una
         if blocks and self.sack_ok:
-            prior_fack = self.sb.highest_sacked() or una
             self.sb.on_sack(blocks, una, snd_max)
             if rack:
                 newly = self._rack_on_sack(blocks, una, snd_max, prior_fack, now)
@@ -328,7 +328,7 @@ class InputMixin:
             return True
         if rack:
             newly += self._rack_on_ack(seg.ack, now)
-        if not self._ack_new(seg, acked, snd_max, now):
+        if not self._ack_new(seg, acked, snd_max, now, prior_fack):
             return False
         if rack and self.state in CAN_SEND:
             self._rack_after_ack(newly, True, now)
@@ -354,12 +354,13 @@ class InputMixin:
         if self.tlp_high_seq is not None:
             self._process_tlp_ack(seg, seg.ack, False, now)
 
-    def _ack_new(self, seg: Segment, acked: int, snd_max: int, now: float) -> bool:
+    def _ack_new(self, seg: Segment, acked: int, snd_max: int, now: float,
+                 prior_fack: int | None = None) -> bool:
         """``tcp_ack`` for new data acknowledged: ``tcp_clean_rtx_queue`` (drop it, RTT sample
         by Karn, ca_rtt, SACK reordering), recovery or congestion control, the loss probe
         episode, ``tcp_set_xmit_timer`` (RFC 6298 5.3), ``tcp_sndbuf_expand``, and our FIN
-        acknowledged (``_fin_acked``). ``snd_max`` as the ACK found it. Returns False when the
-        connection went away."""
+        acknowledged (``_fin_acked``). ``snd_max`` as the ACK found it; ``prior_fack`` the
+        highest SACKed sequence before this ACK. Returns False when the connection went away."""
         ack = seg.ack
         una = self.snd_una
         fin_seq = self.fin_seq
@@ -391,8 +392,10 @@ class InputMixin:
         sb = self.sb
         was_sacked = 0
         if sb.ranges:
+            # tcp_clean_rtx_queue: data cumulatively ACKed below what was SACKed before this
+            # ACK arrived out of order, by the distance to the highest SACK now
             high = sb.highest_sacked() if self.sack_ok else None
-            if high is not None and seq_gt(high, ack):
+            if high is not None and prior_fack is not None and seq_gt(prior_fack, una):
                 self._reordering_seen((high - una) & MASK)
             was_sacked = sb.sacked_bytes
             sb.clear_below(ack)

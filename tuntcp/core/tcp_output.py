@@ -274,9 +274,10 @@ class OutputMixin:
             if not retrans and self.in_recovery:
                 self.prr_out += -(-n // self.mss)     # tcp_write_xmit: prr_out += sent_pkts
         if retrans:
-            c[mib.TcpRetransSegs] += 1
-            self.total_retrans += 1
-            self.retrans_out += 1
+            segs = -(-n // self.mss) or 1      # a TSO retransmission counts its segments
+            c[mib.TcpRetransSegs] += segs
+            self.total_retrans += segs
+            self.retrans_out += segs
             if self.retrans_stamp is None:
                 self.retrans_stamp = now
             self._mark_retrans(seq, end)
