@@ -144,30 +144,56 @@ class RackMixin:
         self.reord_seen += 1
         self.stack.counters[mib.TcpExtTCPSACKReorder] += 1
 
-    def _rack_on_ack(self, ack: int, now: float) -> int:
+    def _rack_on_ack(self, ack: int, prior_fack: int, now: float) -> int:
         """``tcp_clean_rtx_queue`` on the pieces: drop what ``ack`` covers (RACK advances on
         each one not SACKed before, and on a partly covered one that lost a whole segment),
-        trim that one. Returns the segments newly delivered by the cumulative ACK."""
+        trim that one. A never-retransmitted piece ACKed below the highest SACK seen before
+        this ACK arrived out of order (``tcp_check_sack_reordering``). Returns the segments
+        newly delivered by the cumulative ACK."""
         rq = self.rq
         newly = 0
+        low = None
         i = 0
         while i < len(rq) and not seq_gt(rq[i][1], ack):
             e = rq[i]
             if not e[3] & SACKED:
                 newly += self._pcount(e)
                 self._rack_advance(e, now)
+                if low is None and not e[3] & EVER:
+                    low = e[0]
             i += 1
         del rq[:i]
         if rq and seq_lt(rq[0][0], ack):
             e = rq[0]
             before = self._pcount(e)
+            start = e[0]
             e[0] = ack
             if not e[3] & SACKED and before > self._pcount(e):
                 newly += before - self._pcount(e)   # tcp_tso_acked: whole MSS trimmed off
                 self._rack_advance(e, now)
+                if low is None and not e[3] & EVER:
+                    low = start
+        if low is not None and seq_lt(low, prior_fack):
+            self._sack_reordering(low)
         if newly or i:
             self._rack_recount()
         return newly
+
+    def _rack_old_ack(self, blocks, now: float) -> None:
+        """``tcp_ack``'s old_ack: an ACK below snd_una still carries SACK information: tag it,
+        let RACK mark losses (``tcp_fastretrans_alert``) and resend lost pieces in the room
+        cwnd already has (``tcp_xmit_recovery``; no cwnd change on such an ACK)."""
+        una, snd_max = self.snd_una, self.snd_max
+        prior_fack = self.sb.highest_sacked() or una
+        self.sb.on_sack(blocks, una, snd_max)
+        self._rack_on_sack(blocks, una, snd_max, prior_fack, now)
+        if self.loss_high is not None:
+            return
+        self._rack_mark_lost(now)
+        if not self.in_recovery and self.lost_out:
+            self._enter_recovery(now)
+        if self.in_recovery:
+            self._xmit_retransmit_queue(now)
 
     def _rack_reo_wnd(self) -> float:
         """``tcp_rack_reo_wnd``: no reordering seen yet, 0 in recovery or once sacked_out reaches

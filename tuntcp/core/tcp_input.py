@@ -296,6 +296,8 @@ class InputMixin:
             if seq_lt(ack, (una - self.max_window) & MASK):
                 self._challenge_ack(now)
                 return False
+            if seg.options.sack_blocks and self.sack_ok and self._rack_ok:
+                self._rack_old_ack(seg.options.sack_blocks, now)
             return True                    # old duplicate: ignore the ACK, keep the data
         self.lastack = now
         nwin = seg.window << self.snd_wscale
@@ -327,7 +329,7 @@ class InputMixin:
                 self._rack_after_ack(newly, False, now)
             return True
         if rack:
-            newly += self._rack_on_ack(seg.ack, now)
+            newly += self._rack_on_ack(seg.ack, prior_fack, now)
         if not self._ack_new(seg, acked, snd_max, now, prior_fack):
             return False
         if rack and self.state in CAN_SEND:
@@ -395,7 +397,8 @@ class InputMixin:
             # tcp_clean_rtx_queue: data cumulatively ACKed below what was SACKed before this
             # ACK arrived out of order, by the distance to the highest SACK now
             high = sb.highest_sacked() if self.sack_ok else None
-            if high is not None and prior_fack is not None and seq_gt(prior_fack, una):
+            if high is not None and prior_fack is not None and seq_gt(prior_fack, una) and \
+                    not self._rack_ok:         # RACK's pieces know what was retransmitted
                 self._reordering_seen((high - una) & MASK)
             was_sacked = sb.sacked_bytes
             sb.clear_below(ack)
