@@ -76,7 +76,7 @@ def test_code_blocks_share_names_like_one_program(tmp_path):
 
 @pytest.mark.parametrize("body,feature", [
     ("   +0 setsockopt(4, SOL_TCP, TCP_CORK, [1], 4) = 0\n", "setsockopt TCP_CORK"),
-    ("   +0 %{ assert tcpi_lost == 0 }%\n", "tcp_info field tcpi_lost"),     # ca_state is modelled now
+    ("   +0 %{ assert tcpi_rwnd_limited == 0 }%\n", "tcp_info field tcpi_rwnd_limited"),  # lost is modelled now
     ("`tc qdisc add dev tun0 root fq`\n", "command tc"),
     ("   +0 epoll_create(1) = 5\n", "syscall epoll_create"),
 ])

@@ -409,8 +409,9 @@ class InputMixin:
             self._ecn_cwr_done(ack)
         if self.in_recovery:
             self._recovery_ack(seg, ack, now)
-        else:
-            # tcp_cong_control gets what this ACK delivered: data SACKed before was counted
+        if not self.in_recovery:
+            # tcp_cong_control (also on the ACK that just ended recovery: tcp_fastretrans_alert
+            # ran first) gets what this ACK delivered: data SACKed before was counted
             # then, and without SACK each dupack counted one (tcp_remove_reno_sacks)
             delivered = (acked - was_sacked + mss - 1) // mss if was_sacked else acked_segs
             if self.dupacks and not self.sack_ok:
