@@ -17,8 +17,10 @@ TCP_RACK_NO_DUPTHRESH, and RACK during the Loss state after an RTO (the go-back-
 of ``_rtx_timer`` covers it)."""
 from __future__ import annotations
 
+from collections import deque
+
 from .. import mib
-from .seq import MASK, seq_gt, seq_lt
+from .seq import HALF, MASK, seq_gt, seq_lt
 
 LOST, RETRANS, EVER, SACKED = 1, 2, 4, 8
 TIMEOUT_MIN = 0.002          # TCP_TIMEOUT_MIN: 2 jiffies at HZ=1000
@@ -28,7 +30,7 @@ class RackMixin:
     __slots__ = ()
 
     def _init_rack(self, p) -> None:
-        self.rq = []
+        self.rq = deque()            # a deque: the cumulative ACK pops from the left
         self.lost_out = self.rack_retx = self.sacked_out = 0
         self.rack_t = None           # rack.mstamp / rack.end_seq: the most recently sent
         self.rack_end = 0            # piece known delivered
@@ -151,23 +153,42 @@ class RackMixin:
         this ACK arrived out of order (``tcp_check_sack_reordering``). Returns the segments
         newly delivered by the cumulative ACK."""
         rq = self.rq
+        mss = self.mss
         newly = 0
         low = None
-        i = 0
-        while i < len(rq) and not seq_gt(rq[i][1], ack):
-            e = rq[i]
-            if not e[3] & SACKED:
-                newly += self._pcount(e)
-                self._rack_advance(e, now)
-                if low is None and not e[3] & EVER:
+        flagged = False
+        last = None                  # never-retransmitted pieces go in order: the last one
+        while rq and ((ack - rq[0][1]) & MASK) < HALF:      # end <= ack
+            e = rq.popleft()
+            f = e[3]
+            if not f:
+                newly += (((e[1] - e[0]) & MASK) + mss - 1) // mss or 1
+                last = e
+                if low is None:
                     low = e[0]
-            i += 1
-        del rq[:i]
+                continue
+            flagged = True
+            if not f & SACKED:
+                newly += self._pcount(e)
+                if last is not None:
+                    self._rack_advance(last, now)
+                    last = None
+                self._rack_advance(e, now)
+                if low is None and not f & EVER:
+                    low = e[0]
+        if last is not None:         # _rack_advance, inlined for the per-ACK path
+            t = last[2]
+            self.rack_adv = True
+            self.rack_rtt = now - t
+            rt = self.rack_t
+            if rt is None or t > rt or (t == rt and seq_gt(last[1], self.rack_end)):
+                self.rack_t, self.rack_end = t, last[1]
         if rq and seq_lt(rq[0][0], ack):
             e = rq[0]
             before = self._pcount(e)
             start = e[0]
             e[0] = ack
+            flagged = flagged or bool(e[3])
             if not e[3] & SACKED and before > self._pcount(e):
                 newly += before - self._pcount(e)   # tcp_tso_acked: whole MSS trimmed off
                 self._rack_advance(e, now)
@@ -175,7 +196,7 @@ class RackMixin:
                     low = start
         if low is not None and seq_lt(low, prior_fack):
             self._sack_reordering(low)
-        if newly or i:
+        if flagged:                      # the usual ACK covers unmarked pieces: counts stay
             self._rack_recount()
         return newly
 

@@ -316,7 +316,8 @@ class InputMixin:
         blocks = seg.options.sack_blocks
         rack = self._rack_ok and self.sack_ok
         newly = 0
-        prior_fack = self.sb.highest_sacked() or una
+        ranges = self.sb.ranges
+        prior_fack = ranges[-1][1] if ranges else una        # tcp_highest_sack_seq
         if blocks and self.sack_ok:
             self.sb.on_sack(blocks, una, snd_max)
             if rack:
@@ -328,11 +329,13 @@ class InputMixin:
             if rack:
                 self._rack_after_ack(newly, False, now)
             return True
+        # tcp_ack_is_dubious: SACK blocks, or outside the Open state (SACKed/lost data out)
+        dubious = rack and (blocks or ranges or self.in_recovery or self.lost_out or self.rack_retx)
         if rack:
             newly += self._rack_on_ack(seg.ack, prior_fack, now)
         if not self._ack_new(seg, acked, snd_max, now, prior_fack):
             return False
-        if rack and self.state in CAN_SEND:
+        if dubious and self.state in CAN_SEND:
             self._rack_after_ack(newly, True, now)
         return True
 
