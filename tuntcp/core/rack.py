@@ -312,7 +312,11 @@ class RackMixin:
         cc = self.cc
         una = self.snd_una
         tso = self.stack.encoder.gso_exact
-        for e in self.rq:
+        rq = self.rq
+        i = -1
+        while i + 1 < len(rq):       # by index: sending cuts the piece (the rest comes next)
+            i += 1
+            e = rq[i]
             if self.rack_retx >= self.lost_out:
                 break
             room = cc.cwnd - self._inflight_segs()

@@ -328,6 +328,11 @@ class InputMixin:
             self._ack_dup(seg, win_changed, now)
             if rack:
                 self._rack_after_ack(newly, False, now)
+                # tcp_may_raise_cwnd: with reordering above the sysctl's, SACKed data is
+                # forward progress and grows cwnd outside recovery
+                if newly and not self.in_recovery and self.cwr_high is None and \
+                        self.reordering > self.profile.get("net.ipv4.tcp_reordering", 3):
+                    self._cc_ack(newly, now, None, self._cwnd_limited())
             return True
         # tcp_ack_is_dubious: SACK blocks, or outside the Open state (SACKed/lost data out)
         dubious = rack and (blocks or ranges or self.in_recovery or self.lost_out or self.rack_retx)
