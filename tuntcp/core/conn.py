@@ -10,6 +10,8 @@ class comes from mixins split along Linux's own files (methods only; every field
                    tcp_data_queue, tcp_fin, tcp_event_data_recv
     tcp_output.py  tcp_write_xmit (Nagle, peer window, TSO sizing), tcp_transmit_skb, ACKs, RSTs
     recovery.py    fast retransmit, SACK/NewReno, lost retransmissions (RACK), undo, TLP
+    rack.py        RACK loss detection, the reordering timer and PRR (SACK, tcp_recovery=1)
+    ecn.py         classic ECN: negotiation, ECT(0), the CE echo and the CWR state
     timers.py      retransmission/probe/loss-probe timer, delayed-ACK and TIME-WAIT dispatch
     delack.py      DelayedAck (icsk_ack) and the ACK-now-or-later decisions
     txlog.py       the send-time log (ca_rtt, Karn marks)
@@ -31,11 +33,11 @@ or with ``Stack(offload=True)`` new data is cut into TSO segments of up to 64 KB
 the per-MSS cut would send (``_tso_len``) and retransmitted one MSS at a time;
 after an RTO transmission goes back to snd_una (``tcp_enter_loss`` marks everything lost and
 Linux resends from its queue without rewinding snd_nxt: here ``snd_max`` plays snd_nxt's part
-for ACKs); loss recovery is SACK/NewReno with one retransmission per ACK; RACK only resends lost
-retransmissions (no RACK time-based marking of first transmissions, so a probe that gets SACKed
-does not start recovery by itself), no PRR or F-RTO; D-SACK only for duplicates below rcv_nxt;
-classic ECN (ecn.py) with the CWR reduction applied at once; no keepalive; the send buffer grows by ``_sndbuf_expand`` rather
-than by truesize accounting; receive-buffer autotuning (``_rcv_space_adjust``) uses Linux's
+for ACKs); with SACK and net.ipv4.tcp_recovery (Linux 4.4+ profiles) loss detection is RACK's
+and cwnd in recovery PRR's (rack.py); without them SACK/NewReno with one retransmission per
+ACK and RACK's rule for lost retransmissions only; no F-RTO; D-SACK only for duplicates below
+rcv_nxt; classic ECN (ecn.py) with the CWR reduction applied at once; no keepalive; the send
+buffer grows by ``_sndbuf_expand`` rather than by truesize accounting; receive-buffer autotuning (``_rcv_space_adjust``) uses Linux's
 rule for every profile, FreeBSD's included (FreeBSD's own recvbuf_auto differs).
 
 Timers: one heap entry per connection at a time. ``rtx_at`` (SYN/data retransmission,

@@ -1,7 +1,9 @@
 """Loss recovery of a Connection (Linux ``tcp_input.c``/``tcp_recovery.c``/``tcp_timer.c``):
 fast retransmit on duplicate ACKs or the SACK scoreboard (RFC 5681, RFC 6675), NewReno partial
 ACKs, lost retransmissions (RACK's rule, RFC 8985 6.2), Eifel undo (RFC 3522), reordering
-estimate, and tail loss probes (RFC 8985 7). A mixin of ``Connection``."""
+estimate, and tail loss probes (RFC 8985 7). Where the profile has RACK (tcp_recovery bit 1)
+a SACK connection's loss detection and recovery cwnd are rack.py's; this module keeps the
+recovery state (entry, exit, undo) and the paths without RACK. A mixin of ``Connection``."""
 from __future__ import annotations
 
 from .. import mib
