@@ -122,7 +122,7 @@ LINUX: dict[str, Knob] = {
     "net.ipv4.tcp_slow_start_after_idle": u8(),
     "net.ipv4.tcp_dsack": u8(),
     "net.ipv4.tcp_early_retrans": u8(0, 4, extra=" extra1=SYSCTL_ZERO extra2=SYSCTL_FOUR"),
-    "net.ipv4.tcp_recovery": intk(unit="bits: 1 RACK, 2 static reo_wnd, 4 no dupthresh"),
+    "net.ipv4.tcp_recovery": u8(unit="bits: 1 RACK, 2 static reo_wnd, 4 no dupthresh"),
     # ranges read back from a 6.18 namespace (0 and 256 refused; 1001 refused)
     "net.ipv4.tcp_min_tso_segs": u8(1, 255, "segments", extra=" extra1=SYSCTL_ONE"),
     "net.ipv4.tcp_pacing_ss_ratio": intk(0, 1000, "%", "proc_dointvec_minmax extra1=SYSCTL_ZERO "
