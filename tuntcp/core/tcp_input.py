@@ -404,6 +404,7 @@ class InputMixin:
         if self.profile.family == "linux":
             if not rtts and self.sb.ranges is not prior and self.tx_times:
                 rtts = self._sack_rtts(ack, prior, now)
+                ca_rtt = rtts[1] if rtts else None    # ca_rtt_us: the last SACKed one
             if not rtts:
                 rtts = self._tsecr_rtt(seg)
                 ca_rtt = rtts[1] if rtts else None
