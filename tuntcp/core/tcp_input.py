@@ -26,6 +26,11 @@ def _tcp_hdr_len(seg: Segment) -> int:
     return 20 + (TS_LEN if o.ts is not None else 0) + sack
 
 
+def _covered(ranges, seq: int, end: int) -> bool:
+    """[seq, end) lies inside one of the (sorted) SACKed ranges."""
+    return any(not seq_lt(seq, l) and not seq_gt(end, r) for l, r in ranges)
+
+
 class InputMixin:
     __slots__ = ()
 
@@ -365,7 +370,7 @@ class InputMixin:
         dubious = rack and (blocks or ranges or self.in_recovery or self.lost_out or self.rack_retx)
         if rack:
             newly += self._rack_on_ack(seg.ack, prior_fack, now)
-        if not self._ack_new(seg, acked, snd_max, now, prior_fack):
+        if not self._ack_new(seg, acked, snd_max, now, prior_fack, ranges):
             return False
         if dubious and self.state in CAN_SEND:
             self._rack_after_ack(newly, True, now)
@@ -393,12 +398,13 @@ class InputMixin:
             self._process_tlp_ack(seg, seg.ack, False, now)
 
     def _ack_new(self, seg: Segment, acked: int, snd_max: int, now: float,
-                 prior_fack: int | None = None) -> bool:
+                 prior_fack: int | None = None, prior=()) -> bool:
         """``tcp_ack`` for new data acknowledged: ``tcp_clean_rtx_queue`` (drop it, RTT sample
         by Karn, ca_rtt, SACK reordering), recovery or congestion control, the loss probe
         episode, ``tcp_set_xmit_timer`` (RFC 6298 5.3), ``tcp_sndbuf_expand``, and our FIN
         acknowledged (``_fin_acked``). ``snd_max`` as the ACK found it; ``prior_fack`` the
-        highest SACKed sequence before this ACK. Returns False when the connection went away."""
+        highest SACKed sequence before this ACK, ``prior`` the SACK ranges before it.
+        Returns False when the connection went away."""
         ack = seg.ack
         una = self.snd_una
         fin_seq = self.fin_seq
@@ -424,6 +430,9 @@ class InputMixin:
         rtts = self._ack_rtts(ack, now) if self.tx_times else None
         ca_rtt = rtts[1] if rtts else None
         if self.profile.family == "linux":
+            if not rtts and self.sb.ranges is not prior and self.tx_times:
+                rtts = self._sack_rtts(ack, prior, now)
+                ca_rtt = rtts[1] if rtts else None    # ca_rtt_us: the last SACKed one
             if not rtts:
                 rtts = self._tsecr_rtt(seg)
                 ca_rtt = rtts[1] if rtts else None
@@ -485,6 +494,27 @@ class InputMixin:
         if fin_acked:
             return self._fin_acked(now)
         return True
+
+    def _sack_rtts(self, ack: int, prior, now: float) -> tuple[float, float] | None:
+        """``tcp_ack_update_rtt``'s second choice, sack_rtt_us (``tcp_sacktag_one``'s
+        first_sackt/last_sackt): time since the lowest and the highest never-retransmitted
+        segment this ACK newly SACKed were sent. Preferred to the TSecr echo."""
+        sb = self.sb
+        first = last = None
+        start = ack
+        for e in self.tx_times:
+            end, t = e[0], e[1]
+            if len(e) == 3:
+                start = e[2]
+            if t is not None and seq_gt(end, ack) and sb.is_sacked(start, end) and \
+                    not _covered(prior, start, end):
+                last = t
+                if first is None:
+                    first = t
+            start = end
+        if first is None:
+            return None
+        return now - first, now - last
 
     def _tsecr_rtt(self, seg: Segment) -> tuple[float, float] | None:
         """``tcp_ack_update_rtt``'s fallback when Karn leaves no seq_rtt (a retransmitted
