@@ -88,6 +88,7 @@ class StormConfig:
     sysctl: list[str] = field(default_factory=list)
     out: str = "out/storm"
     pcap: bool = True
+    offload: bool = True                # IFF_VNET_HDR on the model's TUN (see storm.offload_note)
     modes: tuple[str, ...] = ("buggy", "fixed", "kernel")   # kernel: the host's own listener
     control_name: str = "storm"         # control socket for `tuntcp ss/nstat --name storm`
     clients_per_process: int = 0        # producers per process; 0: as many as RLIMIT_NOFILE allows
