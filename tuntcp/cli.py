@@ -240,6 +240,7 @@ def cmd_scenario(args) -> int:
 def cmd_bench(args) -> int:
     from .bench.cli import run_cli
     from .scenarios import storm_scale  # noqa: F401  (registers `--only storm_scale`)
+    from .scenarios import storm_reliability  # noqa: F401  (registers `--only storm_reliability`)
     return run_cli(args)
 
 

@@ -45,6 +45,7 @@ class Broker:
         self.streams: dict[tuple[int, int], object] = {}
         self.final_info: dict[tuple[int, int], dict] = {}
         self.relisten_at: float | None = None
+        self.replies = 0        # responses sent since the last listen (the reliability count)
 
     async def listen(self, nursery) -> None:
         from tuntcp.shell.listener import open_tcp_listener
@@ -71,6 +72,7 @@ class Broker:
                     break
                 for _ in range(framer.feed(data)):
                     await stream.send_all(REPLY)
+                    self.replies += 1
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         finally:
@@ -85,6 +87,7 @@ class Broker:
             stream.abort()
         self.streams.clear()
         self.final_info.clear()
+        self.replies = 0
         await trio.sleep(self.cfg.down_s)
 
 
@@ -261,6 +264,7 @@ async def run_mode(cfg: StormConfig, mode: str, outdir: Path, show=None) -> dict
         result["pcap"] = str(pcap_path) if cfg.pcap else None
         result["saturation"] = sat
         result["offload"] = offload
+        result["summary"]["broker_replies"] = side.broker.replies
         return result
 
 
@@ -407,10 +411,25 @@ def summarize(mode, profile_name, clamp, records, server, counters, kernel_log, 
         "counters": counters,
         "kernel_log": kernel_log,
         "producer_resets": sum(r["resets"] for r in records),
+        # the reliability accounting (scenarios/storm_reliability.py): what the producers got
+        "producers_recorded": len(records),
+        "requests_answered": sum(len(r["latencies"]) for r in records),
+        "producer_errors": _error_counts(records),
     }
     return {"mode": mode, "profile": profile_name, "cookie_wscale_clamp": clamp,
             "connections": conns, "summary": summary, "timeline": timeline,
             "latencies": {k: [round(x, 3) for x in v] for k, v in lat_by.items()}}
+
+
+def _error_counts(records) -> dict:
+    """The last socket error each producer met (then retried), counted by kind."""
+    out: dict = {}
+    for r in records:
+        e = r.get("error")
+        if e:
+            kind = e.split(":", 1)[0]
+            out[kind] = out.get(kind, 0) + 1
+    return out
 
 
 def _cookie_part(run: dict) -> str:

@@ -236,14 +236,18 @@ class Producer:
                 return
 
     async def wait_broken(self) -> None:
-        """Block until the broker side resets or closes the connection."""
-        try:
-            while await self.sock.recv(4096):
+        """Block until the broker side resets or closes the connection. On a lossy link the
+        broker's one RST may be lost (a RST is never retransmitted): after RST_WAIT_S the
+        producer stops listening and keeps its dead socket, and finds it dead when its first
+        request is answered by a RST (``produce`` then reconnects), as a real client would."""
+        with trio.move_on_after(RST_WAIT_S if self.cfg.loss else math.inf):
+            try:
+                while await self.sock.recv(4096):
+                    pass
+            except OSError:
                 pass
-        except OSError:
-            pass
-        self.sock.close()
-        self.sock = None
+            self.sock.close()
+            self.sock = None
 
     async def produce(self, dst: str, t0: float) -> None:
         """Send the requests; a reset connection is re-established with the reconnect policy
@@ -286,9 +290,11 @@ class Producer:
         """What summarize() needs of this producer, JSON-ready (a worker sends it as is)."""
         return {"idx": self.idx, "local": list(self.local[:2]) if self.local else None,
                 "connected_at": self.connected_at, "latencies": self.latencies,
-                "info": {k: self.info.get(k) for k in INFO_KEYS}, "resets": self.resets}
+                "info": {k: self.info.get(k) for k in INFO_KEYS}, "resets": self.resets,
+                "error": self.error}
 
 
+RST_WAIT_S = 5.0    # how long a producer listens for the broker's reset on a lossy link
 INFO_KEYS = ("snd_wscale", "rcv_wscale", "snd_wnd", "total_retrans")
 
 
@@ -326,7 +332,8 @@ class Fleet:
     async def storm(self, t0: float) -> None:
         """Phase 3: all reconnect at once with their policy, produce, then read TCP_INFO."""
         async def one(p):
-            await p.reconnect(self.dst, t0)
+            if p.sock is None:               # else it missed the reset (see wait_broken)
+                await p.reconnect(self.dst, t0)
             await p.produce(self.dst, t0)
             p.capture()
 
