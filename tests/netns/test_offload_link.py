@@ -66,3 +66,50 @@ async def test_corrupted_segments_are_rejected_on_both_sides(netns_available):
     # corrupted on the way out: the namespace's kernel dropped it (and we retransmitted)
     assert nstat.get("TcpInCsumErrors", 0) + nstat.get("IpInHdrErrors", 0) > 0
     assert c["TcpRetransSegs"] > 0 and down["bytes"] == 2 * MB
+
+
+def _acks_per_segment(path, port):
+    """From a pcap of the endpoint: (wire segments in, super-packets in, ACKs out, ACKs that
+    fall strictly inside a super-packet on a segment boundary)."""
+    from scapy.all import TCP, rdpcap
+    segs = supers = acks = inside = 0
+    last = None                       # (seq, length, mss) of the last super-packet in
+    for p in rdpcap(str(path)):
+        t = p[TCP]
+        n = len(bytes(t.payload))
+        if t.dport == port and n:
+            mss = 1448
+            k = -(-n // mss)
+            segs += k
+            if k > 1:
+                supers += 1
+                last = (t.seq, n, mss)
+        elif t.sport == port and not n:
+            acks += 1
+            if last and 0 < (t.ack - last[0]) % 2**32 < last[1] and (t.ack - last[0]) % last[2] == 0:
+                inside += 1
+    return segs, supers, acks, inside
+
+
+async def test_pcap_shows_per_mss_acks_inside_super_packets(netns_available, tmp_path):
+    """A kernel upload through an offload endpoint: the pcap holds TSO super-packets as read,
+    and the endpoint's ACKs fall inside them on MSS boundaries (one per two segments, the
+    plain path's rule), not one per super-packet as a GRO receiver would send."""
+    from test_offload import start
+    from tuntcp.wire.pcap import PcapWriter
+    rows = {}
+    for offload in (True, False):
+        path = tmp_path / f"up-{offload}.pcap"
+        with Lab(vnet_hdr=offload) as lab:
+            pcap = PcapWriter(str(path))
+            async with trio.open_nursery() as n:
+                ep = start(lab, n, offload, pcap=pcap)
+                await upload(lab, ep, 5105, 3 * MB, seed=25)
+                n.cancel_scope.cancel()
+            pcap.close()
+        rows[offload] = _acks_per_segment(path, 5105)
+    segs, supers, acks, inside = rows[True]
+    assert supers > 0 and inside > supers
+    assert acks > 2 * supers and acks >= segs / 4
+    print(f"\n(segments in, super-packets, ACKs out, ACKs inside a super-packet): offload "
+          f"{rows[True]}, plain {rows[False]}")

@@ -536,6 +536,8 @@ def saturation_markdown(report: dict) -> str:
         for m in modes) + " |")
     out.append("")
     out += [f"- {h}: {runs[m]['saturation']['reason']}" for m, h in zip(modes, heads)]
+    out += [f"- offload, {h}: {'on' if runs[m]['offload']['on'] else 'off'} ({runs[m]['offload']['why']})"
+            for m, h in zip(modes, heads) if runs[m].get("offload")]
     if report.get("kernel_column"):
         out += ["", "### How the kernel column is measured", "", report["kernel_column"]["how"]]
     return "\n".join(out) + "\n"
