@@ -31,6 +31,8 @@ from pathlib import Path
 
 import trio
 
+from tuntcp import mib
+
 SIZES = (10000,)
 QUICK_SIZES = (300,)
 MODES = ("buggy", "fixed")
@@ -208,8 +210,8 @@ async def run(cfg, log, sizes=None) -> dict:
                         pt["verdict"] = res["saturation"]["verdict"]
                         pt["offload"] = res["offload"]["on"]
                         pt["counters"] = {k: res["summary"]["counters"].get(k) for k in (
-                            "TcpRetransSegs", "TcpExtTCPTimeouts", "TcpExtSyncookiesSent",
-                            "TcpExtListenOverflows", "TcpExtListenDrops")}
+                            mib.TcpRetransSegs, mib.TcpExtTCPTimeouts, mib.TcpExtSyncookiesSent,
+                            mib.TcpExtListenOverflows, mib.TcpExtListenDrops)}
                     except StormError as e:
                         pt.update({"ok": False, "problems": [f"did not finish: {e}"]})
                     nursery.cancel_scope.cancel()
