@@ -134,6 +134,25 @@ class RssPeak:
                 "worker_peak_rss_mb_sum": round(sum(w) / 1024, 1) if w else None}
 
 
+class Progress:
+    """The storm's live display feed (``run_mode(show=...)``), kept: the last state, and one
+    (t, established, answered) sample per 10 s, so a run that does not finish says how far
+    it got and whether it was still moving."""
+
+    def __init__(self, expected: int):
+        self.expected = expected
+        self.last: dict = {}
+        self.trace: list = []
+
+    def show(self, **kw) -> None:
+        if kw.get("phase") != "storm":
+            return
+        self.last = {"t_s": round(kw["t"], 1), "established": kw["established"],
+                     "answered": kw["done"], "expected": self.expected}
+        if not self.trace or kw["t"] - self.trace[-1][0] >= 10.0:
+            self.trace.append((round(kw["t"], 1), kw["established"], kw["done"]))
+
+
 # ---- Ctrl-C leaves nothing ------------------------------------------------------------------
 
 def leftovers(pid: int, before: set[int] = frozenset()) -> dict:
@@ -202,10 +221,11 @@ async def run(cfg, log, sizes=None) -> dict:
                 c0 = resource.getrusage(resource.RUSAGE_SELF)
                 t0 = time.monotonic()
                 pt = {"mode": mode, "round": rnd + 1}
+                prog = Progress(n * scfg.requests_per_client)
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(rss.run)
                     try:
-                        res = await run_mode(scfg, mode, outdir / f"n{n}")
+                        res = await run_mode(scfg, mode, outdir / f"n{n}", prog.show)
                         pt.update(account(scfg, res))
                         pt["verdict"] = res["saturation"]["verdict"]
                         pt["offload"] = res["offload"]["on"]
@@ -213,7 +233,8 @@ async def run(cfg, log, sizes=None) -> dict:
                             mib.TcpRetransSegs, mib.TcpExtTCPTimeouts, mib.TcpExtSyncookiesSent,
                             mib.TcpExtListenOverflows, mib.TcpExtListenDrops)}
                     except StormError as e:
-                        pt.update({"ok": False, "problems": [f"did not finish: {e}"]})
+                        pt.update({"ok": False, "problems": [f"did not finish: {e}"],
+                                   "at_timeout": prog.last, "progress": prog.trace})
                     nursery.cancel_scope.cancel()
                 c1 = resource.getrusage(resource.RUSAGE_SELF)
                 pt["wall_s"] = round(time.monotonic() - t0, 1)
@@ -257,8 +278,16 @@ def markdown(res: dict) -> str:
                        f"| {p.get('producer_resets', '-')} | {p.get('verdict', '-')} "
                        f"| {p['endpoint_peak_rss_mb']} | {p['worker_peak_rss_mb_max']}, "
                        f"{p['worker_peak_rss_mb_sum']} | {p['endpoint_cpu_s']} | {p['wall_s']} "
-                       f"| {'yes' if p['ok'] else 'NO: ' + '; '.join(p['problems'])} |")
+                       f"| {'yes' if p['ok'] else 'NO: ' + '; '.join(p['problems'])}{_got(p)} |")
     return "\n".join(out + [""] + notes) + "\n"
+
+
+def _got(p: dict) -> str:
+    a = p.get("at_timeout")
+    if not a:
+        return ""
+    return (f" (at {a['t_s']} s: {a['answered']} of {a['expected']} requests answered, "
+            f"{a['established']} producers connected)")
 
 
 def plot(res: dict, path: Path) -> None:
