@@ -107,8 +107,15 @@ def _links(cfg: StormConfig, offload: bool = False):
     if not (one_way or cfg.loss):
         return None, None
     cls = GsoLink if offload else LinkModel
-    return (cls(cfg.seed, delay=one_way, loss=cfg.loss),
-            cls(cfg.seed + 1, delay=one_way, loss=cfg.loss))
+    loss = 0.0 if cfg.loss_from_restart else cfg.loss      # _lossy() sets it at the restart
+    return (cls(cfg.seed, delay=one_way, loss=loss), cls(cfg.seed + 1, delay=one_way, loss=loss))
+
+
+def _lossy(cfg: StormConfig, *links) -> None:
+    """From the restart on, the links drop as configured (``loss_from_restart``)."""
+    for link in links:
+        if link is not None:
+            link.loss = cfg.loss
 
 
 def offload_note(cfg: StormConfig, mode: str) -> dict:
@@ -169,6 +176,7 @@ async def _choreography(cfg, lab, side, nursery, timeline, show):
             await trio.sleep(0.001)
         show(phase="connecting", connected=connected)
     before = side.counters()
+    _lossy(cfg, *getattr(side, "links", ()))
     # phase 2: restart; every producer notices and reconnects with its policy
     async with trio.open_nursery() as n:
         n.start_soon(fleet.wait_broken)
@@ -237,6 +245,7 @@ async def run_mode(cfg: StormConfig, mode: str, outdir: Path, show=None) -> dict
         ep.saturation.rtt_ms = cfg.rtt_ms
         ep.saturation.tun_stats = lab.tun_stats
         side = ModelSide(ep, Broker(ep, cfg), stack)
+        side.links = (link_in, link_out)
         side.counters = stack.counters.snapshot
         side.counters_delta = stack.counters.delta
         timeline = {"t": [], "established": [], "accept_queue": [], "syn_queue": []}
@@ -296,6 +305,7 @@ async def _run_kernel(cfg: StormConfig, show, mode: str = "kernel") -> dict:
                       Saturation(rtt_ms=cfg.rtt_ms, tun_stats=drops))
         side = (TargetSide if mode == "target" else KernelSide)(lab_b, cfg)
         side.saturation = relay.saturation
+        side.links = (link_in, link_out)
         timeline = {"t": [], "established": [], "accept_queue": [], "syn_queue": []}
         try:
             with trio.fail_after(cfg.duration_s):

@@ -78,6 +78,8 @@ class StormConfig:
     request_interval_s: float = 1.0     # per producer; each starts at a random phase in it
     rtt_ms: float = 2.0
     loss: float = 0.0
+    loss_from_restart: bool = False     # True: phase 1 (the normal day) is lossless; loss
+                                        # starts with the restart (storm_reliability uses it)
     backoff: str = "kafka"              # kafka | immediate | fixed
     fixed_backoff_ms: float = 100.0
     down_s: float = 0.2                 # how long the broker is gone
