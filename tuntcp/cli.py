@@ -114,6 +114,9 @@ def serve_arguments(s: argparse.ArgumentParser) -> None:
                    help="IFF_VNET_HDR: kernel-verified checksums, TSO in, GSO out")
     s.add_argument("--family", choices=("ipv4", "ipv6"), default="ipv4",
                    help="address family of the lab (ipv6: 2001:2::1 -> 2001:2:0:1::1)")
+    s.add_argument("--shards", type=_nonneg_int, default=1,
+                   help="endpoint processes, one per queue of a multi-queue TUN, sharing one "
+                   "listener (Linux profiles; 1 on this 2-core machine, see bench/README.md)")
 
 
 def _port(s: str) -> int:
@@ -201,6 +204,10 @@ def cmd_serve(args) -> int:
         kw = dict(delay=delay, jitter=jitter, loss=args.loss, reorder=args.reorder)
         link = GsoLink if args.offload else LinkModel    # GsoLink: vnet frames, per-segment loss
         links = (link(seed=args.seed, **kw), link(seed=args.seed + 1, **kw))
+    from .shell.shards import check_shards
+    check_shards(args.shards, profile)
+    if args.shards > 1 and args.front:
+        raise UsageError("--front runs one relay: use --shards 1 with it")
     require_privileges()
     for opt, path in (("--pcap", args.pcap), ("--events", args.events)):
         if path:
@@ -209,8 +216,14 @@ def cmd_serve(args) -> int:
     from .shell import apps
     from .shell.control import remove_stale
     try:
-        with netns.Lab(vnet_hdr=args.offload, family=6 if args.family == "ipv6" else 4) as lab:
-            trio.run(apps.serve, lab, profile, args, links)
+        with netns.Lab(vnet_hdr=args.offload, family=6 if args.family == "ipv6" else 4,
+                       queues=args.shards) as lab:
+            if args.shards > 1:
+                from .shell.shards import MonoClock, serve_sharded
+                link = dict(kw, seed=args.seed) if links else None
+                trio.run(serve_sharded, lab, profile, args, link, clock=MonoClock())
+            else:
+                trio.run(apps.serve, lab, profile, args, links)
     except BaseException as e:
         if not all(isinstance(x, KeyboardInterrupt) for x in leaves(e)):
             raise

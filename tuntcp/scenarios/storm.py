@@ -125,6 +125,9 @@ def offload_note(cfg: StormConfig, mode: str) -> dict:
                 "TUNs, so the host's listener sees wire segments as the model does"}
     if not cfg.offload:
         return {"on": False, "why": "--no-offload"}
+    if cfg.shards > 1:
+        return {"on": False, "why": "--shards > 1: the shards' multi-queue TUN is opened without "
+                "IFF_VNET_HDR (not wired up yet)"}
     return {"on": True, "why": "IFF_VNET_HDR: the kernel's checksum marks are trusted, a producer's "
             "TSO super-packet is read once and taken as its wire segments (per-MSS rcv_mss, "
             "truesize, delayed ACKs and counters as without offload), the broker's output "
@@ -175,7 +178,7 @@ async def _choreography(cfg, lab, side, nursery, timeline, show):
         while side.accepted < connected:
             await trio.sleep(0.001)
         show(phase="connecting", connected=connected)
-    before = side.counters()
+    before = await _maybe(side.counters())
     _lossy(cfg, *getattr(side, "links", ()))
     # phase 2: restart; every producer notices and reconnects with its policy
     async with trio.open_nursery() as n:
@@ -183,20 +186,25 @@ async def _choreography(cfg, lab, side, nursery, timeline, show):
         await side.restart()
     await side.relisten(nursery)
     t0 = trio.current_time()
-    side.saturation.start()
+    await _maybe(side.saturation.start())
     done = trio.Event()
     nursery.start_soon(_sample, side, fleet, timeline, t0, done, show)
     side.mark_cpu()
     await fleet.storm(t0)
     done.set()
-    saturation = side.saturation.report({"producer processes": max(fleet.cpu_shares),
-                                         **side.other_cpu()})
+    saturation = await _maybe(side.saturation.report({"producer processes": max(fleet.cpu_shares),
+                                                      **side.other_cpu()}))
     # let the last window updates reach the broker's final state
     await trio.sleep(0.05)
     server = await side.server_info()
-    counters = side.counters_delta(before)
+    counters = await _maybe(side.counters_delta(before))
     records = await fleet.records()
     return server, counters, records, saturation
+
+
+async def _maybe(x):
+    """A side's answer, awaited when the side is another process (storm_shards.ShardSide)."""
+    return await x if hasattr(x, "__await__") else x
 
 
 def _srcs(lab, cfg) -> list[str]:
@@ -216,6 +224,11 @@ async def run_mode(cfg: StormConfig, mode: str, outdir: Path, show=None) -> dict
     raise_fd_limit()
     if mode in ("kernel", "target"):
         return await _run_kernel(cfg, show, mode)
+    if cfg.shards > 1:
+        from tuntcp.scenarios.storm_shards import run_sharded
+        result = await run_sharded(cfg, mode, outdir, show)
+        result["offload"] = offload_note(cfg, mode)
+        return result
     from tuntcp.host.stack import Stack
     from tuntcp.harness.netns import Lab
     from tuntcp.shell.control import ControlServer, socket_path
