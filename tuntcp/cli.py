@@ -111,7 +111,7 @@ def serve_arguments(s: argparse.ArgumentParser) -> None:
     time_option(s, "--duration-s", old="--duration", dest="duration", default=None,
                 help="stop after this long (default: until Ctrl-C)")
     s.add_argument("--offload", action="store_true",
-                   help="IFF_VNET_HDR: kernel-verified checksums, TSO in, GSO out (no link model)")
+                   help="IFF_VNET_HDR: kernel-verified checksums, TSO in, GSO out")
     s.add_argument("--family", choices=("ipv4", "ipv6"), default="ipv4",
                    help="address family of the lab (ipv6: 2001:2::1 -> 2001:2:0:1::1)")
     s.add_argument("--shards", type=_nonneg_int, default=1,
@@ -191,7 +191,7 @@ def cmd_netstat(args) -> int:
 def cmd_serve(args) -> int:
     from .errors import check_out_file
     from .harness import netns
-    from .harness.link import LinkModel
+    from .harness.link import GsoLink, LinkModel
     from .profiles import get_profile
     from .scenarios.rig import require_privileges
     from .shell.control import socket_path
@@ -200,13 +200,10 @@ def cmd_serve(args) -> int:
     socket_path(args.name)                               # bad name -> exit 2
     delay, jitter = args.delay_ms / 1000.0, args.jitter_ms / 1000.0
     links = None
-    if args.offload and (delay or jitter or args.loss or args.reorder):
-        raise UsageError("--offload cannot be combined with the link model (a corrupted byte would go unchecked)")
-    if args.offload and args.family == "ipv6":
-        raise UsageError("--offload is IPv4 only (the GSO encoder builds IPv4 frames); leave it out with --family ipv6")
     if delay or jitter or args.loss or args.reorder:
         kw = dict(delay=delay, jitter=jitter, loss=args.loss, reorder=args.reorder)
-        links = (LinkModel(seed=args.seed, **kw), LinkModel(seed=args.seed + 1, **kw))
+        link = GsoLink if args.offload else LinkModel    # GsoLink: vnet frames, per-segment loss
+        links = (link(seed=args.seed, **kw), link(seed=args.seed + 1, **kw))
     from .shell.shards import check_shards
     check_shards(args.shards, profile)
     if args.shards > 1 and args.front:
@@ -256,6 +253,7 @@ def cmd_scenario(args) -> int:
 def cmd_bench(args) -> int:
     from .bench.cli import run_cli
     from .scenarios import storm_scale  # noqa: F401  (registers `--only storm_scale`)
+    from .scenarios import storm_reliability  # noqa: F401  (registers `--only storm_reliability`)
     return run_cli(args)
 
 

@@ -184,12 +184,22 @@ def test_address_text_of_both_families():
         addr_int("2001:2::zz")
 
 
-def test_offload_endpoint_refuses_ipv6_in_one_counter():
+def test_offload_endpoint_answers_ipv6_with_a_vnet_frame_of_the_plain_packet():
+    """A vnet (offload) stack takes IPv6 and answers with a TCPV6-capable frame: completing
+    its partial checksum gives exactly the packet the plain encoder builds."""
     from tuntcp.host.encode import VnetEncoder
-    st = Stack(get_profile("linux-6.18"), addrs={SRV6}, secret=b"k" * 16, encoder=VnetEncoder())
-    st.listen(80, 16)
-    st.receive(syn6(), 1.0)
-    assert st.take_output() == [] and st.counters[mib.TuntcpIp6NoOffload] == 1
+    from tuntcp.wire.vnet import HDR_LEN, VnetHdr, complete_csum
+    outs = []
+    for enc in (VnetEncoder(), None):
+        st = Stack(get_profile("linux-6.18"), addrs={SRV6}, secret=b"k" * 16, encoder=enc)
+        st.listen(80, 16)
+        st.receive(syn6(), 1.0)
+        outs.append(st.take_output())
+    (frame,), (plain,) = outs
+    hdr = VnetHdr.unpack(frame)
+    assert (hdr.flags, hdr.csum_start, hdr.csum_offset, hdr.hdr_len) == (1, 40, 16, 40 + 40)
+    assert complete_csum(frame)[HDR_LEN:] == plain
+    assert parse6(plain).flags == SYN | ACK
 
 
 @pytest.mark.parametrize("profile,line", [

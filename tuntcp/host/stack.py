@@ -24,6 +24,7 @@ from ..mib import Counters
 from ..wire import codec, ipv6
 from ..wire.ipv6 import V4_MAX
 from ..wire.segment import ACK, RST, Segment
+from ..wire.vnet import split
 from .encode import PacketEncoder
 
 __all__ = ["Stack", "StackError"]
@@ -85,12 +86,17 @@ class Stack:
 
     # ---- input -------------------------------------------------------------------------
 
-    def receive(self, packet, now: float, csum_ok: bool = False) -> None:
+    def receive(self, packet, now: float, csum_ok: bool = False, gso_size: int = 0) -> None:
         """One IP packet from the TUN; malformed ones are counted under their reason and dropped.
 
         ``csum_ok`` (honoured only with ``offload=True``): the kernel marked the packet
         NEEDS_CSUM/DATA_VALID, so the TCP checksum is not verified (``skb_csum_unnecessary``
         in ``tcp_checksum_complete``); unmarked packets are verified as always.
+        ``gso_size``: the packet is a TSO super-packet; it is taken as the wire segments it
+        stands for (``wire.vnet.split``, what ``tcp_gso_segment`` cuts), each counted and
+        handled as if it had arrived alone in this batch. So rcv_mss, the per-segment truesize
+        charge, delayed-ACK decisions and the counters are those of the plain path (a Linux
+        receiver without GRO), and only the reads and the checksum work are saved.
         """
         c = self.counters
         try:
@@ -99,30 +105,31 @@ class Stack:
             # IPv6 is told apart where IPv4's version check fails: no cost on the IPv4 path
             if e.reason == mib.IpInHdrErrors and isinstance(packet, (bytes, bytearray, memoryview)) \
                     and len(packet) and packet[0] >> 4 == 6:
-                self._receive6(packet, now, csum_ok)
+                self._receive6(packet, now, csum_ok, gso_size)
                 return
             c[mib.IpInReceives] += 1
             c[e.reason] += 1
             if e.reason == mib.TcpInCsumErrors:
                 self.counters[mib.TcpInErrs] += 1   # Linux bumps both (tcp_v4_rcv csum_error)
             return
+        if gso_size and len(seg.payload) > gso_size:
+            segs = split(seg, gso_size)
+            c[mib.IpInReceives] += len(segs)
+            for s in segs:
+                self.receive_segment(s, now)
+            return
         c[mib.IpInReceives] = c.get(mib.IpInReceives, 0) + 1
         self.receive_segment(seg, now)
 
-    def _receive6(self, packet, now: float, csum_ok: bool) -> None:
+    def _receive6(self, packet, now: float, csum_ok: bool, gso_size: int = 0) -> None:
         """``ipv6_rcv`` + ``tcp_v6_rcv`` up to the socket lookup: parse6 (its drops counted under
         their Ip6 reasons), Ip6InAddrErrors for a destination not ours, then the common demux.
 
-        An offload (vnet) endpoint drops IPv6 as TuntcpIp6NoOffload: its encoder is IPv4 only.
         IPv4-compatible addresses (::/96, deprecated by RFC 4291) are dropped as
         TuntcpIp6CompatAddr: Linux takes them, but here an IPv4 key is an int below 2**32, so a
         ::a.b.c.d peer would share its 4-tuple with a.b.c.d."""
         c = self.counters
         c[mib.Ip6InReceives] += 1
-        # VnetEncoder builds IPv4 GSO frames only: refuse rather than fail later
-        if self.offload and not getattr(self.encoder, "carries_ipv6", False):
-            c[mib.TuntcpIp6NoOffload] += 1
-            return
         try:
             seg = ipv6.parse6(packet, not (csum_ok and self.offload), c)
         except codec.Malformed as e:
@@ -135,6 +142,12 @@ class Stack:
             return
         if self.addrs and seg.daddr not in self.addrs:
             c[mib.Ip6InAddrErrors] += 1
+            return
+        if gso_size and len(seg.payload) > gso_size:
+            segs = split(seg, gso_size)
+            c[mib.Ip6InReceives] += len(segs) - 1     # the first is counted above
+            for s in segs:
+                self.receive_segment(s, now)
             return
         self.receive_segment(seg, now)
 
