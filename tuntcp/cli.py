@@ -112,8 +112,12 @@ def serve_arguments(s: argparse.ArgumentParser) -> None:
                 help="stop after this long (default: until Ctrl-C)")
     s.add_argument("--offload", action="store_true",
                    help="IFF_VNET_HDR: kernel-verified checksums, TSO in, GSO out (no link model)")
-    s.add_argument("--family", choices=("ipv4", "ipv6"), default="ipv4",
-                   help="address family of the lab (ipv6: 2001:2::1 -> 2001:2:0:1::1)")
+    s.add_argument("--family", choices=("ipv4", "ipv6", "dual"), default="ipv4",
+                   help="address family of the lab (ipv6: 2001:2::1 -> 2001:2:0:1::1; dual: both, "
+                   "and the endpoint listens on :: taking IPv4 peers as ::ffff:a.b.c.d)")
+    s.add_argument("--v6only", action="store_true", default=None,
+                   help="IPV6_V6ONLY on the :: listener of --family dual (IPv4 peers are refused); "
+                   "default: the profile's net.ipv6.bindv6only")
 
 
 def _port(s: str) -> int:
@@ -199,8 +203,10 @@ def cmd_serve(args) -> int:
     links = None
     if args.offload and (delay or jitter or args.loss or args.reorder):
         raise UsageError("--offload cannot be combined with the link model (a corrupted byte would go unchecked)")
-    if args.offload and args.family == "ipv6":
-        raise UsageError("--offload is IPv4 only (the GSO encoder builds IPv4 frames); leave it out with --family ipv6")
+    if args.offload and args.family != "ipv4":
+        raise UsageError(f"--offload is IPv4 only (the GSO encoder builds IPv4 frames); leave it out with --family {args.family}")
+    if args.v6only and args.family != "dual":
+        raise UsageError("--v6only goes with --family dual (the :: listener)")
     if delay or jitter or args.loss or args.reorder:
         kw = dict(delay=delay, jitter=jitter, loss=args.loss, reorder=args.reorder)
         links = (LinkModel(seed=args.seed, **kw), LinkModel(seed=args.seed + 1, **kw))
@@ -212,7 +218,8 @@ def cmd_serve(args) -> int:
     from .shell import apps
     from .shell.control import remove_stale
     try:
-        with netns.Lab(vnet_hdr=args.offload, family=6 if args.family == "ipv6" else 4) as lab:
+        with netns.Lab(vnet_hdr=args.offload, family=4 if args.family == "ipv4" else 6,
+                       dual=args.family == "dual") as lab:
             trio.run(apps.serve, lab, profile, args, links)
     except BaseException as e:
         if not all(isinstance(x, KeyboardInterrupt) for x in leaves(e)):

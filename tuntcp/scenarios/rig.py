@@ -124,7 +124,7 @@ async def endpoint(profile, *, lab: dict | None = None, secret: bytes | None = N
             log(kind, **fields)
 
     with Lab(**(lab or {})) as the_lab:
-        stack = Stack(profile, addrs={the_lab.endpoint_ip},
+        stack = Stack(profile, addrs=the_lab.endpoint_ips,
                       secret=os.urandom(16) if secret is None else secret, log=on_event)
         writer = PcapWriter(str(pcap)) if pcap else None
         try:

@@ -78,9 +78,12 @@ def addr_int(addr: str) -> int:
     return n
 
 
-def addr_str(addr: int) -> str:
-    """'198.18.0.1' or '2001:2::1' from an address int (above 2**32: IPv6)."""
-    return str(ipaddress.IPv4Address(addr) if addr <= V4_MAX else ipaddress.IPv6Address(addr))
+def addr_str(addr: int, mapped: bool = False) -> str:
+    """'198.18.0.1' or '2001:2::1' from an address int (above 2**32: IPv6). ``mapped``: an IPv4
+    address as an AF_INET6 socket shows it, '::ffff:198.18.0.1' (``ipv6_addr_set_v4mapped``)."""
+    if addr <= V4_MAX:
+        return f"::ffff:{ipaddress.IPv4Address(addr)}" if mapped else str(ipaddress.IPv4Address(addr))
+    return str(ipaddress.IPv6Address(addr))
 
 
 def addr_port(addr: int, port: int) -> str:
