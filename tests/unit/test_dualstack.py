@@ -154,3 +154,26 @@ def test_ephemeral_port_skips_ports_with_a_listener_of_either_family():
     st.listen(port, 1, family=6)
     conn = st.connect(SRV4, CLI4, 9, 1.0)
     assert conn.key[1] == port + 1
+
+
+def _ss(st):
+    import argparse
+
+    from tuntcp.obs import commands
+    from tuntcp.obs.ss import ss_text
+    p = argparse.ArgumentParser()
+    commands.add_ss_arguments(p)
+    text = ss_text(st, commands.ss_query(p.parse_args(["-tan"])), proc=("", 0))
+    return [ln.split()[3:5] for ln in text.splitlines()[1:]]
+
+
+def test_ss_prints_a_dual_listener_as_star_and_its_ipv4_child_mapped():
+    """What iproute2 ss prints for an AF_INET6 socket (seen in a 6.18 namespace): the :: listener
+    "*:8080" ("[::]:8081" under IPV6_V6ONLY), an IPv4 peer "[::ffff:a.b.c.d]"."""
+    st = stack()
+    st.listen(80, 16, family=6)
+    st.listen(81, 16, family=6, v6only=True)
+    ack4(st, syn4(st)[0])
+    rows = _ss(st)
+    assert ["*:80", "*:*"] in rows and ["[::]:81", "[::]:*"] in rows
+    assert ["[::ffff:198.18.1.1]:80", "[::ffff:198.18.0.1]:40000"] in rows
