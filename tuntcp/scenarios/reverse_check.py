@@ -79,8 +79,10 @@ class Config:
 
 
 def read_pcap(path) -> list:
-    """(time, Segment) for every record of a LINKTYPE_RAW pcap written by the endpoint."""
-    from tuntcp.wire.codec import Malformed, parse
+    """(time, Segment) for every record of a LINKTYPE_RAW pcap written by the endpoint (IPv4
+    or IPv6 records, by their version nibble)."""
+    from tuntcp.wire.codec import Malformed
+    from tuntcp.wire.ipv6 import parse_ip as parse
     data = Path(path).read_bytes()
     out, off = [], 24
     while off + 16 <= len(data):

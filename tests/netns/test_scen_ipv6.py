@@ -1,0 +1,44 @@
+"""Each scenario that takes ``--family`` once over IPv6, short: the headline finding holds with
+kernel clients at 2001:2::1 and the endpoint at 2001:2:0:1::1, and the report says ipv6. The
+scenarios that cannot run over IPv6 refuse it in one line."""
+import pytest
+
+from tuntcp.harness.netns import probe
+from tuntcp.scenarios.schema import assert_matches_schema
+
+pytestmark = pytest.mark.netns
+
+
+@pytest.fixture
+def require_netns():
+    reason = probe()
+    if reason:
+        pytest.skip(reason)
+
+
+async def test_ts_off_over_ipv6(tmp_path, require_netns):
+    from tuntcp.scenarios.ts_off import Config, run
+
+    report = await run(Config(clients=1, nbytes=300_000, rtt_ms=20, pcap=True, family=6, out=str(tmp_path)))
+    assert_matches_schema(report, tmp_path)
+    assert report["family"] == "ipv6" and report["config"]["family"] == 6
+    h = report["headline"]
+    ck, q = h["cookie"], h["queue"]
+    assert ck["handshake_paths"] == ["cookie"] and q["handshake_paths"] == ["synq"]
+    assert (ck["wscale"], ck["sack"], ck["client_wscale_ok"], ck["client_sack"]) == (False,) * 4
+    assert (q["wscale"], q["sack"], q["client_wscale_ok"], q["client_sack"]) == (True,) * 4
+    assert all(c["max_window_field"] is not None for c in report["paths"]["cookie"]["connections"])
+    assert h["kernel_agrees"] is True
+
+
+async def test_defer_accept_over_ipv6(tmp_path, require_netns):
+    from tuntcp.scenarios.defer_accept import Config, run
+
+    report = await run(Config(defer_s=2, late_s=0.5, family=6, out=str(tmp_path)))
+    assert_matches_schema(report, tmp_path)
+    assert report["family"] == "ipv6"
+    q, c = report["headline"]["queue"], report["headline"]["cookies"]
+    assert q["bare_s"] >= 1.7 and q["data_s"] < 0.5 and q["defer_drops"] == 3, q
+    assert c["bare_s"] < 0.5 and c["defer_drops"] == 0 and c["syncookies_recv"] == 3, c
+    kq, kc = q["kernel"], c["kernel"]          # the host kernel over IPv6: the same answer
+    assert kq["defer_drops"] == 3 and kc["defer_drops"] == 0 and kc["syncookies_recv"] == 3, (kq, kc)
