@@ -42,3 +42,16 @@ async def test_defer_accept_over_ipv6(tmp_path, require_netns):
     assert c["bare_s"] < 0.5 and c["defer_drops"] == 0 and c["syncookies_recv"] == 3, c
     kq, kc = q["kernel"], c["kernel"]          # the host kernel over IPv6: the same answer
     assert kq["defer_drops"] == 3 and kc["defer_drops"] == 0 and kc["syncookies_recv"] == 3, (kq, kc)
+
+
+async def test_slow_accept_over_ipv6(tmp_path, require_netns):
+    from tuntcp.scenarios.slow_accept import Config, run
+
+    report = await run(Config(clients=14, backlog=4, stall_s=1.0, pace_ms=10, rtt_ms=40, family=6, out=str(tmp_path)))
+    assert_matches_schema(report, tmp_path)
+    assert report["family"] == "ipv6"
+    for h in report["headline"].values():
+        assert h["send_q"] == 4 and h["recv_q_during"] == 5, h     # backlog + 1, read from ss -lnt
+        assert h["listen_overflows"] > 0 and h["timeout"] == 0
+    off, on = report["headline"]["abort_on_overflow=0"], report["headline"]["abort_on_overflow=1"]
+    assert off["ok"] == 14 and on["reset"] > 0
