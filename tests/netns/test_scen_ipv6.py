@@ -55,3 +55,20 @@ async def test_slow_accept_over_ipv6(tmp_path, require_netns):
         assert h["listen_overflows"] > 0 and h["timeout"] == 0
     off, on = report["headline"]["abort_on_overflow=0"], report["headline"]["abort_on_overflow=1"]
     assert off["ok"] == 14 and on["reset"] > 0
+
+
+async def test_fluentd_over_ipv6(tmp_path, require_netns):
+    from tuntcp.scenarios.fluentd import Config, run
+
+    report = await run(Config(forwarders=200, hosts=40, rounds=1, connect_timeout_s=4.0,
+                              settings=("128/1", "65535/1"), family=6, out=str(tmp_path)))
+    assert_matches_schema(report, tmp_path)
+    assert report["family"] == "ipv6"
+    small, fixed = report["headline"]["backlog=128 cookies=1"], report["headline"]["backlog=65535 cookies=1"]
+    assert "Possible SYN flooding on port 24224. Sending cookies." in small["flood_line"]
+    assert small["max_syn_recv"] == 128 and small["failed"] == 0
+    assert not fixed["flood_line_printed"] and fixed["max_syn_recv"] > 128
+    peak = report["runs"]["backlog=128 cookies=1"]["proc_net_tcp_at_peak"].splitlines()
+    assert "remote_address" in peak[0]                       # /proc/net/tcp6's header
+    rows = [ln for ln in peak if " 03 " in ln and ":5EA0 " in ln]
+    assert len(rows) == 128 and all(len(ln.split()[1]) == 32 + 5 for ln in rows)   # 32 hex digits:port
