@@ -72,3 +72,20 @@ async def test_fluentd_over_ipv6(tmp_path, require_netns):
     assert "remote_address" in peak[0]                       # /proc/net/tcp6's header
     rows = [ln for ln in peak if " 03 " in ln and ":5EA0 " in ln]
     assert len(rows) == 128 and all(len(ln.split()[1]) == 32 + 5 for ln in rows)   # 32 hex digits:port
+
+
+async def test_freebsd_queue_over_ipv6(tmp_path, require_netns):
+    from tuntcp.scenarios.freebsd_queue import Config, run
+
+    report = await run(Config(profiles=("freebsd-14",), backlog=4, clients=10, hosts=3, rexmtlimit=1,
+                              family=6, out=str(tmp_path)))
+    assert_matches_schema(report, tmp_path)
+    assert report["family"] == "ipv6"
+    x = report["headline"]["freebsd-14"]
+    assert (x["queue_limit"], x["queued"], x["reset"]) == (7, 7, 3), x        # 1.5 x backlog, then RST
+    lt = x["lifetime"]
+    assert len(lt["synack_times_s"]) == 2 and abs(lt["lifetime_s"] - lt["expected_lifetime_s"]) <= 0.5, lt
+    f = x["filters"]
+    assert f["httpready"]["http_split"]["whole_request"] is True
+    assert f["dataready"]["http_split"]["whole_request"] is False
+    assert report["profiles"]["freebsd-14"]["filters"]["httpready"]["curl"]["curl_output"] == "ok"

@@ -177,3 +177,14 @@ def test_ss_prints_a_dual_listener_as_star_and_its_ipv4_child_mapped():
     rows = _ss(st)
     assert ["*:80", "*:*"] in rows and ["[::]:81", "[::]:*"] in rows
     assert ["[::ffff:198.18.1.1]:80", "[::ffff:198.18.0.1]:40000"] in rows
+
+
+def test_freebsd_netstat_names_the_listener_family():
+    """usr.bin/netstat inet.c: tcp4, tcp6 (INP_IPV6 alone), tcp46 (an INET6 socket with IPv4)."""
+    from tuntcp.obs.views import netstat_lan
+    st = stack("freebsd-14")
+    st.listen(80, 4, family=4)
+    st.listen(81, 4, family=6)                    # v6only by default on FreeBSD
+    st.listen(82, 4, family=6, v6only=False)
+    protos = [ln.split()[0] for ln in netstat_lan(st).splitlines()[2:]]
+    assert protos == ["tcp4", "tcp6", "tcp46"]

@@ -45,9 +45,9 @@ def family_of(args) -> int:
     return family
 
 
-def family_name(family: int) -> str:
-    """'ipv4' or 'ipv6': what reports say."""
-    return f"ipv{family}"
+def url_host(addr: str) -> str:
+    """An address as a URL or curl wants it: IPv6 in brackets."""
+    return f"[{addr}]" if ":" in addr else addr
 
 
 def require_privileges() -> None:
