@@ -89,3 +89,26 @@ async def test_freebsd_queue_over_ipv6(tmp_path, require_netns):
     assert f["httpready"]["http_split"]["whole_request"] is True
     assert f["dataready"]["http_split"]["whole_request"] is False
     assert report["profiles"]["freebsd-14"]["filters"]["httpready"]["curl"]["curl_output"] == "ok"
+
+
+async def test_soak_over_ipv6_without_the_hping3_flood(require_netns):
+    from tuntcp.scenarios.report import stamp
+    from tuntcp.scenarios.soak_load import SoakConfig, run_soak
+
+    report = stamp(await run_soak(SoakConfig(seconds=4, clients=6, hosts=3, bulk_bytes=1 << 20,
+                                             flood_seconds=0, family=6)))
+    assert report["family"] == "ipv6"
+    st = report["stats"]
+    assert not report["failures"] and st["exchanges"] > 20 and st["bulk_transfers"] >= 1, st
+
+
+@pytest.mark.parametrize("argv,why", [
+    (["synflood", "--family", "ipv6"], "hping3"),
+    (["soak", "--family", "ipv6"], "add --flood-s 0"),
+])
+def test_scenarios_that_cannot_do_ipv6_say_why_in_one_line(argv, why, tmp_path, capsys):
+    from tuntcp.cli import main
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and why in err and "ipv6" in err, err
+    assert not (tmp_path / "o").exists()

@@ -58,7 +58,7 @@ from dataclasses import asdict, dataclass, field
 import trio
 
 from tuntcp.scenarios.cli_common import out_option, progress, quiet_option, scenario_main, sysctl_option, time_option
-from tuntcp.scenarios.rig import begin, client_linear_timeouts, collect
+from tuntcp.scenarios.rig import begin, client_linear_timeouts, collect, family_of, family_option
 from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.report import percentiles, write_report
 from tuntcp.shell.apps import discard, guarded
@@ -365,11 +365,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--modes", default=",".join(d.modes), help="cookies,nocookies or one of them")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the client starts and the secret")
     sysctl_option(p)
+    family_option(p, cannot="the flood comes from hping3, which sends IPv4 only (no IPv6 support)")
     out_option(p, d.out)
     quiet_option(p)
 
 
 def main(args) -> int:
+    family_of(args)             # ipv4 only: refuses ipv6 with the reason
     cfg = Config(legit=args.legit, backlog=args.backlog, flood_pps=args.flood_pps,
                  flood_s=args.flood_seconds, spoof=args.spoof, legit_window_s=args.legit_window,
                  client_syn_retries=args.client_syn_retries, profile=args.profile,
