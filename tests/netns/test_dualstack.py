@@ -91,3 +91,21 @@ async def test_v6only_dual_listener_refuses_the_ipv4_client(dual_lab, nursery):
         s6 = await lst.accept()
     assert s6.peer_address[0] == lab.client_addr
     c6.close()
+
+
+@pytest.mark.parametrize("name,backlog,steps,sysctls", [
+    ("cookies on overflow", 2, [("syn_flood", 3), ("connect", 4), ("accept", None)],
+     {"net.ipv4.tcp_syncookies": 1}),
+    ("forced cookies", 1, [("connect", 3), ("accept", 1), ("connect", 1), ("accept", None)],
+     {"net.ipv4.tcp_syncookies": 2}),
+])
+async def test_dual_listener_parity_with_the_kernel(name, backlog, steps, sysctls, netns_available):
+    """The same IPv4 clients against the host kernel's own AF_INET6 listener on :: and against
+    ours: who connects, who gets a cookie, who is accepted, the options, the counters agree."""
+    from tuntcp.scenarios.parity import DUAL, Scenario, closest_profile, compare, run_parity
+    with trio.fail_after(30):
+        kernel, ours = await run_parity(Scenario(f"dual: {name}", backlog, steps, sysctls, family=DUAL))
+    diffs = compare(kernel, ours)
+    assert diffs == [], f"tuntcp ({closest_profile()}) differs:\n" + "\n".join(diffs) + "\n" + kernel.table() \
+        + "\n" + ours.table()
+    assert any(c.cookie for c in kernel.clients) and any(c.accepted for c in kernel.clients)
