@@ -112,3 +112,16 @@ def test_scenarios_that_cannot_do_ipv6_say_why_in_one_line(argv, why, tmp_path, 
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and why in err and "ipv6" in err, err
     assert not (tmp_path / "o").exists()
+
+
+async def test_reverse_check_over_ipv6_asks_the_hosts_cookie_v6(tmp_path, require_netns):
+    """909172a14974 fixed net/ipv6/syncookies.c too: the host's IPv6 cookie child uses the
+    window scale its SYN-ACK announced."""
+    from tuntcp.scenarios.reverse_check import Config, run
+
+    report = await run(Config(family=6, out=str(tmp_path)))
+    assert_matches_schema(report, tmp_path)
+    assert report["family"] == "ipv6"
+    h = report["headline"]
+    assert h["cookie_handshake"] is True and h["verdict"] == "fixed"
+    assert h["synack_wscale"] == h["kernel_rcv_wscale_ss"] == h["kernel_rcv_wscale_tcpinfo"]
