@@ -3,20 +3,13 @@ kernel clients at 2001:2::1 and the endpoint at 2001:2:0:1::1, and the report sa
 scenarios that cannot run over IPv6 refuse it in one line."""
 import pytest
 
-from tuntcp.harness.netns import probe
 from tuntcp.scenarios.schema import assert_matches_schema
 
 pytestmark = pytest.mark.netns
 
 
-@pytest.fixture
-def require_netns():
-    reason = probe()
-    if reason:
-        pytest.skip(reason)
 
-
-async def test_ts_off_over_ipv6(tmp_path, require_netns):
+async def test_ts_off_over_ipv6(tmp_path, netns_available):
     from tuntcp.scenarios.ts_off import Config, run
 
     report = await run(Config(clients=1, nbytes=300_000, rtt_ms=20, pcap=True, family=6, out=str(tmp_path)))
@@ -31,7 +24,7 @@ async def test_ts_off_over_ipv6(tmp_path, require_netns):
     assert h["kernel_agrees"] is True
 
 
-async def test_defer_accept_over_ipv6(tmp_path, require_netns):
+async def test_defer_accept_over_ipv6(tmp_path, netns_available):
     from tuntcp.scenarios.defer_accept import Config, run
 
     report = await run(Config(defer_s=2, late_s=0.5, family=6, out=str(tmp_path)))
@@ -44,7 +37,7 @@ async def test_defer_accept_over_ipv6(tmp_path, require_netns):
     assert kq["defer_drops"] == 3 and kc["defer_drops"] == 0 and kc["syncookies_recv"] == 3, (kq, kc)
 
 
-async def test_slow_accept_over_ipv6(tmp_path, require_netns):
+async def test_slow_accept_over_ipv6(tmp_path, netns_available):
     from tuntcp.scenarios.slow_accept import Config, run
 
     report = await run(Config(clients=14, backlog=4, stall_s=1.0, pace_ms=10, rtt_ms=40, family=6, out=str(tmp_path)))
@@ -57,7 +50,7 @@ async def test_slow_accept_over_ipv6(tmp_path, require_netns):
     assert off["ok"] == 14 and on["reset"] > 0
 
 
-async def test_fluentd_over_ipv6(tmp_path, require_netns):
+async def test_fluentd_over_ipv6(tmp_path, netns_available):
     from tuntcp.scenarios.fluentd import Config, run
 
     report = await run(Config(forwarders=200, hosts=40, rounds=1, connect_timeout_s=4.0,
@@ -74,7 +67,7 @@ async def test_fluentd_over_ipv6(tmp_path, require_netns):
     assert len(rows) == 128 and all(len(ln.split()[1]) == 32 + 5 for ln in rows)   # 32 hex digits:port
 
 
-async def test_freebsd_queue_over_ipv6(tmp_path, require_netns):
+async def test_freebsd_queue_over_ipv6(tmp_path, netns_available):
     from tuntcp.scenarios.freebsd_queue import Config, run
 
     report = await run(Config(profiles=("freebsd-14",), backlog=4, clients=10, hosts=3, rexmtlimit=1,
@@ -91,7 +84,7 @@ async def test_freebsd_queue_over_ipv6(tmp_path, require_netns):
     assert report["profiles"]["freebsd-14"]["filters"]["httpready"]["curl"]["curl_output"] == "ok"
 
 
-async def test_soak_over_ipv6_without_the_hping3_flood(require_netns):
+async def test_soak_over_ipv6_without_the_hping3_flood(netns_available):
     from tuntcp.scenarios.report import stamp
     from tuntcp.scenarios.soak_load import SoakConfig, run_soak
 
@@ -114,7 +107,7 @@ def test_scenarios_that_cannot_do_ipv6_say_why_in_one_line(argv, why, tmp_path, 
     assert not (tmp_path / "o").exists()
 
 
-async def test_reverse_check_over_ipv6_asks_the_hosts_cookie_v6(tmp_path, require_netns):
+async def test_reverse_check_over_ipv6_asks_the_hosts_cookie_v6(tmp_path, netns_available):
     """909172a14974 fixed net/ipv6/syncookies.c too: the host's IPv6 cookie child uses the
     window scale its SYN-ACK announced."""
     from tuntcp.scenarios.reverse_check import Config, run
