@@ -329,6 +329,21 @@ USER_ERRORS = (UserError, PermissionError)
 
 
 def main(argv=None) -> int:
+    try:
+        return _main(argv)
+    finally:
+        _forget_handled_interrupts()
+
+
+def _forget_handled_interrupts() -> None:
+    # CPython 3.11 marks "unhandled KeyboardInterrupt" whenever one leaves an exec() of a string
+    # (dataclass and attrs decorators exec their methods), even when we catch it later, and then
+    # kills itself with SIGINT at exit, turning 143 into death by signal 2. A clean exec() clears
+    # the mark; main() returning means every interrupt was handled.
+    exec("")
+
+
+def _main(argv) -> int:
     cmd = None
     try:
         _install_signals()

@@ -35,6 +35,7 @@ from __future__ import annotations
 from ..errors import UserError
 
 import atexit
+import contextlib
 import ctypes
 import errno
 import fcntl
@@ -374,6 +375,26 @@ def _on_sigterm(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+@contextlib.contextmanager
+def interrupts_held():
+    """Ctrl-C, SIGTERM and SIGHUP wait until the block ends, then arrive as they would have:
+    for steps that must not stop half-way (pyroute2's namespace creation forks a child and
+    waits for it; cleanup waits for children). Main thread only; elsewhere a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    old = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+        if held:
+            signal.raise_signal(held[0])
+
+
 def _install_handlers() -> None:
     global _atexit_done, _signals_done
     if not _atexit_done:
@@ -544,7 +565,8 @@ class Lab:
         if os.path.exists(_ns_path(self.ns_name)):
             # Left by an earlier process that had our pid and was SIGKILLed.
             _remove_namespace(self.ns_name)
-        netns.create(self.ns_name)
+        with interrupts_held():
+            netns.create(self.ns_name)
         self._ns_fd = os.open(_ns_path(self.ns_name), os.O_RDONLY | os.O_CLOEXEC)
         self._worker = _NsWorker(self._ns_fd)
         # Before the TUN arrives, so it never gets an IPv6 link-local address (RS/MLD noise).
@@ -704,9 +726,10 @@ class Lab:
         """Kill children, close sockets and the TUN fd, delete the namespace.  Idempotent, and
         resumable: a step interrupted (a second Ctrl-C) is retried by the next call or atexit."""
         self.closed = True
-        while self._children:
-            _kill_child(self._children[-1])
-            self._children.pop()
+        with interrupts_held():
+            while self._children:
+                _kill_child(self._children[-1])
+                self._children.pop()
         for s in list(self._sockets):
             try:
                 s.close()
