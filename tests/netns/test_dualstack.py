@@ -109,3 +109,28 @@ async def test_dual_listener_parity_with_the_kernel(name, backlog, steps, sysctl
     assert diffs == [], f"tuntcp ({closest_profile()}) differs:\n" + "\n".join(diffs) + "\n" + kernel.table() \
         + "\n" + ours.table()
     assert any(c.cookie for c in kernel.clients) and any(c.accepted for c in kernel.clients)
+
+
+def test_serve_family_dual_answers_both_families(netns_available, tmp_path):
+    """`tuntcp serve --family dual`: curl over IPv4 and over IPv6 in the printed namespace."""
+    import os
+    import re
+    import subprocess
+    import sys
+    import time
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    p = subprocess.Popen([sys.executable, "-m", "tuntcp.cli", "serve", "--family", "dual", "--app", "http",
+                          "--port", "8080", "--duration-s", "8", "--name", f"dual-{os.getpid()}"],
+                         stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        line = p.stdout.readline()
+        ns = re.search(r"namespace (\S+)", line).group(1)
+        time.sleep(0.3)
+        for url in ("http://198.18.1.1:8080/", "http://[2001:2:0:1::1]:8080/"):
+            r = subprocess.run(["ip", "netns", "exec", ns, "curl", "-sS", "-m", "5", url],
+                               capture_output=True, text=True, timeout=10)
+            assert r.stdout.startswith("hello from tuntcp"), (url, r.stderr)
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+    assert p.returncode in (0, 143)

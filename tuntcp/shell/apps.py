@@ -180,8 +180,8 @@ def _banner(lab, profile, args, lst) -> None:
     p(f"tuntcp: {what} on {addr}:{port} (profile {profile.name}, backlog {lst.listener.backlog}"
       f" after clamp), clients in namespace {ns} at {lab.client_addr}")
     if lab.dual:
-        p(f"  dual stack: [::]:{port} also answers {lab.endpoint_addr4}:{port} (clients at {lab.client_addr4}), "
-          + ("IPv4 refused: IPV6_V6ONLY" if lst.v6only else "IPv4 peers seen as ::ffff:a.b.c.d"))
+        p(f"  dual stack: IPv4 clients at {lab.client_addr4} -> {lab.endpoint_addr4}:{port} "
+          + ("are refused (IPV6_V6ONLY)" if lst.v6only else "are accepted as ::ffff:a.b.c.d by [::]:" + str(port)))
     if front and not args.front_cmd:
         p(f"  backend: start it in the namespace, e.g. {enter}ip netns exec {ns} CMD (listening on "
           f"{front[0]}:{front[1]})")
