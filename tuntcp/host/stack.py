@@ -243,7 +243,12 @@ class Stack:
         ``__inet_lookup_listener``: the (daddr, port) bucket, then the wildcard one; within a
         bucket ``compute_score`` prefers an AF_INET socket (score + 1 for PF_INET) and skips an
         AF_INET6 one with ``ipv6_only_sock``. So an IPv4 segment reaches an IPv4 listener first,
-        then a dual-stack ``::`` listener. ``inet6_lookup_listener`` takes AF_INET6 sockets only.
+        then a dual-stack ``::`` listener (one bound to an IPv6 address has no IPv4 receive
+        address: ``inet6_bind``). ``inet6_lookup_listener`` takes AF_INET6 sockets only. An IPv4
+        SYN on a ``::`` listener then takes the IPv4 path all through (``tcp_v6_conn_request``
+        hands ETH_P_IP to ``tcp_v4_conn_request``, ``tcp_v6_syn_recv_sock`` to
+        ``tcp_v4_syn_recv_sock``): IPv4 cookies, MSS and wire; only the socket API shows the
+        peer as ::ffff:a.b.c.d (``ipv6_addr_set_v4mapped``, shell/listener.py).
         """
         get = self.listeners.get
         if daddr <= V4_MAX:
