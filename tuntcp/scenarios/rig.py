@@ -20,29 +20,22 @@ from pathlib import Path
 
 import trio
 
-from tuntcp.errors import UserError, make_out_dir
+from tuntcp.errors import make_out_dir
 
 FAMILIES = {"ipv4": 4, "ipv6": 6}
 
 
-def family_option(p, cannot: str | None = None) -> None:
+def family_option(p) -> None:
     """``--family ipv4|ipv6``, the one option every scenario's address family comes from: the
     lab (IPv6: clients 2001:2::1, endpoint 2001:2:0:1::1), its kernel clients and the endpoint's
-    listener. ``cannot``: why this scenario cannot run over IPv6 (``family_of`` then refuses
-    ipv6 with that reason, one line)."""
+    listener."""
     p.add_argument("--family", choices=tuple(FAMILIES), default="ipv4",
-                   help="address family of the lab, its clients and the endpoint"
-                   + (f" (ipv6 is refused: {cannot})" if cannot else ""))
-    p.set_defaults(family_cannot=cannot)
+                   help="address family of the lab, its clients and the endpoint")
 
 
 def family_of(args) -> int:
-    """4 or 6 from ``--family``; a UserError (one line, exit 2) when the scenario cannot do IPv6."""
-    family = FAMILIES[getattr(args, "family", "ipv4")]
-    cannot = getattr(args, "family_cannot", None)
-    if family == 6 and cannot:
-        raise UserError(f"--family ipv6: {cannot}")
-    return family
+    """4 or 6 from ``--family``."""
+    return FAMILIES[getattr(args, "family", "ipv4")]
 
 
 def url_host(addr: str) -> str:
