@@ -131,5 +131,5 @@ async def test_synflood_over_ipv6_cookies_keep_everyone_in(tmp_path, netns_avail
     assert_matches_schema(report, tmp_path)
     assert report["family"] == "ipv6" and report["config"]["family"] == 6
     on = report["headline"]["cookies"]
-    assert on["flood_sent"] > 5000 and on["success_rate"] == 1.0, on
+    assert on["flood_sent"] > 2000 and on["success_rate"] == 1.0, on
     assert on["SyncookiesSent"] > 1000 and on["legit_syn_retransmits"] == 0, on
