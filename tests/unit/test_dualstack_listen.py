@@ -188,3 +188,13 @@ def test_freebsd_netstat_names_the_listener_family():
     st.listen(82, 4, family=6, v6only=False)
     protos = [ln.split()[0] for ln in netstat_lan(st).splitlines()[2:]]
     assert protos == ["tcp4", "tcp6", "tcp46"]
+
+
+def test_ss_shows_a_dual_listeners_request_sock_with_the_local_address_of_its_family():
+    st = stack()
+    st.listen(80, 16, family=6)
+    syn4(st)
+    syn6(st)
+    rows = _ss(st)
+    assert ["[::ffff:198.18.1.1]:80", "[::ffff:198.18.0.1]:40000"] in rows
+    assert ["[2001:2:0:1::1]:80", "[2001:2::1]:40000"] in rows

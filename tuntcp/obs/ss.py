@@ -98,9 +98,13 @@ def _v6(lst) -> int:
     return 0 if lst is None or getattr(lst, "family", 4) == 4 else 2 if lst.v6only else 1
 
 
-def default_local(stack, lst) -> int:
-    """A wildcard listener's request socks: the stack's address when it has one."""
-    return lst.addr or (min(stack.addrs) if len(stack.addrs) == 1 else 0)
+def default_local(stack, lst, raddr: int = 0) -> int:
+    """A wildcard listener's request sock from ``raddr``: the stack's address of that family
+    when it has one (a dual stack has one per family)."""
+    if lst.addr:
+        return lst.addr
+    same = [a for a in stack.addrs if (a > 0xFFFFFFFF) == (raddr > 0xFFFFFFFF)] if raddr else list(stack.addrs)
+    return same[0] if len(same) == 1 else 0
 
 
 class Sock:
@@ -140,9 +144,8 @@ def sockets(stack, now: float | None = None) -> list[Sock]:
                          "tw" if tw else "queued" if id(c) in queued else "conn", timer,
                          _v6(getattr(c, "listener", None))))
     for lst in listeners:
-        local = default_local(stack, lst)
         for raddr, rport, num_timeout, _acked, expires in lst.queue_lengths().get("requests") or ():
-            rest.append(Sock("SYN-RECV", 0, 0, local, lst.port, raddr, rport, None, "req",
+            rest.append(Sock("SYN-RECV", 0, 0, default_local(stack, lst, raddr), lst.port, raddr, rport, None, "req",
                              ("on", (expires - now) * 1000, num_timeout), _v6(lst)))
     rest.sort(key=lambda s: (s.laddr, s.lport, s.raddr, s.rport))
     return rows + rest

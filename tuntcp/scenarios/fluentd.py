@@ -50,6 +50,7 @@ from tuntcp.scenarios.cli_common import out_option, progress, quiet_option, scen
 from tuntcp.scenarios.rig import begin, client_linear_timeouts, collect, family_of, family_option
 from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.report import percentiles, write_report
+from tuntcp.obs.ss import default_local
 from tuntcp.shell.apps import discard, guarded
 
 NEEDS_LAB = True        # tuntcp.cli checks privileges and --out before main()
@@ -183,10 +184,9 @@ def proc_net_tcp(stack, now: float, v6: bool = False) -> str:
                      f"{TCP_LISTEN:02X} 00000000:{q.get('accept', 0):08X} 00:00000000 00000000"
                      f"     0        0 0 1 0000000000000000")
         i += 1
-        local = lst.addr or (min(stack.addrs) if len(stack.addrs) == 1 else 0)
         for raddr, rport, num_timeout, _acked, expires in q.get("requests") or ():
             ttd = max(0, round((expires - now) * USER_HZ))
-            lines.append(f"{i:4d}: {h(local)}:{lst.port:04X} {h(raddr)}:{rport:04X} "
+            lines.append(f"{i:4d}: {h(default_local(stack, lst, raddr))}:{lst.port:04X} {h(raddr)}:{rport:04X} "
                          f"{TCP_SYN_RECV:02X} 00000000:00000000 01:{ttd:08X} {num_timeout:08X}"
                          f"     0        0 0 0 0000000000000000")
             i += 1
