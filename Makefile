@@ -46,12 +46,16 @@ fuzz: venv
 		tests/reliability/test_atheris.py
 
 # packetdrill's upstream TCP suite against the profile closest to the host kernel (virtual time,
-# no privileges); the scoreboard is committed under conformance/.
+# no privileges), once per family as run_all.py does (ipv4, ipv6 at MTU 1520); the scoreboards
+# are committed under conformance/ and conformance/ipv6/.
 PACKETDRILL ?= ../shared/packetdrill
 conformance: venv
 	$(BIN)/python -m tuntcp.cli drill --suite $(PACKETDRILL)/gtests/net/tcp \
 		--profile linux-6.18 \
 		--baseline $(PACKETDRILL)/host-baseline-linux-6.18.csv --out conformance
+	$(BIN)/python -m tuntcp.cli drill --suite $(PACKETDRILL)/gtests/net/tcp \
+		--profile linux-6.18 --ip_version ipv6 \
+		--baseline $(PACKETDRILL)/host-baseline-linux-6.18.csv --out conformance/ipv6
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis *.egg-info

@@ -1,5 +1,6 @@
 """One script, two implementations: every kernel-valid tests/drill/*.pkt under real packetdrill
-against the host kernel (the unit tier runs the same files against the model).
+against the host kernel, over each of packetdrill's --ip_version variants (the unit tier runs the
+same files against the model, in the same three variants).
 
 packetdrill is built from ../shared/packetdrill (read-only: copied into .build/packetdrill, which
 is gitignored; TUNTCP_PACKETDRILL_SRC names another copy). Without the source or a compiler the
@@ -20,8 +21,13 @@ from tuntcp.drill.headers import read_headers
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SCRIPTS = sorted(glob.glob(os.path.join(ROOT, "tests", "drill", "*.pkt")))
 BUILD = os.path.join(ROOT, ".build", "packetdrill")
-FLAGS = ["--ip_version=ipv4", "--local_ip=198.18.0.1", "--gateway_ip=198.18.0.1",
-         "--netmask_ip=255.255.0.0", "--remote_ip=198.19.2.1"]
+_V4 = ["--local_ip=198.18.0.1", "--gateway_ip=198.18.0.1", "--netmask_ip=255.255.0.0",
+       "--remote_ip=198.19.2.1"]
+# per --ip_version, as run_all.py runs each variant (IPv6 at MTU 1520: MSS 1460 as over IPv4)
+FLAGS = {"ipv4": ["--ip_version=ipv4", *_V4],
+         "ipv6": ["--ip_version=ipv6", "--mtu=1520", "--local_ip=fd3d:a0b:17d6::1",
+                  "--gateway_ip=fd3d:a0b:17d6:8888::1", "--remote_ip=fd3d:fa7b:d17d::1"],
+         "ipv4-mapped-ipv6": ["--ip_version=ipv4-mapped-ipv6", *_V4]}
 _n = itertools.count()
 
 
@@ -56,20 +62,21 @@ def _kernel_cases():
         with open(path) as f:
             h = read_headers(f.read())
         if h.kernel is not None:
-            yield pytest.param(path, h.kernel, id=os.path.basename(path))
+            for fam in FLAGS:
+                yield pytest.param(path, fam, h.kernel_defines(fam), id=f"{os.path.basename(path)}-{fam}")
 
 
 def test_some_scripts_are_kernel_valid():
-    assert len(list(_kernel_cases())) >= 5
+    assert len(list(_kernel_cases())) >= 5 * len(FLAGS)
 
 
-@pytest.mark.parametrize("path,defines", list(_kernel_cases()))
-def test_script_passes_on_host_kernel(packetdrill, path, defines):
+@pytest.mark.parametrize("path,ip_version,defines", list(_kernel_cases()))
+def test_script_passes_on_host_kernel(packetdrill, path, ip_version, defines):
     ns = f"tuntcp-{os.getpid()}-drill{next(_n)}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
         subprocess.run(["ip", "-netns", ns, "link", "set", "lo", "up"], check=True)
-        argv = ["ip", "netns", "exec", ns, packetdrill, *FLAGS,
+        argv = ["ip", "netns", "exec", ns, packetdrill, *FLAGS[ip_version],
                 *[f"-D{k}={v}" for k, v in defines.items()], os.path.basename(path)]
         r = subprocess.run(argv, cwd=os.path.dirname(path), capture_output=True, text=True, timeout=120)
     finally:

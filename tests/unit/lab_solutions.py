@@ -222,3 +222,20 @@ def freebsd_queue_wrong(report):
 
 
 SOLUTIONS.update({4: (synflood_right, synflood_wrong), 7: (freebsd_queue_right, freebsd_queue_wrong)})
+
+
+# ---- lab 9: drill (one script, two kernels) -----------------------------------------------------------
+
+def drill_right(report):
+    r = report["runs"]
+    return {"Q1": "linux-5.4", "Q2": 7, "Q3": r["linux-6.18"]["verdict"],
+            "Q4": r["linux-5.4"]["window_field"], "Q5": r["linux-5.4"]["window_field"] << 1, "Q6": "no"}
+
+
+def drill_wrong(report):
+    r = report["runs"]
+    return {"Q1": "linux-6.18", "Q2": 1, "Q3": "DIVERGENCE" if r["linux-6.18"]["verdict"] == "MATCH" else "MATCH",
+            "Q4": 50600, "Q5": r["linux-5.4"]["window_field"] << 7, "Q6": "yes"}
+
+
+SOLUTIONS.update({9: (drill_right, drill_wrong)})

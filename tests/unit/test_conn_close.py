@@ -1,8 +1,9 @@
 """FIN and RST in every state, TIME-WAIT, challenge ACKs (RFC 5961), PAWS (RFC 7323 5),
-close() with unread data, half-close. Peer ISN 0, ours ISS (see test_conn_delack)."""
+close() with unread data, half-close. Peer ISN 0, ours ISS (see test_conn_delack). The packet-only
+rules are tests/drill/fin-*.pkt, challenge-ack.pkt and paws.pkt."""
 import pytest
 
-from test_conn_delack import ISS, L, R, established
+from test_conn_delack import ISS, L, R, established, handshake
 from tuntcp.wire.segment import ACK, FIN, PSH, RST, SYN, Segment, TcpOptions
 
 M = 0xFFFFFFFF
@@ -16,7 +17,7 @@ def seg(flags, seq, ack=None, data=b"", ts=500, win=513):
 
 
 def to_state(name):
-    st, c, d = established()
+    st, c = established()
     t = 0.1
     if name in ("FIN-WAIT-1", "FIN-WAIT-2", "CLOSING", "TIME-WAIT"):
         c.shutdown_write(t)
@@ -115,16 +116,16 @@ def test_paws_drops_old_timestamp_and_dupacks():
 
 
 def test_active_close_fin_wait_and_time_wait_for_2msl():
-    st, c, d = established()
-    d.run("""
-0.100 %close
-0.100 > F. 1:1(0) ack 1 win * <TS val * ecr 100>
-0.110 < . 1:1(0) ack 2 win 513 <TS val 300 ecr 0>
-0.500 < F. 1:1(0) ack 2 win 513 <TS val 301 ecr 0>
-0.500 > . 2:2(0) ack 2 win * <TS val * ecr 301>
-5.000 < F. 1:1(0) ack 2 win 513 <TS val 302 ecr 0>
-5.000 > . 2:2(0) ack 2 win * <TS val * ecr 301>
-""", {"close": lambda dr: c.close(dr.now)})
+    d = handshake().run("""
+0.100 close(4) = 0
++0 > F. 1:1(0) ack 1 <nop,nop,TS val 1 ecr 100>
+0.110 < . 1:1(0) ack 2 win 513 <nop,nop,TS val 300 ecr 0>
+0.500 < F. 1:1(0) ack 2 win 513 <nop,nop,TS val 301 ecr 0>
++0 > . 2:2(0) ack 2 <nop,nop,TS val 1 ecr 301>
+5.000 < F. 1:1(0) ack 2 win 513 <nop,nop,TS val 302 ecr 0>
++0 > . 2:2(0) ack 2 <nop,nop,TS val 1 ecr 301>
+""")
+    st, c = d.stack, d.conn
     assert c.state == "TIME-WAIT"
     # the retransmitted FIN restarted the 60 s timer (RFC 9293 3.10.7.4)
     assert c.tw_at == pytest.approx(65.0)
@@ -152,14 +153,14 @@ def test_time_wait_keeps_one_deadline_the_2msl_timer():
 def test_passive_close_close_wait_last_ack():
     """Peer FIN -> CLOSE-WAIT; LAST-ACK -> CLOSED on the ACK of our FIN. No data was received,
     so ato is still 0 and the delayed ACK fires at once (tcp_send_delayed_ack with ato 0)."""
-    st, c, d = established()
-    d.run("""
-0.100 < F. 1:1(0) ack 1 win 513 <TS val 300 ecr 0>
-0.100 > . 1:1(0) ack 2 win * <TS val * ecr 300>
-0.110 %close
-0.110 > F. 1:1(0) ack 2 win * <TS val * ecr 300>
-0.120 < . 2:2(0) ack 2 win 513 <TS val 301 ecr 0>
-""", {"close": lambda dr: c.close(dr.now)}, settle=1.0)
+    d = handshake().run("""
+0.100 < F. 1:1(0) ack 1 win 513 <nop,nop,TS val 300 ecr 0>
++0 > . 1:1(0) ack 2 <nop,nop,TS val 1 ecr 300>
+0.110 close(4) = 0
++0 > F. 1:1(0) ack 2 <nop,nop,TS val 1 ecr 300>
+0.120 < . 2:2(0) ack 2 win 513 <nop,nop,TS val 301 ecr 0>
+""").settle(1.0)
+    st, c = d.stack, d.conn
     assert c.state == "CLOSED" and c.error is None and c.at_eof()
     assert st.counters["TcpCurrEstab"] == 0 and st.counters["TcpEstabResets"] == 0
 
@@ -167,13 +168,13 @@ def test_passive_close_close_wait_last_ack():
 def test_fin_ack_is_delayed_when_the_app_does_not_close():
     """tcp_fin enters ping-pong mode, so even in quick-ACK mode the FIN's ACK waits for the
     delayed-ACK timer (ato 40 ms once data has been received)."""
-    st, c, d = established()
-    d.run("""
-0.100 < P. 1:101(100) ack 1 win 513 <TS val 300 ecr 0>
-0.100 > . 1:1(0) ack 101 win * <TS val * ecr 300>
-0.200 < F. 101:101(0) ack 1 win 513 <TS val 301 ecr 0>
-0.240 > . 1:1(0) ack 102 win * <TS val * ecr 301>
-""", settle=1.0)
+    d = handshake().run("""
+0.100 < P. 1:101(100) ack 1 win 513 <nop,nop,TS val 300 ecr 0>
++0 > . 1:1(0) ack 101 <nop,nop,TS val 1 ecr 300>
+0.200 < F. 101:101(0) ack 1 win 513 <nop,nop,TS val 301 ecr 0>
+0.240 > . 1:1(0) ack 102 <nop,nop,TS val 1 ecr 301>
+""").settle(1.0)
+    c = d.conn
     assert c.dack.quick > 0 and not c.dack.in_pingpong()    # the delack timer then left ping-pong
     assert c.state == "CLOSE-WAIT" and not c.at_eof()   # 100 bytes still unread
     assert len(c.recv(1000, 0.3)) == 100 and c.at_eof()

@@ -1,52 +1,29 @@
 """Follow-ups found by integration runs: ts_recent never moves back (tcp_replace_ts_recent),
 HyStart and idle restart wired to the connection, receive-buffer autotuning
-(tcp_rcv_space_adjust) and tail loss probes (tcp_schedule_loss_probe). Fake clock throughout."""
-from drill import payload
+(tcp_rcv_space_adjust) and tail loss probes (tcp_schedule_loss_probe). Fake clock throughout.
+The packets of the ts_recent and loss-probe rules are tests/drill/paws-window.pkt,
+ts-recent-ofo.pkt and tlp-*.pkt; here they run once more for counters and state."""
+from drillrun import Drive
 from tuntcp.wire.segment import ACK, Segment, TcpOptions
-from test_conn_delack import acts, established
+from test_conn_delack import established
+
+
+def payload(offset: int, n: int) -> bytes:
+    """Stream content a reader can check: byte i is i % 251."""
+    return bytes((offset + i) % 251 for i in range(n))
 
 
 # ---------------------------------------------------------------- ts_recent (RFC 7323 4.3)
 
-def test_tsval_one_tick_older_passes_paws_but_does_not_lower_ts_recent():
-    """PAWS allows a TSval 1 below ts_recent (TCP_PAWS_WINDOW); tcp_paws_check(.., 0) in
-    tcp_replace_ts_recent then refuses to store it: the next ACK still echoes 300."""
-    st, c, d = established()
-    d.run("""
-0.100 < P. 1:1001(1000) ack 1 win 513 <TS val 300 ecr 0>
-0.100 > . 1:1(0) ack 1001 win * <TS val * ecr 300>
-0.200 < P. 1001:2001(1000) ack 1 win 513 <TS val 299 ecr 0>
-0.200 > . 1:1(0) ack 2001 win * <TS val * ecr 300>
-0.300 < . 2001:2001(0) ack 1 win 513 <TS val 299 ecr 0>
-""", acts(c), settle=0.5)
-    assert c.ts_recent == 300
-    assert c.bytes_received == 2000
-    assert st.counters.get("TcpExtPAWSEstab", 0) == 0
-
-
-def test_tsval_two_ticks_older_is_a_paws_drop():
-    st, c, d = established()
-    d.run("""
-0.100 < P. 1:1001(1000) ack 1 win 513 <TS val 300 ecr 0>
-0.100 > . 1:1(0) ack 1001 win * <TS val * ecr 300>
-0.200 < P. 1001:2001(1000) ack 1 win 513 <TS val 298 ecr 0>
-0.200 > . 1:1(0) ack 1001 win * <TS val * ecr 300>
-""", acts(c), settle=0.5)
-    assert st.counters["TcpExtPAWSEstab"] == 1
-    assert c.bytes_received == 1000 and c.ts_recent == 300
+def test_paws_window_of_one_tick_and_ts_recent_never_moves_back():
+    d = Drive().run_file("paws-window.pkt")
+    assert d.conn.ts_recent == 300
+    assert d.stack.counters["TcpExtPAWSEstab"] == 1          # the two-ticks-older one only
 
 
 def test_segment_beyond_rcv_wup_does_not_update_ts_recent():
-    """Out-of-order data (seq > rcv_wup) is acceptable but its TSval is not remembered; the
-    in-order segment that covers rcv_wup is."""
-    st, c, d = established()
-    d.run("""
-0.100 < P. 2001:3001(1000) ack 1 win 513 <TS val 500 ecr 0>
-0.100 > . 1:1(0) ack 1 win * <TS val * ecr 100,sack 2001:3001>
-0.200 < P. 1:1001(1000) ack 1 win 513 <TS val 400 ecr 0>
-0.200 > . 1:1(0) ack 1001 win * <TS val * ecr 400,sack 2001:3001>
-""", acts(c), settle=0.5)
-    assert c.ts_recent == 400
+    d = Drive().run_file("ts-recent-ofo.pkt")
+    assert d.conn.ts_recent == 400
 
 
 # ---------------------------------------------------------------- a bottleneck peer
@@ -115,7 +92,7 @@ class Bottleneck:
 def test_hystart_ack_train_ends_slow_start():
     """ACKs 1 ms apart over a 10 ms path: once a round's ACK train outlasts half the minimum
     RTT (cwnd >= 16, hystart_update), CUBIC leaves slow start with ssthresh = cwnd."""
-    st, c, d = established()
+    st, c = established()
     c.nodelay = True
     peer = Bottleneck(st, c, base_rtt=0.010, spacing=0.001)
     peer.write(2_000_000, 0.0)
@@ -129,7 +106,7 @@ def test_hystart_ack_train_ends_slow_start():
 def test_hystart_delay_increase_ends_slow_start():
     """ACKs 3 ms apart (no train) while the bottleneck queue grows: the round's minimum RTT
     exceeds delay_min + max(delay_min / 8, 4 ms) after 8 samples: delay detection."""
-    st, c, d = established()
+    st, c = established()
     c.nodelay = True
     peer = Bottleneck(st, c, base_rtt=0.010, spacing=0.003)
     peer.write(2_000_000, 0.0)
@@ -141,7 +118,7 @@ def test_hystart_delay_increase_ends_slow_start():
 
 
 def test_reno_has_no_hystart():
-    st, c, d = established(overrides=["net.ipv4.tcp_congestion_control=reno"])
+    st, c = established(overrides=["net.ipv4.tcp_congestion_control=reno"])
     c.nodelay = True
     peer = Bottleneck(st, c, base_rtt=0.010, spacing=0.001)
     peer.write(2_000_000, 0.0)
@@ -152,7 +129,7 @@ def test_reno_has_no_hystart():
 # ---------------------------------------------------------------- idle restart (RFC 5681 4.1)
 
 def _grow_then_idle(overrides, idle):
-    st, c, d = established(overrides=overrides)
+    st, c = established(overrides=overrides)
     c.nodelay = True
     peer = Bottleneck(st, c, base_rtt=0.010, spacing=0.0001)
     peer.write(60 * 1448, 0.0)
@@ -220,7 +197,7 @@ def test_autotuning_grows_rcvbuf_and_window_for_a_reading_application():
     """tcp_rcv_space_adjust: an unlocked buffer that the application drains grows toward
     tcp_rmem[2]; window_clamp follows; the advertised window leaves the 64 KB of the default
     131072-byte buffer far behind. info() shows rcv_space and the receiver RTT."""
-    st, c, d = established()
+    st, c = established()
     p = c.profile
     assert c.win.rcvbuf == p["net.ipv4.tcp_rmem"][1] == 131072
     start = c.rcvq_space
@@ -240,7 +217,7 @@ def test_autotuning_first_step_numbers():
     receiver RTT: rcvwin = 2 * 28960 + 16 * 1448 = 81088, grown by 2 * 81088 * 14480 / 14480
     -> 243264; SKB_TRUESIZE(1448 + 320) = 2344 rounded up by 128 until half of it holds
     1448: 2984; rcvbuf = 243264 // 1448 * 2984 = 501312; window_clamp = 250656."""
-    st, c, d = established()
+    st, c = established()
     assert c.rcvq_space == 14480
     c.rcv_rtt = 0.010
     c.rcvq_time = 0.0
@@ -257,7 +234,7 @@ def test_autotuning_first_step_numbers():
 def test_locked_rcvbuf_is_never_autotuned():
     """SO_RCVBUF sets SOCK_RCVBUF_LOCK (the Kafka broker's socket.receive.buffer.bytes):
     rcvq_space is still measured but the buffer and clamp stay as set."""
-    st, c, d = established(rcvbuf=102400)
+    st, c = established(rcvbuf=102400)
     buf, clamp = c.win.rcvbuf, c.win.window_clamp
     best = _bulk_ingest(st, c, 30)
     assert (c.win.rcvbuf, c.win.window_clamp) == (buf, clamp)
@@ -265,13 +242,13 @@ def test_locked_rcvbuf_is_never_autotuned():
 
 
 def test_moderate_rcvbuf_off_keeps_the_default_buffer():
-    st, c, d = established(overrides=["net.ipv4.tcp_moderate_rcvbuf=0"])
+    st, c = established(overrides=["net.ipv4.tcp_moderate_rcvbuf=0"])
     best = _bulk_ingest(st, c, 30)
     assert c.win.rcvbuf == 131072 and best <= 65536
 
 
 def test_application_not_reading_does_not_grow_the_buffer():
-    st, c, d = established()
+    st, c = established()
     _bulk_ingest(st, c, 10, read=False)
     assert c.win.rcvbuf == 131072
 
@@ -279,91 +256,42 @@ def test_application_not_reading_does_not_grow_the_buffer():
 # ---------------------------------------------------------------- tail loss probe (RFC 8985 7)
 
 def test_single_segment_tail_loss_probe_instead_of_rto():
-    """One segment out: PTO = 2 srtt + TCP_RTO_MIN = 0.22 s, capped by the RTO (0.21 s). The
-    probe resends the last segment; no RTO, no backoff, cwnd untouched."""
-    st, c, d = established()
-    c.nodelay = True
-    d.run("""
-0.000 %send 1000
-0.000 > P. 1:1001(1000) ack 1 win * <TS val * ecr 100>
-0.210 > P. 1:1001(1000) ack 1 win * <TS val * ecr 100>
-0.220 < . 1:1(0) ack 1001 win 513 <TS val 300 ecr 0>
-""", acts(c), settle=1.0)
+    d = Drive().run_file("tlp-single.pkt").settle(1.0)
+    c, st = d.conn, d.stack
     assert st.counters["TcpExtTCPLossProbes"] == 1
     assert st.counters.get("TcpExtTCPTimeouts", 0) == 0
     assert c.cc.cwnd == 10 and c.rto.backoffs == 0 and c.rtx_at is None
 
 
 def test_tail_of_a_flight_probe_after_two_srtt_then_rto_a_full_rto_later():
-    """Two segments still out after an ACK at 10 ms: PTO = 2 * 10 ms + 2 ms; the probe resends
-    the last segment; the RTO is then armed a full RTO after the probe."""
-    st, c, d = established()
-    c.nodelay = True
-    d.run("""
-0.000 %send 7240
-0.000 > . 1:1449(1448) ack 1 win * <TS val * ecr 100>
-0.000 > . 1449:2897(1448) ack 1 win * <TS val * ecr 100>
-0.000 > . 2897:4345(1448) ack 1 win * <TS val * ecr 100>
-0.000 > . 4345:5793(1448) ack 1 win * <TS val * ecr 100>
-0.000 > P. 5793:7241(1448) ack 1 win * <TS val * ecr 100>
-0.010 < . 1:1(0) ack 4345 win 513 <TS val 300 ecr 0>
-0.032 > P. 5793:7241(1448) ack 1 win * <TS val * ecr 300>
-0.242 > . 4345:5793(1448) ack 1 win * <TS val * ecr 300>
-""", acts(c), settle=0.1, strict=False)
-    assert st.counters["TcpExtTCPLossProbes"] == 1
-    assert st.counters["TcpExtTCPTimeouts"] == 1
+    d = Drive().run_file("tlp-tail.pkt", exact=True)
+    assert d.stack.counters["TcpExtTCPLossProbes"] == 1
+    assert d.stack.counters["TcpExtTCPTimeouts"] == 1
 
 
 def test_probe_sends_new_data_when_the_window_allows():
-    """cwnd-limited with data queued: the probe is the next new segment (cwnd ignored), not
-    a retransmission."""
-    st, c, d = established(sndbuf=65536)
-    c.nodelay = True
-    lines = ["0.000 %send 28960"]
-    for i in range(10):
-        lines.append(f"0.000 > . {1 + i * 1448}:{1 + (i + 1) * 1448}(1448) ack 1 win * <TS val * ecr 100>")
-    lines.append("0.022 > . 14481:15929(1448) ack 1 win * <TS val * ecr 100>")
-    d.run("\n".join(lines), acts(c), settle=0.1, strict=False)
-    assert st.counters["TcpExtTCPLossProbes"] == 1
-    assert st.counters.get("TcpRetransSegs", 0) == 0
+    d = Drive().run_file("tlp-new-data.pkt", exact=True)
+    c = d.conn
+    assert d.stack.counters["TcpExtTCPLossProbes"] == 1
+    assert d.stack.counters.get("TcpRetransSegs", 0) == 0
     assert c.tlp_high_seq == c.snd_max and not c.tlp_retrans
 
 
-def _probe_then(ack_line):
-    st, c, d = established()
-    c.nodelay = True
-    d.run(f"""
-0.000 %send 1000
-0.000 > P. 1:1001(1000) ack 1 win * <TS val * ecr 100>
-0.210 > P. 1:1001(1000) ack 1 win * <TS val * ecr 100>
-{ack_line}
-0.300 %send 1000
-0.300 > P. 1001:2001(1000) ack 1 win * <TS val * ecr *>
-0.310 < . 1:1(0) ack 2001 win 513 <TS val 310 ecr 0>
-""", acts(c), settle=0.5)
-    return st, c
-
-
 def test_probe_that_repaired_a_loss_reduces_cwnd_once():
-    """tcp_process_tlp_ack: the ACK reaches tlp_high_seq without a D-SACK, and a later ACK goes
-    beyond it: the probe repaired a loss: CUBIC's reduction to 717/1024 of cwnd,
-    TcpExtTCPLossProbeRecovery."""
-    st, c = _probe_then("0.220 < . 1:1(0) ack 1001 win 513 <TS val 300 ecr 0>")
-    assert st.counters["TcpExtTCPLossProbeRecovery"] == 1
-    assert c.cc.ssthresh == 7 and c.cc.cwnd == 7
-    assert c.tlp_high_seq is None
+    d = Drive().run_file("tlp-recovery.pkt").settle(0.5)
+    assert d.stack.counters["TcpExtTCPLossProbeRecovery"] == 1
+    assert d.conn.tlp_high_seq is None
 
 
 def test_dsack_for_the_probe_means_no_loss():
-    """The original and the probe both arrived: the peer D-SACKs the probe: no reduction."""
-    st, c = _probe_then("0.220 < . 1:1(0) ack 1001 win 513 <nop,nop,TS val 300 ecr 0,nop,nop,sack 1:1001>")
-    assert st.counters.get("TcpExtTCPLossProbeRecovery", 0) == 0
-    assert c.cc.cwnd >= 10 and c.tlp_high_seq is None
+    d = Drive().run_file("tlp-dsack.pkt").settle(0.5)
+    assert d.stack.counters.get("TcpExtTCPLossProbeRecovery", 0) == 0
+    assert d.conn.tlp_high_seq is None
 
 
 def test_no_probe_without_sack_or_on_freebsd():
     for kw in ({"sack": False}, {"profile": "freebsd-14"}):
-        st, c, d = established(**kw)
+        st, c = established(**kw)
         c.nodelay = True
         c.send(payload(0, 1000), 0.0)
         assert c.rtx_kind == "rtx"
@@ -375,16 +303,14 @@ def test_no_probe_without_sack_or_on_freebsd():
 # ---------------------------------------------------------------- receive queue
 
 def test_reads_of_any_size_return_the_stream_in_order():
-    """The receive queue keeps payloads as chunks; reads cut across them."""
-    st, c, d = established()
-    d.run("""
-0.100 < P. 1:1449(1448) ack 1 win 513 <TS val 300 ecr 0>
-0.100 > . 1:1(0) ack 1449 win * <TS val * ecr 300>
-0.101 < P. 1449:2897(1448) ack 1 win 513 <TS val 301 ecr 0>
-0.101 > . 1:1(0) ack 2897 win * <TS val * ecr 301>
-0.102 < P. 2897:3001(104) ack 1 win 513 <TS val 302 ecr 0>
-0.102 > . 1:1(0) ack 3001 win * <TS val * ecr 302>
-""", acts(c), settle=0.01)
+    """The receive queue keeps payloads as chunks; reads cut across them. (Segments built by
+    hand: a script's payload is zeros, and this checks the bytes.)"""
+    st, c = established()
+    for seq, n in ((1, 1448), (1449, 1448), (2897, 104)):
+        st.receive_segment(Segment(c.raddr, c.laddr, c.rport, c.lport, seq=seq, ack=c.snd_una, flags=ACK,
+                                   window=513, options=TcpOptions(ts=(300 + seq, 0)),
+                                   payload=payload(seq - 1, n)), 0.1)
+    assert c.readable() == 3000
     got = b""
     for n in (1000, 1, 1500, 7, 10000):
         part = c.recv(n, 0.2)
@@ -398,7 +324,7 @@ def test_lost_retransmit_skips_acked_entries_behind_unacked_ones():
     cumulative ACK covers it while an earlier entry (SACKed) is still above snd_una, it must be
     dropped, not resent from snd_una with a length computed from a range below snd_una (that
     sent the whole send queue as one segment)."""
-    st, c, d = established()
+    st, c = established()
     c.nodelay = True
     c.send(payload(0, 7240), 0.0)
     st.take_output()
@@ -418,19 +344,9 @@ def test_lost_retransmit_skips_acked_entries_behind_unacked_ones():
 
 
 def test_a_write_that_sends_nothing_leaves_the_probe_armed():
-    """The application writes more while cwnd is full: tcp_write_xmit sends nothing and does
-    not touch the timer, so the loss probe still goes at 22 ms (not an RTO at 210 ms)."""
-    st, c, d = established(sndbuf=65536)
-    c.nodelay = True
-    lines = ["0.000 %send 14480"]
-    for i in range(10):
-        flag = "P." if i == 9 else "."
-        lines.append(f"0.000 > {flag} {1 + i * 1448}:{1 + (i + 1) * 1448}(1448) ack 1 win * <TS val * ecr 100>")
-    lines += ["0.010 %send 1448",
-              "0.022 > P. 14481:15929(1448) ack 1 win * <TS val * ecr 100>"]
-    d.run("\n".join(lines), acts(c), settle=0.1, strict=False)
-    assert st.counters["TcpExtTCPLossProbes"] == 1
-    assert st.counters.get("TcpExtTCPTimeouts", 0) == 0
+    d = Drive().run_file("tlp-write-nothing.pkt", exact=True)
+    assert d.stack.counters["TcpExtTCPLossProbes"] == 1
+    assert d.stack.counters.get("TcpExtTCPTimeouts", 0) == 0
 
 
 def test_so_rcvbuf_on_an_established_socket_has_one_owner():
@@ -438,7 +354,7 @@ def test_so_rcvbuf_on_an_established_socket_has_one_owner():
     held once, by the receive window (it used to keep the raw value there and the doubled one
     on the connection)."""
     from test_conn_delack import established
-    st, c, d = established()
+    st, c = established()
     assert not c.rcvbuf_locked
     c.set_rcvbuf(16384)
     assert c.rcvbuf == c.win.rcvbuf == 32768 and c.rcvbuf_locked and c.win.rcvbuf_locked

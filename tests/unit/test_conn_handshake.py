@@ -1,8 +1,9 @@
 """Active open, option negotiation both ways, SYN retransmission, simultaneous open and the
-passive child created from HandshakeParams (RFC 9293 3.5, RFC 7323, tcp_connect_init)."""
+passive child created from HandshakeParams (RFC 9293 3.5, RFC 7323, tcp_connect_init). The
+active-open packets are tests/drill/active-open*.pkt; here they run again for counters."""
 import pytest
 
-from drill import Drill
+from drillrun import Drive
 from test_conn_delack import ISS, L, R, established
 from tuntcp.host.stack import Stack
 from tuntcp.host.encode import SegmentRecorder
@@ -12,74 +13,31 @@ from tuntcp.wire.segment import ACK, SYN
 LPORT, RPORT = 40000, 80
 
 
-def active(profile="linux-6.1", overrides=None, rcvbuf=None):
-    st = Stack(get_profile(profile, overrides), addrs={L}, secret=b"s" * 16, encoder=SegmentRecorder())
-    d = Drill(st, local=("192.0.2.1", LPORT), remote=("192.0.2.2", RPORT))
-    box = {}
-
-    def connect(dr):
-        box["c"] = st.connect(L, R, RPORT, dr.now, lport=LPORT, rcvbuf=rcvbuf)
-    return st, d, box, {"connect": connect}
+def first_syn(overrides=None, rcvbuf=None):
+    st = Stack(get_profile("linux-6.1", overrides), addrs={L}, secret=b"s" * 16, encoder=SegmentRecorder())
+    st.connect(L, R, RPORT, 0.0, lport=LPORT, rcvbuf=rcvbuf)
+    return st.take_output()[0]
 
 
-def test_active_open_linux_options_and_window_scaling():
-    """SYN: mss 1460, sackOK, TS, wscale 7 (tcp_rmem[2] 6 MiB), window 64240 = 44 * 1460,
-    never scaled; the SYN-ACK's window is not scaled either; later windows are (502 << 7)."""
-    st, d, box, a = active()
-    d.run("""
-0.000 %connect
-0.000 > S 0:0(0) win 64240 <mss 1460,sackOK,TS val * ecr 0,nop,wscale 7>
-0.010 < S. 0:0(0) ack 1 win 65535 <mss 1400,sackOK,TS val 500 ecr 0,nop,wscale 8>
-0.010 > . 1:1(0) ack 1 win 502 <nop,nop,TS val * ecr 500>
-""", a)
-    c = box["c"]
-    assert c.state == "ESTABLISHED"
-    assert (c.snd_wscale, c.rcv_wscale) == (8, 7)
-    assert c.snd_wnd == 65535                  # the SYN-ACK's window is taken unscaled
-    assert c.mss == 1400 - 12 and c.advmss == 1448
-    assert c.ts_ok and c.sack_ok
-    assert st.counters["TcpActiveOpens"] == 1 and st.counters["TcpCurrEstab"] == 1
-    assert c.rto.srtt == pytest.approx(0.010)
-    info = c.info()
-    assert (info["snd_wscale"], info["rcv_wscale"], info["mss"]) == (8, 7, 1388)
+def test_active_open_counts_and_rtt():
+    d = Drive().run_file("active-open.pkt")
+    c = d.conn
+    assert d.stack.counters["TcpActiveOpens"] == 1 and d.stack.counters["TcpCurrEstab"] == 1
+    assert c.rto.srtt == pytest.approx(0.010 * 7 / 8 + 0.050 / 8)     # the SYN, then the data
+    assert c.snd_wnd == 300 << 8                # after the SYN-ACK, windows are scaled
 
 
-def test_retransmitted_synack_after_establishment_is_reacked():
-    """Our third ACK was lost: the SYN-ACK comes again and is answered with an ACK (a
-    challenge ACK, tcp_validate_incoming), which lets the listener finish."""
-    st, d, box, a = active()
-    d.run("""
-0.000 %connect
-0.000 > S 0:0(0) win 64240 <mss 1460,sackOK,TS val * ecr 0,nop,wscale 7>
-0.010 < S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 500 ecr 0,nop,wscale 7>
-0.010 > . 1:1(0) ack 1 win 502 <nop,nop,TS val * ecr 500>
-1.010 < S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 1500 ecr 0,nop,wscale 7>
-1.010 > . 1:1(0) ack 1 win 502 <nop,nop,TS val * ecr 500>
-""", a)
-    assert box["c"].state == "ESTABLISHED"
-
-
-def test_peer_without_options_gets_plain_segments():
-    """No wscale/TS/SACK from the peer: our shift becomes 0, no TS on data, MSS 536 default."""
-    st, d, box, a = active()
-    d.run("""
-0.000 %connect
-0.000 > S 0:0(0) win 64240 <mss 1460,sackOK,TS val * ecr 0,nop,wscale 7>
-0.010 < S. 0:0(0) ack 1 win 8192
-0.010 > . 1:1(0) ack 1 win 64240
-""", a)
-    c = box["c"]
-    assert (c.snd_wscale, c.rcv_wscale, c.ts_ok, c.sack_ok, c.mss) == (0, 0, False, False, 536)
+def test_rst_to_syn_is_connection_refused():
+    d = Drive().run_file("active-open-refused.pkt")
+    assert d.conn.error == "refused" and d.conn.state == "CLOSED"
+    assert d.stack.counters["TcpAttemptFails"] == 1
 
 
 @pytest.mark.parametrize("knob,absent", [("net.ipv4.tcp_timestamps=0", "ts"),
                                          ("net.ipv4.tcp_sack=0", "sack_ok"),
                                          ("net.ipv4.tcp_window_scaling=0", "wscale")])
 def test_syn_options_follow_the_profile(knob, absent):
-    st, d, box, a = active(overrides=[knob])
-    a["connect"](d)
-    syn = st.take_output()[0]
-    o = syn.options
+    o = first_syn(overrides=[knob]).options
     assert o.mss == 1460
     got = {"ts": o.ts is not None, "sack_ok": o.sack_ok, "wscale": o.wscale is not None}
     assert got.pop(absent) is False
@@ -89,10 +47,7 @@ def test_syn_options_follow_the_profile(knob, absent):
 def test_so_rcvbuf_before_connect_clamps_the_shift():
     """tcp_connect_init: a locked SO_RCVBUF clamps window_clamp to the full space, so the
     shift follows the buffer (SO_RCVBUF 65536 -> sk_rcvbuf 131072 -> 64 KB -> wscale 1)."""
-    st, d, box, a = active(rcvbuf=65536)
-    a["connect"](d)
-    syn = st.take_output()[0]
-    assert syn.options.wscale == 1
+    assert first_syn(rcvbuf=65536).options.wscale == 1
 
 
 @pytest.mark.parametrize("profile,times,fail_at", [
@@ -117,30 +72,6 @@ def test_syn_retransmission_schedule_and_timeout(profile, times, fail_at):
     assert st.counters["TcpAttemptFails"] == 1
     assert st.counters["TcpExtTCPSynRetrans"] == len(times) - 1
     assert st.next_deadline() is None and c.key not in st.conns
-
-
-def test_rst_to_syn_is_connection_refused():
-    st, d, box, a = active()
-    d.run("""
-0.000 %connect
-0.000 > S 0:0(0) win 64240 <...>
-0.010 < R. 0:0(0) ack 1 win 0
-""", a)
-    assert box["c"].error == "refused" and box["c"].state == "CLOSED"
-
-
-def test_syn_sent_ignores_rst_without_ack_and_resets_bad_ack():
-    """RFC 9293 3.10.7.3: a RST without an acceptable ACK is dropped; an unacceptable ACK
-    gets <SEQ=SEG.ACK><CTL=RST>."""
-    st, d, box, a = active()
-    d.run("""
-0.000 %connect
-0.000 > S 0:0(0) win 64240 <...>
-0.010 < R 0:0(0) win 0
-0.020 < S. 0:0(0) ack 77 win 65535
-0.020 > R 77:77(0) win 0
-""", a)
-    assert box["c"].state == "SYN-SENT"
 
 
 def crossed_syns():
@@ -178,7 +109,7 @@ def test_simultaneous_open():
 
 def test_passive_child_from_handshake_params():
     """tcp_create_openreq_child: MSS and advmss lose the 12 TS bytes; RTT seeds the RTO."""
-    st, c, d = established()
+    st, c = established()
     assert c.state == "ESTABLISHED"
     assert (c.mss, c.advmss) == (1448, 1448)
     assert c.snd_wnd == 65535 << 7
@@ -190,7 +121,7 @@ def test_passive_child_from_handshake_params():
 
 def test_retransmitted_synack_means_3s_rto():
     """RFC 6298 5.7: no RTT sample after a retransmitted SYN-ACK -> RTO 3 s."""
-    st, c, d = established(rtt=None)
+    st, c = established(rtt=None)
     assert c.rto.rto == pytest.approx(3.0)
 
 

@@ -8,7 +8,7 @@ NAMES = ("TcpExtTCPWantZeroWindowAdv", "TcpExtTCPToZeroWindowAdv", "TcpExtTCPFro
 
 
 def test_zero_window_closed_and_reopened_counts_like_tcp_select_window():
-    st, c, d = established(rcvbuf=8192)
+    st, c = established(rcvbuf=8192)
     zw = lambda: tuple(st.counters[n] for n in NAMES)       # noqa: E731
     assert c.win.rcv_wnd == 7240 and c.rcv_wscale == 0
     t = 0.1

@@ -149,6 +149,15 @@ def freebsd_queue_report(backlog=4, rexmt=1, split_delay=0.53):
             "profiles": {}, "counters": {}}
 
 
+def drill_report(field=528):
+    """scenarios/drill_lab.py: runs.<profile>.verdict/message/window_field."""
+    msg = (f"cookie-rcvbuf-wscale.pkt:26: error handling packet: live packet field tcp_window: "
+           f"expected: 50600 vs actual: {field}")
+    return {"scenario": "drill-cookie-wscale", "config": {"profiles": ["linux-5.4", "linux-6.18"]},
+            "runs": {"linux-5.4": {"verdict": "DIVERGENCE", "message": msg, "window_field": field},
+                     "linux-6.18": {"verdict": "MATCH", "message": "", "window_field": 50600}}}
+
+
 REPORTS = {
     1: [storm_report(), storm_report(ratio=4.0, cookies=1)],
     2: [slow_accept_report(), slow_accept_report(backlog=8, overflows=12, resets=6, clients=30)],
@@ -160,7 +169,33 @@ REPORTS = {
                                                    cookie_bare=12.0)],
     7: [freebsd_queue_report(), freebsd_queue_report(backlog=10, rexmt=3, split_delay=1.2)],
     8: [reverse_check_report(), reverse_check_report("buggy", 1, 7, 63, "5.4.0-42-generic")],
+    9: [drill_report(), drill_report(field=400)],
 }
+
+
+def test_lab_9_runs_for_real_without_privileges_then_checks(tmp_path, capsys, monkeypatch):
+    """The drill lab is virtual time: `lab run 9` needs no namespace (a missing CAP_NET_ADMIN
+    does not stop it), the bug shows on linux-5.4 only, and the key derived from this run passes
+    through `lab check` while each wrong answer fails on its own."""
+    from tuntcp.harness import netns
+    monkeypatch.setattr(netns, "privilege_problem", lambda: "tuntcp needs CAP_NET_ADMIN (run as root)")
+    out = tmp_path / "lab-09"
+    assert tuntcp(["lab", "run", "9", "--out", str(out)]) == 0
+    capsys.readouterr()
+    report = json.loads((out / "report.json").read_text())
+    assert report["runs"]["linux-5.4"]["verdict"] == "DIVERGENCE"
+    assert report["runs"]["linux-5.4"]["window_field"] == 528      # shift 7 on an announced 1
+    assert report["runs"]["linux-6.18"]["verdict"] == "MATCH"
+    right, wrong = SOLUTIONS[9]
+    good = tmp_path / "answers.json"
+    good.write_text(json.dumps(right(report)))
+    assert tuntcp(["lab", "check", "9", "--answers", str(good), "--report", str(out)]) == 0
+    capsys.readouterr()
+    for qid, bad in wrong(report).items():
+        f = tmp_path / f"wrong-{qid}.json"
+        f.write_text(json.dumps({**right(report), qid: bad}))
+        assert tuntcp(["lab", "check", "9", "--answers", str(f), "--report", str(out)]) == 1, qid
+        assert [ln.split()[0] for ln in capsys.readouterr().out.splitlines() if "FAIL" in ln] == [qid]
 
 
 def cases():

@@ -1,31 +1,40 @@
-"""Listen-path events: a Stack driven by drill scripts, the JSON lines it logs, their schema,
-and `tuntcp events FILE`."""
+"""Listen-path events: a Stack driven by packetdrill scripts (tuntcp's runner, through
+tests/unit/drillrun.py), the JSON lines it logs, their schema, and `tuntcp events FILE`."""
 import io
 import json
 import re
 
 import pytest
-from drill import Drill
 
-from tuntcp.host import SegmentRecorder, Stack
+from drillrun import Drive
 from tuntcp.obs import events as E
-from tuntcp.profiles import get_profile
 from tuntcp.wire.codec import ip_int
 
 L, R = "192.0.2.1", "192.0.2.2"
-SYN_OPTS = "<mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7>"
+SYN = "< S 0:0(0) win 65535 <mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7>"
+ACK = "< . 1:1(0) ack 1 win 513 <nop,nop,TS val 200 ecr 200>"     # ecr: our SYN-ACK's TS val
 
 
-def _run(profile, script, *, backlog=8, overrides=None, rcvbuf=None, actions=None, **listen_kw):
+def SA(ws=7):
+    return f"> S. 0:0(0) ack 1 <mss 1460,sackOK,TS val 200 ecr 100,nop,wscale {ws}>"
+
+
+def _run(profile, steps, *, backlog=8, overrides=None, rcvbuf=None, defer_accept=0):
+    """``steps``: (remote port, script lines) in order; the listener is fd 3 on port 8080,
+    non-blocking, so that an accept() line only moves the clock when nothing is queued."""
     buf = io.StringIO()
     log = E.EventLog(buf)
-    st = Stack(get_profile(profile, overrides), addrs={ip_int(L)}, secret=b"k" * 16,
-               encoder=SegmentRecorder(), log=log)
-    lst = st.listen(8080, backlog, rcvbuf=rcvbuf, **listen_kw)
-    d = Drill(st, local=(L, 8080), remote=(R, 40000))
-    acts = {"accept": lambda d: lst.accept()}
-    acts.update(actions or {})
-    d.run(script, actions=acts, strict=False)
+    d = Drive(profile, overrides, log=log, local_ip=L, remote_ip=R)
+    opts = "".join(f"+0 setsockopt(3, {lvl}, {name}, [{v}], 4) = 0\n" for lvl, name, v in (
+        ("SOL_SOCKET", "SO_RCVBUF", rcvbuf), ("IPPROTO_TCP", "TCP_DEFER_ACCEPT", defer_accept)) if v)
+    d.run(f"""0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0
+{opts}+0 bind(3, ..., ...) = 0
++0 listen(3, {backlog}) = 0
++0 fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK) = 0
+""")
+    for port, text in steps:
+        d.port(port).run(text)
     log.flush()
     return [json.loads(x) for x in buf.getvalue().splitlines()]
 
@@ -35,11 +44,7 @@ def _kinds(evs, *skip):
 
 
 def test_syn_queued_then_accept_queued_with_the_same_wscale():
-    evs = _run("linux-6.1", f"""
-0.000 < S 0:0(0) win 65535 {SYN_OPTS}
-+0    > S. 0:0(0) ack 1 <...>
-+.1   < . 1:1(0) ack 1 win 513 <nop,nop,TS val 200 ecr *>
-""")
+    evs = _run("linux-6.1", [(40000, f"+0 {SYN}\n+0 {SA()}\n+.1 {ACK}\n")])
     assert _kinds(evs) == ["syn_queued", "accept_queued"]
     q, a = [e for e in evs if e["kind"] != "tcp_state"]
     assert q["raddr"] == R and q["laddr"] == L and q["rport"] == 40000 and q["lport"] == 8080
@@ -49,77 +54,52 @@ def test_syn_queued_then_accept_queued_with_the_same_wscale():
 
 
 def test_synack_retransmits_by_timer_and_dup_syn_then_expiry():
-    evs = _run("linux-6.1", f"""
-0.000 < S 0:0(0) win 65535 {SYN_OPTS}
-+0    > S. 0:0(0) ack 1 <...>
-+.5   < S 0:0(0) win 65535 {SYN_OPTS}
-+0    > S. 0:0(0) ack 1 <...>
-+1    > S. 0:0(0) ack 1 <...>
-""", overrides=["net.ipv4.tcp_synack_retries=1"])
+    evs = _run("linux-6.1", [(40000, f"+0 {SYN}\n+0 {SA()}\n+.5 {SYN}\n+0 {SA()}\n+1 {SA()}\n")],
+               overrides=["net.ipv4.tcp_synack_retries=1"])
     # the resent SYN re-arms the timer: the next resend is 1 s after it
     rtx = [(e["reason"], e["retrans"], e["t"]) for e in evs if e["kind"] == "synack_retransmit"]
     assert rtx == [("dup_syn", 1, 0.5), ("timer", 2, 1.5)]
-    ev = _run("linux-6.1", f"""
-0.000 < S 0:0(0) win 65535 {SYN_OPTS}
-+0    > S. 0:0(0) ack 1 <...>
-+1    > S. 0:0(0) ack 1 <...>
-+5    %accept
-""", overrides=["net.ipv4.tcp_synack_retries=1"])
+    ev = _run("linux-6.1", [(40000, f"+0 {SYN}\n+0 {SA()}\n+1 {SA()}\n"
+                                    "+5 accept(3, ..., ...) = -1 EAGAIN (Resource temporarily unavailable)\n")],
+              overrides=["net.ipv4.tcp_synack_retries=1"])
     exp = [e for e in ev if e["kind"] == "syn_expired"]
     assert len(exp) == 1 and exp[0]["t"] == 3.0 and exp[0]["retrans"] == 1 and not exp[0]["acked"]
 
 
 def test_full_accept_queue_drops_syns_and_acks_and_abort_on_overflow_resets():
     # backlog 2: three children fill the accept queue (sk_acceptq_is_full is "> backlog")
-    ack = "1:1(0) ack 1 win 513 <nop,nop,TS val 200 ecr *>"
-    script = f"""
-0.000 < S 0:0(0) win 65535 {SYN_OPTS}
-+0    > S. 0:0(0) ack 1 <...>
-+0    < S 0:0(0) win 65535 port 40001 {SYN_OPTS}
-+0    > S. 0:0(0) ack 1 port 40001 <...>
-+.01  < . {ack}
-+0    < . 1:1(0) ack 1 win 513 port 40001 <nop,nop,TS val 200 ecr *>
-+0    < S 0:0(0) win 65535 port 40002 {SYN_OPTS}
-+0    > S. 0:0(0) ack 1 port 40002 <...>
-+0    < S 0:0(0) win 65535 port 40004 {SYN_OPTS}
-+0    > S. 0:0(0) ack 1 port 40004 <...>
-+0    < . 1:1(0) ack 1 win 513 port 40002 <nop,nop,TS val 200 ecr *>
-+0    < S 0:0(0) win 65535 port 40003 {SYN_OPTS}
-+0    < . 1:1(0) ack 1 win 513 port 40004 <nop,nop,TS val 200 ecr *>
-"""
-    evs = _run("linux-6.1", script, backlog=2)
+    steps = [(40000, f"+0 {SYN}\n+0 {SA()}\n"), (40001, f"+0 {SYN}\n+0 {SA()}\n"),
+             (40000, f"+.01 {ACK}\n"), (40001, f"+0 {ACK}\n"),
+             (40002, f"+0 {SYN}\n+0 {SA()}\n"), (40004, f"+0 {SYN}\n+0 {SA()}\n"),
+             (40002, f"+0 {ACK}\n"), (40003, f"+0 {SYN}\n"), (40004, f"+0 {ACK}\n")]
+    evs = _run("linux-6.1", steps, backlog=2)
     drops = [e for e in evs if e["kind"] == "syn_drop"]
     assert [(e["reason"], e["rport"], e["accept"], e["backlog"]) for e in drops] == [
         ("accept_queue_full", 40003, 3, 2)]
     over = [e for e in evs if e["kind"] == "accept_overflow"]
     assert [(e["path"], e["action"], e["rport"], e["accept"]) for e in over] == [
         ("synq", "drop_ack", 40004, 3)]
-    evs = _run("linux-6.1", script, backlog=2, overrides=["net.ipv4.tcp_abort_on_overflow=1"])
+    evs = _run("linux-6.1", steps, backlog=2, overrides=["net.ipv4.tcp_abort_on_overflow=1"])
     assert [(e["path"], e["action"], e["rport"]) for e in evs if e["kind"] == "accept_overflow"] \
         == [("synq", "reset", 40004)]
 
 
 def test_syn_queue_full_without_cookies_logs_the_flood_line_and_drops():
-    evs = _run("linux-6.1", f"""
-0.000 < S 0:0(0) win 65535 {SYN_OPTS}
-+0    > S. 0:0(0) ack 1 <...>
-+0    < S 0:0(0) win 65535 port 40001 {SYN_OPTS}
-""", backlog=1, overrides=["net.ipv4.tcp_syncookies=0"])
+    evs = _run("linux-6.1", [(40000, f"+0 {SYN}\n+0 {SA()}\n"), (40001, f"+0 {SYN}\n")],
+               backlog=1, overrides=["net.ipv4.tcp_syncookies=0"])
     assert _kinds(evs) == ["syn_queued", "kernel_log", "syn_drop"]
     kl, drop = evs[1], evs[2]
     assert "Possible SYN flooding on port 8080. Dropping request." in kl["line"]
     assert drop["reason"] == "syn_queue_full" and drop["synq"] == 1
 
 
+COOKIE_HANDSHAKE = [(40000, f"+0 {SYN}\n+0 {SA(1)}\n+.01 < . 1:1(0) ack 1 win 789 <nop,nop,TS val 200 ecr 200>\n")]
+
+
 def test_cookie_sent_and_accepted_with_decoded_options_and_the_line_wscale_split():
     # linux-5.4 with SO_RCVBUF 102400 and the pre-909172a14974 derivation: the SYN-ACK says
     # 1 (clamped by the buffer), the cookie child computes 7 -- the LINE incident
-    script = f"""
-0.000 < S 0:0(0) win 65535 {SYN_OPTS}
-+0    > S. 0:0(0) ack 1 <...>
-+.01  < . 1:1(0) ack 1 win 789 <nop,nop,TS val 200 ecr *>
-"""
-    buggy = _run("linux-5.4", script, rcvbuf=102400,
+    buggy = _run("linux-5.4", COOKIE_HANDSHAKE, rcvbuf=102400,
                  overrides=["net.ipv4.tcp_syncookies=2", "model.cookie_wscale_clamp=false"])
     assert _kinds(buggy) == ["cookie_sent", "cookie_accepted", "accept_queued"]
     sent, acc, child = [e for e in buggy if e["kind"] != "tcp_state"]
@@ -128,45 +108,31 @@ def test_cookie_sent_and_accepted_with_decoded_options_and_the_line_wscale_split
     assert (acc["wscale_ok"], acc["peer_wscale"], acc["sack"], acc["ecn"]) == (True, 7, True, False)
     assert (acc["announced_wscale"], acc["child_wscale"]) == (1, 7)
     assert (child["path"], child["announced_wscale"], child["child_wscale"]) == ("cookie", 1, 7)
-    fixed = _run("linux-5.4", script, rcvbuf=102400,
+    fixed = _run("linux-5.4", COOKIE_HANDSHAKE, rcvbuf=102400,
                  overrides=["net.ipv4.tcp_syncookies=2", "model.cookie_wscale_clamp=true"])
     acc = [e for e in fixed if e["kind"] == "cookie_accepted"][0]
     assert acc["announced_wscale"] == acc["child_wscale"] == 1
 
 
 def test_a_bad_cookie_is_rejected():
-    evs = _run("linux-6.1", """
-0.000 < S 0:0(0) win 65535 <mss 1460>
-+0    > S. 0:0(0) ack 1 <...>
-+.01  < . 1:1(0) ack 99 win 513 port 40001
-""", overrides=["net.ipv4.tcp_syncookies=2"])
+    evs = _run("linux-6.1", [(40000, "+0 < S 0:0(0) win 65535 <mss 1460>\n+0 > S. 0:0(0) ack 1 <mss 1460>\n"),
+                             (40001, "+.01 < . 1:1(0) ack 99 win 513\n")],
+               overrides=["net.ipv4.tcp_syncookies=2"])
     rej = [e for e in evs if e["kind"] == "cookie_rejected"]
     assert [(e["reason"], e["rport"]) for e in rej] == [("bad_cookie", 40001)]
 
 
 def test_defer_accept_rounds():
-    evs = _run("linux-6.1", f"""
-0.000 < S 0:0(0) win 65535 {SYN_OPTS}
-+0    > S. 0:0(0) ack 1 <...>
-+.01  < . 1:1(0) ack 1 win 513 <nop,nop,TS val 200 ecr *>
-""", defer_accept=5)
+    evs = _run("linux-6.1", [(40000, f"+0 {SYN}\n+0 {SA()}\n+.01 {ACK}\n")], defer_accept=5)
     d = [e for e in evs if e["kind"] == "defer_accept_drop"]
     assert [(e["round"], e["rounds"]) for e in d] == [(0, 3)]
 
 
 def test_freebsd_syncache_and_cookie_events():
-    evs = _run("freebsd-14", f"""
-0.000 < S 0:0(0) win 65535 {SYN_OPTS}
-+0    > S. 0:0(0) ack 1 <...>
-+.01  < . 1:1(0) ack 1 win 513 <nop,nop,TS val 200 ecr *>
-""")
+    evs = _run("freebsd-14", [(40000, f"+0 {SYN}\n+0 {SA(6)}\n+.01 {ACK}\n")])
     assert _kinds(evs) == ["cookie_sent", "syn_queued", "accept_queued"]
     assert evs[0]["stateless"] is False and evs[1]["wscale"] == evs[0]["wscale"]
-    evs = _run("freebsd-14", f"""
-0.000 < S 0:0(0) win 65535 {SYN_OPTS}
-+0    > S. 0:0(0) ack 1 <...>
-+1    > S. 0:0(0) ack 1 <...>
-""")
+    evs = _run("freebsd-14", [(40000, f"+0 {SYN}\n+0 {SA(6)}\n+1 {SA(6)}\n")])
     assert [(e["reason"], e["retrans"]) for e in evs if e["kind"] == "synack_retransmit"] == [
         ("timer", 1)]
 
@@ -226,28 +192,14 @@ def _check(schema, v, root, where="$"):
 
 
 def _all_events():
-    return (_run("linux-5.4", f"""
-0.000 < S 0:0(0) win 65535 {SYN_OPTS}
-+0    > S. 0:0(0) ack 1 <...>
-+.01  < . 1:1(0) ack 1 win 789 <nop,nop,TS val 200 ecr *>
-+0    < S 0:0(0) win 65535 port 40001 {SYN_OPTS}
-+0    > S. 0:0(0) ack 1 port 40001 <...>
-+0    < . 1:1(0) ack 77 win 513 port 40002
-""", rcvbuf=102400, overrides=["net.ipv4.tcp_syncookies=2"])
-            + _run("linux-6.1", f"""
-0.000 < S 0:0(0) win 65535 {SYN_OPTS}
-+0    > S. 0:0(0) ack 1 <...>
-+0    < S 0:0(0) win 65535 port 40001 {SYN_OPTS}
-+.5   < S 0:0(0) win 65535 {SYN_OPTS}
-+0    > S. 0:0(0) ack 1 <...>
-+1    > S. 0:0(0) ack 1 <...>
-+5    %accept
-""", backlog=1, overrides=["net.ipv4.tcp_syncookies=0", "net.ipv4.tcp_synack_retries=1"])
-            + _run("freebsd-14", f"""
-0.000 < S 0:0(0) win 65535 {SYN_OPTS}
-+0    > S. 0:0(0) ack 1 <...>
-+.01  < . 1:1(0) ack 1 win 513 <nop,nop,TS val 200 ecr *>
-"""))
+    return (_run("linux-5.4", COOKIE_HANDSHAKE + [(40001, f"+0 {SYN}\n+0 {SA(1)}\n"),
+                                                  (40002, "+0 < . 1:1(0) ack 77 win 513\n")],
+                 rcvbuf=102400, overrides=["net.ipv4.tcp_syncookies=2"])
+            + _run("linux-6.1", [(40000, f"+0 {SYN}\n+0 {SA()}\n"), (40001, f"+0 {SYN}\n"),
+                                 (40000, f"+.5 {SYN}\n+0 {SA()}\n+1 {SA()}\n"
+                                         "+5 accept(3, ..., ...) = -1 EAGAIN (Resource temporarily unavailable)\n")],
+                   backlog=1, overrides=["net.ipv4.tcp_syncookies=0", "net.ipv4.tcp_synack_retries=1"])
+            + _run("freebsd-14", [(40000, f"+0 {SYN}\n+0 {SA(6)}\n+.01 {ACK}\n")]))
 
 
 def test_every_event_matches_the_schema_and_the_schema_lists_every_kind():

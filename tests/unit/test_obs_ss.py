@@ -3,50 +3,34 @@ import argparse
 
 import pytest
 
-from drill import Drill
-from tuntcp.host import SegmentRecorder, Stack
+from drillrun import Drive
 from tuntcp.obs import commands, ssfilter as F
 from tuntcp.obs.ss import render, ms_timer, ss_text, COLUMNS
-from tuntcp.profiles import get_profile
-from tuntcp.wire.codec import ip_int
 
 L, R = "192.0.2.1", "192.0.2.2"
 PROC = ("tuntcp", 4242, 7)
+SYN = "+0 < S 0:0(0) win 65535 <mss 1460>\n+0 > S. 0:0(0) ack 1 <mss 1460>\n"
 
 
 def _stack():
     """Listener 8080 (backlog 4): 40000 in SYN-RECV, 40001 ESTAB in the accept queue, 40002
     accepted with 5 unread bytes, 40003 accepted then closed by us first (TIME-WAIT)."""
-    st = Stack(get_profile("linux-6.1"), addrs={ip_int(L)}, secret=b"k" * 16, encoder=SegmentRecorder())
-    lst = st.listen(8080, 4)
-    d = Drill(st, local=(L, 8080), remote=(R, 40000))
-    box = []
-    acts = {"accept": lambda d: box.append(lst.accept()),
-            "close": lambda d: box[-1].close(d.now),
-            "send": lambda d: box[0].send(b"y" * 100, d.now)}
-    d.run("""
-0.000 < S 0:0(0) win 65535 <mss 1460>
-+0    > S. 0:0(0) ack 1 win * <mss 1460>
-+0    < S 0:0(0) win 65535 port 40002 <mss 1460>
-+0    > S. 0:0(0) ack 1 win * port 40002 <mss 1460>
-+.01  < P. 1:6(5) ack 1 win 513 port 40002
-+0    > . 1:1(0) ack 6 win * port 40002
-+0    %accept
-+0    < S 0:0(0) win 65535 port 40003 <mss 1460>
-+0    > S. 0:0(0) ack 1 win * port 40003 <mss 1460>
-+.01  < . 1:1(0) ack 1 win 513 port 40003
-+0    %accept
-+0    %close
-+0    > F. 1:1(0) ack 1 win * port 40003
-+.01  < F. 1:1(0) ack 2 win 513 port 40003
-+0    > . 2:2(0) ack 2 win * port 40003
-+0    < S 0:0(0) win 65535 port 40001 <mss 1460>
-+0    > S. 0:0(0) ack 1 win * port 40001 <mss 1460>
-+0    < . 1:1(0) ack 1 win 513 port 40001
-+.01  %send
-+0    > P. 1:101(100) ack 6 win * port 40002
-""", actions=acts, strict=False)
-    return st
+    d = Drive("linux-6.1", local_ip=L, remote_ip=R).run("""0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 bind(3, ..., ...) = 0
++0 listen(3, 4) = 0
+""")
+    d.port(40000).run(SYN)
+    d.port(40002).run(SYN + "+.01 < P. 1:6(5) ack 1 win 513\n+0 > . 1:1(0) ack 6\n+0 accept(3, ..., ...) = 4\n")
+    d.port(40003).run(SYN + """+.01 < . 1:1(0) ack 1 win 513
++0 accept(3, ..., ...) = 5
++0 close(5) = 0
++0 > F. 1:1(0) ack 1
++.01 < F. 1:1(0) ack 2 win 513
++0 > . 2:2(0) ack 2
+""")
+    d.port(40001).run(SYN + "+0 < . 1:1(0) ack 1 win 513\n")
+    d.run("+.01 write(4, ..., 100) = 100\n+0 > P. 1:101(100) ack 6\n")
+    return d.stack
 
 
 def _q(argv: str) -> dict:

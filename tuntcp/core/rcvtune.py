@@ -40,7 +40,8 @@ class RcvTuneMixin:
         sk_rcvbuf to that (at most tcp_rmem[2]); window_clamp follows (win_from_space).
         Buffer per window: adv_win_scale kernels (4.19-6.5) charge whole segments of
         SKB_TRUESIZE(advmss + MAX_TCP_HEADER) rounded up until one holds advmss; 6.6+
-        (``tcp_space_from_win``) divide by the scaling ratio."""
+        (``tcp_space_from_win``) divide by the connection's scaling ratio; window_clamp is
+        ``tcp_win_from_space`` of the new buffer with that ratio."""
         if self.rcv_rtt <= 0 or now - self.rcvq_time < self.rcv_rtt:
             return
         copied = self.copied - self.rcvq_seq
@@ -53,7 +54,7 @@ class RcvTuneMixin:
                 rcvwin = 2 * copied + 16 * advmss
                 rcvwin += 2 * (rcvwin * (copied - space) // space)
                 if p["model.win_from_space"] == "scaling_ratio":
-                    want = (rcvwin << 8) // p["model.scaling_ratio"]
+                    want = (rcvwin << 8) // win.scaling_ratio    # tcp_space_from_win
                 else:
                     rcvmem = advmss + SKB_TRUESIZE_OVERHEAD
                     while _window.win_from_space(p, rcvmem) < advmss:
@@ -62,7 +63,7 @@ class RcvTuneMixin:
                 rcvbuf = min(want, p["net.ipv4.tcp_rmem"][2])
                 if rcvbuf > win.rcvbuf:
                     win.rcvbuf = rcvbuf     # grows without locking
-                    win.window_clamp = _window.win_from_space(p, rcvbuf)
+                    win.window_clamp = win.win_from_space(rcvbuf)
             self.rcvq_space = copied
         self.rcvq_seq = self.copied
         self.rcvq_time = now

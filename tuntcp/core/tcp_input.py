@@ -18,6 +18,13 @@ from ..wire.ipv6 import V4_MAX
 from ..wire.segment import ACK, FIN, PSH, RST, SYN, Segment
 
 
+def _tcp_hdr_len(seg: Segment) -> int:
+    """The TCP header length of a received segment with the options we parse (TS, SACK)."""
+    o = seg.options
+    sack = 4 + 8 * len(o.sack_blocks) if o.sack_blocks else 0
+    return 20 + (TS_LEN if o.ts is not None else 0) + sack
+
+
 class InputMixin:
     __slots__ = ()
 
@@ -576,18 +583,25 @@ class InputMixin:
         self.win.on_data(n, self.rcvq.n)
 
     def _measure_rcv_mss(self, seg: Segment) -> None:
-        """``tcp_measure_rcv_mss``: rcv_mss follows full-sized segments (up to advmss); a small
-        segment marks ACK_PUSHED (twice in a row: PUSHED2), which lets recv() ACK at once."""
+        """``tcp_measure_rcv_mss``: rcv_mss follows full-sized segments (up to advmss), and a
+        length other than rcv_mss re-measures the scaling ratio from len/truesize
+        (:meth:`RecvWindow.measure_ratio`; a new clamp below rcvq_space lowers it, f5da7c45188e);
+        a small segment marks ACK_PUSHED (twice in a row: PUSHED2), which lets recv() ACK at once."""
         n = len(seg.payload)
         d = self.dack
         win = self.win
         lss = d.last_seg_size
         d.last_seg_size = 0
-        if n >= win.rcv_mss:
-            win.rcv_mss = min(n, self.advmss)
+        # the kernel compares gso_size ?: len; a segment longer than advmss is a GSO aggregate
+        # (IFF_VNET_HDR) whose gso_size the vnet header gave and we take as advmss
+        size = n if n <= self.advmss else self.advmss
+        if size >= win.rcv_mss:
+            if size != win.rcv_mss and win.measure_ratio(
+                    n, _tcp_hdr_len(seg) + (40 if self.laddr > V4_MAX else 20)):
+                self.rcvq_space = min(self.rcvq_space, win.window_clamp)
+            win.rcv_mss = size
             return
-        o = seg.options
-        hdr = 20 + (TS_LEN if o.ts is not None else 0) + (4 + 8 * len(o.sack_blocks) if o.sack_blocks else 0)
+        hdr = _tcp_hdr_len(seg)
         ln = n + hdr
         if ln >= MSS_DEFAULT + 20 or (ln >= MIN_MSS + 20 and not seg.flags & (FIN | PSH | SYN)):
             ln -= 20 + (TS_LEN if self.ts_ok else 0)

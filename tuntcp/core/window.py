@@ -94,8 +94,10 @@ def win_from_space(profile: Mapping, space: int) -> int:
 
     ``model.win_from_space == "adv_win_scale"`` (<= 6.5): with s = ``tcp_adv_win_scale``,
     ``space - (space >> s)`` for s > 0 and ``space >> -s`` otherwise (s = 1: half the buffer).
-    ``"scaling_ratio"`` (>= 6.6, dfa2f0483360): ``space * ratio >> 8`` with the profile's static
-    ``model.scaling_ratio`` (the kernel adapts the ratio per socket from len/truesize; we do not).
+    ``"scaling_ratio"`` (>= 6.6, dfa2f0483360): ``space * ratio >> 8`` with the profile's
+    ``model.scaling_ratio``, the value a new socket starts with (``TCP_DEFAULT_SCALING_RATIO``).
+    A connection's :class:`RecvWindow` then adapts its own ratio from len/truesize
+    (``model.scaling_ratio_adapt``; see :meth:`RecvWindow.measure_ratio`).
     """
     mode = profile["model.win_from_space"]
     if mode == "scaling_ratio":
@@ -107,11 +109,12 @@ def win_from_space(profile: Mapping, space: int) -> int:
 _WIN_FNS: dict = {}
 
 
-def _win_fn(profile: Mapping):
+def _win_fn(profile: Mapping, ratio: int = 0):
     """win_from_space with the profile's knobs bound (RecvWindow runs it per segment); one
-    function per knob value, shared by every connection (a closure costs 240 bytes)."""
+    function per knob value, shared by every connection (a closure costs 240 bytes).
+    ``ratio`` (scaling_ratio profiles): a connection's own adapted ratio."""
     if profile["model.win_from_space"] == "scaling_ratio":
-        key = ("ratio", profile["model.scaling_ratio"])
+        key = ("ratio", ratio or profile["model.scaling_ratio"])
     else:
         key = ("adv", profile["net.ipv4.tcp_adv_win_scale"])
     fn = _WIN_FNS.get(key)
@@ -279,18 +282,38 @@ def init_buffer_space(profile: Mapping, *, rcvbuf: int, window_clamp: int, advms
     return window_clamp, min(rcv_wnd, window_clamp)
 
 
+_PAGE_SIZE = 4096
+_PAGE_ALLOC_COSTLY_ORDER = 3
+
+
 @functools.lru_cache(maxsize=4096)
-def skb_truesize(seg_len: int) -> int:
+def skb_truesize(seg_len: int, hdr: int = _IP_TCP_TS_HDR) -> int:
     """Memory charged for one received segment of ``seg_len`` payload bytes (``skb->truesize``).
 
-    Model of a linear skb as a TUN device builds it: a kmalloc'd head holding NET_SKB_PAD,
-    the IPv4+TCP(+timestamp) headers, the payload and ``skb_shared_info``, rounded up to a
-    power of two by the slab allocator, plus the ``struct sk_buff`` itself (x86-64 sizes).
-    A 1448-byte segment costs 2304 bytes (the familiar 1500-MTU truesize); 100 bytes cost 1280.
+    The driver path modelled is **tun** (``tun_get_user`` -> ``tun_alloc_skb`` ->
+    ``sock_alloc_send_pskb`` -> ``alloc_skb_with_frags``), what a kernel in the endpoint's place
+    on this TUN would allocate. A packet with ``NET_SKB_PAD`` + headers + payload under a page is
+    linear: one kmalloc'd head holding NET_SKB_PAD, the ``hdr`` header bytes (IPv4+TCP+timestamp
+    by default), the payload and ``skb_shared_info``, rounded up to a power of two by the slab
+    allocator, plus the ``struct sk_buff`` (x86-64 sizes): a 1448-byte segment costs 2304 (the
+    familiar 1500-MTU truesize), 100 bytes cost 1280. A larger one (a GSO super-packet from a
+    TUN with IFF_VNET_HDR, or a big-MTU packet) keeps only the headers in the head (the vnet
+    header's hdr_len) and puts the payload in pages of order <= PAGE_ALLOC_COSTLY_ORDER, each
+    charged whole (``skb->truesize += PAGE_SIZE << order``, since 6.6): 65483 bytes cost 66304.
     """
-    head = (_NET_SKB_PAD + _IP_TCP_TS_HDR + seg_len + 63) & ~63
-    alloc = 1 << (head + _SKB_SHINFO - 1).bit_length()
-    return alloc + _SKB_STRUCT
+    if _NET_SKB_PAD + hdr + seg_len < _PAGE_SIZE:
+        linear, data = hdr + seg_len, 0
+    else:
+        linear, data = hdr, seg_len
+    head = (_NET_SKB_PAD + linear + 63) & ~63
+    true = (1 << (head + _SKB_SHINFO - 1).bit_length()) + _SKB_STRUCT
+    order = _PAGE_ALLOC_COSTLY_ORDER
+    while data > 0:
+        while order and ((data + _PAGE_SIZE - 1) & ~(_PAGE_SIZE - 1)) < _PAGE_SIZE << order:
+            order -= 1
+        true += _PAGE_SIZE << order
+        data -= _PAGE_SIZE << order
+    return true
 
 
 class RecvWindow:
@@ -310,7 +333,8 @@ class RecvWindow:
     __slots__ = ("profile", "rcvbuf", "rcvbuf_locked", "rcv_wscale", "window_clamp",
                  "rcv_ssthresh", "rcv_wnd", "rcv_wup", "advmss", "counters", "rcv_mss",
                  "_q", "_q_bytes", "_q_true", "_wfs", "_signed", "_grow_window",
-                 "_last_len", "_last_true", "_last_cost", "_full_buf", "_full")
+                 "_last_len", "_last_true", "_last_cost", "_full_buf", "_full",
+                 "scaling_ratio", "_adapt")
 
     def __init__(self, profile: Mapping, *, rcvbuf: int, rcvbuf_locked: bool, rcv_wscale: int,
                  window_clamp: int, rcv_wnd: int, advmss: int, rcv_nxt: int, mss: int | None = None,
@@ -319,6 +343,10 @@ class RecvWindow:
         self._wfs = _win_fn(profile)
         self._signed = bool(profile.get("net.ipv4.tcp_workaround_signed_windows", 0))
         self._grow_window = self._wfs(profile["net.ipv4.tcp_rmem"][2]) >> 1
+        # tp->scaling_ratio (tcp_init_sock: TCP_DEFAULT_SCALING_RATIO) and how it adapts
+        self.scaling_ratio = profile["model.scaling_ratio"]
+        self._adapt = (profile.get("model.scaling_ratio_adapt", "off")
+                       if profile["model.win_from_space"] == "scaling_ratio" else "off")
         self.rcvbuf = rcvbuf
         self.rcvbuf_locked = rcvbuf_locked
         self.rcv_wscale = rcv_wscale
@@ -429,6 +457,52 @@ class RecvWindow:
             return False
         self.rcv_ssthresh += min(room, max(incr, 2 * seg_len))
         return True
+
+    def win_from_space(self, space: int) -> int:
+        """``tcp_win_from_space`` with this connection's own scaling ratio."""
+        return self._wfs(space)
+
+    def measure_ratio(self, seg_len: int, hdr: int = _IP_TCP_TS_HDR) -> bool:
+        """``tcp_measure_rcv_mss``'s scaling-ratio update, for a segment of at least ``rcv_mss``
+        whose length differs from it (the caller checks both, before updating rcv_mss):
+        ``scaling_ratio = (len << 8) / truesize`` (at least 1), truesize from
+        :func:`skb_truesize` (the tun driver path). Returns True when the ratio changed.
+
+        ``model.scaling_ratio_adapt``: "off" (adv_win_scale kernels, and a fixed ratio);
+        "ratio" (dfa2f0483360, 6.6 .. 6.10: only the ratio moves, window_clamp stays);
+        "clamp" (a2cbb1603943 "tcp: Update window clamping condition", 6.11, in the form of
+        f5da7c45188e, 6.14 and stable 6.12/6.13: a changed ratio recomputes
+        ``tcp_set_window_clamp(tcp_win_from_space(sk_rcvbuf))``; the caller lowers rcvq_space
+        to the new clamp). This is how a locked 204800-byte buffer (SO_RCVBUF 102400) comes
+        to offer more than the 100952 ``tcp_init_buffer_space`` set from the 50 % default.
+        """
+        if self._adapt == "off":
+            return False
+        ratio = (seg_len << 8) // skb_truesize(seg_len, hdr) or 1    # < 256: truesize > len
+        if ratio == self.scaling_ratio:
+            return False
+        self.scaling_ratio = ratio
+        self._wfs = _win_fn(self.profile, ratio)
+        self._grow_window = self._wfs(self.profile["net.ipv4.tcp_rmem"][2]) >> 1
+        self._last_len = self._full_buf = -1          # memos made with the old ratio
+        if self._adapt == "clamp":
+            self.set_window_clamp(self._wfs(self.rcvbuf))
+        return True
+
+    def set_window_clamp(self, val: int) -> None:
+        """``tcp_set_window_clamp`` (the 6.7+ form, used by TCP_WINDOW_CLAMP and by the ratio
+        update): at least SOCK_MIN_RCVBUF / 2; shrinking lowers rcv_ssthresh to the clamp
+        (``__tcp_adjust_rcv_ssthresh``, no SO_RESERVE_MEM here); growing raises rcv_ssthresh to
+        ``min(rcv_wnd, clamp)`` if that is more."""
+        new = max(val, SOCK_MIN_RCVBUF // 2)
+        old = self.window_clamp
+        if new == old:
+            return
+        self.window_clamp = new
+        if new < old:
+            self.rcv_ssthresh = min(self.rcv_ssthresh, new)
+        else:
+            self.rcv_ssthresh = max(min(self.rcv_wnd, new), self.rcv_ssthresh)
 
     def set_rcvbuf(self, n: int) -> None:
         """SO_RCVBUF on an established socket: ``n`` is the new ``sk_rcvbuf``, i.e. already

@@ -6,6 +6,7 @@ import sys
 
 from ..profiles import ProfileError, get_profile
 from .headers import defines_for
+from .host import IP_VERSIONS
 from .result import run_file
 
 
@@ -18,6 +19,12 @@ def add_arguments(p) -> None:
                    help="do not coalesce outbound segments to match one script line")
     p.add_argument("-D", dest="defines", action="append", default=[], metavar="SYM=VAL",
                    help="define a symbol used by the script")
+    p.add_argument("--ip_version", default="ipv4", choices=IP_VERSIONS,
+                   help="address family as packetdrill's: IPv6 headers and addresses "
+                        "(fd3d:a0b:17d6::1 <- fd3d:fa7b:d17d::1, MTU 1520 as run_all.py), or "
+                        "AF_INET6 sockets over IPv4 (ipv4-mapped-ipv6)")
+    p.add_argument("--mtu", type=int, default=None,
+                   help="tun MTU (default 1500; 1520 with --ip_version ipv6, as run_all.py)")
     p.add_argument("--suite", help="score every .pkt under this folder")
     p.add_argument("--baseline", help="CSV of host-kernel results (script,host_kernel_...,...)")
     p.add_argument("--out", default="out/drill", metavar="DIR", help="scoreboard output folder (with --suite)")
@@ -40,7 +47,11 @@ def main(args) -> int:
     except (ProfileError, ValueError) as e:
         print(f"tuntcp drill: error: {e}", file=sys.stderr)
         return 2
-    kw = dict(tolerance_usecs=args.tolerance_usecs, defines=defines, strict_segments=args.strict_segments)
+    if args.mtu is not None and not 1280 <= args.mtu <= 65535:
+        print(f"tuntcp drill: error: --mtu {args.mtu}: want 1280..65535", file=sys.stderr)
+        return 2
+    kw = dict(tolerance_usecs=args.tolerance_usecs, defines=defines, strict_segments=args.strict_segments,
+              ip_version=args.ip_version, mtu=args.mtu)
     if args.suite:
         from . import score
         if not os.path.isdir(args.suite):
@@ -52,7 +63,7 @@ def main(args) -> int:
             print(f"tuntcp drill: error: cannot read baseline {args.baseline}: {e}", file=sys.stderr)
             return 2
         rows = score.score(args.suite, args.profile, baseline, **kw)
-        csv_path, md_path = score.write(rows, args.out, args.profile, args.suite)
+        csv_path, md_path = score.write(rows, args.out, args.profile, args.suite, args.ip_version)
         m, n = score.target(rows)
         counts = {v: sum(r["verdict"] == v for r in rows) for v in score.VERDICTS}
         print(" ".join(f"{k}={v}" for k, v in counts.items()) + (f"; target pool {m}/{n} MATCH" if n else ""))
@@ -64,7 +75,7 @@ def main(args) -> int:
     status = 0
     for path in args.scripts:
         try:
-            own = defines_for(path, args.profile)     # the script's own per-profile symbols
+            own = defines_for(path, args.profile, args.ip_version)   # the script's own symbols
         except OSError as e:
             print(f"tuntcp drill: error: {e}", file=sys.stderr)
             return 2

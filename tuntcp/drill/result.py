@@ -18,14 +18,15 @@ class Result:
     feature: str = ""
 
 
-def run_file(path: str, profile: str, *, tolerance_usecs=None, defines=None, strict_segments=None) -> Result:
+def run_file(path: str, profile: str, *, tolerance_usecs=None, defines=None, strict_segments=None,
+             ip_version: str = "ipv4", mtu: int | None = None) -> Result:
     name = os.path.basename(path)
     try:
         with open(path) as f:
             text = f.read()
         script = parse(text, path, defines)
         Runner(script, profile, tolerance_usecs=tolerance_usecs, defines=defines,
-               strict_segments=strict_segments).run()
+               strict_segments=strict_segments, ip_version=ip_version, mtu=mtu).run()
         return Result(path, "MATCH")
     except Unsupported as e:
         return Result(path, "UNSUPPORTED", f"{name}:{e.line}: {e.msg}", e.feature)

@@ -7,9 +7,11 @@ outbound segments of one flow are coalesced to match one script line unless stri
 from __future__ import annotations
 
 from ..profiles import get_profile
-from ..wire.codec import ip_int
+from ..wire.ipv6 import addr_int
 from dataclasses import replace
 
+from ..wire.codec import build
+from ..wire.ipv6 import V4_MAX, addr_str, build6
 from ..wire.segment import CWR, SYN
 from . import host
 from .code import run_code
@@ -26,7 +28,8 @@ _ERRORS = ("EPERM ENOENT EINTR EIO EBADF EAGAIN ENOMEM EACCES EFAULT EBUSY EEXIS
 
 class Runner:
     def __init__(self, script: Script, profile: str, *, tolerance_usecs: int | None = None,
-                 defines: dict | None = None, strict_segments: bool | None = None):
+                 defines: dict | None = None, strict_segments: bool | None = None,
+                 ip_version: str = "ipv4", mtu: int | None = None):
         self.script = script
         opts = script.options
         self.profile_name = profile
@@ -35,11 +38,21 @@ class Runner:
                     else int(opts.get("tolerance_usecs", 4000))) / 1e6
         self.strict = strict_segments if strict_segments is not None else "strict_segments" in opts
         self.defines = defines or {}
-        self.local_ip = opts.get("local_ip") or host.LOCAL_IP
-        self.remote_ip = opts.get("remote_ip") or host.REMOTE_IP
-        if ":" in self.local_ip + self.remote_ip or opts.get("ip_version") == "ipv6":
-            raise Unsupported("IPv6 addresses")
+        self.ip_version = opts.get("ip_version") or ip_version
+        if self.ip_version not in host.IP_VERSIONS:
+            raise Unsupported(f"--ip_version={self.ip_version}")
+        local, remote = host.addresses(self.ip_version)
+        self.local_ip = opts.get("local_ip") or local
+        self.remote_ip = opts.get("remote_ip") or remote
+        try:
+            self.laddr, self.raddr = addr_int(self.local_ip), addr_int(self.remote_ip)
+        except ValueError as e:
+            raise Unsupported(str(e)) from None
+        v6 = self.ip_version == "ipv6"
+        if (self.laddr > V4_MAX) != v6 or (self.raddr > V4_MAX) != v6:
+            raise Unsupported(f"{self.local_ip} / {self.remote_ip} over {self.ip_version}")
         self.settings = Settings()
+        self.settings.mtu = mtu or int(opts.get("mtu", 0)) or host.default_mtu(self.ip_version)
         self.stack = None
         self.shim = Shim(self)
         self.now = 0.0
@@ -162,8 +175,10 @@ class Runner:
             f = self.new_flow(host.LOCAL_PORT, self._rport())   # one connection per script
         if f is None:
             raise Mismatch("error handling packet", "inbound packet with no socket to send it to", ev.line)
-        seg = build_inbound(p, f, ip_int(self.local_ip), ip_int(self.remote_ip))
-        self.stack.receive_segment(seg, self.now)
+        seg = build_inbound(p, f, self.laddr, self.raddr)
+        # as bytes through the stack's own IPv4 / IPv6 input (parse, checksum, Ip*InReceives),
+        # as packetdrill writes them into its tun
+        self.stack.receive(build6(seg) if self.raddr > V4_MAX else build(seg), self.now)
         self._collect()
         self._retry_blocked()
 
@@ -193,6 +208,8 @@ class Runner:
         seg = first if len(got) == 1 else _merged(got)
         f = self._flow_for(seg, ev)
         err = check_outbound(ev.packet, seg, f, total)
+        if not err and (seg.saddr, seg.daddr) != (self.laddr, self.raddr):
+            err = f"live packet addresses {seg_addrs(seg)}: expected {self.local_ip} > {self.remote_ip}"
         if err:
             raise Mismatch("error handling packet",
                            f"{err}\nscript packet:  {start:.6f} {_script_text(ev)}\n"
@@ -292,6 +309,10 @@ class Runner:
 class _OutArg(Exception):
     def __init__(self, want, have):
         super().__init__(f"expected: {want} actual: {have}")
+
+
+def seg_addrs(seg) -> str:
+    return f"{addr_str(seg.saddr)} > {addr_str(seg.daddr)}"
 
 
 def _merged(got):

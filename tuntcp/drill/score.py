@@ -49,7 +49,7 @@ def target(rows: list[dict]) -> tuple[int, int]:
     return sum(r["verdict"] == "MATCH" for r in pool), len(pool)
 
 
-def write(rows: list[dict], out: str, profile: str, suite: str) -> tuple[str, str]:
+def write(rows: list[dict], out: str, profile: str, suite: str, ip_version: str = "ipv4") -> tuple[str, str]:
     os.makedirs(out, exist_ok=True)
     csv_path = os.path.join(out, "scoreboard.csv")
     with open(csv_path, "w", newline="") as f:
@@ -58,14 +58,17 @@ def write(rows: list[dict], out: str, profile: str, suite: str) -> tuple[str, st
         w.writerows(rows)
     md_path = os.path.join(out, "scoreboard.md")
     with open(md_path, "w") as f:
-        f.write(markdown(rows, profile, suite))
+        f.write(markdown(rows, profile, suite, ip_version))
     return csv_path, md_path
 
 
-def markdown(rows: list[dict], profile: str, suite: str) -> str:
+def markdown(rows: list[dict], profile: str, suite: str, ip_version: str = "ipv4") -> str:
+    """One scoreboard per family: ipv4 (packetdrill's default) keeps the plain title; another
+    family names itself, and its KERNEL_DRIFT still comes from the (IPv4) baseline."""
     total = Counter(r["verdict"] for r in rows)
     m, n = target(rows)
-    lines = [f"# tuntcp drill scoreboard: profile {profile}", "",
+    family = "" if ip_version == "ipv4" else f", --ip_version {ip_version}"
+    lines = [f"# tuntcp drill scoreboard: profile {profile}{family}", "",
              f"Suite: `{suite}` ({len(rows)} scripts). "
              f"Target pool (pass on the host kernel, outside {', '.join(EXCLUDED)}): "
              f"**{m} / {n} MATCH ({100 * m / n:.1f} %)**." if n else "No baseline given.", "",

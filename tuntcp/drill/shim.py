@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..core.window import sock_set_rcvbuf, sock_set_sndbuf
-from ..wire.codec import ip_int
+from ..wire.ipv6 import V4_MAX
 from . import host
 from .model import ELLIPSIS, Unsupported
 
@@ -127,7 +127,7 @@ class Shim:
         s = self.sock(fd)
         if s.conn is None:
             r = self.r
-            s.conn = r.stack.connect(ip_int(r.local_ip), ip_int(r.remote_ip), host.REMOTE_PORT, self.now,
+            s.conn = r.stack.connect(r.laddr, r.raddr, host.REMOTE_PORT, self.now,
                                      lport=s.port, rcvbuf=s.opts.get("SO_RCVBUF"),
                                      sndbuf=s.opts.get("SO_SNDBUF"), user_mss=s.opts.get("TCP_MAXSEG", 0))
             if s.opts.get("TCP_NODELAY"):
@@ -187,7 +187,9 @@ class Shim:
         if v and s.listener is not None:
             if not hasattr(s.listener, "advmss"):
                 raise Unsupported("setsockopt TCP_MAXSEG", detail="on this profile's listener")
-            s.listener.advmss = min(self.r.stack.mtu - 40, v)
+            s.listener.advmss = min(self.r.stack.advmss(0), v)       # user_mss clamps both
+            if hasattr(s.listener, "advmss6"):
+                s.listener.advmss6 = min(self.r.stack.advmss(V4_MAX + 1), v)
 
     def sys_getsockopt(self, fd, level, name, val, vlen):
         s = self.sock(fd)

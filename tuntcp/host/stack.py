@@ -116,7 +116,8 @@ class Stack:
         ::a.b.c.d peer would share its 4-tuple with a.b.c.d."""
         c = self.counters
         c[mib.Ip6InReceives] += 1
-        if self.offload:     # VnetEncoder builds IPv4 GSO frames only: refuse rather than fail later
+        # VnetEncoder builds IPv4 GSO frames only: refuse rather than fail later
+        if self.offload and not getattr(self.encoder, "carries_ipv6", False):
             c[mib.TuntcpIp6NoOffload] += 1
             return
         try:

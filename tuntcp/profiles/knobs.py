@@ -141,6 +141,7 @@ LINUX: dict[str, Knob] = {
     "model.cookie_wscale_mode": choice("linux", "gvisor"),
     "model.win_from_space": choice("adv_win_scale", "scaling_ratio"),
     "model.scaling_ratio": Knob("int", 1, 255, "/256", handler="model (u8 tp->scaling_ratio, never 0)"),
+    "model.scaling_ratio_adapt": choice("off", "ratio", "clamp"),
     "model.init_rcv_wnd_segs": Knob("int", 0, 65535, "segments", handler="model"),
     "model.init_rcv_wnd_u16_cap": _BOOL,
     "model.synflood_msg": choice("old", "new"),

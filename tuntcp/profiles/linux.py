@@ -17,6 +17,10 @@ model.* switches:
                              connections; teaching contrast)
   model.win_from_space       "adv_win_scale" (<= 6.5), "scaling_ratio" (>= 6.6)
   model.scaling_ratio        /256, used with "scaling_ratio": ~25-30 % in 6.6-6.9, 50 % from 6.10
+  model.scaling_ratio_adapt  how a connection's ratio follows skb len/truesize in tcp_measure_rcv_mss:
+                             "off" (fixed; every adv_win_scale kernel), "ratio" (dfa2f0483360, 6.6:
+                             the ratio moves, window_clamp stays), "clamp" (a2cbb1603943, 6.11, as
+                             f5da7c45188e, 6.14 / stable 6.12: tcp_set_window_clamp follows it)
   model.init_rcv_wnd_segs    cap of the initial receive window in segments when mss > 1<<ws
                              (3.10: 10, 4.9: 20 [mem]); 0 = only the 65535 cap (>= 4.19)
   model.synflood_msg         "old": "Possible SYN flooding on port P. Sending cookies.  Check SNMP
@@ -80,6 +84,7 @@ _BASE = {
     "model.cookie_wscale_mode": "linux",
     "model.win_from_space": "adv_win_scale",
     "model.scaling_ratio": 128,
+    "model.scaling_ratio_adapt": "off",
     "model.init_rcv_wnd_segs": 0,
     "model.init_rcv_wnd_u16_cap": True,
     "model.synflood_msg": "old",
@@ -138,7 +143,9 @@ _linux(
 )
 _linux("linux-5.10")
 _linux("linux-6.1")
-# 6.12: no tcp_adv_win_scale any more (dfa2f0483360, 6.6), 50 % ratio (697a6c8cec03, 6.10),
+# 6.12: no tcp_adv_win_scale any more (dfa2f0483360, 6.6), 50 % ratio (697a6c8cec03, 6.10) adapting
+# from len/truesize with the window clamp following it (a2cbb1603943, 6.11; f5da7c45188e, 6.12
+# stable Feb 2025),
 # linear SYN timeouts (6.5), SYN queue '>' (3479c7549fb1 in stable), new flood message (>= 6.2).
 _V6_12 = dict(
     net__ipv4__tcp_syn_linear_timeouts=4,
@@ -146,6 +153,7 @@ _V6_12 = dict(
     net__ipv4__tcp_pingpong_thresh=1,
     model__win_from_space="scaling_ratio",
     model__scaling_ratio=128,
+    model__scaling_ratio_adapt="clamp",
     model__synq_full_cmp=">",
     model__synflood_msg="new",
     model__init_rcv_wnd_u16_cap=False,
@@ -171,10 +179,10 @@ _linux("linux-6.12", **_V6_12)
 # tcp_timestamps 1 (per-flow TS offsets: secure_tcp_ts_off when == 1), tcp_ecn 2 (range 0..2),
 # tcp_challenge_ack_limit INT_MAX, tcp_pingpong_thresh 1, tcp_adv_win_scale 1 (unused since
 # dfa2f0483360, 6.6), scaling_ratio 50 % (697a6c8cec03, 6.10), synq '>' (3479c7549fb1), the new
-# flood message. Not verified (no 6.18 source in the stored index, nothing a namespace can show):
-# the window-clamp changes after 05f76b2d634e (issue 13 names a2cbb1603943 "tcp: Update window
-# clamping condition", which we could not locate) and anything in syncookies.c after 6.12; the
-# core has no knob for either, so both profiles model them alike.
+# flood message, the ratio adaptation with the clamp following (a2cbb1603943 "tcp: Update window
+# clamping condition", 6.11, fixing 05f76b2d634e; f5da7c45188e's tcp_set_window_clamp form):
+# tests/netns/test_window_ratio_kernel.py checks 131070 / 65535 against this kernel. Not verified: anything
+# in syncookies.c after 6.12.
 # net.ipv4.tcp_congestion_control reads bbr in a lab namespace only because it inherits the host's
 # init_net default; the kernel's own default is cubic, and so is the profile's.
 _linux(

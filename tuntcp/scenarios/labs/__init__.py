@@ -204,6 +204,7 @@ class LabSpec:
     run_name: str = "run"
     report_scenario: str | None = None   # report["scenario"] must equal this when set
     look_at: list[str] = field(default_factory=list)   # printed after `lab run`
+    needs_privileges: bool = True     # False: the scenario runs in virtual time (no namespace)
 
     @property
     def md_path(self) -> Path:
