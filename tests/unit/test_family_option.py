@@ -48,5 +48,5 @@ def test_lab_whose_config_has_no_family_refuses_ipv6(tmp_path):
     from tuntcp.scenarios.labs import LabUserError, get_lab
     from tuntcp.scenarios.labs.cli import build_config
     lab = dataclasses.replace(get_lab(5), module="tuntcp.scenarios.labs", config_name="LabSpec")
-    with pytest.raises(LabUserError, match="IPv4 only"):
+    with pytest.raises(LabUserError, match="has no IPv6 run"):
         build_config(lab, str(tmp_path), True, family=6)

@@ -63,7 +63,7 @@ def build_config(lab: LabSpec, out: str, quick: bool, name: str | None = None, f
     if family != 4:
         if "family" not in {f.name for f in fields(cls)}:
             raise LabUserError(f"--family ipv6: lab {lab.number}'s scenario ({lab.module.rsplit('.', 1)[-1]}) "
-                               "runs over IPv4 only")
+                               "has no IPv6 run (its Config takes no family)")
         kw["family"] = family
     if name is not None and "control_name" in {f.name for f in fields(cls)}:
         kw["control_name"] = name
