@@ -20,6 +20,7 @@ from tuntcp.drill.model import DrillError
 from tuntcp.drill.parser import parse
 from tuntcp.drill.runner import Runner
 from tuntcp.profiles import get_profile
+from tuntcp.wire.codec import ip_int
 
 SCRIPTS = os.path.join(os.path.dirname(__file__), "..", "drill")
 SYSCTL = "`sysctl -q net.ipv4.tcp_syncookies=0 net.ipv4.tcp_timestamps={ts} net.ipv4.tcp_sack={sack}`\n"
@@ -55,6 +56,7 @@ class Drive:
         self.r.log = log
         self.r.local_ip = local_ip or self.r.local_ip          # packetdrill's --local_ip
         self.r.remote_ip = remote_ip or self.r.remote_ip
+        self.r.laddr, self.r.raddr = ip_int(self.r.local_ip), ip_int(self.r.remote_ip)
 
     def run(self, text: str) -> "Drive":
         self.r.script = parse(text, "<test>", self.r.defines)

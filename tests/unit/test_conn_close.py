@@ -206,14 +206,16 @@ def test_close_with_unread_data_sends_rst():
 
 def test_data_after_close_is_answered_with_rst():
     """An orphan (closed by the app) that receives new data resets (RFC 1122 4.2.2.13,
-    TcpExtTCPAbortOnData)."""
+    TcpExtTCPAbortOnData) with a RST made from that segment (tcp_v4_send_reset)."""
     st, c = to_state("ESTABLISHED")
     c.close(0.2)
     st.receive_segment(seg(ACK, 1, 2), 0.3)
     assert c.state == "FIN-WAIT-2"
     st.take_output()
     st.receive_segment(seg(ACK | PSH, 1, 2, b"late"), 0.4)
-    assert [s.flags for s in st.take_output()] == [RST | ACK]
+    # tcp_v4_send_reset: made from the segment, seq = its ACK number, no ACK flag
+    out = st.take_output()
+    assert [s.flags for s in out] == [RST] and out[0].seq == (ISS + 2) & M
     assert c.state == "CLOSED" and st.counters["TcpExtTCPAbortOnData"] == 1
 
 

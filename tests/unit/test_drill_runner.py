@@ -75,8 +75,8 @@ def test_code_blocks_share_names_like_one_program(tmp_path):
 
 
 @pytest.mark.parametrize("body,feature", [
-    ("   +0 setsockopt(4, SOL_TCP, TCP_CORK, [1], 4) = 0\n", "setsockopt TCP_CORK"),
-    ("   +0 %{ assert tcpi_lost == 0 }%\n", "tcp_info field tcpi_lost"),     # ca_state is modelled now
+    ("   +0 setsockopt(4, SOL_SOCKET, SO_MARK, [1], 4) = 0\n", "setsockopt SO_MARK"),
+    ("   +0 %{ assert tcpi_delivery_rate == 0 }%\n", "tcp_info field tcpi_delivery_rate"),
     ("`tc qdisc add dev tun0 root fq`\n", "command tc"),
     ("   +0 epoll_create(1) = 5\n", "syscall epoll_create"),
 ])

@@ -61,11 +61,14 @@ from . import state as _state
 from .state import (CAN_SEND, CLOSED, CLOSE_WAIT, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK,
                     SYN_RECV, SYN_SENT, SYNCED, TIME_WAIT, State)
 from .tcp_input import InputMixin
-from .tcp_output import OutputMixin
+from .tcp_output import CHRONO_BUSY, NAGLE_CORK, NAGLE_PUSH, OutputMixin
+from ..profiles.knobs import HZ
+
+UNLIMITED = 2**32 - 1            # tcp_notsent_lowat's default: UINT_MAX
 from .timers import TimerMixin
 from .txlog import TxLogMixin
 from . import window as _window
-from ..wire.segment import ACK, FIN, RST, SYN, Segment, TcpOptions
+from ..wire.segment import ACK, FIN, RST, SYN, URG, Segment, TcpOptions
 
 
 class RecvQueue:
@@ -142,9 +145,11 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         # send side
         "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2", "max_window",
         "snd_wscale", "mss", "sndq", "sndbuf", "sndbuf_locked", "fin_queued", "fin_seq",
-        "snd_sml", "nodelay", "dupacks", "recover", "in_recovery", "retx_nxt", "cc", "rto",
-        "sb", "rtt_seq", "rtt_time", "retrans_stamp", "retransmits", "probes_out",
-        "retrans_out", "total_retrans", "syn_retrans", "reordering", "undo_cwnd",
+        "snd_sml", "nodelay", "cork", "nagle_push", "notsent_lowat", "chrono", "tos", "urg_seq",
+        "dupacks", "recover", "in_recovery", "retx_nxt", "cc", "rto",
+        "sb", "rtt_seq", "rtt_time", "mdev_seq", "retrans_stamp", "retransmits", "probes_out",
+        "retrans_out", "total_retrans", "syn_retrans", "reordering", "undo_cwnd", "user_timeout",
+        "probes_tstamp",
         "undo_ssthresh", "retx_tsval", "dsack", "retx_list", "skbs", "pushed_seq",
         "cwnd_lim", "max_pkts_out", "cwnd_usage_seq",
         # receive side
@@ -197,13 +202,22 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         self.fin_seq = None
         self.snd_sml = 0
         self.nodelay = False
+        self.cork = False            # TCP_CORK
+        self.nagle_push = False      # TCP_NAGLE_PUSH (see _nonagle)
+        self.notsent_lowat = 0       # TCP_NOTSENT_LOWAT; 0: net.ipv4.tcp_notsent_lowat
+        self.chrono = None           # [type, start jiffies, busy, rwnd-limited] (tcp_chrono_*)
+        self.tos = 0                 # IP_TOS without the ECN bits (inet->tos)
+        self.urg_seq = None          # tp->urg_seq while urgent data is pending (tp->urg_data)
         self.cc = None
         self.rto = RtoEstimator(p["model.rto_initial"], p["model.rto_min"], p["model.rto_max"])
-        self.rtt_seq = None
+        self.rtt_seq = None          # the segment being timed (FreeBSD's t_rtseq)
         self.rtt_time = 0.0
+        self.mdev_seq = 0            # Linux's tp->rtt_seq: where tcp_rtt_estimator's round ends
         self.retrans_stamp = None
         self.retransmits = 0
         self.probes_out = 0
+        self.user_timeout = 0.0      # TCP_USER_TIMEOUT (icsk_user_timeout), seconds; 0: off
+        self.probes_tstamp = None    # icsk_probes_tstamp: the first zero-window probe's time
         self.retrans_out = 0
         self.total_retrans = 0
         self.syn_retrans = False
@@ -298,7 +312,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
     def _send_syn(self, now, ack: bool) -> None:
         seg = Segment(self.laddr, self.raddr, self.lport, self.rport, seq=self.iss,
                       ack=self.rcv_nxt if ack else 0, flags=SYN | ACK if ack else SYN,
-                      window=min(self._init_rcv_wnd, 65535), options=self._syn_options(now))
+                      window=min(self._init_rcv_wnd, 65535), options=self._syn_options(now), tos=self.tos)
         self.segs_out += 1
         self.lastsnd = now
         self.stack.emit(seg)
@@ -338,6 +352,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         c.cc = make_cc(c.profile.get("net.ipv4.tcp_congestion_control", "cubic"), c.mss)
         if params.rtt_sample is not None and not params.synack_retransmitted:
             c.rto.sample(params.rtt_sample)
+            c.mdev_seq = c.snd_nxt
         else:
             c.rto.fallback()
         _state.check(c.state, ESTABLISHED)
@@ -355,9 +370,15 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
             return 0
         return max(self.sndbuf // 2 - len(self.sndq), 0)
 
-    def send(self, data, now: float, eor: bool = False) -> int:
-        """write(2): take what fits (as skbs: ``_skb_queue``; ``eor``: MSG_EOR, applied when
-        all of ``data`` fits), then ``tcp_push`` (Nagle applies unless nodelay)."""
+    def send(self, data, now: float, eor: bool = False, more: bool = False) -> int:
+        """write(2) (``tcp_sendmsg_locked``): take what fits (as skbs: ``_skb_queue``; ``eor``:
+        MSG_EOR, applied when all of ``data`` fits), then ``tcp_push``: the tail skb gets PSH
+        and Nagle/TCP_CORK apply, but with ``more`` (MSG_MORE) no PSH and the push is corked
+        (TCP_NAGLE_CORK). When not all of ``data`` fits, ``wait_for_space`` pushes
+        with PSH and TCP_NAGLE_PUSH, MSG_MORE or not. The pushes during the copy (``forced_push``,
+        ``tcp_push_one`` of a full send-head skb) are made where they change what the write
+        takes (a TCP_NOTSENT_LOWAT); otherwise one push at the end sends the same packets except
+        for skb boundaries in corner cases, and keeps them the same with and without offload."""
         self.stack.now = now
         if self.error:
             raise ConnectionStateError(f"send on a connection that failed: {self.error}")
@@ -365,14 +386,106 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
             raise ConnectionStateError(f"send after shutdown/close (state {self.state})")
         if self.state not in CAN_SEND:
             return 0
-        n = min(len(data), self.send_space())
-        if n:
-            if self.skbs is None:
-                self.pushed_seq = (self.snd_una + len(self.sndq)) & MASK
-            self.sndq += data[:n]
-            self._skb_queue(n, eor and n == len(data))
-            self._push(now)
+        room = min(len(data), self.send_space())
+        if not room:
+            return 0
+        if not self._notsent():
+            self._chrono_start(CHRONO_BUSY, now)    # tcp_add_write_queue_tail: a new queue head
+        if self.skbs is None:
+            self.pushed_seq = (self.snd_una + len(self.sndq)) & MASK
+        lowat = self._lowat()
+        n = 0
+        while n < room:
+            # new_segment: a new skb only while sk_stream_memory_free (tcp_stream_memory_free)
+            if not self._tail_room() and self._notsent() >= lowat:
+                break
+            take = min(room - n, self._tail_room() or self._size_goal())
+            self.sndq += data[n:n + take]
+            n += take
+            full = n == len(data)
+            self._skb_queue(take, eor and full, mark=False)
+            if n < room and lowat < UNLIMITED and not self._tail_room():   # the skb is full
+                if self.pushed_seq == (self.snd_una + len(self.sndq)) & MASK:
+                    self._push(now, nonagle=NAGLE_PUSH)           # forced_push
+                elif self._tail_is_send_head():
+                    self._push(now, nonagle=NAGLE_PUSH, one=True)  # tcp_push_one
+        full = n == len(data)
+        self._skb_queue(0, eor and full, mark=not (more and full))
+        self._push(now, nonagle=None if full and not more else NAGLE_PUSH if not full else NAGLE_CORK)
         return n
+
+    def _chrono_start(self, kind: int, now: float) -> None:
+        """``tcp_chrono_start``: a more interesting state (busy < rwnd-limited) takes over; time
+        is kept in jiffies (``tcp_jiffies32``), as ``tcp_get_info_chrono_stats`` reports it."""
+        ch = self.chrono
+        if ch is None:
+            ch = self.chrono = [0, 0, 0, 0]
+        if kind > ch[0]:
+            self._chrono_set(kind, now)
+
+    def _chrono_stop(self, kind: int, now: float) -> None:
+        """``tcp_chrono_stop``: nothing queued or in flight ends the chronograph; else the
+        state that stops falls back to busy."""
+        if self.chrono is None:
+            return
+        if not self.sndq and self.snd_una == self.snd_max:
+            self._chrono_set(0, now)
+        elif kind == self.chrono[0]:
+            self._chrono_set(CHRONO_BUSY, now)
+
+    def _chrono_set(self, kind: int, now: float) -> None:
+        """``tcp_chrono_set``: charge the time since chrono_start to the state that ends."""
+        ch = self.chrono
+        t = int(now * HZ)
+        if ch[0]:
+            ch[1 + ch[0]] += t - ch[1]
+        ch[0], ch[1] = kind, t
+
+    def chrono_us(self) -> tuple[int, int]:
+        """(tcpi_busy_time, tcpi_rwnd_limited) in µs (``tcp_get_info_chrono_stats``: busy time
+        is the total of all states; the running state counts up to now)."""
+        ch = self.chrono
+        if ch is None:
+            return 0, 0
+        stats = [ch[2], ch[3]]
+        if ch[0]:
+            stats[ch[0] - 1] += int(self.stack.now * HZ) - ch[1]
+        us = 1_000_000 // HZ
+        return sum(stats) * us, stats[1] * us
+
+    def _lowat(self) -> int:
+        """``tcp_notsent_lowat``: the socket's TCP_NOTSENT_LOWAT, else the sysctl (UINT_MAX
+        where the profile predates it)."""
+        return self.notsent_lowat or self.profile.get("net.ipv4.tcp_notsent_lowat", UNLIMITED)
+
+    def _notsent(self) -> int:
+        """write_seq - snd_nxt."""
+        return len(self.sndq) - ((self.snd_nxt - self.snd_una) & MASK)
+
+    def writeable(self) -> bool:
+        """POLLOUT (``sk_stream_is_writeable`` from ``tcp_poll``): send-buffer space, and unsent
+        bytes below half the low-water mark (``tcp_stream_memory_free`` with wake=1)."""
+        return self.send_space() > 0 and self._notsent() * 2 < self._lowat()
+
+    def set_nodelay(self, on: bool, now: float) -> None:
+        """TCP_NODELAY (``__tcp_sock_set_nodelay``): on sets TCP_NAGLE_OFF|TCP_NAGLE_PUSH and
+        pushes what is pending (a cork set too is overridden by that push)."""
+        self.stack.now = now
+        self.nodelay = bool(on)
+        if on:
+            self.nagle_push = True
+            self._push(now)
+
+    def set_cork(self, on: bool, now: float) -> None:
+        """TCP_CORK (``__tcp_sock_set_cork``): hold sub-MSS segments; off pushes what is pending
+        (with TCP_NAGLE_PUSH when TCP_NODELAY is on). A cork nobody lifts ends when the probe
+        timer (RTO, at least 200 ms) sends the held data (``tcp_write_wakeup``)."""
+        self.stack.now = now
+        self.cork = bool(on)
+        if not on:
+            if self.nodelay:
+                self.nagle_push = True
+            self._push(now)
 
     def _idle_restart(self, now: float) -> None:
         """``tcp_slow_start_after_idle_check`` (when new data goes with nothing in flight, from
@@ -389,16 +502,49 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
     def readable(self) -> int:
         return len(self.rcvq)
 
+    def inq_hint(self) -> int:
+        """TCP_CM_INQ's value (``tcp_inq_hint``): rcv_nxt - copied_seq, where an in-order FIN
+        counts one until a read passes it; 0 becomes 1 once the socket is done (SOCK_DONE:
+        FIN received or ``tcp_done``) so the reader goes on to see EOF."""
+        inq = len(self.rcvq) + (1 if self.fin_rcvd and self.rcvq else 0)
+        if inq == 0 and (self.fin_rcvd or self.state is CLOSED):
+            inq = 1
+        return inq
+
     def at_eof(self) -> bool:
         return self.fin_rcvd and not self.rcvq
 
+    def _copied_seq(self) -> int:
+        return (self.rcv_nxt - len(self.rcvq) - (1 if self.fin_rcvd else 0)) & MASK
+
+    def _urg_offset(self) -> int | None:
+        """Bytes before the urgent byte in the receive queue (None: no urgent data queued)."""
+        if self.urg_seq is None:
+            return None
+        off = (self.urg_seq - self._copied_seq()) & MASK
+        return off if off < len(self.rcvq) else None
+
+    def read_sock(self, max_bytes: int, now: float) -> bytes:
+        """splice(2) from the socket (``tcp_read_sock``): like read, but it stops at the urgent
+        mark, and at the mark it takes nothing (``tcp_splice_read`` then returns 0)."""
+        off = self._urg_offset()
+        return self.recv(min(max_bytes, off), now) if off is not None else self.recv(max_bytes, now)
+
     def recv(self, max_bytes: int, now: float) -> bytes:
-        """read(2): copy out, then ``tcp_cleanup_rbuf`` decides whether an ACK goes now."""
+        """read(2): copy out, then ``tcp_cleanup_rbuf`` decides whether an ACK goes now. Urgent
+        data (not SO_OOBINLINE): a read stops before the urgent byte; a read starting at it
+        skips it (``tcp_recvmsg_locked``: urg_hole), which ends the urgent state."""
         self.stack.now = now
         q = self.rcvq
-        if not q:
+        if not q or max_bytes <= 0:
             return b""
-        n = min(max_bytes, len(q))
+        off = self._urg_offset()
+        if off == 0:
+            q.take(1)                      # the out-of-band byte leaves the stream
+            self.copied += 1
+            self.urg_seq = None
+            return self.recv(max_bytes, now)
+        n = min(max_bytes, len(q), off if off is not None else max_bytes)
         data = q.take(n)
         self.copied += n
         if self.win is not None:
@@ -482,7 +628,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         self.lastrcv = now
         st = self.state
         # header prediction (tcp_rcv_established): in order, and !after(ack_seq, snd_nxt)
-        if st is ESTABLISHED and seg.flags & (SYN | RST | FIN) == 0 and seg.seq == self.rcv_nxt \
+        if st is ESTABLISHED and seg.flags & (SYN | RST | FIN | URG) == 0 and seg.seq == self.rcv_nxt \
                 and ((self.snd_max - seg.ack) & MASK) < HALF \
                 and not seg.options.sack_blocks and not self.reasm.blocks:
             self._fast_path(seg, now)
@@ -582,6 +728,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         now = self.stack.now
         win = self.win
         r = self.rto
+        busy, rwnd_limited = self.chrono_us()
         return {
             "state": self.state,
             "snd_wscale": self.snd_wscale, "rcv_wscale": self.rcv_wscale,
@@ -589,6 +736,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
             "rtt": round((r.srtt or 0) * 1000, 3), "rttvar": round((r.rttvar or 0) * 1000, 3),
             "ato": round(self.dack.ato * 1000),
             "mss": self.mss, "advmss": self.advmss, "rcv_mss": self.rcv_mss,
+            "pmtu": self.stack.mtu,     # icsk_pmtu_cookie: the device MTU (no PMTU discovery modelled)
             "cwnd": self.cc.cwnd if self.cc else 10,
             "ssthresh": self.cc.ssthresh if self.cc else 0x7FFFFFFF,
             "snd_wnd": self.snd_wnd,
@@ -612,6 +760,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
             "cc": self.cc.name if self.cc else "",
             "path": self.path,
             "ca_state": self._ca_state(), "sacked": -(-self.sb.sacked_bytes // self.mss),
+            "busy_us": busy, "rwnd_limited_us": rwnd_limited, "probes": self.probes_out,
         }
 
     def _ca_state(self) -> int:

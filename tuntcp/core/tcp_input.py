@@ -14,8 +14,9 @@ from .state import (CAN_SEND, CLOSED, CLOSE_WAIT, CLOSING, ESTABLISHED, FIN_WAIT
                     LAST_ACK, RCV_DATA, SYN_RECV)
 from .consts import (ACK_NOW, ACK_PUSHED, ACK_PUSHED2, ACK_SCHED, MAX_QUICKACKS, MIN_MSS,
                      MSS_DEFAULT, MSS_DEFAULT6, PAWS_24DAYS, TS_LEN)
+from .tcp_output import CHRONO_BUSY
 from ..wire.ipv6 import V4_MAX
-from ..wire.segment import ACK, FIN, PSH, RST, SYN, Segment
+from ..wire.segment import ACK, FIN, PSH, RST, SYN, URG, Segment
 
 
 def _tcp_hdr_len(seg: Segment) -> int:
@@ -162,23 +163,41 @@ class InputMixin:
             return
         if self.state is CLOSED:
             return
-        # 5. data and FIN
+        # 5. data and FIN (urgent pointer first: tcp_urg)
         st = self.state
+        if flags & URG and st in RCV_DATA:
+            self._check_urg(seg)
         if seg.payload:
             self._rcv_rtt_measure_ts(seg)
         if seg.payload or flags & FIN:
             if st in RCV_DATA:
                 if self.app_closed and seg.payload and seq_gt(
                         (end - (1 if flags & FIN else 0)) & MASK, self.rcv_nxt):
-                    # RFC 1122 4.2.2.13: data for a closed socket → RST (tcp_rcv_state_process)
+                    # RFC 1122 4.2.2.13: data for a closed socket → RST (tcp_rcv_state_process
+                    # returns non-zero: tcp_v4_do_rcv answers with tcp_v4_send_reset, a RST
+                    # made from the segment, seq = its ACK number)
                     self.stack.counters[mib.TcpExtTCPAbortOnData] += 1
-                    self._send_rst(now)
+                    self._send_rst_for(seg)
                     self._done(CLOSED)
                     return
                 self._data(seg, now)
             elif flags & FIN and seg.seq == (self.rcv_nxt - 1) & MASK or seq_lt(seg.seq, self.rcv_nxt):
                 self._schedule_ack(ACK_NOW)   # retransmitted FIN or old data: re-ACK
         self._after_input(now)
+
+    def _check_urg(self, seg: Segment) -> None:
+        """``tcp_check_urg``: the urgent pointer (BSD reading, tcp_stdurg=0: it points one past
+        the urgent byte) marks tp->urg_seq, unless that byte was already read, is older than
+        rcv_nxt, or an urgent pointer at or after it is pending."""
+        ptr = seg.urg
+        if ptr and not self.profile.get("net.ipv4.tcp_stdurg", 0):
+            ptr -= 1
+        ptr = (ptr + seg.seq) & MASK
+        if seq_gt(self._copied_seq(), ptr) or seq_lt(ptr, self.rcv_nxt):
+            return
+        if self.urg_seq is not None and not seq_gt(ptr, self.urg_seq):
+            return
+        self.urg_seq = ptr
 
     def _after_input(self, now: float) -> None:
         """``tcp_data_snd_check`` + ``tcp_ack_snd_check``: send what the ACK allowed, then
@@ -250,6 +269,7 @@ class InputMixin:
                 self.rto.fallback()
             else:
                 self.rto.sample(now - self.rtt_time)
+                self.mdev_seq = self.snd_max
             self.rto.reset_backoff()
             self.retransmits = 0
             self._set_state(ESTABLISHED)
@@ -328,6 +348,7 @@ class InputMixin:
         """``tcp_ack`` with nothing new acknowledged: a duplicate ACK (RFC 5681 2: no data, no
         window change, data outstanding) goes to loss detection; else TcpExtTCPPureAcks. A
         window that opened stops the zero-window probes; a loss probe episode may end."""
+        self.probes_out = 0                # tcp_ack: any acceptable ACK (icsk_probes_out)
         if self.snd_una != self.snd_max and not seg.payload and not win_changed and \
                 not seg.flags & (SYN | FIN):
             self.dupacks += 1
@@ -335,12 +356,12 @@ class InputMixin:
         elif not seg.payload:
             self.stack.counters[mib.TcpExtTCPPureAcks] += 1
         if self.snd_wnd and self.rtx_kind == "probe" and self.rtx_at is not None:
-            self.rtx_at = None         # window opened: _push restarts transmission
-            self.probes_out = 0
+            self.rtx_at = None         # window opened (tcp_ack_probe): _push restarts transmission
+            self.rto.reset_backoff()
+            self.probes_tstamp = None
         elif self.rtx_kind == "probe" and self.rtx_at is not None and self.snd_una == self.snd_max:
             # tcp_ack_probe: still closed, the probe timer restarts from this ACK
-            self._arm_rtx(now + min(self.rto.rto * (1 << min(self.probes_out, 20)),
-                                    self.rto.rto_max), "probe")
+            self._arm_rtx(now + self._probe0_when(now), "probe")
         if self.tlp_high_seq is not None:
             self._process_tlp_ack(seg, seg.ack, False, now)
 
@@ -367,14 +388,24 @@ class InputMixin:
         self.snd_una = ack
         if ((self.snd_nxt - ack) & MASK) >= HALF:
             self.snd_nxt = ack
+        if ack == self.snd_max:
+            self._chrono_stop(CHRONO_BUSY, now)   # tcp_clean_rtx_queue: the rtx queue emptied
         self.probes_out = 0
         # RTT (Karn: only segments never retransmitted)
         rto = self.rto
-        rtt_seq = self.rtt_seq
-        if rtt_seq is not None and ((rtt_seq - ack) & MASK) >= HALF:
-            rto.sample(now - self.rtt_time)
+        rtts = self._ack_rtts(ack, now) if self.tx_times else None
+        ca_rtt = rtts[1] if rtts else None
+        if self.profile.family == "linux":
+            if rtts:
+                # tcp_ack_update_rtt: a sample on every ACK (seq_rtt, the oldest acked segment);
+                # tcp_rtt_estimator ends its mdev round once snd_una passes rtt_seq
+                end = seq_gt(ack, self.mdev_seq)
+                rto.sample(rtts[0], end)
+                if end:
+                    self.mdev_seq = self.snd_max
+        elif self.rtt_seq is not None and ((self.rtt_seq - ack) & MASK) >= HALF:
+            rto.sample(now - self.rtt_time)     # one timed segment per round trip
             self.rtt_seq = None
-        ca_rtt = self._ca_rtt(ack, now) if self.tx_times else None
         rto.backoffs = 0                   # RtoEstimator.reset_backoff
         self.retransmits = 0
         self.retrans_stamp = None

@@ -10,6 +10,11 @@ from .consts import MSS_DEFAULT, TSO_MAX
 from .oow import oow_rate_limited
 from ..wire.segment import ACK, FIN, PSH, RST, SYN, Segment, TcpOptions
 
+# tp->nonagle bits (include/net/tcp.h)
+NAGLE_OFF, NAGLE_CORK, NAGLE_PUSH = 1, 2, 4
+# enum tcp_chrono (TCP_CHRONO_SNDBUF_LIMITED is not modelled)
+CHRONO_BUSY, CHRONO_RWND_LIMITED = 1, 2
+
 
 class OutputMixin:
     __slots__ = ()
@@ -32,15 +37,40 @@ class OutputMixin:
             segs -= min(self.dupacks, segs - 1)
         return segs
 
-    def _push(self, now: float, wakeup: int = 0, head: bool = False) -> None:
+    def _nonagle(self) -> int:
+        """tp->nonagle: TCP_NAGLE_OFF (TCP_NODELAY), TCP_NAGLE_CORK (TCP_CORK) and
+        TCP_NAGLE_PUSH (a one-shot push set when TCP_NODELAY goes on, or TCP_CORK off with
+        TCP_NODELAY on; cleared when a new skb is queued: ``tcp_skb_entail``)."""
+        return (NAGLE_OFF if self.nodelay else 0) | (NAGLE_CORK if self.cork else 0) | (
+            NAGLE_PUSH if self.nagle_push else 0)
+
+    def _nagle_holds(self, nonagle: int, seq: int) -> bool:
+        """``tcp_nagle_test`` / ``tcp_nagle_check`` for a sub-MSS tail at ``seq`` (new data,
+        the queue's last skb, no FIN): never with TCP_NAGLE_PUSH, always when corked
+        (TCP_CORK or MSG_MORE), else with Nagle on while a small segment is unacked
+        (Minshall: ``tcp_minshall_check``)."""
+        if nonagle & NAGLE_PUSH:
+            return False
+        if nonagle & NAGLE_CORK:
+            return True
+        return not nonagle and seq_gt(self.snd_sml, self.snd_una) and not seq_gt(self.snd_sml, seq)
+
+    def _push(self, now: float, wakeup: int = 0, head: bool = False, nonagle: int | None = None,
+              probe: bool = False, one: bool = False) -> None:
         """``tcp_write_xmit``: send MSS-sized segments from snd_nxt while cwnd, the peer's window
         (``tcp_snd_wnd_test``: the whole segment must fit) and Nagle (``tcp_nagle_test``,
         Minshall's variant) allow. ``wakeup`` is ``tcp_write_wakeup``'s window-sized send;
         ``head``: on RTO the segment at snd_una goes even if the window shrank below it
         (``tcp_retransmit_skb`` only refuses segments beyond the window after the head).
         When nothing is in flight and nothing could be sent, arm the zero-window probe timer
-        (``tcp_check_probe_timer``). With ``stack.offload`` new data goes as TSO segments of
-        up to 64 KB (``_tso_len``); retransmissions stay one MSS each."""
+        (``tcp_check_probe_timer``): it also ends a cork that nothing else lifts (the probe
+        sends the held data). ``nonagle``: the caller's tp->nonagle (``tcp_push`` passes
+        TCP_NAGLE_CORK for MSG_MORE); ``probe``: ``tcp_write_wakeup``, which sets PSH; ``one``:
+        ``tcp_push_one``, at most one packet.
+        With ``stack.offload`` new data goes as TSO segments of up to 64 KB (``_tso_len``);
+        retransmissions stay one MSS each."""
+        if nonagle is None:
+            nonagle = self._nonagle()
         if self.state not in CAN_SEND:
             return
         mss = self.mss
@@ -48,6 +78,7 @@ class OutputMixin:
         cc = self.cc
         tso = self.stack.offload
         sent = 0
+        rwnd_limited = False
         skbs = self.skbs
         si = -1                            # index of snd_nxt's skb, found once, then walked
         if self.snd_una == self.snd_max and not wakeup and cc is not None and \
@@ -83,24 +114,29 @@ class OutputMixin:
                     break
                 if seq_gt((seq + n + (1 if fin_here and n == avail else 0)) & MASK,
                           (self.snd_una + self.snd_wnd) & MASK) and not (head and seq == self.snd_una):
+                    rwnd_limited = True
                     break                  # tcp_snd_wnd_test: the whole segment must fit
-                if 0 < n < mss and last and not fin_here and not self.nodelay and \
-                        seq_gt(self.snd_sml, self.snd_una) and not seq_gt(self.snd_sml, seq) and \
-                        not seq_lt(seq, self.snd_max):
-                    break                  # Nagle/Minshall: a small segment is unacked
+                if 0 < n < mss and last and not fin_here and not seq_lt(seq, self.snd_max) and \
+                        self._nagle_holds(nonagle, seq):
+                    break                  # Nagle/Minshall, or corked
             new = not seq_lt(seq, self.snd_max)
             if tso and new and n == mss < min(avail, room) and not wakeup:
-                n = self._tso_len(seq, min(avail, room), last)
+                n = self._tso_len(seq, min(avail, room), last, nonagle)
             if n < avail:
                 fin_here = False
             if self.sack_ok and not new and n and self.sb.is_sacked(seq, (seq + n) & MASK):
                 self.snd_nxt = (seq + n) & MASK    # the peer has it: skip
                 continue
             self._xmit(seq, off, n, now, retrans=not new, fin=fin_here,
-                       skb=skbs[si] if skbs and 0 <= si < len(skbs) else None)
+                       skb=skbs[si] if skbs and 0 <= si < len(skbs) else None, psh=probe)
             sent += new
-            if wakeup:
+            if wakeup or one:
                 break
+        if not wakeup:                     # tcp_write_xmit's chronograph update
+            if rwnd_limited:
+                self._chrono_start(CHRONO_RWND_LIMITED, now)
+            else:
+                self._chrono_stop(CHRONO_RWND_LIMITED, now)
         if not wakeup and cc is not None:
             lim = self._inflight_segs() >= cc.cwnd
             if sent or lim:
@@ -119,17 +155,30 @@ class OutputMixin:
         mss = self.mss
         mw = self.max_window
         goal = min(TSO_MAX, mw // 2 if mw > MSS_DEFAULT else mw)
-        goal = max(goal - goal % mss, mss)
-        if self.stack.encoder.gso_exact and self.rto.srtt:
-            goal = min(goal, self._autosize(mss))
-        return goal
+        return max(goal - goal % mss, mss)
 
-    def _skb_queue(self, n: int, eor: bool) -> None:
+    def _tail_room(self) -> int:
+        """What the write queue's tail skb can still take (``tcp_sendmsg_locked``: size_goal
+        less its unsent bytes; the sent part went to the retransmit queue, ``tso_fragment``),
+        0 when there is no unsent, non-EOR tail."""
+        skbs = self.skbs
+        if not skbs or skbs[-1][2] or not seq_lt(self.snd_max, skbs[-1][0]):
+            return 0
+        start = skbs[-2][0] if len(skbs) > 1 and seq_gt(skbs[-2][0], self.snd_max) else self.snd_max
+        return max(self._size_goal() - ((skbs[-1][0] - start) & MASK), 0)
+
+    def _tail_is_send_head(self) -> bool:
+        """The tail skb holds snd_nxt: ``skb == tcp_send_head(sk)``."""
+        skbs = self.skbs
+        return len(skbs) < 2 or not seq_gt(skbs[-2][0], self.snd_nxt)
+
+    def _skb_queue(self, n: int, eor: bool, mark: bool = True) -> None:
         """``tcp_sendmsg_locked`` for n bytes just queued, as skbs [end_seq, psh, eor]: the
         write queue's tail skb (unsent part, not EOR: ``tcp_skb_can_collapse_to``) takes up to
         size_goal (its PSH cleared: more data follows), then new skbs of size_goal; a full
         skb gets PSH when write_seq - pushed_seq > max_window/2 (``forced_push``,
-        ``tcp_mark_push``), and ``tcp_push`` marks the last one (MSG_EOR: nothing appends)."""
+        ``tcp_mark_push``), and ``tcp_push`` marks the last one unless ``mark`` is False (MSG_MORE,
+        unless forced_push); MSG_EOR: nothing appends. A new skb clears TCP_NAGLE_PUSH."""
         skbs = self.skbs
         if skbs is None:
             skbs = self.skbs = []
@@ -152,12 +201,14 @@ class OutputMixin:
             n -= take
             write_seq = (write_seq + take) & MASK
             skbs.append([write_seq, False, False])
+            self.nagle_push = False
             if n and seq_gt(write_seq, (self.pushed_seq + half) & MASK):
                 skbs[-1][1] = True
                 self.pushed_seq = write_seq
-        skbs[-1][1] = True
+        if mark or seq_gt(write_seq, (self.pushed_seq + half) & MASK):
+            skbs[-1][1] = True
+            self.pushed_seq = write_seq
         skbs[-1][2] = eor
-        self.pushed_seq = write_seq
 
     def _skb_index(self, seq: int) -> int:
         """Index of the skb holding ``seq`` (at or after snd_una; len(skbs) past the last):
@@ -198,7 +249,7 @@ class OutputMixin:
         cc = self.cc
         return cc.cwnd < cc.ssthresh and cc.cwnd < 2 * self.max_pkts_out
 
-    def _tso_len(self, seq: int, avail: int, last: bool = True) -> int:
+    def _tso_len(self, seq: int, avail: int, last: bool = True, nonagle: int = 0) -> int:
         """With offload (TSO): how much new data from ``seq`` goes as one segment, given that
         one MSS passed ``_push``'s tests: what the per-MSS loop would send in a row (cwnd,
         ``tcp_snd_wnd_test`` per piece, Nagle on a short tail; a FIN-carrying last piece is
@@ -212,6 +263,8 @@ class OutputMixin:
         quota = self.cc.cwnd - self._inflight_segs()
         if self.stack.encoder.gso_exact:
             quota = min(quota, max(self.cc.cwnd >> 1, 1))   # tcp_cwnd_test: 2 GSO packets in flight
+            if self.rto.srtt:
+                goal = min(goal, self._autosize(mss))         # tcp_tso_segs
         wnd_room = (self.snd_una + self.snd_wnd - seq) & MASK
         n = min(avail, quota * mss, wnd_room, goal)
         tail = n % mss
@@ -221,9 +274,8 @@ class OutputMixin:
             return n                       # a whole skb that is not the queue's tail goes
         if self.fin_queued:
             return n - (tail or mss)       # the FIN rides on the last piece: _push sends it
-        if tail and not self.nodelay and seq_gt(self.snd_sml, self.snd_una) and \
-                not seq_gt(self.snd_sml, (seq + n - tail) & MASK):
-            return n - tail                # Nagle/Minshall holds the short tail back
+        if tail and self._nagle_holds(nonagle, (seq + n - tail) & MASK):
+            return n - tail                # Nagle/Minshall or a cork holds the short tail back
         return n
 
     def _autosize(self, mss: int) -> int:
@@ -243,7 +295,7 @@ class OutputMixin:
         return max(min(size, TSO_MAX) // mss, p["net.ipv4.tcp_min_tso_segs"]) * mss
 
     def _xmit(self, seq: int, off: int, n: int, now: float, retrans: bool, fin: bool = False,
-              skb=False) -> None:
+              skb=False, psh: bool = False) -> None:
         """Build and emit one data/FIN segment (``tcp_transmit_skb``); counts retransmissions.
         PSH where the queued data ends, and (``__tcp_transmit_skb``, profile knob
         model.tso_psh) on every TSO packet: pcount > 1 forces PSH to expedite GRO flushes
@@ -253,7 +305,9 @@ class OutputMixin:
         flags = ACK
         if fin:
             flags |= FIN
-        if n:
+        if psh and n:
+            flags |= PSH                   # tcp_write_wakeup
+        elif n:
             e = skb
             if e is False:
                 skbs = self.skbs
@@ -309,7 +363,7 @@ class OutputMixin:
                 o.sack_blocks = tuple(self.reasm.sack_blocks(limit))
         wnd = self.win.select(self.rcv_nxt, len(self.rcvq), self.win.rcv_mss)
         seg = Segment(self.laddr, self.raddr, self.lport, self.rport, seq=seq, ack=self.rcv_nxt,
-                      flags=flags, window=wnd, options=o, payload=payload)
+                      flags=flags, window=wnd, options=o, payload=payload, tos=self.tos)
         mss = self.mss
         if len(payload) > mss:
             seg.gso_size = mss        # TSO: tcp_gso_segment cuts it; pcount segments out
@@ -383,6 +437,7 @@ class OutputMixin:
         self.stack.emit(seg)
 
     def _send_rst_for(self, seg: Segment) -> None:
-        """Unacceptable ACK in SYN-SENT/SYN-RECV: <SEQ=SEG.ACK><CTL=RST> (RFC 9293 3.10.7.3)."""
+        """A reset made from an ACK segment (``tcp_v4_send_reset``): <SEQ=SEG.ACK><CTL=RST>, for an
+        unacceptable ACK in SYN-SENT/SYN-RECV (RFC 9293 3.10.7.3) and data for a closed socket."""
         self.stack.emit(Segment(self.laddr, self.raddr, self.lport, self.rport, seq=seg.ack,
                                 flags=RST))

@@ -64,10 +64,14 @@ class TimerMixin:
     def _syn_timer(self, now: float) -> None:
         """SYN (or simultaneous-open SYN-ACK) retransmission (``tcp_retransmit_timer`` in
         SYN_SENT, ``tcp_write_timeout``): give up after tcp_syn_retries (+ tcp_syn_linear_timeouts
-        on 6.5+) retransmissions; the first linear_timeouts backoffs keep the RTO."""
+        on 6.5+) retransmissions, or with TCP_USER_TIMEOUT once that long has passed since the
+        first SYN (``retransmits_timed_out`` from retrans_stamp, which ``tcp_connect`` sets);
+        the first linear_timeouts backoffs keep the RTO."""
         p = self.profile
         linear = p.get("net.ipv4.tcp_syn_linear_timeouts", 0)
-        if self.retransmits >= p["net.ipv4.tcp_syn_retries"] + linear:
+        if self.retransmits >= p["net.ipv4.tcp_syn_retries"] + linear or (
+                self.user_timeout and self.retransmits and
+                now - self.rtt_time >= self.user_timeout - 1e-9):   # since the first SYN
             self.error = "timeout"
             self._done(CLOSED)
             return
@@ -84,8 +88,11 @@ class TimerMixin:
 
     def _rtx_timer(self, now: float) -> None:
         """RTO (``tcp_retransmit_timer``, RFC 6298 5.4-5.6): give up when tcp_retries2 worth of
-        backoff has elapsed (``retransmits_timed_out`` with ``tcp_model_timeout``); otherwise
-        enter loss (cwnd 1), go back to snd_una and back the timer off."""
+        backoff has elapsed (``retransmits_timed_out`` with ``tcp_model_timeout``), or with
+        TCP_USER_TIMEOUT set, when that long has passed since retrans_stamp (it replaces the
+        modelled timeout, orphan retries included); otherwise enter loss (cwnd 1), go back to
+        snd_una and back the timer off, the next expiry no later than the user timeout's end
+        (``tcp_clamp_rto_to_user_timeout``)."""
         if self.snd_una == self.snd_max:
             return
         p = self.profile
@@ -93,8 +100,8 @@ class TimerMixin:
         retries = p["net.ipv4.tcp_retries2"]
         if self.app_closed and self.state in (FIN_WAIT_1, CLOSING, LAST_ACK):
             retries = p.get("net.ipv4.tcp_orphan_retries", 0) or 8   # tcp_orphan_retries 0 means 8
-        if self.retransmits and now - self.retrans_stamp >= model_timeout(
-                retries, p["model.rto_min"], p["model.rto_max"]) - 1e-9:
+        timeout = self.user_timeout or model_timeout(retries, p["model.rto_min"], p["model.rto_max"])
+        if self.retransmits and now - self.retrans_stamp >= timeout - 1e-9:
             c[mib.TcpExtTCPAbortOnTimeout] += 1
             self.error = "timeout"
             self._done(CLOSED)
@@ -107,8 +114,9 @@ class TimerMixin:
         self.sb.clear()     # Linux keeps SACK marks on RTO only when it trusts them; we do not
         self.retx_list.clear()
         if self.retrans_stamp is None:
-            # Linux keeps the head skb's first send time; the timer was armed one RTO ago
-            self.retrans_stamp = now - self.rto.rto
+            # tcp_retransmit_skb stamps it after __tcp_transmit_skb has re-stamped the skb:
+            # the first retransmission's time (measured on 6.18 through TCP_USER_TIMEOUT)
+            self.retrans_stamp = now
         self.retransmits += 1
         self.rtt_seq = None            # Karn: no sample from retransmitted data
         self.tx_times = None
@@ -117,13 +125,31 @@ class TimerMixin:
         self.snd_nxt = self.snd_una    # go back N: mark everything lost (tcp_enter_loss)
         self.rto.backoff()
         self._push(now, head=True)
-        self._arm_rtx(now + self.rto.rto, "rtx")
+        when = self.rto.rto
+        if self.user_timeout:
+            left = self.user_timeout - (now - self.retrans_stamp)
+            when = min(when, left) if left > 0 else 0.001     # passed: fire at once (1 jiffy)
+        self._arm_rtx(now + when, "rtx")
 
     def _probe_timer(self, now: float) -> None:
         """Zero-window probe (``tcp_probe_timer`` → ``tcp_send_probe0`` → ``tcp_write_wakeup``):
         send what fits in the window if it opened, else an old-sequence probe (TcpExtTCPWinProbe);
-        back off; give up after tcp_retries2 unanswered probes."""
+        back off (icsk_backoff, up to tcp_retries2); give up after tcp_retries2 unanswered probes
+        (every ACK clears icsk_probes_out: a peer that answers is probed forever, RFC 1122
+        4.2.2.17), or with TCP_USER_TIMEOUT once
+        that long has passed since the first probe (icsk_probes_tstamp, cleared when the window
+        opens: 5.11+, 9d9b1ee0b2d1), the next probe no later than then
+        (``tcp_clamp_probe0_to_user_timeout``, at least TCP_TIMEOUT_MIN)."""
         if self.snd_una != self.snd_max or self.state not in CAN_SEND or not self._pending():
+            self.probes_out = 0
+            self.probes_tstamp = None
+            return
+        if self.probes_tstamp is None:
+            self.probes_tstamp = now
+        elif self.user_timeout and now - self.probes_tstamp >= self.user_timeout - 1e-9:
+            self.stack.counters[mib.TcpExtTCPAbortOnTimeout] += 1
+            self.error = "timeout"
+            self._done(CLOSED)
             return
         if self.probes_out >= self.profile["net.ipv4.tcp_retries2"]:
             self.stack.counters[mib.TcpExtTCPAbortOnTimeout] += 1
@@ -131,12 +157,24 @@ class TimerMixin:
             self._done(CLOSED)
             return
         self.probes_out += 1
+        if self.rto.backoffs < self.profile["net.ipv4.tcp_retries2"]:
+            self.rto.backoff()             # icsk_backoff, at most tcp_retries2
         wnd_room = self.snd_wnd - ((self.snd_nxt - self.snd_una) & MASK)
         if wnd_room > 0 and self._pending():
-            self._push(now, wakeup=min(wnd_room, self.mss))
+            self._push(now, wakeup=min(wnd_room, self.mss), probe=True)
+            if self.snd_una != self.snd_max:
+                self.probes_tstamp = None   # tcp_send_probe0: data out, probing is over
         else:
             self.stack.counters[mib.TcpExtTCPWinProbe] += 1
             self._send_ack(now, seq=(self.snd_una - 1) & MASK)
         if self.snd_una == self.snd_max:
-            self._arm_rtx(now + min(self.rto.rto * (1 << min(self.probes_out, 20)),
-                                    self.rto.rto_max), "probe")
+            self._arm_rtx(now + self._probe0_when(now), "probe")
+
+    def _probe0_when(self, now: float) -> float:
+        """``tcp_probe0_when`` (the RTO backed off by icsk_backoff, at most rto_max), cut to what
+        is left of TCP_USER_TIMEOUT (``tcp_clamp_probe0_to_user_timeout``; TCP_TIMEOUT_MIN 2 ms)."""
+        when = self.rto.rto
+        if self.user_timeout and self.probes_tstamp is not None:
+            left = self.user_timeout - max(now - self.probes_tstamp, 0.0)
+            when = min(max(left, 0.002), when)
+        return when

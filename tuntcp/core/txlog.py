@@ -20,7 +20,7 @@ class TxLogMixin:
             tt = self.tx_times = deque()
         mss = self.mss
         if n > mss:
-            # a TSO segment: one [end, sent, start] entry (_ca_rtt trims it by whole MSS);
+            # a TSO segment: one [end, sent, start] entry (_ack_rtts trims it by whole MSS);
             # its last piece is what a loss probe resends (tcp_send_loss_probe's tcp_fragment)
             tt.append([end, now, seq])
             self.last_new_seq = (seq + (n - 1) // mss * mss) & MASK
@@ -28,11 +28,12 @@ class TxLogMixin:
             self.last_new_seq = seq
             tt.append([end, now])
 
-    def _ca_rtt(self, ack: int, now: float) -> float | None:
-        """``tcp_clean_rtx_queue``'s ca_rtt: time since the newest segment this ACK covers
-        completely was sent; none if any covered segment was retransmitted (Karn)."""
+    def _ack_rtts(self, ack: int, now: float) -> tuple[float, float] | None:
+        """``tcp_clean_rtx_queue``'s (seq_rtt, ca_rtt): time since the oldest and the newest
+        segment this ACK covers completely were sent; none if any covered segment was
+        retransmitted (Karn: FLAG_RETRANS_DATA_ACKED)."""
         tt = self.tx_times
-        last = None
+        first = last = None
         retx = False
         while tt and ((ack - tt[0][0]) & MASK) < HALF:     # entry end <= ack
             t = tt.popleft()[1]
@@ -40,6 +41,8 @@ class TxLogMixin:
                 retx = True
             else:
                 last = t
+                if first is None:
+                    first = t
         if tt and len(tt[0]) == 3:
             # a TSO entry [end, sent, start]: ``tcp_tso_acked`` trims the whole MSS the ACK
             # covers off the skb, and a trimmed skb counts as ACKed for ca_rtt
@@ -51,9 +54,11 @@ class TxLogMixin:
                     retx = True
                 else:
                     last = e[1]
+                    if first is None:
+                        first = last
         if retx or last is None:
             return None
-        return now - last
+        return now - first, now - last
 
     def _mark_retrans(self, seq: int, end: int) -> None:
         """TCPCB_RETRANS on the send-time entries a retransmission of [seq, end) covers: no

@@ -20,6 +20,7 @@ def tcp_info(info: dict) -> dict:
         "tcpi_snd_wscale": info["snd_wscale"], "tcpi_rcv_wscale": info["rcv_wscale"],
         "tcpi_rto": us(info["rto"]), "tcpi_ato": us(info["ato"]), "tcpi_backoff": info["backoff"],
         "tcpi_snd_mss": info["mss"], "tcpi_rcv_mss": info["rcv_mss"], "tcpi_advmss": info["advmss"],
+        "tcpi_pmtu": info["pmtu"],
         "tcpi_unacked": info["unacked"], "tcpi_retrans": info["retrans"],
         "tcpi_total_retrans": info["total_retrans"],
         "tcpi_rtt": us(info["rtt"]), "tcpi_rttvar": us(info["rttvar"]),
@@ -33,6 +34,8 @@ def tcp_info(info: dict) -> dict:
         "tcpi_last_data_sent": info["lastsnd"], "tcpi_last_data_recv": info["lastrcv"],
         "tcpi_last_ack_recv": info["lastack"],
         "tcpi_ca_state": info["ca_state"], "tcpi_sacked": info["sacked"],
+        "tcpi_busy_time": info["busy_us"], "tcpi_rwnd_limited": info["rwnd_limited_us"],
+        "tcpi_probes": info["probes"],
     }
 
 

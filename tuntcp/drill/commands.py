@@ -1,4 +1,6 @@
-"""Backtick command lines read as data: the sysctls they set, the MTU, nstat checks.
+"""Backtick command lines read as data: the sysctls they set, the MTU, nstat checks, and the
+files a script makes for sendfile (``rm -f F``, ``dd if=/dev/zero of=F bs=B count=N``) kept as
+a table of names and sizes: no command runs and nothing touches the host's filesystem.
 
 ``defaults.sh`` is read as the knobs it sets (the list below mirrors what it does); knobs a
 profile does not have are kept in ``unmodelled`` when they come from defaults.sh (every
@@ -56,6 +58,7 @@ class Settings:
         self.knobs: dict[str, str] = {}
         self.unmodelled: dict[str, str] = {}
         self.mtu = 1500
+        self.files: dict[str, int] = {}     # path -> size: files of zeros the script made
 
     def set(self, profile, name: str, value: str, line: int, from_defaults: bool) -> None:
         name = name.replace("/", ".")
@@ -71,6 +74,25 @@ class Settings:
             cmd = cmd.split("#", 1)[0].strip()
             if cmd:
                 self._one(profile, cmd, line)
+
+    def _file(self, argv: list[str], line: int, cmd: str) -> None:
+        """``rm -f PATH...`` forgets files; ``dd bs=B count=N if=/dev/zero of=PATH`` makes one
+        of B*N zero bytes (packetdrill's payloads are zeros). Other forms are UNSUPPORTED."""
+        if argv[0].endswith("rm"):
+            if len(argv) < 3 or argv[1] != "-f" or any(a.startswith("-") for a in argv[2:]):
+                raise Unsupported(f"command {argv[0]}", line, cmd)
+            for a in argv[2:]:
+                self.files.pop(a, None)
+            return
+        kv = dict(a.partition("=")[::2] for a in argv[1:])
+        if len(kv) != len(argv) - 1 or kv.get("if") != "/dev/zero" or "of" not in kv or "count" not in kv or \
+                set(kv) - {"bs", "count", "if", "of", "status"} or kv.get("status", "none") != "none":
+            raise Unsupported(f"command {argv[0]}", line, cmd)
+        try:
+            size = int(kv.get("bs", "512")) * int(kv["count"])
+        except ValueError:
+            raise Unsupported(f"command {argv[0]}", line, cmd) from None
+        self.files[kv["of"]] = size
 
     def _one(self, profile, cmd: str, line: int) -> None:
         if cmd.endswith("defaults.sh"):
@@ -97,6 +119,9 @@ class Settings:
                 if not m:
                     raise Unsupported("set_sysctls argument", line, a)
                 self.set(profile, m.group(1).replace("/", "."), m.group(2), line, False)
+            return
+        if argv[0] in ("rm", "/bin/rm", "dd", "/bin/dd"):
+            self._file(argv, line, cmd)
             return
         m = _ECHO.match(cmd)
         if m:

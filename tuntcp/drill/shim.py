@@ -38,18 +38,22 @@ def _val(arg):
     return arg
 
 
+def _iov_lens(arg) -> list[int]:
+    return [sum(x for x in item[1] if isinstance(x, int))
+            for item in (arg[1] if isinstance(arg, tuple) and arg[0] == "[]" else [])
+            if isinstance(item, tuple) and item[0] == "{}"]
+
+
 def _iov_len(arg) -> int:
-    total = 0
-    for item in (arg[1] if isinstance(arg, tuple) and arg[0] == "[]" else []):
-        if isinstance(item, tuple) and item[0] == "{}":
-            total += sum(x for x in item[1] if isinstance(x, int))
-    return total
+    return sum(_iov_lens(arg))
 
 
 class Shim:
     def __init__(self, runner):
         self.r = runner
         self.socks: dict[int, Sock] = {}
+        self.files: dict[int, list] = {}    # fd -> [path, offset] of an open()ed script file
+        self.pipes: dict[int, list] = {}    # fd -> [read end?, shared [bytes buffered]]
         self.want_fd: int | None = None    # the fd the script expects (packetdrill maps fds)
 
     # ---- helpers
@@ -71,10 +75,11 @@ class Shim:
             raise Unsupported(f"syscall {name} arguments", detail=str(e)) from None
 
     def _new_fd(self) -> int:
-        if self.want_fd is not None and self.want_fd >= 0 and self.want_fd not in self.socks:
+        if self.want_fd is not None and self.want_fd >= 0 and self.want_fd not in self.socks \
+                and self.want_fd not in self.files and self.want_fd not in self.pipes:
             return self.want_fd
         fd = 3
-        while fd in self.socks:
+        while fd in self.socks or fd in self.files or fd in self.pipes:
             fd += 1
         return fd
 
@@ -118,6 +123,7 @@ class Shim:
             return BLOCK
         nfd = self._new_fd()
         self.socks[nfd] = Sock(nfd, conn=child, opts=dict(s.opts), connected_reported=True)
+        self._apply(self.socks[nfd])
         self.r.current = child
         return nfd, None
 
@@ -130,8 +136,7 @@ class Shim:
             s.conn = r.stack.connect(r.laddr, r.raddr, host.REMOTE_PORT, self.now,
                                      lport=s.port, rcvbuf=s.opts.get("SO_RCVBUF"),
                                      sndbuf=s.opts.get("SO_SNDBUF"), user_mss=s.opts.get("TCP_MAXSEG", 0))
-            if s.opts.get("TCP_NODELAY"):
-                s.conn.nodelay = True
+            self._apply(s)
             r.current = s.conn
             r.new_flow(s.conn.lport, s.conn.rport)
             if s.nonblock:
@@ -149,6 +154,17 @@ class Shim:
         return 0, None
 
     # ---- options
+    def _apply(self, s: Sock) -> None:
+        """Options set before connect, or on the listener (a child inherits them: sk_clone),
+        onto the connection."""
+        c = s.conn
+        if s.opts.get("TCP_NODELAY"):
+            c.nodelay = True
+        c.cork = bool(s.opts.get("TCP_CORK"))
+        c.user_timeout = s.opts.get("TCP_USER_TIMEOUT", 0) / 1000
+        c.notsent_lowat = s.opts.get("TCP_NOTSENT_LOWAT", 0)
+        c.tos = s.opts.get("IP_TOS", 0)
+
     def sys_setsockopt(self, fd, level, name, val, vlen):
         s = self.sock(fd)
         v = _val(val)
@@ -156,10 +172,14 @@ class Shim:
             d = dict(x[1:] for x in val[1] if isinstance(x, tuple) and x[0] == "=")
             s.opts["SO_LINGER"] = (d.get("onoff", 0), d.get("linger", 0))
             return 0, None
-        if name in ("SO_REUSEADDR", "SO_REUSEPORT", "SO_KEEPALIVE"):
+        if name in ("SO_REUSEADDR", "SO_REUSEPORT", "SO_KEEPALIVE", "TCP_INQ", "SO_ZEROCOPY",
+                    "IP_FREEBIND"):
+            # TCP_INQ: tp->recvmsg_inq; SO_ZEROCOPY: sock_flag SOCK_ZEROCOPY; IP_FREEBIND
+            # (inet->freebind) only lets bind() take a non-local address: the shim binds the
+            # script's local address whatever it names
             s.opts[name] = v
             return 0, None
-        if name in ("SO_RCVBUF", "SO_SNDBUF", "TCP_DEFER_ACCEPT", "TCP_NODELAY"):
+        if name in ("SO_RCVBUF", "SO_SNDBUF", "TCP_DEFER_ACCEPT", "TCP_NODELAY", "TCP_CORK"):
             s.opts[name] = v
             if s.conn is not None:
                 if name == "SO_RCVBUF":
@@ -167,8 +187,44 @@ class Shim:
                 elif name == "SO_SNDBUF":
                     s.conn.set_sndbuf(v)
                 elif name == "TCP_NODELAY":
-                    s.conn.nodelay = bool(v)
-                    s.conn.send(b"", self.now) if v else None
+                    s.conn.set_nodelay(bool(v), self.now)
+                elif name == "TCP_CORK":
+                    s.conn.set_cork(bool(v), self.now)
+            return 0, None
+        if name == "TCP_NOTSENT_LOWAT":
+            if "net.ipv4.tcp_notsent_lowat" not in self.r.stack.profile:
+                raise _Errno("ENOPROTOOPT")     # before 3.12, and FreeBSD
+            s.opts[name] = v & 0xFFFFFFFF       # tp->notsent_lowat (u32)
+            if s.conn is not None:
+                s.conn.notsent_lowat = s.opts[name]
+            return 0, None
+        if name == "IP_TOS":
+            # do_ip_setsockopt: TCP keeps its own ECN bits (inet->tos = val & ~INET_ECN_MASK);
+            # the connection's segments carry it (ip_queue_xmit). SYN-ACKs from a listener
+            # with a TOS are not modelled.
+            tos = v & 0xFC
+            if s.conn is None and s.listener is not None and tos:
+                raise Unsupported("IP_TOS on a listener")
+            s.opts[name] = tos
+            if s.conn is not None:
+                s.conn.tos = tos
+            return 0, None
+        if name == "IP_MTU_DISCOVER":
+            # inet->pmtudisc: the DF bit and ICMP "fragmentation needed" handling, neither of
+            # which the model has (no PMTU discovery; segments carry no DF; ICMP is unsupported)
+            v = _PMTUDISC.get(v, v)
+            if not isinstance(v, int) or not 0 <= v <= 5:
+                raise _Errno("EINVAL")
+            s.opts[name] = v
+            return 0, None
+        if name == "TCP_USER_TIMEOUT":
+            if self.r.stack.profile.family != "linux":
+                raise _Errno("ENOPROTOOPT")
+            if v < 0:
+                raise _Errno("EINVAL")
+            s.opts[name] = v                    # icsk_user_timeout, ms
+            if s.conn is not None:
+                s.conn.user_timeout = v / 1000
             return 0, None
         if name == "TCP_MAXSEG":
             if not 88 <= v <= 32767:            # TCP_MIN_MSS .. MAX_TCP_WINDOW
@@ -206,8 +262,11 @@ class Shim:
             have = s.conn.sndbuf if s.conn is not None else (
                 sock_set_sndbuf(p, s.opts["SO_SNDBUF"]) if "SO_SNDBUF" in s.opts else p["net.ipv4.tcp_wmem"][1])
             return self.r.check_out(val, have), None
-        if name in ("SO_REUSEADDR", "TCP_NODELAY", "TCP_DEFER_ACCEPT"):
+        if name in ("SO_REUSEADDR", "TCP_NODELAY", "TCP_DEFER_ACCEPT", "TCP_INQ", "SO_ZEROCOPY",
+                    "TCP_USER_TIMEOUT", "TCP_CORK", "TCP_NOTSENT_LOWAT", "IP_TOS"):
             return self.r.check_out(val, s.opts.get(name, 0)), None
+        if name == "IP_MTU_DISCOVER":           # default IP_PMTUDISC_WANT (ip_no_pmtu_disc 0)
+            return self.r.check_out(val, s.opts.get(name, 1)), None
         if name == "TCP_MAXSEG" and s.conn is not None and s.conn.state != "SYN-SENT":
             return self.r.check_out(val, s.conn.info()["mss"]), None     # tp->mss_cache
         if name == "TCP_MAXSEG" and "TCP_MAXSEG" in s.opts:
@@ -239,9 +298,14 @@ class Shim:
         if buf == "NULL" and n:
             raise _Errno("EFAULT")
         fl = _flag_names(flags)
-        if fl - {"MSG_EOR", "MSG_DONTWAIT", "MSG_NOSIGNAL"}:
+        if fl - {"MSG_EOR", "MSG_DONTWAIT", "MSG_NOSIGNAL", "MSG_ZEROCOPY", "MSG_MORE"}:
             raise Unsupported(f"send flag {'|'.join(sorted(fl))}")
         c = s.conn
+        if "MSG_ZEROCOPY" in fl and n and s.opts.get("SO_ZEROCOPY") and c is not None and \
+                c.state in ("ESTABLISHED", "CLOSE-WAIT") and c.info()["notsent"]:
+            # tcp_sendmsg_locked appends zerocopy frags to the tail skb only under the same
+            # ubuf_info (skb_zerocopy_iter_stream): skb boundaries the model does not keep
+            raise Unsupported("MSG_ZEROCOPY behind unsent data")
         if c is None:
             raise _Errno("EPIPE")
         if c.error:
@@ -254,8 +318,10 @@ class Shim:
             raise _Errno("EPIPE")
         if s.pending_write == 0:
             s.pending_write = n
+        elif not c.writeable():
+            return BLOCK                # sk_stream_wait_memory: woken by sk_stream_write_space
         left = s.pending_write
-        took = c.send(bytes(left), self.now, eor="MSG_EOR" in fl)
+        took = c.send(bytes(left), self.now, eor="MSG_EOR" in fl, more="MSG_MORE" in fl)
         if s.nonblock or "MSG_DONTWAIT" in fl:
             s.pending_write = 0
             if took == 0:
@@ -281,11 +347,40 @@ class Shim:
         return self._write(fd, _iov_len(iov))
 
     def sys_sendmsg(self, fd, msg, flags=0):
-        iov = next((x[2] for x in msg[1] if isinstance(x, tuple) and x[0] == "="
-                    and isinstance(x[1], tuple) and x[1][1] == "msg_iov"), None)
+        iov = _msg_field(msg, "msg_iov")
         if iov is None:
             raise Unsupported("sendmsg without msg_iov")
+        if "MSG_ZEROCOPY" in _flag_names(flags) and self.sock(fd).opts.get("SO_ZEROCOPY"):
+            # each iov element becomes page frags of the skb (skb_zerocopy_iter_stream); past
+            # MAX_SKB_FRAGS (17) a new skb starts: boundaries the model does not keep
+            frags = sum(n // 4096 + 2 for n in _iov_lens(iov) if n)
+            if frags > 17:
+                raise Unsupported("MSG_ZEROCOPY beyond MAX_SKB_FRAGS")
         return self._write(fd, _iov_len(iov), flags=flags)
+
+    def sys_recvmsg(self, fd, msg, flags=0):
+        """recvmsg(2) (``tcp_recvmsg``): the read, then with TCP_INQ on, one TCP_CM_INQ cmsg
+        holding ``tcp_inq_hint`` (checked against the script's msg_control when it has one)."""
+        iov = _msg_field(msg, "msg_iov")
+        if iov is None:
+            raise Unsupported("recvmsg without msg_iov")
+        if _msg_field(msg, "msg_flags") not in (None, 0, ELLIPSIS):
+            raise Unsupported("recvmsg msg_flags")
+        res = self._read(fd, _iov_len(iov), flags=flags)
+        want = _msg_field(msg, "msg_control")
+        if res is BLOCK or res[0] < 0 or want in (None, ELLIPSIS):
+            return res
+        s = self.sock(fd)
+        have = [("SOL_TCP", "TCP_CM_INQ", s.conn.inq_hint())] if s.opts.get("TCP_INQ") else []
+        exp = []
+        for c in want[1] if isinstance(want, tuple) and want[0] == "[]" else ():
+            d = {x[1]: x[2] for x in c[1] if isinstance(x, tuple) and x[0] == "="}
+            if d.get("cmsg_type") != "TCP_CM_INQ":
+                raise Unsupported(f"cmsg {d.get('cmsg_type')}")
+            exp.append((d.get("cmsg_level"), d.get("cmsg_type"), d.get("cmsg_data")))
+        if exp != have:
+            self.r.check_out(("[]", [exp]), have)
+        return res
 
     def _read(self, fd, n: int, buf=ELLIPSIS, flags=0):
         s = self.sock(fd)
@@ -333,7 +428,76 @@ class Shim:
             c.shutdown_write(self.now)
         return 0, None
 
+    # ---- files the script's commands made (commands.Settings.files: names and sizes)
+    def sys_open(self, path, flags, mode=None):
+        name = path[1] if isinstance(path, tuple) and path[0] == "str" else path
+        if _flag_names(flags) - {"O_RDONLY"}:
+            raise Unsupported(f"open flags {flags}")
+        if name not in self.r.settings.files:
+            raise _Errno("ENOENT")
+        fd = self._new_fd()
+        self.files[fd] = [name, 0]
+        return fd, None
+
+    def sys_sendfile(self, out_fd, in_fd, offset, count):
+        """sendfile(2) to a TCP socket: ``do_splice_direct`` feeds the file through a pipe to
+        ``tcp_sendmsg_locked``, with MSG_MORE on every chunk but the last; one chunk (up to
+        the pipe's 16 pages) is one write. The file holds zeros, as packetdrill's payloads."""
+        f = self.files.get(in_fd)
+        if f is None:
+            raise _Errno("EBADF")
+        pos = _val(offset)
+        pos = f[1] if pos in ("NULL", ELLIPSIS) else pos
+        n = max(min(count, self.r.settings.files.get(f[0], 0) - pos), 0)
+        if n > 16 * 4096:
+            raise Unsupported("sendfile of more than one pipe's worth")
+        if n == 0:
+            return 0, None
+        res = self._write(out_fd, n)
+        if res is not BLOCK and res[0] > 0 and _val(offset) in ("NULL", ELLIPSIS):
+            f[1] = pos + res[0]
+        return res
+
+    def sys_pipe(self, fds):
+        """pipe(2): [rfd, wfd] as the script names them; a pipe holds up to 16 pages."""
+        want = fds[1] if isinstance(fds, tuple) and fds[0] == "[]" else []
+        if len(want) != 2 or not all(isinstance(x, int) for x in want) or \
+                any(x in self.socks or x in self.files or x in self.pipes for x in want):
+            raise Unsupported("pipe fds", detail=str(fds))
+        buf = [0]
+        self.pipes[want[0]] = [True, buf]
+        self.pipes[want[1]] = [False, buf]
+        return 0, None
+
+    def sys_splice(self, fd_in, off_in, fd_out, off_out, n, flags):
+        """splice(2) from a TCP socket into a pipe (``tcp_splice_read`` over ``tcp_read_sock``):
+        it stops at the urgent mark; taking nothing, it returns 0 after a FIN or SHUT_RD,
+        EAGAIN when non-blocking, 0 when data is queued (the urgent mark: no loop), else waits."""
+        p = self.pipes.get(fd_out)
+        s = self.socks.get(fd_in)
+        if p is None or p[0] or s is None or off_in != "NULL" or off_out != "NULL" or \
+                _flag_names(flags) - {"SPLICE_F_NONBLOCK"}:
+            raise Unsupported("splice other than socket to pipe")
+        c = s.conn
+        if c is None:
+            raise _Errno("ENOTCONN")
+        got = len(c.read_sock(min(n, 16 * 4096 - p[1][0]), self.now)) if c.readable() else 0
+        p[1][0] += got
+        if got or c.fin_rcvd or s.rd_shut:       # SOCK_DONE, RCV_SHUTDOWN
+            return got, None
+        if c.error:
+            raise _Errno(_ERRNO[c.error])
+        if c.state == "CLOSED":
+            raise _Errno("ENOTCONN")
+        if s.nonblock or "SPLICE_F_NONBLOCK" in str(flags):
+            raise _Errno("EAGAIN")
+        if c.readable():
+            return 0, None          # data queued but nothing taken (the urgent mark): no loop
+        return BLOCK
+
     def sys_close(self, fd):
+        if self.files.pop(fd, None) is not None or self.pipes.pop(fd, None) is not None:
+            return 0, None
         s = self.socks.pop(fd, None)
         if s is None:
             raise _Errno("EBADF")
@@ -371,7 +535,7 @@ class Shim:
         ev = 0
         if c.readable() or c.at_eof():
             ev |= 0x1 | 0x40
-        if c.state in ("ESTABLISHED", "CLOSE-WAIT") and c.send_space() > 0:
+        if c.state in ("ESTABLISHED", "CLOSE-WAIT") and c.writeable():
             ev |= 0x4 | 0x100
         if c.error:
             ev |= 0x8
@@ -380,8 +544,20 @@ class Shim:
         return ev
 
 
+_PMTUDISC = {"IP_PMTUDISC_DONT": 0, "IP_PMTUDISC_WANT": 1, "IP_PMTUDISC_DO": 2, "IP_PMTUDISC_PROBE": 3,
+             "IP_PMTUDISC_INTERFACE": 4, "IP_PMTUDISC_OMIT": 5}
 _POLL = {"POLLIN": 0x1, "POLLPRI": 0x2, "POLLOUT": 0x4, "POLLERR": 0x8, "POLLHUP": 0x10,
          "POLLRDNORM": 0x40, "POLLWRNORM": 0x100, "POLLRDHUP": 0x2000}
+
+
+def _msg_field(msg, name: str):
+    """The value of ``name=`` (or ``name(N)=``) in a struct msghdr written as {...}."""
+    for x in msg[1] if isinstance(msg, tuple) and msg[0] == "{}" else ():
+        if isinstance(x, tuple) and x[0] == "=":
+            key = x[1][1] if isinstance(x[1], tuple) and x[1][0] == "call" else x[1]
+            if key == name:
+                return x[2]
+    return None
 
 
 def _flag_names(expr) -> set:

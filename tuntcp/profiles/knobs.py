@@ -124,6 +124,8 @@ LINUX: dict[str, Knob] = {
     "net.ipv4.tcp_early_retrans": u8(0, 4, extra=" extra1=SYSCTL_ZERO extra2=SYSCTL_FOUR"),
     # ranges read back from a 6.18 namespace (0 and 256 refused; 1001 refused)
     "net.ipv4.tcp_min_tso_segs": u8(1, 255, "segments", extra=" extra1=SYSCTL_ONE"),
+    # tcp_notsent_lowat (c9bee3b7fdec, 3.12): write space only while unsent bytes are below it
+    "net.ipv4.tcp_notsent_lowat": intk(0, 2**32 - 1, "bytes", "proc_douintvec"),
     "net.ipv4.tcp_pacing_ss_ratio": intk(0, 1000, "%", "proc_dointvec_minmax extra1=SYSCTL_ZERO "
                                          "extra2=SYSCTL_ONE_THOUSAND"),
     "net.ipv4.tcp_pacing_ca_ratio": intk(0, 1000, "%", "proc_dointvec_minmax extra1=SYSCTL_ZERO "

@@ -72,6 +72,7 @@ _BASE = {
     "net.ipv4.tcp_dsack": 1,
     "net.ipv4.tcp_early_retrans": 3,
     "net.ipv4.tcp_min_tso_segs": 2,
+    "net.ipv4.tcp_notsent_lowat": 2**32 - 1,      # UINT_MAX: no limit
     "net.ipv4.tcp_pacing_ss_ratio": 200,
     "net.ipv4.tcp_pacing_ca_ratio": 120,
     "net.ipv4.ip_default_ttl": 64,
@@ -99,8 +100,8 @@ _BASE = {
 }
 
 
-def _linux(name: str, **changes) -> None:
-    knobs = dict(_BASE)
+def _linux(name: str, drop: tuple = (), **changes) -> None:
+    knobs = {k: v for k, v in _BASE.items() if k not in drop}
     for k, v in changes.items():
         knob = k.replace("__", ".")
         if knob not in knobs:
@@ -124,6 +125,7 @@ _linux(
     model__init_rcv_wnd_segs=10,
     model__synflood_proto="TCP",
     model__tso_psh=False,
+    drop=("net.ipv4.tcp_notsent_lowat",),           # 3.12
 )
 _linux(
     "linux-4.9",
