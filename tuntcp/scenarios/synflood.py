@@ -74,19 +74,19 @@ SPOOF = {4: "198.18.200.1", 6: "2001:2::c8:1"}     # --spoof's default per famil
 # raw socket, the SYNs from tuntcp.harness.raw), paced by -c/-i alike, and it ends with
 # hping3's statistics line so the report reads both the same way.
 FLOOD6 = r"""
+import signal
+stopped = []
+signal.signal(signal.SIGINT, lambda *a: stopped.append(1))   # first: a stop during the imports still reports
 import socket, sys, time
 from tuntcp.harness.raw import spoofed_syn
 src, dst, port, count, gap, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
 s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
 sent, t0 = 0, time.monotonic()
-try:
-    while (not count or sent < count) and time.monotonic() - t0 < seconds:
-        s.sendto(spoofed_syn(src, dst, 1024 + sent % 64000, port, seq=(sent * 2654435761) & 0xFFFFFFFF), (dst, 0))
-        sent += 1
-        if gap:
-            time.sleep(max(0.0, t0 + sent * gap - time.monotonic()))
-except KeyboardInterrupt:
-    pass
+while not stopped and (not count or sent < count) and time.monotonic() - t0 < seconds:
+    s.sendto(spoofed_syn(src, dst, 1024 + sent % 64000, port, seq=(sent * 2654435761) & 0xFFFFFFFF), (dst, 0))
+    sent += 1
+    if gap:
+        time.sleep(max(0.0, t0 + sent * gap - time.monotonic()))
 print(f"--- {dst} hping statistic ---\n{sent} packets transmitted, 0 packets received", flush=True)
 """
 
