@@ -118,6 +118,9 @@ def serve_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--v6only", action="store_true", default=None,
                    help="IPV6_V6ONLY on the :: listener of --family dual (IPv4 peers are refused); "
                    "default: the profile's net.ipv6.bindv6only")
+    s.add_argument("--shards", type=_nonneg_int, default=1,
+                   help="endpoint processes, one per queue of a multi-queue TUN, sharing one "
+                   "listener (Linux profiles; 1 on this 2-core machine, see bench/README.md)")
 
 
 def _port(s: str) -> int:
@@ -210,6 +213,10 @@ def cmd_serve(args) -> int:
     if delay or jitter or args.loss or args.reorder:
         kw = dict(delay=delay, jitter=jitter, loss=args.loss, reorder=args.reorder)
         links = (LinkModel(seed=args.seed, **kw), LinkModel(seed=args.seed + 1, **kw))
+    from .shell.shards import check_shards
+    check_shards(args.shards, profile)
+    if args.shards > 1 and args.front:
+        raise UsageError("--front runs one relay: use --shards 1 with it")
     require_privileges()
     for opt, path in (("--pcap", args.pcap), ("--events", args.events)):
         if path:
@@ -219,8 +226,13 @@ def cmd_serve(args) -> int:
     from .shell.control import remove_stale
     try:
         with netns.Lab(vnet_hdr=args.offload, family=4 if args.family == "ipv4" else 6,
-                       dual=args.family == "dual") as lab:
-            trio.run(apps.serve, lab, profile, args, links)
+                       dual=args.family == "dual", queues=args.shards) as lab:
+            if args.shards > 1:
+                from .shell.shards import MonoClock, serve_sharded
+                link = dict(kw, seed=args.seed) if links else None
+                trio.run(serve_sharded, lab, profile, args, link, clock=MonoClock())
+            else:
+                trio.run(apps.serve, lab, profile, args, links)
     except BaseException as e:
         if not all(isinstance(x, KeyboardInterrupt) for x in leaves(e)):
             raise

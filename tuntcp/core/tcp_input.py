@@ -396,6 +396,9 @@ class InputMixin:
         rtts = self._ack_rtts(ack, now) if self.tx_times else None
         ca_rtt = rtts[1] if rtts else None
         if self.profile.family == "linux":
+            if not rtts:
+                rtts = self._tsecr_rtt(seg)
+                ca_rtt = rtts[1] if rtts else None
             if rtts:
                 # tcp_ack_update_rtt: a sample on every ACK (seq_rtt, the oldest acked segment);
                 # tcp_rtt_estimator ends its mdev round once snd_una passes rtt_seq
@@ -448,6 +451,18 @@ class InputMixin:
         if fin_acked:
             return self._fin_acked(now)
         return True
+
+    def _tsecr_rtt(self, seg: Segment) -> tuple[float, float] | None:
+        """``tcp_ack_update_rtt``'s fallback when Karn leaves no seq_rtt (a retransmitted
+        segment was ACKed): the time since the TSval the ACK echoes, in TS ticks (1 ms)."""
+        ts = seg.options.ts if self.ts_ok and seg.options is not None else None
+        if not ts or not ts[1]:
+            return None
+        delta = (self.stack.ts_now(self.ts_off) - ts[1]) & MASK
+        if delta >= HALF:
+            return None
+        rtt = max(delta, 1) / 1000.0
+        return rtt, rtt
 
     def _fin_acked(self, now: float) -> bool:
         """Our FIN was acknowledged (``tcp_rcv_state_process``): FIN-WAIT-1 → FIN-WAIT-2 (an

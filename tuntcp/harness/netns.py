@@ -58,7 +58,7 @@ CLONE_NEWNS = 0x00020000
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
 TUNSETIFF = 0x400454CA
-IFF_TUN, IFF_NO_PI, IFF_VNET_HDR = 0x0001, 0x1000, 0x4000
+IFF_TUN, IFF_NO_PI, IFF_VNET_HDR, IFF_MULTI_QUEUE = 0x0001, 0x1000, 0x4000, 0x0100
 TUN_DEVICE_ENV = "TUNTCP_TUN_DEVICE"
 NETNS_RUN_DIR = "/var/run/netns"
 PREFIX = "tuntcp-"
@@ -268,11 +268,13 @@ def ensure_privileges() -> None:
     _ready = True
 
 
-def _open_tun(name: str, vnet_hdr: bool) -> int:
-    """TUNSETIFF on a fresh fd of the TUN device: a tun interface ``name`` in this namespace."""
+def _open_tun(name: str, vnet_hdr: bool, multi_queue: bool = False) -> int:
+    """TUNSETIFF on a fresh fd of the TUN device: a tun interface ``name`` in this namespace
+    (with ``multi_queue``, one more queue of it: ``tun_attach``)."""
     fd = os.open(tun_device(), os.O_RDWR | os.O_CLOEXEC)
     try:
-        flags = IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if vnet_hdr else 0)
+        flags = IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if vnet_hdr else 0) | (
+            IFF_MULTI_QUEUE if multi_queue else 0)
         fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH22x", name.encode(), flags))
     except BaseException:
         os.close(fd)
@@ -498,7 +500,7 @@ class Lab:
     def __init__(self, *, mtu: int = 1500, txqueuelen: int = 20000, vnet_hdr: bool = False,
                  endpoint_addr: str | None = None, client_addr: str | None = None,
                  endpoint_prefixlen: int | None = None, sysctls: dict | None = None,
-                 family: int = 4, dual: bool = False):
+                 family: int = 4, dual: bool = False, queues: int = 1):
         ensure_privileges()
         if family not in (4, 6) or (dual and family != 6):
             raise LabError(f"family must be 4 or 6 (dual only with 6), got {family!r}")
@@ -538,6 +540,8 @@ class Lab:
         self.mtu = mtu
         self.txqueuelen = txqueuelen
         self.vnet_hdr = vnet_hdr
+        self.queues = queues          # > 1: IFF_MULTI_QUEUE, lab.queue_fds[i] reads queue i
+        self.queue_fds: list[int] = []
         n = next(_counter)
         self.ns_name = f"{PREFIX}{os.getpid()}-{n}"
         self.tun_name = f"tt{os.getpid()}x{n}"[:15]
@@ -581,8 +585,9 @@ class Lab:
                                socket.NETLINK_ROUTE)
         self._ipr = IPRoute(use_socket=nl)
 
-        self._tun = self.tun_fd = _open_tun(self.tun_name, self.vnet_hdr)
+        self._tun = self.tun_fd = _open_tun(self.tun_name, self.vnet_hdr, self.queues > 1)
         os.set_blocking(self.tun_fd, False)
+        self.queue_fds = [self.tun_fd]
         with IPRoute() as root:
             idx = root.link_lookup(ifname=self.tun_name)
             if not idx:
@@ -616,6 +621,8 @@ class Lab:
                       prefsrc=CLIENT_ADDR, family=socket.AF_INET, scope=253)
         for name, value in sysctls.items():
             self.sysctl(name, value)
+        for _ in range(self.queues - 1):   # attached from inside: the name is looked up there
+            self.queue_fds.append(self._worker.call(_open_tun, self.tun_name, self.vnet_hdr, True))
 
     # -- namespace access -------------------------------------------------------------------
 
@@ -745,6 +752,12 @@ class Lab:
         if self._worker is not None:
             self._worker.stop()
             self._worker = None
+        for fd in self.queue_fds[1:]:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.queue_fds = []
         if self._tun is not None:
             try:
                 os.close(self._tun)

@@ -19,6 +19,7 @@ import struct
 from ..core.conn import Connection
 from ..errors import StackError
 from ..listen.personality import personality_for
+from ..listen.shared import LocalShares
 from ..mib import Counters
 from ..wire import codec, ipv6
 from ..wire.ipv6 import V4_MAX
@@ -79,6 +80,8 @@ class Stack:
         self._challenge_second = -1
         self._challenge_count = 0
         self.personality = personality_for(self)    # Linux or FreeBSD passive open
+        # where a Linux listener keeps the state every CPU sees (shards swap in MemShares)
+        self.listen_shares = LocalShares()
 
     # ---- input -------------------------------------------------------------------------
 

@@ -113,11 +113,10 @@ class LinuxListener:
         # pre-4.4: the SYN table is sized once, at the first listen()
         self.pow2_size = R.pow2_synq_size(self.backlog, p["net.ipv4.tcp_max_syn_backlog"])
         self.accept_q: deque = deque()
-        self.reqs: dict[bytes, RequestSock] = {}   # req_key(4-tuple) -> request
-        self.young = 0
+        self.reqs: dict[bytes, RequestSock] = {}   # req_key(4-tuple) -> request (this shard's)
+        # queue lengths, synflood_warned, last_overflow: shared by every shard (listen/shared.py)
+        self.share = stack.listen_shares.attach(addr, port)
         self._tq: dict[float, _TimerQueue] = {}   # request timers: delay -> FIFO (see _arm)
-        self.synflood_warned = False              # reset only by a fresh listen (inet_csk_listen_start)
-        self.last_overflow: float | None = None   # tcp_synq_overflow stamp
         self.proven: set[int] = set()
         self.cookies = LinuxCookies(stack.secret)
         self.cookies6 = LinuxCookies6(stack.secret)
@@ -132,14 +131,35 @@ class LinuxListener:
 
     def accept(self):
         """``inet_csk_accept``: the oldest child (``sk_acceptq_removed``), or None."""
-        return self.accept_q.popleft() if self.accept_q else None
+        if not self.accept_q:
+            return None
+        self.share.child_removed()
+        return self.accept_q.popleft()
+
+    @property
+    def young(self) -> int:
+        return self.share.young
+
+    @property
+    def synflood_warned(self) -> bool:
+        return bool(self.share.warned)
+
+    @property
+    def last_overflow(self) -> float | None:
+        return self.share.last_overflow
+
+    @last_overflow.setter
+    def last_overflow(self, t: float | None) -> None:
+        self.share.last_overflow = t
 
     def close(self, now: float) -> None:
         """``inet_csk_listen_stop``: requests vanish silently, unaccepted children are reset."""
         self.closed = True
+        young = sum(1 for r in self.reqs.values() if r.num_timeout == 0)
+        self.share.add(-len(self.reqs), -young, -len(self.accept_q))   # this shard's part
+        self.stack.listen_shares.detach(self.share)
         self.reqs.clear()
         self._tq.clear()
-        self.young = 0
         self.deadline = None
         while self.accept_q:
             self.accept_q.popleft().abort(now)
@@ -147,17 +167,21 @@ class LinuxListener:
 
     def queue_lengths(self) -> dict:
         reqs = [(r.raddr, r.rport, r.num_timeout, r.acked, r.expires) for r in self.reqs.values()]
-        return {"accept": len(self.accept_q), "syn": len(self.reqs), "young": self.young,
+        qlen, young, acceptq = self.share.counts()     # the listener's, over every shard
+        return {"accept": acceptq, "syn": qlen, "young": young,
                 "backlog": self.backlog, "requests": reqs}
 
     # ---- queue tests --------------------------------------------------------------------
 
-    def synq_full(self) -> bool:
-        return R.synq_is_full(self.profile["model.synq_full_cmp"], len(self.reqs), self.backlog,
+    def synq_full(self, qlen: int) -> bool:
+        """``inet_csk_reqsk_queue_is_full`` for the listener's ``qlen`` (over every shard)."""
+        return R.synq_is_full(self.profile["model.synq_full_cmp"], qlen, self.backlog,
                               self.pow2_size)
 
-    def acceptq_full(self) -> bool:
-        return R.acceptq_is_full(len(self.accept_q), self.backlog)
+    def admit_child(self) -> bool:
+        """``sk_acceptq_is_full`` (False: full) and, when there is room, the slot taken
+        (``sk_acceptq_added``) in the same step, so shards never overfill it."""
+        return self.share.admit_child(self.backlog)
 
     def _listendrop(self) -> None:
         """``tcp_listendrop``."""
@@ -206,8 +230,7 @@ class LinuxListener:
         syncookies = p["net.ipv4.tcp_syncookies"]
         want = syncookies != 0
         c[mib.TcpExtTCPReqQFullDoCookies if want else mib.TcpExtTCPReqQFullDrop] += 1
-        if not self.synflood_warned and syncookies != 2:
-            self.synflood_warned = True
+        if syncookies != 2 and self.share.warn_once():
             body = R.synflood_line(p["model.synflood_msg"], p["model.synflood_proto"],
                                    self.addr, self.port, want, v6)
             self.stack.log("kernel_log", line=R.TCP_PR_FMT + body, body=body)
@@ -230,30 +253,31 @@ class LinuxListener:
             return
         syncookies = p["net.ipv4.tcp_syncookies"]
         want_cookie = False
-        if syncookies == 2 or self.synq_full():
+        sh = self.share
+        qlen, young, acceptq = sh.counts()          # one read of the listener's queues
+        if syncookies == 2 or self.synq_full(qlen):
             want_cookie = self.syn_flood_action(v6)
             if not want_cookie:
                 self._listendrop()
                 st.log("syn_drop", reason="syn_queue_full", laddr=syn.daddr, lport=syn.dport,
-                       raddr=syn.saddr, rport=syn.sport, synq=len(self.reqs), backlog=self.backlog)
+                       raddr=syn.saddr, rport=syn.sport, synq=qlen, backlog=self.backlog)
                 return
-        if R.acceptq_drops_syn(p["model.acceptq_syn_drop"], len(self.accept_q), self.backlog,
-                               self.young):
+        if R.acceptq_drops_syn(p["model.acceptq_syn_drop"], acceptq, self.backlog, young):
             self._overflow_drop()
             st.log("syn_drop", reason="accept_queue_full", laddr=syn.daddr, lport=syn.dport,
-                   raddr=syn.saddr, rport=syn.sport, accept=len(self.accept_q),
-                   backlog=self.backlog, young=self.young)
+                   raddr=syn.saddr, rport=syn.sport, accept=acceptq,
+                   backlog=self.backlog, young=young)
             return
         mss, tstamp_ok, tsval, wscale_ok, snd_wscale, sack_ok = parse_syn_options(
             p, syn.options, want_cookie, IPV6_MIN_MTU - 60) if v6 else parse_syn_options(
             p, syn.options, want_cookie)
         ts_off = st.ts_offset(laddr, raddr) if tstamp_ok else 0
         if not want_cookie:
-            if R.three_quarter_drop(syncookies, p["net.ipv4.tcp_max_syn_backlog"], len(self.reqs),
+            if R.three_quarter_drop(syncookies, p["net.ipv4.tcp_max_syn_backlog"], qlen,
                                     raddr in self.proven):
                 self._listendrop()
                 st.log("syn_drop", reason="syn_backlog_quarter_left", laddr=laddr,
-                       lport=syn.dport, raddr=raddr, rport=syn.sport, synq=len(self.reqs),
+                       lport=syn.dport, raddr=raddr, rport=syn.sport, synq=qlen,
                        max_syn_backlog=p["net.ipv4.tcp_max_syn_backlog"])
                 return
             isn = st.isn(laddr, syn.dport, raddr, syn.sport)
@@ -263,7 +287,7 @@ class LinuxListener:
             # cookie_v6_init_sequence for IPv6 (its own MSS table), else cookie_v4_init_sequence
             isn, mss = (self.cookies6 if v6 else self.cookies).init_sequence(
                 raddr, syn.sport, laddr, syn.dport, syn.seq, mss, now)
-            self.last_overflow = R.synq_overflow_stamp(self.last_overflow, now)
+            sh.stamp_overflow(now)
             c[mib.TcpExtSyncookiesSent] = c.get(mib.TcpExtSyncookiesSent, 0) + 1
             if not tstamp_ok:
                 ecn_ok = False
@@ -282,14 +306,14 @@ class LinuxListener:
                           self._openreq_rwin(tstamp_ok, wscale_ok, v6))
         req.snt_synack = now
         self.reqs[req.key] = req                      # inet_csk_reqsk_queue_hash_add
-        self.young += 1
+        sh.req_added()
         self._arm(req, now, self.rto_init)
         st.emit(self._synack(req))
         if st.logging:
             st.log("syn_queued", laddr=laddr, lport=syn.dport, raddr=raddr, rport=syn.sport,
                    mss=mss, wscale=req.rcv_wscale if wscale_ok else None,
                    peer_wscale=snd_wscale if wscale_ok else None, sack=sack_ok, ts=tstamp_ok,
-                   ecn=ecn_ok, window=req.rcv_wnd, synq=len(self.reqs), backlog=self.backlog)
+                   ecn=ecn_ok, window=req.rcv_wnd, synq=qlen + 1, backlog=self.backlog)
 
     def _openreq_rwin(self, tstamp_ok: bool, wscale_ok: bool, v6: bool = False) -> tuple[int, int, int]:
         """``tcp_openreq_init_rwin`` for this listener; it depends only on the listener's
@@ -397,17 +421,17 @@ class LinuxListener:
                            rounds=self.defer_rounds)
             return False
         # (f) the child, if the accept queue has room (tcp_v4_syn_recv_sock)
-        if self.acceptq_full():
+        if not self.admit_child():
             self._overflow_drop()
             if not p["net.ipv4.tcp_abort_on_overflow"]:
                 self.stack.log("accept_overflow", path="synq", action="drop_ack",
                                laddr=req.laddr, lport=req.lport, raddr=req.raddr,
-                               rport=req.rport, accept=len(self.accept_q), backlog=self.backlog)
+                               rport=req.rport, accept=self.share.acceptq, backlog=self.backlog)
                 req.acked = True  # ACK dropped; the timer keeps resending the SYN-ACK
                 return False
             self.stack.log("accept_overflow", path="synq", action="reset", laddr=req.laddr,
                            lport=req.lport, raddr=req.raddr, rport=req.rport,
-                           accept=len(self.accept_q), backlog=self.backlog)
+                           accept=self.share.acceptq, backlog=self.backlog)
             self._embryonic_reset(req, seg)
             return False
         self._unlink(req)
@@ -444,7 +468,7 @@ class LinuxListener:
         fl = seg.flags
         if p["net.ipv4.tcp_syncookies"] == 0 or not fl & ACK or fl & RST:
             return False
-        if R.synq_no_recent_overflow(self.last_overflow, now):
+        if R.synq_no_recent_overflow(self.share.last_overflow, now):
             return False
         laddr, raddr = seg.daddr, seg.saddr
         v6 = laddr > V4_MAX       # cookie_v6_check: the IPv6 MSS table
@@ -477,10 +501,10 @@ class LinuxListener:
                    announced_wscale=self._openreq_rwin(saw_ts, wscale_ok, v6)[2]
                    if wscale_ok and p["model.cookie_wscale_mode"] != "gvisor" else None,
                    child_wscale=rcv_wscale if wscale_ok else None)
-        if self.acceptq_full():
+        if not self.admit_child():
             self._overflow_drop()
             st.log("accept_overflow", path="cookie", action="drop_ack", laddr=laddr,
-                   lport=seg.dport, raddr=raddr, rport=seg.sport, accept=len(self.accept_q),
+                   lport=seg.dport, raddr=raddr, rport=seg.sport, accept=self.share.acceptq,
                    backlog=self.backlog)
             return True           # dropped silently: no RST, no state
         self._make_child(seg, now, mss, (seg.seq - 1) & 0xFFFFFFFF, (seg.ack - 1) & 0xFFFFFFFF,
@@ -516,7 +540,7 @@ class LinuxListener:
                        tstamp_ok, wscale_ok, seg.daddr > V4_MAX)[2]) if wscale_ok and not (
                        path == "cookie" and self.profile["model.cookie_wscale_mode"] == "gvisor")
                    else None, sack=sack_ok, ts=tstamp_ok, ecn=ecn_ok, retransmitted=retransmitted,
-                   accept=len(self.accept_q), backlog=self.backlog)
+                   accept=self.share.acceptq, backlog=self.backlog)
         st.dirty.add(self)
         if len(seg.payload) or seg.flags & FIN:
             child.on_segment(seg, now)       # data on the completing ACK belongs to the child
@@ -577,8 +601,7 @@ class LinuxListener:
         if req.alive:
             req.alive = False
             del self.reqs[req.key]
-            if req.num_timeout == 0:
-                self.young -= 1
+            self.share.req_removed(req.num_timeout == 0)
             if req.expires == self.deadline:
                 self._resched()              # else the earliest timer is another request's
 
@@ -599,7 +622,8 @@ class LinuxListener:
         p = self.profile
         max_retries = self.synack_retries or p["net.ipv4.tcp_synack_retries"]
         pow2 = self.pow2_size if p["model.synq_full_cmp"] == "pow2" else None
-        thresh = R.synack_thresh(max_retries, len(self.reqs), self.young, self.backlog, pow2)
+        qlen, young, _ = self.share.counts()
+        thresh = R.synack_thresh(max_retries, qlen, young, self.backlog, pow2)
         expire, resend = R.syn_ack_recalc(req.num_timeout, thresh, self.defer_rounds, req.acked)
         self.stack.counters[mib.TcpExtTCPTimeouts] += 1     # tcp_syn_ack_timeout
         if expire:
@@ -613,6 +637,6 @@ class LinuxListener:
                            lport=req.lport, raddr=req.raddr, rport=req.rport,
                            retrans=req.num_retrans)
         if req.num_timeout == 0:
-            self.young -= 1
+            self.share.req_aged()
         req.num_timeout += 1
         self._arm(req, now, min(self.rto_init * (1 << req.num_timeout), self.rto_max))

@@ -150,27 +150,32 @@ async def _choreography(cfg, lab, side, nursery, timeline, show):
         while side.accepted < connected:
             await trio.sleep(0.001)
         show(phase="connecting", connected=connected)
-    before = side.counters()
+    before = await _maybe(side.counters())
     # phase 2: restart; every producer notices and reconnects with its policy
     async with trio.open_nursery() as n:
         n.start_soon(fleet.wait_broken)
         await side.restart()
     await side.relisten(nursery)
     t0 = trio.current_time()
-    side.saturation.start()
+    await _maybe(side.saturation.start())
     done = trio.Event()
     nursery.start_soon(_sample, side, fleet, timeline, t0, done, show)
     side.mark_cpu()
     await fleet.storm(t0)
     done.set()
-    saturation = side.saturation.report({"producer processes": max(fleet.cpu_shares),
-                                         **side.other_cpu()})
+    saturation = await _maybe(side.saturation.report({"producer processes": max(fleet.cpu_shares),
+                                                      **side.other_cpu()}))
     # let the last window updates reach the broker's final state
     await trio.sleep(0.05)
     server = await side.server_info()
-    counters = side.counters_delta(before)
+    counters = await _maybe(side.counters_delta(before))
     records = await fleet.records()
     return server, counters, records, saturation
+
+
+async def _maybe(x):
+    """A side's answer, awaited when the side is another process (storm_shards.ShardSide)."""
+    return await x if hasattr(x, "__await__") else x
 
 
 def _srcs(lab, cfg) -> list[str]:
@@ -190,6 +195,9 @@ async def run_mode(cfg: StormConfig, mode: str, outdir: Path, show=None) -> dict
     raise_fd_limit()
     if mode in ("kernel", "target"):
         return await _run_kernel(cfg, show, mode)
+    if cfg.shards > 1:
+        from tuntcp.scenarios.storm_shards import run_sharded
+        return await run_sharded(cfg, mode, outdir, show)
     from tuntcp.host.stack import Stack
     from tuntcp.harness.netns import Lab
     from tuntcp.shell.control import ControlServer, socket_path

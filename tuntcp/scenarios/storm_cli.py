@@ -22,6 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="producers per process; more run in worker processes (0: as many as "
                         "the open-files limit allows)")
     p.add_argument("--backlog", type=int, default=d.backlog, help="broker listen backlog (Kafka: 50)")
+    p.add_argument("--shards", type=int, default=d.shards, metavar="N",
+                   help="broker endpoint processes on a multi-queue TUN, one listener (1 on "
+                   "this 2-core machine: see bench/README.md)")
     p.add_argument("--syncookies", type=int, choices=(0, 1, 2), default=d.syncookies, help="broker tcp_syncookies")
     p.add_argument("--profile", default=d.profile, help="kernel profile of the broker")
     p.add_argument("--rcvbuf", type=int, default=d.rcvbuf, help="broker SO_RCVBUF")
@@ -68,6 +71,7 @@ def config_from(args) -> StormConfig:
         raise StormError(f"--modes takes buggy, fixed and/or kernel, got {args.modes!r}")
     return StormConfig(
         clients=args.clients, hosts=args.hosts, clients_per_process=args.clients_per_process,
+        shards=args.shards,
         family=6 if args.family == "ipv6" else 4,
         backlog=args.backlog, syncookies=args.syncookies,
         profile=args.profile, rcvbuf=args.rcvbuf, request_bytes=args.request_bytes,
@@ -188,12 +192,15 @@ def _v(x) -> str:
 
 def main(args) -> int:
     import trio
+
+    from tuntcp.shell.shards import ShardError, check_shards
     try:
         cfg = config_from(args)
         cfg.check()
         from tuntcp.profiles import get_profile
-        get_profile(cfg.profile, cfg.sysctl)          # fail fast on a bad profile or knob
-    except (StormError, ValueError) as e:
+        # fail fast on a bad profile or knob, or shards the profile cannot share a listener over
+        check_shards(cfg.shards, get_profile(cfg.profile, cfg.sysctl))
+    except (StormError, ValueError, ShardError) as e:
         print(f"tuntcp storm: error: {e}", file=sys.stderr)
         return 2
     disp = Display(args.quiet)

@@ -91,6 +91,7 @@ class StormConfig:
     modes: tuple[str, ...] = ("buggy", "fixed", "kernel")   # kernel: the host's own listener
     control_name: str = "storm"         # control socket for `tuntcp ss/nstat --name storm`
     clients_per_process: int = 0        # producers per process; 0: as many as RLIMIT_NOFILE allows
+    shards: int = 1                     # broker endpoint processes (multi-queue TUN, storm_shards.py)
     # --target: the user's server command, started in the kernel column's namespace, and the
     # request/response shape it speaks (default: the Kafka-like size-prefixed produce)
     target: str = ""
@@ -119,6 +120,8 @@ class StormConfig:
             socket_path(self.control_name)
         except ControlError as e:
             raise StormError(f"--name: {e}") from None
+        if not 1 <= self.shards <= 64:
+            raise StormError("--shards must be 1..64")
         if self.backoff not in ("kafka", "immediate", "fixed"):
             raise StormError("--backoff must be kafka, immediate or fixed")
         if self.request_bytes < 1 or self.requests_per_client < 0:

@@ -39,9 +39,10 @@ def socket_path(name: str, run_dir: str = RUN_DIR) -> str:
 
 
 class ControlServer:
-    def __init__(self, endpoint, path: str):
+    def __init__(self, endpoint, path: str, handler=None):
         self.endpoint = endpoint
         self.path = path
+        self.handler = handler     # async handler(req) -> reply: a sharded endpoint's (shards.py)
         self._nstat = NstatHistory()
 
     def handle(self, req: dict) -> dict:
@@ -86,9 +87,14 @@ class ControlServer:
                     buf += chunk
             try:
                 req = json.loads(buf.decode() or "null")
-                reply = self.handle(req) if isinstance(req, dict) else {"ok": False, "error": "bad request"}
+                if not isinstance(req, dict):
+                    reply = {"ok": False, "error": "bad request"}
+                else:
+                    reply = await self.handler(req) if self.handler else self.handle(req)
             except (ValueError, UnicodeDecodeError):
                 reply = {"ok": False, "error": "bad request"}
+            except UserError as e:
+                reply = {"ok": False, "error": str(e).splitlines()[0]}
             data = (json.dumps(reply) + "\n").encode()
             try:
                 while data:
