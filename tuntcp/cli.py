@@ -112,8 +112,12 @@ def serve_arguments(s: argparse.ArgumentParser) -> None:
                 help="stop after this long (default: until Ctrl-C)")
     s.add_argument("--offload", action="store_true",
                    help="IFF_VNET_HDR: kernel-verified checksums, TSO in, GSO out")
-    s.add_argument("--family", choices=("ipv4", "ipv6"), default="ipv4",
-                   help="address family of the lab (ipv6: 2001:2::1 -> 2001:2:0:1::1)")
+    s.add_argument("--family", choices=("ipv4", "ipv6", "dual"), default="ipv4",
+                   help="address family of the lab (ipv6: 2001:2::1 -> 2001:2:0:1::1; dual: both, "
+                   "and the endpoint listens on :: taking IPv4 peers as ::ffff:a.b.c.d)")
+    s.add_argument("--v6only", action="store_true", default=None,
+                   help="IPV6_V6ONLY on the :: listener of --family dual (IPv4 peers are refused); "
+                   "default: the profile's net.ipv6.bindv6only")
     s.add_argument("--shards", type=_nonneg_int, default=1,
                    help="endpoint processes, one per queue of a multi-queue TUN, sharing one "
                    "listener (Linux profiles; 1 on this 2-core machine, see bench/README.md)")
@@ -200,6 +204,10 @@ def cmd_serve(args) -> int:
     socket_path(args.name)                               # bad name -> exit 2
     delay, jitter = args.delay_ms / 1000.0, args.jitter_ms / 1000.0
     links = None
+    if args.offload and args.family == "dual":
+        raise UsageError("--offload is not combined with --family dual yet; use ipv4 or ipv6")
+    if args.v6only and args.family != "dual":
+        raise UsageError("--v6only goes with --family dual (the :: listener)")
     if delay or jitter or args.loss or args.reorder:
         kw = dict(delay=delay, jitter=jitter, loss=args.loss, reorder=args.reorder)
         link = GsoLink if args.offload else LinkModel    # GsoLink: vnet frames, per-segment loss
@@ -216,8 +224,8 @@ def cmd_serve(args) -> int:
     from .shell import apps
     from .shell.control import remove_stale
     try:
-        with netns.Lab(vnet_hdr=args.offload, family=6 if args.family == "ipv6" else 4,
-                       queues=args.shards) as lab:
+        with netns.Lab(vnet_hdr=args.offload, family=4 if args.family == "ipv4" else 6,
+                       dual=args.family == "dual", queues=args.shards) as lab:
             if args.shards > 1:
                 from .shell.shards import MonoClock, serve_sharded
                 link = dict(kw, seed=args.seed) if links else None

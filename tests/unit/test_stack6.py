@@ -114,7 +114,7 @@ def test_v4_compatible_address_is_dropped_so_keys_cannot_collide():
 
 def test_dual_stack_wildcard_listener_takes_both_families_on_one_port():
     st = stack(addrs=(SRV6, SRV4))
-    lst = st.listen(80, 16)
+    lst = st.listen(80, 16, family=6)      # ::, net.ipv6.bindv6only 0: dual-stack
     handshake(st, sport=40000)
     st.receive(codec.build(Segment(CLI4, SRV4, 40000, 80, 1000, 0, SYN, 64240,
                                    TcpOptions(mss=1460, wscale=7, sack_ok=True, ts=(1, 0)))), 2.0)
