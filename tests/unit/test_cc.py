@@ -52,12 +52,13 @@ def test_app_limited_acks_do_not_grow_cwnd():
 def test_reno_recovery_and_exit():
     cc = make_cc("newreno", 1460)
     cc.cwnd = 40
-    cc.on_enter_recovery(1.0, inflight_segs=30)     # RFC 5681 eq. 4 uses FlightSize
-    assert (cc.ssthresh, cc.cwnd) == (15, 15)
+    cc.on_enter_recovery(1.0, inflight_segs=30)     # tcp_reno_ssthresh halves cwnd, not
+    assert (cc.ssthresh, cc.cwnd) == (20, 20)       # FlightSize (RFC 5681 eq. 4)
     cc.on_ack(5, 1.1)                               # no growth during recovery
-    assert cc.cwnd == 15
+    assert cc.cwnd == 20
     cc.on_exit_recovery()
-    assert cc.cwnd == 15 and not cc.in_slow_start()
+    assert cc.cwnd == 20 and not cc.in_slow_start()
+    cc.cwnd = 3
     cc.on_enter_recovery(2.0, inflight_segs=3)
     assert cc.ssthresh == 2                         # floor of 2 segments
 
@@ -65,7 +66,7 @@ def test_reno_recovery_and_exit():
 def test_reno_timeout_and_repeated_timeout_holds_ssthresh():
     cc = make_cc("reno", 1460)
     cc.cwnd = 50
-    cc.on_timeout(inflight_segs=50)
+    cc.on_timeout(inflight_segs=10)                 # app-limited: still cwnd / 2
     assert (cc.cwnd, cc.ssthresh) == (1, 25)
     cc.on_timeout(inflight_segs=1, repeat=True)
     assert (cc.cwnd, cc.ssthresh) == (1, 25)
@@ -136,11 +137,35 @@ def test_cubic_reno_friendly_region_on_short_rtt():
     start = cc.cwnd
     now = 0.0
     for _ in range(40):
-        now = one_rtt(cc, now, 0.001)                # 40 ms total: cubic term ~ 0
+        now = one_rtt(cc, now, 0.01)                 # 400 ms total: cubic term ~ 0
     # RFC 9438 4.3: W_est grows alpha = 3 (1 - beta) / (1 + beta) ~ 0.53 segments per RTT.
     alpha = 3 * (1 - BETA / BETA_SCALE) / (1 + BETA / BETA_SCALE)
     assert 40 * alpha - 2 <= cc.cwnd - start <= 40 * alpha + 2
-    assert now < 0.1
+    assert now < 0.5
+
+
+def test_cubic_cnt_cached_for_a_32nd_of_a_second():
+    """bictcp_update: with cwnd unchanged, cnt is recomputed at most every 1/32 s; the ACKs
+    in between still count toward the Reno estimate (ack_cnt). Hence at a 1 ms RTT
+    growth falls below Reno's alpha (what 6.18 does; RFC 9438 would give ~21 here)."""
+    cc = make_cc("cubic", 1000)
+    cc.cwnd, cc.ssthresh = 7, 7
+    cc.on_ack(1, 1.0)                   # first CA ACK: a new epoch, cnt computed
+    assert (cc.ack_cnt, cc.last_time, cc.last_cwnd) == (1, 1.0, 7)
+    cnt = cc.cnt
+    for i in range(1, 14):
+        cc.on_ack(1, 1.0 + 0.002 * i)   # within 31.25 ms: counted, cnt kept
+    assert cc.ack_cnt == 14 and cc.cnt == cnt and cc.cwnd == 7
+    cc.on_ack(1, 1.0 + 0.0315)          # past 1/32 s: the friendliness bound applies
+    assert cc.cnt == 7 // (cc.tcp_cwnd - 7) < cnt
+    short = make_cc("cubic", 1460)
+    short.cwnd = 20
+    short.on_enter_recovery(0.0, 20)
+    short.on_exit_recovery()
+    now = 0.0
+    for _ in range(40):
+        now = one_rtt(short, now, 0.001)
+    assert short.cwnd - 14 == 17
 
 
 def test_unknown_algorithm_is_a_clear_error():

@@ -323,8 +323,9 @@ def test_lost_retransmit_skips_acked_entries_behind_unacked_ones():
     """retx_list is in sending order: a segment resent a second time goes to its end. Once the
     cumulative ACK covers it while an earlier entry (SACKed) is still above snd_una, it must be
     dropped, not resent from snd_una with a length computed from a range below snd_una (that
-    sent the whole send queue as one segment)."""
-    st, c = established()
+    sent the whole send queue as one segment). linux-3.10: the path without RACK
+    (net.ipv4.tcp_recovery=0), where retx_list serves."""
+    st, c = established("linux-3.10")
     c.nodelay = True
     c.send(payload(0, 7240), 0.0)
     st.take_output()

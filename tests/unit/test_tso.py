@@ -158,7 +158,7 @@ def test_sack_fast_retransmit_cuts_one_mss_out_of_the_tso_segment():
         for k in range(1, 5):                             # MSS 3 lost; 4.. SACKed
             d.st.receive_segment(ack_in(una, sack=[(una + MSS, una + (1 + k) * MSS)]), 0.01)
             yield d.wire()
-        d.st.receive_segment(ack_in(una + 5 * MSS), 0.02)  # the retransmission arrived
+        d.st.receive_segment(ack_in(1001 + GOAL), 0.02)      # the retransmission arrived
         yield d.wire()
 
     d = both(script)
@@ -219,8 +219,9 @@ def test_rtt_samples_from_a_partly_acked_tso_segment_match_the_per_mss_path():
             d.st.receive_segment(ack_in(una + ack), t)
             yield d.wire()
         una += 3 * MSS + 7
-        for k in range(1, 5):                             # the MSS at una lost, SACKs above
-            d.st.receive_segment(ack_in(una, sack=[(una + MSS, una + (1 + k) * MSS)]), 0.02)
+        grid = 1001 + 4 * MSS                             # SACKs fall on the MSS grid of the
+        for k in range(1, 5):                             # first transmission: una..grid+MSS lost
+            d.st.receive_segment(ack_in(una, sack=[(grid + MSS, grid + (1 + k) * MSS)]), 0.02)
             yield d.wire()
             yield d.send_times()                          # the retransmitted piece cut out
         for t, ack in ((0.03, 2 * MSS), (0.031, 6 * MSS + 5), (0.04, 20 * MSS), (0.05, 2 * GOAL)):
@@ -247,21 +248,29 @@ action = st.one_of(
 )
 
 
+def _edges(c, ends):
+    """The segment edges the peer has seen above snd_una, in order (where it can ACK or SACK:
+    a receiver acknowledges whole segments, never the middle of one)."""
+    out = {(e - c.snd_una) & 0xFFFFFFFF for e in ends}
+    return [(c.snd_una + d) & 0xFFFFFFFF for d in sorted(out) if 0 < d <= (c.snd_max - c.snd_una) & 0xFFFFFFFF]
+
+
 def replay(actions):
     def script(d):
         now = 0.0
+        ends = set()
         for a in actions:
             c = d.c
             if a[0] == "send":
                 if c.state in ("ESTABLISHED", "CLOSE-WAIT") and not c.fin_queued:
                     c.send(bytes(i % 241 for i in range(a[1])), now)
             elif a[0] == "ack":
-                out = (c.snd_max - c.snd_una) & 0xFFFFFFFF
-                ack = (c.snd_una + int(out * a[1])) & 0xFFFFFFFF
+                edges = _edges(c, ends)
+                i = min(int(len(edges) * a[1]), len(edges))     # 0: a duplicate ACK
+                ack = edges[i - 1] if i else c.snd_una
                 sack = ()
-                if a[2] and out > (a[2] + a[3] + 1) * MSS:   # a SACKed run above a hole
-                    lo = ack + a[2] * MSS
-                    sack = ((lo, lo + (a[3] + 1) * MSS),)
+                if a[2] and i + a[2] + a[3] < len(edges):        # a SACKed run above a hole
+                    sack = ((edges[i + a[2] - 1], edges[i + a[2] + a[3]]),)
                 d.st.receive_segment(ack_in(ack, window=a[4], sack=sack), now)
             elif a[0] == "time":
                 now += a[1]
@@ -270,7 +279,12 @@ def replay(actions):
                 c.nodelay = a[1]
             elif c.state in ("ESTABLISHED", "CLOSE-WAIT"):
                 c.shutdown_write(now)
-            yield d.wire()
+            pkts = d.wire()
+            for p in pkts:
+                seg = codec.parse(p)
+                if seg.payload:
+                    ends.update((seg.seq, (seg.seq + len(seg.payload)) & 0xFFFFFFFF))
+            yield pkts
             yield d.send_times()
     return script
 

@@ -102,24 +102,24 @@ class Reno(_Cc):
                 return
         self._cong_avoid_ai(self.cwnd, acked_segs)
 
-    def _ssthresh(self, inflight_segs: int) -> int:
-        # RFC 5681 eq. (4): max(FlightSize / 2, 2 * SMSS). Linux's tcp_reno_ssthresh halves
-        # cwnd instead; the two agree for a cwnd-limited flow.
-        return max(inflight_segs // 2, 2)
+    def _ssthresh(self) -> int:
+        """``tcp_reno_ssthresh``: max(cwnd / 2, 2). RFC 5681 eq. (4) halves FlightSize; Linux
+        (and FreeBSD's newreno) halve cwnd, which differs when the sender is app-limited."""
+        return max(self.cwnd >> 1, 2)
 
     def on_enter_recovery(self, now: float, inflight_segs: int) -> None:
-        """Fast retransmit: ssthresh = max(FlightSize/2, 2); cwnd = ssthresh (RFC 6675 5,
-        which is where Linux's PRR ends up)."""
-        self.ssthresh = self._ssthresh(inflight_segs)
+        """Fast retransmit or ECN's CWR: ssthresh = ``_ssthresh``; cwnd = ssthresh (where
+        Linux's PRR ends up). ``inflight_segs`` is unused (the common interface)."""
+        self.ssthresh = self._ssthresh()
         self.cwnd = self.ssthresh
         self.cwnd_cnt = 0
         self.in_recovery = True
 
     def on_timeout(self, inflight_segs: int, repeat: bool = False) -> None:
-        """RTO (RFC 5681 eq. 4, ``tcp_enter_loss``): ssthresh = max(FlightSize/2, 2), cwnd = 1.
-        ``repeat``: the same data timed out again; ssthresh is held (RFC 5681 3.1)."""
+        """RTO (``tcp_enter_loss``): ssthresh = ``_ssthresh``, cwnd = 1. ``repeat``: the same
+        data timed out again; ssthresh is held (RFC 5681 3.1)."""
         if not repeat:
-            self.ssthresh = self._ssthresh(inflight_segs)
+            self.ssthresh = self._ssthresh()
         self.cwnd = 1
         self.cwnd_cnt = 0
         self.in_recovery = False
@@ -152,12 +152,14 @@ class Cubic(_Cc):
     when the caller passes ``snd_una``/``snd_nxt`` to ``on_ack`` (it needs them to find round
     boundaries); without them slow start ends only at ssthresh.
 
-    Not modelled: the 31 ms cache of ``cnt`` in ``bictcp_update``, pacing (``hystart_ack_delay`` is taken as 1 ms and the
-    ACK-train threshold is halved as for an unpaced socket).
+    Not modelled: pacing (``hystart_ack_delay`` is taken as 1 ms and the ACK-train threshold
+    is halved as for an unpaced socket). ``bictcp_update``'s cache of ``cnt`` is kept in the
+    usec form of 6.11+ ("tcp_cubic: switch ca->last_time to usec resolution") for every
+    profile; older kernels count jiffies, which at HZ=1000 is the same to the millisecond.
     """
 
     __slots__ = ("last_max_cwnd", "epoch_start", "origin", "k", "delay_min", "ack_cnt", "tcp_cwnd", "cnt",
-                 "found", "round_start", "last_ack", "end_seq", "curr_rtt", "sample_cnt")
+                 "last_cwnd", "last_time", "found", "round_start", "last_ack", "end_seq", "curr_rtt", "sample_cnt")
 
     def __init__(self, name: str, mss: int):
         super().__init__(name, mss)
@@ -173,6 +175,8 @@ class Cubic(_Cc):
         self.ack_cnt = 0
         self.tcp_cwnd = 0           # Reno-friendly estimate W_est
         self.cnt = 0
+        self.last_cwnd = 0          # cwnd and time of the last full cnt computation
+        self.last_time = 0.0
         self.found: str | None = None   # "train" / "delay": how HyStart ended slow start
                                         # (TCPHystartTrainDetect / TCPHystartDelayDetect)
         self.end_seq: int | None = None   # HyStart round ends when snd_una passes this
@@ -213,26 +217,36 @@ class Cubic(_Cc):
         return self.origin + delta if offs >= 0 else self.origin - delta
 
     def _update(self, acked: int, now: float) -> None:
-        """``bictcp_update``: how many ACKed segments per +1 (``cnt``)."""
+        """``bictcp_update``: how many ACKed segments per +1 (``cnt``). ``cnt`` is cached: with
+        cwnd unchanged it is recomputed at most every 1/32 s (the ACKs still count toward the
+        Reno estimate later), and within 1 ms of the last computation only the TCP-friendly
+        bound is applied again."""
         cwnd = self.cwnd
         self.ack_cnt += acked
-        if self.epoch_start is None:
-            self.epoch_start = now
-            self.ack_cnt = acked
-            self.tcp_cwnd = cwnd
-            if self.last_max_cwnd <= cwnd:
-                self.k = 0.0
-                self.origin = cwnd
+        since = now - self.last_time
+        if self.last_cwnd == cwnd and since <= 1 / 32:
+            return
+        if self.epoch_start is None or since >= 0.001:
+            self.last_cwnd = cwnd
+            self.last_time = now
+            if self.epoch_start is None:
+                self.epoch_start = now
+                self.ack_cnt = acked
+                self.tcp_cwnd = cwnd
+                if self.last_max_cwnd <= cwnd:
+                    self.k = 0.0
+                    self.origin = cwnd
+                else:
+                    self.k = ((self.last_max_cwnd - cwnd) / CUBE_C) ** (1 / 3)
+                    self.origin = self.last_max_cwnd
+            target = self.target(now - self.epoch_start + self.delay_min)
+            if target > cwnd:
+                cnt = cwnd // (target - cwnd)
             else:
-                self.k = ((self.last_max_cwnd - cwnd) / CUBE_C) ** (1 / 3)
-                self.origin = self.last_max_cwnd
-        target = self.target(now - self.epoch_start + self.delay_min)
-        if target > cwnd:
-            cnt = cwnd // (target - cwnd)
-        else:
-            cnt = 100 * cwnd        # tiny growth in the plateau
-        if self.last_max_cwnd == 0 and cnt > 20:
-            cnt = 20                # no W_max yet: at least +5 % per RTT
+                cnt = 100 * cwnd        # tiny growth in the plateau
+            if self.last_max_cwnd == 0 and cnt > 20:
+                cnt = 20                # no W_max yet: at least +5 % per RTT
+            self.cnt = cnt
         # TCP friendliness: never slower than Reno with the same beta.
         delta = (cwnd * _FRIENDLY_SCALE) >> 3
         if delta > 0:
@@ -241,9 +255,9 @@ class Cubic(_Cc):
                 self.tcp_cwnd += 1
         if self.tcp_cwnd > cwnd:
             max_cnt = cwnd // (self.tcp_cwnd - cwnd)
-            if cnt > max_cnt:
-                cnt = max_cnt
-        self.cnt = max(cnt, 2)
+            if self.cnt > max_cnt:
+                self.cnt = max_cnt
+        self.cnt = max(self.cnt, 2)
 
     def on_ack(self, acked_segs: int, now: float, rtt: float | None = None, cwnd_limited: bool = True,
                snd_una: int | None = None, snd_nxt: int | None = None) -> None:

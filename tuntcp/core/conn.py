@@ -10,6 +10,8 @@ class comes from mixins split along Linux's own files (methods only; every field
                    tcp_data_queue, tcp_fin, tcp_event_data_recv
     tcp_output.py  tcp_write_xmit (Nagle, peer window, TSO sizing), tcp_transmit_skb, ACKs, RSTs
     recovery.py    fast retransmit, SACK/NewReno, lost retransmissions (RACK), undo, TLP
+    rack.py        RACK loss detection, the reordering timer and PRR (SACK, tcp_recovery=1)
+    ecn.py         classic ECN: negotiation, ECT(0), the CE echo and the CWR state
     timers.py      retransmission/probe/loss-probe timer, delayed-ACK and TIME-WAIT dispatch
     delack.py      DelayedAck (icsk_ack) and the ACK-now-or-later decisions
     txlog.py       the send-time log (ca_rtt, Karn marks)
@@ -31,11 +33,11 @@ or with ``Stack(offload=True)`` new data is cut into TSO segments of up to 64 KB
 the per-MSS cut would send (``_tso_len``) and retransmitted one MSS at a time;
 after an RTO transmission goes back to snd_una (``tcp_enter_loss`` marks everything lost and
 Linux resends from its queue without rewinding snd_nxt: here ``snd_max`` plays snd_nxt's part
-for ACKs); loss recovery is SACK/NewReno with one retransmission per ACK; RACK only resends lost
-retransmissions (no RACK time-based marking of first transmissions, so a probe that gets SACKed
-does not start recovery by itself), no PRR or F-RTO; D-SACK only for duplicates below rcv_nxt;
-no ECN; no keepalive; the send buffer grows by ``_sndbuf_expand`` rather
-than by truesize accounting; receive-buffer autotuning (``_rcv_space_adjust``) uses Linux's
+for ACKs); with SACK and net.ipv4.tcp_recovery (Linux 4.4+ profiles) loss detection is RACK's
+and cwnd in recovery PRR's (rack.py); without them SACK/NewReno with one retransmission per
+ACK and RACK's rule for lost retransmissions only; no F-RTO; D-SACK only for duplicates below
+rcv_nxt; classic ECN (ecn.py) with the CWR reduction applied at once; no keepalive; the send
+buffer grows by ``_sndbuf_expand`` rather than by truesize accounting; receive-buffer autotuning (``_rcv_space_adjust``) uses Linux's
 rule for every profile, FreeBSD's included (FreeBSD's own recvbuf_auto differs).
 
 Timers: one heap entry per connection at a time. ``rtx_at`` (SYN/data retransmission,
@@ -52,6 +54,8 @@ from collections import deque
 from .cc import make_cc
 from .consts import MIN_MSS, MSS_DEFAULT, TS_LEN
 from .delack import DelackMixin, DelayedAck
+from .ecn import EcnMixin
+from .rack import RackMixin
 from .rcvtune import RcvTuneMixin
 from .reasm import Reassembly
 from .recovery import RecoveryMixin
@@ -137,8 +141,8 @@ class ConnectionStateError(ValueError):
     """An application call that the connection's state forbids (send after shutdown...)."""
 
 
-class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin, DelackMixin,
-                 RcvTuneMixin):
+class Connection(InputMixin, OutputMixin, RecoveryMixin, RackMixin, EcnMixin, TxLogMixin,
+                 TimerMixin, DelackMixin, RcvTuneMixin):
     __slots__ = (
         "stack", "profile", "laddr", "lport", "raddr", "rport", "key", "state", "error",
         "deadline", "rtx_at", "rtx_kind", "dack_at", "tw_at", "listener", "path",
@@ -169,6 +173,11 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         "rcvq_space", "rcvq_seq", "rcvq_time", "copied",
         # tail loss probe; loss_high: snd_max at the last RTO while in the Loss state
         "tlp_high_seq", "tlp_retrans", "tlp_rto_at", "last_new_seq", "loss_high",
+        # ECN (ecn.py)
+        "ecn_ok", "ecn_demand", "ecn_queue_cwr", "cwr_high",
+        # RACK and PRR (rack.py)
+        "rq", "lost_out", "rack_retx", "sacked_out", "rack_t", "rack_end", "rack_rtt", "rack_adv",
+        "reord_seen", "prior_cwnd", "prr_delivered", "prr_out", "_rack_ok",
         # profile values read per segment (the profile is immutable)
         "_wmem_max", "_tlp_ok", "_rto_min",
     )
@@ -249,6 +258,8 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         self._init_rcv_wnd = 0
         self._init_clamp = 0
         self._init_recovery(p)
+        self._init_ecn()
+        self._init_rack(p)
         self._init_rcvtune(now)
 
     # ================================================================== creation
@@ -311,8 +322,10 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
 
     def _send_syn(self, now, ack: bool) -> None:
         seg = Segment(self.laddr, self.raddr, self.lport, self.rport, seq=self.iss,
-                      ack=self.rcv_nxt if ack else 0, flags=SYN | ACK if ack else SYN,
-                      window=min(self._init_rcv_wnd, 65535), options=self._syn_options(now), tos=self.tos)
+                      ack=self.rcv_nxt if ack else 0,
+                      flags=SYN | ACK if ack else SYN | self._ecn_syn_flags(),
+                      window=min(self._init_rcv_wnd, 65535), options=self._syn_options(now),
+                      tos=self.tos)
         self.segs_out += 1
         self.lastsnd = now
         self.stack.emit(seg)
@@ -336,6 +349,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         c.wscale_ok = params.wscale_ok
         c.snd_wscale, c.rcv_wscale = params.snd_wscale, params.rcv_wscale
         c.sack_ok, c.ts_ok = params.sack_ok, params.tstamp_ok
+        c.ecn_ok = params.ecn_ok
         c.ts_recent, c.ts_off = params.ts_recent, params.ts_off
         c.sndbuf, c.sndbuf_locked = params.sndbuf, params.sndbuf_locked
         tslen = TS_LEN if c.ts_ok else 0
@@ -752,7 +766,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
             "segs_out": self.segs_out, "segs_in": self.segs_in,
             "lastsnd": round((now - self.lastsnd) * 1000), "lastrcv": round((now - self.lastrcv) * 1000),
             "lastack": round((now - self.lastack) * 1000),
-            "ts": self.ts_ok, "sack": self.sack_ok, "wscale_ok": self.wscale_ok,
+            "ts": self.ts_ok, "sack": self.sack_ok, "wscale_ok": self.wscale_ok, "ecn": self.ecn_ok,
             "pingpong": self.dack.in_pingpong(), "quick": self.dack.quick, "reordering": self.reordering,
             "notsent": len(self.sndq) - ((self.snd_nxt - self.snd_una) & MASK)
             if self.state in CAN_SEND else 0,
@@ -760,6 +774,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
             "cc": self.cc.name if self.cc else "",
             "path": self.path,
             "ca_state": self._ca_state(), "sacked": -(-self.sb.sacked_bytes // self.mss),
+            "lost": self.lost_out, "reord_seen": self.reord_seen,
             "busy_us": busy, "rwnd_limited_us": rwnd_limited, "probes": self.probes_out,
         }
 
@@ -767,11 +782,13 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, TxLogMixin, TimerMixin,
         """icsk_ca_state as tcp_get_info reports it: Loss (4) from an RTO until snd_max of
         then is ACKed, Recovery (3) in fast recovery, Disorder (1) with SACKed or duplicate-
         ACKed data out (``tcp_try_to_open``, on an ACK: a loss probe alone leaves Open), else
-        Open (0). CWR (2) needs ECN, which the model does not negotiate."""
+        CWR (2) after an ECN echo until high_seq is ACKed, else Open (0)."""
         if self.loss_high is not None:
             return 4
         if self.in_recovery:
             return 3
+        if self.cwr_high is not None:
+            return 2
         if self.dupacks or self.sb.sacked_bytes:
             return 1
         return 0

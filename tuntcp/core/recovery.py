@@ -1,7 +1,9 @@
 """Loss recovery of a Connection (Linux ``tcp_input.c``/``tcp_recovery.c``/``tcp_timer.c``):
 fast retransmit on duplicate ACKs or the SACK scoreboard (RFC 5681, RFC 6675), NewReno partial
 ACKs, lost retransmissions (RACK's rule, RFC 8985 6.2), Eifel undo (RFC 3522), reordering
-estimate, and tail loss probes (RFC 8985 7). A mixin of ``Connection``."""
+estimate, and tail loss probes (RFC 8985 7). Where the profile has RACK (tcp_recovery bit 1)
+a SACK connection's loss detection and recovery cwnd are rack.py's; this module keeps the
+recovery state (entry, exit, undo) and the paths without RACK. A mixin of ``Connection``."""
 from __future__ import annotations
 
 from .. import mib
@@ -49,13 +51,18 @@ class RecoveryMixin:
             self.in_recovery = False
             cc.on_exit_recovery()
             self.dupacks = 0
+        elif self.sack_ok and self._rack_ok:
+            pass                           # _rack_after_ack: PRR and the retransmit queue
         elif not (self.sack_ok and self._lost_retransmit(now)):
             self._retransmit_next(now)
 
     def _on_dupack(self, now: float) -> None:
         """Fast retransmit on the third duplicate ACK, or when SACK shows the head lost
         (RFC 5681 3.2, RFC 6675 IsLost; Linux ``tcp_time_to_recover``); during recovery
-        each further dupack may retransmit the next hole (RFC 6675 NextSeg)."""
+        each further dupack may retransmit the next hole (RFC 6675 NextSeg). With RACK
+        (``_rack_ok``) SACK connections leave loss detection to ``_rack_after_ack``."""
+        if self.sack_ok and self._rack_ok:
+            return
         if self.in_recovery:
             if self.sack_ok and not self._lost_retransmit(now):
                 self._retransmit_next(now)
@@ -64,6 +71,13 @@ class RecoveryMixin:
         lost = self.dupacks >= k or (self.sack_ok and self.sb.is_lost(self.snd_una, self.mss, k))
         if not lost:
             return
+        self._enter_recovery(now)
+        self._retransmit_next(now)
+
+    def _enter_recovery(self, now: float) -> None:
+        """``tcp_enter_recovery``: TcpExt{Sack,Reno}Recovery, recover = snd_max (high_seq), undo
+        values, the window cut (``tcp_init_cwnd_reduction``, none if ECN's CWR already cut it;
+        prior_cwnd and PRR's counters start), no loss probe while it lasts."""
         c = self.stack.counters
         c[mib.TcpExtTCPSackRecovery if self.sack_ok else mib.TcpExtTCPRenoRecovery] += 1
         self.in_recovery = True
@@ -72,10 +86,15 @@ class RecoveryMixin:
         self.undo_cwnd, self.undo_ssthresh = self.cc.cwnd, self.cc.ssthresh
         self.tlp_high_seq = None       # tcp_init_cwnd_reduction
         self.retx_tsval = self.stack.ts_now(self.ts_off) if self.ts_ok else None
-        self.cc.on_enter_recovery(now, self._inflight_segs())
+        if self.cwr_high is None:      # tcp_enter_recovery: no second cut while in CWR
+            self.prior_cwnd = self.cc.cwnd
+            self.prr_delivered = self.prr_out = 0
+            self.cc.on_enter_recovery(now, self._inflight_segs())
+        self.cwr_high = None
         self.retx_nxt = self.snd_una
         self.rtt_seq = None
-        self._retransmit_next(now)
+        if self.rtx_kind == "tlp":
+            self._arm_rtx(now + self.rto.rto, "rtx")
 
     def _reordering_seen(self, dist_bytes: int) -> None:
         """``tcp_check_sack_reordering``: a segment was cumulatively ACKed below data already
@@ -86,7 +105,25 @@ class RecoveryMixin:
         dist = (dist_bytes + self.mss - 1) // self.mss
         if dist > self.reordering:
             self.reordering = min(dist, 300)
+            self.reord_seen += 1
             self.stack.counters[mib.TcpExtTCPSACKReorder] += 1
+
+    def _rack_after_ack(self, newly: int, una_advanced: bool, now: float) -> None:
+        """The RACK part of ``tcp_fastretrans_alert`` and ``tcp_cong_control`` for a SACK
+        connection, after the ACK's SACK blocks and cumulative ACK were applied: mark losses
+        (``tcp_rack_mark_lost``), enter recovery once something is lost
+        (``tcp_time_to_recover``: lost_out), then PRR sets cwnd and the lost pieces go
+        again (``tcp_xmit_recovery``). ``newly``: segments this ACK delivered. After an RTO
+        (the Loss state) the go-back-N resend stands in for it."""
+        if self.loss_high is not None:
+            return
+        lost = self.lost_out
+        self._rack_mark_lost(now)
+        if not self.in_recovery and self.lost_out:
+            self._enter_recovery(now)
+        if self.in_recovery:
+            self._prr(newly, max(self.lost_out - lost, 0), una_advanced)
+            self._xmit_retransmit_queue(now)
 
     def _spurious_recovery(self, seg: Segment) -> bool:
         """Eifel detection with timestamps (RFC 3522, ``tcp_packet_delayed``): the ACK that

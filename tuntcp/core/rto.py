@@ -23,7 +23,7 @@ TIMEOUT_FALLBACK = 3.0   # TCP_TIMEOUT_FALLBACK, RFC 6298 5.7
 
 class RtoEstimator:
     __slots__ = ("rto_initial", "rto_min", "rto_max", "srtt", "rttvar", "backoffs", "_base", "samples",
-                 "var", "mdev_max")
+                 "var", "mdev_max", "min_rtt")
 
     def __init__(self, rto_initial: float = 1.0, rto_min: float = 0.2, rto_max: float = 120.0):
         if not 0 < rto_min <= rto_max or not 0 < rto_initial:
@@ -35,6 +35,7 @@ class RtoEstimator:
         self.rttvar: float | None = None   # mdev (RFC 6298 RTTVAR; tcpi_rttvar), seconds
         self.var = 0.0                     # rttvar_us: the variance term of the RTO
         self.mdev_max = 0.0                # mdev_max_us: largest 4 * mdev this round
+        self.min_rtt: float | None = None  # tcp_min_rtt (the 5-minute window is not modelled)
         self.backoffs = 0
         self.samples = 0
         self._base = min(rto_initial, rto_max)
@@ -52,6 +53,8 @@ class RtoEstimator:
         """
         if rtt <= 0:
             rtt = 1e-6    # Linux clamps m to 1 us
+        if self.min_rtt is None or rtt < self.min_rtt:
+            self.min_rtt = rtt            # tcp_update_rtt_min
         if self.srtt is None:
             self.srtt = rtt
             self.rttvar = rtt / 2

@@ -26,6 +26,11 @@ def _tcp_hdr_len(seg: Segment) -> int:
     return 20 + (TS_LEN if o.ts is not None else 0) + sack
 
 
+def _covered(ranges, seq: int, end: int) -> bool:
+    """[seq, end) lies inside one of the (sorted) SACKed ranges."""
+    return any(not seq_lt(seq, l) and not seq_gt(end, r) for l, r in ranges)
+
+
 class InputMixin:
     __slots__ = ()
 
@@ -233,6 +238,8 @@ class InputMixin:
             return
         if not flags & SYN:
             return
+        if self.ecn_ok:
+            self._ecn_rcv_syn(flags)
         o = seg.options
         self.irs = seg.seq
         self.rcv_nxt = (seg.seq + 1) & MASK
@@ -321,6 +328,8 @@ class InputMixin:
             if seq_lt(ack, (una - self.max_window) & MASK):
                 self._challenge_ack(now)
                 return False
+            if seg.options.sack_blocks and self.sack_ok and self._rack_ok:
+                self._rack_old_ack(seg.options.sack_blocks, now)
             return True                    # old duplicate: ignore the ACK, keep the data
         self.lastack = now
         nwin = seg.window << self.snd_wscale
@@ -337,12 +346,35 @@ class InputMixin:
             if nwin > self.max_window:
                 self.max_window = nwin
         blocks = seg.options.sack_blocks
+        rack = self._rack_ok and self.sack_ok
+        newly = 0
+        ranges = self.sb.ranges
+        prior_fack = ranges[-1][1] if ranges else una        # tcp_highest_sack_seq
         if blocks and self.sack_ok:
             self.sb.on_sack(blocks, una, snd_max)
+            if rack:
+                newly = self._rack_on_sack(blocks, una, snd_max, prior_fack, now)
+        if self.ecn_ok:
+            self._ecn_echo(seg, now)
         if acked == 0:
             self._ack_dup(seg, win_changed, now)
+            if rack:
+                self._rack_after_ack(newly, False, now)
+                # tcp_may_raise_cwnd: with reordering above the sysctl's, SACKed data is
+                # forward progress and grows cwnd outside recovery
+                if newly and not self.in_recovery and self.cwr_high is None and \
+                        self.reordering > self.profile.get("net.ipv4.tcp_reordering", 3):
+                    self._cc_ack(newly, now, None, self._cwnd_limited())
             return True
-        return self._ack_new(seg, acked, snd_max, now)
+        # tcp_ack_is_dubious: SACK blocks, or outside the Open state (SACKed/lost data out)
+        dubious = rack and (blocks or ranges or self.in_recovery or self.lost_out or self.rack_retx)
+        if rack:
+            newly += self._rack_on_ack(seg.ack, prior_fack, now)
+        if not self._ack_new(seg, acked, snd_max, now, prior_fack, ranges):
+            return False
+        if dubious and self.state in CAN_SEND:
+            self._rack_after_ack(newly, True, now)
+        return True
 
     def _ack_dup(self, seg: Segment, win_changed: bool, now: float) -> None:
         """``tcp_ack`` with nothing new acknowledged: a duplicate ACK (RFC 5681 2: no data, no
@@ -365,12 +397,14 @@ class InputMixin:
         if self.tlp_high_seq is not None:
             self._process_tlp_ack(seg, seg.ack, False, now)
 
-    def _ack_new(self, seg: Segment, acked: int, snd_max: int, now: float) -> bool:
+    def _ack_new(self, seg: Segment, acked: int, snd_max: int, now: float,
+                 prior_fack: int | None = None, prior=()) -> bool:
         """``tcp_ack`` for new data acknowledged: ``tcp_clean_rtx_queue`` (drop it, RTT sample
         by Karn, ca_rtt, SACK reordering), recovery or congestion control, the loss probe
         episode, ``tcp_set_xmit_timer`` (RFC 6298 5.3), ``tcp_sndbuf_expand``, and our FIN
-        acknowledged (``_fin_acked``). ``snd_max`` as the ACK found it. Returns False when the
-        connection went away."""
+        acknowledged (``_fin_acked``). ``snd_max`` as the ACK found it; ``prior_fack`` the
+        highest SACKed sequence before this ACK, ``prior`` the SACK ranges before it.
+        Returns False when the connection went away."""
         ack = seg.ack
         una = self.snd_una
         fin_seq = self.fin_seq
@@ -396,6 +430,9 @@ class InputMixin:
         rtts = self._ack_rtts(ack, now) if self.tx_times else None
         ca_rtt = rtts[1] if rtts else None
         if self.profile.family == "linux":
+            if not rtts and self.sb.ranges is not prior and self.tx_times:
+                rtts = self._sack_rtts(ack, prior, now)
+                ca_rtt = rtts[1] if rtts else None    # ca_rtt_us: the last SACKed one
             if not rtts:
                 rtts = self._tsecr_rtt(seg)
                 ca_rtt = rtts[1] if rtts else None
@@ -415,18 +452,24 @@ class InputMixin:
         sb = self.sb
         was_sacked = 0
         if sb.ranges:
+            # tcp_clean_rtx_queue: data cumulatively ACKed below what was SACKed before this
+            # ACK arrived out of order, by the distance to the highest SACK now
             high = sb.highest_sacked() if self.sack_ok else None
-            if high is not None and seq_gt(high, ack):
+            if high is not None and prior_fack is not None and seq_gt(prior_fack, una) and \
+                    not self._rack_ok:         # RACK's pieces know what was retransmitted
                 self._reordering_seen((high - una) & MASK)
             was_sacked = sb.sacked_bytes
             sb.clear_below(ack)
             was_sacked -= sb.sacked_bytes
         mss = self.mss
         acked_segs = (acked + mss - 1) // mss or 1
+        if self.cwr_high is not None:
+            self._ecn_cwr_done(ack)
         if self.in_recovery:
             self._recovery_ack(seg, ack, now)
-        else:
-            # tcp_cong_control gets what this ACK delivered: data SACKed before was counted
+        if not self.in_recovery:
+            # tcp_cong_control (also on the ACK that just ended recovery: tcp_fastretrans_alert
+            # ran first) gets what this ACK delivered: data SACKed before was counted
             # then, and without SACK each dupack counted one (tcp_remove_reno_sacks)
             delivered = (acked - was_sacked + mss - 1) // mss if was_sacked else acked_segs
             if self.dupacks and not self.sack_ok:
@@ -451,6 +494,27 @@ class InputMixin:
         if fin_acked:
             return self._fin_acked(now)
         return True
+
+    def _sack_rtts(self, ack: int, prior, now: float) -> tuple[float, float] | None:
+        """``tcp_ack_update_rtt``'s second choice, sack_rtt_us (``tcp_sacktag_one``'s
+        first_sackt/last_sackt): time since the lowest and the highest never-retransmitted
+        segment this ACK newly SACKed were sent. Preferred to the TSecr echo."""
+        sb = self.sb
+        first = last = None
+        start = ack
+        for e in self.tx_times:
+            end, t = e[0], e[1]
+            if len(e) == 3:
+                start = e[2]
+            if t is not None and seq_gt(end, ack) and sb.is_sacked(start, end) and \
+                    not _covered(prior, start, end):
+                last = t
+                if first is None:
+                    first = t
+            start = end
+        if first is None:
+            return None
+        return now - first, now - last
 
     def _tsecr_rtt(self, seg: Segment) -> tuple[float, float] | None:
         """``tcp_ack_update_rtt``'s fallback when Karn leaves no seq_rtt (a retransmitted
@@ -513,6 +577,8 @@ class InputMixin:
         (TcpExtTCPOFOQueue, immediate ACK with SACK), duplicates re-ACKed at once
         (TcpExtDelayedACKLost), data on a zero window dropped (TcpExtTCPZeroWindowDrop),
         data beyond the window trimmed (RFC 9293 3.10.7.4)."""
+        if self.ecn_ok:
+            self._ecn_rcv_data(seg)
         payload = seg.payload
         seq = seg.seq
         n = len(payload)

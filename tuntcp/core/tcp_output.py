@@ -31,6 +31,10 @@ class OutputMixin:
         each duplicate ACK counts one segment as left the network (``tcp_add_reno_sack``,
         at least one hole kept: ``tcp_limit_reno_sacked``), which lets limited transmit
         (RFC 3042) send new data on the first two dupacks."""
+        if self.lost_out or self.rack_retx:
+            # tcp_packets_in_flight over RACK's pieces: out - sacked - lost + retransmitted
+            pc = self._pcount
+            return sum(pc(e) for e in self.rq) - self.sacked_out - self.lost_out + self.rack_retx
         out = ((self.snd_nxt - self.snd_una) & MASK) - self.sb.sacked_bytes
         segs = max((out + self.mss - 1) // self.mss, 0)
         if self.dupacks and not self.sack_ok and segs > 1:
@@ -315,14 +319,20 @@ class OutputMixin:
                 e = skbs[i] if skbs and i < len(skbs) else None
             if (e[1] and e[0] == (seq + n) & MASK) if e is not None else off + n == len(self.sndq):
                 flags |= PSH               # the end of an skb marked by tcp_mark_push
-            elif n > self.mss and self.profile["model.tso_psh"] and self.stack.encoder.gso_exact:
-                flags |= PSH
+            elif n > self.mss and not retrans and self.profile["model.tso_psh"] and \
+                    self.stack.encoder.gso_exact:
+                flags |= PSH               # tcp_write_xmit: new TSO packets only
         end = (seq + n + (1 if fin else 0)) & MASK
         c = self.stack.counters
+        if n and self._rack_ok and self.sack_ok:
+            self._rq_sent(seq, (seq + n) & MASK, now, retrans)
+            if not retrans and self.in_recovery:
+                self.prr_out += -(-n // self.mss)     # tcp_write_xmit: prr_out += sent_pkts
         if retrans:
-            c[mib.TcpRetransSegs] += 1
-            self.total_retrans += 1
-            self.retrans_out += 1
+            segs = -(-n // self.mss) or 1      # a TSO retransmission counts its segments
+            c[mib.TcpRetransSegs] += segs
+            self.total_retrans += segs
+            self.retrans_out += segs
             if self.retrans_stamp is None:
                 self.retrans_stamp = now
             self._mark_retrans(seq, end)
@@ -341,16 +351,17 @@ class OutputMixin:
                 self.dack.pingpong += 1
         if n % self.mss:
             self.snd_sml = end     # tcp_minshall_update: skb->len < pcount * mss
-        self._output(flags, seq, payload, now)
+        self._output(flags, seq, payload, now, new_data=bool(n) and not retrans)
         if seq_gt(end, self.snd_nxt):
             self.snd_nxt = end
         if seq_gt(end, self.snd_max):
             self.snd_max = end
 
-    def _output(self, flags: int, seq: int, payload, now: float) -> None:
+    def _output(self, flags: int, seq: int, payload, now: float, new_data: bool = False) -> None:
         """Every segment of a synchronized connection: options (TS, SACK blocks), the window from
-        ``RecvWindow.select`` (which records rcv_wup/rcv_wnd like ``tcp_select_window``), and
-        ``tcp_event_ack_sent`` (one quick ACK used, pending ACK and delack timer cleared)."""
+        ``RecvWindow.select`` (which records rcv_wup/rcv_wnd like ``tcp_select_window``), ECN
+        marks (``_ecn_out``) and ``tcp_event_ack_sent`` (one quick ACK used, pending ACK and
+        delack timer cleared)."""
         o = TcpOptions()
         if self.ts_ok:
             o.ts = (self.stack.ts_now(self.ts_off), self.ts_recent)
@@ -362,8 +373,11 @@ class OutputMixin:
             else:
                 o.sack_blocks = tuple(self.reasm.sack_blocks(limit))
         wnd = self.win.select(self.rcv_nxt, len(self.rcvq), self.win.rcv_mss)
+        tos = 0
+        if self.ecn_ok:
+            flags, tos = self._ecn_out(flags, new_data)
         seg = Segment(self.laddr, self.raddr, self.lport, self.rport, seq=seq, ack=self.rcv_nxt,
-                      flags=flags, window=wnd, options=o, payload=payload, tos=self.tos)
+                      flags=flags, window=wnd, options=o, payload=payload, tos=self.tos | tos)
         mss = self.mss
         if len(payload) > mss:
             seg.gso_size = mss        # TSO: tcp_gso_segment cuts it; pcount segments out

@@ -49,6 +49,8 @@ class TimerMixin:
                 self._probe_timer(now)
             elif kind == "tlp":
                 self._send_loss_probe(now)
+            elif kind == "reo":
+                self._rack_reo_timeout(now)
             else:
                 self._rtx_timer(now)
         if self.tw_at is not None and self.tw_at <= now:
@@ -122,6 +124,8 @@ class TimerMixin:
         self.tx_times = None
         self.tlp_high_seq = None
         self.loss_high = self.snd_max  # TCP_CA_Loss until this is ACKed: no loss probes
+        self.cwr_high = None
+        self._rack_reset()
         self.snd_nxt = self.snd_una    # go back N: mark everything lost (tcp_enter_loss)
         self.rto.backoff()
         self._push(now, head=True)

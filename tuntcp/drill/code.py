@@ -14,7 +14,8 @@ STATES = {"ESTABLISHED": 1, "SYN-SENT": 2, "SYN-RECV": 3, "FIN-WAIT-1": 4, "FIN-
 def tcp_info(info: dict) -> dict:
     """conn.info() (ms, bytes) -> ``struct tcp_info`` fields (µs for times, as Linux)."""
     us = lambda ms: int(round(ms * 1000))  # noqa: E731
-    opts = (1 if info["ts"] else 0) | (2 if info["sack"] else 0) | (4 if info["wscale_ok"] else 0)
+    opts = (1 if info["ts"] else 0) | (2 if info["sack"] else 0) | (4 if info["wscale_ok"] else 0) | \
+        (8 if info.get("ecn") else 0)
     return {
         "tcpi_state": STATES.get(info["state"], 0), "tcpi_options": opts,
         "tcpi_snd_wscale": info["snd_wscale"], "tcpi_rcv_wscale": info["rcv_wscale"],
@@ -34,6 +35,7 @@ def tcp_info(info: dict) -> dict:
         "tcpi_last_data_sent": info["lastsnd"], "tcpi_last_data_recv": info["lastrcv"],
         "tcpi_last_ack_recv": info["lastack"],
         "tcpi_ca_state": info["ca_state"], "tcpi_sacked": info["sacked"],
+        "tcpi_lost": info["lost"], "tcpi_reord_seen": info["reord_seen"],
         "tcpi_busy_time": info["busy_us"], "tcpi_rwnd_limited": info["rwnd_limited_us"],
         "tcpi_probes": info["probes"],
     }

@@ -18,7 +18,7 @@ MASK = 0xFFFFFFFF
 FLAG_BITS = {"F": FIN, "S": SYN, "R": RST, "P": PSH, ".": ACK, "U": URG, "E": ECE, "W": CWR}
 _KIND = {"eol": 0, "nop": 1, "mss": 2, "wscale": 3, "sackOK": 4, "sack": 5, "TS": 8,
          "md5": 19, "FO": 34, "FOEXP": 254}
-_ECN = {"no_ecn": 0, "ect1": 1, "ect0": 2, "ce": 3}
+_ECN = {"noecn": 0, "ect1": 1, "ect0": 2, "ce": 3}     # packetdrill lexer.l spellings
 
 
 def flag_bits(flags: str) -> int:

@@ -71,6 +71,7 @@ _BASE = {
     "net.ipv4.tcp_slow_start_after_idle": 1,
     "net.ipv4.tcp_dsack": 1,
     "net.ipv4.tcp_early_retrans": 3,
+    "net.ipv4.tcp_recovery": 1,             # RACK loss detection (4.4+, TCP_RACK_LOSS_DETECTION)
     "net.ipv4.tcp_min_tso_segs": 2,
     "net.ipv4.tcp_notsent_lowat": 2**32 - 1,      # UINT_MAX: no limit
     "net.ipv4.tcp_pacing_ss_ratio": 200,
@@ -78,6 +79,7 @@ _BASE = {
     "net.ipv4.ip_default_ttl": 64,
     "net.ipv6.conf.default.hop_limit": 64,  # IPV6_DEFAULT_HOPLIMIT
     "net.ipv6.auto_flowlabels": 1,          # IP6_AUTO_FLOW_LABEL_OPTOUT (ip6_make_flowlabel)
+    "net.ipv6.bindv6only": 0,               # inet6_create: sk_ipv6only's default (dual-stack ::)
     "model.synq_full_cmp": ">=",
     "model.acceptq_syn_drop": "full",
     "model.cookie_wscale_clamp": True,
@@ -124,7 +126,8 @@ _linux(
     model__init_rcv_wnd_segs=10,
     model__synflood_proto="TCP",
     model__tso_psh=False,
-    drop=("net.ipv4.tcp_notsent_lowat",),           # 3.12
+    drop=("net.ipv4.tcp_notsent_lowat",             # 3.12
+          "net.ipv4.tcp_recovery"),                 # RACK: 4.4
 )
 _linux(
     "linux-4.9",
