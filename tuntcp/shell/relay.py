@@ -246,6 +246,8 @@ class StormFront:
     relaying each producer to the backend in the lab's namespace; ``cmd`` starts the backend
     there once. A restart is the front's (the proxy's) restart: the backend keeps running."""
 
+    replies = None      # the backend answers; the relay does not parse its protocol
+
     def __init__(self, ep, lab, backend: tuple[str, int], cmd: str, port: int, backlog: int,
                  rcvbuf: int | None, down_s: float):
         self.ep, self.lab, self.backend, self.cmd = ep, lab, backend, cmd
