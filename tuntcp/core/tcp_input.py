@@ -500,17 +500,28 @@ class InputMixin:
         first_sackt/last_sackt): time since the lowest and the highest never-retransmitted
         segment this ACK newly SACKed were sent. Preferred to the TSecr echo."""
         sb = self.sb
+        mss = self.mss
         first = last = None
         start = ack
         for e in self.tx_times:
             end, t = e[0], e[1]
             if len(e) == 3:
                 start = e[2]
-            if t is not None and seq_gt(end, ack) and sb.is_sacked(start, end) and \
-                    not _covered(prior, start, end):
-                last = t
-                if first is None:
-                    first = t
+            if t is not None and seq_gt(end, ack):
+                # a TSO entry is SACKed by whole MSS pieces (tcp_match_skb_to_sack fragments
+                # the skb on the MSS grid); a plain one whole
+                step = mss if len(e) == 3 else (end - start) & MASK
+                lo = start
+                while seq_lt(lo, end):
+                    hi = (lo + step) & MASK
+                    if seq_gt(hi, end):
+                        hi = end
+                    if sb.is_sacked(lo, hi) and not _covered(prior, lo, hi):
+                        last = t
+                        if first is None:
+                            first = t
+                        break           # one send time per entry: first == last within it
+                    lo = hi
             start = end
         if first is None:
             return None
