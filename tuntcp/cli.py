@@ -111,9 +111,13 @@ def serve_arguments(s: argparse.ArgumentParser) -> None:
     time_option(s, "--duration-s", old="--duration", dest="duration", default=None,
                 help="stop after this long (default: until Ctrl-C)")
     s.add_argument("--offload", action="store_true",
-                   help="IFF_VNET_HDR: kernel-verified checksums, TSO in, GSO out (no link model)")
-    s.add_argument("--family", choices=("ipv4", "ipv6"), default="ipv4",
-                   help="address family of the lab (ipv6: 2001:2::1 -> 2001:2:0:1::1)")
+                   help="IFF_VNET_HDR: kernel-verified checksums, TSO in, GSO out")
+    s.add_argument("--family", choices=("ipv4", "ipv6", "dual"), default="ipv4",
+                   help="address family of the lab (ipv6: 2001:2::1 -> 2001:2:0:1::1; dual: both, "
+                   "and the endpoint listens on :: taking IPv4 peers as ::ffff:a.b.c.d)")
+    s.add_argument("--v6only", action="store_true", default=None,
+                   help="IPV6_V6ONLY on the :: listener of --family dual (IPv4 peers are refused); "
+                   "default: the profile's net.ipv6.bindv6only")
     s.add_argument("--shards", type=_nonneg_int, default=1,
                    help="endpoint processes, one per queue of a multi-queue TUN, sharing one "
                    "listener (Linux profiles; 1 on this 2-core machine, see bench/README.md)")
@@ -191,7 +195,7 @@ def cmd_netstat(args) -> int:
 def cmd_serve(args) -> int:
     from .errors import check_out_file
     from .harness import netns
-    from .harness.link import LinkModel
+    from .harness.link import GsoLink, LinkModel
     from .profiles import get_profile
     from .scenarios.rig import require_privileges
     from .shell.control import socket_path
@@ -200,13 +204,14 @@ def cmd_serve(args) -> int:
     socket_path(args.name)                               # bad name -> exit 2
     delay, jitter = args.delay_ms / 1000.0, args.jitter_ms / 1000.0
     links = None
-    if args.offload and (delay or jitter or args.loss or args.reorder):
-        raise UsageError("--offload cannot be combined with the link model (a corrupted byte would go unchecked)")
-    if args.offload and args.family == "ipv6":
-        raise UsageError("--offload is IPv4 only (the GSO encoder builds IPv4 frames); leave it out with --family ipv6")
+    if args.offload and args.family == "dual":
+        raise UsageError("--offload is not combined with --family dual yet; use ipv4 or ipv6")
+    if args.v6only and args.family != "dual":
+        raise UsageError("--v6only goes with --family dual (the :: listener)")
     if delay or jitter or args.loss or args.reorder:
         kw = dict(delay=delay, jitter=jitter, loss=args.loss, reorder=args.reorder)
-        links = (LinkModel(seed=args.seed, **kw), LinkModel(seed=args.seed + 1, **kw))
+        link = GsoLink if args.offload else LinkModel    # GsoLink: vnet frames, per-segment loss
+        links = (link(seed=args.seed, **kw), link(seed=args.seed + 1, **kw))
     from .shell.shards import check_shards
     check_shards(args.shards, profile)
     if args.shards > 1 and args.front:
@@ -219,8 +224,8 @@ def cmd_serve(args) -> int:
     from .shell import apps
     from .shell.control import remove_stale
     try:
-        with netns.Lab(vnet_hdr=args.offload, family=6 if args.family == "ipv6" else 4,
-                       queues=args.shards) as lab:
+        with netns.Lab(vnet_hdr=args.offload, family=4 if args.family == "ipv4" else 6,
+                       dual=args.family == "dual", queues=args.shards) as lab:
             if args.shards > 1:
                 from .shell.shards import MonoClock, serve_sharded
                 link = dict(kw, seed=args.seed) if links else None
@@ -256,6 +261,7 @@ def cmd_scenario(args) -> int:
 def cmd_bench(args) -> int:
     from .bench.cli import run_cli
     from .scenarios import storm_scale  # noqa: F401  (registers `--only storm_scale`)
+    from .scenarios import storm_reliability  # noqa: F401  (registers `--only storm_reliability`)
     return run_cli(args)
 
 

@@ -124,7 +124,6 @@ TuntcpTcpTruncated = "TuntcpTcpTruncated"
 TuntcpTunTxDrops = "TuntcpTunTxDrops"
 TuntcpIp6RtHdrDrop = "TuntcpIp6RtHdrDrop"  # seg6/RPL routing header while disabled: Linux counts nothing
 TuntcpIp6CompatAddr = "TuntcpIp6CompatAddr"  # ::/96 address: its key would collide with IPv4's
-TuntcpIp6NoOffload = "TuntcpIp6NoOffload"  # IPv6 packet on a vnet (offload) endpoint: IPv4 only
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "Ip": (IpInReceives, IpInHdrErrors, IpInAddrErrors, IpInUnknownProtos, IpInDiscards, IpInDelivers,
@@ -153,8 +152,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         FreeBSDSyncacheCacheOverflow, FreeBSDSyncacheReset, FreeBSDSyncacheStale,
         FreeBSDSyncacheAborted, FreeBSDSyncacheBadack, FreeBSDSyncacheZoneFail,
         FreeBSDSyncacheCookiesSent, FreeBSDSyncacheCookiesRecv, FreeBSDSyncacheCookiesFailed,),
-    "Tuntcp": (TuntcpMartianSrc, TuntcpTcpTruncated, TuntcpTunTxDrops, TuntcpIp6RtHdrDrop, TuntcpIp6CompatAddr,
-        TuntcpIp6NoOffload,),
+    "Tuntcp": (TuntcpMartianSrc, TuntcpTcpTruncated, TuntcpTunTxDrops, TuntcpIp6RtHdrDrop, TuntcpIp6CompatAddr,),
 }
 ALL: tuple[str, ...] = tuple(n for names in GROUPS.values() for n in names)
 KERNEL_ONLY: frozenset[str] = frozenset({

@@ -45,7 +45,6 @@ def rows():
         (["serve", "--delay", "-1"], "must be >= 0"),
         (["serve", "--loss", "2"], "probability must be in [0, 1]"),
         (["serve", "--port", "70000"], "port must be 1..65535"),
-        (["serve", "--offload", "--loss", "0.1"], "--offload cannot be combined"),
         (["serve", "--name", "a/b"], "bad endpoint name"),
         (["profiles", "solaris-2"], "unknown profile 'solaris-2'"),
         (["ss", "-lnt", "--name", "no-such-endpoint-here"], "no endpoint named"),

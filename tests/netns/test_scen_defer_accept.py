@@ -7,20 +7,13 @@ import json
 
 import pytest
 
-from tuntcp.harness.netns import probe
 from tuntcp.scenarios.schema import assert_matches_schema
 
 pytestmark = pytest.mark.netns
 
 
-@pytest.fixture
-def require_netns():
-    reason = probe()
-    if reason:
-        pytest.skip(reason)
 
-
-async def test_defer_accept_queue_vs_cookies(tmp_path, require_netns):
+async def test_defer_accept_queue_vs_cookies(tmp_path, netns_available):
     from tuntcp.scenarios.defer_accept import Config, run
 
     report = await run(Config(defer_s=3, late_s=1.0, out=str(tmp_path)))

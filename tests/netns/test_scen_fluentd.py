@@ -6,17 +6,10 @@ import json
 
 import pytest
 
-from tuntcp.harness.netns import probe
 from tuntcp.scenarios.schema import assert_matches_schema
 
 pytestmark = pytest.mark.netns
 
-
-@pytest.fixture
-def require_netns():
-    reason = probe()
-    if reason:
-        pytest.skip(reason)
 
 
 def test_proc_net_tcp_lines_count_like_the_operator():
@@ -29,7 +22,7 @@ def test_proc_net_tcp_lines_count_like_the_operator():
     assert count_syn_recv(text) == 1
 
 
-async def test_fluentd_line_at_128_not_at_65535(tmp_path, require_netns):
+async def test_fluentd_line_at_128_not_at_65535(tmp_path, netns_available):
     from tuntcp.scenarios.fluentd import Config, run
 
     cfg = Config(forwarders=250, hosts=50, rounds=2, connect_timeout_s=4.0,

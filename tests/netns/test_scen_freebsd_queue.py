@@ -8,17 +8,10 @@ import re
 
 import pytest
 
-from tuntcp.harness.netns import probe
 from tuntcp.scenarios.schema import assert_matches_schema
 
 pytestmark = pytest.mark.netns
 
-
-@pytest.fixture
-def require_netns():
-    reason = probe()
-    if reason:
-        pytest.skip(reason)
 
 
 def netstat_rows(text):
@@ -35,7 +28,7 @@ def check_lifetime(lt, tol):
     assert lt["stale"] == 1 and lt["retransmitted"] == lt["rexmtlimit"]
 
 
-async def test_freebsd_queue_overflow_lifetime_and_filters(tmp_path, require_netns):
+async def test_freebsd_queue_overflow_lifetime_and_filters(tmp_path, netns_available):
     from tuntcp.scenarios.freebsd_queue import Config, run
 
     cfg = Config(backlog=4, clients=10, hosts=3, rexmtlimit=1, out=str(tmp_path))
@@ -76,7 +69,7 @@ async def test_freebsd_queue_overflow_lifetime_and_filters(tmp_path, require_net
 
 
 @pytest.mark.slow
-async def test_freebsd_syncache_full_lifetime_45_vs_15(tmp_path, require_netns):
+async def test_freebsd_syncache_full_lifetime_45_vs_15(tmp_path, netns_available):
     """The seed's numbers with the default rexmtlimit 3: 0/3/9/21 s and 45 s on 9.x,
     0/1/3/7 s and 15 s on 14."""
     from tuntcp.scenarios.freebsd_queue import Config, run

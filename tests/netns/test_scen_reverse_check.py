@@ -6,20 +6,13 @@ import platform
 
 import pytest
 
-from tuntcp.harness.netns import probe
 from tuntcp.scenarios.schema import assert_matches_schema
 
 pytestmark = pytest.mark.netns
 
 
-@pytest.fixture
-def require_netns():
-    reason = probe()
-    if reason:
-        pytest.skip(reason)
 
-
-async def test_host_kernel_carries_the_cookie_wscale_fix(tmp_path, require_netns):
+async def test_host_kernel_carries_the_cookie_wscale_fix(tmp_path, netns_available):
     from tuntcp.scenarios.reverse_check import Config, run
 
     report = await run(Config(out=str(tmp_path)))

@@ -6,20 +6,13 @@ import json
 
 import pytest
 
-from tuntcp.harness.netns import probe
 from tuntcp.scenarios.schema import assert_matches_schema
 
 pytestmark = pytest.mark.netns
 
 
-@pytest.fixture
-def require_netns():
-    reason = probe()
-    if reason:
-        pytest.skip(reason)
 
-
-async def test_slow_accept_queue_and_abort_on_overflow(tmp_path, require_netns):
+async def test_slow_accept_queue_and_abort_on_overflow(tmp_path, netns_available):
     from tuntcp.scenarios.slow_accept import Config, run
 
     cfg = Config(clients=30, backlog=8, stall_s=1.5, out=str(tmp_path))

@@ -7,17 +7,10 @@ import json
 
 import pytest
 
-from tuntcp.harness.netns import probe
 from tuntcp.scenarios.schema import assert_matches_schema
 
 pytestmark = pytest.mark.netns
 
-
-@pytest.fixture
-def require_netns():
-    reason = probe()
-    if reason:
-        pytest.skip(reason)
 
 
 def test_schedule_and_nearness():
@@ -38,7 +31,7 @@ def test_spoof_must_be_unassigned():
             Config(spoof=bad).check()
 
 
-async def test_synflood_cookies_on_vs_off(tmp_path, require_netns):
+async def test_synflood_cookies_on_vs_off(tmp_path, netns_available):
     from tuntcp.scenarios.synflood import Config, run
 
     cfg = Config(legit=40, out=str(tmp_path))

@@ -6,20 +6,13 @@ import json
 
 import pytest
 
-from tuntcp.harness.netns import probe
 from tuntcp.scenarios.schema import assert_matches_schema
 
 pytestmark = pytest.mark.netns
 
 
-@pytest.fixture
-def require_netns():
-    reason = probe()
-    if reason:
-        pytest.skip(reason)
 
-
-async def test_ts_off_cookie_connections_are_capped(tmp_path, require_netns):
+async def test_ts_off_cookie_connections_are_capped(tmp_path, netns_available):
     from tuntcp.scenarios.ts_off import Config, run
 
     cfg = Config(clients=3, nbytes=3_000_000, rtt_ms=50, out=str(tmp_path))
@@ -62,7 +55,7 @@ async def test_ts_off_cookie_connections_are_capped(tmp_path, require_netns):
     assert json.loads((tmp_path / "report.json").read_text())["headline"]["cookie"]["wscale"] is False
 
 
-async def test_ts_off_burst_puts_the_overflow_on_cookies(tmp_path, require_netns):
+async def test_ts_off_burst_puts_the_overflow_on_cookies(tmp_path, netns_available):
     """One lab, tcp_syncookies=1, backlog 3, 6 clients at once: the SYN queue takes 3, the
     other 3 get cookies, and the same split shows up on the same link."""
     from tuntcp.scenarios.ts_off import Config, run

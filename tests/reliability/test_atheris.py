@@ -21,8 +21,13 @@ ROOT = Path(__file__).resolve().parents[2]
 SECONDS = int(os.environ.get("TUNTCP_FUZZ_SECONDS", "12"))
 
 
-def _seeds(d: Path) -> None:
+def _seeds(d: Path, family: str) -> None:
     d.mkdir()
+    if family == "ipv6":
+        from test_fuzz_wire6 import atheris_seeds
+        for i, pkt in enumerate(atheris_seeds()):
+            (d / f"seed{i}").write_bytes(pkt)
+        return
     segs = [
         Segment(0xC6120001, 0xC6120101, 40000, 80, 1, 0, SYN, 65535,
                 TcpOptions(1460, 7, True, (1, 0))),
@@ -35,7 +40,7 @@ def _seeds(d: Path) -> None:
         (d / f"seed{i}").write_bytes(codec.build(s))
 
 
-@pytest.mark.parametrize("harness", ["fuzz_codec.py", "fuzz_core.py"])
+@pytest.mark.parametrize("harness", ["fuzz_wire.py ipv4", "fuzz_wire.py ipv6", "fuzz_core.py"])
 def test_atheris_harness_runs_clean(tally, tmp_path, harness):
     try:
         import atheris  # noqa: F401
@@ -45,8 +50,9 @@ def test_atheris_harness_runs_clean(tally, tmp_path, harness):
                         "installed: run `.venv/bin/pip install -e '.[test]'`")
         pytest.skip("atheris not installed (pip install atheris)")
     corpus = tmp_path / "corpus"
-    _seeds(corpus)
-    p = subprocess.run([sys.executable, str(ROOT / "fuzz" / harness), f"-max_total_time={SECONDS}",
+    script, *args = harness.split()
+    _seeds(corpus, args[0] if args else "ipv4")
+    p = subprocess.run([sys.executable, str(ROOT / "fuzz" / script), *args, f"-max_total_time={SECONDS}",
                         "-rss_limit_mb=2048", "-timeout=10", f"-artifact_prefix={tmp_path}/",
                         str(corpus)],
                        capture_output=True, text=True, timeout=SECONDS + 60, cwd=ROOT)

@@ -1,6 +1,6 @@
 """Hostile IPv6 input: extension-header chains (long, looping next-header values, truncated),
 wrong payload lengths and random bytes are each a counted drop or a clean parse, never an
-exception; and the atheris harness fuzz/fuzz_ipv6.py runs clean for a bounded time."""
+exception (the atheris run, fuzz/fuzz_wire.py ipv6, is in test_atheris.py, seeded from here)."""
 from __future__ import annotations
 
 import os
@@ -108,27 +108,11 @@ def test_random_bytes(tally, data):
     tally.tried("hypothesis ipv6 random", 1)
 
 
-def test_atheris_ipv6_harness_runs_clean(tally, tmp_path):
-    try:
-        import atheris  # noqa: F401
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("atheris is a declared test dependency but is not installed")
-        pytest.skip("atheris not installed (pip install atheris)")
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    seeds = [
+def atheris_seeds() -> list[bytes]:
+    """IPv6 seeds for fuzz/fuzz_wire.py ipv6 (tests/reliability/test_atheris.py): a SYN, a chain of
+    every extension header, a fragment."""
+    return [
         build6(Segment6(A, B, 40000, 80, 1, 0, SYN, 65535, TcpOptions(1440, 7, True, (1, 0)), flowlabel=0x12345)),
         chain([(0, 0, 0), (60, 1, 0), (43, 0, 0), (44, 0, 0)], tcp_bytes()),
         chain([(44, 0, 1)], tcp_bytes()),
     ]
-    for i, s in enumerate(seeds):
-        (corpus / f"seed{i}").write_bytes(s)
-    p = subprocess.run([sys.executable, str(ROOT / "fuzz" / "fuzz_ipv6.py"), f"-max_total_time={SECONDS}",
-                        "-rss_limit_mb=2048", "-timeout=10", f"-artifact_prefix={tmp_path}/", str(corpus)],
-                       capture_output=True, text=True, timeout=SECONDS + 60, cwd=ROOT)
-    crashes = list(tmp_path.glob("crash-*")) + list(tmp_path.glob("timeout-*")) + list(tmp_path.glob("oom-*"))
-    assert p.returncode == 0 and not crashes, f"fuzz_ipv6 found a problem ({crashes}):\n{p.stderr[-4000:]}"
-    m = re.search(r"Done (\d+) runs in (\d+) second", p.stderr)
-    assert m and int(m.group(1)) > 100, p.stderr[-2000:]
-    tally.tried("atheris fuzz_ipv6.py", int(m.group(1)))

@@ -41,7 +41,7 @@ async def test_synack_retransmits_at_the_listeners_timer_deadlines(nursery, auto
     assert [t for t, _ in seen] == [0, 1, 3, 7, 15, 31]
     assert all(s.flags == SYN | ACK and s.ack == 1001 for _, s in seen)
     # the request is gone after the last timeout: nothing in the SYN queue
-    assert stack.listeners[(0, 8080)].queue_lengths()["syn"] == 0
+    assert stack.listeners[(0, 8080, 4)].queue_lengths()["syn"] == 0
     # the loop ran once at start, once for the SYN, once per resend and once when the request
     # expired (63 s): woken by deadlines only, no periodic tick
     assert ep.stats["batches"] == 1

@@ -114,7 +114,7 @@ def test_v4_compatible_address_is_dropped_so_keys_cannot_collide():
 
 def test_dual_stack_wildcard_listener_takes_both_families_on_one_port():
     st = stack(addrs=(SRV6, SRV4))
-    lst = st.listen(80, 16)
+    lst = st.listen(80, 16, family=6)      # ::, net.ipv6.bindv6only 0: dual-stack
     handshake(st, sport=40000)
     st.receive(codec.build(Segment(CLI4, SRV4, 40000, 80, 1000, 0, SYN, 64240,
                                    TcpOptions(mss=1460, wscale=7, sack_ok=True, ts=(1, 0)))), 2.0)
@@ -184,12 +184,22 @@ def test_address_text_of_both_families():
         addr_int("2001:2::zz")
 
 
-def test_offload_endpoint_refuses_ipv6_in_one_counter():
+def test_offload_endpoint_answers_ipv6_with_a_vnet_frame_of_the_plain_packet():
+    """A vnet (offload) stack takes IPv6 and answers with a TCPV6-capable frame: completing
+    its partial checksum gives exactly the packet the plain encoder builds."""
     from tuntcp.host.encode import VnetEncoder
-    st = Stack(get_profile("linux-6.18"), addrs={SRV6}, secret=b"k" * 16, encoder=VnetEncoder())
-    st.listen(80, 16)
-    st.receive(syn6(), 1.0)
-    assert st.take_output() == [] and st.counters[mib.TuntcpIp6NoOffload] == 1
+    from tuntcp.wire.vnet import HDR_LEN, VnetHdr, complete_csum
+    outs = []
+    for enc in (VnetEncoder(), None):
+        st = Stack(get_profile("linux-6.18"), addrs={SRV6}, secret=b"k" * 16, encoder=enc)
+        st.listen(80, 16)
+        st.receive(syn6(), 1.0)
+        outs.append(st.take_output())
+    (frame,), (plain,) = outs
+    hdr = VnetHdr.unpack(frame)
+    assert (hdr.flags, hdr.csum_start, hdr.csum_offset, hdr.hdr_len) == (1, 40, 16, 40 + 40)
+    assert complete_csum(frame)[HDR_LEN:] == plain
+    assert parse6(plain).flags == SYN | ACK
 
 
 @pytest.mark.parametrize("profile,line", [

@@ -248,21 +248,29 @@ action = st.one_of(
 )
 
 
+def _edges(c, ends):
+    """The segment edges the peer has seen above snd_una, in order (where it can ACK or SACK:
+    a receiver acknowledges whole segments, never the middle of one)."""
+    out = {(e - c.snd_una) & 0xFFFFFFFF for e in ends}
+    return [(c.snd_una + d) & 0xFFFFFFFF for d in sorted(out) if 0 < d <= (c.snd_max - c.snd_una) & 0xFFFFFFFF]
+
+
 def replay(actions):
     def script(d):
         now = 0.0
+        ends = set()
         for a in actions:
             c = d.c
             if a[0] == "send":
                 if c.state in ("ESTABLISHED", "CLOSE-WAIT") and not c.fin_queued:
                     c.send(bytes(i % 241 for i in range(a[1])), now)
             elif a[0] == "ack":
-                out = (c.snd_max - c.snd_una) & 0xFFFFFFFF
-                ack = (c.snd_una + int(out * a[1])) & 0xFFFFFFFF
+                edges = _edges(c, ends)
+                i = min(int(len(edges) * a[1]), len(edges))     # 0: a duplicate ACK
+                ack = edges[i - 1] if i else c.snd_una
                 sack = ()
-                if a[2] and out > (a[2] + a[3] + 1) * MSS:   # a SACKed run above a hole
-                    lo = ack + a[2] * MSS
-                    sack = ((lo, lo + (a[3] + 1) * MSS),)
+                if a[2] and i + a[2] + a[3] < len(edges):        # a SACKed run above a hole
+                    sack = ((edges[i + a[2] - 1], edges[i + a[2] + a[3]]),)
                 d.st.receive_segment(ack_in(ack, window=a[4], sack=sack), now)
             elif a[0] == "time":
                 now += a[1]
@@ -271,7 +279,12 @@ def replay(actions):
                 c.nodelay = a[1]
             elif c.state in ("ESTABLISHED", "CLOSE-WAIT"):
                 c.shutdown_write(now)
-            yield d.wire()
+            pkts = d.wire()
+            for p in pkts:
+                seg = codec.parse(p)
+                if seg.payload:
+                    ends.update((seg.seq, (seg.seq + len(seg.payload)) & 0xFFFFFFFF))
+            yield pkts
             yield d.send_times()
     return script
 

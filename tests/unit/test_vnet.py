@@ -8,6 +8,7 @@ import pytest
 
 from tuntcp.core.conn import Connection
 from tuntcp.core.params import HandshakeParams
+from tuntcp.harness.link import LinkModel
 from tuntcp.host.encode import VnetEncoder
 from tuntcp.host.stack import Stack
 from tuntcp.wire.vnet import gso_frames
@@ -269,7 +270,7 @@ def test_vnet_io_strips_the_header_and_reports_checksum_marks():
         b.send(VnetHdr().pack())                            # a header alone is skipped
         got = io.read_batch(10)
         assert [bytes(p) for p in got] == [pkt] * 3
-        assert io.csum_ok == [True, True, False] and io.gso_in == 1
+        assert io.csum_ok == [True, True, False] and io.gso_in == 1 and io.gso == [0, 0, 0]
         assert io.read_batch(10) == [] and io.csum_ok == []
     finally:
         a.close()
@@ -291,8 +292,8 @@ def test_offload_setup_errors_are_one_clear_line():
         Endpoint(plain, a, offload=True)
     with pytest.raises(ValueError, match="use Endpoint\\(offload=True\\)"):
         Endpoint(off, a)
-    with pytest.raises(ValueError, match="link_in/link_out"):
-        Endpoint(off, a, offload=True, link_in=object())
+    with pytest.raises(ValueError, match="needs GsoLink link models"):
+        Endpoint(off, a, offload=True, link_in=LinkModel(1, delay=0.01))
     with pytest.raises(ValueError, match="TUN fd or a VnetIO"):
         Endpoint(off, a, offload=True)
 

@@ -26,7 +26,6 @@ class TsoRecorder(SegmentRecorder):
 
     tso = True
     gso_exact = True
-    carries_ipv6 = True     # Segments, not vnet frames: nothing here is IPv4-only
 
 
 def addresses(ip_version: str) -> tuple[str, str]:

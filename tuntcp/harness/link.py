@@ -17,12 +17,19 @@ Semantics follow netem where netem defines them:
 - rate: bits per second; packets are serialized one after another before the delay.
 - limit: packets queued in the link at most (netem's default is 1000); excess is dropped.
 Same seed and same pushes -> same output.
+
+``GsoLink`` is the same link for an offload endpoint, whose TUN side carries virtio-net frames
+(``wire/vnet.py``): loss, duplication, corruption, reordering, jitter, rate and limit act on
+wire segments exactly as above (a GSO super-packet stands for ceil(payload / gso_size) of
+them), but a super-packet that only needs delaying crosses whole.
 """
 from __future__ import annotations
 
 import heapq
 import random
 from collections import deque
+
+from ..wire.vnet import HDR_LEN, complete_csum, frame_info, segment_frame
 
 
 class LinkModel:
@@ -87,9 +94,7 @@ class LinkModel:
     def _enqueue(self, pkt: bytes, now: float) -> None:
         rng = self._rng
         if self.corrupt and pkt and rng.random() < self.corrupt:
-            b = bytearray(pkt)
-            b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
-            pkt = bytes(b)
+            pkt = self._corrupt(pkt)
             self.stats["corrupted"] += 1
         start = now
         if self.rate is not None:
@@ -116,6 +121,12 @@ class LinkModel:
         heapq.heappush(self._heap, (due, self._seq, pkt))
         self._seq += 1
 
+    def _corrupt(self, pkt: bytes) -> bytes:
+        """One random bit of one random byte flipped."""
+        b = bytearray(pkt)
+        b[self._rng.randrange(len(b))] ^= 1 << self._rng.randrange(8)
+        return bytes(b)
+
     def pop_due(self, now: float) -> list[bytes]:
         fifo = self._fifo
         if fifo is not None:
@@ -137,3 +148,68 @@ class LinkModel:
 
     def __len__(self) -> int:
         return len(self._fifo if self._fifo is not None else self._heap)
+
+
+class GsoLink(LinkModel):
+    """A LinkModel for virtio-net frames (``vnet_hdr`` + IP packet), as an offload endpoint
+    reads and writes them. ``stats`` count wire segments, as the plain link's do.
+
+    A GSO frame that only needs delaying (no loss drawn for any of its segments, nothing else
+    configured) is delivered whole, at the time its segments would have been. Otherwise it is
+    cut into its wire segments (``segment_frame``: their own headers and full checksums) and
+    each goes through the plain link. With loss alone the draws are one per wire segment, in
+    order, so a seed drops the same segments as on the plain link. A corrupted frame gets its
+    checksum completed and its checksum marks cleared first, so the receiver verifies it and
+    drops it, as it would a corrupted packet on the wire.
+    """
+
+    frames = True      # an offload Endpoint accepts only links that carry vnet frames
+
+    def _needs_cutting(self) -> bool:
+        return bool(self.duplicate or self.corrupt or self.reorder or self.jitter
+                    or self.rate is not None or self.limit is not None)
+
+    def push(self, frame, now: float) -> None:
+        if not frame[1]:                                  # gso_type NONE: a plain frame
+            LinkModel.push(self, frame, now)
+            return
+        _, _, n = frame_info(frame)
+        if n == 1:
+            LinkModel.push(self, frame, now)
+            return
+        if self._needs_cutting():
+            for f in segment_frame(frame):
+                LinkModel.push(self, f, now)
+            return
+        stats = self.stats
+        stats["sent"] += n
+        if self.loss:
+            rng, loss = self._rng, self.loss
+            lost = [rng.random() < loss for _ in range(n)]
+            if any(lost):
+                stats["dropped"] += sum(lost)
+                for f, gone in zip(segment_frame(frame), lost):
+                    if not gone:
+                        self._enqueue(f, now)
+                return
+        self._enqueue(frame, now)
+
+    def push_all(self, frames, now: float) -> None:
+        if self.loss or self._needs_cutting():
+            for f in frames:
+                self.push(f, now)
+            return
+        LinkModel.push_all(self, frames, now)     # constant delay: all whole, in one step
+        self.stats["sent"] += sum(frame_info(f)[2] - 1 for f in frames if f[1])
+
+    def _corrupt(self, frame) -> bytes:
+        b = bytearray(complete_csum(frame))
+        b[HDR_LEN + self._rng.randrange(len(b) - HDR_LEN)] ^= 1 << self._rng.randrange(8)
+        return bytes(b)
+
+    def pop_due(self, now: float) -> list:
+        out = LinkModel.pop_due(self, now)
+        extra = sum(frame_info(f)[2] - 1 for f in out if f[1])
+        if extra:
+            self.stats["delivered"] += extra
+        return out

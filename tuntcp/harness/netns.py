@@ -500,10 +500,14 @@ class Lab:
     def __init__(self, *, mtu: int = 1500, txqueuelen: int = 20000, vnet_hdr: bool = False,
                  endpoint_addr: str | None = None, client_addr: str | None = None,
                  endpoint_prefixlen: int | None = None, sysctls: dict | None = None,
-                 family: int = 4, queues: int = 1):
+                 family: int = 4, dual: bool = False, queues: int = 1):
         ensure_privileges()
-        if family not in (4, 6):
-            raise LabError(f"family must be 4 or 6, got {family!r}")
+        if family not in (4, 6) or (dual and family != 6):
+            raise LabError(f"family must be 4 or 6 (dual only with 6), got {family!r}")
+        # dual: the IPv4 addresses too (lab.client_addr4, lab.endpoint_addr4/_ip4), for a :: listener
+        self.dual = dual
+        self.endpoint_addr4, self.client_addr4 = ENDPOINT_ADDR, CLIENT_ADDR
+        self.endpoint_ip4 = int(ipaddress.IPv4Address(ENDPOINT_ADDR))
         v6 = family == 6
         endpoint_addr = endpoint_addr or (ENDPOINT_ADDR6 if v6 else ENDPOINT_ADDR)
         client_addr = client_addr or (CLIENT_ADDR6 if v6 else CLIENT_ADDR)
@@ -611,6 +615,10 @@ class Lab:
                 if e.code != errno.EINVAL or wait == 99:
                     raise
                 time.sleep(0.01)
+        if self.dual:
+            ipr.addr("add", index=idx, address=CLIENT_ADDR, prefixlen=32)
+            ipr.route("add", dst=f"{ENDPOINT_ADDR.rpartition('.')[0]}.0/{ENDPOINT_PREFIXLEN}", oif=idx,
+                      prefsrc=CLIENT_ADDR, family=socket.AF_INET, scope=253)
         for name, value in sysctls.items():
             self.sysctl(name, value)
         for _ in range(self.queues - 1):   # attached from inside: the name is looked up there
@@ -701,6 +709,11 @@ class Lab:
         self.extra_client_addrs += [str(ipaddress.ip_address(base + i))
                                     for i in range(have, have + n)]
         return list(self.extra_client_addrs)
+
+    @property
+    def endpoint_ips(self) -> set[int]:
+        """The endpoint's addresses (as Stack(addrs=...) wants): both families' in a dual lab."""
+        return {self.endpoint_ip, self.endpoint_ip4} if self.dual else {self.endpoint_ip}
 
     @property
     def enter_command(self) -> str:

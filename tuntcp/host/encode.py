@@ -15,7 +15,7 @@ An encoder's ``encode(queue)`` gets the host's queue in order: Segments, plus wh
 
 IPv6: a segment whose destination is above 2**32 is an IPv6 one; the host hands each encoder
 an ``ip6`` (``wire.ipv6.Ip6Out``: hop limit and flow label) that builds it. IPv6 flows get no
-templates (IPv4's per-packet cost stays as it was); ``VnetEncoder`` is IPv4 only.
+templates (IPv4's per-packet cost stays as it was); ``VnetEncoder`` builds both families.
 """
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ class VnetEncoder(SegmentRecorder):
     tso = True
 
     def encode(self, out: list) -> list[bytes]:
-        return gso_frames(out) if out else out
+        return gso_frames(out, self.ip6) if out else out
 
 
 class PacketEncoder(SegmentRecorder):

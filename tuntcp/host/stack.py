@@ -24,6 +24,7 @@ from ..mib import Counters
 from ..wire import codec, ipv6
 from ..wire.ipv6 import V4_MAX
 from ..wire.segment import ACK, RST, Segment
+from ..wire.vnet import split
 from .encode import PacketEncoder
 
 __all__ = ["Stack", "StackError"]
@@ -63,7 +64,7 @@ class Stack:
         self.offload = self.encoder.tso     # connections may send TSO segments
         self.counters = Counters()
         self.conns: dict[tuple[int, int, int, int], object] = {}
-        self.listeners: dict[tuple[int, int], object] = {}
+        self.listeners: dict[tuple[int, int, int], object] = {}   # (addr, port, family 4 or 6)
         self.dirty: set = set()
         self.tw_count = 0           # TIME-WAIT sockets, bounded by net.ipv4.tcp_max_tw_buckets
         self.now = 0.0
@@ -85,12 +86,17 @@ class Stack:
 
     # ---- input -------------------------------------------------------------------------
 
-    def receive(self, packet, now: float, csum_ok: bool = False) -> None:
+    def receive(self, packet, now: float, csum_ok: bool = False, gso_size: int = 0) -> None:
         """One IP packet from the TUN; malformed ones are counted under their reason and dropped.
 
         ``csum_ok`` (honoured only with ``offload=True``): the kernel marked the packet
         NEEDS_CSUM/DATA_VALID, so the TCP checksum is not verified (``skb_csum_unnecessary``
         in ``tcp_checksum_complete``); unmarked packets are verified as always.
+        ``gso_size``: the packet is a TSO super-packet; it is taken as the wire segments it
+        stands for (``wire.vnet.split``, what ``tcp_gso_segment`` cuts), each counted and
+        handled as if it had arrived alone in this batch. So rcv_mss, the per-segment truesize
+        charge, delayed-ACK decisions and the counters are those of the plain path (a Linux
+        receiver without GRO), and only the reads and the checksum work are saved.
         """
         c = self.counters
         try:
@@ -99,30 +105,31 @@ class Stack:
             # IPv6 is told apart where IPv4's version check fails: no cost on the IPv4 path
             if e.reason == mib.IpInHdrErrors and isinstance(packet, (bytes, bytearray, memoryview)) \
                     and len(packet) and packet[0] >> 4 == 6:
-                self._receive6(packet, now, csum_ok)
+                self._receive6(packet, now, csum_ok, gso_size)
                 return
             c[mib.IpInReceives] += 1
             c[e.reason] += 1
             if e.reason == mib.TcpInCsumErrors:
                 self.counters[mib.TcpInErrs] += 1   # Linux bumps both (tcp_v4_rcv csum_error)
             return
+        if gso_size and len(seg.payload) > gso_size:
+            segs = split(seg, gso_size)
+            c[mib.IpInReceives] += len(segs)
+            for s in segs:
+                self.receive_segment(s, now)
+            return
         c[mib.IpInReceives] = c.get(mib.IpInReceives, 0) + 1
         self.receive_segment(seg, now)
 
-    def _receive6(self, packet, now: float, csum_ok: bool) -> None:
+    def _receive6(self, packet, now: float, csum_ok: bool, gso_size: int = 0) -> None:
         """``ipv6_rcv`` + ``tcp_v6_rcv`` up to the socket lookup: parse6 (its drops counted under
         their Ip6 reasons), Ip6InAddrErrors for a destination not ours, then the common demux.
 
-        An offload (vnet) endpoint drops IPv6 as TuntcpIp6NoOffload: its encoder is IPv4 only.
         IPv4-compatible addresses (::/96, deprecated by RFC 4291) are dropped as
         TuntcpIp6CompatAddr: Linux takes them, but here an IPv4 key is an int below 2**32, so a
         ::a.b.c.d peer would share its 4-tuple with a.b.c.d."""
         c = self.counters
         c[mib.Ip6InReceives] += 1
-        # VnetEncoder builds IPv4 GSO frames only: refuse rather than fail later
-        if self.offload and not getattr(self.encoder, "carries_ipv6", False):
-            c[mib.TuntcpIp6NoOffload] += 1
-            return
         try:
             seg = ipv6.parse6(packet, not (csum_ok and self.offload), c)
         except codec.Malformed as e:
@@ -135,6 +142,12 @@ class Stack:
             return
         if self.addrs and seg.daddr not in self.addrs:
             c[mib.Ip6InAddrErrors] += 1
+            return
+        if gso_size and len(seg.payload) > gso_size:
+            segs = split(seg, gso_size)
+            c[mib.Ip6InReceives] += len(segs) - 1     # the first is counted above
+            for s in segs:
+                self.receive_segment(s, now)
             return
         self.receive_segment(seg, now)
 
@@ -155,7 +168,7 @@ class Stack:
         conn = self.conns.get((daddr, dport, saddr, seg.sport))
         if conn is not None and conn.on_segment(seg, now):
             return
-        lst = self.listeners.get((daddr, dport)) or self.listeners.get((0, dport))
+        lst = self.listener_for(daddr, dport)
         if lst is not None:
             lst.on_segment(seg, now)
             return
@@ -241,22 +254,89 @@ class Stack:
             del self.conns[conn.key]
             self.encoder.close(conn.key)
 
-    def listen(self, port: int, backlog: int, *, addr: int = 0, rcvbuf=None, sndbuf=None,
-               defer_accept: int = 0, synack_retries=None, accept_filter=None):
-        """listen(2): a listener of this stack's personality (Linux or FreeBSD) on (addr, port)."""
+    def listener_for(self, daddr: int, dport: int):
+        """The listener a segment to (daddr, dport) reaches, or None.
+
+        ``__inet_lookup_listener``: the (daddr, port) bucket, then the wildcard one; within a
+        bucket ``compute_score`` prefers an AF_INET socket (score + 1 for PF_INET) and skips an
+        AF_INET6 one with ``ipv6_only_sock``. So an IPv4 segment reaches an IPv4 listener first,
+        then a dual-stack ``::`` listener (one bound to an IPv6 address has no IPv4 receive
+        address: ``inet6_bind``). ``inet6_lookup_listener`` takes AF_INET6 sockets only. An IPv4
+        SYN on a ``::`` listener then takes the IPv4 path all through (``tcp_v6_conn_request``
+        hands ETH_P_IP to ``tcp_v4_conn_request``, ``tcp_v6_syn_recv_sock`` to
+        ``tcp_v4_syn_recv_sock``): IPv4 cookies, MSS and wire; only the socket API shows the
+        peer as ::ffff:a.b.c.d (``ipv6_addr_set_v4mapped``, shell/listener.py).
+        """
+        get = self.listeners.get
+        if daddr <= V4_MAX:
+            lst = get((daddr, dport, 4)) or get((0, dport, 4))
+            if lst is None:
+                lst = get((0, dport, 6))
+                if lst is not None and lst.v6only:
+                    return None
+            return lst
+        return get((daddr, dport, 6)) or get((0, dport, 6))
+
+    def listen(self, port: int, backlog: int, *, addr: int = 0, family: int | None = None,
+               v6only: bool | None = None, rcvbuf=None, sndbuf=None, defer_accept: int = 0,
+               synack_retries=None, accept_filter=None):
+        """listen(2): a listener of this stack's personality (Linux or FreeBSD) on (addr, port).
+
+        ``family`` 4 (AF_INET) or 6 (AF_INET6); None: the family of ``addr``, and for the
+        wildcard the stack's (6 when every address it has is IPv6). An AF_INET6 wildcard (``::``)
+        also takes IPv4 peers, as IPv4-mapped addresses on the IPv4 wire, unless ``v6only``
+        (IPV6_V6ONLY); None takes the profile's default as ``inet6_create`` does
+        (``sk_ipv6only = net.ipv6.bindv6only``; FreeBSD ``in6_pcballoc``: net.inet6.ip6.v6only).
+        """
         if not 0 < port < 65536:
             raise StackError(f"bad port {port}")
-        if (addr, port) in self.listeners:
+        family = self._listen_family(addr, family)
+        if family == 4:
+            v6only = False
+        elif v6only is None:
+            p = self.profile
+            v6only = bool(p.get("net.inet6.ip6.v6only", 1) if getattr(p, "family", "linux") == "freebsd"
+                          else p.get("net.ipv6.bindv6only", 0))
+        if self._bind_conflict(addr, port, family, v6only):
             raise StackError(f"address in use: port {port} already has a listener")
         lst = self.personality.listen(port=port, backlog=backlog, addr=addr, rcvbuf=rcvbuf,
                                       sndbuf=sndbuf, defer_accept=defer_accept,
                                       synack_retries=synack_retries, accept_filter=accept_filter)
-        self.listeners[(addr, port)] = lst
+        lst.family, lst.v6only = family, bool(v6only)
+        self.listeners[(addr, port, family)] = lst
         return lst
 
+    def _listen_family(self, addr: int, family) -> int:
+        if family is None:
+            if addr:
+                return 6 if addr > V4_MAX else 4
+            return 6 if self.addrs and all(a > V4_MAX for a in self.addrs) else 4
+        if family not in (4, 6):
+            raise StackError(f"family must be 4 or 6, got {family!r}")
+        if family == 4 and addr > V4_MAX:
+            raise StackError(f"an IPv4 listener cannot bind the IPv6 address {ipv6.addr_str(addr)}")
+        if family == 6 and 0 < addr <= V4_MAX:
+            raise StackError(f"an IPv6 listener binds an IPv6 address or ::, not {ipv6.addr_str(addr)}")
+        if family == 6 and addr >> 32 == 0xFFFF:
+            raise StackError("binding an IPv4-mapped address is not modelled: listen on :: or the IPv4 address")
+        return family
+
+    def _bind_conflict(self, addr: int, port: int, family: int, v6only: bool) -> bool:
+        """``inet_csk_bind_conflict`` for listeners: the same (addr, port, family), or across
+        families a dual-stack ``::`` and any IPv4 listener on the port (``inet_rcv_saddr_equal``:
+        a v6 wildcard without ipv6only matches every IPv4 address)."""
+        ls = self.listeners
+        if (addr, port, family) in ls:
+            return True
+        if family == 4:
+            dual = ls.get((0, port, 6))
+            return dual is not None and not dual.v6only
+        return addr == 0 and not v6only and any(k[1] == port and k[2] == 4 for k in ls)
+
     def unlisten(self, lst) -> None:
-        if self.listeners.get((lst.addr, lst.port)) is lst:
-            del self.listeners[(lst.addr, lst.port)]
+        key = (lst.addr, lst.port, lst.family)
+        if self.listeners.get(key) is lst:
+            del self.listeners[key]
 
     def connect(self, laddr: int, raddr: int, rport: int, now: float, *, lport=None,
                 rcvbuf=None, sndbuf=None, user_mss=0):
@@ -278,8 +358,8 @@ class Stack:
         for _ in range(span):
             p = self._next_port
             self._next_port = EPHEMERAL_LO + (p + 1 - EPHEMERAL_LO) % span
-            if (laddr, p, raddr, rport) not in self.conns and (laddr, p) not in self.listeners \
-                    and (0, p) not in self.listeners:
+            if (laddr, p, raddr, rport) not in self.conns and not any(
+                    (a, p, f) in self.listeners for a in (laddr, 0) for f in (4, 6)):
                 return p
         raise StackError("no free ephemeral port (EADDRNOTAVAIL)")
 

@@ -83,26 +83,41 @@ def ms_timer(ms: int) -> str:
     return buf
 
 
-def _host(ip) -> str:
+def _host(ip, v6: int = 0) -> str:
+    """The address as ss prints it. ``v6``: the socket is AF_INET6, so an IPv4 address of it
+    is IPv4-mapped ([::ffff:a.b.c.d]); its wildcard is "*" when the socket takes IPv4 too
+    (``v6`` 1) and "[::]" under IPV6_V6ONLY (``v6`` 2), as misc/ss.c ``inet_addr_print`` does."""
+    if v6 and ip <= 0xFFFFFFFF:
+        return ("*" if v6 == 1 else "[::]") if ip == 0 else f"[::ffff:{ipaddress.IPv4Address(ip)}]"
     a = ipaddress.ip_address(ip)
     return f"[{a}]" if a.version == 6 else str(a)
 
 
-def default_local(stack, lst) -> int:
-    """A wildcard listener's request socks: the stack's address when it has one."""
-    return lst.addr or (min(stack.addrs) if len(stack.addrs) == 1 else 0)
+def _v6(lst) -> int:
+    """``_host``'s ``v6`` for a listener: 0 AF_INET, 1 AF_INET6, 2 AF_INET6 with IPV6_V6ONLY."""
+    return 0 if lst is None or getattr(lst, "family", 4) == 4 else 2 if lst.v6only else 1
+
+
+def default_local(stack, lst, raddr: int = 0) -> int:
+    """A wildcard listener's request sock from ``raddr``: the stack's address of that family
+    when it has one (a dual stack has one per family)."""
+    if lst.addr:
+        return lst.addr
+    same = [a for a in stack.addrs if (a > 0xFFFFFFFF) == (raddr > 0xFFFFFFFF)] if raddr else list(stack.addrs)
+    return same[0] if len(same) == 1 else 0
 
 
 class Sock:
     """One row: what ``inet_diag`` reports for a socket, minus what ss computes itself."""
 
     __slots__ = ("state", "rq", "wq", "laddr", "lport", "raddr", "rport", "obj", "kind",
-                 "timer")
+                 "timer", "v6")
 
-    def __init__(self, state, rq, wq, laddr, lport, raddr, rport, obj, kind, timer=None):
+    def __init__(self, state, rq, wq, laddr, lport, raddr, rport, obj, kind, timer=None, v6=0):
         self.state, self.rq, self.wq = state, rq, wq
         self.laddr, self.lport, self.raddr, self.rport = laddr, lport, raddr, rport
         self.obj, self.kind, self.timer = obj, kind, timer
+        self.v6 = v6    # an AF_INET6 socket (see _host)
 
 
 def sockets(stack, now: float | None = None) -> list[Sock]:
@@ -113,7 +128,7 @@ def sockets(stack, now: float | None = None) -> list[Sock]:
     for lst in listeners:
         q = lst.queue_lengths()
         rows.append(Sock("LISTEN", q.get("accept", 0), q.get("backlog", lst.backlog), lst.addr,
-                         lst.port, 0, 0, lst, "listen"))
+                         lst.port, 0, 0, lst, "listen", v6=_v6(lst)))
     # children not yet accepted have no file descriptor: no process in -p (accept_q on Linux,
     # so_comp on FreeBSD)
     queued = {id(c) for lst in listeners
@@ -126,12 +141,12 @@ def sockets(stack, now: float | None = None) -> list[Sock]:
         wq = 0 if tw else c.info().get("send_q", 0)
         timer = _timer(c, now)
         rest.append(Sock(c.state, rq, wq, laddr, lport, raddr, rport, c,
-                         "tw" if tw else "queued" if id(c) in queued else "conn", timer))
+                         "tw" if tw else "queued" if id(c) in queued else "conn", timer,
+                         _v6(getattr(c, "listener", None))))
     for lst in listeners:
-        local = default_local(stack, lst)
         for raddr, rport, num_timeout, _acked, expires in lst.queue_lengths().get("requests") or ():
-            rest.append(Sock("SYN-RECV", 0, 0, local, lst.port, raddr, rport, None, "req",
-                             ("on", (expires - now) * 1000, num_timeout)))
+            rest.append(Sock("SYN-RECV", 0, 0, default_local(stack, lst, raddr), lst.port, raddr, rport, None, "req",
+                             ("on", (expires - now) * 1000, num_timeout), _v6(lst)))
     rest.sort(key=lambda s: (s.laddr, s.lport, s.raddr, s.rport))
     return rows + rest
 
@@ -221,7 +236,7 @@ def ss_text(stack, q: dict, now: float | None = None, proc: tuple | None = None)
     for s in sockets(stack, now):
         if not states & (1 << F.SS_NUM[s.state]):
             continue
-        la, ra = _host(s.laddr), _host(s.raddr)
+        la, ra = _host(s.laddr, s.v6), _host(s.raddr, s.v6)
         if tree is not None and not F.matches(tree, la, s.lport, ra, s.rport):
             continue
         tok = {NETID: "tcp", STATE: SS_STATE.get(s.state, s.state), RECVQ: f"{s.rq:<6}",

@@ -119,7 +119,9 @@ def netstat_lan(stack) -> str:
         q = lst.queue_lengths()
         addr = f"{addr_str(lst.addr)}.{lst.port}" if lst.addr else f"*.{lst.port}"
         qs = f"{q.get('accept', 0)}/{q.get('incomplete', 0)}/{q.get('backlog', lst.backlog)}"
-        lines.append(f"{'tcp4':<5.5} {qs:<{w}.{w}} {addr:<22.22}".rstrip())
+        # inet.c's vchar: "4" (INP_IPV4), "6" (INP_IPV6), "46" for an INET6 socket taking IPv4
+        fam = "4" if getattr(lst, "family", 4) == 4 else "6" if lst.v6only else "46"
+        lines.append(f"{'tcp' + fam:<5.5} {qs:<{w}.{w}} {addr:<22.22}".rstrip())
     return "\n".join(lines) + "\n"
 
 

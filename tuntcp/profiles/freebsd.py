@@ -26,6 +26,7 @@ FreeBSD knobs (defaults checked against freebsd/freebsd-src where noted):
   net.inet.tcp.tolerate_missing_ts     0 on 14 (syncache_expand drops a completing ACK without
                                   TS when TS was negotiated); 1 on 9 (no such check then)
   net.inet.accf.http.parsehttpversion  1 (accf_http.c, verified)
+  net.inet6.ip6.v6only            1: an AF_INET6 socket takes no IPv4 peers unless IPV6_V6ONLY is cleared
 
 model.* knobs specific to FreeBSD:
   model.syncookie_lifetime        seconds between cookie secret rotations (SYNCOOKIE_LIFETIME
@@ -60,6 +61,7 @@ _FREEBSD = {
     "net.inet.tcp.delacktime": 100,
     "net.inet.tcp.tolerate_missing_ts": 0,
     "net.inet.accf.http.parsehttpversion": 1,
+    "net.inet6.ip6.v6only": 1,     # in6_pcballoc: INP_IPV6ONLY by default (ip6_input.c V_ip6_v6only)
     "model.syncookie_lifetime": 15.0,
     "model.syncache_pause": True,
 }

@@ -136,6 +136,7 @@ LINUX: dict[str, Knob] = {
     "net.ipv6.conf.default.hop_limit": intk(1, 255, "hops", "proc_dointvec_minmax extra1=SYSCTL_ONE "
                                             "extra2=&two_five_five"),
     "net.ipv6.auto_flowlabels": u8(0, 3, extra=" extra2=&auto_flowlabels_max"),
+    "net.ipv6.bindv6only": u8(clamp="any non-zero value means IPV6_V6ONLY by default (inet6_create)"),
     # model.* (see linux.py's docstring for what each one switches)
     "model.synq_full_cmp": choice("pow2", ">=", ">"),
     "model.acceptq_syn_drop": choice("young", "full"),
@@ -184,6 +185,7 @@ FREEBSD: dict[str, Knob] = {
     "net.inet.tcp.delacktime": intk(1, INT_MAX, "ms", "sysctl_msec_to_ticks"),
     "net.inet.tcp.tolerate_missing_ts": intk(0, 1, handler="SYSCTL_INT"),
     "net.inet.accf.http.parsehttpversion": intk(0, 1, handler="SYSCTL_INT"),
+    "net.inet6.ip6.v6only": intk(0, 1, handler="SYSCTL_INT (V_ip6_v6only, in6_pcballoc's default)"),
     "model.syncookie_lifetime": seconds(1.0, 3600.0),
     "model.syncache_pause": _BOOL,
 }

@@ -79,6 +79,7 @@ _BASE = {
     "net.ipv4.ip_default_ttl": 64,
     "net.ipv6.conf.default.hop_limit": 64,  # IPV6_DEFAULT_HOPLIMIT
     "net.ipv6.auto_flowlabels": 1,          # IP6_AUTO_FLOW_LABEL_OPTOUT (ip6_make_flowlabel)
+    "net.ipv6.bindv6only": 0,               # inet6_create: sk_ipv6only's default (dual-stack ::)
     "model.synq_full_cmp": ">=",
     "model.acceptq_syn_drop": "full",
     "model.cookie_wscale_clamp": True,

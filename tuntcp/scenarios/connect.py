@@ -15,6 +15,7 @@ import socket
 
 from tuntcp.scenarios.cli_common import sysctl_option
 from tuntcp.scenarios.reverse_check import _ss, parse_ss_wscale
+from tuntcp.scenarios.rig import family_of, family_option, url_host
 
 NEEDS_LAB = True        # tuntcp.cli checks privileges and --out before main()
 KERNEL_PORT = 7000
@@ -26,7 +27,7 @@ class ConnectError(UserError, ValueError):
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=KERNEL_PORT, help="port of the kernel listener")
-    p.add_argument("--family", choices=("ipv4", "ipv6"), default="ipv4", help="address family of the lab")
+    family_option(p)
     p.add_argument("--kernel-app", choices=("echo", "discard"), default="echo",
                    help="what the kernel listener's child does with the bytes")
     p.add_argument("--kernel-rcvbuf", type=int, default=None, help="SO_RCVBUF on the kernel listener")
@@ -86,7 +87,7 @@ async def run(profile, sysctls: dict, args) -> str:
     from tuntcp.wire.ipv6 import addr_port
 
     got = {"echoed": 0}
-    family = 6 if args.family == "ipv6" else 4
+    family = family_of(args)
     async with endpoint(profile, lab=dict(sysctls=sysctls or None, family=family), secret=bytes(16)) as rig:
         lab = rig.lab
         rig.nursery.start_soon(kernel_listener(lab, args))
@@ -108,7 +109,7 @@ async def run(profile, sysctls: dict, args) -> str:
         ours = ss_ti(rig.stack)
         info = stream.info()
         kernel = _ss(lab)
-        k = parse_ss_wscale(kernel, args.port, f"[{lab.endpoint_addr}]" if family == 6 else lab.endpoint_addr)
+        k = parse_ss_wscale(kernel, args.port, url_host(lab.endpoint_addr))
         await stream.aclose()
     lines = [f"tuntcp ({profile.name}) -> kernel listener {addr_port(lab.client_ip, args.port)} "
              f"({args.kernel_app}{', SO_RCVBUF ' + str(args.kernel_rcvbuf) if args.kernel_rcvbuf else ''})",

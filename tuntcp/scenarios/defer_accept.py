@@ -47,7 +47,7 @@ import trio
 
 from tuntcp.scenarios.cli_common import out_option, scenario_main, time_option
 from tuntcp.scenarios.report import write_report
-from tuntcp.scenarios.rig import begin, file_saturation, side_by_side
+from tuntcp.scenarios.rig import begin, family_of, family_option, file_saturation, side_by_side
 from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.reverse_check import read_pcap
 
@@ -68,6 +68,7 @@ class Config:
     late_s: float = 1.0            # when the "late" client sends its request
     profile: str = "linux-6.1"
     modes: tuple[str, ...] = ("queue", "cookies")
+    family: int = 4                # the lab's address family (--family)
     timeout_s: float = 40.0
     out: str = "out/defer_accept"
     pcap: bool = True
@@ -98,7 +99,8 @@ async def run_mode(cfg: Config, mode: str, outdir: Path, show) -> dict:
         return DeferAcceptError(f"{mode}: not every client was accepted within --timeout-s "
                                 f"{cfg.timeout_s} s")
 
-    async with rig_endpoint(profile, pcap=pcap_path if cfg.pcap else None, timeout=cfg.timeout_s,
+    async with rig_endpoint(profile, lab=dict(family=cfg.family), pcap=pcap_path if cfg.pcap else None,
+                            timeout=cfg.timeout_s,
                             too_slow=too_slow) as rig:
         lst = await open_tcp_listener(rig.ep, PORT, 16, defer_accept=cfg.defer_s)
         t0 = trio.current_time()
@@ -174,7 +176,7 @@ async def run_kernel_mode(cfg: Config, mode: str) -> dict:
     from tuntcp.harness.clients import kernel_counters
     from tuntcp.harness.netns import Lab
 
-    with Lab(sysctls={"net.ipv4.tcp_syncookies": MODES[mode]}) as lab:
+    with Lab(sysctls={"net.ipv4.tcp_syncookies": MODES[mode]}, family=cfg.family) as lab:
         ls = lab.socket_in_ns()
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         ls.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, cfg.defer_s)
@@ -316,6 +318,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                 help="delay before the 'late' client sends its request")
     p.add_argument("--profile", default=d.profile, help="the endpoint's Linux profile")
     p.add_argument("--modes", default=",".join(d.modes), help="queue,cookies or one of them")
+    family_option(p)
     time_option(p, "--timeout-s", old="--timeout", default=d.timeout_s, help="limit per mode")
     out_option(p, d.out)
     p.add_argument("--no-pcap", dest="pcap", action="store_false", help="write no pcaps")
@@ -327,7 +330,8 @@ def main(args) -> int:
     from tuntcp.profiles import get_profile
     cfg = Config(defer_s=args.defer_s, late_s=args.late_s, profile=args.profile,
                  modes=tuple(m.strip() for m in args.modes.split(",") if m.strip()),
-                 timeout_s=args.timeout_s, out=args.out, pcap=args.pcap, kernel=args.kernel)
+                 family=family_of(args), timeout_s=args.timeout_s, out=args.out, pcap=args.pcap,
+                 kernel=args.kernel)
 
     def check():
         if get_profile(cfg.profile).family != "linux":

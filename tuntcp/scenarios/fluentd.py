@@ -47,9 +47,10 @@ from dataclasses import asdict, dataclass, field
 import trio
 
 from tuntcp.scenarios.cli_common import out_option, progress, quiet_option, scenario_main, sysctl_option, time_option
-from tuntcp.scenarios.rig import begin, client_linear_timeouts, collect
+from tuntcp.scenarios.rig import begin, client_linear_timeouts, collect, family_of, family_option
 from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.report import percentiles, write_report
+from tuntcp.obs.ss import default_local
 from tuntcp.shell.apps import discard, guarded
 
 NEEDS_LAB = True        # tuntcp.cli checks privileges and --out before main()
@@ -87,6 +88,7 @@ class Config:
     sample_ms: float = 5.0
     seed: int = 1
     sysctl: list[str] = field(default_factory=list)
+    family: int = 4                 # the lab's address family (--family; IPv6: /proc/net/tcp6)
     out: str = "out/fluentd"
 
     def check(self) -> None:
@@ -146,10 +148,14 @@ def setting_name(backlog: int, somaxconn: int | None, cookies: int) -> str:
 
 # ---- /proc/net/tcp, the operator's way -----------------------------------------------------
 
-def _hex_addr(ip: int) -> str:
+def _hex_addr(ip: int, v6: bool = False) -> str:
     """An IPv4 address as /proc/net/tcp prints it: the network-order word read as a
-    little-endian integer, %08X (198.18.1.1 -> 010112C6)."""
-    return f"{int.from_bytes(ip.to_bytes(4, 'big'), 'little'):08X}"
+    little-endian integer, %08X (198.18.1.1 -> 010112C6). ``v6``: as /proc/net/tcp6 prints
+    it (``get_tcp6_sock``), its four 32-bit words each that way, an IPv4 address IPv4-mapped."""
+    if not v6:
+        return f"{int.from_bytes(ip.to_bytes(4, 'big'), 'little'):08X}"
+    b = (ip | (0xFFFF << 32) if 0 < ip <= 0xFFFFFFFF else ip).to_bytes(16, "big")
+    return "".join(f"{int.from_bytes(b[i:i + 4], 'little'):08X}" for i in range(0, 16, 4))
 
 
 # /proc/net/tcp "st" column: the kernel's TCP state numbers (include/net/tcp_states.h)
@@ -158,32 +164,35 @@ ST = {"ESTABLISHED": 0x01, "SYN-SENT": 0x02, "SYN-RECV": 0x03, "FIN-WAIT-1": 0x0
       "LAST-ACK": 0x09, "LISTEN": 0x0A, "CLOSING": 0x0B}
 
 
-def proc_net_tcp(stack, now: float) -> str:
+def proc_net_tcp(stack, now: float, v6: bool = False) -> str:
     """/proc/net/tcp for the stack, in the kernel's order (listening hash, then the established
     hash): the LISTEN line (``get_tcp4_sock``: st 0A, rx_queue = accept-queue length), one line
     per request sock (``get_openreq4``: st 03, tx/rx 0, timer 1 = the SYN-ACK timer, tm->when
     in clock_t, retrnsmt = num_timeout, inode 0), then each connection (st from its state,
     rx_queue = unread bytes). Only the leading columns are printed; tx_queue of a connection,
-    uid, inode and the socket pointer are not modelled (0)."""
-    lines = ["  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt"
-             "   uid  timeout inode"]
+    uid, inode and the socket pointer are not modelled (0). ``v6``: /proc/net/tcp6 (its header
+    and 32-digit addresses), for an IPv6 lab."""
+    def h(ip):
+        return _hex_addr(ip, v6)
+    lines = [("  sl  local_address                         remote_address                        st"
+              if v6 else "  sl  local_address rem_address   st")
+             + " tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode"]
     i = 0
     for lst in sorted(stack.listeners.values(), key=lambda l: (l.port, l.addr)):
         q = lst.queue_lengths()
-        lines.append(f"{i:4d}: {_hex_addr(lst.addr)}:{lst.port:04X} {_hex_addr(0)}:0000 "
+        lines.append(f"{i:4d}: {h(lst.addr)}:{lst.port:04X} {h(0)}:0000 "
                      f"{TCP_LISTEN:02X} 00000000:{q.get('accept', 0):08X} 00:00000000 00000000"
                      f"     0        0 0 1 0000000000000000")
         i += 1
-        local = lst.addr or (min(stack.addrs) if len(stack.addrs) == 1 else 0)
         for raddr, rport, num_timeout, _acked, expires in q.get("requests") or ():
             ttd = max(0, round((expires - now) * USER_HZ))
-            lines.append(f"{i:4d}: {_hex_addr(local)}:{lst.port:04X} {_hex_addr(raddr)}:{rport:04X} "
+            lines.append(f"{i:4d}: {h(default_local(stack, lst, raddr))}:{lst.port:04X} {h(raddr)}:{rport:04X} "
                          f"{TCP_SYN_RECV:02X} 00000000:00000000 01:{ttd:08X} {num_timeout:08X}"
                          f"     0        0 0 0 0000000000000000")
             i += 1
     for c in sorted(stack.conns.values(), key=lambda c: c.key):
         laddr, lport, raddr, rport = c.key
-        lines.append(f"{i:4d}: {_hex_addr(laddr)}:{lport:04X} {_hex_addr(raddr)}:{rport:04X} "
+        lines.append(f"{i:4d}: {h(laddr)}:{lport:04X} {h(raddr)}:{rport:04X} "
                      f"{ST.get(c.state, 0x07):02X} 00000000:{c.readable():08X} 00:00000000 00000000"
                      f"     0        0 0 1 0000000000000000")
         i += 1
@@ -245,7 +254,7 @@ async def run_setting(cfg: Config, backlog: int, somaxconn: int | None, cookies:
     link_out = LinkModel(cfg.seed + 1, delay=cfg.rtt_ms / 1000.0) if cfg.rtt_ms else None
     samples: list[list[float]] = []
     peak = {"n": -1, "text": "", "syn": 0}
-    async with rig_endpoint(profile, lab=dict(txqueuelen=max(20000, 4 * cfg.forwarders)),
+    async with rig_endpoint(profile, lab=dict(txqueuelen=max(20000, 4 * cfg.forwarders), family=cfg.family),
                             secret=rng.randbytes(16), log=log, link_out=link_out,
                             max_batch=cfg.batch) as rig:
         lab = rig.lab
@@ -273,7 +282,7 @@ async def sample_syn_recv(cfg: Config, stack, lst, t0: float, done, samples: lis
     """Count SYN-RECV rows in /proc/net/tcp every ``sample_ms``, keeping the peak's text."""
     while not done.is_set():
         now = trio.current_time()
-        text = proc_net_tcp(stack, now)
+        text = proc_net_tcp(stack, now, cfg.family == 6)
         n = count_syn_recv(text)
         samples.append([round(now - t0, 4), n])
         if n > peak["n"]:
@@ -363,7 +372,7 @@ def markdown(report: dict) -> str:
                 f"backlog {r['backlog']}, somaxconn {r['somaxconn']}, tcp_max_syn_backlog "
                 f"{r['tcp_max_syn_backlog']}, tcp_syncookies {r['tcp_syncookies']}", "",
                 "kernel log: " + ("; ".join(r["kernel_log"]) or "(none)"), "",
-                f"/proc/net/tcp at the SYN-RECV peak (first lines of {len(peak) - 1}):", "", "```",
+                f"/proc/net/tcp{'6' if report['config']['family'] == 6 else ''} at the SYN-RECV peak (first lines of {len(peak) - 1}):", "", "```",
                 *peak[:6], "```"]
     return "\n".join(out) + "\n"
 
@@ -385,6 +394,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                 default=d.connect_timeout_s, help="a forwarder gives up a heartbeat after this")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the phases and the secret")
     sysctl_option(p)
+    family_option(p)
     out_option(p, d.out)
     quiet_option(p)
 
@@ -394,7 +404,7 @@ def main(args) -> int:
                  spread_ms=args.spread_ms, rtt_ms=args.rtt_ms, batch=args.batch, profile=args.profile,
                  settings=tuple(s.strip() for s in args.settings.split(",") if s.strip()),
                  connect_timeout_s=args.connect_timeout, seed=args.seed, sysctl=list(args.sysctl),
-                 out=args.out)
+                 family=family_of(args), out=args.out)
 
     def check():
         if not cfg.settings:

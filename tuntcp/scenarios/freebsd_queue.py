@@ -51,7 +51,7 @@ from pathlib import Path
 import trio
 
 from tuntcp.scenarios.cli_common import out_option, scenario_main, sysctl_option, time_option
-from tuntcp.scenarios.rig import begin, file_saturation, side_by_side
+from tuntcp.scenarios.rig import begin, family_of, family_option, file_saturation, side_by_side, url_host
 from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.report import write_report
 from tuntcp.scenarios.reverse_check import read_pcap
@@ -59,7 +59,8 @@ from tuntcp.scenarios.reverse_check import read_pcap
 NEEDS_LAB = True        # tuntcp.cli checks privileges and --out before main()
 PROFILES = ("freebsd-9", "freebsd-14")
 P_OVERFLOW, P_LIFETIME, P_HTTP, P_DATA = 7000, 7001, 7080, 7081
-SPOOF_SRC = "198.18.0.99"       # assigned nowhere; the namespace does not forward: nobody answers
+# per family: assigned nowhere; the namespace does not forward: nobody answers
+SPOOF_SRC = {4: "198.18.0.99", 6: "2001:2::99"}
 SPLIT_1 = b"GET /split HTTP/1.1\r\nHost: x\r\n"
 SPLIT_2 = b"\r\n"
 LINE = b"HELLO tuntcp\n"
@@ -80,6 +81,7 @@ class Config:
     split_s: float = 0.5
     line_s: float = 0.5
     timeout_s: float = 120.0
+    family: int = 4                 # the lab's address family (--family)
     out: str = "out/freebsd_queue"
     pcap: bool = True
     sysctl: list[str] = field(default_factory=list)
@@ -131,7 +133,7 @@ async def run_profile(cfg: Config, name: str, outdir: Path, show) -> dict:
         return FreeBSDQueueError(f"{name}: did not finish within --timeout-s {cfg.timeout_s} s")
 
     res: dict = {}
-    async with rig_endpoint(profile, log=log, pcap=pcap_path if cfg.pcap else None,
+    async with rig_endpoint(profile, lab=dict(family=cfg.family), log=log, pcap=pcap_path if cfg.pcap else None,
                             timeout=cfg.timeout_s, too_slow=too_slow) as rig:
         lab, ep = rig.lab, rig.ep
         lab.sysctl("net.ipv4.conf.all.forwarding", 0)
@@ -142,7 +144,7 @@ async def run_profile(cfg: Config, name: str, outdir: Path, show) -> dict:
                 "dataready": await open_tcp_listener(ep, P_DATA, 8, accept_filter="dataready")}
         # 1. the lifetime probe first: its clock runs while the rest happens
         t_spoof = trio.current_time()
-        send_raw(lab, [spoofed_syn(SPOOF_SRC, lab.endpoint_addr, 41000, P_LIFETIME)],
+        send_raw(lab, [spoofed_syn(SPOOF_SRC[cfg.family], lab.endpoint_addr, 41000, P_LIFETIME)],
                  lab.endpoint_addr)
         show(f"{name}: spoofed SYN sent; syncache entry should live {exp_life:g} s")
         # 2. the overflow burst
@@ -160,7 +162,7 @@ async def run_profile(cfg: Config, name: str, outdir: Path, show) -> dict:
         rig.finish()
         res["counters"] = rig.counters
         res["netstat_s"] = syncache_stats(rig.stack)
-    synacks = synack_times(pcap_path) if cfg.pcap else []
+    synacks = synack_times(pcap_path, cfg.family) if cfg.pcap else []
     res["lifetime"] = {"rexmtlimit": limit, "rexmit_initial_s": r0, "synack_times_s": synacks,
                        "expected_synack_times_s": exp_times, "lifetime_s": lifetime_s,
                        "expected_lifetime_s": exp_life,
@@ -172,11 +174,11 @@ async def run_profile(cfg: Config, name: str, outdir: Path, show) -> dict:
     return res
 
 
-def synack_times(pcap_path) -> list[float]:
+def synack_times(pcap_path, family: int = 4) -> list[float]:
     """Seconds from the spoofed SYN to each SYN-ACK the endpoint sent it (from the pcap)."""
-    from tuntcp.wire.codec import ip_int
+    from tuntcp.wire.ipv6 import addr_int
     from tuntcp.wire.segment import ACK, SYN
-    spoof = ip_int(SPOOF_SRC)
+    spoof = addr_int(SPOOF_SRC[family])
     pkts = read_pcap(pcap_path)
     t_syn = next((t for t, s in pkts if s.saddr == spoof and s.flags == SYN), None)
     return [round(t - t_syn, 3) for t, s in pkts
@@ -262,7 +264,7 @@ async def _filters(cfg: Config, lab, filt: dict, nursery, netstat) -> tuple[dict
 
     async def curl(fname, port):
         t = trio.current_time()
-        p = lab.run_in_ns(["curl", "-sS", "-m", "10", f"http://{lab.endpoint_addr}:{port}/"],
+        p = lab.run_in_ns(["curl", "-sS", "-m", "10", f"http://{url_host(lab.endpoint_addr)}:{port}/"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         outp, errp = await trio.to_thread.run_sync(p.communicate)
         rec = out[fname].setdefault("curl", {})
@@ -405,6 +407,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                 help="delay before the non-HTTP client's line")
     time_option(p, "--timeout-s", old="--timeout", default=d.timeout_s, help="limit per profile")
     sysctl_option(p)
+    family_option(p)
     out_option(p, d.out)
     p.add_argument("--no-pcap", dest="pcap", action="store_false", help="write no pcaps")
 
@@ -414,7 +417,8 @@ def main(args) -> int:
     cfg = Config(profiles=tuple(p.strip() for p in args.profiles.split(",") if p.strip()),
                  backlog=args.backlog, clients=args.clients, hosts=args.hosts,
                  rexmtlimit=args.rexmtlimit, split_s=args.split_s, line_s=args.line_s,
-                 timeout_s=args.timeout_s, out=args.out, pcap=args.pcap, sysctl=list(args.sysctl))
+                 timeout_s=args.timeout_s, family=family_of(args), out=args.out, pcap=args.pcap,
+                 sysctl=list(args.sysctl))
 
     def check():
         for p in cfg.profiles:

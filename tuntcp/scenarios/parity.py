@@ -74,6 +74,9 @@ PROCESS = 0.03         # time for a packet already sent to be processed by the l
 PORT = 7400
 
 
+DUAL = 46    # Scenario.family: a dual-stack lab, the listener AF_INET6 on ::, the clients IPv4
+
+
 @dataclass
 class Scenario:
     name: str
@@ -82,7 +85,7 @@ class Scenario:
     sysctls: dict = field(default_factory=dict)
     port: int = PORT
     defer_accept: int = 0     # TCP_DEFER_ACCEPT seconds on the listener
-    family: int = 4           # the lab's address family (IPv6: 2001:2::/48)
+    family: int = 4           # the lab's address family (IPv6: 2001:2::/48); DUAL: a :: listener, IPv4 clients
 
 
 @dataclass
@@ -148,12 +151,13 @@ class _KernelServer:
 
     def __init__(self, lab: Lab, sc: Scenario):
         self.lab = lab
-        self.addr = lab.client_addr
+        v6 = sc.family == 6
+        self.addr = lab.client_addr4 if sc.family == DUAL else lab.client_addr
         # spoofed sources route into the TUN, which nobody reads in this run: no RST comes back
-        self.spoof_base = "2001:2:0:1::200" if lab.family == 6 else "198.18.1.200"
+        self.spoof_base = "2001:2:0:1::200" if v6 else "198.18.1.200"
         s = lab.socket_in_ns()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((self.addr, sc.port))
+        s.bind(("::" if sc.family == DUAL else self.addr, sc.port))    # dual: AF_INET6 on ::
         if sc.defer_accept:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, sc.defer_accept)
         s.listen(sc.backlog)
@@ -193,14 +197,15 @@ class _TuntcpServer:
         from ..profiles import get_profile
         from ..shell import Endpoint
         self.lab = lab
-        self.addr = lab.endpoint_addr
+        self.addr = lab.endpoint_addr4 if sc.family == DUAL else lab.endpoint_addr
         # a SYN-ACK to 198.18.0.x re-enters the namespace and is dropped (forwarding is off)
-        self.spoof_base = "2001:2::200" if lab.family == 6 else "198.18.0.200"
+        self.spoof_base = "2001:2::200" if sc.family == 6 else "198.18.0.200"
         self.stack = Stack(get_profile(profile, profile_overrides(sc.sysctls)),
-                           addrs={lab.endpoint_ip}, secret=os.urandom(16))
+                           addrs=lab.endpoint_ips, secret=os.urandom(16))
         self.ep = Endpoint(self.stack, lab.tun_fd)
         nursery.start_soon(self.ep.run)
-        self.listener = self.stack.listen(sc.port, sc.backlog, defer_accept=sc.defer_accept)
+        self.listener = self.stack.listen(sc.port, sc.backlog, defer_accept=sc.defer_accept,
+                                          family=6 if sc.family == DUAL else None)
 
     def counters(self) -> dict:
         return dict(self.stack.counters)
@@ -238,7 +243,7 @@ def _delta(after: dict, before: dict, name: str) -> int:
 
 
 async def _connect(lab, srv, sc, held: bool):
-    s = lab.socket_in_ns()
+    s = lab.socket_in_ns(socket.AF_INET if sc.family == DUAL else None)
     s.setblocking(False)
     if held:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)
@@ -353,7 +358,7 @@ def _outcome(srv, start: dict, socks: list, results: list) -> Outcome:
 
 
 def _lab(sc: Scenario) -> Lab:
-    lab = Lab(family=sc.family)
+    lab = Lab(family=4 if sc.family == 4 else 6, dual=sc.family == DUAL)
     try:
         lab.sysctl("net.ipv4.conf.all.forwarding", 0)
         for k, v in sc.sysctls.items():

@@ -41,13 +41,14 @@ def client_cc() -> str | None:
 
 def stamp(report: dict) -> dict:
     """The facts every report carries: schema and tool version, host kernel, the clients'
-    congestion control, the endpoint's profile(s)."""
+    congestion control, the endpoint's profile(s), the address family."""
     cfg = report.get("config", {})
     report.update({
         "schema_version": SCHEMA_VERSION, "tool_version": tool_version(),
         "host_kernel": os.uname().release,
         "clients_congestion_control": client_cc(), "clients_congestion_control_note": CC_NOTE,
         "profile": cfg.get("profile", cfg.get("profiles")),
+        "family": f"ipv{cfg.get('family', 4)}",     # the lab's address family (--family)
     })
     return report
 

@@ -45,7 +45,7 @@ from pathlib import Path
 import trio
 
 from tuntcp.scenarios.cli_common import out_option, scenario_main, time_option
-from tuntcp.scenarios.rig import begin
+from tuntcp.scenarios.rig import begin, family_of, family_option, url_host
 from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.report import write_report
 
@@ -64,6 +64,7 @@ class Config:
     profile: str = "linux-6.1"      # the endpoint's own (client) personality
     syncookies: int = 2             # namespace net.ipv4.tcp_syncookies for the kernel listener
     timeout_s: float = 30.0
+    family: int = 4                 # the lab's address family (--family; 6: cookie_v6 of the host)
     out: str = "out/reverse_check"
     pcap: bool = True
 
@@ -79,8 +80,10 @@ class Config:
 
 
 def read_pcap(path) -> list:
-    """(time, Segment) for every record of a LINKTYPE_RAW pcap written by the endpoint."""
-    from tuntcp.wire.codec import Malformed, parse
+    """(time, Segment) for every record of a LINKTYPE_RAW pcap written by the endpoint (IPv4
+    or IPv6 records, by their version nibble)."""
+    from tuntcp.wire.codec import Malformed
+    from tuntcp.wire.ipv6 import parse_ip as parse
     data = Path(path).read_bytes()
     out, off = [], 24
     while off + 16 <= len(data):
@@ -113,7 +116,7 @@ def parse_ss_wscale(text: str, lport: int, peer: str) -> tuple[int, int, list[st
 async def run(cfg: Config, show=None) -> dict:
     """Build the lab, run the check, write report.json/report.md into cfg.out; returns the report."""
     from tuntcp.profiles import get_profile
-    from tuntcp.wire.codec import ip_int
+    from tuntcp.wire.ipv6 import addr_int
 
     outdir = begin(cfg)
     show = show or (lambda *a: None)
@@ -124,7 +127,7 @@ async def run(cfg: Config, show=None) -> dict:
         return ReverseCheckError(f"the check did not finish within --timeout-s {cfg.timeout_s} s")
 
     async with rig_endpoint(get_profile(cfg.profile),
-                            lab=dict(sysctls={"net.ipv4.tcp_syncookies": cfg.syncookies}),
+                            lab=dict(sysctls={"net.ipv4.tcp_syncookies": cfg.syncookies}, family=cfg.family),
                             pcap=pcap_path if cfg.pcap else None, kernel=True,
                             timeout=cfg.timeout_s, too_slow=too_slow) as rig:
         await exchange(cfg, rig, kernel_listener(cfg, rig.lab), got, show)
@@ -132,7 +135,7 @@ async def run(cfg: Config, show=None) -> dict:
               (mib.TcpExtSyncookiesSent, mib.TcpExtSyncookiesRecv, mib.TcpExtSyncookiesFailed,
                mib.TcpExtTCPReqQFullDoCookies, mib.TcpPassiveOpens, mib.TcpExtListenDrops)}
     report = summarize(cfg, got, kdelta, dict(rig.stack.counters.snapshot()),
-                       read_pcap(pcap_path) if cfg.pcap else [], ip_int(rig.lab.client_addr))
+                       read_pcap(pcap_path) if cfg.pcap else [], addr_int(rig.lab.client_addr))
     report["artifacts"] = {"pcap": str(pcap_path) if cfg.pcap else None}
     if rig.saturation is not None:
         report["saturation"] = {"check": rig.saturation}
@@ -203,7 +206,7 @@ def summarize(cfg: Config, got: dict, kdelta: dict, ours: dict, pkts: list, kern
     ep0 = got["endpoint_after_handshake"]
     kinfo = got["kernel_tcp_info"]
     synack_ws = ep0["snd_wscale"]
-    ss = parse_ss_wscale(got["ss"], PORT, got["endpoint_addr"])
+    ss = parse_ss_wscale(got["ss"], PORT, url_host(got["endpoint_addr"]))     # ss brackets IPv6
     ss_rcv = ss[1] if ss else None
     from_kernel = [s for _, s in pkts if s.saddr == kernel_ip]
     synacks = [s for s in from_kernel if s.flags & SYN]
@@ -289,6 +292,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--syncookies", type=int, default=d.syncookies,
                    help="namespace tcp_syncookies (2 forces a cookie handshake)")
     time_option(p, "--timeout-s", old="--timeout", default=d.timeout_s, help="limit for the check")
+    family_option(p)
     out_option(p, d.out)
     p.add_argument("--no-pcap", dest="pcap", action="store_false", help="write no pcap")
 
@@ -296,7 +300,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args) -> int:
     from tuntcp.profiles import get_profile
     cfg = Config(rcvbuf=args.rcvbuf, nbytes=args.nbytes, profile=args.profile,
-                 syncookies=args.syncookies, timeout_s=args.timeout_s, out=args.out,
+                 syncookies=args.syncookies, timeout_s=args.timeout_s, family=family_of(args), out=args.out,
                  pcap=args.pcap)
 
     def summary(report) -> str:

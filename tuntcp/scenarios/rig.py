@@ -22,6 +22,26 @@ import trio
 
 from tuntcp.errors import make_out_dir
 
+FAMILIES = {"ipv4": 4, "ipv6": 6}
+
+
+def family_option(p) -> None:
+    """``--family ipv4|ipv6``, the one option every scenario's address family comes from: the
+    lab (IPv6: clients 2001:2::1, endpoint 2001:2:0:1::1), its kernel clients and the endpoint's
+    listener."""
+    p.add_argument("--family", choices=tuple(FAMILIES), default="ipv4",
+                   help="address family of the lab, its clients and the endpoint")
+
+
+def family_of(args) -> int:
+    """4 or 6 from ``--family``."""
+    return FAMILIES[getattr(args, "family", "ipv4")]
+
+
+def url_host(addr: str) -> str:
+    """An address as a URL or curl wants it: IPv6 in brackets."""
+    return f"[{addr}]" if ":" in addr else addr
+
 
 def require_privileges() -> None:
     """LabError (one line, exit 2) unless labs can be built here."""
@@ -124,7 +144,7 @@ async def endpoint(profile, *, lab: dict | None = None, secret: bytes | None = N
             log(kind, **fields)
 
     with Lab(**(lab or {})) as the_lab:
-        stack = Stack(profile, addrs={the_lab.endpoint_ip},
+        stack = Stack(profile, addrs=the_lab.endpoint_ips,
                       secret=os.urandom(16) if secret is None else secret, log=on_event)
         writer = PcapWriter(str(pcap)) if pcap else None
         try:

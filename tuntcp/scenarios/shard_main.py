@@ -21,9 +21,10 @@ def _links(spec: dict):
     link = spec.get("link")
     if not link:
         return None, None
-    from tuntcp.harness.link import LinkModel
+    from tuntcp.harness.link import GsoLink, LinkModel
+    cls = GsoLink if spec.get("offload") else LinkModel    # an offload shard's link carries frames
     seed = link.pop("seed") + 2 * spec["shard"]      # each shard its own draws, reproducibly
-    return LinkModel(seed, **link), LinkModel(seed + 1, **link)
+    return cls(seed, **link), cls(seed + 1, **link)
 
 
 async def _serve_role(ep, stack, spec, nursery, handlers) -> None:

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 import trio
 
 from tuntcp.scenarios.cli_common import out_option, progress, quiet_option, scenario_main, sysctl_option, time_option
-from tuntcp.scenarios.rig import begin, collect
+from tuntcp.scenarios.rig import begin, collect, family_of, family_option
 from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.report import percentiles, write_report
 
@@ -63,6 +63,7 @@ class Config:
     client_timeout_s: float = 12.0  # a client gives up after this (connect + request)
     seed: int = 1
     sysctl: list[str] = field(default_factory=list)
+    family: int = 4                 # the lab's address family (--family)
     out: str = "out/slow_accept"
 
     def check(self) -> None:
@@ -176,7 +177,8 @@ async def run_setting(cfg: Config, abort: int, show) -> dict:
     clients = [Client(i, 0.1 + i * cfg.pace_ms / 1000.0) for i in range(cfg.clients)]
     views: dict = {}
     max_q = 0
-    async with rig_endpoint(profile, secret=rng.randbytes(16), kernel=True, **links) as rig:
+    async with rig_endpoint(profile, lab=dict(family=cfg.family), secret=rng.randbytes(16), kernel=True,
+                            **links) as rig:
         lab = rig.lab
         listener = await open_tcp_listener(rig.ep, PORT, cfg.backlog)
         lst = listener.listener
@@ -270,6 +272,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                 default=d.client_timeout_s, help="a client gives up after this")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the endpoint's secret")
     sysctl_option(p)
+    family_option(p)
     out_option(p, d.out)
     quiet_option(p)
 
@@ -283,6 +286,6 @@ def main(args) -> int:
     cfg = Config(clients=args.clients, backlog=args.backlog, stall_s=args.stall,
                  pace_ms=args.pace_ms, rtt_ms=args.rtt_ms, profile=args.profile, settings=settings,
                  client_timeout_s=args.client_timeout, seed=args.seed, sysctl=list(args.sysctl),
-                 out=args.out)
+                 family=family_of(args), out=args.out)
 
     return scenario_main("slow-accept", cfg, run, summary=summary_table, show=progress(args.quiet))

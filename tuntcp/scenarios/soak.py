@@ -13,6 +13,7 @@ import os
 from tuntcp.errors import check_out_file, make_out_dir
 from tuntcp.scenarios.cli_common import out_option, sysctl_option, time_option
 from tuntcp.scenarios.report import stamp
+from tuntcp.scenarios.rig import family_of, family_option
 from tuntcp.scenarios.soak_load import SoakConfig, run_soak, summary
 
 
@@ -43,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                 help="judge RSS read after malloc_trim(0) this often (0: raw RSS)")
     p.add_argument("--profile", default=d.profile, help="kernel profile of the endpoint")
     sysctl_option(p)
+    family_option(p)
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the load's random choices")
     out_option(p, None)
     p.add_argument("--json", dest="out", type=OldJsonFile, help=argparse.SUPPRESS)
@@ -58,7 +60,7 @@ def main(args) -> int:
                      flood_every=args.flood_every, flood_seconds=args.flood_seconds,
                      sample_every=args.sample_every, tolerance=args.tolerance, trim_every=args.trim_every,
                      profile=args.profile,
-                     sysctl=list(args.sysctl), seed=args.seed)
+                     sysctl=list(args.sysctl), seed=args.seed, family=family_of(args))
     cfg.check()
     get_profile(cfg.profile, cfg.sysctl)
     old = isinstance(args.out, OldJsonFile)

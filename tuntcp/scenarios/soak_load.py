@@ -91,12 +91,16 @@ class SoakConfig:
     backlog: int = 128
     seed: int = 1
     sysctl: list = field(default_factory=list)
+    family: int = 4                     # the lab's address family (--family)
 
     def check(self) -> None:
         if self.seconds < 3:
             raise SoakError("a soak needs at least 3 seconds (three thirds of samples)")
         if not 1 <= self.clients <= 2000 or not 1 <= self.hosts <= 4000:
             raise SoakError("--clients must be 1..2000 and --hosts 1..4000")
+        if self.family == 6 and self.flood_seconds > 0:
+            raise SoakError("--family ipv6: the SYN flood bursts come from hping3, which sends IPv4 only; "
+                            "add --flood-s 0")
         if self.flood_seconds > 0 and not (shutil.which("hping3") or shutil.which("hping3", path="/usr/sbin")):
             raise SoakError("hping3 is not installed (make tools), or pass --flood-s 0")
         if not 0 < self.tolerance < 1:
@@ -258,7 +262,7 @@ class Soak:
                     h.update(chunk)
                 await stream.send_all(h.hexdigest().encode())
 
-        with Lab() as lab:
+        with Lab(family=cfg.family) as lab:
             srcs = lab.add_client_addrs(cfg.hosts)
             stack = Stack(profile, addrs={lab.endpoint_ip}, secret=self.rng.randbytes(16))
             ep = Endpoint(stack, lab.tun_fd)

@@ -45,6 +45,7 @@ class Broker:
         self.streams: dict[tuple[int, int], object] = {}
         self.final_info: dict[tuple[int, int], dict] = {}
         self.relisten_at: float | None = None
+        self.replies = 0        # responses sent since the last listen (the reliability count)
 
     async def listen(self, nursery) -> None:
         from tuntcp.shell.listener import open_tcp_listener
@@ -71,6 +72,7 @@ class Broker:
                     break
                 for _ in range(framer.feed(data)):
                     await stream.send_all(REPLY)
+                    self.replies += 1
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         finally:
@@ -85,6 +87,7 @@ class Broker:
             stream.abort()
         self.streams.clear()
         self.final_info.clear()
+        self.replies = 0
         await trio.sleep(self.cfg.down_s)
 
 
@@ -96,14 +99,39 @@ def _profile_for(cfg: StormConfig, mode: str):
                                      f"model.cookie_wscale_clamp={'true' if mode == 'fixed' else 'false'}"])
 
 
-def _links(cfg: StormConfig):
-    """The link model pair (producers -> broker, broker -> producers), the same for every mode."""
-    from tuntcp.harness.link import LinkModel
+def _links(cfg: StormConfig, offload: bool = False):
+    """The link model pair (producers -> broker, broker -> producers), the same for every mode
+    (GsoLink on an offload TUN: the same per-segment loss, whole frames when only delayed)."""
+    from tuntcp.harness.link import GsoLink, LinkModel
     one_way = cfg.rtt_ms / 2000.0
     if not (one_way or cfg.loss):
         return None, None
-    return (LinkModel(cfg.seed, delay=one_way, loss=cfg.loss),
-            LinkModel(cfg.seed + 1, delay=one_way, loss=cfg.loss))
+    cls = GsoLink if offload else LinkModel
+    loss = 0.0 if cfg.loss_from_restart else cfg.loss      # _lossy() sets it at the restart
+    return (cls(cfg.seed, delay=one_way, loss=loss), cls(cfg.seed + 1, delay=one_way, loss=loss))
+
+
+def _lossy(cfg: StormConfig, *links) -> None:
+    """From the restart on, the links drop as configured (``loss_from_restart``)."""
+    for link in links:
+        if link is not None:
+            link.loss = cfg.loss
+
+
+def offload_note(cfg: StormConfig, mode: str) -> dict:
+    """Whether ``mode`` runs with TUN offload, and why (the report's ``offload`` key)."""
+    if mode in ("kernel", "target"):
+        return {"on": False, "why": "the kernel column's relay moves plain packets between two "
+                "TUNs, so the host's listener sees wire segments as the model does"}
+    if not cfg.offload:
+        return {"on": False, "why": "--no-offload"}
+    if cfg.shards > 1:
+        return {"on": False, "why": "--shards > 1: the shards' multi-queue TUN is opened without "
+                "IFF_VNET_HDR (not wired up yet)"}
+    return {"on": True, "why": "IFF_VNET_HDR: the kernel's checksum marks are trusted, a producer's "
+            "TSO super-packet is read once and taken as its wire segments (per-MSS rcv_mss, "
+            "truesize, delayed ACKs and counters as without offload), the broker's output "
+            "goes out as GSO frames; the link model drops per wire segment"}
 
 
 class ModelSide:
@@ -151,6 +179,7 @@ async def _choreography(cfg, lab, side, nursery, timeline, show):
             await trio.sleep(0.001)
         show(phase="connecting", connected=connected)
     before = await _maybe(side.counters())
+    _lossy(cfg, *getattr(side, "links", ()))
     # phase 2: restart; every producer notices and reconnects with its policy
     async with trio.open_nursery() as n:
         n.start_soon(fleet.wait_broken)
@@ -197,11 +226,13 @@ async def run_mode(cfg: StormConfig, mode: str, outdir: Path, show=None) -> dict
         return await _run_kernel(cfg, show, mode)
     if cfg.shards > 1:
         from tuntcp.scenarios.storm_shards import run_sharded
-        return await run_sharded(cfg, mode, outdir, show)
+        result = await run_sharded(cfg, mode, outdir, show)
+        result["offload"] = offload_note(cfg, mode)
+        return result
     from tuntcp.host.stack import Stack
     from tuntcp.harness.netns import Lab
     from tuntcp.shell.control import ControlServer, socket_path
-    from tuntcp.shell.endpoint import Endpoint
+    from tuntcp.shell.endpoint import Endpoint, encoder_for
     from tuntcp.wire.pcap import PcapWriter
 
     rng = random.Random(cfg.seed)
@@ -213,18 +244,21 @@ async def run_mode(cfg: StormConfig, mode: str, outdir: Path, show=None) -> dict
             kernel_log.append(fields.get("line", ""))
             show(log_line=fields.get("line", ""))
 
-    with Lab(txqueuelen=_txqueuelen(cfg), family=cfg.family) as lab:
+    offload = offload_note(cfg, mode)
+    with Lab(txqueuelen=_txqueuelen(cfg), family=cfg.family, vnet_hdr=offload["on"]) as lab:
         if cfg.hosts > 1:
             lab.add_client_addrs(cfg.hosts)
-        stack = Stack(profile, addrs={lab.endpoint_ip}, secret=rng.randbytes(16), log=log)
+        stack = Stack(profile, addrs={lab.endpoint_ip}, secret=rng.randbytes(16), log=log,
+                      encoder=encoder_for(offload["on"]))
         pcap_path = outdir / f"storm-{mode}.pcap"
         pcap = PcapWriter(str(pcap_path)) if cfg.pcap else None
-        link_in, link_out = _links(cfg)
+        link_in, link_out = _links(cfg, offload["on"])
         ep = Endpoint(stack, lab.tun_fd, pcap=pcap, link_in=link_in, link_out=link_out,
-                      max_batch=cfg.batch)
+                      max_batch=cfg.batch, offload=offload["on"])
         ep.saturation.rtt_ms = cfg.rtt_ms
         ep.saturation.tun_stats = lab.tun_stats
         side = ModelSide(ep, Broker(ep, cfg), stack)
+        side.links = (link_in, link_out)
         side.counters = stack.counters.snapshot
         side.counters_delta = stack.counters.delta
         timeline = {"t": [], "established": [], "accept_queue": [], "syn_queue": []}
@@ -251,6 +285,8 @@ async def run_mode(cfg: StormConfig, mode: str, outdir: Path, show=None) -> dict
         result["processes"] = len(plan_slices(cfg))
         result["pcap"] = str(pcap_path) if cfg.pcap else None
         result["saturation"] = sat
+        result["offload"] = offload
+        result["summary"]["broker_replies"] = side.broker.replies
         return result
 
 
@@ -282,6 +318,7 @@ async def _run_kernel(cfg: StormConfig, show, mode: str = "kernel") -> dict:
                       Saturation(rtt_ms=cfg.rtt_ms, tun_stats=drops))
         side = (TargetSide if mode == "target" else KernelSide)(lab_b, cfg)
         side.saturation = relay.saturation
+        side.links = (link_in, link_out)
         timeline = {"t": [], "established": [], "accept_queue": [], "syn_queue": []}
         try:
             with trio.fail_after(cfg.duration_s):
@@ -305,6 +342,7 @@ async def _run_kernel(cfg: StormConfig, show, mode: str = "kernel") -> dict:
     result["processes"] = len(plan_slices(cfg))
     result["pcap"] = None
     result["saturation"] = sat
+    result["offload"] = offload_note(cfg, mode)
     return result
 
 
@@ -396,10 +434,25 @@ def summarize(mode, profile_name, clamp, records, server, counters, kernel_log, 
         "counters": counters,
         "kernel_log": kernel_log,
         "producer_resets": sum(r["resets"] for r in records),
+        # the reliability accounting (scenarios/storm_reliability.py): what the producers got
+        "producers_recorded": len(records),
+        "requests_answered": sum(len(r["latencies"]) for r in records),
+        "producer_errors": _error_counts(records),
     }
     return {"mode": mode, "profile": profile_name, "cookie_wscale_clamp": clamp,
             "connections": conns, "summary": summary, "timeline": timeline,
             "latencies": {k: [round(x, 3) for x in v] for k, v in lat_by.items()}}
+
+
+def _error_counts(records) -> dict:
+    """The last socket error each producer met (then retried), counted by kind."""
+    out: dict = {}
+    for r in records:
+        e = r.get("error")
+        if e:
+            kind = e.split(":", 1)[0]
+            out[kind] = out.get(kind, 0) + 1
+    return out
 
 
 def _cookie_part(run: dict) -> str:
@@ -506,6 +559,8 @@ def saturation_markdown(report: dict) -> str:
         for m in modes) + " |")
     out.append("")
     out += [f"- {h}: {runs[m]['saturation']['reason']}" for m, h in zip(modes, heads)]
+    out += [f"- offload, {h}: {'on' if runs[m]['offload']['on'] else 'off'} ({runs[m]['offload']['why']})"
+            for m, h in zip(modes, heads) if runs[m].get("offload")]
     if report.get("kernel_column"):
         out += ["", "### How the kernel column is measured", "", report["kernel_column"]["how"]]
     return "\n".join(out) + "\n"

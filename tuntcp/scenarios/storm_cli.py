@@ -42,6 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--modes", default="buggy,fixed,kernel",
                    help="any of buggy, fixed, kernel (the host's own listener, same producers and link)")
     p.add_argument("--no-pcap", action="store_true", help="write no pcaps")
+    p.add_argument("--no-offload", action="store_true",
+                   help="plain packets on the model's TUN (default: IFF_VNET_HDR, TSO in and GSO out)")
     p.add_argument("--name", default=d.control_name,
                    help="control socket name, for `tuntcp ss/nstat --name NAME` while it runs "
                         "(give concurrent storms different names)")
@@ -78,6 +80,7 @@ def config_from(args) -> StormConfig:
         requests_per_client=args.requests, request_interval_s=args.interval, rtt_ms=args.rtt_ms,
         loss=args.loss, backoff=args.backoff, down_s=args.down, duration_s=args.duration,
         seed=args.seed, sysctl=list(args.sysctl), out=args.out, pcap=not args.no_pcap, modes=modes,
+        offload=not args.no_offload,
         control_name=args.name, target=args.target, target_port=args.target_port,
         request=args.request, reply_bytes=args.reply_bytes, reply_delim=args.reply_delim)
 

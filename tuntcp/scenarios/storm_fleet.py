@@ -78,6 +78,8 @@ class StormConfig:
     request_interval_s: float = 1.0     # per producer; each starts at a random phase in it
     rtt_ms: float = 2.0
     loss: float = 0.0
+    loss_from_restart: bool = False     # True: phase 1 (the normal day) is lossless; loss
+                                        # starts with the restart (storm_reliability uses it)
     backoff: str = "kafka"              # kafka | immediate | fixed
     fixed_backoff_ms: float = 100.0
     down_s: float = 0.2                 # how long the broker is gone
@@ -88,6 +90,7 @@ class StormConfig:
     sysctl: list[str] = field(default_factory=list)
     out: str = "out/storm"
     pcap: bool = True
+    offload: bool = True                # IFF_VNET_HDR on the model's TUN (see storm.offload_note)
     modes: tuple[str, ...] = ("buggy", "fixed", "kernel")   # kernel: the host's own listener
     control_name: str = "storm"         # control socket for `tuntcp ss/nstat --name storm`
     clients_per_process: int = 0        # producers per process; 0: as many as RLIMIT_NOFILE allows
@@ -238,14 +241,18 @@ class Producer:
                 return
 
     async def wait_broken(self) -> None:
-        """Block until the broker side resets or closes the connection."""
-        try:
-            while await self.sock.recv(4096):
+        """Block until the broker side resets or closes the connection. On a lossy link the
+        broker's one RST may be lost (a RST is never retransmitted): after RST_WAIT_S the
+        producer stops listening and keeps its dead socket, and finds it dead when its first
+        request is answered by a RST (``produce`` then reconnects), as a real client would."""
+        with trio.move_on_after(RST_WAIT_S if self.cfg.loss else math.inf):
+            try:
+                while await self.sock.recv(4096):
+                    pass
+            except OSError:
                 pass
-        except OSError:
-            pass
-        self.sock.close()
-        self.sock = None
+            self.sock.close()
+            self.sock = None
 
     async def produce(self, dst: str, t0: float) -> None:
         """Send the requests; a reset connection is re-established with the reconnect policy
@@ -288,9 +295,11 @@ class Producer:
         """What summarize() needs of this producer, JSON-ready (a worker sends it as is)."""
         return {"idx": self.idx, "local": list(self.local[:2]) if self.local else None,
                 "connected_at": self.connected_at, "latencies": self.latencies,
-                "info": {k: self.info.get(k) for k in INFO_KEYS}, "resets": self.resets}
+                "info": {k: self.info.get(k) for k in INFO_KEYS}, "resets": self.resets,
+                "error": self.error}
 
 
+RST_WAIT_S = 5.0    # how long a producer listens for the broker's reset on a lossy link
 INFO_KEYS = ("snd_wscale", "rcv_wscale", "snd_wnd", "total_retrans")
 
 
@@ -328,7 +337,8 @@ class Fleet:
     async def storm(self, t0: float) -> None:
         """Phase 3: all reconnect at once with their policy, produce, then read TCP_INFO."""
         async def one(p):
-            await p.reconnect(self.dst, t0)
+            if p.sock is None:               # else it missed the reset (see wait_broken)
+                await p.reconnect(self.dst, t0)
             await p.produce(self.dst, t0)
             p.capture()
 

@@ -5,7 +5,8 @@ spoofed source in 198.18.0.0/15 that is assigned nowhere (default 198.18.200.1, 
 incrementing per packet): the endpoint's SYN-ACKs go back into the namespace, which has no such
 address and does not forward, so nobody answers them and every flood request sock stays in the
 SYN queue until its SYN-ACK retries run out. The flood is bounded (``-c`` count at ``-i`` pace,
-and ``timeout``) and is stopped on every exit path.
+and ``timeout``) and is stopped on every exit path. hping3 has no IPv6: with ``--family ipv6`` a
+small raw-socket sender (``FLOOD6``) does the same from 2001:2::c8:1, paced alike.
 
 Meanwhile ``legit`` kernel clients start at random moments over ``legit_window_s`` and each
 connect()s once. Per mode:
@@ -51,6 +52,7 @@ import os
 import random
 import re
 import shutil
+import sys
 import signal
 import subprocess
 from dataclasses import asdict, dataclass, field
@@ -58,7 +60,7 @@ from dataclasses import asdict, dataclass, field
 import trio
 
 from tuntcp.scenarios.cli_common import out_option, progress, quiet_option, scenario_main, sysctl_option, time_option
-from tuntcp.scenarios.rig import begin, client_linear_timeouts, collect
+from tuntcp.scenarios.rig import begin, client_linear_timeouts, collect, family_of, family_option
 from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.report import percentiles, write_report
 from tuntcp.shell.apps import discard, guarded
@@ -66,7 +68,27 @@ from tuntcp.shell.apps import discard, guarded
 NEEDS_LAB = True        # tuntcp.cli checks privileges and --out before main()
 PORT = 8000
 MODES = {"cookies": 1, "nocookies": 0}
-LAB_NET = ipaddress.IPv4Network("198.18.0.0/15")
+SPOOF = {4: "198.18.200.1", 6: "2001:2::c8:1"}     # --spoof's default per family: assigned nowhere
+
+# hping3 has no IPv6: over IPv6 this sender stands in for it, in the namespace like hping3 (a
+# raw socket, the SYNs from tuntcp.harness.raw), paced by -c/-i alike, and it ends with
+# hping3's statistics line so the report reads both the same way.
+FLOOD6 = r"""
+import signal
+stopped = []
+signal.signal(signal.SIGINT, lambda *a: stopped.append(1))   # first: a stop during the imports still reports
+import socket, sys, time
+from tuntcp.harness.raw import spoofed_syn
+src, dst, port, count, gap, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+sent, t0 = 0, time.monotonic()
+while not stopped and (not count or sent < count) and time.monotonic() - t0 < seconds:
+    s.sendto(spoofed_syn(src, dst, 1024 + sent % 64000, port, seq=(sent * 2654435761) & 0xFFFFFFFF), (dst, 0))
+    sent += 1
+    if gap:
+        time.sleep(max(0.0, t0 + sent * gap - time.monotonic()))
+print(f"--- {dst} hping statistic ---\n{sent} packets transmitted, 0 packets received", flush=True)
+"""
 
 
 class SynfloodError(UserError, ValueError):
@@ -79,7 +101,7 @@ class Config:
     backlog: int = 128
     flood_pps: int = 5000            # 0: hping3 --flood (as fast as it can), bounded by time only
     flood_s: float = 3.0
-    spoof: str = "198.18.200.1"
+    spoof: str = ""                  # "": the family's default (SPOOF)
     legit_window_s: float = 6.9      # legitimate clients start uniformly in [0.3, this]
     client_syn_retries: int = 3      # SYN retransmissions at 1, 3, 7 s, ETIMEDOUT at 15 s
     client_syn_linear_timeouts: int | None = 0
@@ -88,7 +110,12 @@ class Config:
     modes: tuple[str, ...] = ("cookies", "nocookies")
     seed: int = 1
     sysctl: list[str] = field(default_factory=list)
+    family: int = 4                  # the lab's address family (--family; 6: FLOOD6 for hping3)
     out: str = "out/synflood"
+
+    @property
+    def source(self) -> str:
+        return self.spoof or SPOOF[self.family]
 
     def check(self) -> None:
         if not 1 <= self.legit <= 2000:
@@ -105,17 +132,21 @@ class Config:
             raise SynfloodError("--client-syn-retries must be 1..6 (6: the last try at 63 s)")
         if not self.modes or any(m not in MODES for m in self.modes):
             raise SynfloodError("--modes takes cookies and/or nocookies")
+        from tuntcp.harness import netns as N
+        v6 = self.family == 6
         try:
-            spoof = ipaddress.IPv4Address(self.spoof)
+            spoof = ipaddress.ip_address(self.source)
         except ValueError:
-            raise SynfloodError(f"--spoof is not an IPv4 address: {self.spoof!r}") from None
-        from tuntcp.harness.netns import CLIENT_ADDR, ENDPOINT_ADDR, EXTRA_CLIENT_NET
-        taken = [ipaddress.IPv4Network(f"{ENDPOINT_ADDR}/24", strict=False), EXTRA_CLIENT_NET,
-                 ipaddress.IPv4Network(f"{CLIENT_ADDR}/32")]
-        if spoof not in LAB_NET or any(spoof in n for n in taken):
-            raise SynfloodError(f"--spoof {spoof} must be in 198.18.0.0/15 and assigned nowhere "
+            spoof = None
+        if spoof is None or spoof.version != self.family:
+            raise SynfloodError(f"--spoof is not an IPv{self.family} address: {self.source!r}")
+        ep, cl = (N.ENDPOINT_ADDR6, N.CLIENT_ADDR6) if v6 else (N.ENDPOINT_ADDR, N.CLIENT_ADDR)
+        taken = [ipaddress.ip_network(f"{ep}/{N.ENDPOINT_PREFIXLEN6 if v6 else N.ENDPOINT_PREFIXLEN}", strict=False),
+                 N.EXTRA_CLIENT_NET6 if v6 else N.EXTRA_CLIENT_NET, ipaddress.ip_network(cl)]
+        if spoof not in N.LAB_NET[self.family] or any(spoof in n for n in taken):
+            raise SynfloodError(f"--spoof {spoof} must be in {N.LAB_NET[self.family]} and assigned nowhere "
                                 f"(not in {', '.join(map(str, taken))}), so no one answers the SYN-ACKs")
-        if shutil.which("hping3") is None and not os.path.exists("/usr/sbin/hping3"):
+        if not v6 and shutil.which("hping3") is None and not os.path.exists("/usr/sbin/hping3"):
             raise SynfloodError("hping3 not found (apt-get install hping3)")
         from tuntcp.profiles import ProfileError, get_profile
         try:
@@ -154,9 +185,14 @@ def near_point(t: float, points: list[float], tol: float) -> float | None:
 
 
 def hping3_argv(cfg: Config, dst: str) -> list[str]:
-    """Bounded: -c count at an -i pace (or --flood), under `timeout` either way."""
+    """Bounded: -c count at an -i pace (or --flood), under `timeout` either way. Over IPv6
+    FLOOD6 with the same count and pace."""
     limit = f"{cfg.flood_s + 0.5:.2f}"
-    base = ["timeout", "-s", "INT", limit, "hping3", "-S", "-p", str(PORT), "-a", cfg.spoof]
+    if cfg.family == 6:
+        count = int(cfg.flood_pps * cfg.flood_s)
+        return ["timeout", "-s", "INT", limit, sys.executable, "-c", FLOOD6, cfg.source, dst, str(PORT),
+                str(count), f"{1 / cfg.flood_pps if cfg.flood_pps else 0:.6f}", str(cfg.flood_s)]
+    base = ["timeout", "-s", "INT", limit, "hping3", "-S", "-p", str(PORT), "-a", cfg.source]
     if cfg.flood_pps:
         count = int(cfg.flood_pps * cfg.flood_s)
         return base + ["-q", "-c", str(count), "-i", f"u{max(1, round(1e6 / cfg.flood_pps))}", dst]
@@ -214,7 +250,7 @@ async def run_mode(cfg: Config, mode: str, show) -> dict:
     timeline: list[list] = []
     flood = None
     fl: dict = {}
-    async with rig_endpoint(profile, secret=rng.randbytes(16), kernel=True) as rig:
+    async with rig_endpoint(profile, lab=dict(family=cfg.family), secret=rng.randbytes(16), kernel=True) as rig:
         lab = rig.lab
         lab.sysctl("net.ipv4.tcp_syn_retries", cfg.client_syn_retries)
         linear = client_linear_timeouts(lab, cfg.client_syn_linear_timeouts)
@@ -355,7 +391,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flood-pps", type=int, default=d.flood_pps, help="hping3 pace (0: --flood)")
     time_option(p, "--flood-s", old="--flood-seconds", dest="flood_seconds", default=d.flood_s,
                 help="flood duration")
-    p.add_argument("--spoof", default=d.spoof, help="spoofed source (198.18.0.0/15, assigned nowhere)")
+    p.add_argument("--spoof", default=d.spoof, help="spoofed source, assigned nowhere (default "
+                   f"{SPOOF[4]}; {SPOOF[6]} with --family ipv6)")
     time_option(p, "--legit-window-s", old="--legit-window", dest="legit_window",
                 default=d.legit_window_s,
                 help="legitimate clients start within this long of the flood")
@@ -365,12 +402,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--modes", default=",".join(d.modes), help="cookies,nocookies or one of them")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the client starts and the secret")
     sysctl_option(p)
+    family_option(p)
     out_option(p, d.out)
     quiet_option(p)
 
 
 def main(args) -> int:
-    cfg = Config(legit=args.legit, backlog=args.backlog, flood_pps=args.flood_pps,
+    cfg = Config(family=family_of(args), legit=args.legit, backlog=args.backlog, flood_pps=args.flood_pps,
                  flood_s=args.flood_seconds, spoof=args.spoof, legit_window_s=args.legit_window,
                  client_syn_retries=args.client_syn_retries, profile=args.profile,
                  modes=tuple(m.strip() for m in args.modes.split(",") if m.strip()),

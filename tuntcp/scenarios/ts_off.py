@@ -55,7 +55,7 @@ from pathlib import Path
 import trio
 
 from tuntcp.scenarios.cli_common import out_option, scenario_main, time_option
-from tuntcp.scenarios.rig import begin, file_saturation
+from tuntcp.scenarios.rig import begin, family_of, family_option, file_saturation
 from tuntcp.scenarios.rig import endpoint as rig_endpoint
 from tuntcp.scenarios.report import write_report
 from tuntcp.scenarios.reverse_check import read_pcap
@@ -86,6 +86,7 @@ class Config:
     force: str = "syncookies2"      # how connections are put on the cookie path (FORCES)
     kernel: bool = True             # also ask the host kernel what it negotiates (no transfer)
     profile: str = "linux-6.1"
+    family: int = 4                 # the lab's address family (--family)
     timeout_s: float = 45.0
     out: str = "out/ts_off"
     pcap: bool = True
@@ -130,7 +131,7 @@ async def run_lab(cfg: Config, label: str, syncookies: int, outdir: Path, show, 
         return TsOffError(f"{label}: transfers did not finish within --timeout-s {cfg.timeout_s} s "
                           "(lower --bytes or raise --timeout-s)")
 
-    async with rig_endpoint(profile, lab=dict(sysctls={"net.ipv4.tcp_timestamps": 0}),
+    async with rig_endpoint(profile, lab=dict(sysctls={"net.ipv4.tcp_timestamps": 0}, family=cfg.family),
                             pcap=pcap_path if cfg.pcap else None,
                             link_in=LinkModel(1, delay=one_way), link_out=LinkModel(2, delay=one_way),
                             timeout=cfg.timeout_s, too_slow=too_slow) as rig:
@@ -229,7 +230,7 @@ async def _sendall_then_close(s, payload: bytes, conns: dict, tcp_info) -> None:
     s.close()
 
 
-def kernel_reference() -> dict:
+def kernel_reference(family: int = 4) -> dict:
     """What the host kernel negotiates in the same situation: a kernel listener and kernel
     clients in one namespace with tcp_timestamps=0; one connection with tcp_syncookies=2
     (a cookie), one with 1 and an idle queue. Options of both ends from TCP_INFO."""
@@ -239,7 +240,7 @@ def kernel_reference() -> dict:
     from tuntcp.harness.netns import Lab
 
     out = {}
-    with Lab(sysctls={"net.ipv4.tcp_timestamps": 0}) as lab:
+    with Lab(sysctls={"net.ipv4.tcp_timestamps": 0}, family=family) as lab:
         ls = lab.socket_in_ns()
         ls.bind((lab.client_addr, PORT))
         ls.listen(16)
@@ -325,7 +326,7 @@ async def run(cfg: Config, show=None) -> dict:
         counters = {p: r.pop("counters") for p, r in paths.items()}
         kernel_log = {p: r.pop("kernel_log") for p, r in paths.items()}
         labs = paths
-    kref = kernel_reference() if cfg.kernel else None
+    kref = kernel_reference(cfg.family) if cfg.kernel else None
     headline = headline_of(cfg, paths)
     if kref:
         headline["kernel_agrees"] = all(
@@ -396,6 +397,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="syncookies2: a lab per path; burst: one lab, SYN-queue overflow")
     p.add_argument("--rcvbuf", type=int, default=d.rcvbuf, help="the endpoint listener's SO_RCVBUF")
     p.add_argument("--profile", default=d.profile, help="the endpoint's Linux profile")
+    family_option(p)
     time_option(p, "--timeout-s", old="--timeout", default=d.timeout_s,
                 help="limit per lab")
     out_option(p, d.out)
@@ -407,7 +409,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args) -> int:
     from tuntcp.profiles import get_profile
     cfg = Config(clients=args.clients, nbytes=args.nbytes, rtt_ms=args.rtt_ms,
-                 rcvbuf=args.rcvbuf, force=args.force, profile=args.profile,
+                 rcvbuf=args.rcvbuf, force=args.force, profile=args.profile, family=family_of(args),
                  timeout_s=args.timeout_s, out=args.out, pcap=args.pcap, kernel=args.kernel)
 
     def check():

@@ -138,11 +138,13 @@ async def serve(lab, profile, args, links=None) -> None:
 
     try:
         offload = getattr(args, "offload", False)
-        stack = Stack(profile, addrs={lab.endpoint_ip}, secret=os.urandom(16), log=log,
+        stack = Stack(profile, addrs=lab.endpoint_ips, secret=os.urandom(16), log=log,
                       encoder=encoder_for(offload))
         link_in, link_out = links if links else (None, None)
         ep = Endpoint(stack, lab.tun_fd, pcap=pcap, link_in=link_in, link_out=link_out, offload=offload)
-        lst = TcpListener(ep, stack.listen(args.port, args.backlog, rcvbuf=args.rcvbuf))
+        # a dual lab listens on :: (AF_INET6, IPv4 peers as ::ffff:a.b.c.d unless --v6only)
+        fam = dict(family=6, v6only=getattr(args, "v6only", None)) if lab.dual else {}
+        lst = TcpListener(ep, stack.listen(args.port, args.backlog, rcvbuf=args.rcvbuf, **fam))
         front = getattr(args, "front", None)
         ctl = ControlServer(ep, socket_path(args.name))
         async with trio.open_nursery() as nursery:
@@ -177,6 +179,9 @@ def _banner(lab, profile, args, lst) -> None:
     what = f"front for {front[0]}:{front[1]} (dialled in {ns})" if front else args.app
     p(f"tuntcp: {what} on {addr}:{port} (profile {profile.name}, backlog {lst.listener.backlog}"
       f" after clamp), clients in namespace {ns} at {lab.client_addr}")
+    if lab.dual:
+        p(f"  dual stack: IPv4 clients at {lab.client_addr4} -> {lab.endpoint_addr4}:{port} "
+          + ("are refused (IPV6_V6ONLY)" if lst.v6only else "are accepted as ::ffff:a.b.c.d by [::]:" + str(port)))
     if front and not args.front_cmd:
         p(f"  backend: start it in the namespace, e.g. {enter}ip netns exec {ns} CMD (listening on "
           f"{front[0]}:{front[1]})")

@@ -13,8 +13,11 @@ and is handed to the stack, which never reads a clock.
 
 ``offload=True`` (with ``Stack(encoder=VnetEncoder())`` and a TUN opened with IFF_VNET_HDR)
 wraps the fd in a ``VnetIO``: packets the kernel marked checksum-valid skip the TCP checksum,
-TSO super-packets come in whole, and the stack's output goes out as GSO frames
-(``wire/vnet.py``). ``encoder_for(offload)`` is the encoder to give the Stack.
+TSO super-packets come in whole (one read; the stack takes them as their wire segments), and
+the stack's output goes out as GSO frames (``wire/vnet.py``). ``encoder_for(offload)`` is the
+encoder to give the Stack. Link models on an offload endpoint must carry frames (``frames``
+true: ``harness.link.GsoLink``, which delays whole frames and cuts a super-packet only where a
+wire segment must be dropped or corrupted).
 
 App tasks (TcpStream, TcpListener) call into the stack directly and then ``kick()``, which
 writes whatever the call produced and pulls the loop's wake-up earlier if a timer moved.
@@ -31,7 +34,7 @@ import trio
 from ..host.encode import PacketEncoder, VnetEncoder
 from .saturation import Saturation
 from .tun import FdIO, PacketIO
-from .vnet import HDR_LEN, VnetIO
+from .vnet import F_DATA_VALID, F_NEEDS_CSUM, HDR, HDR_LEN, VnetIO
 
 _current_task = trio.lowlevel.current_task
 _wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
@@ -54,14 +57,13 @@ class Endpoint:
         self.stack = stack
         self.offload = offload
         if offload:
-            # Offload trusts the kernel's checksum marks and hands the kernel partial sums, so
-            # a link model in between (which may corrupt bytes) would go unchecked.
-            if link_in is not None or link_out is not None:
-                raise ValueError("offload=True cannot be combined with link_in/link_out models")
+            for link in (link_in, link_out):
+                if link is not None and not getattr(link, "frames", False):
+                    raise ValueError("offload=True needs GsoLink link models (they carry vnet frames)")
             if not isinstance(stack.encoder, VnetEncoder):
                 raise ValueError("Endpoint(offload=True) needs a Stack(encoder=VnetEncoder())")
             tun = VnetIO(tun) if isinstance(tun, int) else tun
-            if not hasattr(tun, "csum_ok"):
+            if not hasattr(tun, "read_frames"):
                 raise ValueError("Endpoint(offload=True) needs a TUN fd or a VnetIO")
         elif isinstance(stack.encoder, VnetEncoder):
             raise ValueError("a Stack with a VnetEncoder writes vnet frames: use Endpoint(offload=True)")
@@ -89,13 +91,13 @@ class Endpoint:
         self.running = True
         stack, io, stats, sat = self.stack, self.io, self.stats, self.saturation
         clock = self._now = self._clock()
-        max_batch, link_in = self.max_batch, self.link_in
+        max_batch, link_in, offload = self.max_batch, self.link_in, self.offload
         try:
             while True:
                 now = clock()
                 stats["passes"] += 1
                 sat.on_pass(now, self._deadline())
-                pkts = io.read_batch(max_batch)
+                pkts = io.read_frames(max_batch) if offload else io.read_batch(max_batch)
                 full = len(pkts) >= max_batch
                 if link_in is not None:
                     if pkts:
@@ -111,11 +113,14 @@ class Endpoint:
                     if self.pcap is not None:
                         ts = now + self._pcap_offset(now)
                         for p in pkts:
-                            self.pcap.write(p, ts)
+                            self.pcap.write(memoryview(p)[HDR_LEN:] if offload else p, ts)
                     receive = stack.receive
-                    if self.offload:
-                        for p, ok in zip(pkts, io.csum_ok):
-                            receive(p, now, ok)
+                    if offload:
+                        unpack = HDR.unpack_from
+                        for f in pkts:
+                            flags, gso_type, _, size = unpack(f)[:4]
+                            receive(memoryview(f)[HDR_LEN:], now, flags & (F_NEEDS_CSUM | F_DATA_VALID) != 0,
+                                    size if gso_type else 0)
                     else:
                         for p in pkts:
                             receive(p, now)

@@ -35,17 +35,18 @@ class TcpListener(trio.abc.Listener[TcpStream]):
         with self._guard:
             await trio.lowlevel.checkpoint_if_cancelled()
             ep, lst, parked = self.endpoint, self.listener, False
+            v6 = lst.family == 6        # its IPv4 children are shown as IPv4-mapped addresses
             while True:
                 if self._closed:
                     raise trio.ClosedResourceError("listener was closed")
                 conn = lst.accept()
                 if conn is not None:
-                    out = [TcpStream(ep, conn)]
+                    out = [TcpStream(ep, conn, v6 and conn.key[0] <= V4_MAX)]
                     while len(out) < limit:
                         conn = lst.accept()
                         if conn is None:
                             break
-                        out.append(TcpStream(ep, conn))
+                        out.append(TcpStream(ep, conn, v6 and conn.key[0] <= V4_MAX))
                     ep.kick()  # accepting may let a queued handshake complete (and send)
                     break
                 parked = True
@@ -62,6 +63,12 @@ class TcpListener(trio.abc.Listener[TcpStream]):
             self.endpoint.kick()
             self.endpoint.forget(self.listener)
         await trio.lowlevel.checkpoint()
+
+    @property
+    def v6only(self) -> bool:
+        """IPV6_V6ONLY of an AF_INET6 listener (fixed at listen, as Linux refuses to change it
+        once bound: ``do_ipv6_setsockopt``)."""
+        return self.listener.v6only
 
     def __repr__(self) -> str:
         return f"<TcpListener port {self.listener.port} backlog {self.listener.backlog}>"
@@ -109,8 +116,10 @@ async def _run_handler(stream: TcpStream, handler) -> None:
 
 
 async def open_tcp_listener(endpoint, port: int, backlog: int | None = None, **sockopts) -> TcpListener:
-    """listen(2) on ``port``. ``sockopts`` are the Stack.listen keywords (addr, rcvbuf, sndbuf,
-    defer_accept, synack_retries, accept_filter)."""
+    """listen(2) on ``port``. ``sockopts`` are the Stack.listen keywords (addr, family, v6only,
+    rcvbuf, sndbuf, defer_accept, synack_retries, accept_filter). ``family=6`` with the wildcard
+    address is a dual-stack ``::`` listener: IPv4 peers too, as ::ffff:a.b.c.d, unless
+    ``v6only=True`` (IPV6_V6ONLY; default net.ipv6.bindv6only of the profile)."""
     await trio.lowlevel.checkpoint()
     lst = endpoint.stack.listen(port, DEFAULT_BACKLOG if backlog is None else backlog, **sockopts)
     return TcpListener(endpoint, lst)

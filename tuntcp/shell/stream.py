@@ -37,9 +37,10 @@ class _Guard:
 
 
 class TcpStream(trio.abc.HalfCloseableStream):
-    def __init__(self, endpoint, conn):
+    def __init__(self, endpoint, conn, mapped: bool = False):
         self.endpoint = endpoint
         self.conn = conn
+        self.mapped = mapped    # an IPv4 peer of a dual-stack (AF_INET6) listener: ::ffff:a.b.c.d
         self._closed = False
         self._eof_sent = False
         self._send_guard = _Guard("another task is sending on this stream")
@@ -50,12 +51,12 @@ class TcpStream(trio.abc.HalfCloseableStream):
     @property
     def local_address(self) -> tuple[str, int]:
         laddr, lport, _, _ = self.conn.key
-        return addr_str(laddr), lport
+        return addr_str(laddr, self.mapped), lport
 
     @property
     def peer_address(self) -> tuple[str, int]:
         _, _, raddr, rport = self.conn.key
-        return addr_str(raddr), rport
+        return addr_str(raddr, self.mapped), rport
 
     def info(self) -> dict:
         return self.conn.info()

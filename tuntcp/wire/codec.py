@@ -124,26 +124,38 @@ def parse(buf: bytes | bytearray | memoryview, verify: bool = True) -> Segment:
     if proto != IPPROTO_TCP:
         raise Malformed(IP_UNKNOWN_PROTOS, f"IP protocol {proto}")
 
-    tlen = tot - ihl
+    # The IP header has residue 0 (checked above): the checksum may run from byte 0.
+    return tcp_segment(buf, ihl, tot, 0, verify, saddr, daddr, Segment, ttl, tos, ip_id)
+
+
+def tcp_segment(buf, off: int, tot: int, csum_from: int, verify: bool, saddr: int, daddr: int, cls,
+                ttl: int, tos: int, ip_id: int) -> Segment:
+    """The TCP part of ``tcp_v4_rcv`` and ``tcp_v6_rcv`` (one code for both families): the TCP
+    header at ``buf[off:tot]``, its length and data offset checks, the checksum, the options.
+
+    The checksum is taken over ``buf[csum_from:tot]`` plus the pseudo-header (the addresses, of
+    either size, fold into the residue alike): IPv4 passes 0, its header summing to residue 0.
+    Returns ``cls(saddr, daddr, <TCP fields>, ttl, tos, ip_id)``; raises ``Malformed``.
+    """
+    tlen = tot - off
     if tlen < 20:
         raise Malformed(TCP_TRUNCATED, f"truncated TCP header ({tlen} bytes)")
-    sport, dport, seq, ack, off, flags, window, _csum, urg = _TCP.unpack_from(buf, ihl)
-    doff = (off >> 4) << 2
-    if doff < 20:  # tcp_v4_rcv: doff < sizeof(tcphdr)/4 -> bad_packet (TcpInErrs)
+    sport, dport, seq, ack, doff_byte, flags, window, _csum, urg = _TCP.unpack_from(buf, off)
+    doff = (doff_byte >> 4) << 2
+    if doff < 20:  # tcp_v4_rcv / tcp_v6_rcv: doff < sizeof(tcphdr)/4 -> bad_packet (TcpInErrs)
         raise Malformed(TCP_IN_ERRS, f"TCP data offset {doff >> 2} < 5")
     if doff > tlen:
         raise Malformed(TCP_TRUNCATED, f"TCP data offset {doff} > segment length {tlen}")
     if verify:
-        # The IP header has residue 0 (checked above), so the residue of the whole packet up to
-        # `tot` is the TCP segment's own. Read little-endian (faster for big packets), the bytes
-        # sum with their weights swapped: x_le * 256 has the residue of the big-endian number
-        # padded to even length (2^16 = 1 mod 0xffff), whatever the parity of `tot`.
-        x = _from_bytes(buf if tot == n else memoryview(buf)[:tot], "little")
+        # Read little-endian (faster for big packets), the bytes sum with their weights swapped:
+        # x_le * 256 has the residue of the big-endian number padded to even length
+        # (2^16 = 1 mod 0xffff), whatever the parity of the length.
+        x = _from_bytes(buf if csum_from == 0 and tot == len(buf) else memoryview(buf)[csum_from:tot], "little")
         if ((x % 0xFFFF << 8) + saddr + daddr + IPPROTO_TCP + tlen) % 0xFFFF:
             raise Malformed(TCP_CSUM_ERRORS, "bad TCP checksum")
 
-    ostart = ihl + 20
-    pstart = ihl + doff
+    ostart = off + 20
+    pstart = off + doff
     if pstart == ostart:
         opts = TcpOptions()
     elif doff == 32 and (w := _TS_ONLY.unpack_from(buf, ostart))[0] == _TS_WORD:
@@ -158,7 +170,7 @@ def parse(buf: bytes | bytearray | memoryview, verify: bool = True) -> Segment:
     else:
         opts = _parse_options(buf, ostart, pstart)
     payload = memoryview(buf)[pstart:tot] if tot > pstart else b""
-    return Segment(saddr, daddr, sport, dport, seq, ack, flags, window, opts, payload, urg, ttl, tos, ip_id)
+    return cls(saddr, daddr, sport, dport, seq, ack, flags, window, opts, payload, urg, ttl, tos, ip_id)
 
 
 def _parse_options(buf, i: int, end: int) -> TcpOptions:
@@ -249,12 +261,11 @@ def build_options(o: TcpOptions) -> bytes:
     return out
 
 
-def build(seg: Segment) -> bytes:
-    """One IPv4 packet for ``seg``: DF set, TTL ``seg.ttl``, both checksums filled in.
-
-    Raises ``ValueError`` naming the field when a value does not fit the header or the options
-    exceed 40 bytes (a programming error upstream, not a wire condition).
-    """
+def tcp_parts(seg: Segment, addr_sum: int) -> tuple[bytes, int, int, int]:
+    """What ``build`` and ``build6`` share: the options (``build_options``), the TCP length,
+    the one's-complement sum of the TCP header, options, payload and pseudo-header (whose
+    addresses sum to ``addr_sum``: added before the payload, a big int, joins), and the data
+    offset byte. ValueError as ``build`` says."""
     try:
         opts = build_options(seg.options)
     except (struct.error, TypeError, ValueError, OverflowError) as e:
@@ -265,38 +276,44 @@ def build(seg: Segment) -> bytes:
     payload = seg.payload
     plen = len(payload)
     tlen = 20 + olen + plen
-    if tlen + 20 > 0xFFFF:
-        raise ValueError(f"packet of {tlen + 20} bytes exceeds the IPv4 maximum of 65535")
-    saddr = seg.saddr
-    daddr = seg.daddr
-    tos = seg.tos
-    ip_id = seg.ip_id
-    ttl = seg.ttl
-    seq = seg.seq
-    ack = seg.ack
-    flags = seg.flags
-    window = seg.window
-    urg = seg.urg
-    # Checksums from the field values (a 32-bit value is hi*2^16+lo = hi+lo modulo 0xffff), so
-    # the header is packed once; struct still range-checks every field.
-    ipc = -ip4_header_sum(tos, tlen + 20, ip_id, ttl, saddr, daddr) % 0xFFFF
-    total = (seg.sport + seg.dport + seq + ack + ((20 + olen) << 10) + flags + window + urg
-             + saddr + daddr + IPPROTO_TCP + tlen)
+    # a 32-bit value is hi*2^16+lo = hi+lo modulo 0xffff: the sum is taken from the field values
+    total = (seg.sport + seg.dport + seg.seq + seg.ack + ((20 + olen) << 10) + seg.flags + seg.window + seg.urg
+             + IPPROTO_TCP + tlen + addr_sum)
     if olen:
         total += _from_bytes(opts, "big")
     if plen:
         p = _from_bytes(payload, "big")
         total += (p << 8) if plen & 1 else p
+    return opts, tlen, total, (20 + olen) << 2
+
+
+def build(seg: Segment) -> bytes:
+    """One IPv4 packet for ``seg``: DF set, TTL ``seg.ttl``, both checksums filled in.
+
+    Raises ``ValueError`` naming the field when a value does not fit the header or the options
+    exceed 40 bytes (a programming error upstream, not a wire condition).
+    """
+    saddr = seg.saddr
+    daddr = seg.daddr
+    opts, tlen, total, doff = tcp_parts(seg, saddr + daddr)
+    if tlen + 20 > 0xFFFF:
+        raise ValueError(f"packet of {tlen + 20} bytes exceeds the IPv4 maximum of 65535")
+    tos = seg.tos
+    ip_id = seg.ip_id
+    ttl = seg.ttl
+    # the header is packed once; struct still range-checks every field
+    ipc = -ip4_header_sum(tos, tlen + 20, ip_id, ttl, saddr, daddr) % 0xFFFF
     try:
         hdr = _HDR.pack(
-            0x45, tos, tlen + 20, ip_id, 0x4000, ttl, IPPROTO_TCP, ipc, saddr, daddr,
-            seg.sport, seg.dport, seq, ack, (20 + olen) << 2, flags, window, -total % 0xFFFF, urg,
+            0x45, tos, tlen + 20, ip_id, 0x4000, ttl, IPPROTO_TCP, ipc, saddr, daddr, seg.sport, seg.dport,
+            seg.seq, seg.ack, doff, seg.flags, seg.window, -total % 0xFFFF, seg.urg,
         )
     except (struct.error, TypeError) as e:
         raise ValueError(f"cannot encode segment {seg}: {e}") from None
-    if plen:
+    payload = seg.payload
+    if payload:
         return b"".join((hdr, opts, payload))
-    return hdr + opts if olen else hdr
+    return hdr + opts if opts else hdr
 
 
 # ---------------------------------------------------------------- per-flow template for ACKs

@@ -17,12 +17,9 @@ from typing import ClassVar
 
 from .. import mib
 from .checksum import IPPROTO_TCP
-from .codec import (
-    _TS_ONLY, _TS_WORD, MAX_OPTION_SPACE, TCP_CSUM_ERRORS, TCP_IN_ERRS, TCP_TRUNCATED, Malformed, _parse_options,
-    build_options,
-)
+from .codec import Malformed, tcp_parts, tcp_segment
 from .codec import parse as parse4
-from .segment import Segment, TcpOptions
+from .segment import Segment
 
 IP6_HDR_ERRORS = mib.Ip6InHdrErrors
 IP6_TRUNCATED = mib.Ip6InTruncatedPkts
@@ -41,7 +38,6 @@ V4_MAX = 0xFFFFFFFF         # one int space for both families: an address above 
 
 _LOOPBACK = bytes(15) + b"\x01"
 _IP6 = struct.Struct("!IHBB16s16s")  # ver/tc/flow, payload length, next header, hop limit, src, dst
-_TCP = struct.Struct("!HHIIBBHHH")
 _from_bytes = int.from_bytes
 
 
@@ -82,9 +78,12 @@ def addr_int(addr: str) -> int:
     return n
 
 
-def addr_str(addr: int) -> str:
-    """'198.18.0.1' or '2001:2::1' from an address int (above 2**32: IPv6)."""
-    return str(ipaddress.IPv4Address(addr) if addr <= V4_MAX else ipaddress.IPv6Address(addr))
+def addr_str(addr: int, mapped: bool = False) -> str:
+    """'198.18.0.1' or '2001:2::1' from an address int (above 2**32: IPv6). ``mapped``: an IPv4
+    address as an AF_INET6 socket shows it, '::ffff:198.18.0.1' (``ipv6_addr_set_v4mapped``)."""
+    if addr <= V4_MAX:
+        return f"::ffff:{ipaddress.IPv4Address(addr)}" if mapped else str(ipaddress.IPv4Address(addr))
+    return str(ipaddress.IPv6Address(addr))
 
 
 def addr_port(addr: int, port: int) -> str:
@@ -214,32 +213,10 @@ def parse6(buf, verify: bool = True, counters=None) -> Segment6:
         else:  # hop-by-hop after the first header has no handler either
             raise Malformed(IP6_UNKNOWN_PROTOS, f"next header {nh}")
 
-    saddr = _from_bytes(src, "big")
-    daddr = _from_bytes(dst, "big")
-    tlen = tot - off
-    if tlen < 20:
-        raise Malformed(TCP_TRUNCATED, f"truncated TCP header ({tlen} bytes)")
-    sport, dport, seq, ack, doff_byte, flags, window, _csum, urg = _TCP.unpack_from(buf, off)
-    doff = (doff_byte >> 4) << 2
-    if doff < 20:
-        raise Malformed(TCP_IN_ERRS, f"TCP data offset {doff >> 2} < 5")
-    if doff > tlen:
-        raise Malformed(TCP_TRUNCATED, f"TCP data offset {doff} > segment length {tlen}")
-    if verify:
-        x = _from_bytes(memoryview(buf)[off:tot], "little")
-        if ((x % 0xFFFF << 8) + saddr + daddr + IPPROTO_TCP + tlen) % 0xFFFF:
-            raise Malformed(TCP_CSUM_ERRORS, "bad TCP checksum")
-    ostart = off + 20
-    pstart = off + doff
-    if pstart == ostart:
-        opts = TcpOptions()
-    elif doff == 32 and (w := _TS_ONLY.unpack_from(buf, ostart))[0] == _TS_WORD:  # nop nop TS
-        opts = TcpOptions(None, None, False, (w[1], w[2]))
-    else:
-        opts = _parse_options(buf, ostart, pstart)
-    payload = memoryview(buf)[pstart:tot] if tot > pstart else b""
-    return Segment6(saddr, daddr, sport, dport, seq, ack, flags, window, opts, payload, urg, hlim,
-                    (vtf >> 20) & 0xFF, 0, 0, vtf & 0xFFFFF)
+    seg = tcp_segment(buf, off, tot, off, verify, _from_bytes(src, "big"), _from_bytes(dst, "big"), Segment6,
+                      hlim, (vtf >> 20) & 0xFF, 0)
+    seg.flowlabel = vtf & 0xFFFFF
+    return seg
 
 
 def parse_ip(buf, verify: bool = True) -> Segment:
@@ -344,38 +321,22 @@ def build6(seg: Segment, flowlabel: int | None = None) -> bytes:
 
     Raises ``ValueError`` naming the field when a value does not fit, as ``build`` does.
     """
-    try:
-        opts = build_options(seg.options)
-    except (struct.error, TypeError, ValueError, OverflowError) as e:
-        raise ValueError(f"cannot encode TCP options {seg.options!r}: {e}") from None
-    olen = len(opts)
-    if olen > MAX_OPTION_SPACE:
-        raise ValueError(f"TCP options need {olen} bytes, more than {MAX_OPTION_SPACE}: {seg}")
-    payload = seg.payload
-    plen = len(payload)
-    tlen = 20 + olen + plen
-    if tlen > 0xFFFF:
-        raise ValueError(f"TCP segment of {tlen} bytes exceeds the IPv6 payload maximum of 65535")
     saddr, daddr = seg.saddr, seg.daddr
     flow = getattr(seg, "flowlabel", 0) if flowlabel is None else flowlabel
     for name, value, bits in (("saddr", saddr, 128), ("daddr", daddr, 128), ("tos", seg.tos, 8),
                               ("flowlabel", flow, 20)):
         if not isinstance(value, int) or not 0 <= value < (1 << bits):
             raise ValueError(f"{name} {value!r} does not fit {bits} bits")
-    total = (seg.sport + seg.dport + seg.seq + seg.ack + ((20 + olen) << 10) + seg.flags + seg.window + seg.urg
-             + saddr + daddr + IPPROTO_TCP + tlen)
-    if olen:
-        total += _from_bytes(opts, "big")
-    if plen:
-        p = _from_bytes(payload, "big")
-        total += (p << 8) if plen & 1 else p
+    opts, tlen, total, doff = tcp_parts(seg, saddr + daddr)
+    if tlen > 0xFFFF:
+        raise ValueError(f"TCP segment of {tlen} bytes exceeds the IPv6 payload maximum of 65535")
     try:
         hdr = _HDR6.pack((6 << 28) | (seg.tos << 20) | flow, tlen, IPPROTO_TCP, seg.ttl,
                          saddr.to_bytes(16, "big"), daddr.to_bytes(16, "big"), seg.sport, seg.dport, seg.seq,
-                         seg.ack, (20 + olen) << 2, seg.flags, seg.window, -total % 0xFFFF, seg.urg)
+                         seg.ack, doff, seg.flags, seg.window, -total % 0xFFFF, seg.urg)
     except (struct.error, TypeError) as e:
         raise ValueError(f"cannot encode segment {seg}: {e}") from None
-    return b"".join((hdr, opts, payload)) if plen else hdr + opts
+    return b"".join((hdr, opts, seg.payload)) if seg.payload else hdr + opts
 
 
 class Ip6Out:

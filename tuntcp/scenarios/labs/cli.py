@@ -8,6 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from tuntcp.errors import UserError
+from tuntcp.scenarios.rig import family_of, family_option
 from tuntcp.scenarios.labs import LabSpec, LabUserError, all_labs, check, get_lab, load_answers, load_report, template
 
 
@@ -20,6 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("n", help="lab number")
     s.add_argument("--out", metavar="DIR", help="output folder (default out/lab-NN)")
     s.add_argument("--quick", action="store_true", help="a smaller run that finishes sooner")
+    family_option(s)
     s.add_argument("--name", help="this run's endpoint name for `tuntcp ss/nstat --name` "
                    "(default lab-NN-PID: unique, so several learners' labs run at once)")
     s = sub.add_parser("check", help="grade an answers file against your run's report")
@@ -51,12 +53,18 @@ def cmd_show(args) -> int:
     return 0
 
 
-def build_config(lab: LabSpec, out: str, quick: bool, name: str | None = None):
+def build_config(lab: LabSpec, out: str, quick: bool, name: str | None = None, family: int = 4):
     """The scenario's Config with the lab's settings (and --quick ones on top); ``name`` is the
-    endpoint's control-socket name where the scenario serves one."""
+    endpoint's control-socket name where the scenario serves one; ``family`` 6 runs the lab over
+    IPv6 (a scenario without a ``family`` field cannot)."""
     mod = importlib.import_module(lab.module)
     cls = getattr(mod, lab.config_name)
     kw = {**lab.settings, **(lab.quick if quick else {}), "out": out}
+    if family != 4:
+        if "family" not in {f.name for f in fields(cls)}:
+            raise LabUserError(f"--family ipv6: lab {lab.number}'s scenario ({lab.module.rsplit('.', 1)[-1]}) "
+                               "has no IPv6 run (its Config takes no family)")
+        kw["family"] = family
     if name is not None and "control_name" in {f.name for f in fields(cls)}:
         kw["control_name"] = name
     unknown = sorted(set(kw) - {f.name for f in fields(cls)})
@@ -77,7 +85,7 @@ def cmd_run(args) -> int:
     name = args.name or f"lab-{lab.number:02d}-{os.getpid()}"
     mod = importlib.import_module(lab.module)
     try:
-        cfg = build_config(lab, out, args.quick, name)
+        cfg = build_config(lab, out, args.quick, name, family_of(args))
         if hasattr(cfg, "check"):
             cfg.check()
     except (TypeError, ValueError) as e:
