@@ -156,7 +156,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
 }
 ALL: tuple[str, ...] = tuple(n for names in GROUPS.values() for n in names)
 KERNEL_ONLY: frozenset[str] = frozenset({
-    IpInDiscards, IpInDelivers, IpOutRequests, TcpExtTCPSlowStartRetrans, TcpExtTCPDSACKRecv,
+    IpInDiscards, IpInDelivers, IpOutRequests, TcpExtTCPDSACKRecv,
     TcpExtTCPRcvQDrop, TcpExtOutOfWindowIcmps, Ip6InDiscards, Ip6OutRequests,
 })
 

@@ -114,13 +114,16 @@ class RecoveryMixin:
         (``tcp_rack_mark_lost``), enter recovery once something is lost
         (``tcp_time_to_recover``: lost_out), then PRR sets cwnd and the lost pieces go
         again (``tcp_xmit_recovery``). ``newly``: segments this ACK delivered. After an RTO
-        (the Loss state) the go-back-N resend stands in for it."""
+        (the Loss state) ``_rack_loss_ack``, or nothing where the RTO dropped the marks (the
+        go-back-N resend stands in)."""
         if self.loss_high is not None:
+            if self.lost_out or self.rack_retx:
+                self._rack_loss_ack(newly, una_advanced, now)
             return
         lost = self.lost_out
         self._rack_mark_lost(now)
         if not self.in_recovery and self.lost_out:
-            self._enter_recovery(now)
+            self._rack_enter_recovery(now)
         if self.in_recovery:
             self._prr(newly, max(self.lost_out - lost, 0), una_advanced)
             self._xmit_retransmit_queue(now)

@@ -113,7 +113,6 @@ class TimerMixin:
         self.cc.on_timeout(inflight, repeat=self.retransmits > 0)
         self.in_recovery = False
         self.dupacks = 0
-        self.sb.clear()     # Linux keeps SACK marks on RTO only when it trusts them; we do not
         self.retx_list.clear()
         if self.retrans_stamp is None:
             # tcp_retransmit_skb stamps it after __tcp_transmit_skb has re-stamped the skb:
@@ -125,10 +124,18 @@ class TimerMixin:
         self.tlp_high_seq = None
         self.loss_high = self.snd_max  # TCP_CA_Loss until this is ACKed: no loss probes
         self.cwr_high = None
-        self._rack_reset()
-        self.snd_nxt = self.snd_una    # go back N: mark everything lost (tcp_enter_loss)
         self.rto.backoff()
-        self._push(now, head=True)
+        if self._rack_ok and self.sack_ok and self._rack_timeout_mark_lost(now):
+            # tcp_enter_loss with RACK: SACKed data stays, cwnd = packets in flight + 1, and
+            # the head goes again (tcp_retransmit_timer); later ACKs send the rest
+            self.cc.cwnd = self._inflight_segs() + 1
+            self._rack_rto_head(now)
+        else:
+            # without RACK's pieces (or a reneging receiver): forget SACK, go back N
+            self.sb.clear()
+            self._rack_reset()
+            self.snd_nxt = self.snd_una
+            self._push(now, head=True)
         when = self.rto.rto
         if self.user_timeout:
             left = self.user_timeout - (now - self.retrans_stamp)
