@@ -334,8 +334,9 @@ class RackMixin:
                 break
             head = seq == una
             p = -(-n // self.mss)
+            if not self._xmit(seq, off, n, now, retrans=True):
+                break                      # tcp_xmit_retransmit_queue: a failed retransmit stops it
             self.stack.counters[mib.TcpExtTCPFastRetrans] += p
-            self._xmit(seq, off, n, now, retrans=True)
             self.prr_out += p
             if head and self.rtx_kind != "reo":
                 self._arm_rtx(now + self.rto.rto, "rtx")
