@@ -259,6 +259,10 @@ class RecoveryMixin:
                 if (n or fin) and not beyond:
                     self.tlp_retrans = sent = self._xmit(start, (start - self.snd_una) & MASK, n, now,
                                                          retrans=True, fin=fin)
+                    if not sent and start == self.snd_una:
+                        # __tcp_transmit_skb stamped the head skb before the device dropped it:
+                        # tcp_rearm_rto's delta (tcp_rto_delta_us) is a whole RTO again
+                        self.tlp_rto_at = now + self.rto.rto
             if sent:
                 self.tlp_high_seq = self.snd_max
                 self.stack.counters[mib.TcpExtTCPLossProbes] += 1
