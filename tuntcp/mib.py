@@ -78,6 +78,7 @@ TcpExtTCPDeferAcceptDrop = "TcpExtTCPDeferAcceptDrop"
 TcpExtTCPTimeWaitOverflow = "TcpExtTCPTimeWaitOverflow"
 TcpExtTCPReqQFullDoCookies = "TcpExtTCPReqQFullDoCookies"
 TcpExtTCPReqQFullDrop = "TcpExtTCPReqQFullDrop"
+TcpExtTCPRetransFail = "TcpExtTCPRetransFail"
 TcpExtTCPRcvQDrop = "TcpExtTCPRcvQDrop"
 TcpExtTCPOFOQueue = "TcpExtTCPOFOQueue"
 TcpExtTCPOFODrop = "TcpExtTCPOFODrop"
@@ -140,7 +141,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         TcpExtTCPTimeouts, TcpExtTCPLossProbes, TcpExtTCPLossProbeRecovery, TcpExtTCPDSACKOldSent,
         TcpExtTCPDSACKRecv, TcpExtTCPAbortOnData, TcpExtTCPAbortOnClose, TcpExtTCPAbortOnTimeout,
         TcpExtTCPDeferAcceptDrop, TcpExtTCPTimeWaitOverflow, TcpExtTCPReqQFullDoCookies,
-        TcpExtTCPReqQFullDrop, TcpExtTCPOFOQueue, TcpExtTCPOFODrop, TcpExtTCPChallengeACK,
+        TcpExtTCPReqQFullDrop, TcpExtTCPRetransFail, TcpExtTCPOFOQueue, TcpExtTCPOFODrop, TcpExtTCPChallengeACK,
         TcpExtTCPSYNChallenge, TcpExtTCPFromZeroWindowAdv, TcpExtTCPToZeroWindowAdv,
         TcpExtTCPWantZeroWindowAdv, TcpExtTCPSynRetrans, TcpExtTCPHystartTrainDetect,
         TcpExtTCPHystartTrainCwnd, TcpExtTCPHystartDelayDetect, TcpExtTCPHystartDelayCwnd,

@@ -335,10 +335,11 @@ class RackMixin:
                 break
             head = seq == una
             p = -(-n // self.mss)
+            if not self._xmit(seq, off, n, now, retrans=True):
+                break                      # tcp_xmit_retransmit_queue: a failed retransmit stops it
             # the Loss state's retransmissions are slow start's (TCPSlowStartRetrans)
             self.stack.counters[mib.TcpExtTCPSlowStartRetrans if self.loss_high is not None
                                 else mib.TcpExtTCPFastRetrans] += p
-            self._xmit(seq, off, n, now, retrans=True)
             self.prr_out += p
             if head and self.rtx_kind != "reo":
                 self._arm_rtx(now + self.rto.rto, "rtx")
@@ -367,13 +368,12 @@ class RackMixin:
         self.rack_adv = False
         return True
 
-    def _rack_rto_head(self, now: float) -> None:
+    def _rack_rto_head(self, now: float) -> bool:
         """``tcp_retransmit_timer``: the head goes again, one MSS from snd_una whatever cwnd
         says (``tcp_retransmit_skb`` with segs 1, cut by ``tcp_fragment``; the skb after a
-        partial ACK starts at snd_una)."""
+        partial ACK starts at snd_una). False when the local send failed."""
         n = min(self.mss, len(self.sndq))
-        if n > 0:
-            self._xmit(self.snd_una, 0, n, now, retrans=True)
+        return self._xmit(self.snd_una, 0, n, now, retrans=True) if n > 0 else True
 
     def _rack_loss_ack(self, newly: int, una_advanced: bool, now: float) -> None:
         """``tcp_fastretrans_alert`` in the Loss state (after an RTO that kept the SACK marks):
