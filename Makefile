@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 ARGS    ?=
 
-.PHONY: venv tools test test-unit test-netns serve storm bench fuzz conformance clean
+.PHONY: venv tools test test-unit test-netns test-rootless serve storm bench fuzz conformance clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -28,6 +28,10 @@ test-unit: venv
 
 test-netns: venv tools
 	$(BIN)/python -m pytest -q -m netns $(PYTEST_ARGS)
+
+# as root: serve, storm and the netns tier as an unprivileged user (a private 0666 TUN node)
+test-rootless: venv tools
+	scripts/rootless-ci.sh $(PYTEST_ARGS)
 
 serve: venv tools
 	$(BIN)/tuntcp serve $(ARGS)

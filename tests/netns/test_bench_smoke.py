@@ -49,13 +49,19 @@ def test_bench_quick_reports_every_workload_on_both_sides(netns_available, tmp_p
     assert res["errors"] == []
     expected = {row.name for wl in WORKLOADS for row in wl.rows}
     assert set(res["rows"]) == expected
-    for name, row in res["rows"].items():
-        for side in ("tuntcp", "kernel"):
+    slab = os.access("/proc/slabinfo", os.R_OK)    # root-only (0400): a rootless run cannot
+    for name, row in res["rows"].items():            # read the kernel's slab object sizes
+        sides = ("tuntcp", "kernel")
+        if name.startswith("mem_") and not slab:
+            assert row["kernel"]["median"] is None, row
+            sides = ("tuntcp",)
+        for side in sides:
             s = row[side]
             assert isinstance(s["median"], (int, float)), (name, side, s)
             assert s["min"] <= s["median"] <= s["max"], (name, side, s)
             assert len(s["values"]) == res["meta"]["rounds"] == 1
-        assert row["ratio"] == pytest.approx(row["tuntcp"]["median"] / row["kernel"]["median"])
+        if len(sides) == 2:
+            assert row["ratio"] == pytest.approx(row["tuntcp"]["median"] / row["kernel"]["median"])
 
     assert [t["target"] for t in res["targets"]] == [t[3] for t in TARGETS]
     assert all(t["met"] in (True, False) for t in res["targets"])

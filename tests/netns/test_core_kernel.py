@@ -443,7 +443,8 @@ async def test_socat_file_into_sink_and_through_echo(lab, start_endpoint, nurser
 
 def run_tool(argv):
     import subprocess
-    return subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    from tuntcp.harness.netns import as_plain_user     # tcpdump drops root: not possible rootless
+    return subprocess.run(as_plain_user(argv), capture_output=True, text=True, timeout=30)
 
 
 async def test_pcap_reads_in_tcpdump_and_tshark_and_wscale_matches_ss(lab, start_endpoint,

@@ -11,12 +11,14 @@ netns.sweep_stale if this process dies).
 import glob
 import itertools
 import os
+import resource
 import shutil
 import subprocess
 
 import pytest
 
 from tuntcp.drill.headers import read_headers
+from tuntcp.harness.netns import in_user_namespace
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SCRIPTS = sorted(glob.glob(os.path.join(ROOT, "tests", "drill", "*.pkt")))
@@ -57,6 +59,13 @@ def packetdrill(netns_available):
     return binary
 
 
+def _small_stack():
+    # packetdrill mlockall(MCL_FUTURE)s; rootless (no CAP_IPC_LOCK on the host) every later
+    # mapping counts against RLIMIT_MEMLOCK (8 MiB), which a thread stack of RLIMIT_STACK (8 MiB)
+    # alone exceeds: pthread_create fails with EAGAIN
+    resource.setrlimit(resource.RLIMIT_STACK, (1 << 20, resource.getrlimit(resource.RLIMIT_STACK)[1]))
+
+
 def _kernel_cases():
     for path in SCRIPTS:
         with open(path) as f:
@@ -78,7 +87,8 @@ def test_script_passes_on_host_kernel(packetdrill, path, ip_version, defines):
         subprocess.run(["ip", "-netns", ns, "link", "set", "lo", "up"], check=True)
         argv = ["ip", "netns", "exec", ns, packetdrill, *FLAGS[ip_version],
                 *[f"-D{k}={v}" for k, v in defines.items()], os.path.basename(path)]
-        r = subprocess.run(argv, cwd=os.path.dirname(path), capture_output=True, text=True, timeout=120)
+        r = subprocess.run(argv, cwd=os.path.dirname(path), capture_output=True, text=True, timeout=120,
+                           preexec_fn=_small_stack if in_user_namespace() else None)
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tuntcp.harness.netns import probe
+from tuntcp.harness.netns import in_user_namespace, probe
 
 pytestmark = pytest.mark.netns
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,6 +133,10 @@ def tuntcp(argv, cwd, *, user=None, timeout=60):
     """Run the CLI; the result carries ``namespaces_left`` (the ones it made and left)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     prefix = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] if user else []
+    if user and in_user_namespace():
+        # rootless run: only uid 0 is mapped; a nested user namespace is a plain user without
+        # capabilities, and without a TUN device it may open
+        prefix, env["TUNTCP_TUN_DEVICE"] = ["unshare", "--user"], "/nonexistent/tun"
     run_before = control_sockets()
     p = subprocess.Popen(prefix + [sys.executable, "-m", "tuntcp.cli", *argv], cwd=cwd, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -44,7 +44,8 @@ def counters():
     return out
 def sh(*a):
     subprocess.run(a, check=True)
-fd = os.open("/dev/net/tun", os.O_RDWR)
+from tuntcp.harness.netns import tun_device   # $TUNTCP_TUN_DEVICE when rootless
+fd = os.open(tun_device(), os.O_RDWR)
 fcntl.ioctl(fd, 0x400454CA, struct.pack("16sH", b"tt6", 0x0001 | 0x1000))   # TUNSETIFF, IFF_TUN|IFF_NO_PI
 sh("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0")
 sh("ip", "link", "set", "lo", "up")
@@ -183,7 +184,8 @@ def test_parse6_counts_what_the_kernel_counts():
 SENDER = r"""
 import fcntl, json, os, socket, struct, subprocess, sys, time
 auto = sys.argv[1]
-fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
+from tuntcp.harness.netns import tun_device   # $TUNTCP_TUN_DEVICE when rootless
+fd = os.open(tun_device(), os.O_RDWR | os.O_NONBLOCK)
 fcntl.ioctl(fd, 0x400454CA, struct.pack("16sH", b"tt6", 0x0001 | 0x1000))
 def sh(*a):
     subprocess.run(a, check=True)

@@ -27,8 +27,9 @@ namespaces left by killed (SIGKILL) runs.
 Rootless: without CAP_NET_ADMIN the first lab makes the process root of its own user, network
 and mount namespaces (`enter_rootless`), with a private tmpfs on /run (so /run/netns is ours)
 and the TUN opened from `TUNTCP_TUN_DEVICE` (default /dev/net/tun; any node `c 10 200` the user
-may open).  It must happen before the process starts a thread; `tuntcp` commands do it first
-thing, `unshare -Urnm` before the run works too.
+may open; it is also bind-mounted on /dev/net/tun inside the private mount namespace, for
+tools such as packetdrill that open that path themselves).  It must happen before the process
+starts a thread; `tuntcp` commands do it first thing, `unshare -Urnm` before the run works too.
 """
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ import weakref
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNS = 0x00020000
+MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
 TUNSETIFF = 0x400454CA
@@ -201,6 +203,20 @@ def _in_user_namespace() -> bool:
         return False
 
 
+def in_user_namespace() -> bool:
+    """True when this process lives in a user namespace (rootless: root here, a plain user on
+    the host), as after ensure_privileges() without root or under `unshare -Ur`."""
+    return _in_user_namespace()
+
+
+def as_plain_user(argv: list[str]) -> list[str]:
+    """``argv`` run so that it does not see itself as root when we are root of a user namespace:
+    tools that drop root to a user of their own (tcpdump, even for -r) cannot become that user
+    here (only uid 0 is mapped); in a nested user namespace without a mapping they run as our
+    real user, with no capabilities. Unchanged as the host's root."""
+    return ["unshare", "--user", *argv] if _in_user_namespace() else argv
+
+
 def _mount(src, target, fstype, flags, data=None) -> None:
     if _libc.mount(src, target.encode(), fstype, flags, data) != 0:
         err = ctypes.get_errno()
@@ -219,7 +235,16 @@ def _private_run() -> None:
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     _mount(b"tmpfs", "/run", b"tmpfs", 0, b"mode=0755")
     os.makedirs(NETNS_RUN_DIR, exist_ok=True)
+    _private_tun()
     open(PRIVATE_RUN_MARK, "w").close()
+
+
+def _private_tun() -> None:
+    """$TUNTCP_TUN_DEVICE bind-mounted on /dev/net/tun in this mount namespace only, so tools
+    that open /dev/net/tun themselves (packetdrill) get the node this user may open."""
+    dev = tun_device()
+    if dev != "/dev/net/tun" and os.path.exists(dev) and os.path.exists("/dev/net/tun"):
+        _mount(dev.encode(), "/dev/net/tun", None, MS_BIND)
 
 
 def enter_rootless() -> None:

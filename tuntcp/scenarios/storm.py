@@ -233,6 +233,7 @@ async def run_mode(cfg: StormConfig, mode: str, outdir: Path, show=None) -> dict
     from tuntcp.harness.netns import Lab
     from tuntcp.shell.control import ControlServer, socket_path
     from tuntcp.shell.endpoint import Endpoint, encoder_for
+    from tuntcp.shell.relay import StormFront
     from tuntcp.wire.pcap import PcapWriter
 
     rng = random.Random(cfg.seed)
@@ -257,7 +258,9 @@ async def run_mode(cfg: StormConfig, mode: str, outdir: Path, show=None) -> dict
                       max_batch=cfg.batch, offload=offload["on"])
         ep.saturation.rtt_ms = cfg.rtt_ms
         ep.saturation.tun_stats = lab.tun_stats
-        side = ModelSide(ep, Broker(ep, cfg), stack)
+        broker = (StormFront(ep, lab, cfg.front, cfg.front_cmd, PORT, cfg.backlog, cfg.rcvbuf,
+                             cfg.down_s) if cfg.front else Broker(ep, cfg))
+        side = ModelSide(ep, broker, stack)
         side.links = (link_in, link_out)
         side.counters = stack.counters.snapshot
         side.counters_delta = stack.counters.delta

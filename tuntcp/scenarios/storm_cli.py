@@ -60,10 +60,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a response is complete after this many bytes ...")
     t.add_argument("--reply-delim", default=d.reply_delim, metavar="BYTES",
                    help="... or when it ends with these (e.g. '\\r\\n')")
+    from tuntcp.shell.relay import hostport
+    p.add_argument("--front", type=hostport, default=(), metavar="HOST:PORT",
+                   help="the modelled broker relays each producer to a kernel-socket server at "
+                        "HOST:PORT in the lab namespace (buggy and fixed modes)")
+    p.add_argument("--front-cmd", default="", metavar="CMD", help="start the --front backend in the lab namespace")
 
 
 def config_from(args) -> StormConfig:
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
+    if args.front and args.modes == "buggy,fixed,kernel":
+        modes = ("buggy", "fixed")
     if args.target:
         if args.modes != "buggy,fixed,kernel":
             raise StormError("--target storms the given server only: leave out --modes")
@@ -82,7 +89,8 @@ def config_from(args) -> StormConfig:
         seed=args.seed, sysctl=list(args.sysctl), out=args.out, pcap=not args.no_pcap, modes=modes,
         offload=not args.no_offload,
         control_name=args.name, target=args.target, target_port=args.target_port,
-        request=args.request, reply_bytes=args.reply_bytes, reply_delim=args.reply_delim)
+        request=args.request, reply_bytes=args.reply_bytes, reply_delim=args.reply_delim,
+        front=args.front, front_cmd=args.front_cmd)
 
 
 class Display:

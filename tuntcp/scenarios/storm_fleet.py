@@ -103,6 +103,10 @@ class StormConfig:
                                         # 4-byte size prefix + request_bytes random bytes
     reply_bytes: int = 4 + RESPONSE     # a response is this many bytes ...
     reply_delim: str = ""               # ... or ends with this (escapes allowed)
+    # --front: the modelled broker relays to a backend (HOST, PORT) in its namespace, started
+    # there by front_cmd (shell/relay.py StormFront)
+    front: tuple = ()
+    front_cmd: str = ""
 
     def check(self) -> None:
         if self.family not in (4, 6):
@@ -144,6 +148,13 @@ class StormConfig:
             raise StormError("--target storms the given server only: leave out --modes")
         if "target" in self.modes and not self.target:
             raise StormError("mode 'target' needs --target CMD")
+        if self.front and not set(self.modes) <= {"buggy", "fixed"}:
+            raise StormError("--front runs the buggy and fixed modes (storm the backend itself "
+                             "on the host kernel with --target CMD)")
+        if self.front and self.shards > 1:
+            raise StormError("--front relays from one endpoint: leave out --shards")
+        if self.front_cmd and not self.front:
+            raise StormError("--front-cmd needs --front HOST:PORT")
         if not 1 <= self.target_port <= 65535:
             raise StormError("--target-port must be 1..65535")
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import shlex
 import socket
 import struct
 import subprocess
@@ -81,18 +82,45 @@ class Front:
         self.chunk = chunk
         self.nodelay = nodelay
         self.stats = FrontStats()
+        self.streams: dict = {}         # (raddr, rport) -> client stream, while it is relayed
+        self._scopes: dict = {}
 
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Relay until cancelled, or until the listener is closed (``reset``)."""
         slots = trio.Semaphore(self.connects)
         async with trio.open_nursery() as nursery, self.listener:
             task_status.started(self)
             while True:
                 await slots.acquire()
-                stream = await self.listener.accept()
+                try:
+                    stream = await self.listener.accept()
+                except trio.ClosedResourceError:
+                    return
                 self.stats.accepted += 1
-                nursery.start_soon(self._pair, stream, slots)
+                key = (stream.conn.raddr, stream.conn.rport)
+                self.streams[key] = stream
+                self._scopes[key] = trio.CancelScope()
+                nursery.start_soon(self._pair, stream, slots, key)
 
-    async def _pair(self, client, slots) -> None:
+    async def reset(self) -> None:
+        """The front process dies: its listener closes and every connection is reset, both the
+        client's and the backend's (as a proxy's exit does with unread data)."""
+        await self.listener.aclose()
+        for scope in self._scopes.values():
+            scope.cancel()
+
+    async def _pair(self, client, slots, key) -> None:
+        scope = self._scopes[key]
+        try:
+            with scope:
+                await self._pair_up(client, slots)
+        finally:
+            self.streams.pop(key, None)
+            self._scopes.pop(key, None)
+        if scope.cancelled_caught:      # reset()
+            client.abort()
+
+    async def _pair_up(self, client, slots) -> None:
         try:
             sock = trio.socket.from_stdlib_socket(self.socket_factory())
             try:
@@ -106,12 +134,20 @@ class Front:
                 sock.close()
                 client.abort()
                 return
+            except trio.Cancelled:
+                sock.close()
+                raise
         finally:
             slots.release()
         self.stats.connected += 1
         if self.nodelay:
             client.setsockopt_nodelay(True)
-        await self._relay(client, trio.SocketStream(sock))
+        backend = trio.SocketStream(sock)
+        try:
+            await self._relay(client, backend)
+        except trio.Cancelled:
+            abort_socket_stream(backend)
+            raise
 
     async def _relay(self, client, backend) -> None:
         resets: list[str] = []
@@ -202,3 +238,36 @@ async def start_backend(lab, argv: list[str], backend: tuple[str, int], socket_f
         raise UserError(f"--front-cmd exited with status {proc.returncode} before listening on "
                         f"{backend[0]}:{backend[1]}")
     raise UserError(f"--front-cmd did not listen on {backend[0]}:{backend[1]} within {timeout:g} s")
+
+
+class StormFront:
+    """``tuntcp storm --front``: the storm's broker (``listen``, ``restart``, ``streams`` and
+    ``listener`` as scenarios.storm.Broker has them) is a Front on the modelled listen path,
+    relaying each producer to the backend in the lab's namespace; ``cmd`` starts the backend
+    there once. A restart is the front's (the proxy's) restart: the backend keeps running."""
+
+    replies = None      # the backend answers; the relay does not parse its protocol
+
+    def __init__(self, ep, lab, backend: tuple[str, int], cmd: str, port: int, backlog: int,
+                 rcvbuf: int | None, down_s: float):
+        self.ep, self.lab, self.backend, self.cmd = ep, lab, backend, cmd
+        self.port, self.backlog, self.rcvbuf, self.down_s = port, backlog, rcvbuf, down_s
+        self.sockets = lab_sockets(lab)
+        self.front: Front | None = None
+        self.listener = None
+
+    @property
+    def streams(self) -> dict:
+        return self.front.streams if self.front else {}
+
+    async def listen(self, nursery) -> None:
+        from .listener import open_tcp_listener
+        if self.front is None and self.cmd:
+            await start_backend(self.lab, shlex.split(self.cmd), self.backend, self.sockets)
+        self.listener = await open_tcp_listener(self.ep, self.port, self.backlog, rcvbuf=self.rcvbuf)
+        self.front = Front(self.listener, self.backend, self.sockets)
+        await nursery.start(self.front.serve)
+
+    async def restart(self) -> None:
+        await self.front.reset()
+        await trio.sleep(self.down_s)
