@@ -57,10 +57,18 @@ def test_window_below_mss_is_filled_by_the_probe_timer():
 
 def test_send_buffer_limits_and_errors():
     st, c = established()
-    c.set_sndbuf(8192)          # SO_SNDBUF: doubled and locked; payload room is half of it
-    assert c.sndbuf == 16384 and c.sndbuf_locked and c.send_space() == 8192
-    assert c.send(b"x" * 20000, 0.0) == 8192
-    assert c.send_space() == 0
+    c.set_sndbuf(8192)          # SO_SNDBUF: doubled and locked
+    assert c.sndbuf == 16384 and c.sndbuf_locked
+    # a new skb is allocated while sk_wmem_queued < sk_sndbuf and fills to size_goal: one
+    # skb may overshoot the buffer (tcp_sendmsg_locked checks memory per skb, not per byte)
+    assert c.send_space() == c._size_goal()
+    assert c.send(b"x" * 20000, 0.0) == 20000
+    assert c._wmem_queued() == 20000 + 832 > c.sndbuf
+    unsent = 20000 - ((c.snd_max - c.snd_una) & 0xFFFFFFFF)   # cwnd sent the rest
+    assert 0 < unsent < 20000
+    # only the unsent tail skb's room is left: it fills to size_goal, then the write waits
+    assert c.send(b"x" * 100000, 0.0) == c._size_goal() - unsent
+    assert c._tail_room() == 0 and c.nospace and c.send_space() == 0
     c.shutdown_write(0.0)
     from tuntcp.core.conn import ConnectionStateError
     with pytest.raises(ConnectionStateError):

@@ -37,7 +37,9 @@ for ACKs); with SACK and net.ipv4.tcp_recovery (Linux 4.4+ profiles) loss detect
 and cwnd in recovery PRR's (rack.py); without them SACK/NewReno with one retransmission per
 ACK and RACK's rule for lost retransmissions only; no F-RTO; D-SACK only for duplicates below
 rcv_nxt; classic ECN (ecn.py) with the CWR reduction applied at once; no keepalive; the send
-buffer grows by ``_sndbuf_expand`` rather than by truesize accounting; receive-buffer autotuning (``_rcv_space_adjust``) uses Linux's
+buffer is charged per skb of ``skbs`` (data + TX_SKB_TRUESIZE), the pieces ``tso_fragment``
+splits off partly sent skbs not counted apart, and grows by ``_sndbuf_expand`` on every ACK
+(Linux: in ``tcp_new_space``, when a writer ran out); receive-buffer autotuning (``_rcv_space_adjust``) uses Linux's
 rule for every profile, FreeBSD's included (FreeBSD's own recvbuf_auto differs).
 
 Timers: one heap entry per connection at a time. ``rtx_at`` (SYN/data retransmission,
@@ -52,7 +54,7 @@ from .. import mib
 from collections import deque
 
 from .cc import make_cc
-from .consts import MIN_MSS, MSS_DEFAULT, TS_LEN
+from .consts import MIN_MSS, MSS_DEFAULT, TS_LEN, TX_SKB_TRUESIZE
 from .delack import DelackMixin, DelayedAck
 from .ecn import EcnMixin
 from .rack import RackMixin
@@ -154,7 +156,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, RackMixin, EcnMixin, Tx
         "sb", "rtt_seq", "rtt_time", "mdev_seq", "retrans_stamp", "retransmits", "probes_out",
         "retrans_out", "total_retrans", "syn_retrans", "reordering", "undo_cwnd", "user_timeout",
         "probes_tstamp",
-        "undo_ssthresh", "retx_tsval", "dsack", "retx_list", "skbs", "pushed_seq",
+        "undo_ssthresh", "retx_tsval", "dsack", "retx_list", "skbs", "pushed_seq", "nospace",
         "cwnd_lim", "max_pkts_out", "cwnd_usage_seq",
         # receive side
         "irs", "rcv_nxt", "rcvq", "reasm", "win", "_rcvbuf", "_rcvbuf_locked", "rcv_wscale",
@@ -202,6 +204,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, RackMixin, EcnMixin, Tx
         self.sndq = bytearray()
         self.skbs = None            # [end_seq, psh, eor] per skb of sndq, made on first send
         self.pushed_seq = 0
+        self.nospace = False         # SOCK_NOSPACE: a write ran out of send buffer
         self.cwnd_lim = False       # tcp_cwnd_validate's is_cwnd_limited, max_packets_out
         self.max_pkts_out = 0
         self.cwnd_usage_seq = 0
@@ -379,54 +382,83 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, RackMixin, EcnMixin, Tx
     # ================================================================== application API
 
     def send_space(self) -> int:
-        """Free payload room in the send buffer: ``sk_stream_wspace`` with truesize ≈ 2x."""
-        if self.state not in CAN_SEND or self.fin_queued:
+        """What a write takes now without waiting (it may take more: an skb partly sent during
+        the copy refills): the tail skb's room, then whole size_goal skbs while
+        ``sk_stream_memory_free`` (each charges its data and TX_SKB_TRUESIZE; the last may
+        overshoot sk_sndbuf). 0 while a writer waits for ``sk_stream_write_space`` (SOCK_NOSPACE)."""
+        if self.state not in CAN_SEND or self.fin_queued or self.nospace:
             return 0
-        return max(self.sndbuf // 2 - len(self.sndq), 0)
+        room = self._tail_room()
+        free = self.sndbuf - self._wmem_queued() - room
+        if free > 0 and (self._notsent() + room) < self._lowat():
+            goal = self._size_goal()
+            room += -(-free // (goal + TX_SKB_TRUESIZE)) * goal
+        return room
+
+    def _wmem_queued(self) -> int:
+        """sk_wmem_queued: each queued skb's truesize, its data plus TX_SKB_TRUESIZE
+        (``tcp_skb_entail``, less what ``tcp_trim_head`` frees of a partly acked skb). The
+        parts ``tso_fragment`` splits off a partly sent skb are not counted apart."""
+        return len(self.sndq) + TX_SKB_TRUESIZE * len(self.skbs or ())
+
+    def _memory_free(self, wake: int = 0) -> bool:
+        """``__sk_stream_memory_free``: sk_wmem_queued below sk_sndbuf, and unsent bytes
+        (doubled when ``wake``) below the low-water mark (``tcp_stream_memory_free``)."""
+        return self._wmem_queued() < self.sndbuf and (self._notsent() << wake) < self._lowat()
 
     def send(self, data, now: float, eor: bool = False, more: bool = False) -> int:
-        """write(2) (``tcp_sendmsg_locked``): take what fits (as skbs: ``_skb_queue``; ``eor``:
-        MSG_EOR, applied when all of ``data`` fits), then ``tcp_push``: the tail skb gets PSH
-        and Nagle/TCP_CORK apply, but with ``more`` (MSG_MORE) no PSH and the push is corked
-        (TCP_NAGLE_CORK). When not all of ``data`` fits, ``wait_for_space`` pushes
-        with PSH and TCP_NAGLE_PUSH, MSG_MORE or not. The pushes during the copy (``forced_push``,
-        ``tcp_push_one`` of a full send-head skb) are made where they change what the write
-        takes (a TCP_NOTSENT_LOWAT); otherwise one push at the end sends the same packets except
-        for skb boundaries in corner cases, and keeps them the same with and without offload."""
+        """write(2) (``tcp_sendmsg_locked``): fill the tail skb up to size_goal, then a new skb
+        while ``sk_stream_memory_free`` (``_skb_queue``; ``eor``: MSG_EOR, applied when all of
+        ``data`` fits). Each skb that fills up before the copy ends is pushed at once:
+        ``__tcp_push_pending_frames`` with PSH when ``forced_push`` marked it, else
+        ``tcp_push_one`` when it is the send head; the unsent rest of a partly sent skb keeps
+        filling. At the end ``tcp_push``: the tail skb gets PSH and Nagle/TCP_CORK apply, but
+        with ``more`` (MSG_MORE) no PSH and the push is corked (TCP_NAGLE_CORK). When not all
+        of ``data`` fits, ``wait_for_space`` sets SOCK_NOSPACE and pushes with PSH and
+        TCP_NAGLE_PUSH, MSG_MORE or not."""
         self.stack.now = now
         if self.error:
             raise ConnectionStateError(f"send on a connection that failed: {self.error}")
         if self.fin_queued or self.state in (CLOSED, TIME_WAIT):
             raise ConnectionStateError(f"send after shutdown/close (state {self.state})")
-        if self.state not in CAN_SEND:
+        if self.state not in CAN_SEND or not len(data):
             return 0
-        room = min(len(data), self.send_space())
-        if not room:
+        if not self._tail_room() and not self._memory_free():
+            self.nospace = True
             return 0
         if not self._notsent():
             self._chrono_start(CHRONO_BUSY, now)    # tcp_add_write_queue_tail: a new queue head
         if self.skbs is None:
             self.pushed_seq = (self.snd_una + len(self.sndq)) & MASK
-        lowat = self._lowat()
+        total = len(data)
         n = 0
-        while n < room:
-            # new_segment: a new skb only while sk_stream_memory_free (tcp_stream_memory_free)
-            if not self._tail_room() and self._notsent() >= lowat:
-                break
-            take = min(room - n, self._tail_room() or self._size_goal())
+        while n < total:
+            room = self._tail_room()
+            if not room:
+                if not self._memory_free():
+                    break                  # new_segment -> wait_for_space
+                room = self._size_goal()
+            take = min(total - n, room)
             self.sndq += data[n:n + take]
+            self._skb_queue(take, eor and n + take == total, mark=False, copied=n)
             n += take
-            full = n == len(data)
-            self._skb_queue(take, eor and full, mark=False)
-            if n < room and lowat < UNLIMITED and not self._tail_room():   # the skb is full
+            if n < total and not self._tail_room():   # the skb reached size_goal
                 if self.pushed_seq == (self.snd_una + len(self.sndq)) & MASK:
                     self._push(now, nonagle=NAGLE_PUSH)           # forced_push
                 elif self._tail_is_send_head():
                     self._push(now, nonagle=NAGLE_PUSH, one=True)  # tcp_push_one
-        full = n == len(data)
+        full = n == total
+        if not full:
+            self.nospace = True            # wait_for_space: set_bit(SOCK_NOSPACE)
         self._skb_queue(0, eor and full, mark=not (more and full))
         self._push(now, nonagle=None if full and not more else NAGLE_PUSH if not full else NAGLE_CORK)
         return n
+
+    def _check_space(self) -> None:
+        """``tcp_check_space`` after an ACK: a writer out of space (SOCK_NOSPACE) is woken by
+        ``sk_stream_write_space`` once the socket is writeable again."""
+        if self.nospace and self.writeable():
+            self.nospace = False
 
     def _chrono_start(self, kind: int, now: float) -> None:
         """``tcp_chrono_start``: a more interesting state (busy < rwnd-limited) takes over; time
@@ -477,9 +509,14 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, RackMixin, EcnMixin, Tx
         return len(self.sndq) - ((self.snd_nxt - self.snd_una) & MASK)
 
     def writeable(self) -> bool:
-        """POLLOUT (``sk_stream_is_writeable`` from ``tcp_poll``): send-buffer space, and unsent
-        bytes below half the low-water mark (``tcp_stream_memory_free`` with wake=1)."""
-        return self.send_space() > 0 and self._notsent() * 2 < self._lowat()
+        """POLLOUT (``__sk_stream_is_writeable(sk, 1)`` from ``tcp_poll``, and what
+        ``sk_stream_write_space`` wakes a blocked writer on): free space (sk_sndbuf -
+        sk_wmem_queued: ``sk_stream_wspace``) at least half of what is queued
+        (``sk_stream_min_wspace``), and ``tcp_stream_memory_free`` with wake=1."""
+        if self.state not in CAN_SEND or self.fin_queued:
+            return False
+        queued = self._wmem_queued()
+        return self.sndbuf - queued >= queued >> 1 and self._memory_free(1)
 
     def set_nodelay(self, on: bool, now: float) -> None:
         """TCP_NODELAY (``__tcp_sock_set_nodelay``): on sets TCP_NAGLE_OFF|TCP_NAGLE_PUSH and

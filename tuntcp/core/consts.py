@@ -8,6 +8,9 @@ TS_LEN = 12                  # TCPOLEN_TSTAMP_ALIGNED
 # SKB_TRUESIZE(advmss + MAX_TCP_HEADER) - advmss on x86-64: MAX_TCP_HEADER 320 plus
 # SKB_DATA_ALIGN(sizeof(struct sk_buff)) 256 and SKB_DATA_ALIGN(sizeof(skb_shared_info)) 320
 SKB_TRUESIZE_OVERHEAD = 320 + 256 + 320
+# tcp_stream_alloc_skb's skb->truesize before data (SKB_TRUESIZE of its MAX_TCP_HEADER head,
+# fclone): charged to sk_wmem_queued per skb (tcp_skb_entail); `ss -tm` on linux 6.18 shows 832
+TX_SKB_TRUESIZE = 832
 PAWS_24DAYS = 24 * 86400     # TCP_PAWS_24DAYS: ts_recent older than this is not trusted
 MAX_QUICKACKS = 16           # TCP_MAX_QUICKACKS
 

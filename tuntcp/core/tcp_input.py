@@ -490,6 +490,7 @@ class InputMixin:
             self._arm_rtx(now + rto.rto, "rtx")
         if not self.sndbuf_locked and self.sndbuf < self._wmem_max:
             self._sndbuf_expand()
+        self._check_space()
         self.stack.dirty.add(self)
         if fin_acked:
             return self._fin_acked(now)

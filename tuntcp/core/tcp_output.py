@@ -70,8 +70,9 @@ class OutputMixin:
         (``tcp_check_probe_timer``): it also ends a cork that nothing else lifts (the probe
         sends the held data). ``nonagle``: the caller's tp->nonagle (``tcp_push`` passes
         TCP_NAGLE_CORK for MSG_MORE); ``probe``: ``tcp_write_wakeup``, which sets PSH; ``one``:
-        ``tcp_push_one``, at most one packet. Returns False when a transmit failed locally (the
-        device queue dropped it): the loop stops there, nothing more goes out this time.
+        ``tcp_push_one``, at most one packet (without offload: the MSS segments of one skb).
+        Returns False when a transmit failed locally (the device queue dropped it): the loop
+        stops there, nothing more goes out this time.
         With ``stack.offload`` new data goes as TSO segments of up to 64 KB (``_tso_len``);
         retransmissions stay one MSS each."""
         if nonagle is None:
@@ -138,8 +139,8 @@ class OutputMixin:
                 failed = True
                 break                      # tcp_write_xmit: a failed tcp_transmit_skb stops it
             sent += new
-            if wakeup or one:
-                break
+            if wakeup or one and (tso or n >= room):
+                break                      # tcp_push_one: one skb (one TSO packet)
         if not wakeup:                     # tcp_write_xmit's chronograph update
             if rwnd_limited:
                 self._chrono_start(CHRONO_RWND_LIMITED, now)
@@ -181,10 +182,10 @@ class OutputMixin:
         skbs = self.skbs
         return len(skbs) < 2 or not seq_gt(skbs[-2][0], self.snd_nxt)
 
-    def _skb_queue(self, n: int, eor: bool, mark: bool = True) -> None:
+    def _skb_queue(self, n: int, eor: bool, mark: bool = True, copied: int = 0) -> None:
         """``tcp_sendmsg_locked`` for n bytes just queued, as skbs [end_seq, psh, eor]: the
         write queue's tail skb (unsent part, not EOR: ``tcp_skb_can_collapse_to``) takes up to
-        size_goal (its PSH cleared: more data follows), then new skbs of size_goal; a full
+        size_goal (its PSH cleared when this write has copied nothing yet), then new skbs of size_goal; a full
         skb gets PSH when write_seq - pushed_seq > max_window/2 (``forced_push``,
         ``tcp_mark_push``), and ``tcp_push`` marks the last one unless ``mark`` is False (MSG_MORE,
         unless forced_push); MSG_EOR: nothing appends. A new skb clears TCP_NAGLE_PUSH."""
@@ -200,7 +201,8 @@ class OutputMixin:
             take = min(goal - ((tail[0] - start) & MASK), n)
             if take > 0:
                 write_seq = tail[0] = (tail[0] + take) & MASK
-                tail[1] = False
+                if not copied:
+                    tail[1] = False
                 n -= take
                 if n and seq_gt(write_seq, (self.pushed_seq + half) & MASK):
                     tail[1] = True
