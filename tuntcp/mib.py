@@ -78,6 +78,7 @@ TcpExtTCPDeferAcceptDrop = "TcpExtTCPDeferAcceptDrop"
 TcpExtTCPTimeWaitOverflow = "TcpExtTCPTimeWaitOverflow"
 TcpExtTCPReqQFullDoCookies = "TcpExtTCPReqQFullDoCookies"
 TcpExtTCPReqQFullDrop = "TcpExtTCPReqQFullDrop"
+TcpExtTCPRetransFail = "TcpExtTCPRetransFail"
 TcpExtTCPRcvQDrop = "TcpExtTCPRcvQDrop"
 TcpExtTCPOFOQueue = "TcpExtTCPOFOQueue"
 TcpExtTCPOFODrop = "TcpExtTCPOFODrop"
@@ -140,7 +141,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         TcpExtTCPTimeouts, TcpExtTCPLossProbes, TcpExtTCPLossProbeRecovery, TcpExtTCPDSACKOldSent,
         TcpExtTCPDSACKRecv, TcpExtTCPAbortOnData, TcpExtTCPAbortOnClose, TcpExtTCPAbortOnTimeout,
         TcpExtTCPDeferAcceptDrop, TcpExtTCPTimeWaitOverflow, TcpExtTCPReqQFullDoCookies,
-        TcpExtTCPReqQFullDrop, TcpExtTCPOFOQueue, TcpExtTCPOFODrop, TcpExtTCPChallengeACK,
+        TcpExtTCPReqQFullDrop, TcpExtTCPRetransFail, TcpExtTCPOFOQueue, TcpExtTCPOFODrop, TcpExtTCPChallengeACK,
         TcpExtTCPSYNChallenge, TcpExtTCPFromZeroWindowAdv, TcpExtTCPToZeroWindowAdv,
         TcpExtTCPWantZeroWindowAdv, TcpExtTCPSynRetrans, TcpExtTCPHystartTrainDetect,
         TcpExtTCPHystartTrainCwnd, TcpExtTCPHystartDelayDetect, TcpExtTCPHystartDelayCwnd,
@@ -156,7 +157,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
 }
 ALL: tuple[str, ...] = tuple(n for names in GROUPS.values() for n in names)
 KERNEL_ONLY: frozenset[str] = frozenset({
-    IpInDiscards, IpInDelivers, IpOutRequests, TcpExtTCPSlowStartRetrans, TcpExtTCPDSACKRecv,
+    IpInDiscards, IpInDelivers, IpOutRequests, TcpExtTCPDSACKRecv,
     TcpExtTCPRcvQDrop, TcpExtOutOfWindowIcmps, Ip6InDiscards, Ip6OutRequests,
 })
 

@@ -96,17 +96,24 @@ LINKS = [
 ]
 
 
+# virtual seconds each seed may take (see the comment in the test)
+HORIZON = {11: 10.0, 12: 20.0, 13: 600.0, 14: 30000.0, 15: 9000.0, 16: 300.0}
+
+
 @pytest.mark.parametrize("seed,loss,reorder,duplicate,corrupt,delay,jitter", LINKS,
                          ids=[f"seed{x[0]}-loss{int(x[1]*100)}-corrupt{int(x[4]*100)}" for x in LINKS])
 def test_bytes_intact_or_error_surfaced(tally, seed, loss, reorder, duplicate, corrupt, delay, jitter):
     n = 1 << 20
     # A known fidelity gap, not a tolerance: over these links two real Linux kernels finish in
-    # 0.4-3.8 s with 1-10 RTOs (test_faults_kernel_pair_netns.py); the model still falls back to
-    # the retransmission timer ~100 times and, with tcp_ack_update_rtt's TSecr samples taken at
-    # face value as Linux does, backs off to minutes (seed 14: ~14,500 s of virtual time). The
-    # horizon says "eventually completes"; closing the gap is recovery work (issue 12's notes).
+    # 0.4-3.8 s with 1-10 RTOs (test_faults_kernel_pair_netns.py); the model repairs about as
+    # many losses by fast retransmit and lost-retransmit detection as they do (also in the Loss
+    # state, SACK marks kept over an RTO) but its cwnd collapses to 1-2 segments, so it still
+    # falls back to the retransmission timer 50-150 times per end on seeds 13-16 and, with
+    # tcp_ack_update_rtt's TSecr samples taken at face value as Linux does, backs off to
+    # minutes. HORIZON is what each seed needs now (3.6, 7.5, 264, 16484, 4361, 116 s of
+    # virtual time) with a margin of about 2x (seed 14: 1.8x).
     r = run_faulty_transfer(n, seed=seed, loss=loss, reorder=reorder, duplicate=duplicate,
-                            corrupt=corrupt, delay=delay, jitter=jitter, max_time=30000.0)
+                            corrupt=corrupt, delay=delay, jitter=jitter, max_time=HORIZON[seed])
     ca, cb, got, data = r["ca"], r["cb"], r["got"], r["data"]
     # never silent corruption: what arrived is always an exact prefix of what was sent
     assert data["a"].startswith(bytes(got["b"])), "A->B delivered bytes differ from those sent"

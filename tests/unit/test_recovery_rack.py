@@ -112,3 +112,46 @@ def test_without_rack_the_dupthresh_rule_stays():
     st, c = flight("linux-3.10")
     st.receive_segment(ack(c, seq(0), [(seq(7), seq(8))]), 0.1)
     assert c.rtx_kind != "reo" and not c.in_recovery and not c.rq
+
+
+def test_rto_keeps_the_sack_marks_and_resends_only_the_holes():
+    """tcp_enter_loss / tcp_timeout_mark_lost: on an RTO the SACKed segments stay SACKed (the
+    head is not SACKed, so the receiver did not renege); the rest is marked lost, cwnd is
+    packets in flight + 1 and the head goes again, one MSS (tcp_retransmit_timer). The ACK of
+    the head then lets slow start resend the other hole only (TCPSlowStartRetrans), never the
+    SACKed data."""
+    st, c = flight()
+    st.receive_segment(ack(c, seq(0), [(seq(3), seq(10))]), 0.1)    # 0-2 lost at once
+    st.take_output()
+
+    st.on_timers(c.rtx_at)
+    out = st.take_output()
+    assert [(s.seq, len(s.payload)) for s in out] == [(seq(0), MSS)]
+    assert c.loss_high is not None and c.sacked_out == 7 and c.lost_out == 3
+    assert c.cc.cwnd == 1 and st.counters["TcpExtTCPTimeouts"] == 1
+    t = c.rtx_at - 0.5
+    st.receive_segment(ack(c, seq(1), [(seq(3), seq(10))], tsval=301), t)
+    out = st.take_output()
+    assert [s.seq for s in out] == [seq(1), seq(2)]                  # cwnd 2: both holes
+    assert st.counters["TcpExtTCPSlowStartRetrans"] == 2
+
+
+def test_a_retransmission_lost_in_the_loss_state_moves_to_recovery():
+    """tcp_fastretrans_alert in TCP_CA_Loss: RACK still runs (tcp_identify_packet_loss); when
+    it finds a retransmission lost again (FLAG_LOST_RETRANS: data sent after it was SACKed
+    and rack.rtt has passed), the Loss state ends in Recovery (tcp_enter_recovery) and the
+    segment goes again (TcpExtTCPLostRetransmit)."""
+    st, c = flight()
+    st.receive_segment(ack(c, seq(0), [(seq(3), seq(10))]), 0.1)
+    st.take_output()
+    st.on_timers(c.rtx_at)                                           # RTO: 0 again
+    st.take_output()
+    now = c.rtx_at - 0.5
+    st.receive_segment(ack(c, seq(1), [(seq(3), seq(10))], tsval=301), now)
+    assert [s.seq for s in st.take_output()] == [seq(1), seq(2)]
+    lr = st.counters["TcpExtTCPLostRetransmit"]
+    # 2 arrives, 1 does not: the SACK of 2 shows 1 lost once rack.rtt has passed
+    st.receive_segment(ack(c, seq(1), [(seq(2), seq(10))], tsval=302), now + 0.2)
+    assert c.loss_high is None and c.in_recovery
+    assert st.counters["TcpExtTCPLostRetransmit"] == lr + 1
+    assert [s.seq for s in st.take_output()] == [seq(1)]

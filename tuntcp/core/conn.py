@@ -759,7 +759,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, RackMixin, EcnMixin, Tx
             "rcvbuf": self.rcvbuf,
             "rcv_ssthresh": win.rcv_ssthresh if win else 0,
             "window_clamp": win.window_clamp if win else self._init_clamp,
-            "unacked": self._inflight_segs() if self.cc else 0,
+            "unacked": self._packets_out() if self.cc else 0,
             "retrans": self.retrans_out, "total_retrans": self.total_retrans,
             "bytes_sent": self.bytes_sent, "bytes_acked": self.bytes_acked,
             "bytes_received": self.bytes_received,
@@ -777,6 +777,15 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, RackMixin, EcnMixin, Tx
             "lost": self.lost_out, "reord_seen": self.reord_seen,
             "busy_us": busy, "rwnd_limited_us": rwnd_limited, "probes": self.probes_out,
         }
+
+    def _packets_out(self) -> int:
+        """tcpi_unacked: ``tp->packets_out``, the segments sent and not cumulatively ACKed
+        (SACKed, lost and never-sent-again ones included). Counted from RACK's per-skb record
+        once it marks losses; otherwise the in-flight count as before (equal to packets_out
+        with nothing SACKed; the SACKed-only case is not corrected here)."""
+        if self.lost_out or self.rack_retx:
+            return sum(self._pcount(e) for e in self.rq)
+        return self._inflight_segs()
 
     def _ca_state(self) -> int:
         """icsk_ca_state as tcp_get_info reports it: Loss (4) from an RTO until snd_max of

@@ -77,10 +77,16 @@ class EcnMixin:
         once, like recovery's (PRR's end point); it ends when snd_una reaches high_seq."""
         if not self.ecn_ok or not seg.flags & ECE or seg.flags & SYN:
             return
-        if self.cwr_high is not None or self.in_recovery or self.loss_high is not None:
+        self._enter_cwr(now)
+
+    def _enter_cwr(self, now: float) -> None:
+        """``tcp_enter_cwr`` (an ECN echo, or a local transmit failure in ``__tcp_transmit_skb``):
+        below the CWR state (Open, Disorder) start one cwnd reduction (``tcp_init_cwnd_reduction``,
+        which queues CWR for an ECN flow); in CWR, Recovery or Loss nothing changes."""
+        if self.cwr_high is not None or self.in_recovery or self.loss_high is not None or self.cc is None:
             return
         self.cwr_high = self.snd_max
-        self.ecn_queue_cwr = True
+        self.ecn_queue_cwr = self.ecn_ok
         self.cc.on_enter_recovery(now, self._inflight_segs())
 
     def _ecn_cwr_done(self, ack: int) -> None:

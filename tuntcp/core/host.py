@@ -10,6 +10,9 @@ from typing import Any, Callable, Protocol
 from ..mib import Counters
 from ..wire.segment import Segment
 
+# dev_queue_xmit's verdicts as tcp_transmit_skb sees them (include/linux/netdevice.h)
+NET_XMIT_SUCCESS, NET_XMIT_DROP = 0, 1
+
 
 class TimerOwner(Protocol):
     deadline: float | None
@@ -37,8 +40,9 @@ class Host(Protocol):
     log: Callable[..., None]
     """``log(kind, **fields)``: an event for the event log (``t`` is added)."""
 
-    def emit(self, seg: Segment) -> None:
-        """Queue one segment for output (counts TcpOutSegs, TcpOutRsts)."""
+    def emit(self, seg: Segment) -> int:
+        """Queue one segment for output (counts TcpOutSegs, TcpOutRsts); NET_XMIT_DROP when the
+        device queue refused it (a local transmit failure, nothing left the host)."""
 
     def emit_synack(self, laddr: int, raddr: int, lport: int, rport: int, seq: int, ack: int,
                     flags: int, window: int, mss: int, wscale: int | None, sack_ok: bool,

@@ -92,7 +92,8 @@ class RackMixin:
         for e in rq:
             if not seq_lt(e[0], seq) and not seq_gt(e[1], end):
                 e[2] = now
-                e[3] |= RETRANS | EVER if self.loss_high is None else EVER
+                # after an RTO that dropped the marks (go-back-N) only EVER: nothing is LOST
+                e[3] |= RETRANS | EVER if self.loss_high is None or e[3] & LOST else EVER
             elif not seq_lt(e[0], end):
                 break
         self._rack_recount()
@@ -275,7 +276,7 @@ class RackMixin:
         self._rack_detect_loss(now)
         if before != self._inflight_segs():
             if not self.in_recovery:
-                self._enter_recovery(now)
+                self._rack_enter_recovery(now)
                 self._prr(1, self.lost_out - lost, False)
             self._xmit_retransmit_queue(now)
         if self.rtx_at is None or self.rtx_kind != "rtx":
@@ -334,11 +335,64 @@ class RackMixin:
                 break
             head = seq == una
             p = -(-n // self.mss)
-            self.stack.counters[mib.TcpExtTCPFastRetrans] += p
-            self._xmit(seq, off, n, now, retrans=True)
+            if not self._xmit(seq, off, n, now, retrans=True):
+                break                      # tcp_xmit_retransmit_queue: a failed retransmit stops it
+            # the Loss state's retransmissions are slow start's (TCPSlowStartRetrans)
+            self.stack.counters[mib.TcpExtTCPSlowStartRetrans if self.loss_high is not None
+                                else mib.TcpExtTCPFastRetrans] += p
             self.prr_out += p
             if head and self.rtx_kind != "reo":
                 self._arm_rtx(now + self.rto.rto, "rtx")
+
+    def _rack_timeout_mark_lost(self, now: float) -> bool:
+        """``tcp_timeout_mark_lost`` (RTO, ``tcp_enter_loss``): the SACK marks stay; every other
+        piece is marked lost (``tcp_mark_skb_lost``: a lost retransmission drops RETRANS and
+        counts TcpExtTCPLostRetransmit), except, past the head, one sent less than rack.rtt
+        ago (``tcp_rack_skb_timeout`` > 0). False where the marks cannot be kept: a SACKed head
+        (the receiver reneged: everything goes again) or no data at snd_una (a lone FIN)."""
+        rq = self.rq
+        if not rq or rq[0][0] != self.snd_una or rq[0][3] & SACKED:
+            return False
+        head = True
+        for e in rq:
+            f = e[3]
+            if f & SACKED:
+                continue
+            if not head and self.rack_rtt - (now - e[2]) > 0:
+                continue
+            head = False
+            if f & LOST and f & RETRANS:
+                self.stack.counters[mib.TcpExtTCPLostRetransmit] += self._pcount(e)
+            e[3] = (f | LOST) & ~RETRANS
+        self._rack_recount()
+        self.rack_adv = False
+        return True
+
+    def _rack_rto_head(self, now: float) -> bool:
+        """``tcp_retransmit_timer``: the head goes again, one MSS from snd_una whatever cwnd
+        says (``tcp_retransmit_skb`` with segs 1, cut by ``tcp_fragment``; the skb after a
+        partial ACK starts at snd_una). False when the local send failed."""
+        n = min(self.mss, len(self.sndq))
+        return self._xmit(self.snd_una, 0, n, now, retrans=True) if n > 0 else True
+
+    def _rack_loss_ack(self, newly: int, una_advanced: bool, now: float) -> None:
+        """``tcp_fastretrans_alert`` in the Loss state (after an RTO that kept the SACK marks):
+        RACK marks losses (``tcp_identify_packet_loss``); a retransmission found lost again
+        (FLAG_LOST_RETRANS) moves to Recovery (``tcp_enter_recovery``, PRR); then the lost
+        pieces go in the room cwnd has (REXMIT_LOST, ``tcp_xmit_retransmit_queue``). cwnd
+        itself grows by slow start meanwhile (``tcp_cong_control`` outside a reduction)."""
+        retx, lost = self.rack_retx, self.lost_out
+        self._rack_mark_lost(now)
+        if self.rack_retx < retx:
+            self._rack_enter_recovery(now)
+            self._prr(newly, max(self.lost_out - lost, 0), una_advanced)
+        self._xmit_retransmit_queue(now)
+
+    def _rack_enter_recovery(self, now: float) -> None:
+        """``tcp_enter_recovery`` from RACK (an ACK or the reordering timer), also out of the
+        Loss state, which then ends (its high_seq becomes recovery's)."""
+        self.loss_high = None
+        self._enter_recovery(now)
 
     def _rack_reset(self) -> None:
         """RTO (``tcp_enter_loss``): everything goes again from snd_una; the marks start over."""

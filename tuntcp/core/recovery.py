@@ -114,13 +114,16 @@ class RecoveryMixin:
         (``tcp_rack_mark_lost``), enter recovery once something is lost
         (``tcp_time_to_recover``: lost_out), then PRR sets cwnd and the lost pieces go
         again (``tcp_xmit_recovery``). ``newly``: segments this ACK delivered. After an RTO
-        (the Loss state) the go-back-N resend stands in for it."""
+        (the Loss state) ``_rack_loss_ack``, or nothing where the RTO dropped the marks (the
+        go-back-N resend stands in)."""
         if self.loss_high is not None:
+            if self.lost_out or self.rack_retx:
+                self._rack_loss_ack(newly, una_advanced, now)
             return
         lost = self.lost_out
         self._rack_mark_lost(now)
         if not self.in_recovery and self.lost_out:
-            self._enter_recovery(now)
+            self._rack_enter_recovery(now)
         if self.in_recovery:
             self._prr(newly, max(self.lost_out - lost, 0), una_advanced)
             self._xmit_retransmit_queue(now)
@@ -167,7 +170,8 @@ class RecoveryMixin:
             if n <= 0:
                 return False
             self.stack.counters[mib.TcpExtTCPLostRetransmit] += 1
-            self._xmit(seq, off, n, now, retrans=True)
+            if not self._xmit(seq, off, n, now, retrans=True):
+                return False               # dropped locally: still lost, tried again later
             del lst[i]
             lst.append([seq, end, self.snd_max, now])
             return True
@@ -189,8 +193,9 @@ class RecoveryMixin:
             if self.sack_ok and self.sb.highest_sacked() is not None and \
                     not seq_lt(seq, self.sb.highest_sacked()) and seq != self.snd_una:
                 break                      # nothing presumed lost above the highest SACK
+            if not self._xmit(seq, off, n, now, retrans=True):
+                return                     # dropped locally (tcp_xmit_retransmit_queue stops)
             self.stack.counters[mib.TcpExtTCPFastRetrans] += 1
-            self._xmit(seq, off, n, now, retrans=True)
             self.retx_list.append([seq, end, self.snd_max, now])
             self.retx_nxt = end
             if self.rtx_at is None or self.rtx_kind != "rtx":
@@ -243,8 +248,7 @@ class RecoveryMixin:
             if self.snd_nxt == self.snd_max and avail > 0 and not seq_gt(
                     (self.snd_nxt + min(avail, self.mss)) & MASK,
                     (self.snd_una + self.snd_wnd) & MASK):
-                self._push(now, wakeup=self.mss)
-                sent = True
+                sent = self._push(now, wakeup=self.mss)   # False: dropped locally (rearm_timer)
             else:
                 fin = self.fin_seq is not None and self.snd_max == (self.fin_seq + 1) & MASK
                 data_end = (self.snd_max - fin) & MASK
@@ -256,8 +260,12 @@ class RecoveryMixin:
                 beyond = start != self.snd_una and not seq_lt(
                     start, (self.snd_una + self.snd_wnd) & MASK)   # __tcp_retransmit_skb
                 if (n or fin) and not beyond:
-                    self._xmit(start, (start - self.snd_una) & MASK, n, now, retrans=True, fin=fin)
-                    self.tlp_retrans = sent = True
+                    self.tlp_retrans = sent = self._xmit(start, (start - self.snd_una) & MASK, n, now,
+                                                         retrans=True, fin=fin)
+                    if not sent and start == self.snd_una:
+                        # __tcp_transmit_skb stamped the head skb before the device dropped it:
+                        # tcp_rearm_rto's delta (tcp_rto_delta_us) is a whole RTO again
+                        self.tlp_rto_at = now + self.rto.rto
             if sent:
                 self.tlp_high_seq = self.snd_max
                 self.stack.counters[mib.TcpExtTCPLossProbes] += 1

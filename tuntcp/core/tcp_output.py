@@ -60,7 +60,7 @@ class OutputMixin:
         return not nonagle and seq_gt(self.snd_sml, self.snd_una) and not seq_gt(self.snd_sml, seq)
 
     def _push(self, now: float, wakeup: int = 0, head: bool = False, nonagle: int | None = None,
-              probe: bool = False, one: bool = False) -> None:
+              probe: bool = False, one: bool = False) -> bool:
         """``tcp_write_xmit``: send MSS-sized segments from snd_nxt while cwnd, the peer's window
         (``tcp_snd_wnd_test``: the whole segment must fit) and Nagle (``tcp_nagle_test``,
         Minshall's variant) allow. ``wakeup`` is ``tcp_write_wakeup``'s window-sized send;
@@ -70,18 +70,20 @@ class OutputMixin:
         (``tcp_check_probe_timer``): it also ends a cork that nothing else lifts (the probe
         sends the held data). ``nonagle``: the caller's tp->nonagle (``tcp_push`` passes
         TCP_NAGLE_CORK for MSG_MORE); ``probe``: ``tcp_write_wakeup``, which sets PSH; ``one``:
-        ``tcp_push_one``, at most one packet.
+        ``tcp_push_one``, at most one packet. Returns False when a transmit failed locally (the
+        device queue dropped it): the loop stops there, nothing more goes out this time.
         With ``stack.offload`` new data goes as TSO segments of up to 64 KB (``_tso_len``);
         retransmissions stay one MSS each."""
         if nonagle is None:
             nonagle = self._nonagle()
         if self.state not in CAN_SEND:
-            return
+            return True
         mss = self.mss
         sndq = self.sndq
         cc = self.cc
         tso = self.stack.offload
         sent = 0
+        failed = False
         rwnd_limited = False
         skbs = self.skbs
         si = -1                            # index of snd_nxt's skb, found once, then walked
@@ -131,8 +133,10 @@ class OutputMixin:
             if self.sack_ok and not new and n and self.sb.is_sacked(seq, (seq + n) & MASK):
                 self.snd_nxt = (seq + n) & MASK    # the peer has it: skip
                 continue
-            self._xmit(seq, off, n, now, retrans=not new, fin=fin_here,
-                       skb=skbs[si] if skbs and 0 <= si < len(skbs) else None, psh=probe)
+            if not self._xmit(seq, off, n, now, retrans=not new, fin=fin_here,
+                              skb=skbs[si] if skbs and 0 <= si < len(skbs) else None, psh=probe):
+                failed = True
+                break                      # tcp_write_xmit: a failed tcp_transmit_skb stops it
             sent += new
             if wakeup or one:
                 break
@@ -152,6 +156,7 @@ class OutputMixin:
             pass                           # tcp_write_xmit: one loss probe per tail episode
         elif self.snd_una != self.snd_max and (self.rtx_at is None or self.rtx_kind == "probe"):
             self._arm_rtx(now + self.rto.rto, "rtx")   # a pending loss probe stays armed
+        return not failed
 
     def _size_goal(self) -> int:
         """``tcp_xmit_size_goal``: gso_max_size - 1 - MAX_TCP_HEADER bounded to half the peer's
@@ -299,8 +304,10 @@ class OutputMixin:
         return max(min(size, TSO_MAX) // mss, p["net.ipv4.tcp_min_tso_segs"]) * mss
 
     def _xmit(self, seq: int, off: int, n: int, now: float, retrans: bool, fin: bool = False,
-              skb=False, psh: bool = False) -> None:
+              skb=False, psh: bool = False) -> bool:
         """Build and emit one data/FIN segment (``tcp_transmit_skb``); counts retransmissions.
+        False when the device queue dropped it (``tcp_transmit_skb`` returned NET_XMIT_DROP):
+        the segment counts as attempted, not sent.
         PSH where the queued data ends, and (``__tcp_transmit_skb``, profile knob
         model.tso_psh) on every TSO packet: pcount > 1 forces PSH to expedite GRO flushes
         (where the encoder shows GSO packets whole; VnetEncoder re-merges runs itself).
@@ -324,44 +331,56 @@ class OutputMixin:
                 flags |= PSH               # tcp_write_xmit: new TSO packets only
         end = (seq + n + (1 if fin else 0)) & MASK
         c = self.stack.counters
+        segs = -(-n // self.mss) or 1          # a TSO retransmission counts its segments
+        if retrans:
+            # __tcp_retransmit_skb counts before tcp_transmit_skb; tcp_retransmit_skb stamps
+            # the first attempted retransmission either way
+            c[mib.TcpRetransSegs] += segs
+            self.total_retrans += segs
+            if self.retrans_stamp is None:
+                self.retrans_stamp = now
+        else:
+            self.bytes_sent += n
+            # tcp_event_data_sent: CA_EVENT_TX_START when nothing was in flight
+            if self.snd_una == self.snd_max:
+                self.cc.on_tx_start(now, now - self.lsndtime)
+            self.lsndtime = now
+            # tcp_event_data_sent: a reply within ato of the last receive counts toward ping-pong
+            if now - self.dack.lrcvtime < self.dack.ato:
+                self.dack.pingpong += 1
+        if self._output(flags, seq, payload, now, new_data=bool(n) and not retrans):
+            # the device dropped it: nothing was sent (no tcp_event_new_data_sent, no
+            # TCPCB_RETRANS); __tcp_retransmit_skb counts TCPRetransFail
+            if retrans:
+                c[mib.TcpExtTCPRetransFail] += segs
+            return False
         if n and self._rack_ok and self.sack_ok:
             self._rq_sent(seq, (seq + n) & MASK, now, retrans)
             if not retrans and self.in_recovery:
                 self.prr_out += -(-n // self.mss)     # tcp_write_xmit: prr_out += sent_pkts
         if retrans:
-            segs = -(-n // self.mss) or 1      # a TSO retransmission counts its segments
-            c[mib.TcpRetransSegs] += segs
-            self.total_retrans += segs
             self.retrans_out += segs
-            if self.retrans_stamp is None:
-                self.retrans_stamp = now
             self._mark_retrans(seq, end)
         else:
-            self.bytes_sent += n
             if self.rtt_seq is None and n:
                 self.rtt_seq = seq
                 self.rtt_time = now
-            # tcp_event_data_sent: CA_EVENT_TX_START when nothing was in flight
-            if self.snd_una == self.snd_max:
-                self.cc.on_tx_start(now, now - self.lsndtime)
-            self.lsndtime = now
             self._log_sent(seq, end, n, now)
-            # tcp_event_data_sent: a reply within ato of the last receive counts toward ping-pong
-            if now - self.dack.lrcvtime < self.dack.ato:
-                self.dack.pingpong += 1
         if n % self.mss:
             self.snd_sml = end     # tcp_minshall_update: skb->len < pcount * mss
-        self._output(flags, seq, payload, now, new_data=bool(n) and not retrans)
         if seq_gt(end, self.snd_nxt):
             self.snd_nxt = end
         if seq_gt(end, self.snd_max):
             self.snd_max = end
+        return True
 
-    def _output(self, flags: int, seq: int, payload, now: float, new_data: bool = False) -> None:
+    def _output(self, flags: int, seq: int, payload, now: float, new_data: bool = False) -> int:
         """Every segment of a synchronized connection: options (TS, SACK blocks), the window from
         ``RecvWindow.select`` (which records rcv_wup/rcv_wnd like ``tcp_select_window``), ECN
         marks (``_ecn_out``) and ``tcp_event_ack_sent`` (one quick ACK used, pending ACK and
-        delack timer cleared)."""
+        delack timer cleared). Returns the host's verdict, non-zero when the device dropped
+        the segment: ``__tcp_transmit_skb`` then enters CWR (``tcp_enter_cwr``), the
+        ``net_xmit_eval`` error its callers see."""
         o = TcpOptions()
         if self.ts_ok:
             o.ts = (self.stack.ts_now(self.ts_off), self.ts_recent)
@@ -385,18 +404,22 @@ class OutputMixin:
         else:
             self.segs_out += 1
         self.lastsnd = now
-        self.stack.emit(seg)
+        err = self.stack.emit(seg)
         if flags & ACK:
             self.dack.ack_sent()
             self.dack_at = None
+        if err:
+            self._enter_cwr(now)
+        return err
 
-    def _send_ack(self, now: float, seq: int | None = None) -> None:
+    def _send_ack(self, now: float, seq: int | None = None) -> int:
         """``tcp_send_ack``: a bare ACK at the highest sequence sent (Linux's snd_nxt; ours
         rewinds during go-back-N, and an old sequence number would make the peer drop the
-        ACK as out of window), or at ``seq`` for a window probe."""
+        ACK as out of window), or at ``seq`` for a window probe (``tcp_xmit_probe_skb``, whose
+        error, non-zero when the device dropped it, ``tcp_send_probe0`` reads)."""
         if self.state is SYN_RECV:
-            return
-        self._output(ACK, self.snd_max if seq is None else seq, b"", now)
+            return 0
+        return self._output(ACK, self.snd_max if seq is None else seq, b"", now)
 
     def _send_dupack(self, seg: Segment, now: float) -> None:
         """``tcp_send_dupack``: old data means our ACK was lost: quick-ACK mode, then ACK."""

@@ -7,6 +7,9 @@ from .. import mib
 from .seq import MASK
 from .state import CAN_SEND, CLOSED, CLOSING, FIN_WAIT_1, LAST_ACK, SYN_RECV, TIME_WAIT
 
+# TCP_RESOURCE_PROBE_INTERVAL (HZ/2): the retry after a send the local device queue refused
+RESOURCE_PROBE_INTERVAL = 0.5
+
 
 def model_timeout(boundary: int, rto_base: float, rto_max: float) -> float:
     """``tcp_model_timeout``: how long ``boundary`` doubling retransmissions starting at
@@ -113,7 +116,6 @@ class TimerMixin:
         self.cc.on_timeout(inflight, repeat=self.retransmits > 0)
         self.in_recovery = False
         self.dupacks = 0
-        self.sb.clear()     # Linux keeps SACK marks on RTO only when it trusts them; we do not
         self.retx_list.clear()
         if self.retrans_stamp is None:
             # tcp_retransmit_skb stamps it after __tcp_transmit_skb has re-stamped the skb:
@@ -125,10 +127,23 @@ class TimerMixin:
         self.tlp_high_seq = None
         self.loss_high = self.snd_max  # TCP_CA_Loss until this is ACKed: no loss probes
         self.cwr_high = None
-        self._rack_reset()
-        self.snd_nxt = self.snd_una    # go back N: mark everything lost (tcp_enter_loss)
+        if self._rack_ok and self.sack_ok and self._rack_timeout_mark_lost(now):
+            # tcp_enter_loss with RACK: SACKed data stays, cwnd = packets in flight + 1, and
+            # the head goes again (tcp_retransmit_timer); later ACKs send the rest
+            self.cc.cwnd = self._inflight_segs() + 1
+            sent = self._rack_rto_head(now)
+        else:
+            # without RACK's pieces (or a reneging receiver): forget SACK, go back N
+            self.sb.clear()
+            self._rack_reset()
+            self.snd_nxt = self.snd_una
+            sent = self._push(now, head=True)
+        if not sent:
+            # the head's retransmission failed locally: retry in TCP_RESOURCE_PROBE_INTERVAL,
+            # no backoff, no user-timeout clamp (tcp_retransmit_timer)
+            self._arm_rtx(now + RESOURCE_PROBE_INTERVAL, "rtx")
+            return
         self.rto.backoff()
-        self._push(now, head=True)
         when = self.rto.rto
         if self.user_timeout:
             left = self.user_timeout - (now - self.retrans_stamp)
@@ -161,23 +176,27 @@ class TimerMixin:
             self._done(CLOSED)
             return
         self.probes_out += 1
-        if self.rto.backoffs < self.profile["net.ipv4.tcp_retries2"]:
-            self.rto.backoff()             # icsk_backoff, at most tcp_retries2
         wnd_room = self.snd_wnd - ((self.snd_nxt - self.snd_una) & MASK)
         if wnd_room > 0 and self._pending():
-            self._push(now, wakeup=min(wnd_room, self.mss), probe=True)
+            ok = self._push(now, wakeup=min(wnd_room, self.mss), probe=True)
             if self.snd_una != self.snd_max:
                 self.probes_tstamp = None   # tcp_send_probe0: data out, probing is over
         else:
             self.stack.counters[mib.TcpExtTCPWinProbe] += 1
-            self._send_ack(now, seq=(self.snd_una - 1) & MASK)
+            ok = not self._send_ack(now, seq=(self.snd_una - 1) & MASK)
         if self.snd_una == self.snd_max:
-            self._arm_rtx(now + self._probe0_when(now), "probe")
+            # tcp_send_probe0: back off (icsk_backoff, at most tcp_retries2) after a probe that
+            # left; one the device dropped retries in TCP_RESOURCE_PROBE_INTERVAL unbacked
+            if ok and self.rto.backoffs < self.profile["net.ipv4.tcp_retries2"]:
+                self.rto.backoff()
+            self._arm_rtx(now + self._probe0_when(now, None if ok else RESOURCE_PROBE_INTERVAL), "probe")
 
-    def _probe0_when(self, now: float) -> float:
-        """``tcp_probe0_when`` (the RTO backed off by icsk_backoff, at most rto_max), cut to what
-        is left of TCP_USER_TIMEOUT (``tcp_clamp_probe0_to_user_timeout``; TCP_TIMEOUT_MIN 2 ms)."""
-        when = self.rto.rto
+    def _probe0_when(self, now: float, when: float | None = None) -> float:
+        """``tcp_probe0_when`` (the RTO backed off by icsk_backoff, at most rto_max) or the given
+        interval, cut to what is left of TCP_USER_TIMEOUT (``tcp_clamp_probe0_to_user_timeout``;
+        TCP_TIMEOUT_MIN 2 ms)."""
+        if when is None:
+            when = self.rto.rto
         if self.user_timeout and self.probes_tstamp is not None:
             left = self.user_timeout - max(now - self.probes_tstamp, 0.0)
             when = min(max(left, 0.002), when)

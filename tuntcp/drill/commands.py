@@ -6,13 +6,21 @@ a table of names and sizes: no command runs and nothing touches the host's files
 profile does not have are kept in ``unmodelled`` when they come from defaults.sh (every
 upstream script sources it) and are UNSUPPORTED when a script sets them itself.
 Anything else a command does is UNSUPPORTED: never silently ignored.
+
+``tc qdisc add|replace|delete dev tun0 root [pfifo [limit N]]`` sets the tun's root qdisc, as
+defaults.sh's ``tc qdisc add dev tun0 root pfifo`` does: a pfifo of limit 0 takes nothing, so
+every packet the host sends is dropped in the device queue (``pfifo_enqueue`` → ``qdisc_drop``,
+NET_XMIT_DROP: a local transmit failure TCP sees). Any other limit never fills here (packetdrill
+reads its tun as packets come: the queue holds nothing), so it drops nothing. A command tc would
+refuse (adding over a configured root, deleting the default one) fails the line with tc's
+status when it is the line's last, as packetdrill's ``safe_system`` does.
 """
 from __future__ import annotations
 
 import re
 import shlex
 
-from .model import Unsupported
+from .model import Mismatch, Unsupported
 
 # what gtests/net/common/defaults.sh sets, as knob=value (its tc/ip lines change nothing modelled)
 DEFAULTS_SH = {
@@ -49,6 +57,9 @@ _PROC = re.compile(r"^/proc/sys/([^=]+)=(.+)$")
 # knobs that only size TSO packets (invisible once outbound segments are coalesced, and the
 # model does not defer sending for TSO): accepted, listed as unmodelled
 PACKETIZATION_ONLY = ("net.ipv4.tcp_tso_win_divisor",)
+TUN = "tun0"                  # packetdrill's tun device
+TUN_TXQUEUELEN = 500          # its tx_queue_len (TUN_READQ_SIZE): pfifo's default limit
+_REDIRECT = re.compile(r"^[12]?>(?:/dev/null|&[12])$")    # output redirections: change nothing
 
 
 class Settings:
@@ -59,6 +70,12 @@ class Settings:
         self.unmodelled: dict[str, str] = {}
         self.mtu = 1500
         self.files: dict[str, int] = {}     # path -> size: files of zeros the script made
+        self.root_pfifo: int | None = None  # the tun's root pfifo limit; None: the default qdisc
+
+    @property
+    def drops_all(self) -> bool:
+        """The tun's device queue takes no packet (a root pfifo of limit 0)."""
+        return self.root_pfifo == 0
 
     def set(self, profile, name: str, value: str, line: int, from_defaults: bool) -> None:
         name = name.replace("/", ".")
@@ -70,10 +87,32 @@ class Settings:
             raise Unsupported(f"sysctl {name}", line, "not modelled by the profile")
 
     def run(self, profile, text: str, line: int) -> None:
+        status = 0
         for cmd in re.split(r"[\n;]", text.replace("\\\n", " ")):
             cmd = cmd.split("#", 1)[0].strip()
             if cmd:
-                self._one(profile, cmd, line)
+                status = self._one(profile, cmd, line) or 0
+        if status:                  # the shell's status is its last command's
+            raise Mismatch(f"error executing `{text.strip()}` command", f"non-zero status {status}", line)
+
+    def _tc(self, argv: list[str], line: int, cmd: str) -> int:
+        """``tc qdisc VERB dev tun0 root [pfifo [limit N]]``: the exit status tc would give."""
+        argv = [a for a in argv if not _REDIRECT.match(a)]
+        verb, rest = (argv[2], argv[6:]) if len(argv) >= 6 else (None, None)
+        if argv[1:2] != ["qdisc"] or argv[3:6] != ["dev", TUN, "root"]:
+            raise Unsupported(f"command {argv[0]}", line, cmd)
+        if verb in ("del", "delete") and not rest:
+            if self.root_pfifo is None:
+                return 2            # the default root qdisc: "Cannot delete qdisc with handle of zero"
+            self.root_pfifo = None
+            return 0
+        if verb not in ("add", "replace") or rest[:1] != ["pfifo"] or len(rest) not in (1, 3) or \
+                (len(rest) == 3 and (rest[1] != "limit" or not rest[2].isdigit())):
+            raise Unsupported(f"command {argv[0]}", line, cmd)
+        if verb == "add" and self.root_pfifo is not None:
+            return 2                # "Exclusivity flag on, cannot modify"
+        self.root_pfifo = int(rest[2]) if len(rest) == 3 else TUN_TXQUEUELEN
+        return 0
 
     def _file(self, argv: list[str], line: int, cmd: str) -> None:
         """``rm -f PATH...`` forgets files; ``dd bs=B count=N if=/dev/zero of=PATH`` makes one
@@ -94,10 +133,11 @@ class Settings:
             raise Unsupported(f"command {argv[0]}", line, cmd) from None
         self.files[kv["of"]] = size
 
-    def _one(self, profile, cmd: str, line: int) -> None:
+    def _one(self, profile, cmd: str, line: int) -> int | None:
         if cmd.endswith("defaults.sh"):
             for k, v in DEFAULTS_SH.items():
                 self.set(profile, k, v, line, True)
+            self.root_pfifo = TUN_TXQUEUELEN        # its `tc qdisc add dev tun0 root pfifo`
             return
         try:
             argv = shlex.split(cmd)
@@ -120,6 +160,8 @@ class Settings:
                     raise Unsupported("set_sysctls argument", line, a)
                 self.set(profile, m.group(1).replace("/", "."), m.group(2), line, False)
             return
+        if argv[0] == "tc":
+            return self._tc(argv, line, cmd)
         if argv[0] in ("rm", "/bin/rm", "dd", "/bin/dd"):
             self._file(argv, line, cmd)
             return

@@ -81,6 +81,7 @@ class Runner:
         if self.stack is None:
             prof = self.base_profile.with_overrides(self.settings.knobs)
             self.stack = host.make_stack(prof, self.local_ip, self.settings.mtu)
+            self.stack.txq_drop_all = self.settings.drops_all
 
     def _collect(self) -> None:
         for seg in host.take(self.stack):
@@ -106,7 +107,7 @@ class Runner:
     def run(self) -> None:
         for ev in self.script.events:
             if ev.kind == "command":
-                self.settings.run(self.base_profile, ev.text, ev.line)
+                self._command(ev)
                 continue
             self._ensure_stack()
             self._event(ev)
@@ -114,6 +115,21 @@ class Runner:
             ev, _ = self.blocked
             raise Mismatch(f"runtime error in {ev.syscall.name} call",
                            "the call was still blocked at the end of the script", ev.line)
+
+    def _command(self, ev: Event) -> None:
+        """A backtick command; once the stack runs, at its time (``run_command_event`` waits
+        for it), and a qdisc change reaches the stack's device queue at once."""
+        if self.stack is None:
+            self.settings.run(self.base_profile, ev.text, ev.line)
+            return
+        start, _ = self._when(ev)
+        if start > self.now:
+            self.advance(start)
+        self.settings.run(self.base_profile, ev.text, ev.line)
+        self.stack.txq_drop_all = self.settings.drops_all
+        self.last_inbound = False
+        self.last_script = start
+        self.last_time = self.now
 
     def _when(self, ev: Event) -> tuple[float, float]:
         t = ev.time

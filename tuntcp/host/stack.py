@@ -17,6 +17,7 @@ import itertools
 import struct
 
 from ..core.conn import Connection
+from ..core.host import NET_XMIT_DROP, NET_XMIT_SUCCESS
 from ..errors import StackError
 from ..listen.personality import personality_for
 from ..listen.shared import LocalShares
@@ -74,6 +75,8 @@ class Stack:
         self._next_port = EPHEMERAL_LO
         self.ttl = profile.get("net.ipv4.ip_default_ttl", 64)
         self.mtu = 1500
+        # the device queue refuses every packet (a root qdisc ``pfifo limit 0``, drill/commands)
+        self.txq_drop_all = False
         # IPv6 output: hop limit and flow labels (encoders build IPv6 packets through it)
         self.encoder.ip6 = ipv6.Ip6Out(profile.get("net.ipv6.conf.default.hop_limit", 64),
                                        profile.get("net.ipv6.auto_flowlabels", 1), self.secret)
@@ -200,15 +203,23 @@ class Stack:
 
     # ---- output ------------------------------------------------------------------------
 
-    def emit(self, seg: Segment) -> None:
-        """Queue one segment for output (TcpOutSegs; TcpOutRsts for RSTs, as ``tcp_v4_send_reset``)."""
+    def emit(self, seg: Segment) -> int:
+        """Queue one segment for output (TcpOutSegs; TcpOutRsts for RSTs, as ``tcp_v4_send_reset``).
+
+        Returns what ``dev_queue_xmit`` would: NET_XMIT_DROP when the device queue takes
+        nothing (``pfifo_enqueue`` over its limit: ``qdisc_drop``), the segment then never
+        leaves. TCP counts TcpOutSegs in ``__tcp_transmit_skb`` before handing the packet down,
+        so a dropped segment is counted too."""
         c = self.counters
         g = seg.gso_size     # a TSO segment counts its MSS pieces (tcp_skb_pcount)
         c[mib.TcpOutSegs] = c.get(mib.TcpOutSegs, 0) + (-(-len(seg.payload) // g) if g else 1)
         if seg.flags & RST:
             c[mib.TcpOutRsts] += 1
+        if self.txq_drop_all:
+            return NET_XMIT_DROP
         seg.ttl = self.ttl
         self._out.append(seg)
+        return NET_XMIT_SUCCESS
 
     def emit_synack(self, laddr: int, raddr: int, lport: int, rport: int, seq: int, ack: int,
                     flags: int, window: int, mss: int, wscale, sack_ok: bool, ts) -> None:
@@ -216,6 +227,8 @@ class Stack:
         from a template). ``wscale``/``ts`` None: option absent. Counts TcpOutSegs."""
         c = self.counters
         c[mib.TcpOutSegs] = c.get(mib.TcpOutSegs, 0) + 1
+        if self.txq_drop_all:
+            return      # tcp_conn_request ignores send_synack's error: the reqsk timer resends
         self._out.append(self.encoder.synack(laddr, raddr, lport, rport, seq, ack, flags, window,
                                              mss, wscale, sack_ok, ts, self.ttl))
 
