@@ -294,6 +294,10 @@ def replay(actions):
 # found by hypothesis: a SACK of one MSS inside a TSO skb still yields sack_rtt_us
 @example([("send", 17377), ("ack", 0.75, 1, 2, 65535), ("send", 5792), ("ack", 0.5, 1, 0, 65535)])
 @example([("send", 37649), ("send", 128873), ("ack", 0.5, 1, 2, 65535), ("ack", 0.75, 1, 0, 65535)])
+# found by hypothesis: after an RTO emptied the log, a SACK of the first new segment sent
+# after the go-back-N retransmissions (the per-MSS entry must know where it starts)
+@example([("ack", 0.0, 0, 0, 400), ("send", 68056), ("time", 0.05), ("time", 0.3), ("send", 1),
+          ("ack", 0.9375, 0, 0, 65535), ("ack", 0.125, 1, 0, 65535)])
 def test_any_exchange_looks_the_same_on_the_wire_with_and_without_tso(actions):
     both(replay(actions))
 

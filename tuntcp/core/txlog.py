@@ -1,7 +1,8 @@
 """The send-time log of a Connection: when each new-data segment went out (``skb->skb_mstamp_ns``
 in Linux's retransmit queue), for ``tcp_clean_rtx_queue``'s ca_rtt (HyStart, Karn) and
 TCPCB_RETRANS marks. Entries are ``[end_seq, sent at or None once retransmitted]``, plus the
-start seq for a TSO segment. A mixin of ``Connection``."""
+start seq for a TSO segment or one that does not follow the previous entry (the first one sent
+after an RTO emptied the log). A mixin of ``Connection``."""
 from __future__ import annotations
 
 from collections import deque
@@ -26,7 +27,10 @@ class TxLogMixin:
             self.last_new_seq = (seq + (n - 1) // mss * mss) & MASK
         else:
             self.last_new_seq = seq
-            tt.append([end, now])
+            # after a gap (the RTO emptied the log; the go-back-N retransmissions below are
+            # not logged) the entry keeps its start: _sack_rtts must not stretch it down to
+            # snd_una, where a TSO entry would know its own start
+            tt.append([end, now] if tt and tt[-1][0] == seq else [end, now, seq])
 
     def _ack_rtts(self, ack: int, now: float) -> tuple[float, float] | None:
         """``tcp_clean_rtx_queue``'s (seq_rtt, ca_rtt): time since the oldest and the newest
