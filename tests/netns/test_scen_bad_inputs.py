@@ -221,7 +221,12 @@ def test_signals_exit_130_143_cleanly(sig, status, when, tmp_path):
     else:
         time.sleep(0.3)
     p.send_signal(sig)
-    out, err = p.communicate(timeout=30)
+    try:
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:        # a lost signal must fail the test, not leave a server
+            p.kill()
+            p.communicate()
     assert p.returncode == status, err
     assert "Traceback" not in err and err.count("\n") <= 1, err
     assert namespaces_of(p.pid) == []

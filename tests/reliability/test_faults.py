@@ -99,8 +99,8 @@ LINKS = [
 # virtual seconds each seed may take (see the comment in the test)
 # Completion is asserted where the model recovers like Linux (up to 10 % loss: seconds of
 # virtual time, a handful of RTOs). On the 15-20 % links it is a known fidelity gap, not a
-# tolerance: two real Linux kernels finish these in 0.4-3.8 s with 1-10 RTOs
-# (test_faults_kernel_pair_netns.py), while the model's cwnd collapses to 1-2 segments and it
+# tolerance: two real Linux kernels usually finish these in 0.4-3.8 s with 1-10 RTOs (though
+# once seen stuck for minutes in RTO backoff themselves: test_faults_kernel_pair_netns.py), while the model's cwnd collapses to 1-2 segments and it
 # falls back to the RTO 50-170 times per end, with srtt inflated by the TSecr samples Linux also
 # takes at face value; its completion time there swings from minutes to hours with any change
 # to recovery (seed 14 may even time out). There the test holds what must never break: intact

@@ -101,8 +101,15 @@ def _timeouts(ns: str) -> int:
     return int(out[out.index("TcpExtTCPTimeouts") + 1]) if "TcpExtTCPTimeouts" in out else 0
 
 
-@pytest.mark.parametrize("seed,loss,reorder,duplicate,corrupt,delay,jitter", LINKS,
-                         ids=[f"seed{x[0]}-loss{int(x[1]*100)}-corrupt{int(x[4]*100)}" for x in LINKS])
+# Only the links up to 10 % loss: on the 15-20 % ones the real kernels (bbr, the host's
+# default) usually finish in seconds but were also seen stuck for minutes in RTO backoff
+# (seed 13: a CLOSE-WAIT side with cwnd 1, rto 108 s, backoff 6), so they are no fixed-time
+# reference - and a suite test must not wait for them.
+KERNEL_LINKS = [x for x in LINKS if x[1] <= 0.10]
+
+
+@pytest.mark.parametrize("seed,loss,reorder,duplicate,corrupt,delay,jitter", KERNEL_LINKS,
+                         ids=[f"seed{x[0]}-loss{int(x[1]*100)}-corrupt{int(x[4]*100)}" for x in KERNEL_LINKS])
 def test_kernel_pair_on_the_model_links(tally, seed, loss, reorder, duplicate, corrupt, delay, jitter):
     n = 1 << 20
     na, nb = f"tuntcp-kp{os.getpid()}a", f"tuntcp-kp{os.getpid()}b"
