@@ -118,16 +118,16 @@ def test_serve_family_dual_answers_both_families(netns_available, tmp_path):
     import subprocess
     import sys
     import time
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    from tuntcp.harness.netns import ip_command
     p = subprocess.Popen([sys.executable, "-m", "tuntcp.cli", "serve", "--family", "dual", "--app", "http",
                           "--port", "8080", "--duration-s", "8", "--name", f"dual-{os.getpid()}"],
-                         stdout=subprocess.PIPE, text=True, env=env)
+                         stdout=subprocess.PIPE, text=True)   # the environment's tuntcp (rootless too)
     try:
         line = p.stdout.readline()
         ns = re.search(r"namespace (\S+)", line).group(1)
         time.sleep(0.3)
         for url in ("http://198.18.1.1:8080/", "http://[2001:2:0:1::1]:8080/"):
-            r = subprocess.run(["ip", "netns", "exec", ns, "curl", "-sS", "-m", "5", url],
+            r = subprocess.run([ip_command(), "netns", "exec", ns, "curl", "-sS", "-m", "5", url],
                                capture_output=True, text=True, timeout=10)
             assert r.stdout.startswith("hello from tuntcp"), (url, r.stderr)
     finally:
