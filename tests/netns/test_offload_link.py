@@ -110,6 +110,9 @@ async def test_pcap_shows_per_mss_acks_inside_super_packets(netns_available, tmp
         rows[offload] = _acks_per_segment(path, 5105)
     segs, supers, acks, inside = rows[True]
     assert supers > 0 and inside > supers
-    assert acks > 2 * supers and acks >= segs / 4
+    # One ACK per two segments is the rule while the reader keeps up; a loaded machine reads late,
+    # the window stops growing and __tcp_ack_snd_check holds ACKs back, so the floor is loose.
+    # A GRO-style receiver would send about one per super-packet.
+    assert acks > 2 * supers and acks >= segs / 8
     print(f"\n(segments in, super-packets, ACKs out, ACKs inside a super-packet): offload "
           f"{rows[True]}, plain {rows[False]}")
