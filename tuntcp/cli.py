@@ -325,18 +325,6 @@ def _quiet_pipe() -> int:
     return 0
 
 
-def tune_gc() -> None:
-    """A long-running endpoint allocates a few objects per packet and keeps few of them: with
-    CPython's default gen-0 threshold (700) the collector runs every ~100 packets. Freeze what
-    start-up built and collect gen 0 less often (measured: ~10 % of the endpoint's CPU on the
-    handshake row). TUNTCP_GC=default keeps CPython's settings (for A/B comparisons)."""
-    import gc
-    if os.environ.get("TUNTCP_GC") == "default":
-        return
-    gc.freeze()
-    gc.set_threshold(20000, 20, 10)
-
-
 USER_ERRORS = (UserError, PermissionError)
 
 
@@ -361,6 +349,7 @@ def _main(argv) -> int:
         _install_signals()
         args = build_parser().parse_args(argv)
         cmd = getattr(args, "_cmd", args.cmd)
+        from .shell.gc_tuning import tune_gc
         tune_gc()
         status = COMMANDS.get(args.cmd, cmd_scenario)(args)
         sys.stdout.flush()

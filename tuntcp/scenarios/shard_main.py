@@ -8,12 +8,11 @@ app behind one listener), ``storm`` (the storm's broker, ``storm_shards.py``) or
 """
 from __future__ import annotations
 
-import gc
-import os
 from types import SimpleNamespace
 
 import trio
 
+from tuntcp.shell.gc_tuning import tune_gc
 from tuntcp.shell.shards import MonoClock, attach_shares, log_sender, read_spec, serve_commands
 
 
@@ -118,9 +117,7 @@ async def run(spec: dict) -> None:
 
 def main() -> None:
     spec = read_spec()
-    if os.environ.get("TUNTCP_GC") != "default":    # as cli.tune_gc (shards start without the CLI)
-        gc.freeze()
-        gc.set_threshold(20000, 20, 10)
+    tune_gc()
     try:
         trio.run(run, spec, clock=MonoClock())
     except KeyboardInterrupt:
