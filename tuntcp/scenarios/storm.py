@@ -53,14 +53,17 @@ class Broker:
         nursery.start_soon(self._accept_loop, self.listener, nursery)
 
     async def _accept_loop(self, listener, nursery) -> None:
+        # each wake-up takes every queued connection, as the kernel column's broker
+        # (storm_kernel.server: accept until EAGAIN) and Kafka's acceptor loop do
         while True:
             try:
-                stream = await listener.accept()
+                streams = await listener.accept_batch()
             except trio.ClosedResourceError:
                 return
-            key = (stream.conn.raddr, stream.conn.rport)
-            self.streams[key] = stream
-            nursery.start_soon(self._serve, key, stream)
+            for stream in streams:
+                key = (stream.conn.raddr, stream.conn.rport)
+                self.streams[key] = stream
+                nursery.start_soon(self._serve, key, stream)
 
     async def _serve(self, key, stream) -> None:
         stream.setsockopt_nodelay(True)     # Kafka's Acceptor sets TCP_NODELAY on accepted sockets
@@ -214,7 +217,7 @@ def _srcs(lab, cfg) -> list[str]:
 def _txqueuelen(cfg) -> int:
     # The ring must hold the whole reconnect burst (every producer's SYN at once) plus the
     # first data of the earliest ones, or the storm measures TUN drops instead of the SYN queue.
-    return max(20000, 4 * cfg.clients)
+    return max(20000, 16 * cfg.clients)
 
 
 async def run_mode(cfg: StormConfig, mode: str, outdir: Path, show=None) -> dict:
