@@ -26,8 +26,12 @@ BUILD = os.path.join(ROOT, ".build", "packetdrill")
 _V4 = ["--local_ip=198.18.0.1", "--gateway_ip=198.18.0.1", "--netmask_ip=255.255.0.0",
        "--remote_ip=198.19.2.1"]
 # per --ip_version, as run_all.py runs each variant (IPv6 at MTU 1520: MSS 1460 as over IPv4)
+# The kernel's own timers fire up to ~10 ms late on a loaded 2-core VM (listen-data-close.pkt's
+# delayed ACK: 5.3 ms past packetdrill's default 4 ms tolerance while other tests ran); the
+# model's virtual-time runs of the same scripts keep the default.
+_V4 = ["--tolerance_usecs=10000", *_V4]
 FLAGS = {"ipv4": ["--ip_version=ipv4", *_V4],
-         "ipv6": ["--ip_version=ipv6", "--mtu=1520", "--local_ip=fd3d:a0b:17d6::1",
+         "ipv6": ["--ip_version=ipv6", "--tolerance_usecs=10000", "--mtu=1520", "--local_ip=fd3d:a0b:17d6::1",
                   "--gateway_ip=fd3d:a0b:17d6:8888::1", "--remote_ip=fd3d:fa7b:d17d::1"],
          "ipv4-mapped-ipv6": ["--ip_version=ipv4-mapped-ipv6", *_V4]}
 _n = itertools.count()
