@@ -63,6 +63,7 @@ TcpExtTCPRenoRecovery = "TcpExtTCPRenoRecovery"
 TcpExtTCPSackRecovery = "TcpExtTCPSackRecovery"
 TcpExtTCPSACKReorder = "TcpExtTCPSACKReorder"
 TcpExtTCPFullUndo = "TcpExtTCPFullUndo"
+TcpExtTCPPartialUndo = "TcpExtTCPPartialUndo"
 TcpExtTCPLostRetransmit = "TcpExtTCPLostRetransmit"
 TcpExtTCPFastRetrans = "TcpExtTCPFastRetrans"
 TcpExtTCPSlowStartRetrans = "TcpExtTCPSlowStartRetrans"
@@ -137,7 +138,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         TcpExtOutOfWindowIcmps, TcpExtTW, TcpExtPAWSEstab, TcpExtDelayedACKs, TcpExtDelayedACKLost,
         TcpExtListenOverflows, TcpExtListenDrops, TcpExtTCPHPHits, TcpExtTCPPureAcks,
         TcpExtTCPHPAcks, TcpExtTCPRenoRecovery, TcpExtTCPSackRecovery, TcpExtTCPSACKReorder,
-        TcpExtTCPFullUndo, TcpExtTCPLostRetransmit, TcpExtTCPFastRetrans, TcpExtTCPSlowStartRetrans,
+        TcpExtTCPFullUndo, TcpExtTCPPartialUndo, TcpExtTCPLostRetransmit, TcpExtTCPFastRetrans, TcpExtTCPSlowStartRetrans,
         TcpExtTCPTimeouts, TcpExtTCPLossProbes, TcpExtTCPLossProbeRecovery, TcpExtTCPDSACKOldSent,
         TcpExtTCPDSACKRecv, TcpExtTCPAbortOnData, TcpExtTCPAbortOnClose, TcpExtTCPAbortOnTimeout,
         TcpExtTCPDeferAcceptDrop, TcpExtTCPTimeWaitOverflow, TcpExtTCPReqQFullDoCookies,

@@ -80,3 +80,20 @@ def test_lost_retransmission_is_resent_without_waiting_for_the_rto():
     assert d.stack.counters["TcpExtTCPLostRetransmit"] == 1
     assert d.stack.counters["TcpExtTCPTimeouts"] == 0
     assert not d.conn.in_recovery
+
+
+def test_partial_ack_of_a_delayed_original_undoes_the_cut():
+    """tcp_try_undo_partial with no retransmission out: TcpExtTCPPartialUndo, Recovery ends."""
+    d = Drive().run_file("newreno-partial-undo.pkt").settle(2.0)
+    c = d.stack.counters
+    assert (c["TcpExtTCPPartialUndo"], c["TcpExtTCPFullUndo"], c["TcpRetransSegs"]) == (1, 0, 1)
+    assert not d.conn.in_recovery
+
+
+def test_partial_undo_waits_while_a_retransmission_is_out():
+    """tcp_try_undo_partial with a retransmission still out holds Recovery (no undo, no new
+    marks, so no second recovery); tcp_try_undo_recovery undoes once at the full ACK."""
+    d = Drive().run_file("sack-partial-undo-hold.pkt").settle(2.0)
+    c = d.stack.counters
+    assert (c["TcpExtTCPSackRecovery"], c["TcpExtTCPFullUndo"], c["TcpExtTCPPartialUndo"]) == (1, 1, 0)
+    assert c["TcpRetransSegs"] == 2

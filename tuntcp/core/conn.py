@@ -154,7 +154,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, RackMixin, EcnMixin, Tx
         "snd_sml", "nodelay", "cork", "nagle_push", "notsent_lowat", "chrono", "tos", "urg_seq",
         "dupacks", "recover", "in_recovery", "retx_nxt", "cc", "rto",
         "sb", "rtt_seq", "rtt_time", "mdev_seq", "retrans_stamp", "retransmits", "probes_out",
-        "retrans_out", "total_retrans", "syn_retrans", "reordering", "undo_cwnd", "user_timeout",
+        "retrans_out", "total_retrans", "syn_retrans", "reordering", "undo_cwnd", "undo_hold", "user_timeout",
         "probes_tstamp",
         "undo_ssthresh", "retx_tsval", "dsack", "retx_list", "skbs", "pushed_seq", "nospace",
         "cwnd_lim", "max_pkts_out", "cwnd_usage_seq",

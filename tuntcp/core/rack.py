@@ -394,6 +394,14 @@ class RackMixin:
         self.loss_high = None
         self._enter_recovery(now)
 
+    def _rack_unmark_lost(self) -> None:
+        """``tcp_undo_cwnd_reduction`` with unmark_loss: no piece is lost any more; RACK looks
+        at every piece again on the next ACK (rack.advanced)."""
+        for e in self.rq:
+            e[3] &= ~LOST
+        self.lost_out = 0
+        self.rack_adv = True
+
     def _rack_reset(self) -> None:
         """RTO (``tcp_enter_loss``): everything goes again from snd_una; the marks start over."""
         for e in self.rq:

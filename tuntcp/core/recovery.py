@@ -26,6 +26,7 @@ class RecoveryMixin:
         self.reordering = p.get("net.ipv4.tcp_reordering", 3)
         self.undo_cwnd = self.undo_ssthresh = 0
         self.retx_tsval = None
+        self.undo_hold = False       # this ACK: tcp_try_undo_partial held marking and resending
         self.retx_list = []          # [seq, end, snd_max then, time] of this recovery's retransmits
         self.tlp_high_seq = None     # snd_nxt when the outstanding probe went out
         self.tlp_retrans = False
@@ -34,27 +35,56 @@ class RecoveryMixin:
         self._tlp_ok = p.family == "linux" and p["net.ipv4.tcp_early_retrans"] in (3, 4)
         self._rto_min = p["model.rto_min"]
 
-    def _recovery_ack(self, seg, ack: int, now: float) -> None:
-        """New data acknowledged during fast recovery: undo if the ACK proves the recovery
-        spurious (``tcp_try_undo_recovery``, TcpExtTCPFullUndo), leave recovery once ``recover``
-        is acknowledged (``tcp_end_cwnd_reduction``), else a NewReno partial ACK (RFC 6582 3.2
-        step 3) retransmits a lost retransmission or the next hole."""
-        cc = self.cc
-        if self._spurious_recovery(seg):
+    def _recovery_ack(self, seg, ack: int, now: float, acked_segs: int = 1) -> None:
+        """New data acknowledged during fast recovery (``tcp_fastretrans_alert``, Recovery).
+
+        A partial ACK (below ``recover``, high_seq) whose TSecr predates our first
+        retransmission (``tcp_packet_delayed``) was a delayed original, not a repair
+        (``tcp_try_undo_partial``): with retransmissions still out, recovery goes on but this
+        ACK marks and resends nothing more (``undo_hold``; PRR still clocks new data out);
+        with none out, the window cut is undone (TcpExtTCPPartialUndo, loss marks cleared)
+        and recovery ends. Any other partial ACK: RACK carries on, or NewReno (RFC 6582 3.2
+        step 3) resends a lost retransmission or the next hole. The ACK that reaches
+        ``recover`` ends recovery (``tcp_try_undo_recovery``): the cut is undone if the ACK
+        proves it spurious (TcpExtTCPFullUndo), else cwnd = ssthresh
+        (``tcp_end_cwnd_reduction``). ``acked_segs``: segments this ACK took off the queue
+        (what ``tcp_clean_rtx_queue`` took off retrans_out before this runs)."""
+        delayed = self._spurious_recovery(seg)
+        if seq_lt(ack, self.recover):
+            if delayed:
+                out = self.rack_retx if self.sack_ok and self._rack_ok else \
+                    max(self.retrans_out - acked_segs, 0)
+                if out:
+                    self.undo_hold = True
+                    return
+                self.stack.counters[mib.TcpExtTCPPartialUndo] += 1
+                if self.sack_ok and self._rack_ok:
+                    self._rack_unmark_lost()
+                self._undo_recovery()
+            elif self.sack_ok and self._rack_ok:
+                pass                       # _rack_after_ack: PRR and the retransmit queue
+            elif not (self.sack_ok and self._lost_retransmit(now)):
+                self._retransmit_next(now)
+            return
+        if delayed:
             self.stack.counters[mib.TcpExtTCPFullUndo] += 1
-            self.in_recovery = False
-            cc.in_recovery = False
-            cc.cwnd = max(cc.cwnd, self.undo_cwnd)
-            cc.ssthresh = max(cc.ssthresh, self.undo_ssthresh)
-            self.dupacks = 0
-        elif not seq_lt(ack, self.recover):
-            self.in_recovery = False
-            cc.on_exit_recovery()
-            self.dupacks = 0
-        elif self.sack_ok and self._rack_ok:
-            pass                           # _rack_after_ack: PRR and the retransmit queue
-        elif not (self.sack_ok and self._lost_retransmit(now)):
-            self._retransmit_next(now)
+            self._undo_recovery()
+            return
+        self.in_recovery = False
+        self.cc.on_exit_recovery()
+        self.dupacks = 0
+
+    def _undo_recovery(self) -> None:
+        """``tcp_undo_cwnd_reduction``: cwnd and ssthresh back to at least what they were when
+        recovery began; no second undo in this episode (undo_marker = 0); the state leaves
+        Recovery (``tcp_try_keep_open``)."""
+        cc = self.cc
+        self.in_recovery = False
+        cc.in_recovery = False
+        cc.cwnd = max(cc.cwnd, self.undo_cwnd)
+        cc.ssthresh = max(cc.ssthresh, self.undo_ssthresh)
+        self.retx_tsval = None
+        self.dupacks = 0
 
     def _on_dupack(self, now: float) -> None:
         """Fast retransmit on the third duplicate ACK, or when SACK shows the head lost
@@ -116,11 +146,15 @@ class RecoveryMixin:
         again (``tcp_xmit_recovery``). ``newly``: segments this ACK delivered. After an RTO
         (the Loss state) ``_rack_loss_ack``, or nothing where the RTO dropped the marks (the
         go-back-N resend stands in)."""
+        hold, self.undo_hold = self.undo_hold, False
         if self.loss_high is not None:
             if self.lost_out or self.rack_retx:
                 self._rack_loss_ack(newly, una_advanced, now)
             return
         lost = self.lost_out
+        if hold:        # tcp_try_undo_partial held this ACK: PRR only, nothing marked or resent
+            self._prr(newly, 0, una_advanced)
+            return
         self._rack_mark_lost(now)
         if not self.in_recovery and self.lost_out:
             self._rack_enter_recovery(now)
@@ -130,9 +164,9 @@ class RecoveryMixin:
 
     def _spurious_recovery(self, seg: Segment) -> bool:
         """Eifel detection with timestamps (RFC 3522, ``tcp_packet_delayed``): the ACK that
-        advances snd_una echoes a TSval older than our first retransmission, so the original
-        arrived and the "loss" was reordering: undo the window reduction
-        (``tcp_try_undo_recovery``, TcpExtTCPFullUndo) and raise the reordering estimate."""
+        advances snd_una echoes a TSval older than our first retransmission, so an original
+        arrived and the "loss" was reordering: raise the reordering estimate
+        (``tcp_check_sack_reordering``) and say so; ``_recovery_ack`` decides the undo."""
         ts = seg.options.ts
         if self.retx_tsval is None or ts is None or not ts[1] or not seq_lt(ts[1], self.retx_tsval):
             return False

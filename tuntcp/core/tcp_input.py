@@ -465,8 +465,9 @@ class InputMixin:
         acked_segs = (acked + mss - 1) // mss or 1
         if self.cwr_high is not None:
             self._ecn_cwr_done(ack)
+        self.undo_hold = False
         if self.in_recovery:
-            self._recovery_ack(seg, ack, now)
+            self._recovery_ack(seg, ack, now, acked_segs)
         if not self.in_recovery:
             # tcp_cong_control (also on the ACK that just ended recovery: tcp_fastretrans_alert
             # ran first) gets what this ACK delivered: data SACKed before was counted
