@@ -76,8 +76,8 @@ class RecoveryMixin:
 
     def _undo_recovery(self) -> None:
         """``tcp_undo_cwnd_reduction``: cwnd and ssthresh back to at least what they were when
-        recovery began; no second undo in this episode (undo_marker = 0); the state leaves
-        Recovery (``tcp_try_keep_open``)."""
+        recovery began; no second undo in this episode (Linux clears undo_marker, here the
+        first retransmission's TSval goes); the state leaves Recovery (``tcp_try_keep_open``)."""
         cc = self.cc
         self.in_recovery = False
         cc.in_recovery = False
