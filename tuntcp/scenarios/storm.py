@@ -14,12 +14,9 @@ and "fixed" (909172a14974). See docs/storm-report.md for the report's keys.
 """
 from __future__ import annotations
 
-import math
 import random
-import resource
-import socket
 import struct
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import trio
