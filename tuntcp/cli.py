@@ -14,6 +14,7 @@ import signal
 import sys
 
 from .errors import EXIT_USAGE, UserError, leaves
+from . import signals
 from .scenarios.cli_common import sysctl_option, time_option
 
 DEFAULT_NAME = "tuntcp"
@@ -229,14 +230,14 @@ def cmd_serve(args) -> int:
             if args.shards > 1:
                 from .shell.shards import MonoClock, serve_sharded
                 link = dict(kw, seed=args.seed) if links else None
-                trio.run(serve_sharded, lab, profile, args, link, clock=MonoClock())
+                signals.run(serve_sharded, lab, profile, args, link, clock=MonoClock())
             else:
-                trio.run(apps.serve, lab, profile, args, links)
+                signals.run(apps.serve, lab, profile, args, links)
     except BaseException as e:
         if not all(isinstance(x, KeyboardInterrupt) for x in leaves(e)):
             raise
         print("tuntcp: stopped", file=sys.stderr)
-        return _signal_status()
+        return signals.exit_status()
     finally:
         remove_stale(socket_path(args.name))
     return 0
@@ -269,13 +270,11 @@ COMMANDS = {"serve": cmd_serve, "ss": cmd_ss, "nstat": cmd_nstat, "netstat": cmd
             "profiles": cmd_profiles, "bench": cmd_bench}
 
 
-_signalled: list[int] = []
-
-
 def _on_signal(signum, frame):
     # SIGTERM/SIGHUP take the SIGINT path (trio's KeyboardInterrupt handling, every `with Lab`
-    # unwinds); the exit status remembers which signal it was
-    _signalled.append(signum)
+    # unwinds); the exit status remembers which signal it was. Inside signals.run() the event
+    # loop takes them instead.
+    signals.stop_requested(signum)
     handler = signal.getsignal(signal.SIGINT)
     if callable(handler) and handler is not _on_signal:
         handler(signal.SIGINT, frame)
@@ -297,14 +296,10 @@ def _install_signals() -> None:
     warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
 
 
-def _signal_status() -> int:
-    return 128 + (_signalled[0] if _signalled else signal.SIGINT)
-
-
 def _interrupted() -> int:
     # every `with Lab` has already unwound: the namespaces and child processes are gone
     print("tuntcp: interrupted; namespaces and processes removed", file=sys.stderr)
-    return _signal_status()
+    return signals.exit_status()
 
 
 def _user_error(e: BaseException, cmd: str | None) -> int:
@@ -332,6 +327,7 @@ def main(argv=None) -> int:
     try:
         return _main(argv)
     finally:
+        signals.forget()
         _forget_handled_interrupts()
 
 

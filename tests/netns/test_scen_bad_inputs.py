@@ -223,10 +223,12 @@ def test_signals_exit_130_143_cleanly(sig, status, when, tmp_path):
     p.send_signal(sig)
     try:
         out, err = p.communicate(timeout=30)
-    finally:
-        if p.poll() is None:        # a lost signal must fail the test, not leave a server
-            p.kill()
-            p.communicate()
+    except subprocess.TimeoutExpired:
+        # a lost signal must fail the test, not leave a server; a stop still running after 20 s
+        # has dumped every thread's stack to stderr (tuntcp.signals): show it
+        p.kill()
+        out, err = p.communicate()
+        pytest.fail(f"`tuntcp serve` still running 30 s after {sig.name}; stderr:\n{err}")
     assert p.returncode == status, err
     assert "Traceback" not in err and err.count("\n") <= 1, err
     assert namespaces_of(p.pid) == []

@@ -47,3 +47,48 @@ def test_a_held_block_without_signals_changes_nothing():
     with interrupts_held():
         pass
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+# A signal that lands while a weakref callback runs (a WeakSet forgetting a socket, say): raised
+# there as KeyboardInterrupt it is only "Exception ignored in ...", and the run goes on. trio
+# defers Ctrl-C inside __del__, but not inside these (the CI failure of `tuntcp serve`).
+SIGNAL_IN_A_WEAKREF_CALLBACK = """
+import gc, signal, sys, trio, weakref
+from tuntcp import signals
+
+class Thing:
+    pass
+
+def forget(ref):
+    signal.raise_signal(signal.{sig})
+    for _ in range(1000):           # Python code: the handler runs here
+        pass
+
+async def body():
+    x = Thing(); x.me = x
+    keep = weakref.ref(x, forget)
+    del x
+    gc.collect()                    # the callback runs inside this task
+    await trio.sleep(3)
+    print("served on", flush=True)
+
+try:
+    {run}(body)
+except KeyboardInterrupt:
+    print("stopped", signals.exit_status(), flush=True)
+"""
+
+
+@pytest.mark.parametrize("sig, status", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_inside_a_weakref_callback_still_stops_the_run(sig, status):
+    code = SIGNAL_IN_A_WEAKREF_CALLBACK.format(sig=sig, run="signals.run")
+    p = subprocess.run([sys.executable, "-c", "import tuntcp.cli\n" + code], capture_output=True,
+                       text=True, timeout=60)
+    assert p.stdout.split() == ["stopped", str(status)], p.stdout + p.stderr
+
+
+def test_raised_from_the_handler_a_signal_inside_a_weakref_callback_is_lost():
+    # why signals.run exists: trio's own Ctrl-C handling raises into the callback's frame
+    code = SIGNAL_IN_A_WEAKREF_CALLBACK.format(sig="SIGINT", run="trio.run")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "served on" in p.stdout and "KeyboardInterrupt" in p.stderr, p.stdout + p.stderr

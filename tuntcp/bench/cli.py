@@ -27,6 +27,7 @@ import trio
 
 from ..errors import UserError, check_out_dir
 from . import workloads as W
+from .. import signals
 
 DEFAULT_PROFILE = "linux-6.1"
 NS_SYSCTLS = {"net.core.somaxconn": 65535, "net.ipv4.tcp_max_syn_backlog": 65535,
@@ -498,7 +499,7 @@ def main(cfg: Config) -> int:
     _signals()
     t0, started = time.perf_counter(), time.time()
     load0 = os.getloadavg()
-    res = trio.run(run_all, cfg)
+    res = signals.run(run_all, cfg)
     res["meta"]["wall_seconds"] = round(time.perf_counter() - t0, 1)
     # other work on the machine skews everything; record how busy it was
     res["meta"]["loadavg_start_end"] = [round(load0[0], 2), round(os.getloadavg()[0], 2)]

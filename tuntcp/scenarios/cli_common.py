@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from tuntcp.errors import UserError
+from tuntcp import signals
 
 _SUFFIX = (("ms", 1e-3), ("us", 1e-6), ("s", 1.0))
 _UNIT = {"s": 1.0, "ms": 1e-3}
@@ -101,7 +102,7 @@ def scenario_main(name: str, cfg, run, *, summary, show=None, check=None) -> int
             raise
         raise UserError(str(e)) from None
     begin(cfg)
-    report = trio.run(run, cfg, show)
+    report = signals.run(run, cfg, show)
     print(summary(report))
     print(f"\nreport: {cfg.out}/report.json, {cfg.out}/report.md")
     return 0

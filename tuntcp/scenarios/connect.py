@@ -16,6 +16,7 @@ import socket
 from tuntcp.scenarios.cli_common import sysctl_option
 from tuntcp.scenarios.reverse_check import _ss, parse_ss_wscale
 from tuntcp.scenarios.rig import family_of, family_option, url_host
+from tuntcp import signals
 
 NEEDS_LAB = True        # tuntcp.cli checks privileges and --out before main()
 KERNEL_PORT = 7000
@@ -53,7 +54,7 @@ def main(args) -> int:
         sysctls[k.strip()] = v.strip()
     profile = get_profile(args.profile, args.sysctl)
     require_privileges()
-    print(trio.run(run, profile, sysctls, args))
+    print(signals.run(run, profile, sysctls, args))
     return 0
 
 

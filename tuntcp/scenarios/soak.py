@@ -15,6 +15,7 @@ from tuntcp.scenarios.cli_common import out_option, sysctl_option, time_option
 from tuntcp.scenarios.report import stamp
 from tuntcp.scenarios.rig import family_of, family_option
 from tuntcp.scenarios.soak_load import SoakConfig, run_soak, summary
+from tuntcp import signals
 
 
 NEEDS_LAB = True        # tuntcp.cli checks privileges and --out before main()
@@ -70,7 +71,7 @@ def main(args) -> int:
     path = args.out
     if args.out and not old:
         path = os.path.join(make_out_dir(args.out), "report.json")
-    report = trio.run(run_soak, cfg)
+    report = signals.run(run_soak, cfg)
     print(summary(report))
     if path:
         with open(path, "w") as f:

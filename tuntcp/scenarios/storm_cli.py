@@ -7,6 +7,7 @@ import time
 
 from tuntcp.scenarios.cli_common import time_option
 from tuntcp.scenarios.storm import StormConfig, StormError, run_storm
+from tuntcp import signals
 
 
 NEEDS_LAB = True        # tuntcp.cli checks privileges and --out before main()
@@ -223,7 +224,7 @@ def main(args) -> int:
         return report
 
     try:
-        report = trio.run(go)
+        report = signals.run(go)
     except StormError as e:
         print(f"tuntcp storm: error: {e}", file=sys.stderr)
         return 2

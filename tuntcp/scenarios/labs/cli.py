@@ -10,6 +10,7 @@ from pathlib import Path
 from tuntcp.errors import UserError
 from tuntcp.scenarios.rig import family_of, family_option
 from tuntcp.scenarios.labs import LabSpec, LabUserError, all_labs, check, get_lab, load_answers, load_report, template
+from tuntcp import signals
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -97,7 +98,7 @@ def cmd_run(args) -> int:
     make_out_dir(out)
     print(f"lab {lab.number}: {lab.title}\nrunning {lab.module.rsplit('.', 1)[-1]}"
           f"{' (quick)' if args.quick else ''} -> {out}", flush=True)
-    trio.run(getattr(mod, lab.run_name), cfg)
+    signals.run(getattr(mod, lab.run_name), cfg)
     # where to look, not what the run found: the learner reads the report to answer
     print(f"\nreport: {Path(out) / 'report.json'}" + (f", {Path(out) / 'report.md'}"
           if (Path(out) / "report.md").exists() else ""))
