@@ -290,10 +290,6 @@ def _install_signals() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
-    # a signal can land between a task's coroutine being made and its first step; after a clean
-    # interrupt, "coroutine ... was never awaited" would only be noise on the user's screen
-    import warnings
-    warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
 
 
 def _interrupted() -> int:
