@@ -72,6 +72,11 @@ TcpExtTCPLossProbes = "TcpExtTCPLossProbes"
 TcpExtTCPLossProbeRecovery = "TcpExtTCPLossProbeRecovery"
 TcpExtTCPDSACKOldSent = "TcpExtTCPDSACKOldSent"
 TcpExtTCPDSACKRecv = "TcpExtTCPDSACKRecv"
+TcpExtTCPDSACKOfoRecv = "TcpExtTCPDSACKOfoRecv"
+TcpExtTCPDSACKRecvSegs = "TcpExtTCPDSACKRecvSegs"
+TcpExtTCPDSACKIgnoredDubious = "TcpExtTCPDSACKIgnoredDubious"
+TcpExtTCPDSACKUndo = "TcpExtTCPDSACKUndo"
+TcpExtTCPLossUndo = "TcpExtTCPLossUndo"
 TcpExtTCPAbortOnData = "TcpExtTCPAbortOnData"
 TcpExtTCPAbortOnClose = "TcpExtTCPAbortOnClose"
 TcpExtTCPAbortOnTimeout = "TcpExtTCPAbortOnTimeout"
@@ -140,7 +145,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
         TcpExtTCPHPAcks, TcpExtTCPRenoRecovery, TcpExtTCPSackRecovery, TcpExtTCPSACKReorder,
         TcpExtTCPFullUndo, TcpExtTCPPartialUndo, TcpExtTCPLostRetransmit, TcpExtTCPFastRetrans, TcpExtTCPSlowStartRetrans,
         TcpExtTCPTimeouts, TcpExtTCPLossProbes, TcpExtTCPLossProbeRecovery, TcpExtTCPDSACKOldSent,
-        TcpExtTCPDSACKRecv, TcpExtTCPAbortOnData, TcpExtTCPAbortOnClose, TcpExtTCPAbortOnTimeout,
+        TcpExtTCPDSACKRecv, TcpExtTCPDSACKOfoRecv, TcpExtTCPDSACKRecvSegs, TcpExtTCPDSACKIgnoredDubious,
+        TcpExtTCPDSACKUndo, TcpExtTCPLossUndo, TcpExtTCPAbortOnData, TcpExtTCPAbortOnClose, TcpExtTCPAbortOnTimeout,
         TcpExtTCPDeferAcceptDrop, TcpExtTCPTimeWaitOverflow, TcpExtTCPReqQFullDoCookies,
         TcpExtTCPReqQFullDrop, TcpExtTCPRetransFail, TcpExtTCPOFOQueue, TcpExtTCPOFODrop, TcpExtTCPChallengeACK,
         TcpExtTCPSYNChallenge, TcpExtTCPFromZeroWindowAdv, TcpExtTCPToZeroWindowAdv,
@@ -158,7 +164,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
 }
 ALL: tuple[str, ...] = tuple(n for names in GROUPS.values() for n in names)
 KERNEL_ONLY: frozenset[str] = frozenset({
-    IpInDiscards, IpInDelivers, IpOutRequests, TcpExtTCPDSACKRecv,
+    IpInDiscards, IpInDelivers, IpOutRequests,
     TcpExtTCPRcvQDrop, TcpExtOutOfWindowIcmps, Ip6InDiscards, Ip6OutRequests,
 })
 

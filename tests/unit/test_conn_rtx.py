@@ -97,3 +97,34 @@ def test_partial_undo_waits_while_a_retransmission_is_out():
     c = d.stack.counters
     assert (c["TcpExtTCPSackRecovery"], c["TcpExtTCPFullUndo"], c["TcpExtTCPPartialUndo"]) == (1, 1, 0)
     assert c["TcpRetransSegs"] == 2
+
+
+@pytest.mark.parametrize("script", ["dsack-undo-after-recovery.pkt", "dsack-undo-in-recovery.pkt"])
+def test_dsack_of_every_retransmission_undoes_the_episode(script):
+    """tcp_check_dsack counts the D-SACKed retransmission off undo_retrans; at 0,
+    tcp_try_undo_dsack undoes once (TcpExtTCPDSACKUndo), not as a full or partial undo."""
+    d = Drive().run_file(script).settle(1.0)
+    c = d.stack.counters
+    assert (c["TcpExtTCPDSACKRecv"], c["TcpExtTCPDSACKRecvSegs"], c["TcpExtTCPDSACKUndo"]) == (1, 1, 1)
+    assert (c["TcpExtTCPFullUndo"], c["TcpExtTCPPartialUndo"], c["TcpExtTCPDSACKIgnoredDubious"]) == (0, 0, 0)
+    assert d.conn.undo_marker is None
+
+
+def test_dsack_of_data_never_retransmitted_is_dubious():
+    """tcp_dsack_seen: more segments D-SACKed than ever retransmitted (a duplicating link) are
+    ignored (TcpExtTCPDSACKIgnoredDubious) and undo nothing."""
+    d = Drive().run_file("dsack-undo-after-recovery.pkt").settle(1.0)
+    c = d.stack.counters
+    conn = d.conn
+    assert conn.dsack_dups == conn.total_retrans == 1
+    d.run("+.01 < . 1:1(0) ack 8761 win 513 <sack 1461:2921,nop,nop>")
+    assert (c["TcpExtTCPDSACKRecv"], c["TcpExtTCPDSACKIgnoredDubious"]) == (2, 1)
+
+
+def test_spurious_rto_is_undone_by_the_timestamp_echo():
+    """tcp_try_undo_loss: the ACK after the RTO echoes the original's TSval (TcpExtTCPLossUndo);
+    the retry count is cleared and a SACK connection leaves Loss."""
+    d = Drive().run_file("rto-undo-timestamps.pkt")
+    c = d.stack.counters
+    assert (c["TcpExtTCPTimeouts"], c["TcpExtTCPLossUndo"]) == (1, 1)
+    assert d.conn.loss_high is None and d.conn.retransmits == 0

@@ -11,7 +11,9 @@ import pathlib
 import tuntcp
 
 ROOT = pathlib.Path(tuntcp.__file__).parent
-RANK = {"wire": 0, "profiles": 1, "core": 2, "listen": 3, "host": 4, "obs": 5, "shell": 6,
+# signals: how the CLI's trio runs take stop signals (shell's rank; a top-level module so that
+# the CLI imports it without the shell package)
+RANK = {"wire": 0, "profiles": 1, "core": 2, "listen": 3, "host": 4, "obs": 5, "shell": 6, "signals": 6,
         "harness": 7, "bench": 8, "drill": 8, "scenarios": 9, "cli": 10,
         "__init__": 11, "pytest_plugin": 11}
 LEAVES = {"mib", "errors"}

@@ -35,8 +35,9 @@ after an RTO transmission goes back to snd_una (``tcp_enter_loss`` marks everyth
 Linux resends from its queue without rewinding snd_nxt: here ``snd_max`` plays snd_nxt's part
 for ACKs); with SACK and net.ipv4.tcp_recovery (Linux 4.4+ profiles) loss detection is RACK's
 and cwnd in recovery PRR's (rack.py); without them SACK/NewReno with one retransmission per
-ACK and RACK's rule for lost retransmissions only; no F-RTO; D-SACK only for duplicates below
-rcv_nxt; classic ECN (ecn.py) with the CWR reduction applied at once; no keepalive; the send
+ACK and RACK's rule for lost retransmissions only; no F-RTO; D-SACKs sent only for duplicates
+below rcv_nxt, and received ones undo an episode (recovery.py) but do not widen RACK's
+reordering window; classic ECN (ecn.py) with the CWR reduction applied at once; no keepalive; the send
 buffer is charged per skb of ``skbs`` (data + TX_SKB_TRUESIZE), the pieces ``tso_fragment``
 splits off partly sent skbs not counted apart, and grows by ``_sndbuf_expand`` on every ACK
 (Linux: in ``tcp_new_space``, when a writer ran out); receive-buffer autotuning (``_rcv_space_adjust``) uses Linux's
@@ -156,7 +157,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, RackMixin, EcnMixin, Tx
         "sb", "rtt_seq", "rtt_time", "mdev_seq", "retrans_stamp", "retransmits", "probes_out",
         "retrans_out", "total_retrans", "syn_retrans", "reordering", "undo_cwnd", "undo_hold", "user_timeout",
         "probes_tstamp",
-        "undo_ssthresh", "retx_tsval", "dsack", "retx_list", "skbs", "pushed_seq", "nospace",
+        "undo_ssthresh", "retx_tsval", "undo_marker", "undo_retrans", "dsack_dups", "dsack", "retx_list", "skbs", "pushed_seq", "nospace",
         "cwnd_lim", "max_pkts_out", "cwnd_usage_seq",
         # receive side
         "irs", "rcv_nxt", "rcvq", "reasm", "win", "_rcvbuf", "_rcvbuf_locked", "rcv_wscale",
@@ -233,6 +234,9 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, RackMixin, EcnMixin, Tx
         self.retrans_out = 0
         self.total_retrans = 0
         self.syn_retrans = False
+        self.undo_marker = None      # tcp_init_undo: snd_una when the episode began, None: no undo
+        self.undo_retrans = 0        # retransmissions of the episode not yet D-SACKed (-1: none)
+        self.dsack_dups = 0          # tcpi_dsack_dups: segments D-SACKed by the peer
         self.dsack = None
         self.irs = self.rcv_nxt = 0
         self.rcvq = RecvQueue()
@@ -811,7 +815,7 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, RackMixin, EcnMixin, Tx
             "cc": self.cc.name if self.cc else "",
             "path": self.path,
             "ca_state": self._ca_state(), "sacked": -(-self.sb.sacked_bytes // self.mss),
-            "lost": self.lost_out, "reord_seen": self.reord_seen,
+            "lost": self.lost_out, "reord_seen": self.reord_seen, "dsack_dups": self.dsack_dups,
             "busy_us": busy, "rwnd_limited_us": rwnd_limited, "probes": self.probes_out,
         }
 
@@ -835,8 +839,8 @@ class Connection(InputMixin, OutputMixin, RecoveryMixin, RackMixin, EcnMixin, Tx
             return 3
         if self.cwr_high is not None:
             return 2
-        if self.dupacks or self.sb.sacked_bytes:
-            return 1
+        if self.sb.sacked_bytes or (self.dupacks and not self.sack_ok):
+            return 1        # tcp_left_out: SACKed data, or (Reno) duplicate ACKs as sacked_out
         return 0
 
     def __repr__(self) -> str:

@@ -1,14 +1,16 @@
 """Loss recovery of a Connection (Linux ``tcp_input.c``/``tcp_recovery.c``/``tcp_timer.c``):
 fast retransmit on duplicate ACKs or the SACK scoreboard (RFC 5681, RFC 6675), NewReno partial
-ACKs, lost retransmissions (RACK's rule, RFC 8985 6.2), Eifel undo (RFC 3522), reordering
-estimate, and tail loss probes (RFC 8985 7). Where the profile has RACK (tcp_recovery bit 1)
+ACKs, lost retransmissions (RACK's rule, RFC 8985 6.2), undo of a spurious episode by
+timestamps (Eifel, RFC 3522) or D-SACKs (RFC 2883, 3708) in Recovery, Open and after an RTO,
+reordering estimate, and tail loss probes (RFC 8985 7). Where the profile has RACK (tcp_recovery bit 1)
 a SACK connection's loss detection and recovery cwnd are rack.py's; this module keeps the
 recovery state (entry, exit, undo) and the paths without RACK. A mixin of ``Connection``."""
 from __future__ import annotations
 
 from .. import mib
 from .reasm import Scoreboard
-from .seq import MASK, seq_gt, seq_lt
+from .rack import EVER
+from .seq import HALF, MASK, seq_gt, seq_lt
 from .state import CAN_SEND
 from ..wire.segment import Segment
 
@@ -61,12 +63,14 @@ class RecoveryMixin:
                 if self.sack_ok and self._rack_ok:
                     self._rack_unmark_lost()
                 self._undo_recovery()
+            elif self._try_undo_dsack():
+                pass                       # RACK may find a loss and recover again at once
             elif self.sack_ok and self._rack_ok:
                 pass                       # _rack_after_ack: PRR and the retransmit queue
             elif not (self.sack_ok and self._lost_retransmit(now)):
                 self._retransmit_next(now)
             return
-        if delayed:
+        if self._may_undo(delayed):
             self.stack.counters[mib.TcpExtTCPFullUndo] += 1
             self._undo_recovery()
             return
@@ -75,16 +79,100 @@ class RecoveryMixin:
         self.dupacks = 0
 
     def _undo_recovery(self) -> None:
-        """``tcp_undo_cwnd_reduction``: cwnd and ssthresh back to at least what they were when
-        recovery began; no second undo in this episode (Linux clears undo_marker, here the
-        first retransmission's TSval goes); the state leaves Recovery (``tcp_try_keep_open``)."""
-        cc = self.cc
+        """The reduction undone and Recovery left (``tcp_try_keep_open``)."""
         self.in_recovery = False
-        cc.in_recovery = False
+        self.cc.in_recovery = False
+        self._undo_cwnd_reduction()
+        self.dupacks = 0
+
+    def _undo_cwnd_reduction(self) -> None:
+        """``tcp_undo_cwnd_reduction``: cwnd and ssthresh back to at least what they were when
+        the episode began (``tcp_reno_undo_cwnd``); no second undo in it (undo_marker and the
+        first retransmission's TSval go)."""
+        cc = self.cc
         cc.cwnd = max(cc.cwnd, self.undo_cwnd)
         cc.ssthresh = max(cc.ssthresh, self.undo_ssthresh)
         self.retx_tsval = None
-        self.dupacks = 0
+        self.undo_marker = None
+
+    def _init_undo(self) -> None:
+        """``tcp_init_undo``: the episode may be undone from snd_una on; the retransmissions
+        already out (a loss probe's too) must be D-SACKed first; none out: -1 until one goes
+        (``tcp_retransmit_skb`` adds each)."""
+        self.undo_marker = self.snd_una
+        out = self.rack_retx if self.sack_ok and self._rack_ok else self.retrans_out
+        if self.tlp_high_seq is not None and self.tlp_retrans:
+            out += 1
+        self.undo_retrans = out or -1
+
+    def _may_undo(self, delayed: bool) -> bool:
+        """``tcp_may_undo``: every retransmission D-SACKed, or the ACK proves an original
+        arrived (``tcp_packet_delayed``, ``delayed``)."""
+        return self.undo_marker is not None and (self.undo_retrans == 0 or delayed)
+
+    def _try_undo_dsack(self) -> bool:
+        """``tcp_try_undo_dsack``: the peer D-SACKed every retransmission of the episode (each
+        duplicated data it already had): the reduction was spurious. Undone (lost marks stay),
+        TcpExtTCPDSACKUndo; in Recovery, Recovery ends (``tcp_try_keep_open``)."""
+        if self.undo_marker is None or self.undo_retrans:
+            return False
+        self.stack.counters[mib.TcpExtTCPDSACKUndo] += 1
+        self._undo_recovery()
+        return True
+
+    def _try_undo_loss(self, seg: Segment) -> bool:
+        """``tcp_try_undo_loss`` (an ACK that advances snd_una in the Loss state): the RTO was
+        spurious (``tcp_may_undo``): the reduction undone, nothing marked lost any more, the
+        retry count cleared (icsk_retransmits), TcpExtTCPLossUndo; a SACK connection is Open
+        again (without SACK, Loss holds until high_seq is ACKed)."""
+        if self.undo_marker is None or not self._may_undo(self._spurious_recovery(seg)):
+            return False
+        self.stack.counters[mib.TcpExtTCPLossUndo] += 1
+        self._undo_cwnd_reduction()
+        self.retransmits = 0
+        if self.sack_ok and self._rack_ok:
+            self._rack_unmark_lost()
+        elif ((self.snd_nxt - self.snd_una) & MASK) < ((self.snd_max - self.snd_una) & MASK):
+            self.snd_nxt = self.snd_max    # the go-back-N resend stops: nothing is lost
+        if self.sack_ok:
+            self.loss_high = None
+        return True
+
+    def _check_dsack(self, blocks, ack: int, prior_una: int) -> bool:
+        """``tcp_check_dsack``: the first SACK block is a D-SACK (RFC 2883) when it starts
+        below the ACK (TcpExtTCPDSACKRecv) or lies inside the second (TcpExtTCPDSACKOfoRecv).
+        ``tcp_dsack_seen`` ignores it (TcpExtTCPDSACKIgnoredDubious) when empty, wider than
+        the peer's largest window, or when more segments were D-SACKed than ever resent.
+        One that counts takes its segments off undo_retrans: below prior snd_una by dumb
+        counting (the data is gone), above it for pieces we retransmitted
+        (``tcp_sacktag_one``)."""
+        l0, r0 = blocks[0]
+        c = self.stack.counters
+        if seq_lt(l0, ack):
+            c[mib.TcpExtTCPDSACKRecv] += 1
+        elif len(blocks) > 1 and not (seq_gt(r0, blocks[1][1]) or seq_lt(l0, blocks[1][0])):
+            c[mib.TcpExtTCPDSACKOfoRecv] += 1
+        else:
+            return False
+        n = (r0 - l0) & MASK
+        segs = -(-n // self.mss) if n > self.mss else 1
+        if n == 0 or n >= HALF or n > self.max_window:
+            c[mib.TcpExtTCPDSACKIgnoredDubious] += 1
+            return False
+        self.dsack_dups += segs
+        if self.dsack_dups > self.total_retrans:
+            c[mib.TcpExtTCPDSACKIgnoredDubious] += 1
+            return False
+        c[mib.TcpExtTCPDSACKRecvSegs] += segs
+        if self.undo_marker is None or self.undo_retrans <= 0 or not seq_gt(r0, self.undo_marker):
+            return True
+        if not seq_gt(r0, prior_una):
+            self.undo_retrans = max(self.undo_retrans - segs, 0)
+        elif self.sack_ok and self._rack_ok:
+            resent = sum(self._pcount(e) for e in self.rq if e[3] & EVER and
+                         not seq_lt(e[0], l0) and not seq_gt(e[1], r0))
+            self.undo_retrans = max(self.undo_retrans - resent, 0)
+        return True
 
     def _on_dupack(self, now: float) -> None:
         """Fast retransmit on the third duplicate ACK, or when SACK shows the head lost
@@ -110,10 +198,11 @@ class RecoveryMixin:
         prior_cwnd and PRR's counters start), no loss probe while it lasts."""
         c = self.stack.counters
         c[mib.TcpExtTCPSackRecovery if self.sack_ok else mib.TcpExtTCPRenoRecovery] += 1
+        self._init_undo()
         self.in_recovery = True
         self.recover = self.snd_max
         self.retx_list.clear()
-        self.undo_cwnd, self.undo_ssthresh = self.cc.cwnd, self.cc.ssthresh
+        self.undo_cwnd, self.undo_ssthresh = self.cc.cwnd, self.cc.current_ssthresh()
         self.tlp_high_seq = None       # tcp_init_cwnd_reduction
         self.retx_tsval = self.stack.ts_now(self.ts_off) if self.ts_ok else None
         if self.cwr_high is None:      # tcp_enter_recovery: no second cut while in CWR
@@ -295,7 +384,7 @@ class RecoveryMixin:
                     start, (self.snd_una + self.snd_wnd) & MASK)   # __tcp_retransmit_skb
                 if (n or fin) and not beyond:
                     self.tlp_retrans = sent = self._xmit(start, (start - self.snd_una) & MASK, n, now,
-                                                         retrans=True, fin=fin)
+                                                         retrans=True, fin=fin, probe=True)
                     if not sent and start == self.snd_una:
                         # __tcp_transmit_skb stamped the head skb before the device dropped it:
                         # tcp_rearm_rto's delta (tcp_rto_delta_us) is a whole RTO again

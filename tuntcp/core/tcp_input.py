@@ -350,10 +350,17 @@ class InputMixin:
         newly = 0
         ranges = self.sb.ranges
         prior_fack = ranges[-1][1] if ranges else una        # tcp_highest_sack_seq
+        dsack = False
         if blocks and self.sack_ok:
+            dsack = self._check_dsack(blocks, ack, una)
             self.sb.on_sack(blocks, una, snd_max)
             if rack:
                 newly = self._rack_on_sack(blocks, una, snd_max, prior_fack, now)
+            # tcp_fastretrans_alert in Open/Disorder, or Recovery on a duplicate ACK (a partial
+            # ACK's turn comes in _recovery_ack): D-SACKs may have undone the episode
+            if dsack and self.loss_high is None and self.cwr_high is None and \
+                    (not acked or not self.in_recovery):
+                self._try_undo_dsack()
         if self.ecn_ok:
             self._ecn_echo(seg, now)
         if acked == 0:
@@ -466,6 +473,8 @@ class InputMixin:
         if self.cwr_high is not None:
             self._ecn_cwr_done(ack)
         self.undo_hold = False
+        if self.loss_high is not None and self.undo_marker is not None:
+            self._try_undo_loss(seg)
         if self.in_recovery:
             self._recovery_ack(seg, ack, now, acked_segs)
         if not self.in_recovery:

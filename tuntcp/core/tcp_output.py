@@ -306,14 +306,15 @@ class OutputMixin:
         return max(min(size, TSO_MAX) // mss, p["net.ipv4.tcp_min_tso_segs"]) * mss
 
     def _xmit(self, seq: int, off: int, n: int, now: float, retrans: bool, fin: bool = False,
-              skb=False, psh: bool = False) -> bool:
+              skb=False, psh: bool = False, probe: bool = False) -> bool:
         """Build and emit one data/FIN segment (``tcp_transmit_skb``); counts retransmissions.
         False when the device queue dropped it (``tcp_transmit_skb`` returned NET_XMIT_DROP):
         the segment counts as attempted, not sent.
         PSH where the queued data ends, and (``__tcp_transmit_skb``, profile knob
         model.tso_psh) on every TSO packet: pcount > 1 forces PSH to expedite GRO flushes
         (where the encoder shows GSO packets whole; VnetEncoder re-merges runs itself).
-        ``skb``: the skb holding ``seq`` when the caller knows it."""
+        ``skb``: the skb holding ``seq`` when the caller knows it; ``probe``: a loss probe's
+        retransmission (``__tcp_retransmit_skb`` alone: not counted for undo)."""
         payload = bytes(self.sndq[off:off + n]) if n else b""
         flags = ACK
         if fin:
@@ -341,6 +342,8 @@ class OutputMixin:
             self.total_retrans += segs
             if self.retrans_stamp is None:
                 self.retrans_stamp = now
+            if not probe:           # tcp_retransmit_skb: the episode's undo waits for its D-SACK
+                self.undo_retrans = max(self.undo_retrans, 0) + segs
         else:
             self.bytes_sent += n
             # tcp_event_data_sent: CA_EVENT_TX_START when nothing was in flight

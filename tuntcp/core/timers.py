@@ -4,7 +4,7 @@ FIN-WAIT-2. A mixin of ``Connection``."""
 from __future__ import annotations
 
 from .. import mib
-from .seq import MASK
+from .seq import MASK, seq_gt
 from .state import CAN_SEND, CLOSED, CLOSING, FIN_WAIT_1, LAST_ACK, SYN_RECV, TIME_WAIT
 
 # TCP_RESOURCE_PROBE_INTERVAL (HZ/2): the retry after a send the local device queue refused
@@ -113,6 +113,15 @@ class TimerMixin:
             return
         c[mib.TcpExtTCPTimeouts] += 1
         inflight = self._inflight_segs()
+        # tcp_enter_loss: an episode starts (undo from here) unless this RTO falls inside one
+        # (Recovery or Loss with high_seq not yet ACKed, a Loss retry, CWR)
+        high = self.recover if self.in_recovery else self.loss_high if self.loss_high is not None \
+            else self.cwr_high
+        if high is None or not seq_gt(high, self.snd_una) or (self.loss_high is not None and
+                                                               not self.retransmits):
+            self.undo_cwnd, self.undo_ssthresh = self.cc.cwnd, self.cc.current_ssthresh()
+            self._init_undo()
+            self.retx_tsval = self.stack.ts_now(self.ts_off) if self.ts_ok else None
         self.cc.on_timeout(inflight, repeat=self.retransmits > 0)
         self.in_recovery = False
         self.dupacks = 0

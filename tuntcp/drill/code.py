@@ -36,6 +36,7 @@ def tcp_info(info: dict) -> dict:
         "tcpi_last_ack_recv": info["lastack"],
         "tcpi_ca_state": info["ca_state"], "tcpi_sacked": info["sacked"],
         "tcpi_lost": info["lost"], "tcpi_reord_seen": info["reord_seen"],
+        "tcpi_dsack_dups": info["dsack_dups"],
         "tcpi_busy_time": info["busy_us"], "tcpi_rwnd_limited": info["rwnd_limited_us"],
         "tcpi_probes": info["probes"],
     }
