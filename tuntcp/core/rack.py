@@ -306,7 +306,7 @@ class RackMixin:
 
     def _xmit_retransmit_queue(self, now: float) -> None:
         """``tcp_xmit_retransmit_queue``: resend lost, not yet retransmitted pieces in sequence
-        order while cwnd has room, each cut to that room (TcpExtTCPFastRetrans, prr_out);
+        order while cwnd has room, each cut to that room and to its skb (TcpExtTCPFastRetrans, prr_out);
         resending the head restarts the RTO. Where the encoder does not show GSO packets
         whole (per-MSS output, VnetEncoder) retransmissions go one MSS of the first
         transmission's grid at a time, as the rest of the core sends them."""
@@ -330,6 +330,11 @@ class RackMixin:
             off = (seq - una) & MASK
             mss = self.mss
             cap = room * mss if tso else mss - ((seq - e[4]) & MASK) % mss   # per MSS: on the grid
+            skbs = self.skbs
+            if tso and skbs:            # tcp_retransmit_skb: one skb (or its head) at a time
+                k = self._skb_index(seq)
+                if k < len(skbs):
+                    cap = min(cap, (skbs[k][0] - seq) & MASK)
             n = min((e[1] - seq) & MASK, cap, len(self.sndq) - off)
             if n <= 0:
                 break

@@ -329,9 +329,8 @@ class OutputMixin:
                 e = skbs[i] if skbs and i < len(skbs) else None
             if (e[1] and e[0] == (seq + n) & MASK) if e is not None else off + n == len(self.sndq):
                 flags |= PSH               # the end of an skb marked by tcp_mark_push
-            elif n > self.mss and not retrans and self.profile["model.tso_psh"] and \
-                    self.stack.encoder.gso_exact:
-                flags |= PSH               # tcp_write_xmit: new TSO packets only
+            elif n > self.mss and self.profile["model.tso_psh"] and self.stack.encoder.gso_exact:
+                flags |= PSH               # every TSO packet, retransmissions too
         end = (seq + n + (1 if fin else 0)) & MASK
         c = self.stack.counters
         segs = -(-n // self.mss) or 1          # a TSO retransmission counts its segments
