@@ -290,6 +290,7 @@ def _install_signals() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
+    signals.arm()
 
 
 def _interrupted() -> int:

@@ -92,3 +92,38 @@ def test_raised_from_the_handler_a_signal_inside_a_weakref_callback_is_lost():
     code = SIGNAL_IN_A_WEAKREF_CALLBACK.format(sig="SIGINT", run="trio.run")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "served on" in p.stdout and "KeyboardInterrupt" in p.stderr, p.stdout + p.stderr
+
+
+LOST_OUTSIDE_TRIO = """
+import gc, signal, weakref
+from tuntcp import signals
+signals.arm()
+
+class Thing:
+    pass
+
+def forget(ref):
+    signal.raise_signal(signal.{sig})
+    for _ in range(1000):
+        pass
+
+x = Thing(); x.me = x
+keep = weakref.ref(x, forget)
+del x
+gc.collect()
+print("went on", flush=True)        # the KeyboardInterrupt was only "Exception ignored"
+try:
+    signals.check()                 # the next step (a lab, a run) looks at the wakeup pipe
+except KeyboardInterrupt:
+    print("stopped", signals.exit_status(), flush=True)
+"""
+
+
+@pytest.mark.parametrize("sig, status", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_lost_interrupt_outside_trio_stops_at_the_next_step(sig, status):
+    code = LOST_OUTSIDE_TRIO.format(sig=sig)
+    if sig == "SIGTERM":        # as the CLI installs it: SIGTERM takes the KeyboardInterrupt path
+        code = code.replace("signals.arm()", "import tuntcp.cli as c; c._install_signals()")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.stdout.split() == ["went", "on", "stopped", str(status)], p.stdout + p.stderr
+    assert "KeyboardInterrupt" not in p.stderr, p.stderr     # no "Exception ignored" noise

@@ -34,6 +34,7 @@ starts a thread; `tuntcp` commands do it first thing, `unshare -Urnm` before the
 from __future__ import annotations
 
 from ..errors import UserError
+from .. import signals
 
 import atexit
 import contextlib
@@ -578,6 +579,7 @@ class Lab:
         self.tun_fd = -1
         self._children: list[subprocess.Popen] = []
         self._sockets: "weakref.WeakSet[socket.socket]" = weakref.WeakSet()
+        signals.check()                 # a stop signal whose interrupt was lost: no lab
         _labs.add(self)
         try:
             self._build(sysctls or {})
@@ -588,14 +590,20 @@ class Lab:
             raise
 
     def _build(self, sysctls: dict) -> None:
+        # one step for Ctrl-C/SIGTERM: raised halfway through pyroute2 (its asyncio loop, the
+        # child it forks for the namespace) an interrupt leaves half-made objects that complain
+        # at exit; held, it arrives once the lab is whole and `with Lab` unwinds it
+        with interrupts_held():
+            self._build_steps(sysctls)
+
+    def _build_steps(self, sysctls: dict) -> None:
         from pyroute2 import IPRoute, netns
         from pyroute2.netlink.exceptions import NetlinkError
 
         if os.path.exists(_ns_path(self.ns_name)):
             # Left by an earlier process that had our pid and was SIGKILLed.
             _remove_namespace(self.ns_name)
-        with interrupts_held():
-            netns.create(self.ns_name)
+        netns.create(self.ns_name)
         self._ns_fd = os.open(_ns_path(self.ns_name), os.O_RDONLY | os.O_CLOEXEC)
         self._worker = _NsWorker(self._ns_fd)
         # Before the TUN arrives, so it never gets an IPv6 link-local address (RS/MLD noise).
