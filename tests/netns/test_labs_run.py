@@ -22,7 +22,7 @@ def test_lab1_quick_run_then_check(tmp_path, capsys, netns_available):
     printed = capsys.readouterr().out
     assert f"report: {out / 'report.json'}" in printed and "tuntcp lab check 1" in printed
     report = json.loads((out / "report.json").read_text())
-    assert report["config"]["clients"] == 100          # the --quick settings were used
+    assert report["config"]["requests_per_client"] == 2     # the --quick settings were used
     # the run shows the bug the questions are about
     cookies = [c for c in report["runs"]["buggy"]["connections"] if c["handshake"] == "cookie"]
     assert cookies and all(c["client_snd_wscale"] != c["server_rcv_wscale"] for c in cookies)

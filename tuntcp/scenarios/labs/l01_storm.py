@@ -59,9 +59,9 @@ LAB = LabSpec(
     run_name="run_storm",
     report_scenario="kafka-broker-restart",
     # a 10 ms RTT makes each round of a tiny window cost the link, not the CPU
-    settings=dict(clients=100, hosts=10, requests_per_client=4, request_interval_s=0.5, rtt_ms=10,
+    settings=dict(clients=200, hosts=10, requests_per_client=4, request_interval_s=0.5, rtt_ms=10,
                   duration_s=120),
-    quick=dict(clients=100, hosts=10, requests_per_client=2, request_interval_s=0.5, rtt_ms=10,
+    quick=dict(clients=200, hosts=10, requests_per_client=2, request_interval_s=0.5, rtt_ms=10,
                duration_s=60),
     look_at=[
         "report.md: the side-by-side table (cookie_connections, wscale_mismatches, latency_ms cookie p50)",
